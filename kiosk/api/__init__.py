@@ -1,0 +1,20 @@
+"""The Videsk QMS API: an async client (:class:`QmsClient`), its typed answers, and the
+one place where HTTP statuses and httpx errors become :mod:`kiosk.errors`."""
+
+from __future__ import annotations
+
+from kiosk.api.client import API_PREFIX, QmsClient, RetryPolicy, error_for_status
+from kiosk.api.models import Branch, EnqueueResult, Form, FormField, FormSubmission, Queue
+
+__all__ = [
+    "API_PREFIX",
+    "Branch",
+    "EnqueueResult",
+    "Form",
+    "FormField",
+    "FormSubmission",
+    "QmsClient",
+    "Queue",
+    "RetryPolicy",
+    "error_for_status",
+]

@@ -1,0 +1,258 @@
+"""The ``kiosk`` command.
+
+::
+
+    kiosk [--config PATH] queues [--json]        the branch's queues, agents, average wait
+    kiosk [--config PATH] ticket QUEUE [--json]  issue one ticket (and print it)
+    kiosk [--config PATH] check                  config, API, branch, queues, printer
+    kiosk mock-api [--host H] [--port P] [--scenario FILE]
+    kiosk demo --headless                        a morning in the lobby against the mock
+
+Exit statuses are :class:`ExitStatus`, mapped from outcomes in one place; no outcome ever
+ends in a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, TextIO
+
+from kiosk import __version__
+from kiosk.config import Config, load_api_key, load_config, resolve_path
+from kiosk.errors import ApiError, ConfigError, KioskError
+from kiosk.i18n import LANGUAGES, format_wait
+from kiosk.service.outcomes import Outcome
+from kiosk.service.runtime import Runtime, open_runtime
+
+log = logging.getLogger("kiosk")
+
+
+class ExitStatus(IntEnum):
+    """What ``kiosk`` exits with."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    """Bad arguments or a bad config."""
+    NO_AGENTS = 3
+    FORM_REQUIRED = 4
+    NOT_FOUND = 5
+    UNAUTHORIZED = 6
+    REJECTED = 7
+    UNAVAILABLE = 8
+
+
+OUTCOME_STATUS = {
+    Outcome.ISSUED: ExitStatus.OK,
+    Outcome.NO_AGENTS: ExitStatus.NO_AGENTS,
+    Outcome.FORM_REQUIRED: ExitStatus.FORM_REQUIRED,
+    Outcome.NOT_FOUND: ExitStatus.NOT_FOUND,
+    Outcome.UNAUTHORIZED: ExitStatus.UNAUTHORIZED,
+    Outcome.REJECTED: ExitStatus.REJECTED,
+    Outcome.UNAVAILABLE: ExitStatus.UNAVAILABLE,
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # exit 2 with one line, like argparse, no usage dump
+        self.print_usage(sys.stderr)
+        self.exit(ExitStatus.USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="kiosk", description="Touch-screen ticket dispenser on the Videsk QMS API.")
+    p.add_argument("--version", action="version", version=f"kiosk {__version__}")
+    p.add_argument("--config", metavar="PATH",
+                   help="config file (default: $KIOSK_CONFIG, else /etc/kiosk/kiosk.yaml)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           parser_class=_Parser)
+
+    q = sub.add_parser("queues", help="the branch's queues with agents and average wait")
+    q.add_argument("--json", action="store_true", help="JSON, as the API gave the queues")
+    q.add_argument("--lang", choices=LANGUAGES, help="language of queue names")
+
+    t = sub.add_parser("ticket", help="issue one ticket for QUEUE_ID and print it")
+    t.add_argument("queue_id", metavar="QUEUE_ID", help="queue id or integrationId")
+    t.add_argument("--json", action="store_true", help="print one JSON object")
+    t.add_argument("--lang", choices=LANGUAGES, help="the customer's language")
+    t.add_argument("--no-print", action="store_true", help="do not print the ticket")
+
+    sub.add_parser("check", help="check config, API, branch, queues and printer")
+
+    m = sub.add_parser("mock-api", help="serve the mock Videsk API")
+    m.add_argument("--host", default="127.0.0.1")
+    m.add_argument("--port", type=int, default=8080)
+    m.add_argument("--scenario", metavar="FILE", help="scenario YAML (default: the built-in one)")
+
+    d = sub.add_parser("demo", help="the kiosk against the built-in mock API")
+    d.add_argument("--headless", action="store_true", help="no screen: play a morning in the lobby")
+    d.add_argument("--data-dir", metavar="DIR", type=Path,
+                   help="journal and ticket folder (default: a new temp folder)")
+    return p
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbose < 2:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _load(args: argparse.Namespace) -> tuple[Config, str]:
+    path = resolve_path(args.config)
+    return load_config(path), str(path)
+
+
+async def _with_runtime(args: argparse.Namespace,
+                        body: Callable[[Runtime], Awaitable[int]]) -> int:
+    config, file = _load(args)
+    rt = open_runtime(config, load_api_key(config, file))
+    try:
+        return await body(rt)
+    finally:
+        await rt.aclose()
+
+
+# --------------------------------------------------------------------------- commands
+
+
+async def cmd_queues(args: argparse.Namespace, out: TextIO) -> int:
+    async def body(rt: Runtime) -> int:
+        lang = args.lang or rt.config.kiosk.language
+        try:
+            queues = await rt.api.list_queues(rt.config.branch)
+        except ApiError as exc:
+            print(f"kiosk: cannot list queues: {exc}", file=sys.stderr)
+            return ExitStatus.UNAVAILABLE
+        if args.json:
+            shown = {v.id for v in rt.service.views(lang, queues)}
+            raw = [q.model_dump(by_alias=True) for q in queues if q.id in shown]
+            print(json.dumps(raw, ensure_ascii=False, indent=2), file=out)
+            return ExitStatus.OK
+        views = rt.service.views(lang, queues)
+        print(f"{'prefix':<7}{'queue':<32}{'agents':>7}  {'avg wait':<10}{'id'}", file=out)
+        for v in views:
+            print(f"{v.prefix:<7}{v.name[:31]:<32}{v.users:>7}  "
+                  f"{format_wait(v.wait_minutes, lang):<10}{v.id}", file=out)
+        return ExitStatus.OK
+    return await _with_runtime(args, body)
+
+
+async def cmd_ticket(args: argparse.Namespace, out: TextIO) -> int:
+    async def body(rt: Runtime) -> int:
+        rt.service.branch_label = await rt.branch_label()
+        lang = args.lang or rt.config.kiosk.language
+        # Learn names, prefixes and waits first; a failure here still lets us try.
+        await rt.monitor.poll_once()
+        result = await rt.service.issue(args.queue_id, language=lang,
+                                        print_ticket=not args.no_print)
+        if args.json:
+            print(json.dumps(result.as_json(), ensure_ascii=False), file=out)
+        else:
+            print(result.message, file=out)
+            if result.alternatives:
+                for q in result.alternatives:
+                    print(f"  - {q.name} ({q.users} available): kiosk ticket {q.id}", file=out)
+            if result.detail:
+                print(f"({result.outcome.value}: {result.detail})", file=sys.stderr)
+        return OUTCOME_STATUS[result.outcome]
+    return await _with_runtime(args, body)
+
+
+async def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    failed = False
+
+    def line(ok: bool, what: str, detail: str) -> None:
+        nonlocal failed
+        failed |= not ok
+        print(f"{'ok  ' if ok else 'FAIL'} {what:<10} {detail}", file=out)
+
+    try:
+        config, file = _load(args)
+        key = load_api_key(config, file)
+    except ConfigError as exc:
+        line(False, "config", str(exc))
+        return ExitStatus.USAGE
+    line(True, "config", f"{file} (kiosk {config.kiosk.id}, {config.kiosk.mode} mode)")
+    rt = open_runtime(config, key)
+    try:
+        try:
+            branches = await rt.api.list_branches()
+            line(True, "api", f"{config.api.base_url} answers and accepts the key")
+            found = [b for b in branches
+                     if config.branch in (b.id, (b.model_extra or {}).get("integrationId"))]
+            line(bool(found), "branch", f"{found[0].label or found[0].id}" if found
+                 else f"{config.branch} is not among the key's {len(branches)} branches")
+        except ApiError as exc:
+            line(False, "api", f"{config.api.base_url}: {exc}")
+        try:
+            queues = await rt.api.list_queues(config.branch)
+            ids = {q.id for q in queues}
+            missing = [q.id for q in config.queues if q.id not in ids]
+            views = rt.service.views(config.kiosk.language, queues)
+            detail = ", ".join(f"{v.name} ({v.users})" for v in views)
+            if missing:
+                detail += (f"; not found: {', '.join(missing)} "
+                           "(use provider ids, not integrationIds)")
+            line(not missing and bool(views), "queues", detail or "none")
+        except ApiError as exc:
+            line(False, "queues", str(exc))
+        counts = await asyncio.to_thread(rt.journal.counts)
+        unknown = counts.get("unknown", 0) + counts.get("uncertain", 0)
+        line(unknown == 0, "journal", f"{rt.journal.path}: today {counts}"
+             + (f"; {unknown} ticket(s) need a staff check" if unknown else ""))
+        line(config.printer.type != "none", "printer",
+             f"{config.printer.type} ({config.printer.paper_mm} mm, {config.printer.codepage})")
+    finally:
+        await rt.aclose()
+    return ExitStatus.FAILED if failed else ExitStatus.OK
+
+
+def cmd_mock_api(args: argparse.Namespace) -> int:
+    from kiosk.mock import default_scenario_path, load_scenario
+    from kiosk.mock.server import serve_forever
+    scenario = load_scenario(args.scenario or default_scenario_path())
+    serve_forever(scenario, host=args.host, port=args.port,
+                  log_level="info" if args.verbose else "warning")
+    return ExitStatus.OK
+
+
+async def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    from kiosk.service.demo import run_headless
+    if not args.headless:
+        print("kiosk: the windowed demo arrives with the UI; running --headless", file=sys.stderr)
+    await run_headless(lambda s: print(s, file=out, flush=True), data_dir=args.data_dir)
+    return ExitStatus.OK
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+    """Run ``kiosk``; returns the exit status."""
+    stdout = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        if args.command == "mock-api":
+            return cmd_mock_api(args)
+        handlers = {"queues": cmd_queues, "ticket": cmd_ticket, "check": cmd_check,
+                    "demo": cmd_demo}
+        return asyncio.run(handlers[args.command](args, stdout))
+    except ConfigError as exc:
+        print(f"kiosk: config error: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    except KioskError as exc:
+        print(f"kiosk: {exc}", file=sys.stderr)
+        return ExitStatus.FAILED
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,358 @@
+"""The kiosk's one YAML config file, validated at load into typed models.
+
+Where the file is: ``--config PATH``, else the environment variable ``KIOSK_CONFIG``, else
+``/etc/kiosk/kiosk.yaml`` (:data:`DEFAULT_CONFIG_PATH`). Every key is documented below,
+one docstring per field; ``config/*.yaml`` are commented examples.
+
+The API key is never in the YAML body: it comes from the environment variable
+``VIDESK_API_KEY`` or from the file named by ``api.key_file`` (which must not be readable
+by group or others). It is held as a :class:`pydantic.SecretStr`, so it never shows in a
+repr, a log line or an error message.
+
+A bad file stops start-up with :class:`kiosk.errors.ConfigError`, naming the file, the key
+path and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import string
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from kiosk.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/kiosk/kiosk.yaml")
+CONFIG_ENV = "KIOSK_CONFIG"
+API_KEY_ENV = "VIDESK_API_KEY"
+
+Language = Literal["es", "en", "pt"]
+LANGUAGES: tuple[Language, ...] = ("es", "en", "pt")
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9]{1,4}$")
+_FORMAT_FIELDS = {"prefix", "seq", "kiosk"}
+TICKET_ID_MAX = 50
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class ApiConfig(_Model):
+    """How to reach the Videsk QMS API."""
+
+    base_url: str = "https://api.videsk.io"
+    """Root URL of the API; the client appends ``/public/video-contact-center/...``."""
+    timeout_s: float = Field(5.0, gt=0, le=60)
+    """Seconds to wait for each answer before giving up on it."""
+    key_file: Path | None = None
+    """File holding the API key (mode 0600). Used when ``VIDESK_API_KEY`` is not set."""
+    wait_unit: Literal["minutes", "seconds"] = "minutes"
+    """Unit of the API's ``avgWaitingTime`` (the provider does not document it)."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError("an http:// or https:// URL")
+        return v.rstrip("/")
+
+
+class KioskSection(_Model):
+    """This device."""
+
+    id: str
+    """Unique within the branch; letters, digits, ``_ . -``, at most 32 characters."""
+    data_dir: Path = Path("/var/lib/kiosk")
+    """Folder for the journal (SQLite) and the ticket counters."""
+    mode: Literal["kiosk", "tablet"] = "kiosk"
+    """``kiosk``: fullscreen lobby dispenser; ``tablet``: the greeter's tablet."""
+    language: Language = "es"
+    """Default language of customer text: es, en or pt."""
+    timezone: str = "UTC"
+    """The branch's IANA time zone; ticket numbers restart at its local midnight."""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _ID_RE.match(v):
+            raise ValueError("1-32 letters, digits, '_', '.' or '-', "
+                             "starting with a letter or digit")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("an IANA time zone such as 'America/Santiago'") from exc
+        return v
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+
+class QueueConfig(_Model):
+    """One queue shown on this kiosk."""
+
+    id: str
+    """The provider's queue (segment) id or its integrationId."""
+    prefix: str | None = None
+    """Letters before the ticket number (``A`` gives ``A-042``); default: from the name."""
+    names: dict[Language, str] = Field(default_factory=dict)
+    """Per-language display names overriding the API's name, e.g. ``{en: Customer care}``."""
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str | None) -> str | None:
+        if v is not None and not _PREFIX_RE.match(v):
+            raise ValueError("1-4 letters or digits")
+        return v
+
+
+class NumberingConfig(_Model):
+    """How ticket numbers read."""
+
+    format: str = "{prefix}-{seq:03d}"
+    """Python format with ``{prefix}``, ``{seq}`` (required) and ``{kiosk}`` (this kiosk's id)."""
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        try:
+            names = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
+            sample = v.format(prefix="WXYZ", seq=99999, kiosk="k" * 32)
+        except (ValueError, KeyError, IndexError) as exc:
+            raise ValueError(f"a format using only {{prefix}}, {{seq}}, {{kiosk}} ({exc})") from exc
+        if "seq" not in names:
+            raise ValueError("a format that contains {seq}")
+        if names - _FORMAT_FIELDS:
+            extra = ", ".join(sorted(names - _FORMAT_FIELDS))
+            raise ValueError(f"only the fields {{prefix}}, {{seq}}, {{kiosk}} (not {extra})")
+        if len(sample) > TICKET_ID_MAX:
+            raise ValueError(f"a format whose numbers fit the API's {TICKET_ID_MAX} characters")
+        return v
+
+
+class UiConfig(_Model):
+    """Screens and the queue monitor."""
+
+    refresh_s: float = Field(5.0, ge=1, le=300)
+    """Seconds between two polls of the branch's queues."""
+    idle_timeout_s: float = Field(30.0, ge=5, le=600)
+    """Every screen goes back home (and to the default language) after this much idleness."""
+    admin_pin_hash: SecretStr | None = None
+    """Hash of the admin PIN from ``kiosk hash-pin``; never the PIN itself."""
+
+
+class PrinterConfig(_Model):
+    """The receipt printer."""
+
+    type: Literal["none", "file", "virtual", "network", "usb", "serial", "cups"] = "none"
+    """none | file (raw bytes) | virtual (PNG per ticket) | network | usb | serial | cups."""
+    path: Path | None = None
+    """file: the file to append ESC/POS bytes to; virtual: the folder for ticket PNGs."""
+    host: str | None = None
+    """network: the printer's host name or address."""
+    port: int = Field(9100, ge=1, le=65535)
+    """network: TCP port (raw printing is 9100)."""
+    timeout_s: float = Field(5.0, gt=0, le=60)
+    """network, serial, usb: seconds before a write or a status query gives up."""
+    usb_vendor: int | None = None
+    """usb: vendor id, e.g. 0x04b8 for Epson."""
+    usb_product: int | None = None
+    """usb: product id."""
+    device: str | None = None
+    """serial: device path, e.g. /dev/ttyUSB0."""
+    baudrate: int = 9600
+    """serial: line speed."""
+    cups_name: str | None = None
+    """cups: the queue name."""
+    profile: str = "default"
+    """escpos-printer-db profile name, e.g. TM-T20II."""
+    codepage: str = "CP858"
+    """The one code page for all text (CP858 has every Spanish and Portuguese letter, and €)."""
+    paper_mm: Literal[58, 80] = 80
+    """Paper width in millimetres."""
+
+    @field_validator("path")
+    @classmethod
+    def _expand(cls, v: Path | None) -> Path | None:
+        return v.expanduser() if v is not None else None
+
+    @model_validator(mode="after")
+    def _needs(self) -> PrinterConfig:
+        required = {"file": "path", "virtual": "path", "network": "host", "serial": "device",
+                    "cups": "cups_name"}
+        key = required.get(self.type)
+        if key and getattr(self, key) is None:
+            raise ValueError(f"printer.type {self.type!r} needs printer.{key}")
+        if self.type == "usb" and (self.usb_vendor is None or self.usb_product is None):
+            raise ValueError("printer.type 'usb' needs printer.usb_vendor and printer.usb_product")
+        return self
+
+
+class TicketConfig(_Model):
+    """What the paper ticket says."""
+
+    header: list[str] = Field(default_factory=list)
+    """Lines above the number, e.g. the bank's and the branch's name."""
+    footer: list[str] = Field(default_factory=list)
+    """Lines below everything else."""
+    qr: str | None = None
+    """QR content template with ``{ticketId}``, ``{videskId}``, ``{queueId}``; omit for none."""
+    branch_label: str | None = None
+    """Branch name printed and shown; default: the API's label for the branch."""
+
+
+class Config(_Model):
+    """The whole kiosk config."""
+
+    api: ApiConfig = ApiConfig()
+    """How to reach the Videsk API."""
+    branch: str
+    """The branch's provider id or integrationId."""
+    kiosk: KioskSection
+    """This device."""
+    queues: list[QueueConfig] = Field(default_factory=list)
+    """Which queues to show, in which order, how labelled; empty: all of the branch's."""
+    numbering: NumberingConfig = NumberingConfig()
+    """How ticket numbers read."""
+    ui: UiConfig = UiConfig()
+    """Screens and the queue monitor."""
+    printer: PrinterConfig = PrinterConfig()
+    """The receipt printer."""
+    ticket: TicketConfig = TicketConfig()
+    """What the paper ticket says."""
+
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("a branch id")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_queues(self) -> Config:
+        seen: set[str] = set()
+        for q in self.queues:
+            if q.id in seen:
+                raise ValueError(f"queue {q.id!r} listed twice")
+            seen.add(q.id)
+        return self
+
+    def queue(self, queue_id: str) -> QueueConfig | None:
+        """The configured entry for ``queue_id``, if any."""
+        return next((q for q in self.queues if q.id == queue_id), None)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def resolve_path(cli_path: str | os.PathLike[str] | None,
+                 environ: Mapping[str, str] | None = None) -> Path:
+    """``--config`` wins, then ``KIOSK_CONFIG``, then :data:`DEFAULT_CONFIG_PATH`."""
+    env = os.environ if environ is None else environ
+    if cli_path:
+        return Path(cli_path)
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    return DEFAULT_CONFIG_PATH
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _describe(err: Mapping[str, Any], model: type[BaseModel]) -> str:
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown key (check its spelling and place)"
+    if kind == "missing":
+        return "a value (this key is required)"
+    msg = str(err.get("msg", "invalid value"))
+    msg = msg.removeprefix("Value error, ")
+    value = err.get("input")
+    if kind not in ("model_type",) and isinstance(value, str | int | float | bool):
+        msg += f" (got {value!r})"
+    return msg
+
+
+def config_from_mapping(data: Any, file: str) -> Config:
+    """Validate already-parsed YAML into a :class:`Config`, naming ``file`` in errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(file, "", "a YAML mapping of keys (api, branch, kiosk, ...) at the top")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(file, _key_path(first["loc"]) or "(top level)",
+                          _describe(first, Config)) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate the config file at ``path``."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(p), "",
+                          "a config file here (none found; see config/kiosk.yaml)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(p), "", f"a readable UTF-8 file ({exc.__class__.__name__})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise ConfigError(str(p), where, f"valid YAML ({problem})") from None
+    return config_from_mapping(data, str(p))
+
+
+def load_api_key(config: Config, config_file: str,
+                 environ: Mapping[str, str] | None = None) -> SecretStr:
+    """The API key: ``VIDESK_API_KEY``, else ``api.key_file`` (which must be private)."""
+    env = os.environ if environ is None else environ
+    if env.get(API_KEY_ENV, "").strip():
+        return SecretStr(env[API_KEY_ENV].strip())
+    kf = config.api.key_file
+    if kf is None:
+        raise ConfigError(config_file, "api.key_file",
+                          f"a key file, or the environment variable {API_KEY_ENV}")
+    try:
+        st = kf.stat()
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(config_file, "api.key_file",
+                              f"{kf} readable by its owner only (run: chmod 600 {kf})")
+        key = kf.read_text(encoding="utf-8").strip()
+    except ConfigError:
+        raise
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(config_file, "api.key_file",
+                          f"a readable key file at {kf} ({exc.__class__.__name__})") from None
+    if not key:
+        raise ConfigError(config_file, "api.key_file", f"an API key inside {kf} (it is empty)")
+    return SecretStr(key)

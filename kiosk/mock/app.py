@@ -1,0 +1,341 @@
+"""The mock Videsk QMS API as a Starlette app.
+
+Same paths, auth checks, statuses and bodies as the provider documents, quirks included
+(400 carrying ``code: 404``, 428 carrying ``code: 426``), the same limits (``ticketId`` 1 to
+50 characters, ``integrationData`` at most 50 KB), and injectable faults.
+
+Serve it with ``kiosk mock-api`` (uvicorn) or in-process through ``httpx.ASGITransport``.
+Under ``/_mock/`` (no auth, never in the real API) it exposes what happened and takes
+scripted faults, for tests and integrators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from kiosk.mock.scenario import (
+    Answer,
+    Endpoint,
+    MockState,
+    Scenario,
+    ScriptedFault,
+    TicketRecord,
+)
+
+PREFIX = "/public/video-contact-center"
+TICKET_ID_MAX = 50
+INTEGRATION_DATA_MAX = 50_000
+
+_CLASS = {
+    "BadRequest": "bad-request", "NotAuthenticated": "not-authenticated",
+    "Forbidden": "forbidden", "NotFound": "not-found", "NotAcceptable": "not-acceptable",
+    "PreconditionRequired": "precondition-require", "Unprocessable": "unprocessable",
+    "TooManyRequests": "too-many-requests", "GeneralError": "general-error",
+    "BadGateway": "bad-gateway", "Unavailable": "unavailable",
+}
+
+
+def feathers(status: int, name: str, message: str, code: int | None = None,
+             headers: dict[str, str] | None = None) -> JSONResponse:
+    """An error in the provider's FeathersJS shape. ``code`` defaults to ``status``."""
+    return JSONResponse(
+        {"name": name, "message": message, "code": code if code is not None else status,
+         "className": _CLASS.get(name, "general-error"), "errors": {}},
+        status_code=status, headers=headers)
+
+
+_FORCED: dict[int, tuple[str, str, int]] = {
+    400: ("NotFound", 'The segment for the branch "{branch}" is not assigned or the branch id '
+          "is incorrect", 404),
+    401: ("NotAuthenticated", "jwt expired", 401),
+    403: ("Forbidden", "The integration token it's invalid or was removed.", 403),
+    404: ("NotFound", "The branch or segment was not found", 404),
+    406: ("NotAcceptable", 'Not agent available in the segment "{queue}", please try later.', 406),
+    422: ("Unprocessable", "We're not able to request adding you to the queue, try again.", 422),
+    426: ("PreconditionRequired", "Is mandatory to provide a forms submission id.", 426),
+    428: ("PreconditionRequired", "Is mandatory to provide a forms submission id.", 426),
+    429: ("TooManyRequests", "Too many requests, slow down.", 429),
+    500: ("GeneralError", "Internal server error", 500),
+    502: ("BadGateway", "Bad gateway", 502),
+    503: ("Unavailable", "Service unavailable", 503),
+    504: ("GeneralError", "Gateway timeout", 504),
+}
+
+_NOT_A_FIELD = "Some element not as field, please check or try again"
+
+
+def _json_size(data: Any) -> int:
+    return len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+_PROXY_PAGE = ("<html><head><title>502 Bad Gateway</title></head><body><center>"
+               "<h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>")
+
+
+class _Drop(Response):
+    """Announce a body and send only part of it: the client sees the connection cut."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 201,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", b"4096")]})
+        await send({"type": "http.response.body", "body": b'{"id": "', "more_body": True})
+        raise ConnectionAbortedError("mock: connection dropped on purpose")
+
+
+class MockApi:
+    """The routes, over one :class:`MockState`."""
+
+    def __init__(self, state: MockState) -> None:
+        self.state = state
+
+    # ------------------------------------------------------------- plumbing
+
+    def _auth(self, request: Request) -> Response | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        sc = self.state.scenario
+        if scheme.lower() != "bearer" or not key.strip():
+            return feathers(401, "NotAuthenticated",
+                            "Authorization header with valid JWT is required.")
+        key = key.strip()
+        if key.count(".") != 2:
+            return feathers(401, "NotAuthenticated", "jwt malformed")
+        if key in sc.revoked_keys:
+            return feathers(403, "Forbidden", "The integration token it's invalid or was removed.")
+        if key in sc.expired_keys:
+            return feathers(401, "NotAuthenticated", "jwt expired")
+        if key not in sc.api_keys:
+            return feathers(401, "NotAuthenticated", "invalid signature")
+        return None
+
+    async def _forced(self, answer: Answer, endpoint: Endpoint,
+                      request: Request) -> Response | None:
+        """The response for a fault; ``None`` means: go on and answer normally."""
+        ok = 201 if endpoint in ("enqueue", "submit") else 200
+        if answer == "slow":
+            await asyncio.sleep(self.state.scenario.faults.slow_s)
+            return None
+        if answer == "drop":
+            return _Drop()
+        if answer == "html":
+            return Response(_PROXY_PAGE, status_code=502, media_type="text/html")
+        if answer == "empty":
+            return Response(b"", status_code=ok)
+        if answer == "garbage":
+            return Response(b"<ok>", status_code=ok, media_type="text/plain")
+        if answer in (200, 201):
+            return None
+        assert isinstance(answer, int)
+        name, message, code = _FORCED[answer]
+        params = request.path_params
+        message = message.format(branch=params.get("branch", ""), queue=params.get("queue", ""))
+        headers = {"Retry-After": "1"} if answer == 429 else None
+        return feathers(answer, name, message, code, headers)
+
+    async def _guard(self, request: Request, endpoint: Endpoint) -> Response | None:
+        denied = self._auth(request)
+        if denied is not None:
+            return denied
+        fault = self.state.next_fault(endpoint)
+        return await self._forced(fault, endpoint, request) if fault is not None else None
+
+    def _done(self, request: Request, response: Response) -> Response:
+        status: int | str = "drop" if isinstance(response, _Drop) else response.status_code
+        self.state.record(request.method, request.url.path, status)
+        return response
+
+    # ------------------------------------------------------------- endpoints
+
+    async def branches(self, request: Request) -> Response:
+        early = await self._guard(request, "branches")
+        if early is not None:
+            return self._done(request, early)
+        body = [{"location": b.location, "label": b.label, "address": b.address,
+                 "name": b.name, "id": b.id} for b in self.state.scenario.branches]
+        return self._done(request, JSONResponse(body))
+
+    async def queues(self, request: Request) -> Response:
+        early = await self._guard(request, "queues")
+        if early is not None:
+            return self._done(request, early)
+        branch = self.state.branch(request.path_params["branch"])
+        if branch is None:
+            return self._done(request, feathers(404, "NotFound", "The branch was not found"))
+        return self._done(request, JSONResponse([self.state.as_api(q) for q in branch.queues]))
+
+    async def queue(self, request: Request) -> Response:
+        early = await self._guard(request, "queue")
+        if early is not None:
+            return self._done(request, early)
+        branch = self.state.branch(request.path_params["branch"])
+        q = self.state.queue_in(branch, request.path_params["queue"]) if branch else None
+        if q is None:
+            return self._done(request, feathers(404, "NotFound",
+                                                "The branch or segment was not found"))
+        return self._done(request, JSONResponse(self.state.as_api(q)))
+
+    async def enqueue(self, request: Request) -> Response:
+        return self._done(request, await self._enqueue(request))
+
+    async def _enqueue(self, request: Request) -> Response:
+        early = await self._guard(request, "enqueue")
+        if early is not None:
+            return early
+        ref_b, ref_q = request.path_params["branch"], request.path_params["queue"]
+        branch = self.state.branch(ref_b)
+        q = self.state.queue_in(branch, ref_q) if branch else None
+        if q is None:
+            return feathers(400, "NotFound", f'The segment for the branch "{ref_b}" is not '
+                            "assigned or the branch id is incorrect", 404)
+        try:
+            body = json.loads(await request.body() or b"null")
+        except json.JSONDecodeError:
+            return feathers(400, "BadRequest", "The body must be JSON.")
+        if not isinstance(body, dict):
+            return feathers(400, "BadRequest", "The body must be a JSON object.")
+        ticket_id = body.get("ticketId")
+        if not isinstance(ticket_id, str) or not 1 <= len(ticket_id) <= TICKET_ID_MAX:
+            return feathers(400, "BadRequest",
+                            f'"ticketId" must be a string of 1 to {TICKET_ID_MAX} characters.')
+        data = body.get("integrationData")
+        if data is not None and _json_size(data) > INTEGRATION_DATA_MAX:
+            return feathers(400, "BadRequest", '"integrationData" exceeds the 50 Kb limit.')
+        form = body.get("form")
+        if q.form is not None and (not isinstance(form, str)
+                                   or self.state.submissions.get(form) != q.id):
+            return feathers(428, "PreconditionRequired",
+                            "Is mandatory to provide a forms submission id.", 426)
+        if self.state.free_agents(q) == 0:
+            return feathers(406, "NotAcceptable",
+                            f'Not agent available in the segment "{q.id}", please try later.')
+        self.state.take_agent(q)
+        record_id = self.state.new_id()
+        assert branch is not None
+        self.state.tickets.append(TicketRecord(
+            id=record_id, branch=branch.id, queue=q.id, ticket_id=ticket_id,
+            integration_data=data, form=form if isinstance(form, str) else None,
+            at=self.state.clock()))
+        return JSONResponse({"id": record_id, "segment": q.name}, status_code=201)
+
+    async def get_form(self, request: Request) -> Response:
+        early = await self._guard(request, "form")
+        if early is not None:
+            return self._done(request, early)
+        version = request.query_params.get("version")
+        q = self.state.queue_anywhere(request.path_params["segment"])
+        if version not in ("base", "contact"):
+            return self._done(request, feathers(400, "NotFound",
+                                                f"The {version} version of form not found.", 404))
+        if q is None or q.form is None:
+            return self._done(request, feathers(400, "NotFound",
+                                                "Not form found in segment provided.", 404))
+        fields = [{"_id": f.id, "type": f.type, "name": f.name, "label": f.label,
+                   "properties": {"required": f.required,
+                                  **({"maxlength": str(f.maxlength)} if f.maxlength else {})},
+                   "options": f.options, "hint": ""} for f in q.form]
+        return self._done(request, JSONResponse(
+            {"form": fields, "siteKey": "mock-site-key",
+             "resource": "https://challenges.cloudflare.com/turnstile/v0/api.js",
+             "provider": "turnstile"}))
+
+    async def submit_form(self, request: Request) -> Response:
+        return self._done(request, await self._submit_form(request))
+
+    async def _submit_form(self, request: Request) -> Response:
+        early = await self._guard(request, "submit")
+        if early is not None:
+            return early
+        try:
+            body = json.loads(await request.body() or b"null")
+        except json.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict):
+            return feathers(400, "BadRequest", _NOT_A_FIELD)
+        q = self.state.queue_anywhere(str(body.get("segment", "")))
+        if q is None:
+            return feathers(400, "BadRequest", "Please check the segment id provided.")
+        if body.get("type") not in ("pre-call", "contact"):
+            return feathers(400, "BadRequest", 'Provide a valid "type" form submission.')
+        if q.form is None:
+            return feathers(400, "NotFound", "Not form found in segment provided.", 404)
+        values = body.get("values")
+        if not isinstance(values, list) or not all(
+                isinstance(v, dict) and isinstance(v.get("_id"), str) for v in values):
+            return feathers(400, "BadRequest", _NOT_A_FIELD)
+        given = {v["_id"]: v.get("value") for v in values}
+        known = {f.id: f for f in q.form}
+        if set(given) - set(known):
+            return feathers(400, "BadRequest", _NOT_A_FIELD)
+        for f in q.form:
+            value = given.get(f.id)
+            if f.required and value in (None, "", []):
+                return feathers(400, "BadRequest", f'The element "{f.id}" is required.')
+            if f.maxlength and isinstance(value, str) and len(value) > f.maxlength:
+                return feathers(400, "BadRequest",
+                                f'The maximum of value is {f.maxlength} for element "{f.id}".')
+        submission = self.state.new_id()
+        self.state.submissions[submission] = q.id
+        return JSONResponse({"message": "The form was saved successfully.", "success": True,
+                             "submission": submission}, status_code=201)
+
+    # ------------------------------------------------------------- test hooks
+
+    async def mock_state(self, request: Request) -> Response:
+        return JSONResponse({
+            "tickets": [{"id": t.id, "branch": t.branch, "queue": t.queue,
+                         "ticketId": t.ticket_id, "integrationData": t.integration_data}
+                        for t in self.state.tickets],
+            "requests": [list(r) for r in self.state.requests],
+        })
+
+    async def mock_faults(self, request: Request) -> Response:
+        try:
+            faults = TypeAdapter(list[ScriptedFault]).validate_json(await request.body())
+        except ValidationError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        self.state.push_faults(*faults)
+        return JSONResponse({"queued": len(faults)})
+
+    async def mock_agents(self, request: Request) -> Response:
+        body = json.loads(await request.body() or b"{}")
+        try:
+            self.state.set_agents(request.path_params["queue"], int(body["agents"]))
+        except (KeyError, ValueError, TypeError):
+            return JSONResponse({"error": "unknown queue or bad 'agents'"}, status_code=400)
+        return JSONResponse({"ok": True})
+
+
+def create_app(scenario: Scenario | MockState) -> Starlette:
+    """The mock API over ``scenario`` (or over an existing state, to inspect it in tests)."""
+    state = scenario if isinstance(scenario, MockState) else MockState(scenario)
+    api = MockApi(state)
+    routes = [
+        Route(f"{PREFIX}/branches", api.branches, methods=["GET"]),
+        Route(f"{PREFIX}/branches/{{branch}}/queues", api.queues, methods=["GET"]),
+        Route(f"{PREFIX}/branches/{{branch}}/queues/{{queue}}", api.queue, methods=["GET"]),
+        Route(f"{PREFIX}/branches/{{branch}}/queues/{{queue}}", api.enqueue, methods=["POST"]),
+        Route(f"{PREFIX}/forms/{{segment}}", api.get_form, methods=["GET"]),
+        Route(f"{PREFIX}/forms", api.submit_form, methods=["POST"]),
+        Route("/_mock/state", api.mock_state, methods=["GET"]),
+        Route("/_mock/faults", api.mock_faults, methods=["POST"]),
+        Route("/_mock/queues/{queue}/agents", api.mock_agents, methods=["POST"]),
+    ]
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return feathers(404, "NotFound", f"Page not found: {request.url.path}")
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return feathers(405, "MethodNotAllowed", f"Method {request.method} is not supported.")
+
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+    app.state.mock = state
+    return app

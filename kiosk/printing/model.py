@@ -1,0 +1,74 @@
+"""What a ticket says, independent of how it is printed or previewed.
+
+:class:`TicketData` is what the service hands over (the facts of one issued ticket);
+:func:`build_layout` turns it and the config into a :class:`TicketLayout`, the one model
+that both the ESC/POS renderer and the PNG preview draw, so paper and preview agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from kiosk.i18n import format_wait, t
+
+# Printable dots per line and characters per line (Font A, 12 dots wide) per paper width.
+PAPER_DOTS = {58: 384, 80: 576}
+PAPER_COLUMNS = {58: 32, 80: 48}
+
+
+@dataclass(frozen=True, slots=True)
+class TicketData:
+    """The facts of one issued ticket."""
+
+    ticket_id: str
+    """The number exactly as sent to the API (and read by the agent and the screens)."""
+    queue_id: str
+    queue_name: str
+    """In the customer's language (config override) or as the API names it."""
+    issued_at: datetime
+    """Aware datetime of the API's acceptance."""
+    language: str = "es"
+    branch_label: str = ""
+    wait_minutes: float | None = None
+    """Estimated wait from the queue's ``avgWaitingTime``, in minutes."""
+    videsk_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketLayout:
+    """Everything drawn on one ticket, top to bottom."""
+
+    paper_mm: int
+    header: tuple[str, ...]
+    number_label: str
+    number: str
+    queue: str
+    branch: str
+    when: str
+    wait: str
+    qr: str | None
+    footer: tuple[str, ...]
+    logo: bool = False
+    columns: int = field(default=48)
+
+
+def build_layout(data: TicketData, *, paper_mm: int = 80, timezone: str = "UTC",
+                 header: list[str] | tuple[str, ...] = (), footer: list[str] | tuple[str, ...] = (),
+                 qr_template: str | None = None, logo: bool = False) -> TicketLayout:
+    """The ticket's layout in the customer's language."""
+    lang = data.language
+    local = data.issued_at.astimezone(ZoneInfo(timezone))
+    when = f"{local.day:02d}/{local.month:02d}/{local.year} {local.hour:02d}:{local.minute:02d}"
+    wait = ""
+    if data.wait_minutes is not None:
+        wait = t("Estimated wait: {wait}", lang, wait=format_wait(data.wait_minutes, lang))
+    qr = None
+    if qr_template:
+        qr = qr_template.format(ticketId=data.ticket_id, videskId=data.videsk_id or "",
+                                queueId=data.queue_id)
+    return TicketLayout(
+        paper_mm=paper_mm, header=tuple(header), number_label=t("Your number", lang),
+        number=data.ticket_id, queue=data.queue_name, branch=data.branch_label, when=when,
+        wait=wait, qr=qr, footer=tuple(footer), logo=logo, columns=PAPER_COLUMNS[paper_mm])

@@ -1,0 +1,113 @@
+"""A :class:`~kiosk.printing.model.TicketLayout` as ESC/POS bytes, through python-escpos.
+
+The whole job is rendered into a ``Dummy`` printer first and sent as one block, so a
+backend writes a ticket in one go (and a failed write is never half-retried).
+
+Text is encoded by :mod:`kiosk.printing.text` in the printer's one pinned code page
+(selected once with ``ESC t n``, ``n`` from the escpos-printer-db profile), not by
+python-escpos's automatic code page switching.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from functools import cache
+
+from escpos.capabilities import get_profile
+from escpos.printer import Dummy
+from PIL import Image
+
+from kiosk.errors import ConfigError
+from kiosk.printing.model import PAPER_DOTS, TicketLayout
+from kiosk.printing.text import codec_name, encode
+
+ESC = b"\x1b"
+INIT = ESC + b"@"
+FONT_A_DOTS = 12  # width of one Font A character in dots
+
+
+@cache
+def _profile_codepages(profile: str) -> dict[str, int]:
+    try:
+        pages = get_profile(profile).get_code_pages()
+    except Exception as exc:  # python-escpos raises its own NotSupported / KeyError
+        raise ConfigError("(config)", "printer.profile",
+                          f"a profile from escpos-printer-db, not {profile!r} ({exc})") from None
+    return {name.upper(): int(n) for name, n in pages.items()}
+
+
+def codepage_number(profile: str, codepage: str) -> int:
+    """``n`` of ``ESC t n`` for ``codepage`` on ``profile``; ConfigError if it has none."""
+    codec_name(codepage)
+    pages = _profile_codepages(profile)
+    key = codepage.upper().replace("PC", "CP", 1)
+    if key not in pages:
+        raise ConfigError("(config)", "printer.codepage",
+                          f"a code page that profile {profile!r} has: "
+                          f"{', '.join(sorted(pages)) or 'none'} (not {codepage!r})")
+    return pages[key]
+
+
+def supports_native_qr(profile: str) -> bool:
+    """Whether the profile prints QR codes itself (``GS ( k``)."""
+    return bool(get_profile(profile).supports("qrCode"))
+
+
+def number_magnification(text: str, paper_mm: int, largest: int = 4) -> int:
+    """The largest character magnification (1 to ``largest``) at which ``text`` fits a line."""
+    dots = PAPER_DOTS[paper_mm]
+    for k in range(largest, 1, -1):
+        if len(text) * FONT_A_DOTS * k <= dots:
+            return k
+    return 1
+
+
+def _lines(p: Dummy, text: str, width: int, codepage: str) -> None:
+    for line in textwrap.wrap(text, width=max(1, width)) or [""]:
+        p._raw(encode(line, codepage) + b"\n")
+
+
+def render(layout: TicketLayout, *, profile: str = "default", codepage: str = "CP858",
+           logo: Image.Image | None = None) -> bytes:
+    """The ticket as ESC/POS bytes."""
+    p = Dummy(profile=profile)
+    cols = layout.columns
+    p._raw(INIT)
+    p._raw(ESC + b"t" + bytes([codepage_number(profile, codepage)]))
+    p.set(align="center")
+    if logo is not None:
+        p.image(logo, center=False)
+    if layout.header:
+        p.set(bold=True)
+        for line in layout.header:
+            _lines(p, line, cols, codepage)
+        p.set(bold=False)
+        p._raw(b"\n")
+
+    p.set(align="center", normal_textsize=True)
+    _lines(p, layout.number_label, cols, codepage)
+    k = number_magnification(layout.number, layout.paper_mm)
+    p.set(bold=True, custom_size=True, width=k, height=k)
+    _lines(p, layout.number, cols // k, codepage)
+    p.set(bold=False, normal_textsize=True)
+
+    p.set(bold=True, double_height=True, double_width=False)
+    _lines(p, layout.queue, cols, codepage)
+    p.set(bold=False, normal_textsize=True)
+    for line in (layout.branch, layout.when):
+        if line:
+            _lines(p, line, cols, codepage)
+    if layout.wait:
+        p.set(bold=True)
+        _lines(p, layout.wait, cols, codepage)
+        p.set(bold=False)
+
+    if layout.qr:
+        native = supports_native_qr(profile)
+        p.qr(layout.qr, size=6 if layout.paper_mm == 80 else 5, native=native, center=not native)
+    if layout.footer:
+        p.set(align="center")
+        for line in layout.footer:
+            _lines(p, line, cols, codepage)
+    p.cut(feed=False)
+    return bytes(p.output)

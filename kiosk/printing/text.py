@@ -1,0 +1,62 @@
+"""Text for a printer's pinned code page.
+
+Every ticket is printed in one code page (default CP858: every Spanish and Portuguese
+letter, ¿ ¡ º ª and €). A character the page lacks is replaced by its closest ASCII
+(— → -, “ ” → ", … → ..., ő → o), never dropped, and never ``?`` for a Latin letter.
+"""
+
+from __future__ import annotations
+
+import codecs
+import unicodedata
+
+# Typographic characters with an obvious plain replacement.
+_REPLACEMENTS = {
+    "\u2014": "-", "\u2013": "-", "\u2012": "-", "\u2010": "-", "\u2011": "-", "\u2212": "-",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u00ab": '"', "\u00bb": '"',
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u2033": '"',
+    "\u2026": "...", "\u2022": "*", "\u00a0": " ", "\u2009": " ", "\u202f": " ", "\u200b": "",
+    "\u20ac": "EUR", "\u2122": "TM", "\u00a9": "(c)", "\u00ae": "(R)",
+    "\u0153": "oe", "\u0152": "OE", "\u00df": "ss", "\u00e6": "ae", "\u00c6": "AE",
+    "\u0142": "l", "\u0141": "L", "\u00f8": "o", "\u00d8": "O", "\u0111": "d", "\u0110": "D",
+}
+
+
+def codec_name(codepage: str) -> str:
+    """The Python codec for a printer code page name (``CP858`` → ``cp858``)."""
+    name = codepage.lower()
+    if name.startswith("pc"):
+        name = "cp" + name[2:]
+    codecs.lookup(name)  # raises LookupError for an unknown page
+    return name
+
+
+def fallback(ch: str) -> str:
+    """The closest ASCII for one character the code page lacks."""
+    if ch in _REPLACEMENTS:
+        return _REPLACEMENTS[ch]
+    base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+    if base and base.isascii():
+        return base
+    return "?"
+
+
+def encode(text: str, codepage: str = "CP858") -> bytes:
+    """``text`` in ``codepage``, each missing character replaced by its closest ASCII."""
+    name = codec_name(codepage)
+    out = bytearray()
+    for ch in unicodedata.normalize("NFC", text):
+        try:
+            out += ch.encode(name)
+        except UnicodeEncodeError:
+            for sub in fallback(ch):
+                try:
+                    out += sub.encode(name)
+                except UnicodeEncodeError:
+                    out += b"?"
+    return bytes(out)
+
+
+def printable(text: str, codepage: str = "CP858") -> str:
+    """``text`` as it will come out of the printer (for previews and tests)."""
+    return encode(text, codepage).decode(codec_name(codepage))

@@ -1,0 +1,161 @@
+"""The headless demo: a short morning in the lobby, against the built-in mock API.
+
+Nothing to configure: it starts the mock API on a free loopback port, a kiosk with a
+virtual printer (tickets saved in a folder), and sends customers through the very same
+use case a tap uses. Along the way a queue runs out of agents (the customer takes an
+offered alternative), one queue has nobody today, one needs a form (the greeter fills
+it in), and the API answers 422 once (retried with the same number).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kiosk.config import Config, config_from_mapping
+from kiosk.mock import MockServer, ScriptedFault, load_scenario
+from kiosk.mock.scenario import MockState, Scenario, default_scenario_path
+from kiosk.service.outcomes import IssueResult, Outcome
+from kiosk.service.runtime import Runtime, open_runtime
+
+log = logging.getLogger(__name__)
+
+DEMO_KEY = "mock.kiosk.key"
+
+BRANCH = "652720d479497a1b62df288b"
+ATENCION, CUENTAS, CREDITOS, SEGUROS = (
+    "652a1ae848880e168884e49b", "652a1ae848880e168884e4a0", "652a1ae848880e168884e4a1",
+    "652a1ae848880e168884e4a2")
+SPEED = 30.0
+"""The mock's clock runs this much faster, so agents free up within the demo."""
+ARRIVAL_S = 0.4
+"""Real seconds between two customers (12 lobby seconds at SPEED)."""
+
+# (customer, queue, language)
+MORNING: list[tuple[str, str, str]] = [
+    ("Ana", ATENCION, "es"),
+    ("Bruno", CUENTAS, "pt"),
+    ("Carla", ATENCION, "es"),     # the API answers 422 once here: retried, same number
+    ("Diego", CUENTAS, "es"),      # the only agent is busy with Bruno: 406, takes an alternative
+    ("Emma", CREDITOS, "en"),      # nobody in credits today: 406, takes an alternative
+    ("Felipe", SEGUROS, "es"),     # needs a form: 428, the greeter fills it in
+    ("Gabriela", ATENCION, "es"),
+    ("Hugo", ATENCION, "es"),
+    ("Inés", CUENTAS, "es"),
+    ("João", ATENCION, "pt"),
+    ("Karen", ATENCION, "en"),
+    ("Luis", CUENTAS, "es"),
+]
+
+
+def demo_config(data_dir: Path, api_url: str) -> Config:
+    """The embedded demo config (``config/demo.yaml`` documents the same keys)."""
+    return config_from_mapping({
+        "api": {"base_url": api_url, "timeout_s": 5},
+        "branch": BRANCH,
+        "kiosk": {"id": "demo-1", "data_dir": str(data_dir), "timezone": "America/Santiago"},
+        "queues": [
+            {"id": ATENCION, "prefix": "A", "names": {"en": "Customer care",
+                                                        "pt": "Atendimento ao cliente"}},
+            {"id": CUENTAS, "prefix": "B", "names": {"en": "New accounts",
+                                                       "pt": "Abertura de conta"}},
+            {"id": CREDITOS, "prefix": "C", "names": {"en": "Loans and mortgages",
+                                                        "pt": "Créditos e hipotecas"}},
+            {"id": SEGUROS, "prefix": "D", "names": {"en": "Insurance", "pt": "Seguros"}},
+        ],
+        "printer": {"type": "virtual", "path": str(data_dir / "tickets"), "paper_mm": 80},
+        "ticket": {"header": ["Banco Ejemplo", "Sucursal Providencia"],
+                   "footer": ["Gracias por su visita"],
+                   "qr": "https://example.com/t/{ticketId}"},
+    }, "(embedded demo config)")
+
+
+@dataclass
+class DemoReport:
+    """What the demo did."""
+
+    results: list[IssueResult]
+    tickets_dir: Path
+    retried_422: int
+
+
+def _line(who: str, r: IssueResult) -> str:
+    if r.outcome is Outcome.ISSUED:
+        paper = "printed" if r.printed else f"NOT printed ({r.print_error})"
+        what = f"{r.ticket_id} issued, {paper}"
+    else:
+        what = r.outcome.value
+        if r.alternatives:
+            what += " — offered: " + ", ".join(f"{q.name} ({q.users})" for q in r.alternatives)
+    return f"{who:<30} {r.queue.name:<24} -> {what}"
+
+
+async def _attend(rt: Runtime, who: str, queue: str, lang: str, echo: Callable[[str], None],
+                  results: list[IssueResult], form: str | None = None, depth: int = 0) -> None:
+    """One customer at the kiosk, following the way forward the kiosk offers."""
+    r = await rt.service.issue(queue, language=lang, form=form)
+    results.append(r)
+    echo(_line(who, r))
+    if depth >= 2:
+        return
+    if r.outcome is Outcome.NO_AGENTS and r.alternatives:
+        await _attend(rt, "  takes an alternative:", r.alternatives[0].id, lang, echo, results,
+                      depth=depth + 1)
+    elif r.outcome is Outcome.FORM_REQUIRED:
+        fields = (await rt.api.get_form(queue)).form
+        values = [{"_id": f.id, "value": f"{who.rsplit(maxsplit=1)[-1].lower()}@example.com"
+                   if f.type == "email" else who.rsplit(maxsplit=1)[-1]} for f in fields]
+        sub = await rt.api.submit_form(queue, "pre-call", values)
+        await _attend(rt, "  the greeter fills the form:", queue, lang, echo, results,
+                      form=sub.submission, depth=depth + 1)
+
+
+async def _play(rt: Runtime, state: MockState, echo: Callable[[str], None],
+                rng: random.Random) -> tuple[list[IssueResult], int]:
+    results: list[IssueResult] = []
+    await rt.monitor.poll_once()
+    for i, (who, queue, lang) in enumerate(MORNING):
+        if i == 2:
+            state.push_faults(ScriptedFault(on="enqueue", answer=422, times=1))
+        before = sum(1 for r in state.requests if r[2] == 422)
+        await _attend(rt, f"{who} ({lang})", queue, lang, echo, results)
+        if sum(1 for r in state.requests if r[2] == 422) > before:
+            echo(f"{'':<30} (the API said 422 once; retried with the same number)")
+        await asyncio.sleep(ARRIVAL_S * (0.5 + rng.random()))
+        await rt.monitor.poll_once()
+    return results, sum(1 for r in state.requests if r[2] == 422)
+
+
+async def run_headless(echo: Callable[[str], None] = print, data_dir: Path | None = None,
+                       scenario: Scenario | None = None) -> DemoReport:
+    """Play the morning; returns what happened. ``data_dir`` defaults to a new temp dir."""
+    folder = data_dir or Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
+    scen = scenario or load_scenario(default_scenario_path())
+    with MockServer(MockState(scen, clock=lambda: time.monotonic() * SPEED)) as mock:
+        cfg = demo_config(folder, mock.url)
+        rt = open_runtime(cfg, DEMO_KEY)
+        try:
+            rt.service.branch_label = await rt.branch_label()
+            echo(f"kiosk demo: mock Videsk API at {mock.url}, branch "
+                 f"'{rt.service.branch_label}', tickets saved in {cfg.printer.path}")
+            views = await rt.service.fetch_views("es")
+            echo("queues: " + "; ".join(f"{v.prefix} {v.name}: {v.users} agents" for v in views))
+            echo("")
+            results, retried = await _play(rt, mock.state, echo, random.Random(7))
+        finally:
+            await rt.aclose()
+    counts = Counter(r.outcome.value for r in results)
+    printed = sum(1 for r in results if r.printed)
+    echo("")
+    echo(f"summary: {len(results)} attempts — " +
+         ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) +
+         f"; {printed} printed; 422 retried {retried}x; journal {folder / 'journal.sqlite3'}")
+    assert cfg.printer.path is not None
+    return DemoReport(results, cfg.printer.path, retried)

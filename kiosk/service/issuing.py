@@ -1,0 +1,205 @@
+"""Issuing a ticket: the one use case behind a tap, the greeter's button and the CLI.
+
+``take a number -> enqueue -> print -> journal``:
+
+1. :meth:`Journal.reserve` spends the next number and records the attempt (committed
+   before anything is sent, so a number is never used twice in a day);
+2. the API is asked to enqueue it (the client retries only what is safe to retry);
+3. only a 201 prints a ticket; if printing fails the outcome stays ``issued`` with
+   ``printed=False``, and the journal says so;
+4. the journal records the outcome.
+
+A 201 whose body cannot be read still means the customer is in the queue: ``issued``
+with no provider id, logged as a provider fault (telling the customer to try again would
+put them in the queue twice). A timeout or a connection lost after sending leaves it
+unknown whether the API took the ticket: ``unavailable`` with ``uncertain=True``, and the
+journal says ``uncertain`` so staff can check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from kiosk.api import QmsClient, Queue
+from kiosk.config import Config
+from kiosk.errors import (
+    AcceptedUnreadable,
+    ApiError,
+    ApiTimeout,
+    BadRequest,
+    ConnectionLost,
+    Forbidden,
+    FormRequired,
+    NoAgents,
+    NotFound,
+    PrinterError,
+    RequestInvalid,
+    Unauthorized,
+    Unprocessable,
+)
+from kiosk.printing.model import TicketData
+from kiosk.service.messages import customer_message
+from kiosk.service.outcomes import IssueResult, Outcome, QueueView
+from kiosk.service.queues import QueueMonitor, queue_views, unknown_queue_view
+from kiosk.store import Journal
+
+log = logging.getLogger(__name__)
+
+
+class TicketPrinter(Protocol):
+    """What the service needs of a printer (see :mod:`kiosk.printing`)."""
+
+    def print_ticket(self, ticket: TicketData) -> None:
+        """Print one ticket, or raise :class:`kiosk.errors.PrinterError`."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _outcome_for(exc: ApiError) -> Outcome:
+    if isinstance(exc, NoAgents):
+        return Outcome.NO_AGENTS
+    if isinstance(exc, FormRequired):
+        return Outcome.FORM_REQUIRED
+    if isinstance(exc, NotFound):
+        return Outcome.NOT_FOUND
+    if isinstance(exc, Unauthorized | Forbidden):
+        return Outcome.UNAUTHORIZED
+    if isinstance(exc, Unprocessable | BadRequest | RequestInvalid):
+        return Outcome.REJECTED
+    return Outcome.UNAVAILABLE
+
+
+class TicketService:
+    """Issues tickets for one kiosk."""
+
+    def __init__(
+        self,
+        config: Config,
+        api: QmsClient,
+        journal: Journal,
+        printer: TicketPrinter | None = None,
+        *,
+        monitor: QueueMonitor | None = None,
+        branch_label: str = "",
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.config = config
+        self.api = api
+        self.journal = journal
+        self.printer = printer
+        self.monitor = monitor
+        self.branch_label = config.ticket.branch_label or branch_label
+        self._clock = clock
+
+    # ----------------------------------------------------------------- queues
+
+    def _known_queues(self) -> list[Queue]:
+        return list(self.monitor.snapshot.queues) if self.monitor else []
+
+    def views(self, lang: str, queues: list[Queue] | None = None) -> list[QueueView]:
+        """The queues to show, from ``queues`` or the monitor's last good state."""
+        return queue_views(self.config, self._known_queues() if queues is None else queues, lang)
+
+    async def fetch_views(self, lang: str) -> list[QueueView]:
+        """The queues, fresh from the API (for the CLI)."""
+        return self.views(lang, await self.api.list_queues(self.config.branch))
+
+    def _view(self, queue_id: str, lang: str) -> QueueView:
+        for v in self.views(lang):
+            if queue_id == v.id:
+                return v
+        return unknown_queue_view(self.config, queue_id, lang)
+
+    async def _alternatives(self, queue_id: str, lang: str) -> tuple[QueueView, ...]:
+        """Queues with agents now: fresh from the API, else the monitor's last state."""
+        try:
+            views = self.views(lang, await self.api.list_queues(self.config.branch, retries=0))
+        except ApiError as exc:
+            log.info("could not refresh queues for alternatives: %s", exc)
+            views = self.views(lang)
+        return tuple(v for v in views if v.users > 0 and v.id != queue_id)
+
+    # ----------------------------------------------------------------- issuing
+
+    async def issue(
+        self,
+        queue_id: str,
+        *,
+        language: str | None = None,
+        integration_data: dict[str, Any] | None = None,
+        form: str | None = None,
+        print_ticket: bool = True,
+    ) -> IssueResult:
+        """Issue one ticket for ``queue_id`` (an id or integrationId) and print it."""
+        lang = language or self.config.kiosk.language
+        view = self._view(queue_id, lang)
+        row = await asyncio.to_thread(
+            self.journal.reserve, queue_id=queue_id, queue_name=view.api_name or view.name,
+            prefix=view.prefix, fmt=self.config.numbering.format, language=lang)
+        data = {"source": "kiosk", "kiosk": self.config.kiosk.id, "day": row.day, "lang": lang,
+                **(integration_data or {})}
+
+        videsk_id: str | None = None
+        uncertain = False
+        detail = ""
+        try:
+            answer = await self.api.enqueue(self.config.branch, queue_id, row.ticket_id,
+                                            integration_data=data, form=form)
+            outcome, videsk_id = Outcome.ISSUED, answer.id
+        except AcceptedUnreadable as exc:
+            outcome, detail = Outcome.ISSUED, f"provider fault: {exc}"
+            log.warning("ticket %s: enqueue answered %s with an unreadable body; the ticket is "
+                        "in the queue, its provider id is unknown (%s)", row.ticket_id,
+                        exc.status_code, exc.snippet)
+        except ApiError as exc:
+            outcome, detail = _outcome_for(exc), f"{exc.__class__.__name__}: {exc}"
+            uncertain = isinstance(exc, ApiTimeout | ConnectionLost)
+        issued_at = self._clock()
+        journal_outcome = "uncertain" if uncertain else outcome.value
+        await asyncio.to_thread(self.journal.finish, row.row_id, journal_outcome,
+                                videsk_id=videsk_id, detail=detail)
+        log.info("ticket %s queue=%s outcome=%s%s", row.ticket_id, queue_id, journal_outcome,
+                 f" ({detail})" if detail else "")
+
+        alternatives: tuple[QueueView, ...] = ()
+        if outcome is Outcome.NO_AGENTS:
+            alternatives = await self._alternatives(queue_id, lang)
+            if self.monitor:
+                self.monitor.poll_soon()
+
+        printed: bool | None = None
+        print_error = ""
+        if outcome is Outcome.ISSUED and print_ticket:
+            ticket = TicketData(
+                ticket_id=row.ticket_id, queue_id=view.id, queue_name=view.name,
+                issued_at=issued_at, language=lang, branch_label=self.branch_label,
+                wait_minutes=view.wait_minutes if view.api_name else None, videsk_id=videsk_id)
+            printed, print_error = await self.print(ticket, row.row_id)
+
+        return IssueResult(
+            outcome=outcome, ticket_id=row.ticket_id, queue=view, language=lang,
+            message=customer_message(outcome, lang, ticket=row.ticket_id, queue=view.name,
+                                     printed=printed, uncertain=uncertain),
+            videsk_id=videsk_id, printed=printed, print_error=print_error,
+            alternatives=alternatives, uncertain=uncertain, detail=detail,
+            issued_at=issued_at if outcome is Outcome.ISSUED else None, row_id=row.row_id)
+
+    async def print(self, ticket: TicketData, row_id: int | None) -> tuple[bool, str]:
+        """Print off the event loop; record the result in the journal."""
+        if self.printer is None:
+            return False, "no printer configured"
+        try:
+            await asyncio.to_thread(self.printer.print_ticket, ticket)
+            printed, error = True, ""
+        except PrinterError as exc:
+            printed, error = False, f"{exc.__class__.__name__}: {exc}"
+            log.warning("ticket %s not printed: %s", ticket.ticket_id, error)
+        if row_id is not None:
+            await asyncio.to_thread(self.journal.set_printed, row_id, printed, error)
+        return printed, error

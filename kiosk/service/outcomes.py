@@ -1,0 +1,85 @@
+"""What issuing a ticket can come to, and the views the use cases return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    """The result of one attempt to issue a ticket."""
+
+    ISSUED = "issued"
+    """The API answered 201: the customer is in the queue (printed or not)."""
+    NO_AGENTS = "no_agents"
+    """406: nobody in that queue can take a call now; ``alternatives`` lists who can."""
+    FORM_REQUIRED = "form_required"
+    """428: the queue needs a form first."""
+    NOT_FOUND = "not_found"
+    """The branch or queue is wrong (a config problem)."""
+    UNAUTHORIZED = "unauthorized"
+    """401/403: the API key is wrong, expired or revoked."""
+    REJECTED = "rejected"
+    """422 after retries, or a request the API (or we) refused as invalid."""
+    UNAVAILABLE = "unavailable"
+    """Network, timeout, 5xx, 429 or a malformed answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    """A queue as the kiosk shows it."""
+
+    id: str
+    name: str
+    """Display name in the requested language (config override, else the API's)."""
+    api_name: str
+    users: int
+    """Agents available now."""
+    avg_waiting_time: float
+    """As the API gave it."""
+    wait_minutes: float
+    """``avg_waiting_time`` converted to minutes."""
+    prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class IssueResult:
+    """What one tap (or one ``kiosk ticket``) came to."""
+
+    outcome: Outcome
+    ticket_id: str
+    """The number reserved for this attempt, exactly as sent to the API."""
+    queue: QueueView
+    message: str
+    """For the customer, in their language."""
+    language: str
+    videsk_id: str | None = None
+    printed: bool | None = None
+    """True/False once printing was tried; None when nothing was to be printed."""
+    print_error: str = ""
+    alternatives: tuple[QueueView, ...] = ()
+    """For ``no_agents``: the queues that have agents now."""
+    uncertain: bool = False
+    """The API may have taken the ticket (timeout, dropped connection): staff must check."""
+    detail: str = ""
+    """For logs and the admin screen; never shown to customers."""
+    issued_at: datetime | None = None
+    row_id: int | None = field(default=None, repr=False)
+
+    def as_json(self) -> dict[str, object]:
+        """The ``kiosk ticket --json`` object."""
+        out: dict[str, object] = {
+            "outcome": self.outcome.value,
+            "ticketId": self.ticket_id,
+            "queue": {"id": self.queue.id, "name": self.queue.name},
+            "videskId": self.videsk_id,
+            "printed": bool(self.printed),
+            "message": self.message,
+        }
+        if self.outcome is Outcome.NO_AGENTS:
+            out["alternatives"] = [{"id": q.id, "name": q.name, "users": q.users}
+                                   for q in self.alternatives]
+        if self.uncertain:
+            out["uncertain"] = True
+        return out

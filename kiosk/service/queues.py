@@ -1,0 +1,158 @@
+"""The branch's queues as the kiosk shows them, and the monitor that keeps them live.
+
+:class:`QueueMonitor` polls ``GET /branches/:branch/queues`` every ``period_s`` seconds,
+one request per poll (no client-side retries), backs off on errors (doubling, capped;
+at a slow pace at once when the key is refused), and always exposes the last good state
+with its age, so a screen can say "updated 40 s ago" rather than go blank.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kiosk.api import QmsClient, Queue
+from kiosk.config import Config, QueueConfig
+from kiosk.errors import ApiError, Forbidden, Unauthorized
+from kiosk.i18n import wait_in_minutes
+from kiosk.service.outcomes import QueueView
+from kiosk.store import derive_prefix
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 60.0
+AUTH_BACKOFF_S = 60.0
+
+
+def _name(qc: QueueConfig | None, lang: str, default: str) -> str:
+    names: dict[str, str] = {str(k): v for k, v in qc.names.items()} if qc else {}
+    return names.get(lang) or default
+
+
+def _prefix(qc: QueueConfig | None, name: str) -> str:
+    return (qc.prefix if qc else None) or derive_prefix(name)
+
+
+def queue_views(config: Config, queues: list[Queue], lang: str) -> list[QueueView]:
+    """The queues to show, in config order (or the API's when none are configured)."""
+    by_id = {q.id: q for q in queues}
+    pairs: list[tuple[QueueConfig | None, Queue]]
+    if config.queues:
+        pairs = [(qc, by_id[qc.id]) for qc in config.queues if qc.id in by_id]
+    else:
+        pairs = [(None, q) for q in queues]
+    return [QueueView(id=q.id, name=_name(qc, lang, q.name), api_name=q.name, users=q.users,
+                      avg_waiting_time=q.avg_waiting_time,
+                      wait_minutes=wait_in_minutes(q.avg_waiting_time, config.api.wait_unit),
+                      prefix=_prefix(qc, q.name))
+            for qc, q in pairs]
+
+
+def unknown_queue_view(config: Config, queue_id: str, lang: str) -> QueueView:
+    """A view of a queue the API has not listed (yet): its config, or just its id."""
+    qc = config.queue(queue_id)
+    name = _name(qc, lang, queue_id)
+    return QueueView(id=queue_id, name=name, api_name="", users=0, avg_waiting_time=0.0,
+                     wait_minutes=0.0, prefix=_prefix(qc, name))
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSnapshot:
+    """The last good list of queues, and how the last poll went."""
+
+    queues: tuple[Queue, ...] = ()
+    fetched_at: float | None = None
+    """Monotonic time of the last good poll (None: never)."""
+    error: ApiError | None = None
+    """The last poll's error, if the last poll failed."""
+    failures: int = 0
+    """Consecutive failed polls."""
+
+    def age(self, now: float | None = None) -> float | None:
+        """Seconds since the last good poll."""
+        if self.fetched_at is None:
+            return None
+        current: float = time.monotonic() if now is None else now
+        return current - self.fetched_at
+
+    def is_stale(self, period_s: float, now: float | None = None) -> bool:
+        """No good data, or none in the last three periods."""
+        age = self.age(now)
+        return age is None or age > 3 * period_s
+
+
+class QueueMonitor:
+    """Polls the branch's queues and keeps the last good state."""
+
+    def __init__(self, api: QmsClient, branch: str, *, period_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._api = api
+        self._branch = branch
+        self.period_s = period_s
+        self._clock = clock
+        self.snapshot = QueueSnapshot()
+        self._listeners: list[Callable[[QueueSnapshot], None]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def subscribe(self, listener: Callable[[QueueSnapshot], None]) -> None:
+        """Call ``listener(snapshot)`` after every poll."""
+        self._listeners.append(listener)
+
+    def next_delay(self) -> float:
+        """Seconds until the next poll given how the last ones went."""
+        snap = self.snapshot
+        if snap.failures == 0:
+            return self.period_s
+        if isinstance(snap.error, Unauthorized | Forbidden):
+            return AUTH_BACKOFF_S
+        return min(MAX_BACKOFF_S, self.period_s * 2.0 ** min(snap.failures, 8))
+
+    async def poll_once(self) -> QueueSnapshot:
+        """One request; update and publish the snapshot."""
+        try:
+            queues = await self._api.list_queues(self._branch, retries=0)
+        except ApiError as exc:
+            prev = self.snapshot
+            self.snapshot = QueueSnapshot(prev.queues, prev.fetched_at, exc, prev.failures + 1)
+            log.warning("queue poll failed (%d in a row): %s", self.snapshot.failures, exc)
+        else:
+            if self.snapshot.failures:
+                log.info("queue poll recovered after %d failures", self.snapshot.failures)
+            self.snapshot = QueueSnapshot(tuple(queues), self._clock(), None, 0)
+        for listener in self._listeners:
+            try:
+                listener(self.snapshot)
+            except Exception:
+                log.exception("queue listener failed")
+        return self.snapshot
+
+    def poll_soon(self) -> None:
+        """Ask for a poll now (e.g. after a 406, or when the admin asks)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Poll until cancelled."""
+        while True:
+            await self.poll_once()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.next_delay())
+
+    def start(self) -> asyncio.Task[None]:
+        """Run in the background on the current loop."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self.run(), name="queue-monitor")
+        return self._task
+
+    async def stop(self) -> None:
+        """Stop polling."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

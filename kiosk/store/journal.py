@@ -1,0 +1,265 @@
+"""The journal: every ticket attempt in SQLite, and the ticket numbers it hands out.
+
+One file, ``<data_dir>/journal.sqlite3``, in WAL mode with ``synchronous=FULL`` so that a
+committed row survives a kill -9 and a power cut.
+
+Numbers. :meth:`Journal.reserve` takes the next number *and* records the attempt in one
+``BEGIN IMMEDIATE`` transaction, committed before anything is sent to the API. So:
+
+- a number, once reserved, is never handed out again that day (whatever the API answers,
+  and across restarts and crashes);
+- two processes on the same ``data_dir`` are serialised by SQLite's write lock;
+- the day is the local date in the branch's time zone, so counters restart at its midnight.
+
+Two kiosks of one branch have two journals, so their numbers must differ by format: give
+them different queue prefixes, or put ``{kiosk}`` in ``numbering.format`` (see README).
+
+An attempt killed between reserve and finish stays ``pending``; :meth:`Journal.recover`
+(called at start-up) turns those into ``unknown``, which staff see in ``kiosk check``:
+the API may or may not have taken them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import unicodedata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from kiosk.errors import StoreError
+
+SCHEMA_VERSION = 1
+JOURNAL_FILE = "journal.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS counters (
+    day     TEXT NOT NULL,
+    prefix  TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    PRIMARY KEY (day, prefix)
+);
+CREATE TABLE IF NOT EXISTS tickets (
+    row_id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    day         TEXT NOT NULL,
+    ticket_id   TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    queue_id    TEXT NOT NULL,
+    queue_name  TEXT NOT NULL DEFAULT '',
+    kiosk_id    TEXT NOT NULL,
+    language    TEXT NOT NULL DEFAULT '',
+    outcome     TEXT NOT NULL DEFAULT 'pending',
+    videsk_id   TEXT,
+    printed     INTEGER NOT NULL DEFAULT 0,
+    print_error TEXT NOT NULL DEFAULT '',
+    detail      TEXT NOT NULL DEFAULT '',
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    UNIQUE (day, ticket_id)
+);
+CREATE INDEX IF NOT EXISTS tickets_by_outcome ON tickets (day, outcome);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRow:
+    """One attempt as the journal holds it."""
+
+    row_id: int
+    day: str
+    ticket_id: str
+    seq: int
+    queue_id: str
+    queue_name: str
+    kiosk_id: str
+    language: str
+    outcome: str
+    videsk_id: str | None
+    printed: bool
+    print_error: str
+    detail: str
+    created_at: str
+    updated_at: str
+
+
+def derive_prefix(name: str, fallback: str = "T") -> str:
+    """A one-letter prefix from a queue's name: its first letter without accents."""
+    for ch in unicodedata.normalize("NFKD", name):
+        if ch.isascii() and ch.isalnum():
+            return ch.upper()
+    return fallback
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Journal:
+    """The SQLite journal of one kiosk. Safe to share between threads."""
+
+    def __init__(self, data_dir: Path, *, kiosk_id: str, timezone: str = "UTC",
+                 clock: Callable[[], datetime] = _utcnow) -> None:
+        self.kiosk_id = kiosk_id
+        self.tz = ZoneInfo(timezone)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.path = Path(data_dir) / JOURNAL_FILE
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=15, isolation_level=None,
+                                       check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=15000")
+            with self._tx():
+                version = self._db.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise StoreError(f"{self.path} was written by a newer kiosk "
+                                     f"(schema {version} > {SCHEMA_VERSION})")
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the journal {self.path}: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot create {self.path.parent}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    def today(self) -> str:
+        """The branch's local date, ISO formatted."""
+        return self._clock().astimezone(self.tz).date().isoformat()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed, or rolled back on any error."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"journal {self.path}: {exc}") from exc
+
+    def _now(self) -> str:
+        return self._clock().astimezone(UTC).isoformat(timespec="milliseconds")
+
+    # ------------------------------------------------------------------ numbers
+
+    def reserve(self, *, queue_id: str, queue_name: str, prefix: str, fmt: str,
+                language: str = "") -> TicketRow:
+        """Take the next number for ``prefix`` today and record the attempt as pending.
+
+        Committed before it returns: the number is spent whatever happens next.
+        """
+        now = self._now()
+        with self._tx() as db:
+            day = self.today()
+            row = db.execute("UPDATE counters SET seq = seq + 1 WHERE day = ? AND prefix = ? "
+                             "RETURNING seq", (day, prefix)).fetchone()
+            seq = row[0] if row else 1
+            if row is None:
+                db.execute("INSERT INTO counters (day, prefix, seq) VALUES (?, ?, 1)",
+                           (day, prefix))
+            ticket_id = fmt.format(prefix=prefix, seq=seq, kiosk=self.kiosk_id)
+            # Defensive: a format that ignores the prefix could repeat another prefix's id.
+            while db.execute("SELECT 1 FROM tickets WHERE day = ? AND ticket_id = ?",
+                             (day, ticket_id)).fetchone():
+                seq += 1
+                ticket_id = fmt.format(prefix=prefix, seq=seq, kiosk=self.kiosk_id)
+            db.execute("UPDATE counters SET seq = ? WHERE day = ? AND prefix = ?",
+                       (seq, day, prefix))
+            cur = db.execute(
+                "INSERT INTO tickets (day, ticket_id, seq, queue_id, queue_name, kiosk_id, "
+                "language, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (day, ticket_id, seq, queue_id, queue_name, self.kiosk_id, language, now, now))
+            row_id = cur.lastrowid
+        assert row_id is not None
+        return self._get_row(row_id)
+
+    # ------------------------------------------------------------------ outcomes
+
+    def finish(self, row_id: int, outcome: str, *, videsk_id: str | None = None,
+               detail: str = "") -> None:
+        """Record the API's answer to an attempt."""
+        with self._tx() as db:
+            db.execute("UPDATE tickets SET outcome = ?, videsk_id = ?, detail = ?, "
+                       "updated_at = ? WHERE row_id = ?",
+                       (outcome, videsk_id, detail[:500], self._now(), row_id))
+
+    def set_printed(self, row_id: int, printed: bool, error: str = "") -> None:
+        """Record whether the paper ticket came out."""
+        with self._tx() as db:
+            db.execute("UPDATE tickets SET printed = ?, print_error = ?, updated_at = ? "
+                       "WHERE row_id = ?", (int(printed), error[:500], self._now(), row_id))
+
+    def recover(self) -> int:
+        """Turn attempts left ``pending`` by a crash into ``unknown``; returns how many."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE tickets SET outcome = 'unknown', detail = "
+                             "'interrupted before the API answer was recorded', updated_at = ? "
+                             "WHERE outcome = 'pending'", (self._now(),))
+            return cur.rowcount
+
+    # ------------------------------------------------------------------ reading
+
+    def _get_row(self, row_id: int) -> TicketRow:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM tickets WHERE row_id = ?", (row_id,)).fetchone()
+        return _row(row)
+
+    def find(self, ticket_id: str, day: str | date | None = None) -> TicketRow | None:
+        """The attempt with this number (today by default; the latest if ``day`` is "any")."""
+        with self._lock:
+            if day == "any":
+                row = self._db.execute("SELECT * FROM tickets WHERE ticket_id = ? "
+                                       "ORDER BY row_id DESC LIMIT 1", (ticket_id,)).fetchone()
+            else:
+                d = day.isoformat() if isinstance(day, date) else (day or self.today())
+                row = self._db.execute("SELECT * FROM tickets WHERE day = ? AND ticket_id = ?",
+                                       (d, ticket_id)).fetchone()
+        return _row(row) if row else None
+
+    def last_issued(self) -> TicketRow | None:
+        """The most recent ticket the API accepted."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM tickets WHERE outcome = 'issued' "
+                                   "ORDER BY row_id DESC LIMIT 1").fetchone()
+        return _row(row) if row else None
+
+    def rows(self, day: str | None = None) -> list[TicketRow]:
+        """Every attempt of ``day`` (today by default), oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM tickets WHERE day = ? ORDER BY row_id",
+                                    (day or self.today(),)).fetchall()
+        return [_row(r) for r in rows]
+
+    def counts(self, day: str | None = None) -> dict[str, int]:
+        """Attempts of ``day`` by outcome, plus ``unprinted`` issued tickets."""
+        with self._lock:
+            d = day or self.today()
+            out = {r[0]: r[1] for r in self._db.execute(
+                "SELECT outcome, COUNT(*) FROM tickets WHERE day = ? GROUP BY outcome", (d,))}
+            out["unprinted"] = self._db.execute(
+                "SELECT COUNT(*) FROM tickets WHERE day = ? AND outcome = 'issued' "
+                "AND printed = 0", (d,)).fetchone()[0]
+        return out
+
+
+def _row(r: sqlite3.Row) -> TicketRow:
+    values: dict[str, Any] = {k: r[k] for k in r.keys()}  # noqa: SIM118
+    values["printed"] = bool(values["printed"])
+    return TicketRow(**values)
