@@ -140,14 +140,17 @@ class NumberingConfig(_Model):
     def _format(cls, v: str) -> str:
         try:
             names = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
-            sample = v.format(prefix="WXYZ", seq=99999, kiosk="k" * 32)
-        except (ValueError, KeyError, IndexError) as exc:
-            raise ValueError(f"a format using only {{prefix}}, {{seq}}, {{kiosk}} ({exc})") from exc
-        if "seq" not in names:
-            raise ValueError("a format that contains {seq}")
+        except ValueError as exc:
+            raise ValueError(f"a valid Python format string ({exc})") from exc
         if names - _FORMAT_FIELDS:
             extra = ", ".join(sorted(names - _FORMAT_FIELDS))
             raise ValueError(f"only the fields {{prefix}}, {{seq}}, {{kiosk}} (not {extra})")
+        if "seq" not in names:
+            raise ValueError("a format that contains {seq}")
+        try:
+            sample = v.format(prefix="WXYZ", seq=99999, kiosk="k" * 32)
+        except (ValueError, KeyError, IndexError) as exc:
+            raise ValueError(f"a format that renders ({exc})") from exc
         if len(sample) > TICKET_ID_MAX:
             raise ValueError(f"a format whose numbers fit the API's {TICKET_ID_MAX} characters")
         return v

@@ -23,6 +23,7 @@ import platform
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -250,24 +251,24 @@ class QmsClient:
 
     async def list_branches(self) -> list[Branch]:
         """``GET /branches``: the account's branches."""
-        return await self._get("/branches", TypeAdapter(list[Branch]))
+        return await self._get("/branches", _adapter(list[Branch]))
 
     async def list_queues(self, branch: str, *, retries: int | None = None) -> list[Queue]:
         """``GET /branches/:branch/queues``: the branch's queues with agents and wait.
 
         ``retries=0`` makes exactly one request (the queue monitor backs off on its own).
         """
-        return await self._get(f"/branches/{_seg(branch)}/queues", TypeAdapter(list[Queue]),
+        return await self._get(f"/branches/{_seg(branch)}/queues", _adapter(list[Queue]),
                                retries=retries)
 
     async def get_queue(self, branch: str, queue: str) -> Queue:
         """``GET /branches/:branch/queues/:queue``: one queue."""
         return await self._get(f"/branches/{_seg(branch)}/queues/{_seg(queue)}",
-                               TypeAdapter(Queue))
+                               _adapter(Queue))
 
     async def get_form(self, segment: str, version: FormVersion = "base") -> Form:
         """``GET /forms/:segmentId?version=``: the queue's form."""
-        return await self._get(f"/forms/{_seg(segment)}", TypeAdapter(Form),
+        return await self._get(f"/forms/{_seg(segment)}", _adapter(Form),
                                params={"version": version})
 
     async def enqueue(
@@ -294,7 +295,8 @@ class QmsClient:
             "POST", f"/branches/{_seg(branch)}/queues/{_seg(queue)}", json_body=body,
             retries=self._retry.enqueue_retries, retry_on=(ConnectFailed, Unprocessable))
         try:
-            return _parse(response, TypeAdapter(EnqueueResult))
+            result: EnqueueResult = _parse(response, _adapter(EnqueueResult))
+            return result
         except MalformedResponse as exc:
             raise AcceptedUnreadable(str(exc).split(": ", 1)[-1], status_code=exc.status_code,
                                      snippet=exc.snippet) from exc
@@ -305,7 +307,8 @@ class QmsClient:
         response = await self._call(
             "POST", "/forms", json_body={"segment": segment, "type": form_type, "values": values},
             retries=self._retry.enqueue_retries, retry_on=(ConnectFailed,))
-        return _parse(response, TypeAdapter(FormSubmission))
+        result: FormSubmission = _parse(response, _adapter(FormSubmission))
+        return result
 
     # ----------------------------------------------------------------- machinery
 
@@ -347,6 +350,12 @@ class QmsClient:
             log.debug("retry %d/%d of %s %s in %.2fs after %s", attempt, retries, method, path,
                       delay, error)
             await self._sleep(delay)
+
+
+@cache
+def _adapter(tp: Any) -> TypeAdapter[Any]:
+    """One validator per answer type, built on first use (building one is costly)."""
+    return TypeAdapter(tp)
 
 
 def _seg(value: str) -> str:

@@ -34,7 +34,10 @@ class MockServer:
 
     def __init__(self, scenario: Scenario | MockState, host: str = "127.0.0.1") -> None:
         self.state = scenario if isinstance(scenario, MockState) else MockState(scenario)
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when
+        # the listening socket says so, and without it every answer stalls ~40 ms
+        # (Nagle holding the body until the client's delayed ACK of the headers).
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, 0))
         self.host, self.port = self._sock.getsockname()[:2]

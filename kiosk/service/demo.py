@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from kiosk.config import Config, config_from_mapping
 from kiosk.mock import MockServer, ScriptedFault, load_scenario
 from kiosk.mock.scenario import MockState, Scenario, default_scenario_path
@@ -56,25 +58,14 @@ MORNING: list[tuple[str, str, str]] = [
 
 
 def demo_config(data_dir: Path, api_url: str) -> Config:
-    """The embedded demo config (``config/demo.yaml`` documents the same keys)."""
-    return config_from_mapping({
-        "api": {"base_url": api_url, "timeout_s": 5},
-        "branch": BRANCH,
-        "kiosk": {"id": "demo-1", "data_dir": str(data_dir), "timezone": "America/Santiago"},
-        "queues": [
-            {"id": ATENCION, "prefix": "A", "names": {"en": "Customer care",
-                                                        "pt": "Atendimento ao cliente"}},
-            {"id": CUENTAS, "prefix": "B", "names": {"en": "New accounts",
-                                                       "pt": "Abertura de conta"}},
-            {"id": CREDITOS, "prefix": "C", "names": {"en": "Loans and mortgages",
-                                                        "pt": "Créditos e hipotecas"}},
-            {"id": SEGUROS, "prefix": "D", "names": {"en": "Insurance", "pt": "Seguros"}},
-        ],
-        "printer": {"type": "virtual", "path": str(data_dir / "tickets"), "paper_mm": 80},
-        "ticket": {"header": ["Banco Ejemplo", "Sucursal Providencia"],
-                   "footer": ["Gracias por su visita"],
-                   "qr": "https://example.com/t/{ticketId}"},
-    }, "(embedded demo config)")
+    """``kiosk/data/demo.yaml`` (also ``config/demo.yaml``), pointed at ``api_url`` and
+    with its journal and tickets in ``data_dir``."""
+    path = Path(__file__).resolve().parent.parent / "data" / "demo.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["api"]["base_url"] = api_url
+    data["kiosk"]["data_dir"] = str(data_dir)
+    data["printer"]["path"] = str(data_dir / "tickets")
+    return config_from_mapping(data, str(path))
 
 
 @dataclass

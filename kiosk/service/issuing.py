@@ -2,8 +2,12 @@
 
 ``take a number -> enqueue -> print -> journal``:
 
-1. :meth:`Journal.reserve` spends the next number and records the attempt (committed
-   before anything is sent, so a number is never used twice in a day);
+1. the next number is taken: one armed ahead of time (:meth:`Journal.arm`, durable) and
+   claimed for this attempt, else one reserved on the spot; either way it is committed
+   before anything is sent, so a number is never used twice in a day. Once the customer
+   has their answer, the next number of that prefix is armed in the background, so the
+   fsync stays off the tap's path (claim and finish do not fsync, and take ~0.1 ms, so
+   they run inline);
 2. the API is asked to enqueue it (the client retries only what is safe to retry);
 3. only a 201 prints a ticket; if printing fails the outcome stays ``issued`` with
    ``printed=False``, and the journal says so;
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -38,6 +43,7 @@ from kiosk.errors import (
     NotFound,
     PrinterError,
     RequestInvalid,
+    StoreError,
     Unauthorized,
     Unprocessable,
 )
@@ -45,7 +51,7 @@ from kiosk.printing.model import TicketData
 from kiosk.service.messages import customer_message
 from kiosk.service.outcomes import IssueResult, Outcome, QueueView
 from kiosk.service.queues import QueueMonitor, queue_views, unknown_queue_view
-from kiosk.store import Journal
+from kiosk.store import Journal, TicketRow
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +102,8 @@ class TicketService:
         self.monitor = monitor
         self.branch_label = config.ticket.branch_label or branch_label
         self._clock = clock
+        self._armed: dict[str, TicketRow] = {}
+        self._arming: dict[str, asyncio.Task[None]] = {}
 
     # ----------------------------------------------------------------- queues
 
@@ -125,6 +133,49 @@ class TicketService:
             views = self.views(lang)
         return tuple(v for v in views if v.users > 0 and v.id != queue_id)
 
+    # ----------------------------------------------------------------- numbers
+
+    async def _take_number(self, view: QueueView, lang: str) -> TicketRow:
+        prefix = view.prefix
+        pending = self._arming.get(prefix)
+        if pending is not None:
+            await pending
+        armed = self._armed.pop(prefix, None)
+        name = view.api_name or view.name
+        if armed is not None:
+            if armed.day == self.journal.today():
+                self.journal.claim(armed.row_id, queue_id=view.id, queue_name=name,
+                                   language=lang)
+                return replace(armed, queue_id=view.id, queue_name=name, language=lang,
+                               outcome="pending")
+            self.journal.void(armed.row_id)  # yesterday's
+        return await asyncio.to_thread(
+            self.journal.reserve, queue_id=view.id, queue_name=name, prefix=prefix,
+            fmt=self.config.numbering.format, language=lang)
+
+    def _arm_next(self, prefix: str) -> None:
+        async def arm() -> None:
+            try:
+                self._armed[prefix] = await asyncio.to_thread(
+                    self.journal.arm, prefix=prefix, fmt=self.config.numbering.format)
+            except StoreError as exc:
+                log.warning("could not arm the next %s number: %s", prefix, exc)
+            finally:
+                self._arming.pop(prefix, None)
+        self._arming[prefix] = asyncio.get_running_loop().create_task(arm())
+
+    async def settle(self) -> None:
+        """Wait until the background work of earlier taps (arming numbers) is done."""
+        for task in list(self._arming.values()):
+            await task
+
+    async def aclose(self) -> None:
+        """Wait for numbers being armed, and give back the armed ones (never sent)."""
+        await self.settle()
+        for row in self._armed.values():
+            await asyncio.to_thread(self.journal.void, row.row_id)
+        self._armed.clear()
+
     # ----------------------------------------------------------------- issuing
 
     async def issue(
@@ -139,9 +190,7 @@ class TicketService:
         """Issue one ticket for ``queue_id`` (an id or integrationId) and print it."""
         lang = language or self.config.kiosk.language
         view = self._view(queue_id, lang)
-        row = await asyncio.to_thread(
-            self.journal.reserve, queue_id=queue_id, queue_name=view.api_name or view.name,
-            prefix=view.prefix, fmt=self.config.numbering.format, language=lang)
+        row = await self._take_number(view, lang)
         data = {"source": "kiosk", "kiosk": self.config.kiosk.id, "day": row.day, "lang": lang,
                 **(integration_data or {})}
 
@@ -162,8 +211,7 @@ class TicketService:
             uncertain = isinstance(exc, ApiTimeout | ConnectionLost)
         issued_at = self._clock()
         journal_outcome = "uncertain" if uncertain else outcome.value
-        await asyncio.to_thread(self.journal.finish, row.row_id, journal_outcome,
-                                videsk_id=videsk_id, detail=detail)
+        self.journal.finish(row.row_id, journal_outcome, videsk_id=videsk_id, detail=detail)
         log.info("ticket %s queue=%s outcome=%s%s", row.ticket_id, queue_id, journal_outcome,
                  f" ({detail})" if detail else "")
 
@@ -173,6 +221,7 @@ class TicketService:
             if self.monitor:
                 self.monitor.poll_soon()
 
+        self._arm_next(view.prefix)
         printed: bool | None = None
         print_error = ""
         if outcome is Outcome.ISSUED and print_ticket:
@@ -201,5 +250,5 @@ class TicketService:
             printed, error = False, f"{exc.__class__.__name__}: {exc}"
             log.warning("ticket %s not printed: %s", ticket.ticket_id, error)
         if row_id is not None:
-            await asyncio.to_thread(self.journal.set_printed, row_id, printed, error)
+            self.journal.set_printed(row_id, printed, error)
         return printed, error

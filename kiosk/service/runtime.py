@@ -59,6 +59,7 @@ class Runtime:
     async def aclose(self) -> None:
         """Stop polling, close the HTTP pool and the journal."""
         await self.monitor.stop()
+        await self.service.aclose()
         await self.api.aclose()
         await asyncio.to_thread(self.journal.close)
 

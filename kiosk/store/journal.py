@@ -1,7 +1,7 @@
 """The journal: every ticket attempt in SQLite, and the ticket numbers it hands out.
 
-One file, ``<data_dir>/journal.sqlite3``, in WAL mode with ``synchronous=FULL`` so that a
-committed row survives a kill -9 and a power cut.
+One file, ``<data_dir>/journal.sqlite3``, in WAL mode. Numbers are committed with
+``synchronous=FULL`` (fsynced), so a number survives a kill -9 and a power cut.
 
 Numbers. :meth:`Journal.reserve` takes the next number *and* records the attempt in one
 ``BEGIN IMMEDIATE`` transaction, committed before anything is sent to the API. So:
@@ -14,9 +14,17 @@ Numbers. :meth:`Journal.reserve` takes the next number *and* records the attempt
 Two kiosks of one branch have two journals, so their numbers must differ by format: give
 them different queue prefixes, or put ``{kiosk}`` in ``numbering.format`` (see README).
 
-An attempt killed between reserve and finish stays ``pending``; :meth:`Journal.recover`
-(called at start-up) turns those into ``unknown``, which staff see in ``kiosk check``:
-the API may or may not have taken them.
+Armed numbers keep the fsync off a tap's path: :meth:`Journal.arm` reserves the next
+number of a prefix ahead of time (durably, ``synchronous=FULL``), and a tap only claims
+it (:meth:`Journal.claim`) and records the answer (:meth:`Journal.finish`), both with
+``synchronous=NORMAL`` and no checkpoint, so no fsync: in WAL mode that survives a kill -9
+at once, and a power cut from the next FULL commit on (the next arm, right after the
+tap). WAL checkpoints run only in :meth:`Journal.arm`, in the background.
+
+Recovery (:meth:`Journal.recover`, at start-up): an attempt left ``pending`` (claimed or
+reserved, maybe sent, no answer recorded) becomes ``unknown``, which staff see in
+``kiosk check``; an ``armed`` number that was never claimed becomes ``void``: never sent,
+never reused, a gap of at most one number per prefix per restart.
 """
 
 from __future__ import annotations
@@ -117,6 +125,8 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=15000")
+            # Checkpoints (which fsync) run in arm(), off the tap's path; not at any commit.
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
             with self._tx():
                 version = self._db.execute("PRAGMA user_version").fetchone()[0]
                 if version > SCHEMA_VERSION:
@@ -140,10 +150,14 @@ class Journal:
         return self._clock().astimezone(self.tz).date().isoformat()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction: committed, or rolled back on any error."""
+    def _tx(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed, or rolled back on any error.
+
+        ``durable``: fsync at commit (``synchronous=FULL``); else WAL's ``NORMAL``.
+        """
         with self._lock:
             try:
+                self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     yield self._db
@@ -160,10 +174,10 @@ class Journal:
     # ------------------------------------------------------------------ numbers
 
     def reserve(self, *, queue_id: str, queue_name: str, prefix: str, fmt: str,
-                language: str = "") -> TicketRow:
-        """Take the next number for ``prefix`` today and record the attempt as pending.
+                language: str = "", outcome: str = "pending") -> TicketRow:
+        """Take the next number for ``prefix`` today and record the attempt as ``outcome``.
 
-        Committed before it returns: the number is spent whatever happens next.
+        Committed durably before it returns: the number is spent whatever happens next.
         """
         now = self._now()
         with self._tx() as db:
@@ -184,35 +198,72 @@ class Journal:
                        (seq, day, prefix))
             cur = db.execute(
                 "INSERT INTO tickets (day, ticket_id, seq, queue_id, queue_name, kiosk_id, "
-                "language, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (day, ticket_id, seq, queue_id, queue_name, self.kiosk_id, language, now, now))
+                "language, outcome, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (day, ticket_id, seq, queue_id, queue_name, self.kiosk_id, language, outcome,
+                 now, now))
             row_id = cur.lastrowid
         assert row_id is not None
         return self._get_row(row_id)
+
+    def arm(self, *, prefix: str, fmt: str) -> TicketRow:
+        """Reserve the next number of ``prefix`` ahead of a tap (durably; outcome ``armed``),
+        and fold the write-ahead log back into the database while nobody waits."""
+        row = self.reserve(queue_id="", queue_name="", prefix=prefix, fmt=fmt, outcome="armed")
+        self.checkpoint()
+        return row
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database (a passive checkpoint)."""
+        with self._lock:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:
+                raise StoreError(f"journal {self.path}: checkpoint: {exc}") from exc
+
+    def claim(self, row_id: int, *, queue_id: str, queue_name: str, language: str) -> None:
+        """Turn an armed number into a pending attempt for ``queue_id``, before sending it."""
+        with self._tx(durable=False) as db:
+            cur = db.execute("UPDATE tickets SET outcome = 'pending', queue_id = ?, "
+                             "queue_name = ?, language = ?, updated_at = ? "
+                             "WHERE row_id = ? AND outcome = 'armed'",
+                             (queue_id, queue_name, language, self._now(), row_id))
+            if cur.rowcount != 1:
+                raise StoreError(f"number {row_id} is not armed (already used?)")
 
     # ------------------------------------------------------------------ outcomes
 
     def finish(self, row_id: int, outcome: str, *, videsk_id: str | None = None,
                detail: str = "") -> None:
         """Record the API's answer to an attempt."""
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             db.execute("UPDATE tickets SET outcome = ?, videsk_id = ?, detail = ?, "
                        "updated_at = ? WHERE row_id = ?",
                        (outcome, videsk_id, detail[:500], self._now(), row_id))
 
     def set_printed(self, row_id: int, printed: bool, error: str = "") -> None:
         """Record whether the paper ticket came out."""
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             db.execute("UPDATE tickets SET printed = ?, print_error = ?, updated_at = ? "
                        "WHERE row_id = ?", (int(printed), error[:500], self._now(), row_id))
 
     def recover(self) -> int:
-        """Turn attempts left ``pending`` by a crash into ``unknown``; returns how many."""
+        """After a stop or crash: ``pending`` → ``unknown`` (returns how many; staff should
+        check them), ``armed`` → ``void`` (never sent)."""
         with self._tx() as db:
+            now = self._now()
+            db.execute("UPDATE tickets SET outcome = 'void', detail = 'armed, never used', "
+                       "updated_at = ? WHERE outcome = 'armed'", (now,))
             cur = db.execute("UPDATE tickets SET outcome = 'unknown', detail = "
                              "'interrupted before the API answer was recorded', updated_at = ? "
-                             "WHERE outcome = 'pending'", (self._now(),))
+                             "WHERE outcome = 'pending'", (now,))
             return cur.rowcount
+
+    def void(self, row_id: int) -> None:
+        """Give up an armed number without sending it (e.g. it belongs to yesterday)."""
+        with self._tx(durable=False) as db:
+            db.execute("UPDATE tickets SET outcome = 'void', detail = 'armed, never used', "
+                       "updated_at = ? WHERE row_id = ? AND outcome = 'armed'",
+                       (self._now(), row_id))
 
     # ------------------------------------------------------------------ reading
 
@@ -241,9 +292,11 @@ class Journal:
         return _row(row) if row else None
 
     def rows(self, day: str | None = None) -> list[TicketRow]:
-        """Every attempt of ``day`` (today by default), oldest first."""
+        """Every attempt of ``day`` (today by default), oldest first; not armed or void
+        numbers, which were never sent."""
         with self._lock:
-            rows = self._db.execute("SELECT * FROM tickets WHERE day = ? ORDER BY row_id",
+            rows = self._db.execute("SELECT * FROM tickets WHERE day = ? AND outcome NOT IN "
+                                    "('armed', 'void') ORDER BY row_id",
                                     (day or self.today(),)).fetchall()
         return [_row(r) for r in rows]
 
@@ -252,7 +305,8 @@ class Journal:
         with self._lock:
             d = day or self.today()
             out = {r[0]: r[1] for r in self._db.execute(
-                "SELECT outcome, COUNT(*) FROM tickets WHERE day = ? GROUP BY outcome", (d,))}
+                "SELECT outcome, COUNT(*) FROM tickets WHERE day = ? AND outcome NOT IN "
+                "('armed', 'void') GROUP BY outcome", (d,))}
             out["unprinted"] = self._db.execute(
                 "SELECT COUNT(*) FROM tickets WHERE day = ? AND outcome = 'issued' "
                 "AND printed = 0", (d,)).fetchone()[0]

@@ -1,0 +1,192 @@
+"""``kiosk`` as a subprocess against the mock API over loopback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from kiosk.mock import MockServer, MockState, ScriptedFault
+
+from .conftest import ATENCION, BRANCH, CREDITOS, CUENTAS, REPO, SEGUROS, make_config
+
+
+@pytest.fixture
+def cfg_file(tmp_path: Path, server: MockServer) -> Path:
+    cfg = make_config(tmp_path, api={"base_url": server.url, "timeout_s": 2})
+    path = tmp_path / "kiosk.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True)))
+    return path
+
+
+def kiosk(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kiosk", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=REPO)
+
+
+def test_queues_json_as_the_api_gave_them(cfg_file: Path, cli_env: dict[str, str],
+                                          state: MockState) -> None:
+    p = kiosk("--config", str(cfg_file), "queues", "--json", env=cli_env)
+    assert p.returncode == 0, p.stderr
+    rows = json.loads(p.stdout)
+    assert [r["id"] for r in rows] == [ATENCION, CUENTAS, CREDITOS, SEGUROS]
+    first = rows[0]
+    api = state.as_api(state.queue_anywhere(ATENCION))  # type: ignore[arg-type]
+    assert {k: first[k] for k in ("id", "name", "users")} == {
+        k: api[k] for k in ("id", "name", "users")}
+    assert isinstance(first["avgWaitingTime"], float)
+
+
+def test_queues_table(cfg_file: Path, cli_env: dict[str, str]) -> None:
+    p = kiosk("--config", str(cfg_file), "queues", env=cli_env)
+    assert p.returncode == 0
+    lines = p.stdout.splitlines()
+    assert lines[0].split() == ["prefix", "queue", "agents", "avg", "wait", "id"]
+    assert lines[1].startswith("A      Atención a clientes") and " 3  ~" in lines[1]
+
+
+def test_ticket_issued(cfg_file: Path, cli_env: dict[str, str], state: MockState) -> None:
+    p = kiosk("--config", str(cfg_file), "ticket", ATENCION, "--json", env=cli_env)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["outcome"] == "issued" and out["ticketId"] == "A-001"
+    assert out["queue"] == {"id": ATENCION, "name": "Atención a clientes"}
+    assert out["videskId"] == state.tickets[0].id and out["printed"] is True
+    assert set(out) == {"outcome", "ticketId", "queue", "videskId", "printed", "message"}
+
+
+def test_ticket_no_agents_lists_alternatives(cfg_file: Path, cli_env: dict[str, str]) -> None:
+    p = kiosk("--config", str(cfg_file), "ticket", CREDITOS, "--json", env=cli_env)
+    assert p.returncode == 3
+    out = json.loads(p.stdout)
+    assert out["outcome"] == "no_agents" and out["printed"] is False
+    assert {a["id"] for a in out["alternatives"]} == {ATENCION, CUENTAS, SEGUROS}
+    assert all(a["users"] > 0 for a in out["alternatives"])
+
+
+@pytest.mark.parametrize(("queue", "fault", "status", "outcome"), [
+    (SEGUROS, None, 4, "form_required"),
+    ("000000000000000000000000", None, 5, "not_found"),
+    (ATENCION, {"on": "enqueue", "answer": 422, "times": 3}, 7, "rejected"),
+    (ATENCION, {"on": "enqueue", "answer": 503}, 8, "unavailable"),
+    (ATENCION, {"on": "enqueue", "answer": "html"}, 8, "unavailable"),
+])
+def test_ticket_outcomes_and_statuses(cfg_file: Path, cli_env: dict[str, str], state: MockState,
+                                      queue: str, fault: dict[str, object] | None, status: int,
+                                      outcome: str) -> None:
+    if fault:
+        state.push_faults(ScriptedFault.model_validate(fault))
+    p = kiosk("--config", str(cfg_file), "ticket", queue, "--json", env=cli_env)
+    assert p.returncode == status, p.stderr
+    assert json.loads(p.stdout)["outcome"] == outcome
+    assert "Traceback" not in p.stderr
+
+
+def test_ticket_unauthorized(cfg_file: Path, cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "VIDESK_API_KEY": "mock.expired.key"}
+    p = kiosk("--config", str(cfg_file), "ticket", ATENCION, "--json", env=env)
+    assert p.returncode == 6
+    assert json.loads(p.stdout)["outcome"] == "unauthorized"
+    assert "mock.expired.key" not in p.stdout + p.stderr
+
+
+def test_api_unreachable_is_unavailable_without_traceback(tmp_path: Path,
+                                                          cli_env: dict[str, str]) -> None:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    cfg = make_config(tmp_path, api={"base_url": f"http://127.0.0.1:{port}", "timeout_s": 1})
+    path = tmp_path / "k.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True)))
+    p = kiosk("--config", str(path), "ticket", ATENCION, env=cli_env)
+    assert p.returncode == 8
+    assert "fuera de servicio" in p.stdout
+    assert "Traceback" not in p.stderr
+    q = kiosk("--config", str(path), "queues", env=cli_env)
+    assert q.returncode == 8 and "Traceback" not in q.stderr
+
+
+def test_check_all_good(cfg_file: Path, cli_env: dict[str, str]) -> None:
+    p = kiosk("--config", str(cfg_file), "check", env=cli_env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    names = [line.split()[1] for line in p.stdout.splitlines()]
+    assert names == ["config", "api", "branch", "queues", "journal", "printer"]
+    assert all(line.startswith("ok") for line in p.stdout.splitlines())
+
+
+def test_check_reports_a_refused_key(cfg_file: Path, cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "VIDESK_API_KEY": "mock.revoked.key"}
+    p = kiosk("--config", str(cfg_file), "check", env=env)
+    assert p.returncode == 1
+    assert "FAIL api" in p.stdout and "403" in p.stdout
+    assert "mock.revoked.key" not in p.stdout
+
+
+def test_check_without_key_is_a_config_error(cfg_file: Path, cli_env: dict[str, str]) -> None:
+    env = {k: v for k, v in cli_env.items() if k != "VIDESK_API_KEY"}
+    p = kiosk("--config", str(cfg_file), "check", env=env)
+    assert p.returncode == 2 and "FAIL config" in p.stdout
+
+
+def test_usage_error_is_status_2(cli_env: dict[str, str]) -> None:
+    p = kiosk("ticket", env=cli_env)
+    assert p.returncode == 2 and "QUEUE_ID" in p.stderr
+
+
+def test_version(cli_env: dict[str, str]) -> None:
+    p = kiosk("--version", env=cli_env)
+    assert p.returncode == 0 and p.stdout.startswith("kiosk ")
+
+
+@pytest.fixture
+def mock_process(cli_env: dict[str, str]) -> Iterator[str]:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    proc = subprocess.Popen([sys.executable, "-m", "kiosk", "mock-api", "--port", str(port)],
+                            env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(url + "/_mock/state", timeout=0.5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_mock_api_command_serves_the_default_scenario(mock_process: str) -> None:
+    r = httpx.get(f"{mock_process}/public/video-contact-center/branches/{BRANCH}/queues",
+                  headers={"Authorization": "Bearer mock.kiosk.key"})
+    assert r.status_code == 200 and len(r.json()) == 4
+    bad = httpx.get(f"{mock_process}/public/video-contact-center/branches")
+    assert bad.status_code == 401 and bad.json()["name"] == "NotAuthenticated"
+
+
+@pytest.mark.slow
+def test_demo_headless(cli_env: dict[str, str], tmp_path: Path) -> None:
+    p = kiosk("demo", "--headless", "--data-dir", str(tmp_path), env=cli_env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert "retried with the same number" in out
+    assert "no_agents — offered:" in out and "takes an alternative" in out
+    assert "the greeter fills the form" in out
+    assert out.splitlines()[-1].startswith("summary:")
+    tickets = sorted((tmp_path / "tickets").glob("*.bin"))
+    issued = [line for line in out.splitlines() if " issued, printed" in line]
+    assert len(tickets) == len(issued) >= 8

@@ -1,0 +1,200 @@
+"""Ticket numbers and the journal: per-day sequences in the branch's time zone, never reused,
+across restarts, crashes (kill -9) and two processes at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from kiosk.errors import StoreError
+from kiosk.store import Journal, derive_prefix
+
+from .conftest import WallClock
+
+FMT = "{prefix}-{seq:03d}"
+
+
+def reserve(j: Journal, prefix: str = "A", queue: str = "q1") -> str:
+    return j.reserve(queue_id=queue, queue_name="Q", prefix=prefix, fmt=FMT).ticket_id
+
+
+def test_numbers_count_up_per_prefix(tmp_path: Path) -> None:
+    j = Journal(tmp_path, kiosk_id="k1")
+    assert [reserve(j) for _ in range(3)] == ["A-001", "A-002", "A-003"]
+    assert reserve(j, "B", "q2") == "B-001"
+    assert reserve(j) == "A-004"
+
+
+def test_queues_sharing_a_prefix_never_share_a_number(tmp_path: Path) -> None:
+    j = Journal(tmp_path, kiosk_id="k1")
+    assert [reserve(j, "A", "q1"), reserve(j, "A", "q2")] == ["A-001", "A-002"]
+
+
+def test_reset_at_local_midnight_of_the_branch(tmp_path: Path) -> None:
+    # 23:58 in Santiago (UTC-3 in November) is 02:58 UTC the next day.
+    clock = WallClock(datetime(2026, 11, 28, 2, 58, tzinfo=UTC))
+    j = Journal(tmp_path, kiosk_id="k1", timezone="America/Santiago", clock=clock)
+    assert j.today() == "2026-11-27"
+    assert [reserve(j), reserve(j)] == ["A-001", "A-002"]
+    clock.advance(minutes=1)
+    assert reserve(j) == "A-003"       # 23:59, still the same local day
+    clock.advance(minutes=1, seconds=1)
+    assert j.today() == "2026-11-28"   # 00:00:01 local
+    assert reserve(j) == "A-001"
+    assert [r.ticket_id for r in j.rows("2026-11-27")] == ["A-001", "A-002", "A-003"]
+
+
+def test_utc_midnight_is_not_the_branch_midnight(tmp_path: Path) -> None:
+    clock = WallClock(datetime(2026, 11, 27, 23, 59, tzinfo=UTC))  # 20:59 in Santiago
+    j = Journal(tmp_path, kiosk_id="k1", timezone="America/Santiago", clock=clock)
+    reserve(j)
+    clock.advance(minutes=2)  # 00:01 UTC, 21:01 Santiago
+    assert reserve(j) == "A-002"
+
+
+def test_numbers_continue_after_restart(tmp_path: Path) -> None:
+    j = Journal(tmp_path, kiosk_id="k1")
+    reserve(j), reserve(j)
+    j.close()
+    j2 = Journal(tmp_path, kiosk_id="k1")
+    assert reserve(j2) == "A-003"
+
+
+def test_a_spent_number_is_never_reused_whatever_the_outcome(tmp_path: Path) -> None:
+    j = Journal(tmp_path, kiosk_id="k1")
+    row = j.reserve(queue_id="q", queue_name="Q", prefix="A", fmt=FMT)
+    j.finish(row.row_id, "no_agents", detail="406")
+    assert reserve(j) == "A-002"
+    assert j.find("A-001").outcome == "no_agents"  # type: ignore[union-attr]
+
+
+def test_kiosk_id_in_the_format(tmp_path: Path) -> None:
+    j = Journal(tmp_path, kiosk_id="L2")
+    assert j.reserve(queue_id="q", queue_name="Q", prefix="A",
+                     fmt="{prefix}{kiosk}-{seq:03d}").ticket_id == "AL2-001"
+
+
+def test_outcome_print_and_counts(tmp_path: Path) -> None:
+    j = Journal(tmp_path, kiosk_id="k1")
+    r1 = j.reserve(queue_id="q", queue_name="Q", prefix="A", fmt=FMT)
+    r2 = j.reserve(queue_id="q", queue_name="Q", prefix="A", fmt=FMT)
+    j.finish(r1.row_id, "issued", videsk_id="v1")
+    j.set_printed(r1.row_id, False, "PrinterNotReady: paper out")
+    j.finish(r2.row_id, "issued", videsk_id="v2")
+    j.set_printed(r2.row_id, True)
+    row = j.find("A-001")
+    assert row is not None and (row.outcome, row.videsk_id, row.printed) == ("issued", "v1", False)
+    assert row.print_error == "PrinterNotReady: paper out"
+    assert j.counts() == {"issued": 2, "unprinted": 1}
+    assert j.last_issued().ticket_id == "A-002"  # type: ignore[union-attr]
+
+
+def test_wal_and_full_sync(tmp_path: Path) -> None:
+    j = Journal(tmp_path, kiosk_id="k1")
+    assert j._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert j._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    Journal(tmp_path, kiosk_id="k1").close()
+    db = sqlite3.connect(tmp_path / "journal.sqlite3")
+    db.execute("PRAGMA user_version=99")
+    db.close()
+    with pytest.raises(StoreError, match="newer kiosk"):
+        Journal(tmp_path, kiosk_id="k1")
+
+
+def test_unwritable_data_dir(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StoreError):
+        Journal(blocker / "sub", kiosk_id="k1")
+
+
+def test_prefix_from_name() -> None:
+    assert derive_prefix("Atención a clientes") == "A"
+    assert derive_prefix("Émission de cartes") == "E"
+    assert derive_prefix("¿Ñandú?") == "N"
+    assert derive_prefix("123") == "1"
+    assert derive_prefix("—") == "T"
+
+
+def _worker(data_dir: str, n: int, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    j = Journal(Path(data_dir), kiosk_id="k1")
+    out.put([reserve(j) for _ in range(n)])
+
+
+@pytest.mark.slow
+def test_two_processes_at_once_never_collide(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
+    procs = [ctx.Process(target=_worker, args=(str(tmp_path), 40, out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    got = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    numbers = got[0] + got[1]
+    assert len(numbers) == len(set(numbers)) == 80
+    assert sorted(numbers) == [f"A-{i:03d}" for i in range(1, 81)]
+
+
+CRASHER = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    from kiosk.store import Journal
+    j = Journal(Path(sys.argv[1]), kiosk_id="k1")
+    done = j.reserve(queue_id="q", queue_name="Q", prefix="A", fmt="{prefix}-{seq:03d}")
+    j.finish(done.row_id, "issued", videsk_id="v1")
+    j.reserve(queue_id="q", queue_name="Q", prefix="A", fmt="{prefix}-{seq:03d}")
+    # killed after reserving A-002 and before the API's answer was recorded
+    os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+@pytest.mark.slow
+def test_kill_9_loses_nothing(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", CRASHER, str(tmp_path)], timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    j = Journal(tmp_path, kiosk_id="k1")
+    issued = j.find("A-001")
+    assert issued is not None and issued.outcome == "issued" and issued.videsk_id == "v1"
+    assert j.recover() == 1
+    assert j.find("A-002").outcome == "unknown"  # type: ignore[union-attr]
+    assert reserve(j) == "A-003"  # the interrupted number is never handed out again
+    assert os.path.exists(tmp_path / "journal.sqlite3")
+
+
+def test_armed_number_is_claimed_then_voided_on_restart(tmp_path: Path) -> None:
+    j = Journal(tmp_path, kiosk_id="k1")
+    armed = j.arm(prefix="A", fmt=FMT)
+    assert armed.outcome == "armed" and armed.ticket_id == "A-001"
+    assert j.rows() == [] and j.counts() == {"unprinted": 0}  # not an attempt yet
+    j.claim(armed.row_id, queue_id="q", queue_name="Q", language="es")
+    with pytest.raises(StoreError):
+        j.claim(armed.row_id, queue_id="q", queue_name="Q", language="es")  # only once
+    j.finish(armed.row_id, "issued", videsk_id="v")
+    j.arm(prefix="A", fmt=FMT)  # A-002, armed and then the kiosk restarts
+    j.close()
+    j2 = Journal(tmp_path, kiosk_id="k1")
+    assert j2.recover() == 0  # nothing was pending
+    assert [(r.ticket_id, r.outcome) for r in j2.rows()] == [("A-001", "issued")]
+    assert reserve(j2) == "A-003"  # the armed A-002 is never handed out
+
+
+def test_claim_and_finish_do_not_fsync_but_survive_a_reopen(tmp_path: Path) -> None:
+    j = Journal(tmp_path, kiosk_id="k1")
+    armed = j.arm(prefix="A", fmt=FMT)
+    j.claim(armed.row_id, queue_id="q", queue_name="Q", language="es")
+    assert j._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    j2 = Journal(tmp_path, kiosk_id="k1")  # another connection sees it at once
+    assert j2.find("A-001").outcome == "pending"  # type: ignore[union-attr]

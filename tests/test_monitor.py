@@ -1,0 +1,78 @@
+"""The queue monitor: one request per poll, backoff on errors, last good state with its age."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from kiosk.api import QmsClient
+from kiosk.errors import ServerError, Unauthorized
+from kiosk.mock import MockState, ScriptedFault, create_app
+from kiosk.service import QueueMonitor, QueueSnapshot
+from kiosk.service.queues import AUTH_BACKOFF_S, MAX_BACKOFF_S
+
+from .conftest import BRANCH, FakeClock
+
+
+def polls(state: MockState) -> int:
+    return sum(1 for r in state.requests if r[1].endswith("/queues"))
+
+
+async def test_one_request_per_poll_even_when_failing(api: QmsClient, state: MockState) -> None:
+    m = QueueMonitor(api, BRANCH, period_s=5)
+    await m.poll_once()
+    state.push_faults(ScriptedFault(on="queues", answer=503, times=5))
+    await m.poll_once()
+    assert polls(state) == 2
+
+
+async def test_keeps_last_good_state_and_its_age(api: QmsClient, state: MockState,
+                                                 clock: FakeClock) -> None:
+    m = QueueMonitor(api, BRANCH, period_s=5, clock=clock)
+    snap = await m.poll_once()
+    assert len(snap.queues) == 4 and snap.error is None
+    clock.advance(40)
+    state.push_faults(ScriptedFault(on="queues", answer=503))
+    snap = await m.poll_once()
+    assert len(snap.queues) == 4                 # still shown
+    assert isinstance(snap.error, ServerError)
+    assert snap.age(clock()) == 40
+    assert snap.is_stale(5, clock())
+    assert not QueueSnapshot((), clock(), None, 0).is_stale(5, clock())
+
+
+async def test_backoff_doubles_and_caps_then_recovers(api: QmsClient, state: MockState) -> None:
+    m = QueueMonitor(api, BRANCH, period_s=5)
+    state.push_faults(ScriptedFault(on="queues", answer=503, times=10))
+    delays = []
+    for _ in range(5):
+        await m.poll_once()
+        delays.append(m.next_delay())
+    assert delays == [10, 20, 40, MAX_BACKOFF_S, MAX_BACKOFF_S]
+    state.push_faults()  # the script runs out after 10 failures
+    for _ in range(5):
+        await m.poll_once()
+    await m.poll_once()
+    assert m.snapshot.failures == 0 and m.next_delay() == 5
+
+
+async def test_refused_key_polls_slowly(state: MockState) -> None:
+    async with QmsClient("http://m", "mock.expired.key",
+                         transport=httpx.ASGITransport(app=create_app(state))) as c:
+        m = QueueMonitor(c, BRANCH, period_s=5)
+        await m.poll_once()
+    assert isinstance(m.snapshot.error, Unauthorized)
+    assert m.next_delay() == AUTH_BACKOFF_S
+
+
+async def test_runs_in_background_and_notifies(api: QmsClient, state: MockState) -> None:
+    m = QueueMonitor(api, BRANCH, period_s=1)
+    seen: list[QueueSnapshot] = []
+    m.subscribe(seen.append)
+    m.start()
+    await asyncio.sleep(0.05)
+    m.poll_soon()  # e.g. after a 406
+    await asyncio.sleep(0.05)
+    await m.stop()
+    assert len(seen) == 2 and polls(state) == 2
