@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The README's two commands, on a fresh Debian/Ubuntu machine or a developer's laptop:
+#
+#   packaging/dev.sh demo [ARGS]   set everything up, then run the kiosk demo
+#                                  (built-in mock API + virtual printer)
+#   packaging/dev.sh test [ARGS]   set everything up, then lint, type-check and run the
+#                                  tests (ARGS go to pytest)
+#
+# Set-up is idempotent and quick when nothing changed: a virtual environment in .venv
+# with the project installed editable; for the tests also the ESC/POS printer emulator
+# (emupos, Python 3.13, in .tools/emupos) and the system packages the UI tests need.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+python_ok() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
+
+find_python() {
+    local c
+    for c in "${PYTHON:-}" python3.11 python3.12 python3 ; do
+        [ -n "$c" ] && command -v "$c" >/dev/null 2>&1 && python_ok "$c" && { echo "$c"; return; }
+    done
+    if command -v pyenv >/dev/null 2>&1; then
+        for c in "$(pyenv root)"/versions/3.1[1-9]*/bin/python3; do
+            [ -x "$c" ] && python_ok "$c" && { echo "$c"; return; }
+        done
+    fi
+    echo "kiosk needs Python 3.11 or newer (apt-get install python3 python3-venv)" >&2
+    exit 1
+}
+
+setup_venv() {
+    local stamp=.venv/.kiosk-installed want
+    want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+    if [ ! -x .venv/bin/python ]; then
+        say "creating .venv"
+        "$(find_python)" -m venv .venv
+    fi
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        say "installing kiosk and its dependencies into .venv"
+        .venv/bin/python -m pip install -q --upgrade pip
+        .venv/bin/python -m pip install -q -e ".[dev]"
+        echo "$want" > "$stamp"
+    fi
+}
+
+case "${1:-}" in
+    demo)
+        shift
+        setup_venv
+        exec .venv/bin/kiosk demo --headless "$@"
+        ;;
+    test)
+        shift
+        setup_venv
+        say "ruff"
+        .venv/bin/ruff check kiosk tests benchmarks
+        say "mypy --strict"
+        .venv/bin/mypy
+        say "pytest"
+        exec .venv/bin/pytest "$@"
+        ;;
+    *)
+        echo "usage: packaging/dev.sh demo|test [ARGS]" >&2
+        exit 2
+        ;;
+esac
