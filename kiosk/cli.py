@@ -5,6 +5,8 @@
     kiosk [--config PATH] queues [--json]        the branch's queues, agents, average wait
     kiosk [--config PATH] ticket QUEUE [--json]  issue one ticket (and print it)
     kiosk [--config PATH] check                  config, API, branch, queues, printer
+    kiosk [--config PATH] print-test [--preview PNG]   a sample ticket, and the printer's state
+    kiosk [--config PATH] reprint TICKET_ID      print an issued ticket again
     kiosk mock-api [--host H] [--port P] [--scenario FILE]
     kiosk demo --headless                        a morning in the lobby against the mock
 
@@ -26,7 +28,7 @@ from typing import Any, TextIO
 
 from kiosk import __version__
 from kiosk.config import Config, load_api_key, load_config, resolve_path
-from kiosk.errors import ApiError, ConfigError, KioskError
+from kiosk.errors import ApiError, ConfigError, KioskError, PrinterError
 from kiosk.i18n import LANGUAGES, format_wait
 from kiosk.service.outcomes import Outcome
 from kiosk.service.runtime import Runtime, open_runtime
@@ -86,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-print", action="store_true", help="do not print the ticket")
 
     sub.add_parser("check", help="check config, API, branch, queues and printer")
+
+    pt = sub.add_parser("print-test", help="print a sample ticket with every element and letter")
+    pt.add_argument("--preview", metavar="PNG", type=Path,
+                    help="write a PNG preview instead of printing")
+    pt.add_argument("--lang", choices=LANGUAGES, help="language of the sample")
+
+    rp = sub.add_parser("reprint", help="print an issued ticket again")
+    rp.add_argument("ticket_id", metavar="TICKET_ID")
 
     m = sub.add_parser("mock-api", help="serve the mock Videsk API")
     m.add_argument("--host", default="127.0.0.1")
@@ -210,11 +220,48 @@ async def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         unknown = counts.get("unknown", 0) + counts.get("uncertain", 0)
         line(unknown == 0, "journal", f"{rt.journal.path}: today {counts}"
              + (f"; {unknown} ticket(s) need a staff check" if unknown else ""))
-        line(config.printer.type != "none", "printer",
-             f"{config.printer.type} ({config.printer.paper_mm} mm, {config.printer.codepage})")
+        status = await asyncio.wrap_future(rt.printer.submit_status())
+        line(status.can_print, "printer",
+             f"{config.printer.type} ({config.printer.paper_mm} mm, {config.printer.codepage}): "
+             f"{status}")
     finally:
         await rt.aclose()
     return ExitStatus.FAILED if failed else ExitStatus.OK
+
+
+async def cmd_print_test(args: argparse.Namespace, out: TextIO) -> int:
+    from kiosk.printing import TicketPrinter
+    config, _ = _load(args)
+    printer = TicketPrinter(config.printer, config.ticket, timezone=config.kiosk.timezone)
+    try:
+        layout = printer.sample_layout(args.lang or config.kiosk.language)
+        if args.preview:
+            printer.preview(layout).save(args.preview)
+            print(f"preview written to {args.preview}", file=out)
+            return ExitStatus.OK
+        status = await asyncio.wrap_future(printer.submit_status())
+        print(f"printer {config.printer.type}: {status}", file=out)
+        try:
+            await asyncio.wrap_future(printer.submit(layout, "print-test"))
+        except PrinterError as exc:
+            print(f"kiosk: the test ticket was not printed: {exc}", file=sys.stderr)
+            return ExitStatus.FAILED
+        print(f"test ticket printed ({len(printer.render(layout))} bytes)", file=out)
+        return ExitStatus.OK
+    finally:
+        printer.close()
+
+
+async def cmd_reprint(args: argparse.Namespace, out: TextIO) -> int:
+    async def body(rt: Runtime) -> int:
+        rt.service.branch_label = await rt.branch_label()
+        printed, error = await rt.service.reprint(args.ticket_id)
+        if not printed:
+            print(f"kiosk: {args.ticket_id} was not printed: {error}", file=sys.stderr)
+            return ExitStatus.FAILED
+        print(f"{args.ticket_id} printed again", file=out)
+        return ExitStatus.OK
+    return await _with_runtime(args, body)
 
 
 def cmd_mock_api(args: argparse.Namespace) -> int:
@@ -246,7 +293,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         if args.command == "mock-api":
             return cmd_mock_api(args)
         handlers = {"queues": cmd_queues, "ticket": cmd_ticket, "check": cmd_check,
-                    "demo": cmd_demo}
+                    "demo": cmd_demo, "print-test": cmd_print_test, "reprint": cmd_reprint}
         return asyncio.run(handlers[args.command](args, stdout))
     except ConfigError as exc:
         print(f"kiosk: config error: {exc}", file=sys.stderr)

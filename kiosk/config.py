@@ -190,6 +190,9 @@ class PrinterConfig(_Model):
     """serial: line speed."""
     cups_name: str | None = None
     """cups: the queue name."""
+    status_query: bool = True
+    """Ask the printer's status (DLE EOT) before and after every ticket (network, serial,
+    usb). Turn off only for a printer that never answers."""
     profile: str = "default"
     """escpos-printer-db profile name, e.g. TM-T20II."""
     codepage: str = "CP858"
@@ -214,17 +217,54 @@ class PrinterConfig(_Model):
         return self
 
 
+Lines = list[str] | dict[Language, list[str]]
+
+
 class TicketConfig(_Model):
     """What the paper ticket says."""
 
-    header: list[str] = Field(default_factory=list)
-    """Lines above the number, e.g. the bank's and the branch's name."""
-    footer: list[str] = Field(default_factory=list)
-    """Lines below everything else."""
+    header: Lines = Field(default_factory=list)
+    """Lines above the number (bank, branch); a list, or one list per language."""
+    footer: Lines = Field(default_factory=list)
+    """Lines at the bottom; a list, or one list per language."""
     qr: str | None = None
     """QR content template with ``{ticketId}``, ``{videskId}``, ``{queueId}``; omit for none."""
+    logo: Path | None = None
+    """Image printed at the top (PNG/JPEG), scaled to the paper; rasterised once at start-up."""
     branch_label: str | None = None
     """Branch name printed and shown; default: the API's label for the branch."""
+    show_branch: bool = True
+    """Print the branch name."""
+    show_datetime: bool = True
+    """Print the date and time (in the branch's time zone, the customer's language)."""
+    show_wait: bool = True
+    """Print the estimated wait from the queue's average waiting time."""
+
+    @field_validator("qr")
+    @classmethod
+    def _qr(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                v.format(ticketId="A-001", videskId="x", queueId="q")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError("a template using only {ticketId}, {videskId}, {queueId} "
+                                 f"({exc})") from exc
+        return v
+
+    @field_validator("logo")
+    @classmethod
+    def _logo(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.expanduser().is_file():
+            raise ValueError(f"an image file ({v} does not exist)")
+        return v.expanduser() if v is not None else None
+
+    def lines(self, which: Literal["header", "footer"], lang: str) -> list[str]:
+        """The header or footer in ``lang`` (the default language's, else the first)."""
+        value = getattr(self, which)
+        if isinstance(value, list):
+            return list(value)
+        by_lang: dict[str, list[str]] = {str(k): v for k, v in value.items()}
+        return by_lang.get(lang) or by_lang.get("es") or next(iter(by_lang.values()), [])
 
 
 class Config(_Model):

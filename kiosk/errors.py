@@ -28,6 +28,7 @@ a foreign exception.
     │       ├── ApiTimeout          no answer in time (the request may have landed)
     │       └── ConnectionLost      the connection broke after the request was sent
     ├── StoreError                  the journal (SQLite) cannot be read or written
+    │   └── TicketNotFound          no issued ticket with that number (reprint)
     └── PrinterError                a ticket could not be printed (see kiosk.printing)
         ├── PrinterUnavailable      no printer configured, or it cannot be reached / opened
         ├── PrinterNotReady         the printer answered: paper out, cover open, offline
@@ -169,6 +170,10 @@ class ConnectionLost(TransportError):
 
 class StoreError(KioskError):
     """The journal (SQLite) cannot be read or written."""
+
+
+class TicketNotFound(StoreError):
+    """No issued ticket with that number in the journal."""
 
 
 # --------------------------------------------------------------------------- printing

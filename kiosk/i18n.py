@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import gettext
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,15 @@ def t(message: str, lang: str, /, **fields: Any) -> str:
     """``message`` in ``lang``, with ``{fields}`` filled in."""
     text = translations(lang).gettext(message)
     return text.format(**fields) if fields else text
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def format_datetime(moment: datetime, lang: str) -> str:
+    """A date and time for people: "27 Nov 2026, 14:05" (months in ``lang``)."""
+    month = t(MONTHS[moment.month - 1], lang)
+    return f"{moment.day} {month} {moment.year}, {moment.hour:02d}:{moment.minute:02d}"
 
 
 def wait_in_minutes(avg_waiting_time: float, unit: str) -> float:

@@ -46,6 +46,32 @@ setup_venv() {
     fi
 }
 
+find_python313() {
+    local c
+    for c in "${EMUPOS_PYTHON:-}" python3.13 "$(command -v pyenv >/dev/null && pyenv root)"/versions/3.13*/bin/python3.13; do
+        [ -n "$c" ] || continue
+        if PYENV_VERSION=3.13.0 "$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then
+            echo "$c"; return
+        fi
+    done
+    return 1
+}
+
+setup_emupos() {
+    # The ESC/POS printer emulator the printing tests talk to over loopback. It needs
+    # Python 3.13 (pyenv's, or the system's), in a venv of its own.
+    [ -x .tools/emupos/bin/emupos ] && return
+    local py
+    if ! py=$(find_python313); then
+        echo "the printer emulator (emupos) needs Python 3.13: install it (pyenv install 3.13 or" \
+             "apt-get install python3.13) or set EMUPOS_PYTHON" >&2
+        exit 1
+    fi
+    say "installing the printer emulator (emupos) into .tools/emupos"
+    PYENV_VERSION=3.13.0 "$py" -m venv .tools/emupos
+    .tools/emupos/bin/python -m pip install -q "emupos>=0.4,<0.5"
+}
+
 case "${1:-}" in
     demo)
         shift
@@ -55,6 +81,7 @@ case "${1:-}" in
     test)
         shift
         setup_venv
+        setup_emupos
         say "ruff"
         .venv/bin/ruff check kiosk tests benchmarks
         say "mypy --strict"

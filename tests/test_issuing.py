@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
 
 from kiosk.config import Config
-from kiosk.errors import PrinterNotReady
 from kiosk.mock import MockServer, MockState, ScriptedFault, create_app
 from kiosk.printing import TicketPrinter
 from kiosk.printing.model import TicketData
@@ -21,11 +20,41 @@ from kiosk.service.runtime import Runtime, open_runtime
 from .conftest import ATENCION, CREDITOS, CUENTAS, FAST_RETRY, KEY, SEGUROS, WallClock
 
 
-class BrokenBackend:
-    name = "broken"
+class PaperOutChannel:
+    """A printer that answers every DLE EOT n with 'paper out' and takes no data."""
 
-    def send(self, payload: bytes, *, ticket_id: str) -> None:
-        raise PrinterNotReady("paper out")
+    REPLIES: ClassVar[dict[int, int]] = {1: 0x1A, 2: 0x32, 4: 0x72}
+
+    def __init__(self) -> None:
+        self.pending: list[int] = []
+        self.data = b""
+
+    def write(self, data: bytes) -> None:
+        if data.startswith(b"\x10\x04"):
+            self.pending.append(self.REPLIES[data[2]])
+        else:
+            self.data += data
+
+    def read(self, n: int, timeout: float) -> bytes:
+        return bytes([self.pending.pop(0)]) if self.pending else b""
+
+    def finish(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class PaperOutBackend:
+    name = "paper-out"
+    can_query = True
+
+    def __init__(self) -> None:
+        self.channels: list[PaperOutChannel] = []
+
+    def open(self, job: str) -> PaperOutChannel:
+        self.channels.append(PaperOutChannel())
+        return self.channels[-1]
 
 
 @pytest.fixture
@@ -155,7 +184,8 @@ async def test_dropped_after_sending_is_uncertain(config_factory: Callable[..., 
 async def test_print_failure_keeps_the_ticket(config_factory: Callable[..., Config],
                                               state: MockState) -> None:
     cfg = config_factory()
-    printer = TicketPrinter(cfg.printer, cfg.ticket, backend=BrokenBackend())
+    backend = PaperOutBackend()
+    printer = TicketPrinter(cfg.printer, cfg.ticket, backend=backend)
     runtime = open_runtime(cfg, KEY, transport=httpx.ASGITransport(app=create_app(state)),
                            retry=FAST_RETRY, printer=printer)
     try:
@@ -164,10 +194,12 @@ async def test_print_failure_keeps_the_ticket(config_factory: Callable[..., Conf
     finally:
         await runtime.aclose()
     assert r.outcome is Outcome.ISSUED and r.printed is False
-    assert "paper out" in r.print_error
+    assert r.print_error == "PrinterNotReady: printer paper_out"
+    assert backend.channels[0].data == b""  # nothing was sent to a printer without paper
     assert "No pudimos imprimirlo" in r.message
     assert row is not None and row.outcome == "issued" and not row.printed
-    assert row.print_error == "PrinterNotReady: paper out"
+    assert row.print_error == "PrinterNotReady: printer paper_out"
+    assert printer.last_status.state.value == "paper_out"
     assert r.as_json()["printed"] is False
 
 
@@ -178,9 +210,11 @@ async def test_printing_runs_off_the_event_loop(config_factory: Callable[..., Co
 
     class Spy:
         name = "spy"
+        can_query = False
 
-        def send(self, payload: bytes, *, ticket_id: str) -> None:
+        def open(self, job: str) -> PaperOutChannel:
             threads.append(threading.current_thread().name)
+            return PaperOutChannel()
 
     cfg = config_factory()
     runtime = open_runtime(cfg, KEY, transport=httpx.ASGITransport(app=create_app(state)),

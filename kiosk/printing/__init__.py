@@ -1,8 +1,20 @@
-"""Tickets on paper: a layout model, ESC/POS rendering, backends, status."""
+"""Tickets on paper: a layout model, ESC/POS rendering, a PNG preview, backends, status.
+
+- ``model``     :class:`TicketData` (the facts) → :class:`TicketLayout` (what is drawn)
+- ``render``    the layout as ESC/POS bytes (python-escpos), in one pinned code page
+- ``preview``   the layout as a PNG that looks like the paper
+- ``text``      encoding with the closest-ASCII fallback
+- ``backends``  network, serial, usb, file, cups, virtual, none
+- ``status``    ``DLE EOT`` replies parsed into a :class:`PrinterStatus`
+- ``printer``   :class:`TicketPrinter`: the worker that runs jobs one at a time
+"""
 
 from __future__ import annotations
 
+from kiosk.printing.backends import make_backend
 from kiosk.printing.model import TicketData, TicketLayout, build_layout
-from kiosk.printing.printer import TicketPrinter, make_backend
+from kiosk.printing.printer import TicketPrinter, sample_ticket
+from kiosk.printing.status import Paper, PrinterStatus, State
 
-__all__ = ["TicketData", "TicketLayout", "TicketPrinter", "build_layout", "make_backend"]
+__all__ = ["Paper", "PrinterStatus", "State", "TicketData", "TicketLayout", "TicketPrinter",
+           "build_layout", "make_backend", "sample_ticket"]

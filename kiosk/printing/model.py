@@ -7,15 +7,17 @@ that both the ESC/POS renderer and the PNG preview draw, so paper and preview ag
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from kiosk.i18n import format_wait, t
+from kiosk.config import TicketConfig
+from kiosk.i18n import format_datetime, format_wait, t
 
 # Printable dots per line and characters per line (Font A, 12 dots wide) per paper width.
 PAPER_DOTS = {58: 384, 80: 576}
 PAPER_COLUMNS = {58: 32, 80: 48}
+DOTS_PER_MM = 8  # 203 dpi
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +40,7 @@ class TicketData:
 
 @dataclass(frozen=True, slots=True)
 class TicketLayout:
-    """Everything drawn on one ticket, top to bottom."""
+    """Everything drawn on one ticket, top to bottom (empty strings are left out)."""
 
     paper_mm: int
     header: tuple[str, ...]
@@ -51,24 +53,38 @@ class TicketLayout:
     qr: str | None
     footer: tuple[str, ...]
     logo: bool = False
-    columns: int = field(default=48)
+
+    @property
+    def columns(self) -> int:
+        """Characters per line in the normal font."""
+        return PAPER_COLUMNS[self.paper_mm]
+
+    @property
+    def dots(self) -> int:
+        """Printable width in dots."""
+        return PAPER_DOTS[self.paper_mm]
 
 
-def build_layout(data: TicketData, *, paper_mm: int = 80, timezone: str = "UTC",
-                 header: list[str] | tuple[str, ...] = (), footer: list[str] | tuple[str, ...] = (),
-                 qr_template: str | None = None, logo: bool = False) -> TicketLayout:
+def qr_content(template: str | None, data: TicketData) -> str | None:
+    """The QR's content from its template, or None for no QR."""
+    if not template:
+        return None
+    return template.format(ticketId=data.ticket_id, videskId=data.videsk_id or "",
+                           queueId=data.queue_id)
+
+
+def build_layout(data: TicketData, ticket: TicketConfig, *, paper_mm: int = 80,
+                 timezone: str = "UTC", logo: bool = False) -> TicketLayout:
     """The ticket's layout in the customer's language."""
     lang = data.language
-    local = data.issued_at.astimezone(ZoneInfo(timezone))
-    when = f"{local.day:02d}/{local.month:02d}/{local.year} {local.hour:02d}:{local.minute:02d}"
+    when = ""
+    if ticket.show_datetime:
+        when = format_datetime(data.issued_at.astimezone(ZoneInfo(timezone)), lang)
     wait = ""
-    if data.wait_minutes is not None:
+    if ticket.show_wait and data.wait_minutes is not None:
         wait = t("Estimated wait: {wait}", lang, wait=format_wait(data.wait_minutes, lang))
-    qr = None
-    if qr_template:
-        qr = qr_template.format(ticketId=data.ticket_id, videskId=data.videsk_id or "",
-                                queueId=data.queue_id)
     return TicketLayout(
-        paper_mm=paper_mm, header=tuple(header), number_label=t("Your number", lang),
-        number=data.ticket_id, queue=data.queue_name, branch=data.branch_label, when=when,
-        wait=wait, qr=qr, footer=tuple(footer), logo=logo, columns=PAPER_COLUMNS[paper_mm])
+        paper_mm=paper_mm, header=tuple(ticket.lines("header", lang)),
+        number_label=t("Your number", lang), number=data.ticket_id, queue=data.queue_name,
+        branch=data.branch_label if ticket.show_branch else "", when=when, wait=wait,
+        qr=qr_content(ticket.qr, data), footer=tuple(ticket.lines("footer", lang)), logo=logo)

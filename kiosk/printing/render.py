@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import textwrap
 from functools import cache
+from pathlib import Path
 
 from escpos.capabilities import get_profile
 from escpos.printer import Dummy
@@ -23,6 +24,7 @@ from kiosk.printing.text import codec_name, encode
 
 ESC = b"\x1b"
 INIT = ESC + b"@"
+GS_SIZE_NORMAL = b"\x1d!\x00"
 FONT_A_DOTS = 12  # width of one Font A character in dots
 
 
@@ -62,36 +64,57 @@ def number_magnification(text: str, paper_mm: int, largest: int = 4) -> int:
     return 1
 
 
+LOGO_MAX_HEIGHT_DOTS = 160  # 20 mm: room for a logo without wasting paper
+
+
+def logo_image(path: Path, paper_mm: int) -> Image.Image:
+    """The logo as a 1-bit image the width of the paper, centred, at most 20 mm high."""
+    try:
+        with Image.open(path) as src:
+            img = src.convert("RGBA")
+    except (OSError, ValueError) as exc:
+        raise ConfigError("(config)", "ticket.logo", f"a readable image ({exc})") from None
+    width = PAPER_DOTS[paper_mm]
+    img.thumbnail((width, LOGO_MAX_HEIGHT_DOTS), Image.Resampling.LANCZOS)
+    canvas = Image.new("RGBA", (width, img.height), "white")
+    canvas.alpha_composite(img, ((width - img.width) // 2, 0))
+    return canvas.convert("L").point(lambda v: 255 if v > 160 else 0).convert("1")
+
+
+def raster(img: Image.Image, profile: str = "default") -> bytes:
+    """``img`` as an ESC/POS raster image (``GS v 0``), ready to paste into jobs."""
+    p = Dummy(profile=profile)
+    p.image(img, impl="bitImageRaster", center=False)
+    return bytes(p.output)
+
+
 def _lines(p: Dummy, text: str, width: int, codepage: str) -> None:
     for line in textwrap.wrap(text, width=max(1, width)) or [""]:
         p._raw(encode(line, codepage) + b"\n")
 
 
 def render(layout: TicketLayout, *, profile: str = "default", codepage: str = "CP858",
-           logo: Image.Image | None = None) -> bytes:
-    """The ticket as ESC/POS bytes."""
+           logo: bytes | None = None) -> bytes:
+    """The ticket as ESC/POS bytes. ``logo``: from :func:`raster`, made once at start-up."""
     p = Dummy(profile=profile)
     cols = layout.columns
     p._raw(INIT)
     p._raw(ESC + b"t" + bytes([codepage_number(profile, codepage)]))
+    if logo:
+        p._raw(logo)
     p.set(align="center")
-    if logo is not None:
-        p.image(logo, center=False)
     if layout.header:
         p.set(bold=True)
         for line in layout.header:
             _lines(p, line, cols, codepage)
         p.set(bold=False)
-        p._raw(b"\n")
-
-    p.set(align="center", normal_textsize=True)
+    p._raw(b"\n")
     _lines(p, layout.number_label, cols, codepage)
     k = number_magnification(layout.number, layout.paper_mm)
     p.set(bold=True, custom_size=True, width=k, height=k)
     _lines(p, layout.number, cols // k, codepage)
-    p.set(bold=False, normal_textsize=True)
-
-    p.set(bold=True, double_height=True, double_width=False)
+    p._raw(GS_SIZE_NORMAL)
+    p.set(bold=True, normal_textsize=True, double_height=True)
     _lines(p, layout.queue, cols, codepage)
     p.set(bold=False, normal_textsize=True)
     for line in (layout.branch, layout.when):
@@ -101,13 +124,10 @@ def render(layout: TicketLayout, *, profile: str = "default", codepage: str = "C
         p.set(bold=True)
         _lines(p, layout.wait, cols, codepage)
         p.set(bold=False)
-
     if layout.qr:
         native = supports_native_qr(profile)
         p.qr(layout.qr, size=6 if layout.paper_mm == 80 else 5, native=native, center=not native)
-    if layout.footer:
-        p.set(align="center")
-        for line in layout.footer:
-            _lines(p, line, cols, codepage)
+    for line in layout.footer:
+        _lines(p, line, cols, codepage)
     p.cut(feed=False)
     return bytes(p.output)

@@ -19,6 +19,10 @@ _REPLACEMENTS = {
     "\u20ac": "EUR", "\u2122": "TM", "\u00a9": "(c)", "\u00ae": "(R)",
     "\u0153": "oe", "\u0152": "OE", "\u00df": "ss", "\u00e6": "ae", "\u00c6": "AE",
     "\u0142": "l", "\u0141": "L", "\u00f8": "o", "\u00d8": "O", "\u0111": "d", "\u0110": "D",
+    # Latin letters with a stroke or no decomposition at all
+    "\u0126": "H", "\u0127": "h", "\u0131": "i", "\u0138": "k", "\u013f": "L", "\u0140": "l",
+    "\u014a": "N", "\u014b": "n", "\u0149": "'n", "\u0166": "T", "\u0167": "t",
+    "\u00d0": "D", "\u00f0": "d", "\u00de": "Th", "\u00fe": "th",
 }
 
 

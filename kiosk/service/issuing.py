@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -44,6 +45,7 @@ from kiosk.errors import (
     PrinterError,
     RequestInvalid,
     StoreError,
+    TicketNotFound,
     Unauthorized,
     Unprocessable,
 )
@@ -57,10 +59,10 @@ log = logging.getLogger(__name__)
 
 
 class TicketPrinter(Protocol):
-    """What the service needs of a printer (see :mod:`kiosk.printing`)."""
+    """What the service needs of a printer (see :class:`kiosk.printing.TicketPrinter`)."""
 
-    def print_ticket(self, ticket: TicketData) -> None:
-        """Print one ticket, or raise :class:`kiosk.errors.PrinterError`."""
+    def submit(self, data: TicketData, job: str | None = None) -> Future[None]:
+        """Print on the printer's own thread; the future fails with a PrinterError."""
 
 
 def _utcnow() -> datetime:
@@ -211,7 +213,9 @@ class TicketService:
             uncertain = isinstance(exc, ApiTimeout | ConnectionLost)
         issued_at = self._clock()
         journal_outcome = "uncertain" if uncertain else outcome.value
-        self.journal.finish(row.row_id, journal_outcome, videsk_id=videsk_id, detail=detail)
+        wait = view.wait_minutes if view.api_name else None
+        self.journal.finish(row.row_id, journal_outcome, videsk_id=videsk_id, detail=detail,
+                            wait_min=wait)
         log.info("ticket %s queue=%s outcome=%s%s", row.ticket_id, queue_id, journal_outcome,
                  f" ({detail})" if detail else "")
 
@@ -228,7 +232,7 @@ class TicketService:
             ticket = TicketData(
                 ticket_id=row.ticket_id, queue_id=view.id, queue_name=view.name,
                 issued_at=issued_at, language=lang, branch_label=self.branch_label,
-                wait_minutes=view.wait_minutes if view.api_name else None, videsk_id=videsk_id)
+                wait_minutes=wait, videsk_id=videsk_id)
             printed, print_error = await self.print(ticket, row.row_id)
 
         return IssueResult(
@@ -244,11 +248,26 @@ class TicketService:
         if self.printer is None:
             return False, "no printer configured"
         try:
-            await asyncio.to_thread(self.printer.print_ticket, ticket)
+            await asyncio.wrap_future(self.printer.submit(ticket))
             printed, error = True, ""
         except PrinterError as exc:
             printed, error = False, f"{exc.__class__.__name__}: {exc}"
-            log.warning("ticket %s not printed: %s", ticket.ticket_id, error)
         if row_id is not None:
             self.journal.set_printed(row_id, printed, error)
         return printed, error
+
+    async def reprint(self, ticket_id: str) -> tuple[bool, str]:
+        """Print an issued ticket again (today's, else the latest with that number)."""
+        row = await asyncio.to_thread(self.journal.find, ticket_id)
+        row = row or await asyncio.to_thread(self.journal.find, ticket_id, "any")
+        if row is None or row.outcome != "issued":
+            state = "was not issued" if row else "is not in the journal"
+            raise TicketNotFound(f"ticket {ticket_id} {state}")
+        view = self._view(row.queue_id, row.language or self.config.kiosk.language)
+        ticket = TicketData(
+            ticket_id=row.ticket_id, queue_id=row.queue_id,
+            queue_name=view.name if view.api_name else (row.queue_name or view.name),
+            issued_at=datetime.fromisoformat(row.answered_at or row.updated_at),
+            language=row.language,
+            branch_label=self.branch_label, wait_minutes=row.wait_min, videsk_id=row.videsk_id)
+        return await self.print(ticket, row.row_id)

@@ -61,6 +61,7 @@ class Runtime:
         await self.monitor.stop()
         await self.service.aclose()
         await self.api.aclose()
+        await asyncio.to_thread(self.printer.close)
         await asyncio.to_thread(self.journal.close)
 
 

@@ -63,10 +63,12 @@ CREATE TABLE IF NOT EXISTS tickets (
     language    TEXT NOT NULL DEFAULT '',
     outcome     TEXT NOT NULL DEFAULT 'pending',
     videsk_id   TEXT,
+    wait_min    REAL,
     printed     INTEGER NOT NULL DEFAULT 0,
     print_error TEXT NOT NULL DEFAULT '',
     detail      TEXT NOT NULL DEFAULT '',
     created_at  TEXT NOT NULL,
+    answered_at TEXT,
     updated_at  TEXT NOT NULL,
     UNIQUE (day, ticket_id)
 );
@@ -88,10 +90,14 @@ class TicketRow:
     language: str
     outcome: str
     videsk_id: str | None
+    wait_min: float | None
+    """The estimated wait shown to the customer, in minutes (for a reprint)."""
     printed: bool
     print_error: str
     detail: str
     created_at: str
+    answered_at: str | None
+    """When the API's answer was recorded (UTC, ISO 8601)."""
     updated_at: str
 
 
@@ -233,12 +239,13 @@ class Journal:
     # ------------------------------------------------------------------ outcomes
 
     def finish(self, row_id: int, outcome: str, *, videsk_id: str | None = None,
-               detail: str = "") -> None:
+               detail: str = "", wait_min: float | None = None) -> None:
         """Record the API's answer to an attempt."""
         with self._tx(durable=False) as db:
-            db.execute("UPDATE tickets SET outcome = ?, videsk_id = ?, detail = ?, "
-                       "updated_at = ? WHERE row_id = ?",
-                       (outcome, videsk_id, detail[:500], self._now(), row_id))
+            now = self._now()
+            db.execute("UPDATE tickets SET outcome = ?, videsk_id = ?, detail = ?, wait_min = ?, "
+                       "answered_at = ?, updated_at = ? WHERE row_id = ?",
+                       (outcome, videsk_id, detail[:500], wait_min, now, now, row_id))
 
     def set_printed(self, row_id: int, printed: bool, error: str = "") -> None:
         """Record whether the paper ticket came out."""
