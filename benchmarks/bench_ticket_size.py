@@ -23,8 +23,8 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kiosk.config import PrinterConfig, TicketConfig  # noqa: E402
-from kiosk.printing import TicketData, TicketPrinter  # noqa: E402
+from kiosk.config import PrinterConfig, TicketConfig
+from kiosk.printing import TicketData, TicketPrinter
 
 GOAL_QR, GOAL_LOGO, GOAL_MM = 1024, 12 * 1024, 90.0
 BAUD_BYTES_PER_S = 9600 / 10  # 8N1: ten bits per byte
