@@ -7,8 +7,10 @@
     kiosk [--config PATH] check                  config, API, branch, queues, printer
     kiosk [--config PATH] print-test [--preview PNG]   a sample ticket, and the printer's state
     kiosk [--config PATH] reprint TICKET_ID      print an issued ticket again
+    kiosk [--config PATH] run [--window]         the touch UI, in the config's mode
     kiosk mock-api [--host H] [--port P] [--scenario FILE]
-    kiosk demo --headless                        a morning in the lobby against the mock
+    kiosk demo [--headless] [--mode kiosk|tablet]   the UI (or a morning) against the mock
+    kiosk hash-pin                               hash an admin PIN for ui.admin_pin_hash
 
 Exit statuses are :class:`ExitStatus`, mapped from outcomes in one place; no outcome ever
 ends in a traceback.
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
@@ -102,8 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--port", type=int, default=8080)
     m.add_argument("--scenario", metavar="FILE", help="scenario YAML (default: the built-in one)")
 
+    r = sub.add_parser("run", help="the touch UI (kiosk or tablet, from the config)")
+    r.add_argument("--window", action="store_true", help="a window instead of fullscreen")
+
+    sub.add_parser("hash-pin", help="read an admin PIN, print its hash for ui.admin_pin_hash")
+
     d = sub.add_parser("demo", help="the kiosk against the built-in mock API")
     d.add_argument("--headless", action="store_true", help="no screen: play a morning in the lobby")
+    d.add_argument("--mode", choices=("kiosk", "tablet"), default="kiosk",
+                   help="the lobby kiosk (portrait) or the greeter's tablet (landscape)")
     d.add_argument("--data-dir", metavar="DIR", type=Path,
                    help="journal and ticket folder (default: a new temp folder)")
     return p
@@ -273,11 +283,54 @@ def cmd_mock_api(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def _has_display() -> bool:
+    return sys.platform != "linux" or bool(os.environ.get("DISPLAY")
+                                           or os.environ.get("WAYLAND_DISPLAY"))
+
+
 async def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
-    from kiosk.service.demo import run_headless
-    if not args.headless:
-        print("kiosk: the windowed demo arrives with the UI; running --headless", file=sys.stderr)
-    await run_headless(lambda s: print(s, file=out, flush=True), data_dir=args.data_dir)
+    from kiosk.service.demo import demo_runtime, run_headless
+    if not args.headless and not _has_display():
+        print("kiosk: no display here (DISPLAY is not set): playing the headless demo "
+              "instead", file=sys.stderr)
+        args.headless = True
+    def echo(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    if args.headless:
+        await run_headless(echo, data_dir=args.data_dir)
+    else:
+        from kiosk.ui.run import run_ui
+        async with demo_runtime(args.data_dir) as (rt, mock):
+            echo(f"kiosk demo ({args.mode}): mock Videsk API at {mock.url}; tickets saved as "
+                 f"PNG in {rt.config.printer.path}; staff screen: hold the top-left corner "
+                 "2 s, PIN 1234")
+            await run_ui(rt, mode=args.mode, fullscreen=False)
+    return ExitStatus.OK
+
+
+async def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    from kiosk.ui.run import run_ui
+    config, file = _load(args)
+    rt = open_runtime(config, load_api_key(config, file))
+    try:
+        await run_ui(rt, fullscreen=False if args.window else None, config_path=file)
+    finally:
+        await rt.aclose()
+    return ExitStatus.OK
+
+
+def cmd_hash_pin(out: TextIO) -> int:
+    import getpass
+
+    from kiosk.service.admin import hash_pin
+    pin = getpass.getpass("admin PIN (4-12 digits): ") if sys.stdin.isatty() \
+        else sys.stdin.readline().strip()
+    try:
+        print(hash_pin(pin), file=out)
+    except ValueError as exc:
+        print(f"kiosk: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
     return ExitStatus.OK
 
 
@@ -292,8 +345,11 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     try:
         if args.command == "mock-api":
             return cmd_mock_api(args)
+        if args.command == "hash-pin":
+            return cmd_hash_pin(stdout)
         handlers = {"queues": cmd_queues, "ticket": cmd_ticket, "check": cmd_check,
-                    "demo": cmd_demo, "print-test": cmd_print_test, "reprint": cmd_reprint}
+                    "demo": cmd_demo, "print-test": cmd_print_test, "reprint": cmd_reprint,
+                    "run": cmd_run}
         return asyncio.run(handlers[args.command](args, stdout))
     except ConfigError as exc:
         print(f"kiosk: config error: {exc}", file=sys.stderr)

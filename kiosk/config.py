@@ -164,7 +164,29 @@ class UiConfig(_Model):
     idle_timeout_s: float = Field(30.0, ge=5, le=600)
     """Every screen goes back home (and to the default language) after this much idleness."""
     admin_pin_hash: SecretStr | None = None
-    """Hash of the admin PIN from ``kiosk hash-pin``; never the PIN itself."""
+    """Hash of the admin PIN from ``kiosk hash-pin``; never the PIN itself. Unset: no admin
+    screen."""
+    brand_color: str = "#0B2545"
+    """Screen background (white text on it must reach 4.5:1 contrast)."""
+    accent_color: str = "#0B6E4F"
+    """Buttons and the chosen language (white text on it must reach 4.5:1)."""
+    fullscreen: bool = True
+    """Cover the whole display, borderless, no cursor (``kiosk run``); off for a window."""
+    touchscreen: bool = False
+    """Read a Linux touchscreen directly (mtdev on /dev/input/touchscreen) instead of
+    through SDL's mouse events; see packaging/README.md."""
+
+    @field_validator("brand_color", "accent_color")
+    @classmethod
+    def _colour(cls, v: str) -> str:
+        if not re.fullmatch(r"#[0-9A-Fa-f]{6}", v):
+            raise ValueError("a colour like '#0B2545'")
+        rgb = [int(v[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        lum = sum(w * (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4)
+                  for w, c in zip((0.2126, 0.7152, 0.0722), rgb, strict=True))
+        if (1.05) / (lum + 0.05) < 4.5:
+            raise ValueError("a colour dark enough for white text (contrast at least 4.5:1)")
+        return v
 
 
 class PrinterConfig(_Model):

@@ -10,12 +10,13 @@ it in), and the API answers 422 once (retried with the same number).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,24 +125,34 @@ async def _play(rt: Runtime, state: MockState, echo: Callable[[str], None],
     return results, sum(1 for r in state.requests if r[2] == 422)
 
 
-async def run_headless(echo: Callable[[str], None] = print, data_dir: Path | None = None,
-                       scenario: Scenario | None = None) -> DemoReport:
-    """Play the morning; returns what happened. ``data_dir`` defaults to a new temp dir."""
+@contextlib.asynccontextmanager
+async def demo_runtime(data_dir: Path | None = None, scenario: Scenario | None = None,
+                       ) -> AsyncIterator[tuple[Runtime, MockServer]]:
+    """The mock API on a free loopback port (its clock sped up) and a kiosk wired to it
+    with the demo config; ``data_dir`` defaults to a new temp folder."""
     folder = data_dir or Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
     scen = scenario or load_scenario(default_scenario_path())
     with MockServer(MockState(scen, clock=lambda: time.monotonic() * SPEED)) as mock:
-        cfg = demo_config(folder, mock.url)
-        rt = open_runtime(cfg, DEMO_KEY)
+        rt = open_runtime(demo_config(folder, mock.url), DEMO_KEY)
         try:
             rt.service.branch_label = await rt.branch_label()
-            echo(f"kiosk demo: mock Videsk API at {mock.url}, branch "
-                 f"'{rt.service.branch_label}', tickets saved in {cfg.printer.path}")
-            views = await rt.service.fetch_views("es")
-            echo("queues: " + "; ".join(f"{v.prefix} {v.name}: {v.users} agents" for v in views))
-            echo("")
-            results, retried = await _play(rt, mock.state, echo, random.Random(7))
+            yield rt, mock
         finally:
             await rt.aclose()
+
+
+async def run_headless(echo: Callable[[str], None] = print, data_dir: Path | None = None,
+                       scenario: Scenario | None = None) -> DemoReport:
+    """Play the morning; returns what happened. ``data_dir`` defaults to a new temp dir."""
+    async with demo_runtime(data_dir, scenario) as (rt, mock):
+        cfg = rt.config
+        folder = cfg.kiosk.data_dir
+        echo(f"kiosk demo: mock Videsk API at {mock.url}, branch "
+             f"'{rt.service.branch_label}', tickets saved in {cfg.printer.path}")
+        views = await rt.service.fetch_views("es")
+        echo("queues: " + "; ".join(f"{v.prefix} {v.name}: {v.users} agents" for v in views))
+        echo("")
+        results, retried = await _play(rt, mock.state, echo, random.Random(7))
     counts = Counter(r.outcome.value for r in results)
     printed = sum(1 for r in results if r.printed)
     echo("")

@@ -49,7 +49,7 @@ from kiosk.errors import (
     Unauthorized,
     Unprocessable,
 )
-from kiosk.printing.model import TicketData
+from kiosk.printing.model import TicketData, qr_content
 from kiosk.service.messages import customer_message
 from kiosk.service.outcomes import IssueResult, Outcome, QueueView
 from kiosk.service.queues import QueueMonitor, queue_views, unknown_queue_view
@@ -106,6 +106,8 @@ class TicketService:
         self._clock = clock
         self._armed: dict[str, TicketRow] = {}
         self._arming: dict[str, asyncio.Task[None]] = {}
+        self.busy = asyncio.Lock()
+        """Held while a ticket is being issued (a config reload waits for it)."""
 
     # ----------------------------------------------------------------- queues
 
@@ -188,8 +190,20 @@ class TicketService:
         integration_data: dict[str, Any] | None = None,
         form: str | None = None,
         print_ticket: bool = True,
+        wait_print: bool = True,
     ) -> IssueResult:
-        """Issue one ticket for ``queue_id`` (an id or integrationId) and print it."""
+        """Issue one ticket for ``queue_id`` (an id or integrationId) and print it.
+
+        ``wait_print=False`` returns as soon as the API answered, with printing under way in
+        ``result.printing`` (the UI shows the number at once, the paper follows).
+        """
+        async with self.busy:
+            return await self._issue(queue_id, language, integration_data, form, print_ticket,
+                                     wait_print)
+
+    async def _issue(self, queue_id: str, language: str | None,
+                     integration_data: dict[str, Any] | None, form: str | None,
+                     print_ticket: bool, wait_print: bool) -> IssueResult:
         lang = language or self.config.kiosk.language
         view = self._view(queue_id, lang)
         row = await self._take_number(view, lang)
@@ -228,12 +242,15 @@ class TicketService:
         self._arm_next(view.prefix)
         printed: bool | None = None
         print_error = ""
+        printing: asyncio.Future[tuple[bool, str]] | None = None
+        ticket = TicketData(
+            ticket_id=row.ticket_id, queue_id=view.id, queue_name=view.name,
+            issued_at=issued_at, language=lang, branch_label=self.branch_label,
+            wait_minutes=wait, videsk_id=videsk_id)
         if outcome is Outcome.ISSUED and print_ticket:
-            ticket = TicketData(
-                ticket_id=row.ticket_id, queue_id=view.id, queue_name=view.name,
-                issued_at=issued_at, language=lang, branch_label=self.branch_label,
-                wait_minutes=wait, videsk_id=videsk_id)
-            printed, print_error = await self.print(ticket, row.row_id)
+            printing = asyncio.ensure_future(self.print(ticket, row.row_id))
+            if wait_print:
+                printed, print_error = await printing
 
         return IssueResult(
             outcome=outcome, ticket_id=row.ticket_id, queue=view, language=lang,
@@ -241,7 +258,9 @@ class TicketService:
                                      printed=printed, uncertain=uncertain),
             videsk_id=videsk_id, printed=printed, print_error=print_error,
             alternatives=alternatives, uncertain=uncertain, detail=detail,
-            issued_at=issued_at if outcome is Outcome.ISSUED else None, row_id=row.row_id)
+            issued_at=issued_at if outcome is Outcome.ISSUED else None, row_id=row.row_id,
+            qr=qr_content(self.config.ticket.qr, ticket) if outcome is Outcome.ISSUED else None,
+            printing=printing if not wait_print else None)
 
     async def print(self, ticket: TicketData, row_id: int | None) -> tuple[bool, str]:
         """Print off the event loop; record the result in the journal."""

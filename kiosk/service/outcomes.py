@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -66,6 +67,11 @@ class IssueResult:
     """For logs and the admin screen; never shown to customers."""
     issued_at: datetime | None = None
     row_id: int | None = field(default=None, repr=False)
+    qr: str | None = None
+    """What the ticket's QR code says (from ``ticket.qr``), for the screen too."""
+    printing: asyncio.Future[tuple[bool, str]] | None = field(default=None, repr=False,
+                                                              compare=False)
+    """With ``issue(wait_print=False)``: resolves to (printed, error) when the paper is out."""
 
     def as_json(self) -> dict[str, object]:
         """The ``kiosk ticket --json`` object."""

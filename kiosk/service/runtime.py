@@ -15,11 +15,12 @@ from datetime import UTC, datetime
 import httpx
 from pydantic import SecretStr
 
+from kiosk import __version__
 from kiosk.api import QmsClient
 from kiosk.api.client import DEFAULT_RETRY, RetryPolicy
-from kiosk.config import Config
-from kiosk.errors import ApiError
-from kiosk.printing import TicketPrinter
+from kiosk.config import Config, load_config
+from kiosk.errors import ApiError, ConfigError, PrinterError
+from kiosk.printing import PrinterStatus, TicketPrinter
 from kiosk.service.issuing import TicketService
 from kiosk.service.queues import QueueMonitor
 from kiosk.store import Journal
@@ -55,6 +56,78 @@ class Runtime:
             if self.config.branch in (b.id, getattr(b, "integrationId", None)):
                 return b.label or b.name
         return ""
+
+    # ----------------------------------------------------------------- admin
+
+    async def printer_status(self) -> PrinterStatus:
+        """Ask the printer now (on its own thread)."""
+        return await asyncio.wrap_future(self.printer.submit_status())
+
+    async def test_print(self, lang: str) -> tuple[bool, str]:
+        """Print the sample ticket (every element and special letter)."""
+        try:
+            await asyncio.wrap_future(self.printer.submit(self.printer.sample_layout(lang),
+                                                          "print-test"))
+        except PrinterError as exc:
+            return False, f"{exc.__class__.__name__}: {exc}"
+        return True, ""
+
+    async def reprint_last(self) -> tuple[str | None, bool, str]:
+        """Print the last issued ticket again: (its number, printed, error)."""
+        row = await asyncio.to_thread(self.journal.last_issued)
+        if row is None:
+            return None, False, "no ticket issued yet"
+        printed, error = await self.service.reprint(row.ticket_id)
+        return row.ticket_id, printed, error
+
+    def counts(self) -> dict[str, int]:
+        """Today's attempts by outcome (and ``unprinted``)."""
+        return self.journal.counts()
+
+    async def reload_from(self, path: str | None) -> str:
+        """Reload the config file at ``path``; a bad file keeps the old config. Returns
+        what happened, for the admin screen and the log."""
+        if not path:
+            return "no config file to reload (demo)"
+        try:
+            config = await asyncio.to_thread(load_config, path)
+        except ConfigError as exc:
+            log.error("config not reloaded, keeping the old one: %s", exc)
+            return f"Not reloaded, old config kept: {exc}"
+        changed = await self.reload(config)
+        return "Reloaded: " + (", ".join(changed) or "nothing changed")
+
+    def admin_summary(self, printer: PrinterStatus) -> str:
+        """API, printer and today's counts, in a few lines for staff (never the key)."""
+        snap = self.monitor.snapshot
+        age = snap.age()
+        api = (f"ok, {len(snap.queues)} queues, updated {age:.0f} s ago" if snap.error is None
+               and age is not None else f"{snap.error or 'not reached yet'}")
+        counts = self.counts()
+        today = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+        return (f"Kiosk {self.config.kiosk.id} · kiosk {__version__}\n"
+                f"API {self.config.api.base_url}: {api}\n"
+                f"Printer ({self.config.printer.type}): {printer}\n"
+                f"Today: {today}")
+
+    async def reload(self, config: Config) -> list[str]:
+        """Take a new config without dropping a ticket in flight; returns what changed.
+
+        Queues, numbering, ticket text and screen settings apply at once. A new API
+        address, key file, kiosk section or printer needs a restart (said in the result).
+        """
+        async with self.service.busy:
+            changed = [name for name in type(config).model_fields
+                       if getattr(config, name) != getattr(self.config, name)]
+            restart = [n for n in changed if n in ("api", "kiosk", "branch", "printer")]
+            self.config = config
+            self.service.config = config
+            self.service.branch_label = config.ticket.branch_label or self.service.branch_label
+            self.printer.ticket_cfg = config.ticket
+            self.monitor.period_s = config.ui.refresh_s
+        log.info("config reloaded: %s%s", ", ".join(changed) or "nothing changed",
+                 f" (restart to apply: {', '.join(restart)})" if restart else "")
+        return changed
 
     async def aclose(self) -> None:
         """Stop polling, close the HTTP pool and the journal."""

@@ -1,0 +1,437 @@
+"""The kiosk app: screens, language, idle reset, keyboard operation, admin.
+
+Runs on the same asyncio loop as the core (``App.async_run``): a tap starts a task that
+awaits the use case, so the network never blocks a frame, and the printer works on its
+own thread. Every decision about what to show comes from :mod:`kiosk.service`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.core.window import Window
+from kivy.lang import Builder
+from kivy.metrics import mm
+from kivy.properties import ListProperty, NumericProperty, StringProperty
+from kivy.uix.screenmanager import NoTransition, ScreenManager
+from kivy.uix.widget import Widget
+
+from kiosk.i18n import t
+from kiosk.service.admin import verify_pin
+from kiosk.service.messages import customer_message
+from kiosk.service.outcomes import IssueResult, Outcome
+from kiosk.service.presentation import freshness_text, out_of_service, qr_modules
+from kiosk.service.queues import QueueSnapshot
+from kiosk.service.runtime import Runtime
+from kiosk.ui.screens import (
+    AdminScreen,
+    GreeterScreen,
+    HomeScreen,
+    KioskScreen,
+    MessageScreen,
+    NoAgentsScreen,
+    OutOfServiceScreen,
+    PinScreen,
+    QueueScreen,
+    TicketScreen,
+)
+from kiosk.ui.theme import Theme, register_fonts, rgba
+from kiosk.ui.widgets import Focusable, FocusRing
+
+log = logging.getLogger(__name__)
+
+KV_DIR = Path(__file__).resolve().parent / "kv"
+KV_FILES = ("widgets", "home", "ticket", "noagents", "message", "admin", "greeter")
+TICKET_SECONDS = 12.0
+TICKET_UNPRINTED_SECONDS = 30.0
+ADMIN_HOLD_SECONDS = 2.0
+
+# Kivy key codes
+K_TAB, K_ENTER, K_KP_ENTER, K_SPACE, K_ESCAPE = 9, 13, 271, 32, 27
+K_UP, K_DOWN, K_RIGHT, K_LEFT, K_BACKSPACE = 273, 274, 275, 276, 8
+
+
+class KioskApp(App):
+    """The customer-facing app (kiosk mode) or the greeter's (tablet mode)."""
+
+    lang = StringProperty("es")
+    scale = NumericProperty(1.0)
+    branch = StringProperty("")
+    clock_text = StringProperty("")
+
+    c_brand = ListProperty()
+    c_brand_light = ListProperty()
+    c_on_brand = ListProperty()
+    c_card = ListProperty()
+    c_on_card = ListProperty()
+    c_muted_card = ListProperty()
+    c_on_muted = ListProperty()
+    c_accent = ListProperty()
+    c_on_accent = ListProperty()
+    c_warn = ListProperty()
+    c_on_warn = ListProperty()
+    c_pressed = ListProperty()
+
+    def __init__(self, runtime: Runtime, *, mode: str = "kiosk", fullscreen: bool = False,
+                 config_path: str | None = None, theme: Theme | None = None,
+                 **kw: Any) -> None:
+        super().__init__(**kw)
+        self.title = "kiosk"
+        self.rt = runtime
+        self.mode = mode
+        self.fullscreen = fullscreen
+        self.config_path = config_path
+        self.theme = theme or Theme(brand=runtime.config.ui.brand_color,
+                                    accent=runtime.config.ui.accent_color)
+        th = self.theme
+        self.c_brand, self.c_on_brand = rgba(th.brand), rgba(th.on_brand)
+        self.c_brand_light = [min(1.0, c + 0.12) for c in rgba(th.brand)[:3]] + [1.0]
+        self.c_card, self.c_on_card = rgba(th.card), rgba(th.on_card)
+        self.c_muted_card, self.c_on_muted = rgba(th.muted_card), rgba(th.on_muted)
+        self.c_accent, self.c_on_accent = rgba(th.accent), rgba(th.on_accent)
+        self.c_warn, self.c_on_warn = rgba(th.warn), rgba(th.on_warn)
+        self.c_pressed = rgba("#B7C3D6")
+        self.lang = runtime.config.kiosk.language
+        self.last_activity = time.monotonic()
+        self.busy_queue = ""
+        self.result: IssueResult | None = None
+        self.timings: dict[str, float] = {}
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._ring: FocusRing | None = None
+        self._return_ev: Any = None
+        self._hold_ev: Any = None
+        self._refresh_trigger = Clock.create_trigger(lambda dt: self.refresh())
+
+    # ----------------------------------------------------------------- building
+
+    def tr(self, message: str, lang: str, **fields: Any) -> str:
+        """Customer text in ``lang`` (kv files call this with ``app.lang``)."""
+        return t(message, lang, **fields)
+
+    def build(self) -> Widget:
+        register_fonts()
+        for name in KV_FILES:
+            Builder.load_file(str(KV_DIR / f"{name}.kv"))
+        sm = ScreenManager(transition=NoTransition())
+        home: QueueScreen = GreeterScreen(name="home") if self.mode == "tablet" \
+            else HomeScreen(name="home")
+        for screen in (home, TicketScreen(name="ticket"), NoAgentsScreen(name="noagents"),
+                       MessageScreen(name="message"), OutOfServiceScreen(name="outofservice"),
+                       PinScreen(name="pin"), AdminScreen(name="admin")):
+            sm.add_widget(screen)
+        sm.bind(current=lambda *_: self._screen_changed())
+        self._ring = FocusRing(rgba(self.theme.focus))
+        return sm
+
+    def on_start(self) -> None:
+        Window.clearcolor = self.c_brand
+        Window.bind(on_key_down=self._on_key_down, on_request_close=self._on_request_close)
+        Window.bind(on_touch_down=self._on_touch_down, on_touch_up=self._on_touch_up)
+        if self.fullscreen:
+            Window.show_cursor = False
+        self.rt.monitor.subscribe(self._on_snapshot)
+        self.rt.monitor.start()
+        self._spawn(self._load_branch())
+        Clock.schedule_interval(self._tick, 1.0)
+        self._tick(0)
+        self.refresh()
+
+    def on_stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def _load_branch(self) -> None:
+        label = await self.rt.branch_label()
+        self.rt.service.branch_label = label
+        self.branch = label
+
+    # ----------------------------------------------------------------- state
+
+    @property
+    def sm(self) -> ScreenManager:
+        root: ScreenManager = self.root
+        return root
+
+    def screen(self, name: str) -> Any:
+        return self.sm.get_screen(name)
+
+    def _on_snapshot(self, snapshot: QueueSnapshot) -> None:
+        self._refresh_trigger()
+
+    def refresh(self) -> None:
+        """Redraw the queue cards and the out-of-service state from the monitor."""
+        snap = self.rt.monitor.snapshot
+        views = self.rt.service.views(self.lang)
+        home = self.screen("home")
+        home.stale = freshness_text(snap, self.rt.monitor.period_s, self.lang)
+        home.show(views, self.lang, busy_id=self.busy_queue)
+        current = self.sm.current
+        if out_of_service(snap) and current in ("home", "noagents", "message"):
+            self.show_out_of_service()
+        elif current == "outofservice" and snap.error is None and snap.fetched_at is not None:
+            log.info("API answers again: back in service")
+            self.go_home()
+
+    def set_language(self, lang: str) -> None:
+        self.lang = lang
+        self.refresh()
+
+    def toggle_large_text(self) -> None:
+        self.scale = 1.3 if self.scale == 1.0 else 1.0
+
+    def go_home(self, reset: bool = False) -> None:
+        if self._return_ev is not None:
+            self._return_ev.cancel()
+            self._return_ev = None
+        if reset:
+            self.lang = self.rt.config.kiosk.language
+            self.scale = 1.0
+            self.screen("home").clear()
+        self.sm.current = "home"
+        self.refresh()
+
+    def _tick(self, dt: float) -> None:
+        self.clock_text = time.strftime("%H:%M")
+        idle = time.monotonic() - self.last_activity
+        at_home_default = (self.sm.current == "home" and self.lang ==
+                           self.rt.config.kiosk.language and self.scale == 1.0)
+        if idle >= self.rt.config.ui.idle_timeout_s and not at_home_default \
+                and self.sm.current not in ("outofservice",):
+            log.info("idle for %.0f s: back home", idle)
+            self.go_home(reset=True)
+        if self.sm.current == "home":
+            home = self.screen("home")
+            home.stale = freshness_text(self.rt.monitor.snapshot, self.rt.monitor.period_s,
+                                        self.lang)
+
+    # ----------------------------------------------------------------- issuing
+
+    def issue(self, queue_id: str) -> None:
+        """A tap on a queue: show progress at once, ask the core, show the answer."""
+        if self.busy_queue:
+            return
+        self.timings["tap"] = time.perf_counter()
+        self.busy_queue = queue_id
+        if self.sm.current != "home":
+            self.go_home()
+        else:
+            self.screen("home").show(self.rt.service.views(self.lang), self.lang,
+                                     busy_id=queue_id)
+        self._spawn(self._issue(queue_id))
+
+    async def _issue(self, queue_id: str) -> None:
+        data = None
+        if self.mode == "tablet":
+            customer = self.screen("home").customer()
+            data = {"customer": customer} if customer else None
+        try:
+            result = await self.rt.service.issue(
+                queue_id, language=self.lang, integration_data=data, wait_print=False,
+                print_ticket=self.rt.config.printer.type != "none")
+        except Exception:  # never crash in front of a customer
+            log.exception("issuing a ticket failed")
+            self.busy_queue = ""
+            self.show_out_of_service()
+            return
+        self.busy_queue = ""
+        self.result = result
+        self.show_result(result)
+        if result.printing is not None:
+            printed, _ = await result.printing
+            if self.result is result and self.sm.current == "ticket":
+                self._show_printed(result, printed)
+
+    def show_result(self, r: IssueResult) -> None:
+        if r.outcome is Outcome.ISSUED:
+            self._show_ticket(r)
+        elif r.outcome is Outcome.NO_AGENTS:
+            self.screen("noagents").show(r.queue.id, r.message, list(r.alternatives), self.lang)
+            self.sm.current = "noagents"
+        elif r.uncertain:
+            self._message(t("Please ask our staff", self.lang), r.message)
+        elif r.outcome in (Outcome.FORM_REQUIRED, Outcome.REJECTED):
+            title = (t("A few details first", self.lang) if r.outcome is Outcome.FORM_REQUIRED
+                     else t("Please try again", self.lang))
+            self._message(title, r.message)
+        else:
+            self.show_out_of_service()
+        self.refresh()
+
+    def _show_ticket(self, r: IssueResult) -> None:
+        s: TicketScreen = self.screen("ticket")
+        s.number = r.ticket_id
+        s.queue = r.queue.name
+        s.wait = (t("Estimated wait: {wait}", self.lang,
+                    wait=self._wait(r)) if r.queue.users > 0 and r.queue.api_name else "")
+        s.qr = qr_modules(r.qr) if r.qr else []
+        if r.printing is None and r.printed is None:  # nothing to print (greeter tablet)
+            s.printed = None
+            s.message = t("Please show this number or scan the code.", self.lang)
+        else:
+            s.printed = None
+            s.message = t("Printing your ticket…", self.lang)
+        self.sm.current = "ticket"
+        self.timings["ticket_on_screen"] = time.perf_counter()
+        self._schedule_return(TICKET_SECONDS)
+
+    def _wait(self, r: IssueResult) -> str:
+        from kiosk.i18n import format_wait
+        return format_wait(r.queue.wait_minutes, self.lang)
+
+    def _show_printed(self, r: IssueResult, printed: bool) -> None:
+        s: TicketScreen = self.screen("ticket")
+        s.printed = printed
+        if printed:
+            s.message = t("Please take your ticket below.", self.lang)
+        else:
+            s.message = customer_message(Outcome.ISSUED, self.lang, ticket=r.ticket_id,
+                                         printed=False)
+            self._schedule_return(TICKET_UNPRINTED_SECONDS)
+
+    def _schedule_return(self, seconds: float) -> None:
+        if self._return_ev is not None:
+            self._return_ev.cancel()
+        self._return_ev = Clock.schedule_once(lambda dt: self.go_home(), seconds)
+
+    def _message(self, title: str, message: str, can_go_back: bool = True) -> None:
+        s: MessageScreen = self.screen("message")
+        s.title, s.message, s.can_go_back = title, message, can_go_back
+        self.sm.current = "message"
+
+    def show_out_of_service(self) -> None:
+        s: OutOfServiceScreen = self.screen("outofservice")
+        s.title = t("Out of service for a moment", self.lang)
+        s.message = t("Please ask our staff for help. This screen comes back by itself as "
+                      "soon as the service is available again.", self.lang)
+        s.can_go_back = False
+        self.sm.current = "outofservice"
+        self.rt.monitor.poll_soon()
+
+    # ----------------------------------------------------------------- admin
+
+    def open_admin(self) -> None:
+        if self.rt.config.ui.admin_pin_hash is None:
+            log.warning("admin screen requested, but ui.admin_pin_hash is not set")
+            return
+        self.screen("pin").note = ""
+        self.sm.current = "pin"
+
+    def check_pin(self, pin: str) -> None:
+        stored = self.rt.config.ui.admin_pin_hash
+        if stored is not None and verify_pin(pin, stored.get_secret_value()):
+            log.info("admin screen opened")
+            self.sm.current = "admin"
+            self.admin_action("refresh")
+        else:
+            log.warning("wrong admin PIN entered")
+            self.screen("pin").note = "Wrong PIN"
+
+    def admin_action(self, name: str) -> None:
+        self._spawn(self._admin_action(name))
+
+    async def _admin_action(self, name: str) -> None:
+        s: AdminScreen = self.screen("admin")
+        if name == "exit":
+            log.info("kiosk exited from the admin screen")
+            self.stop()
+            return
+        if name == "test_print":
+            ok, err = await self.rt.test_print(self.lang)
+            s.note = "Test ticket printed" if ok else f"Not printed: {err}"
+        elif name == "reprint_last":
+            number, ok, err = await self.rt.reprint_last()
+            s.note = (f"{number} printed again" if ok else f"Not printed: {err}")
+        elif name == "reload":
+            s.note = await self.rt.reload_from(self.config_path)
+            self.refresh()
+        else:
+            s.note = ""
+        status = await self.rt.printer_status()
+        s.info = self.rt.admin_summary(status)
+
+    # ----------------------------------------------------------------- input
+
+    def _on_touch_down(self, window: Any, touch: Any) -> bool:
+        self.last_activity = time.monotonic()
+        corner = mm(18)
+        if touch.x < corner and touch.y > window.height - corner:
+            self._hold_ev = Clock.schedule_once(lambda dt: self.open_admin(),
+                                                ADMIN_HOLD_SECONDS)
+        if self.sm.current == "ticket" and self._ring is not None:
+            pass
+        return False
+
+    def _on_touch_up(self, window: Any, touch: Any) -> bool:
+        if self._hold_ev is not None:
+            self._hold_ev.cancel()
+            self._hold_ev = None
+        return False
+
+    def _on_request_close(self, *args: Any, **kw: Any) -> bool:
+        if self.mode == "kiosk" and self.sm.current != "admin":
+            log.info("close request ignored: only the admin screen exits the kiosk")
+            return True  # veto
+        return False
+
+    def _screen_changed(self) -> None:
+        if self._ring is not None:
+            self._ring.move_to(None)
+
+    def focus_items(self) -> list[Widget]:
+        screen: KioskScreen = self.sm.current_screen
+        return [w for w in screen.focusables() if not w.disabled and w.opacity > 0]
+
+    def _on_key_down(self, window: Any, key: int, scancode: int, codepoint: str | None,
+                     modifiers: list[str]) -> bool:
+        self.last_activity = time.monotonic()
+        screen: KioskScreen = self.sm.current_screen
+        ring = self._ring
+        assert ring is not None
+        typing = getattr(ring.widget, "focus", False)  # a TextInput being typed into
+        if key == K_ESCAPE:
+            screen.back()
+            return True  # never exits
+        if typing and key not in (K_TAB, K_UP, K_DOWN, K_ENTER, K_KP_ENTER):
+            return False
+        items = self.focus_items()
+        if not items:
+            return key in (K_TAB, K_ENTER, K_SPACE)
+        current = items.index(ring.widget) if ring.widget in items else -1
+        step = 0
+        if key == K_TAB:
+            step = -1 if "shift" in modifiers else 1
+        elif key in (K_DOWN, K_RIGHT):
+            step = 1
+        elif key in (K_UP, K_LEFT):
+            step = -1
+        elif key in (K_ENTER, K_KP_ENTER, K_SPACE) and current >= 0:
+            target = items[current]
+            if isinstance(target, Focusable):
+                target.activate()
+            return True
+        if step:
+            nxt = items[(current + step) % len(items)] if current >= 0 else items[0]
+            self._focus(nxt)
+            return True
+        return False
+
+    def _focus(self, widget: Widget) -> None:
+        assert self._ring is not None
+        prev = self._ring.widget
+        if prev is not None and hasattr(prev, "focus"):
+            prev.focus = False
+        self._ring.move_to(widget)
+        if hasattr(widget, "focus") and not isinstance(widget, Focusable):
+            widget.focus = True  # a TextInput takes the keys

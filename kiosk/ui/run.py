@@ -1,0 +1,38 @@
+"""Start the UI and the core on one asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from kiosk.service.runtime import Runtime
+from kiosk.ui import boot
+
+log = logging.getLogger(__name__)
+
+
+async def run_ui(runtime: Runtime, *, mode: str | None = None, fullscreen: bool | None = None,
+                 size: tuple[int, int] | None = None, config_path: str | None = None,
+                 on_app: Callable[[Any], Awaitable[None] | None] | None = None) -> None:
+    """Run the app until it stops (admin exit, or the process is told to stop).
+
+    ``on_app(app)`` is called once the app exists (tests drive it from there).
+    """
+    cfg = runtime.config
+    mode = mode or cfg.kiosk.mode
+    full = cfg.ui.fullscreen if fullscreen is None else fullscreen
+    boot.configure(mode, size=size, fullscreen=full, touchscreen=cfg.ui.touchscreen)
+    from kiosk.ui.app import KioskApp  # imports Kivy's window: after configure()
+
+    app = KioskApp(runtime, mode=mode, fullscreen=full, config_path=config_path)
+    driver = None
+    if on_app is not None:
+        maybe = on_app(app)
+        if asyncio.iscoroutine(maybe):
+            driver = asyncio.ensure_future(maybe)
+    runtime.service.branch_label = await runtime.branch_label()
+    await app.async_run(async_lib="asyncio")
+    if driver is not None and not driver.done():
+        driver.cancel()

@@ -1,0 +1,158 @@
+"""Reusable widgets. Their look lives in ``kv/widgets.kv``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kivy.clock import Clock
+from kivy.graphics import Color, Line, Rectangle
+from kivy.metrics import dp
+from kivy.properties import (
+    BooleanProperty,
+    ListProperty,
+    NumericProperty,
+    ObjectProperty,
+    StringProperty,
+)
+from kivy.uix.behaviors import ButtonBehavior
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.label import Label
+from kivy.uix.widget import Widget
+
+
+class Focusable:
+    """Marks a widget the keyboard can reach; ``activate()`` is what Enter/Space do."""
+
+    focused = BooleanProperty(False)
+
+    def activate(self) -> None:
+        self.trigger_action(duration=0.05)  # type: ignore[attr-defined]
+
+
+class KioskButton(Focusable, ButtonBehavior, Label):
+    """A large button (at least 15 mm tall), filled with ``bg`` and focusable."""
+
+    bg = ListProperty([0.04, 0.43, 0.31, 1])
+    fg = ListProperty([1, 1, 1, 1])
+
+
+class QueueCard(Focusable, ButtonBehavior, BoxLayout):
+    """One queue on the home screen: name, agents now, average wait."""
+
+    queue_id = StringProperty("")
+    title = StringProperty("")
+    agents = StringProperty("")
+    wait = StringProperty("")
+    prefix = StringProperty("")
+    available = BooleanProperty(True)
+    busy = BooleanProperty(False)
+    """True while this card's ticket is being requested."""
+    compact = BooleanProperty(False)
+    """Smaller, for the greeter's landscape tablet."""
+
+
+class QRCode(Widget):
+    """A QR code drawn as rectangles from its modules: crisp at any size."""
+
+    modules = ListProperty([])
+    dark = ListProperty([0, 0, 0, 1])
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.bind(modules=self._redraw, pos=self._redraw, size=self._redraw)
+
+    def _redraw(self, *_: Any) -> None:
+        self.canvas.clear()
+        rows: list[list[bool]] = list(self.modules)
+        if not rows:
+            return
+        n = len(rows)
+        quiet = 2  # modules of white border
+        side = min(self.width, self.height)
+        cell = side / (n + 2 * quiet)
+        x0 = self.x + (self.width - side) / 2 + quiet * cell
+        y0 = self.y + (self.height - side) / 2 + quiet * cell
+        with self.canvas:
+            Color(1, 1, 1, 1)
+            Rectangle(pos=(x0 - quiet * cell, y0 - quiet * cell), size=(side, side))
+            Color(*self.dark)
+            for r, row in enumerate(rows):
+                for c, dark in enumerate(row):
+                    if dark:
+                        Rectangle(pos=(x0 + c * cell, y0 + (n - 1 - r) * cell),
+                                  size=(cell + 0.5, cell + 0.5))
+
+
+class Spinner(Widget):
+    """A turning arc: something is happening."""
+
+    angle = NumericProperty(0)
+    colour = ListProperty([1, 1, 1, 1])
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._ev = Clock.schedule_interval(self._turn, 1 / 30)
+        self.bind(pos=self._draw, size=self._draw, angle=self._draw)
+
+    def _turn(self, dt: float) -> None:
+        self.angle = (self.angle + 360 * dt) % 360
+
+    def _draw(self, *_: Any) -> None:
+        self.canvas.clear()
+        r = min(self.width, self.height) / 2 - dp(4)
+        with self.canvas:
+            Color(*self.colour)
+            Line(circle=(self.center_x, self.center_y, r, self.angle, self.angle + 270),
+                 width=dp(5), cap="round")
+
+    def stop(self) -> None:
+        self._ev.cancel()
+
+
+class FocusRing:
+    """Draws a thick ring around the focused widget (one at a time)."""
+
+    def __init__(self, colour: list[float]) -> None:
+        self.colour = colour
+        self.widget: Widget | None = None
+        self._line: Line | None = None
+        self._col: Color | None = None
+
+    def move_to(self, widget: Widget | None) -> None:
+        if self.widget is not None:
+            if isinstance(self.widget, Focusable):
+                self.widget.focused = False
+            self.widget.unbind(pos=self._update, size=self._update)
+            if self._line is not None and self._col is not None:
+                self.widget.canvas.after.remove(self._col)
+                self.widget.canvas.after.remove(self._line)
+        self.widget = widget
+        self._line = self._col = None
+        if widget is None:
+            return
+        if isinstance(widget, Focusable):
+            widget.focused = True
+        self._col = Color(*self.colour)
+        self._line = Line(width=dp(4))
+        widget.canvas.after.add(self._col)
+        widget.canvas.after.add(self._line)
+        widget.bind(pos=self._update, size=self._update)
+        self._update()
+
+    def _update(self, *_: Any) -> None:
+        w = self.widget
+        if w is None or self._line is None:
+            return
+        pad = dp(6)
+        self._line.rounded_rectangle = (w.x - pad, w.y - pad, w.width + 2 * pad,
+                                        w.height + 2 * pad, dp(14))
+
+
+def app_ref() -> Any:
+    """The running app (typed loosely for kv expressions)."""
+    from kivy.app import App
+    return App.get_running_app()
+
+
+__all__ = ["FocusRing", "Focusable", "KioskButton", "ObjectProperty", "QRCode", "QueueCard",
+           "Spinner", "app_ref"]

@@ -1,0 +1,72 @@
+"""Drive the real Kivy app in tests: simulated touches, key presses, frames, screenshots.
+
+Kivy runs on SDL's offscreen driver (no X server needed) or under Xvfb; the app runs on
+the test's asyncio loop through :func:`kiosk.ui.run.run_ui`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+
+
+async def frames(n: int = 3) -> None:
+    """Let Kivy draw ``n`` frames."""
+    from kivy.clock import Clock
+    for _ in range(n):
+        done = asyncio.get_running_loop().create_future()
+        Clock.schedule_once(lambda dt: done.done() or done.set_result(None), 0)
+        await asyncio.wait_for(done, 5)
+        await asyncio.sleep(0.02)
+
+
+async def until(predicate: Any, timeout: float = 10.0, what: str = "") -> None:
+    """Wait (drawing frames) until ``predicate()`` is true."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        await frames(1)
+
+
+def _touch(x: float, y: float) -> Any:
+    from kivy.tests.common import UnitTestTouch
+    return UnitTestTouch(x, y)
+
+
+async def tap(widget: Any) -> None:
+    """Press and release in the middle of ``widget``, like a finger."""
+    x, y = widget.to_window(*widget.center)
+    await tap_at(x, y)
+
+
+async def tap_at(x: float, y: float, hold: float = 0.05) -> None:
+    touch = _touch(x, y)
+    touch.touch_down()
+    await asyncio.sleep(hold)
+    await frames(1)
+    touch.touch_up()
+    await frames(1)
+
+
+async def key(code: int, modifiers: list[str] | None = None, codepoint: str = "") -> None:
+    """A key press as SDL delivers it to the window."""
+    from kivy.core.window import Window
+    Window.dispatch("on_key_down", code, 0, codepoint, modifiers or [])
+    Window.dispatch("on_key_up", code, 0)
+    await frames(1)
+
+
+async def screenshot(name: str) -> Path:
+    """Save the window as ``artifacts/screenshots/<name>.png``."""
+    from kivy.core.window import Window
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await frames(2)
+    saved = Path(Window.screenshot(name=str(ARTIFACTS / f"{name}.png")))
+    target = ARTIFACTS / f"{name}.png"
+    saved.replace(target)
+    return target
