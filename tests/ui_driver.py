@@ -18,8 +18,13 @@ async def frames(n: int = 3) -> None:
     """Let Kivy draw ``n`` frames."""
     from kivy.clock import Clock
     for _ in range(n):
-        done = asyncio.get_running_loop().create_future()
-        Clock.schedule_once(lambda dt: done.done() or done.set_result(None), 0)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def drawn(dt: float, fut: asyncio.Future[None] = done) -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        Clock.schedule_once(drawn, 0)
         await asyncio.wait_for(done, 5)
         await asyncio.sleep(0.02)
 

@@ -131,6 +131,11 @@ class QueueMonitor:
                 log.exception("queue listener failed")
         return self.snapshot
 
+    def unsubscribe(self, listener: Callable[[QueueSnapshot], None]) -> None:
+        """Stop calling ``listener``."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def poll_soon(self) -> None:
         """Ask for a poll now (e.g. after a 406, or when the admin asks)."""
         self._wake.set()

@@ -106,6 +106,7 @@ class KioskApp(App):
         self._ring: FocusRing | None = None
         self._return_ev: Any = None
         self._hold_ev: Any = None
+        self._stopped = False
         self._refresh_trigger = Clock.create_trigger(lambda dt: self.refresh())
 
     # ----------------------------------------------------------------- building
@@ -116,8 +117,10 @@ class KioskApp(App):
 
     def build(self) -> Widget:
         register_fonts()
-        for name in KV_FILES:
-            Builder.load_file(str(KV_DIR / f"{name}.kv"))
+        for name in KV_FILES:  # unload first: a process may run the app more than once
+            path = str(KV_DIR / f"{name}.kv")
+            Builder.unload_file(path)
+            Builder.load_file(path)
         sm = ScreenManager(transition=NoTransition())
         home: QueueScreen = GreeterScreen(name="home") if self.mode == "tablet" \
             else HomeScreen(name="home")
@@ -142,7 +145,16 @@ class KioskApp(App):
         self._tick(0)
         self.refresh()
 
+    def _stop(self, *args: Any) -> None:
+        # Kivy runs this from stop() and again when async_run's loop ends: once is enough.
+        if self._stopped:
+            return
+        self._stopped = True
+        super()._stop(*args)
+
     def on_stop(self) -> None:
+        self.rt.monitor.unsubscribe(self._on_snapshot)
+        self._refresh_trigger.cancel()
         for task in self.tasks:
             task.cancel()
 
@@ -261,12 +273,14 @@ class KioskApp(App):
             self.sm.current = "noagents"
         elif r.uncertain:
             self._message(t("Please ask our staff", self.lang), r.message)
-        elif r.outcome in (Outcome.FORM_REQUIRED, Outcome.REJECTED):
-            title = (t("A few details first", self.lang) if r.outcome is Outcome.FORM_REQUIRED
-                     else t("Please try again", self.lang))
-            self._message(title, r.message)
-        else:
+        elif r.outcome is Outcome.UNAUTHORIZED:  # no tap can work until staff fix the key
             self.show_out_of_service()
+        else:  # this tap failed; the next one may work: say so, and check the API now
+            title = {Outcome.FORM_REQUIRED: t("A few details first", self.lang),
+                     Outcome.REJECTED: t("Please try again", self.lang)}.get(
+                r.outcome, t("We're sorry", self.lang))
+            self._message(title, r.message)
+            self.rt.monitor.poll_soon()
         self.refresh()
 
     def _show_ticket(self, r: IssueResult) -> None:

@@ -30,6 +30,12 @@ class KioskScreen(Screen):
         app_ref().go_home()
 
 
+def _issue(queue_id: str) -> None:
+    app = app_ref()
+    if app is not None:
+        app.issue(queue_id)
+
+
 def _sync_cards(container: Widget, views: list[QueueView], lang: str, *,
                 on_tap: Any, busy_id: str = "", compact: bool = False) -> list[QueueCard]:
     """Update the cards in place (no flicker): same widgets, new numbers."""
@@ -64,7 +70,7 @@ class QueueScreen(KioskScreen):
     cards: list[QueueCard] = []  # noqa: RUF012 - replaced per instance
 
     def show(self, views: list[QueueView], lang: str, busy_id: str = "") -> None:
-        self.cards = _sync_cards(self.ids.cards, views, lang, on_tap=app_ref().issue,
+        self.cards = _sync_cards(self.ids.cards, views, lang, on_tap=_issue,
                                  busy_id=busy_id, compact=self.compact)
 
     def customer(self) -> str:
@@ -133,8 +139,7 @@ class NoAgentsScreen(KioskScreen):
         self.queue_id = queue_id
         self.message = message
         self.has_alternatives = bool(alternatives)
-        self.cards = _sync_cards(self.ids.alternatives, alternatives, lang,
-                                 on_tap=app_ref().issue)
+        self.cards = _sync_cards(self.ids.alternatives, alternatives, lang, on_tap=_issue)
 
     def focusables(self) -> list[Widget]:
         return [*self.cards, self.ids.retry, self.ids.back]
