@@ -135,7 +135,7 @@ def _load(args: argparse.Namespace) -> tuple[Config, str]:
 async def _with_runtime(args: argparse.Namespace,
                         body: Callable[[Runtime], Awaitable[int]]) -> int:
     config, file = _load(args)
-    rt = open_runtime(config, load_api_key(config, file))
+    rt = open_runtime(config, load_api_key(config, file), check_printer=True)
     try:
         return await body(rt)
     finally:
@@ -230,6 +230,11 @@ async def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         unknown = counts.get("unknown", 0) + counts.get("uncertain", 0)
         line(unknown == 0, "journal", f"{rt.journal.path}: today {counts}"
              + (f"; {unknown} ticket(s) need a staff check" if unknown else ""))
+        try:
+            rt.printer.ready()
+        except ConfigError as exc:
+            line(False, "printer", str(exc))
+            return ExitStatus.FAILED
         status = await asyncio.wrap_future(rt.printer.submit_status())
         line(status.can_print, "printer",
              f"{config.printer.type} ({config.printer.paper_mm} mm, {config.printer.codepage}): "
@@ -244,6 +249,7 @@ async def cmd_print_test(args: argparse.Namespace, out: TextIO) -> int:
     config, _ = _load(args)
     printer = TicketPrinter(config.printer, config.ticket, timezone=config.kiosk.timezone)
     try:
+        printer.ready()
         layout = printer.sample_layout(args.lang or config.kiosk.language)
         if args.preview:
             printer.preview(layout).save(args.preview)

@@ -22,7 +22,13 @@ from datetime import UTC, datetime
 from PIL import Image
 
 from kiosk.config import PrinterConfig, TicketConfig
-from kiosk.errors import PrinterError, PrinterNotReady, PrinterUnavailable, PrintFailed
+from kiosk.errors import (
+    ConfigError,
+    PrinterError,
+    PrinterNotReady,
+    PrinterUnavailable,
+    PrintFailed,
+)
 from kiosk.printing import status as st
 from kiosk.printing.backends import Backend, Channel, VirtualBackend, make_backend
 from kiosk.printing.model import TicketData, TicketLayout, build_layout
@@ -52,18 +58,27 @@ class TicketPrinter:
         self.ticket_cfg = ticket
         self.timezone = timezone
         self.backend = backend or make_backend(printer)
-        codepage_number(printer.profile, printer.codepage)  # fail at start-up, not at a ticket
         self._logo: Image.Image | None = None
         self._logo_raster: bytes | None = None
-        if ticket.logo is not None:  # rasterised once, pasted into every job
-            self._logo = logo_image(ticket.logo, printer.paper_mm)
-            self._logo_raster = raster(self._logo, printer.profile)
         self._lock = threading.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="printer")
+        # Check the profile and code page and rasterise the logo once, on the printer's
+        # thread: start-up does not wait for python-escpos's database, every job does.
+        self._prepared: Future[None] = self._worker.submit(self._prepare)
         self.last_status = st.PrinterStatus(
             st.State.NONE if printer.type == "none"
             else st.State.UNKNOWN if self.backend.can_query and printer.status_query
             else st.State.NOT_QUERIED)
+
+    def _prepare(self) -> None:
+        codepage_number(self.cfg.profile, self.cfg.codepage)
+        if self.ticket_cfg.logo is not None:  # rasterised once, pasted into every job
+            self._logo = logo_image(self.ticket_cfg.logo, self.cfg.paper_mm)
+            self._logo_raster = raster(self._logo, self.cfg.profile)
+
+    def ready(self) -> None:
+        """Wait for the printer's set-up; ConfigError for a bad profile, code page or logo."""
+        self._prepared.result()
 
     # ----------------------------------------------------------------- rendering
 
@@ -74,12 +89,14 @@ class TicketPrinter:
 
     def render(self, data: TicketData | TicketLayout) -> bytes:
         """The ESC/POS bytes for a ticket."""
+        self.ready()
         layout = data if isinstance(data, TicketLayout) else self.layout(data)
         return render(layout, profile=self.cfg.profile, codepage=self.cfg.codepage,
                       logo=self._logo_raster)
 
     def preview(self, data: TicketData | TicketLayout) -> Image.Image:
         """The ticket as it will look on paper."""
+        self.ready()
         layout = data if isinstance(data, TicketLayout) else self.layout(data)
         return render_preview(layout, codepage=self.cfg.codepage, logo=self._logo)
 
@@ -103,7 +120,10 @@ class TicketPrinter:
         """Print one ticket now (on the calling thread), or raise PrinterError."""
         layout = data if isinstance(data, TicketLayout) else self.layout(data)
         name = job or layout.number
-        payload = self.render(layout)
+        try:
+            payload = self.render(layout)
+        except ConfigError as exc:  # reported at start-up by `kiosk check`; here: unprinted
+            raise PrinterUnavailable(f"printer config: {exc}") from exc
         with self._lock:
             try:
                 self._job(payload, name)

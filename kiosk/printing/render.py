@@ -13,9 +13,8 @@ from __future__ import annotations
 import textwrap
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from escpos.capabilities import get_profile
-from escpos.printer import Dummy
 from PIL import Image
 
 from kiosk.errors import ConfigError
@@ -28,10 +27,27 @@ GS_SIZE_NORMAL = b"\x1d!\x00"
 FONT_A_DOTS = 12  # width of one Font A character in dots
 
 
+if TYPE_CHECKING:
+    from escpos.printer import Dummy
+
+
+def _dummy(profile: str) -> Dummy:
+    # python-escpos parses its whole printer database at import (~0.4 s): import it on
+    # first use, on the printer's thread, not at start-up.
+    from escpos.printer import Dummy
+    return Dummy(profile=profile)
+
+
+@cache
+def _profile(profile: str) -> Any:
+    from escpos.capabilities import get_profile
+    return get_profile(profile)
+
+
 @cache
 def _profile_codepages(profile: str) -> dict[str, int]:
     try:
-        pages = get_profile(profile).get_code_pages()
+        pages = _profile(profile).get_code_pages()
     except Exception as exc:  # python-escpos raises its own NotSupported / KeyError
         raise ConfigError("(config)", "printer.profile",
                           f"a profile from escpos-printer-db, not {profile!r} ({exc})") from None
@@ -52,7 +68,7 @@ def codepage_number(profile: str, codepage: str) -> int:
 
 def supports_native_qr(profile: str) -> bool:
     """Whether the profile prints QR codes itself (``GS ( k``)."""
-    return bool(get_profile(profile).supports("qrCode"))
+    return bool(_profile(profile).supports("qrCode"))
 
 
 def number_magnification(text: str, paper_mm: int, largest: int = 4) -> int:
@@ -83,7 +99,7 @@ def logo_image(path: Path, paper_mm: int) -> Image.Image:
 
 def raster(img: Image.Image, profile: str = "default") -> bytes:
     """``img`` as an ESC/POS raster image (``GS v 0``), ready to paste into jobs."""
-    p = Dummy(profile=profile)
+    p = _dummy(profile)
     p.image(img, impl="bitImageRaster", center=False)
     return bytes(p.output)
 
@@ -96,7 +112,7 @@ def _lines(p: Dummy, text: str, width: int, codepage: str) -> None:
 def render(layout: TicketLayout, *, profile: str = "default", codepage: str = "CP858",
            logo: bytes | None = None) -> bytes:
     """The ticket as ESC/POS bytes. ``logo``: from :func:`raster`, made once at start-up."""
-    p = Dummy(profile=profile)
+    p = _dummy(profile)
     cols = layout.columns
     p._raw(INIT)
     p._raw(ESC + b"t" + bytes([codepage_number(profile, codepage)]))

@@ -146,6 +146,7 @@ def open_runtime(
     retry: RetryPolicy = DEFAULT_RETRY,
     clock: Callable[[], datetime] | None = None,
     printer: TicketPrinter | None = None,
+    check_printer: bool = False,
 ) -> Runtime:
     """Wire a kiosk from ``config``; recovers attempts a crash left pending."""
     api = QmsClient(config.api.base_url, api_key, timeout_s=config.api.timeout_s,
@@ -158,6 +159,8 @@ def open_runtime(
                     recovered, journal.path)
     printer = printer or TicketPrinter(config.printer, config.ticket,
                                        timezone=config.kiosk.timezone)
+    if check_printer:
+        printer.ready()  # a bad profile, code page or logo stops start-up here
     monitor = QueueMonitor(api, config.branch, period_s=config.ui.refresh_s)
     service = TicketService(config, api, journal, printer, monitor=monitor,
                             clock=clock or _utcnow)

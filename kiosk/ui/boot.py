@@ -17,6 +17,11 @@ def configure(mode: str, *, size: tuple[int, int] | None = None, fullscreen: boo
     os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
     os.environ.setdefault("KIVY_NO_FILELOG", "1")
     os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
+    # Without a GPU, Mesa's llvmpipe renders on worker threads; on a small machine they
+    # fight the app's threads, and a texture upload (a new ticket number) then waits
+    # 0.2 s to 3 s for them (measured on 2 cores). Rendering on the calling thread
+    # removed those stalls. Only Mesa's software renderer reads this variable.
+    os.environ.setdefault("LP_NUM_THREADS", "0")
     home = kivy_home or Path(tempfile.gettempdir()) / f"kiosk-kivy-{os.getuid()}"
     home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("KIVY_HOME", str(home))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,7 +34,15 @@ async def run_ui(runtime: Runtime, *, mode: str | None = None, fullscreen: bool 
         maybe = on_app(app)
         if asyncio.iscoroutine(maybe):
             driver = asyncio.ensure_future(maybe)
-    runtime.service.branch_label = await runtime.branch_label()
-    await app.async_run(async_lib="asyncio")
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # systemd's stop, Ctrl+C: a clean exit
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, app.stop)
+    try:
+        await app.async_run(async_lib="asyncio")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
     if driver is not None and not driver.done():
         driver.cancel()

@@ -84,15 +84,24 @@ class QRCode(Widget):
 
 
 class Spinner(Widget):
-    """A turning arc: something is happening."""
+    """A turning arc: something is happening. It animates only while ``active``: an idle
+    screen must not redraw (on a software-rendered display every frame costs CPU)."""
 
     angle = NumericProperty(0)
     colour = ListProperty([1, 1, 1, 1])
+    active = BooleanProperty(False)
 
     def __init__(self, **kw: Any) -> None:
+        self._ev: Any = None
         super().__init__(**kw)
-        self._ev = Clock.schedule_interval(self._turn, 1 / 30)
         self.bind(pos=self._draw, size=self._draw, angle=self._draw)
+
+    def on_active(self, _: Any, active: bool) -> None:
+        if active and self._ev is None:
+            self._ev = Clock.schedule_interval(self._turn, 1 / 30)
+        elif not active:
+            self.stop()
+        self._draw()
 
     def _turn(self, dt: float) -> None:
         self.angle = (self.angle + 360 * dt) % 360
@@ -100,13 +109,17 @@ class Spinner(Widget):
     def _draw(self, *_: Any) -> None:
         self.canvas.clear()
         r = min(self.width, self.height) / 2 - dp(4)
+        if not self.active or r <= 0:
+            return
         with self.canvas:
             Color(*self.colour)
             Line(circle=(self.center_x, self.center_y, r, self.angle, self.angle + 270),
                  width=dp(5), cap="round")
 
     def stop(self) -> None:
-        self._ev.cancel()
+        if self._ev is not None:
+            self._ev.cancel()
+            self._ev = None
 
 
 class FocusRing:

@@ -1,0 +1,198 @@
+"""The kiosk UI beside a bare Kivy app (one window, one label), in the same run.
+
+- cold start: process start → the first frame that shows live queue data (the bare app:
+  its first frame). Goal: at most 1.5 x the bare app's.
+- memory: RSS once idle (2 s after that frame). Goal: at most 1.2 x the bare app's.
+- tap → ticket on screen, against the mock API over loopback (printing runs beside it).
+  Goal: under 100 ms.
+
+Each app runs in a fresh process, alternating, ``--rounds`` times; medians are printed.
+The mock API runs in its own process, as the real API is on another machine.
+
+    .venv/bin/python benchmarks/bench_ui.py [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+GOAL_START, GOAL_RSS, GOAL_TAP_MS = 1.5, 1.2, 100.0
+
+COMMON = """
+import os, sys, time, json
+os.environ.update(KIVY_NO_ARGS="1", KIVY_NO_CONSOLELOG="1", KIVY_NO_FILELOG="1",
+                  KIVY_LOG_MODE="PYTHON")
+def rss_kb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+def report(**kw):
+    print("RESULT " + json.dumps(kw), flush=True)
+"""
+
+BARE = COMMON + """
+from kivy.config import Config
+Config.set("graphics", "width", "1080"); Config.set("graphics", "height", "1920")
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.uix.label import Label
+from kivy.core.window import Window
+class Bare(App):
+    def build(self):
+        return Label(text="Hola", font_size=60)
+    def on_start(self):
+        def first(*_):
+            Window.unbind(on_flip=first)
+            t = time.monotonic()
+            Clock.schedule_once(lambda dt: (report(first_frame=t, rss_kb=rss_kb()),
+                                            self.stop()), 2.0)
+        Window.bind(on_flip=first)
+Bare().run()
+"""
+
+KIOSK = COMMON + """
+import asyncio
+sys.path.insert(0, {root!r})
+from kiosk.config import config_from_mapping
+from kiosk.service.runtime import open_runtime
+from kiosk.ui.run import run_ui
+
+async def main():
+    import yaml
+    data = yaml.safe_load(open({root!r} + "/kiosk/data/demo.yaml"))
+    data["api"]["base_url"] = {url!r}
+    data["kiosk"]["data_dir"] = {data_dir!r}
+    data["printer"]["path"] = {data_dir!r} + "/tickets"
+    rt = open_runtime(config_from_mapping(data, "bench"), "mock.kiosk.key")
+    out = {{}}
+
+    async def drive(app):
+        from kivy.core.window import Window
+        from kivy.clock import Clock
+        flips = []
+        Window.bind(on_flip=lambda *_: flips.append(time.monotonic()))
+        while not (app.root and app.screen("home").cards and rt.monitor.snapshot.fetched_at):
+            await asyncio.sleep(0.005)
+        shown = time.monotonic()
+        while not flips or flips[-1] < shown:
+            await asyncio.sleep(0.002)
+        out["first_frame"] = flips[-1]
+        await asyncio.sleep(2.0)
+        out["rss_kb"] = rss_kb()
+        taps = []
+        for _ in range({taps}):
+            app.go_home()
+            await asyncio.sleep(0.05)
+            n = len(flips)
+            app.issue(app.screen("home").cards[0].queue_id)
+            while app.sm.current != "ticket":
+                await asyncio.sleep(0.001)
+            while len(flips) == n or flips[-1] < app.timings["ticket_on_screen"]:
+                await asyncio.sleep(0.001)
+            taps.append((flips[-1] - (app.timings["tap"] - time.perf_counter()
+                                      + time.monotonic())) * 1000)
+            if app.result and app.result.printing:
+                await app.result.printing
+            await rt.service.settle()
+        out["tap_ms"] = taps
+        report(**out)
+        app.stop()
+
+    try:
+        await run_ui(rt, mode="kiosk", fullscreen=False, size=(1080, 1920), on_app=drive)
+    finally:
+        await rt.aclose()
+
+asyncio.run(main())
+"""
+
+
+@contextlib.contextmanager
+def mock_api(tmp: str) -> Iterator[str]:
+    import yaml
+    scenario = yaml.safe_load((ROOT / "kiosk/data/mock-scenario.yaml").read_text())
+    scenario["branches"][0]["queues"][0]["agents"] = 10**9
+    path = Path(tmp) / "scenario.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "kiosk", "mock-api", "--port", str(port),
+                             "--scenario", str(path)], cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            with contextlib.suppress(httpx.TransportError):
+                httpx.get(url + "/_mock/state", timeout=1)
+                break
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def run_child(code: str, env: dict[str, str], tmp: str) -> tuple[float, dict[str, object]]:
+    script = Path(tmp) / "child.py"  # a file: Kivy looks for the app's source
+    script.write_text(code)
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=False,
+                          env=env, timeout=180, cwd=ROOT)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            data = json.loads(line[7:])
+            return float(data["first_frame"]) - start, data
+    raise RuntimeError(f"child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+def main(rounds: int, taps: int) -> int:
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory() as tmp, mock_api(tmp) as url:
+        env["KIVY_HOME"] = str(Path(tmp) / "kivy")
+        bare_t, bare_rss, kiosk_t, kiosk_rss, tap_ms = [], [], [], [], []
+        for i in range(rounds):
+            t, data = run_child(BARE, env, tmp)
+            bare_t.append(t)
+            bare_rss.append(float(data["rss_kb"]))  # type: ignore[arg-type]
+            code = KIOSK.format(root=str(ROOT), url=url, data_dir=str(Path(tmp) / f"d{i}"),
+                                taps=taps)
+            t, data = run_child(code, env, tmp)
+            kiosk_t.append(t)
+            kiosk_rss.append(float(data["rss_kb"]))  # type: ignore[arg-type]
+            tap_ms.extend(data["tap_ms"])  # type: ignore[arg-type]
+    bt, kt = statistics.median(bare_t), statistics.median(kiosk_t)
+    br, kr = statistics.median(bare_rss), statistics.median(kiosk_rss)
+    tap = statistics.median(tap_ms)
+    ok_start, ok_rss, ok_tap = kt / bt <= GOAL_START, kr / br <= GOAL_RSS, tap < GOAL_TAP_MS
+    print(f"kiosk UI vs a bare Kivy app (1080x1920, {rounds} rounds each, medians)")
+    print(f"  first frame:  bare {bt:6.2f} s   kiosk (with live queues) {kt:6.2f} s   "
+          f"ratio {kt / bt:4.2f}x (goal <= {GOAL_START}x) {'MET' if ok_start else 'NOT MET'}")
+    print(f"  RSS idle:     bare {br / 1024:6.1f} MB  kiosk {kr / 1024:6.1f} MB   "
+          f"ratio {kr / br:4.2f}x (goal <= {GOAL_RSS}x) {'MET' if ok_rss else 'NOT MET'}")
+    print(f"  tap -> ticket on screen: median {tap:5.1f} ms, max {max(tap_ms):5.1f} ms over "
+          f"{len(tap_ms)} taps (goal < {GOAL_TAP_MS:.0f} ms) {'MET' if ok_tap else 'NOT MET'}")
+    return 0 if ok_start and ok_rss and ok_tap else 1
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--taps", type=int, default=10)
+    args = ap.parse_args()
+    sys.exit(main(args.rounds, args.taps))
+
+
