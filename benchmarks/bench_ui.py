@@ -150,7 +150,8 @@ def run_child(code: str, env: dict[str, str], tmp: str) -> tuple[float, dict[str
     script = Path(tmp) / "child.py"  # a file: Kivy looks for the app's source
     script.write_text(code)
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=False,
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          check=False,
                           env=env, timeout=180, cwd=ROOT)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):

@@ -57,6 +57,10 @@ class Runtime:
                 return b.label or b.name
         return ""
 
+    def warm_up(self) -> None:
+        """Load the printer's set-up in the background (after the first frame)."""
+        self.printer.warm_up()
+
     # ----------------------------------------------------------------- admin
 
     async def printer_status(self) -> PrinterStatus:

@@ -107,6 +107,8 @@ class KioskApp(App):
         self._return_ev: Any = None
         self._hold_ev: Any = None
         self._stopped = False
+        self._warmed = False
+        self._events: list[Any] = []  # Clock events to cancel at stop (the Clock outlives us)
         self._refresh_trigger = Clock.create_trigger(lambda dt: self.refresh())
 
     # ----------------------------------------------------------------- building
@@ -141,7 +143,7 @@ class KioskApp(App):
         self.rt.monitor.subscribe(self._on_snapshot)
         self.rt.monitor.start()
         self._spawn(self._load_branch())
-        Clock.schedule_interval(self._tick, 1.0)
+        self._events.append(Clock.schedule_interval(self._tick, 1.0))
         self._tick(0)
         self.refresh()
 
@@ -155,6 +157,9 @@ class KioskApp(App):
     def on_stop(self) -> None:
         self.rt.monitor.unsubscribe(self._on_snapshot)
         self._refresh_trigger.cancel()
+        for ev in (*self._events, self._return_ev, self._hold_ev):
+            if ev is not None:
+                ev.cancel()
         for task in self.tasks:
             task.cancel()
 
@@ -185,6 +190,9 @@ class KioskApp(App):
     def refresh(self) -> None:
         """Redraw the queue cards and the out-of-service state from the monitor."""
         snap = self.rt.monitor.snapshot
+        if snap.fetched_at is not None and not self._warmed:
+            self._warmed = True  # the customer sees the queues: now the printer may load
+            self._events.append(Clock.schedule_once(lambda dt: self.rt.warm_up(), 0.5))
         views = self.rt.service.views(self.lang)
         home = self.screen("home")
         home.stale = freshness_text(snap, self.rt.monitor.period_s, self.lang)

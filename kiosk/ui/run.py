@@ -25,6 +25,9 @@ async def run_ui(runtime: Runtime, *, mode: str | None = None, fullscreen: bool 
     cfg = runtime.config
     mode = mode or cfg.kiosk.mode
     full = cfg.ui.fullscreen if fullscreen is None else fullscreen
+    # The first queue poll goes out before the window opens, so the first frame has data.
+    runtime.monitor.start()
+    await asyncio.sleep(0)
     boot.configure(mode, size=size, fullscreen=full, touchscreen=cfg.ui.touchscreen)
     from kiosk.ui.app import KioskApp  # imports Kivy's window: after configure()
 
