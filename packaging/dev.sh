@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's two commands, on a fresh Debian/Ubuntu machine or a developer's laptop:
 #
-#   packaging/dev.sh demo [ARGS]   set everything up, then run the kiosk demo
-#                                  (built-in mock API + virtual printer)
+#   packaging/dev.sh demo [ARGS]   set everything up, then run the kiosk demo: the touch
+#                                  UI against the built-in mock API and a virtual printer
+#                                  (on a machine with no display: the headless demo)
 #   packaging/dev.sh test [ARGS]   set everything up, then lint, type-check and run the
 #                                  tests (ARGS go to pytest)
 #
@@ -76,7 +77,7 @@ case "${1:-}" in
     demo)
         shift
         setup_venv
-        exec .venv/bin/kiosk demo --headless "$@"
+        exec .venv/bin/kiosk demo "$@"
         ;;
     test)
         shift
