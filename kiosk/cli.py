@@ -119,12 +119,39 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _setup_logging(verbose: int) -> None:
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+class Redact(logging.Filter):
+    """Defence in depth: a secret that reaches a log line anyway is replaced."""
+
+    def __init__(self, *secrets: str) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if len(s) >= 6]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(s in message for s in self.secrets):
+            for s in self.secrets:
+                message = message.replace(s, "[redacted]")
+            record.msg, record.args = message, None
+        return True
+
+
+def _setup_logging(verbose: int, *, service: bool = False, kiosk_id: str = "") -> None:
+    """Warnings for commands; INFO for the running kiosk (one line per ticket and per
+    fault; the journal adds the time, so the line carries the kiosk's id instead)."""
+    if service:
+        level = logging.DEBUG if verbose > 1 else logging.INFO
+        fmt = f"[{kiosk_id}] %(levelname)s %(name)s: %(message)s"
+    else:
+        level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 \
+            else logging.DEBUG
+        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    logging.basicConfig(level=level, stream=sys.stderr, format=fmt)
     if verbose < 2:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+        for noisy in ("httpx", "httpcore", "kivy"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _load(args: argparse.Namespace) -> tuple[Config, str]:
@@ -226,6 +253,12 @@ async def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
             line(not missing and bool(views), "queues", detail or "none")
         except ApiError as exc:
             line(False, "queues", str(exc))
+        from kiosk.service.status import read as read_status
+        running, age = read_status(config.kiosk.data_dir)
+        if running is not None and age is not None:
+            line(age < 60, "running", f"kiosk pid {running.get('pid')}: status written "
+                 f"{age:.0f} s ago; API ok: {running['api']['ok']}; printer: "
+                 f"{running['printer']['state']}")
         counts = await asyncio.to_thread(rt.journal.counts)
         unknown = counts.get("unknown", 0) + counts.get("uncertain", 0)
         line(unknown == 0, "journal", f"{rt.journal.path}: today {counts}"
@@ -318,7 +351,11 @@ async def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 async def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from kiosk.ui.run import run_ui
     config, file = _load(args)
-    rt = open_runtime(config, load_api_key(config, file))
+    key = load_api_key(config, file)
+    _setup_logging(args.verbose, service=True, kiosk_id=config.kiosk.id)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(Redact(key.get_secret_value()))
+    rt = open_runtime(config, key)
     try:
         await run_ui(rt, fullscreen=False if args.window else None, config_path=file)
     finally:

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kiosk.service.runtime import Runtime
+from kiosk.service.status import StatusWriter
+from kiosk.service.watchdog import Watchdog
 from kiosk.ui import boot
 
 log = logging.getLogger(__name__)
@@ -32,20 +34,41 @@ async def run_ui(runtime: Runtime, *, mode: str | None = None, fullscreen: bool 
     from kiosk.ui.app import KioskApp  # imports Kivy's window: after configure()
 
     app = KioskApp(runtime, mode=mode, fullscreen=full, config_path=config_path)
+    watchdog = Watchdog()
+    status = StatusWriter(runtime)
+    tasks: set[asyncio.Task[str]] = set()
+
+    def started(*_: Any) -> None:  # the window is up and the loop runs: tell systemd
+        watchdog.start(f"kiosk {cfg.kiosk.id} running ({mode} mode)")
+        status.start()
+
+    def reloaded(task: asyncio.Task[str]) -> None:
+        tasks.discard(task)
+        log.info("SIGHUP: %s", task.result())
+
+    def reload() -> None:  # SIGHUP: a new config, without dropping a ticket in flight
+        task = asyncio.ensure_future(runtime.reload_from(config_path))
+        tasks.add(task)
+        task.add_done_callback(reloaded)
+
+    app.bind(on_start=started)
     driver = None
     if on_app is not None:
         maybe = on_app(app)
         if asyncio.iscoroutine(maybe):
             driver = asyncio.ensure_future(maybe)
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):  # systemd's stop, Ctrl+C: a clean exit
+    handlers = {signal.SIGTERM: app.stop, signal.SIGINT: app.stop, signal.SIGHUP: reload}
+    for sig, handler in handlers.items():  # systemd's stop and reload, Ctrl+C
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, app.stop)
+            loop.add_signal_handler(sig, handler)
     try:
         await app.async_run(async_lib="asyncio")
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in handlers:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+        await watchdog.stop()
+        await status.stop()
     if driver is not None and not driver.done():
         driver.cancel()

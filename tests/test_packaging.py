@@ -1,0 +1,228 @@
+"""Deployment: install.sh into a folder (twice), the systemd unit, the udev rule, the
+watchdog, the status file and SIGHUP reload."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kiosk.config import Config
+from kiosk.mock import MockState, create_app
+from kiosk.service.runtime import open_runtime
+from kiosk.service.status import StatusWriter, read
+from kiosk.service.watchdog import Watchdog, notify, watchdog_period
+
+from .conftest import FAST_RETRY, KEY, REPO
+
+INSTALL = REPO / "packaging" / "install.sh"
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, str]]:
+    root = tmp_path_factory.mktemp("root")
+    first = subprocess.run(["bash", str(INSTALL), "--root", str(root)], capture_output=True,
+                           text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (root / "etc/kiosk/kiosk.yaml").write_text("# edited by the branch manager\n",
+                                              encoding="utf-8")
+    (root / "etc/kiosk/api-key").write_text("a.real.key\n")
+    second = subprocess.run(["bash", str(INSTALL), "--root", str(root)], capture_output=True,
+                            text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    yield root, first.stdout, second.stdout
+
+
+@pytest.mark.slow
+def test_install_into_a_folder(installed: tuple[Path, str, str]) -> None:
+    root, first, _ = installed
+    for path in ["opt/kiosk/venv/bin/kiosk", "etc/kiosk/kiosk.yaml", "etc/kiosk/api-key",
+                 "etc/systemd/system/kiosk.service",
+                 "etc/udev/rules.d/60-kiosk-printers.rules"]:
+        assert (root / path).exists(), path
+    assert stat.S_IMODE((root / "etc/kiosk/api-key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((root / "var/lib/kiosk").stat().st_mode) == 0o750
+    assert "skipped    useradd kiosk (--root: only on a live system)" in first
+    version = subprocess.run([str(root / "opt/kiosk/venv/bin/kiosk"), "--version"],
+                             capture_output=True, text=True, timeout=60)
+    assert version.stdout.startswith("kiosk ")
+    assert not any(p.is_relative_to(root) is False for p in root.rglob("*"))
+
+
+@pytest.mark.slow
+def test_install_twice_changes_nothing_and_keeps_config(installed: tuple[Path, str, str],
+                                                        ) -> None:
+    root, _, second = installed
+    verbs = {line.split()[0] for line in second.splitlines() if line.strip()}
+    assert verbs <= {"unchanged", "kept", "skipped", "ok"}, second
+    assert (root / "etc/kiosk/kiosk.yaml").read_text() == "# edited by the branch manager\n"
+    assert (root / "etc/kiosk/api-key").read_text() == "a.real.key\n"
+
+
+@pytest.mark.slow
+def test_systemd_unit_verifies(installed: tuple[Path, str, str], tmp_path: Path) -> None:
+    if shutil.which("systemd-analyze") is None:
+        pytest.fail("systemd-analyze is missing: packaging/dev.sh test installs systemd")
+    root, _, _ = installed
+    # systemd-analyze resolves units and ExecStart inside the root: give it systemd's own
+    # units and a stand-in for cage (not installable in CI, which has no seat).
+    shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system",
+                    dirs_exist_ok=True, symlinks=True)
+    (root / "usr/bin").mkdir(parents=True, exist_ok=True)
+    (root / "usr/bin/cage").write_text("#!/bin/sh\n")
+    (root / "usr/bin/cage").chmod(0o755)
+    (root / "bin").mkdir(exist_ok=True)
+    shutil.copy("/bin/kill", root / "bin/kill")
+    proc = subprocess.run(["systemd-analyze", "verify", f"--root={root}",
+                           "/etc/systemd/system/kiosk.service"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout + proc.stderr == "", proc.stderr
+    unit = (root / "etc/systemd/system/kiosk.service").read_text()
+    for line in ["Type=notify", "Restart=always", "WatchdogSec=30", "NoNewPrivileges=yes",
+                 "ProtectSystem=strict", "ReadWritePaths=/var/lib/kiosk", "PrivateTmp=yes"]:
+        assert line in unit.splitlines()
+
+
+def test_udev_rule_is_well_formed() -> None:
+    rule = (REPO / "packaging/udev/60-kiosk-printers.rules").read_text()
+    pair = re.compile(r'^[A-Z_]+(\{[A-Za-z_]+\})?(==|=)"[^"]*"$')
+    lines = [ln for ln in rule.splitlines() if ln.strip() and not ln.startswith("#")]
+    assert len(lines) >= 8
+    vendors = set()
+    for line in lines:
+        parts = [p.strip() for p in line.split(",")]
+        assert all(pair.match(p) for p in parts), line
+        assert 'GROUP="kiosk"' in parts and 'MODE="0660"' in parts
+        vendors |= set(re.findall(r'ATTR\{idVendor\}=="([0-9a-f]{4})"', line))
+    assert {"04b8", "0519", "1504", "1d90"} <= vendors  # Epson, Star, Bixolon, Citizen
+
+
+# --------------------------------------------------------------------------- watchdog
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[tuple[socket.socket, dict[str, str]]]:
+    path = tmp_path / "notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.setblocking(False)
+    yield sock, {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "400000"}
+    sock.close()
+
+
+def received(sock: socket.socket) -> list[str]:
+    out = []
+    while True:
+        try:
+            out.append(sock.recv(4096).decode())
+        except BlockingIOError:
+            return out
+
+
+async def test_watchdog_is_fed_only_while_the_loop_runs(
+        notify_socket: tuple[socket.socket, dict[str, str]]) -> None:
+    sock, env = notify_socket
+    assert watchdog_period(env) == 0.5  # half of WatchdogSec (0.4 s, floored at 0.5)
+    wd = Watchdog(env)
+    wd.start("testing")
+    await asyncio.sleep(1.2)
+    before = received(sock)
+    assert before[0] == "READY=1\nSTATUS=testing"
+    assert before.count("WATCHDOG=1") >= 2
+    time.sleep(1.6)  # the loop is stuck: a blocking call, a frozen UI
+    assert received(sock).count("WATCHDOG=1") <= 1  # at most one ping queued before it
+    await asyncio.sleep(1.1)
+    assert received(sock).count("WATCHDOG=1") >= 2  # fed again once the loop runs
+    await wd.stop()
+    assert received(sock)[-1] == "STOPPING=1"
+
+
+def test_outside_systemd_nothing_is_sent() -> None:
+    assert notify("READY=1", {}) is False
+    assert watchdog_period({}) is None
+
+
+# --------------------------------------------------------------------------- status, reload
+
+
+async def test_status_file_and_check(config_factory: Callable[..., Config], state: MockState,
+                                     tmp_path: Path) -> None:
+    cfg = config_factory()
+    rt = open_runtime(cfg, KEY, transport=httpx.ASGITransport(app=create_app(state)),
+                      retry=FAST_RETRY)
+    try:
+        await rt.monitor.poll_once()
+        await rt.service.issue("652a1ae848880e168884e49b")
+        writer = StatusWriter(rt, period_s=0.05)
+        writer.start()
+        await asyncio.sleep(0.2)
+        await writer.stop()
+    finally:
+        await rt.aclose()
+    data, age = read(cfg.kiosk.data_dir)
+    assert data is not None and age is not None and age < 5
+    assert data["kiosk"] == "test-1" and data["api"]["ok"] is True
+    assert data["tickets_today"]["issued"] == 1
+    assert data["printer"]["type"] == "file"
+    assert KEY not in json.dumps(data)
+
+
+async def test_reload_with_a_bad_file_keeps_the_old_config(
+        config_factory: Callable[..., Config], state: MockState, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    cfg = config_factory()
+    rt = open_runtime(cfg, KEY, transport=httpx.ASGITransport(app=create_app(state)),
+                      retry=FAST_RETRY)
+    bad = tmp_path / "kiosk.yaml"
+    bad.write_text("branch: x\nkiosk: {id: a, colour: red}\n")
+    try:
+        message = await rt.reload_from(str(bad))
+        assert message.startswith("Not reloaded, old config kept")
+        assert "kiosk.colour: unknown key" in caplog.text
+        assert rt.config is cfg and rt.service.config is cfg
+        good = tmp_path / "good.yaml"
+        good.write_text(bad.read_text().replace(", colour: red", f", data_dir: {tmp_path}")
+                        .replace("branch: x", f"branch: {cfg.branch}")
+                        + "queues: [{id: 652a1ae848880e168884e49b, prefix: Z}]\n")
+        message = await rt.reload_from(str(good))
+        assert message.startswith("Reloaded:") and "queues" in message and "kiosk" in message
+        r = await rt.service.issue("652a1ae848880e168884e49b")
+        assert r.ticket_id == "Z-001"  # the new prefix applies at once
+    finally:
+        await rt.aclose()
+
+
+@pytest.mark.slow
+async def test_sighup_reload_in_the_running_app(tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    from kiosk.service.demo import demo_runtime
+    from kiosk.ui.run import run_ui
+
+    from . import ui_driver as d
+    bad = tmp_path / "kiosk.yaml"
+    bad.write_text("branch: [unclosed\n")
+    async with demo_runtime(tmp_path) as (rt, _):
+        before = rt.config
+
+        async def drive(app: object) -> None:
+            try:
+                await d.frames(5)
+                os.kill(os.getpid(), __import__("signal").SIGHUP)
+                await d.until(lambda: "SIGHUP: Not reloaded" in caplog.text, what="reload")
+            finally:
+                app.stop()  # type: ignore[attr-defined]
+
+        await run_ui(rt, fullscreen=False, config_path=str(bad), on_app=drive)
+        assert rt.config is before
+    assert "valid YAML" in caplog.text
