@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--headless", action="store_true", help="no screen: play a morning in the lobby")
     d.add_argument("--mode", choices=("kiosk", "tablet"), default="kiosk",
                    help="the lobby kiosk (portrait) or the greeter's tablet (landscape)")
+    d.add_argument("--smoke", action="store_true",
+                   help="exit once the first frame with live queues is drawn (checks a build)")
     d.add_argument("--data-dir", metavar="DIR", type=Path,
                    help="journal and ticket folder (default: a new temp folder)")
     return p
@@ -329,7 +331,7 @@ def _has_display() -> bool:
 
 async def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from kiosk.service.demo import demo_runtime, run_headless
-    if not args.headless and not _has_display():
+    if not args.headless and not args.smoke and not _has_display():
         print("kiosk: no display here (DISPLAY is not set): playing the headless demo "
               "instead", file=sys.stderr)
         args.headless = True
@@ -339,12 +341,14 @@ async def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     if args.headless:
         await run_headless(echo, data_dir=args.data_dir)
     else:
-        from kiosk.ui.run import run_ui
+        from kiosk.ui.run import first_frame_then_stop, run_ui
         async with demo_runtime(args.data_dir) as (rt, mock):
             echo(f"kiosk demo ({args.mode}): mock Videsk API at {mock.url}; tickets saved as "
                  f"PNG in {rt.config.printer.path}; staff screen: hold the top-left corner "
                  "2 s, PIN 1234")
-            await run_ui(rt, mode=args.mode, fullscreen=False)
+            await run_ui(rt, mode=args.mode, fullscreen=False,
+                         on_app=(lambda app: first_frame_then_stop(app, echo))
+                         if args.smoke else None)
     return ExitStatus.OK
 
 

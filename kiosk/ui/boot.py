@@ -37,6 +37,7 @@ def configure(mode: str, *, size: tuple[int, int] | None = None, fullscreen: boo
         Config.set("graphics", "borderless", "1")
         Config.set("graphics", "show_cursor", "0")
     Config.set("kivy", "exit_on_escape", "0")
+    Config.set("kivy", "log_level", "warning")  # our own log says what matters
     Config.set("kivy", "pause_on_minimize", "0")
     Config.set("kivy", "window_icon", "")
     # One input provider: the mouse (which SDL also feeds touchscreens through), with

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,6 +16,18 @@ from kiosk.service.watchdog import Watchdog
 from kiosk.ui import boot
 
 log = logging.getLogger(__name__)
+
+
+async def first_frame_then_stop(app: Any, echo: Callable[[str], None] = print) -> None:
+    """For smoke tests of a build: stop once the first frame with live queues is drawn."""
+    started = time.monotonic()
+    while not (app.root is not None and app.rt.monitor.snapshot.fetched_at is not None
+               and app.screen("home").cards):
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)  # let that frame be drawn
+    echo(f"first frame with live queue data after {time.monotonic() - started:.2f} s "
+         f"({len(app.screen('home').cards)} queues)")
+    app.stop()
 
 
 async def run_ui(runtime: Runtime, *, mode: str | None = None, fullscreen: bool | None = None,
