@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +29,7 @@ import yaml
 
 from kiosk.api.client import API_PREFIX, USER_AGENT
 from kiosk.config import config_from_mapping
-from kiosk.mock import default_scenario_path
+from kiosk.mock import default_scenario_path, mock_process
 from kiosk.printing import TicketPrinter
 from kiosk.printing.model import TicketData
 from kiosk.service.runtime import open_runtime
@@ -47,33 +45,18 @@ def pct(values: list[float], p: float) -> float:
 
 
 @contextlib.contextmanager
-def mock_process(tmp: str) -> Iterator[str]:
-    """``kiosk mock-api`` in its own process (as the real API is on another machine)."""
+def bench_mock(tmp: str) -> Iterator[str]:
+    """The mock API in its own process, with a queue that never runs out of agents."""
     scenario = yaml.safe_load(default_scenario_path().read_text(encoding="utf-8"))
     scenario["branches"][0]["queues"][0]["agents"] = 10**9  # never 406 during the bench
     path = Path(tmp) / "scenario.yaml"
     path.write_text(yaml.safe_dump(scenario), encoding="utf-8")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "kiosk", "mock-api", "--port", str(port),
-                             "--scenario", str(path)])
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                httpx.get(url + "/_mock/state", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
+    with mock_process(path) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 async def main(n: int) -> int:
-    with tempfile.TemporaryDirectory() as tmp, mock_process(tmp) as mock_url:
+    with tempfile.TemporaryDirectory() as tmp, bench_mock(tmp) as mock_url:
         cfg = config_from_mapping({
             "api": {"base_url": mock_url}, "branch": BRANCH,
             "kiosk": {"id": "bench", "data_dir": tmp, "timezone": "America/Santiago"},

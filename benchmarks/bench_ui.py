@@ -15,19 +15,16 @@ The mock API runs in its own process, as the real API is on another machine.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+from bench_issue import bench_mock
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL_START, GOAL_RSS, GOAL_TAP_MS = 1.5, 1.2, 100.0
@@ -121,31 +118,6 @@ asyncio.run(main())
 """
 
 
-@contextlib.contextmanager
-def mock_api(tmp: str) -> Iterator[str]:
-    import yaml
-    scenario = yaml.safe_load((ROOT / "kiosk/data/mock-scenario.yaml").read_text())
-    scenario["branches"][0]["queues"][0]["agents"] = 10**9
-    path = Path(tmp) / "scenario.yaml"
-    path.write_text(yaml.safe_dump(scenario))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "kiosk", "mock-api", "--port", str(port),
-                             "--scenario", str(path)], cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            with contextlib.suppress(httpx.TransportError):
-                httpx.get(url + "/_mock/state", timeout=1)
-                break
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 def run_child(code: str, env: dict[str, str], tmp: str) -> tuple[float, dict[str, object]]:
     script = Path(tmp) / "child.py"  # a file: Kivy looks for the app's source
     script.write_text(code)
@@ -162,7 +134,7 @@ def run_child(code: str, env: dict[str, str], tmp: str) -> tuple[float, dict[str
 
 def main(rounds: int, taps: int) -> int:
     env = dict(os.environ)
-    with tempfile.TemporaryDirectory() as tmp, mock_api(tmp) as url:
+    with tempfile.TemporaryDirectory() as tmp, bench_mock(tmp) as url:
         env["KIVY_HOME"] = str(Path(tmp) / "kivy")
         bare_t, bare_rss, kiosk_t, kiosk_rss, tap_ms = [], [], [], [], []
         for i in range(rounds):

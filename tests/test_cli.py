@@ -6,7 +6,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from kiosk.mock import MockServer, MockState, ScriptedFault
+from kiosk.mock import MockServer, MockState, ScriptedFault, mock_process
 
 from .conftest import ATENCION, BRANCH, CREDITOS, CUENTAS, REPO, SEGUROS, make_config
 
@@ -148,33 +147,17 @@ def test_version(cli_env: dict[str, str]) -> None:
 
 
 @pytest.fixture
-def mock_process(cli_env: dict[str, str]) -> Iterator[str]:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    proc = subprocess.Popen([sys.executable, "-m", "kiosk", "mock-api", "--port", str(port)],
-                            env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                httpx.get(url + "/_mock/state", timeout=0.5)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
+def mock_api_process(cli_env: dict[str, str]) -> Iterator[str]:
+    with mock_process(env=cli_env) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.mark.slow
-def test_mock_api_command_serves_the_default_scenario(mock_process: str) -> None:
-    r = httpx.get(f"{mock_process}/public/video-contact-center/branches/{BRANCH}/queues",
+def test_mock_api_command_serves_the_default_scenario(mock_api_process: str) -> None:
+    r = httpx.get(f"{mock_api_process}/public/video-contact-center/branches/{BRANCH}/queues",
                   headers={"Authorization": "Bearer mock.kiosk.key"})
     assert r.status_code == 200 and len(r.json()) == 4
-    bad = httpx.get(f"{mock_process}/public/video-contact-center/branches")
+    bad = httpx.get(f"{mock_api_process}/public/video-contact-center/branches")
     assert bad.status_code == 401 and bad.json()["name"] == "NotAuthenticated"
 
 

@@ -53,6 +53,14 @@ def test_install_into_a_folder(installed: tuple[Path, str, str]) -> None:
         assert (root / path).exists(), path
     assert stat.S_IMODE((root / "etc/kiosk/api-key").stat().st_mode) == 0o600
     assert stat.S_IMODE((root / "var/lib/kiosk").stat().st_mode) == 0o750
+    if os.getuid() == 0:  # owners: the kiosk user where it exists (a live system), else root
+        import pwd
+        try:
+            owner = pwd.getpwnam("kiosk").pw_uid
+        except KeyError:
+            owner = 0
+        assert (root / "etc/kiosk/api-key").stat().st_uid == owner
+        assert (root / "var/lib/kiosk").stat().st_uid == owner
     assert "skipped    useradd kiosk (--root: only on a live system)" in first
     version = subprocess.run([str(root / "opt/kiosk/venv/bin/kiosk"), "--version"],
                              capture_output=True, text=True, timeout=60)

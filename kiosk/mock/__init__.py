@@ -10,7 +10,15 @@ from kiosk.mock.scenario import (
            default_scenario_path,
            load_scenario,
 )
-from kiosk.mock.server import MockServer
+from kiosk.mock.server import MockServer, mock_process
 
-__all__ = ["MockServer", "MockState", "Scenario", "ScriptedFault", "create_app",
-           "default_scenario_path", "load_scenario"]
+__all__ = [
+           "MockServer",
+           "MockState",
+           "Scenario",
+           "ScriptedFault",
+           "create_app",
+           "default_scenario_path",
+           "load_scenario",
+           "mock_process",
+]

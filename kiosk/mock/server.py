@@ -4,11 +4,18 @@ benchmarks)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from types import TracebackType
 
+import httpx
 import uvicorn
 
 from kiosk.mock.app import create_app
@@ -24,6 +31,36 @@ def serve_forever(scenario: Scenario, host: str = "127.0.0.1", port: int = 8080,
                   log_level: str = "info") -> None:
     """Run the mock API until interrupted."""
     uvicorn.Server(_config(MockState(scenario), host, port, log_level)).run()
+
+
+@contextlib.contextmanager
+def mock_process(scenario: Path | None = None, env: Mapping[str, str] | None = None,
+                 timeout_s: float = 15.0) -> Iterator[str]:
+    """``kiosk mock-api`` in its own process on a free loopback port; yields its URL once
+    it answers (benchmarks use it: the real API is not in the kiosk's process either)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = [sys.executable, "-m", "kiosk", "mock-api", "--port", str(port)]
+    if scenario is not None:
+        args += ["--scenario", str(scenario)]
+    proc = subprocess.Popen(args, env=dict(env) if env is not None else dict(os.environ),  # noqa: S603
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                httpx.get(url + "/_mock/state", timeout=0.5)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the mock API process did not start") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 class MockServer:

@@ -20,6 +20,7 @@ from kiosk.config import Config, QueueConfig
 from kiosk.errors import ApiError, Forbidden, Unauthorized
 from kiosk.i18n import wait_in_minutes
 from kiosk.service.outcomes import QueueView
+from kiosk.service.tasks import cancel
 from kiosk.store import derive_prefix
 
 log = logging.getLogger(__name__)
@@ -156,8 +157,5 @@ class QueueMonitor:
 
     async def stop(self) -> None:
         """Stop polling."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None

@@ -7,7 +7,6 @@ and printer state, the last error, the kiosk's id and version. No secret is ever
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ from typing import Any
 
 from kiosk import __version__
 from kiosk.service.runtime import Runtime
+from kiosk.service.tasks import cancel
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,5 @@ class StatusWriter:
             await asyncio.sleep(self.period_s)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None

@@ -9,11 +9,12 @@ the kiosk. Outside systemd every call is a no-op.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 from collections.abc import Mapping
+
+from kiosk.service.tasks import cancel
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,5 @@ class Watchdog:
 
     async def stop(self) -> None:
         notify("STOPPING=1", self._env)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
