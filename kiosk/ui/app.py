@@ -22,7 +22,7 @@ from kivy.properties import ListProperty, NumericProperty, StringProperty
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 from kivy.uix.widget import Widget
 
-from kiosk.i18n import t
+from kiosk.i18n import format_wait, t
 from kiosk.service.admin import verify_pin
 from kiosk.service.messages import customer_message
 from kiosk.service.outcomes import IssueResult, Outcome
@@ -296,7 +296,8 @@ class KioskApp(App):
         s.number = r.ticket_id
         s.queue = r.queue.name
         s.wait = (t("Estimated wait: {wait}", self.lang,
-                    wait=self._wait(r)) if r.queue.users > 0 and r.queue.api_name else "")
+                    wait=format_wait(r.queue.wait_minutes, self.lang))
+                  if r.queue.users > 0 and r.queue.api_name else "")
         s.qr = qr_modules(r.qr) if r.qr else []
         if r.printing is None and r.printed is None:  # nothing to print (greeter tablet)
             s.printed = None
@@ -307,10 +308,6 @@ class KioskApp(App):
         self.sm.current = "ticket"
         self.timings["ticket_on_screen"] = time.perf_counter()
         self._schedule_return(TICKET_SECONDS)
-
-    def _wait(self, r: IssueResult) -> str:
-        from kiosk.i18n import format_wait
-        return format_wait(r.queue.wait_minutes, self.lang)
 
     def _show_printed(self, r: IssueResult, printed: bool) -> None:
         s: TicketScreen = self.screen("ticket")
@@ -391,8 +388,6 @@ class KioskApp(App):
         if touch.x < corner and touch.y > window.height - corner:
             self._hold_ev = Clock.schedule_once(lambda dt: self.open_admin(),
                                                 ADMIN_HOLD_SECONDS)
-        if self.sm.current == "ticket" and self._ring is not None:
-            pass
         return False
 
     def _on_touch_up(self, window: Any, touch: Any) -> bool:

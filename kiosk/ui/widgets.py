@@ -7,13 +7,7 @@ from typing import Any
 from kivy.clock import Clock
 from kivy.graphics import Color, Line, Rectangle
 from kivy.metrics import dp
-from kivy.properties import (
-    BooleanProperty,
-    ListProperty,
-    NumericProperty,
-    ObjectProperty,
-    StringProperty,
-)
+from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.label import Label
@@ -167,5 +161,5 @@ def app_ref() -> Any:
     return App.get_running_app()
 
 
-__all__ = ["FocusRing", "Focusable", "KioskButton", "ObjectProperty", "QRCode", "QueueCard",
-           "Spinner", "app_ref"]
+__all__ = ["FocusRing", "Focusable", "KioskButton", "QRCode", "QueueCard", "Spinner",
+           "app_ref"]
