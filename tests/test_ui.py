@@ -215,7 +215,7 @@ async def test_admin_exit_stops_the_app(tmp_path: Path) -> None:
     stopped: list[bool] = []
 
     async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
-        app.sm.current = "admin"
+        app.show_screen("admin")
         app.bind(on_stop=lambda *_: stopped.append(True))
         await d.tap(app.screen("admin").ids.exit)
         await d.frames(2)

@@ -47,6 +47,9 @@ from kiosk.ui.widgets import Focusable, FocusRing
 log = logging.getLogger(__name__)
 
 KV_DIR = Path(__file__).resolve().parent / "kv"
+SCREENS: dict[str, type[KioskScreen]] = {
+    "ticket": TicketScreen, "noagents": NoAgentsScreen, "message": MessageScreen,
+    "outofservice": OutOfServiceScreen, "pin": PinScreen, "admin": AdminScreen}
 KV_FILES = ("widgets", "home", "ticket", "noagents", "message", "admin", "greeter")
 TICKET_SECONDS = 12.0
 TICKET_UNPRINTED_SECONDS = 30.0
@@ -126,10 +129,7 @@ class KioskApp(App):
         sm = ScreenManager(transition=NoTransition())
         home: QueueScreen = GreeterScreen(name="home") if self.mode == "tablet" \
             else HomeScreen(name="home")
-        for screen in (home, TicketScreen(name="ticket"), NoAgentsScreen(name="noagents"),
-                       MessageScreen(name="message"), OutOfServiceScreen(name="outofservice"),
-                       PinScreen(name="pin"), AdminScreen(name="admin")):
-            sm.add_widget(screen)
+        sm.add_widget(home)  # the other screens are built on first use: a faster first frame
         sm.bind(current=lambda *_: self._screen_changed())
         self._ring = FocusRing(rgba(self.theme.focus))
         return sm
@@ -182,7 +182,15 @@ class KioskApp(App):
         return root
 
     def screen(self, name: str) -> Any:
+        """The screen called ``name``, built the first time it is needed."""
+        if not self.sm.has_screen(name):
+            self.sm.add_widget(SCREENS[name](name=name))
         return self.sm.get_screen(name)
+
+    def show_screen(self, name: str) -> None:
+        """Make ``name`` the current screen."""
+        self.screen(name)
+        self.sm.current = name
 
     def _on_snapshot(self, snapshot: QueueSnapshot) -> None:
         self._refresh_trigger()
@@ -193,6 +201,10 @@ class KioskApp(App):
         if snap.fetched_at is not None and not self._warmed:
             self._warmed = True  # the customer sees the queues: now the printer may load
             self._events.append(Clock.schedule_once(lambda dt: self.rt.warm_up(), 0.5))
+            # and the screens a tap leads to, so that the first tap does not build them
+            for i, name in enumerate(("ticket", "noagents", "message", "outofservice")):
+                self._events.append(Clock.schedule_once(
+                    lambda dt, n=name: self.screen(n), 0.2 + 0.1 * i))
         views = self.rt.service.views(self.lang)
         home = self.screen("home")
         home.stale = freshness_text(snap, self.rt.monitor.period_s, self.lang)
@@ -219,7 +231,7 @@ class KioskApp(App):
             self.lang = self.rt.config.kiosk.language
             self.scale = 1.0
             self.screen("home").clear()
-        self.sm.current = "home"
+        self.show_screen("home")
         self.refresh()
 
     def _tick(self, dt: float) -> None:
@@ -278,7 +290,7 @@ class KioskApp(App):
             self._show_ticket(r)
         elif r.outcome is Outcome.NO_AGENTS:
             self.screen("noagents").show(r.queue.id, r.message, list(r.alternatives), self.lang)
-            self.sm.current = "noagents"
+            self.show_screen("noagents")
         elif r.uncertain:
             self._message(t("Please ask our staff", self.lang), r.message)
         elif r.outcome is Outcome.UNAUTHORIZED:  # no tap can work until staff fix the key
@@ -305,7 +317,7 @@ class KioskApp(App):
         else:
             s.printed = None
             s.message = t("Printing your ticket…", self.lang)
-        self.sm.current = "ticket"
+        self.show_screen("ticket")
         self.timings["ticket_on_screen"] = time.perf_counter()
         self._schedule_return(TICKET_SECONDS)
 
@@ -327,7 +339,7 @@ class KioskApp(App):
     def _message(self, title: str, message: str, can_go_back: bool = True) -> None:
         s: MessageScreen = self.screen("message")
         s.title, s.message, s.can_go_back = title, message, can_go_back
-        self.sm.current = "message"
+        self.show_screen("message")
 
     def show_out_of_service(self) -> None:
         s: OutOfServiceScreen = self.screen("outofservice")
@@ -335,7 +347,7 @@ class KioskApp(App):
         s.message = t("Please ask our staff for help. This screen comes back by itself as "
                       "soon as the service is available again.", self.lang)
         s.can_go_back = False
-        self.sm.current = "outofservice"
+        self.show_screen("outofservice")
         self.rt.monitor.poll_soon()
 
     # ----------------------------------------------------------------- admin
@@ -345,13 +357,13 @@ class KioskApp(App):
             log.warning("admin screen requested, but ui.admin_pin_hash is not set")
             return
         self.screen("pin").note = ""
-        self.sm.current = "pin"
+        self.show_screen("pin")
 
     def check_pin(self, pin: str) -> None:
         stored = self.rt.config.ui.admin_pin_hash
         if stored is not None and verify_pin(pin, stored.get_secret_value()):
             log.info("admin screen opened")
-            self.sm.current = "admin"
+            self.show_screen("admin")
             self.admin_action("refresh")
         else:
             log.warning("wrong admin PIN entered")
