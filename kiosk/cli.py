@@ -154,6 +154,10 @@ def _setup_logging(verbose: int, *, service: bool = False, kiosk_id: str = "") -
     if verbose < 2:
         for noisy in ("httpx", "httpcore", "kivy"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        # Kivy resets its level while it is imported and logs its banner then.
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(lambda r: not (r.name.startswith("kivy")
+                                             and r.levelno < logging.WARNING))
 
 
 def _load(args: argparse.Namespace) -> tuple[Config, str]:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
+
+
+class _NoMtdevProbeError(logging.Filter):
+    """Drops Kivy's "MTDev is not supported" error: we do not use mtdev then."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "MTDev is not supported" not in record.getMessage()
+
 
 KIOSK_SIZE = (1080, 1920)
 TABLET_SIZE = (1280, 800)
@@ -26,6 +35,9 @@ def configure(mode: str, *, size: tuple[int, int] | None = None, fullscreen: boo
     home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("KIVY_HOME", str(home))
 
+    if not touchscreen:  # Kivy probes mtdev at import and logs a traceback where it lacks it
+        logging.getLogger("kivy").addFilter(_NoMtdevProbeError())
+
     from kivy.config import Config
 
     width, height = size or (KIOSK_SIZE if mode == "kiosk" else TABLET_SIZE)
@@ -38,6 +50,7 @@ def configure(mode: str, *, size: tuple[int, int] | None = None, fullscreen: boo
         Config.set("graphics", "show_cursor", "0")
     Config.set("kivy", "exit_on_escape", "0")
     Config.set("kivy", "log_level", "warning")  # our own log says what matters
+    logging.getLogger("kivy").setLevel(logging.WARNING)  # Kivy set it at import
     Config.set("kivy", "pause_on_minimize", "0")
     Config.set("kivy", "window_icon", "")
     # One input provider: the mouse (which SDL also feeds touchscreens through), with
