@@ -241,8 +241,7 @@ async def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         try:
             branches = await rt.api.list_branches()
             line(True, "api", f"{config.api.base_url} answers and accepts the key")
-            found = [b for b in branches
-                     if config.branch in (b.id, (b.model_extra or {}).get("integrationId"))]
+            found = [b for b in branches if b.matches(config.branch)]
             line(bool(found), "branch", f"{found[0].label or found[0].id}" if found
                  else f"{config.branch} is not among the key's {len(branches)} branches")
         except ApiError as exc:

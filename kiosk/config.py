@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from kiosk.colours import contrast
 from kiosk.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/kiosk/kiosk.yaml")
@@ -181,10 +182,7 @@ class UiConfig(_Model):
     def _colour(cls, v: str) -> str:
         if not re.fullmatch(r"#[0-9A-Fa-f]{6}", v):
             raise ValueError("a colour like '#0B2545'")
-        rgb = [int(v[i:i + 2], 16) / 255 for i in (1, 3, 5)]
-        lum = sum(w * (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4)
-                  for w, c in zip((0.2126, 0.7152, 0.0722), rgb, strict=True))
-        if (1.05) / (lum + 0.05) < 4.5:
+        if contrast(v, "#FFFFFF") < 4.5:
             raise ValueError("a colour dark enough for white text (contrast at least 4.5:1)")
         return v
 

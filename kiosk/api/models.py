@@ -25,6 +25,11 @@ class Branch(_ApiModel):
     address: str = ""
     location: list[float] = Field(default_factory=list)
 
+    def matches(self, ref: str) -> bool:
+        """Whether ``ref`` names this branch: its id, or its integrationId if the API
+        sent one."""
+        return ref == self.id or ref == (self.model_extra or {}).get("integrationId")
+
 
 class Queue(_ApiModel):
     """A queue (segment) of a branch, as listed live."""

@@ -53,7 +53,7 @@ class Runtime:
             log.info("branch label unavailable: %s", exc)
             return ""
         for b in branches:
-            if self.config.branch in (b.id, getattr(b, "integrationId", None)):
+            if b.matches(self.config.branch):
                 return b.label or b.name
         return ""
 

@@ -5,31 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kiosk.colours import contrast, rgb
 from kiosk.resources import asset
-
-
-def _rgb(hex_colour: str) -> tuple[float, float, float]:
-    h = hex_colour.lstrip("#")
-    return (int(h[0:2], 16) / 255, int(h[2:4], 16) / 255, int(h[4:6], 16) / 255)
-
-
-def luminance(hex_colour: str) -> float:
-    """Relative luminance (WCAG 2)."""
-    def ch(c: float) -> float:
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
-    r, g, b = (ch(c) for c in _rgb(hex_colour))
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b
-
-
-def contrast(a: str, b: str) -> float:
-    """WCAG contrast ratio of two colours (1 to 21)."""
-    la, lb = sorted((luminance(a), luminance(b)), reverse=True)
-    return (la + 0.05) / (lb + 0.05)
 
 
 def rgba(hex_colour: str, alpha: float = 1.0) -> list[float]:
     """A Kivy colour."""
-    return [*_rgb(hex_colour), alpha]
+    return [*rgb(hex_colour), alpha]
 
 
 @dataclass(frozen=True)
