@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zxingcpp
+from PIL import Image
 
 from kiosk.mock import ScriptedFault
 from kiosk.printing.backends import NoBackend
@@ -62,12 +64,14 @@ async def test_tap_a_card_shows_the_number_the_printer_received(tmp_path: Path) 
         await d.until(lambda: app.sm.current == "ticket", what="ticket screen")
         shown = app.screen("ticket").number
         await d.until(lambda: app.screen("ticket").printed is True, what="printed")
-        await d.screenshot("kiosk-es-ticket")
+        shot = await d.screenshot("kiosk-es-ticket")
         assert shown == mock.state.tickets[-1].ticket_id == "A-001"  # what the API got
         paper, _ = decode((tmp_path / "tickets" / "A-001.bin").read_bytes())
         assert "A-001" in paper  # what the printer got
         assert app.screen("ticket").message == "Retire su ticket aquí abajo."
-        assert app.screen("ticket").qr  # the QR is on screen too
+        # the QR on screen, read back from the window's pixels, says what the template says
+        on_screen = zxingcpp.read_barcodes(Image.open(shot))
+        assert [b.text for b in on_screen] == ["https://example.com/t/A-001"]
         await d.tap(app.screen("ticket").ids.done)
         assert app.sm.current == "home"
     await run(tmp_path, scenario)

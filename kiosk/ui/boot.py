@@ -26,10 +26,11 @@ def configure(mode: str, *, size: tuple[int, int] | None = None, fullscreen: boo
     os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
     os.environ.setdefault("KIVY_NO_FILELOG", "1")
     os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
-    # Without a GPU, Mesa's llvmpipe renders on worker threads; on a small machine they
-    # fight the app's threads, and a texture upload (a new ticket number) then waits
-    # 0.2 s to 3 s for them (measured on 2 cores). Rendering on the calling thread
-    # removed those stalls. Only Mesa's software renderer reads this variable.
+    # Without a GPU, Mesa's llvmpipe renders on worker threads that compete with the
+    # app's own (the asyncio loop, the printer) on a small machine; rendering on the
+    # calling thread measured at least as fast here (benchmarks/bench_ui.py: tap to
+    # ticket on screen, median 50 ms vs 68 ms on 2 cores). Only Mesa's software
+    # renderer reads this variable.
     os.environ.setdefault("LP_NUM_THREADS", "0")
     home = kivy_home or Path(tempfile.gettempdir()) / f"kiosk-kivy-{os.getuid()}"
     home.mkdir(parents=True, exist_ok=True)
@@ -44,6 +45,12 @@ def configure(mode: str, *, size: tuple[int, int] | None = None, fullscreen: boo
     Config.set("graphics", "width", str(width))
     Config.set("graphics", "height", str(height))
     Config.set("graphics", "resizable", "0" if fullscreen else "1")
+    # No multisampling: at 1080x1920 Mesa's software renderer spends ~80 MB on the
+    # multisample buffers (idle RSS 247 MB -> 186 MB) and draws each frame in less than
+    # half the time (the home screen: 180 ms -> 80 ms on 2 cores, measured to glFinish);
+    # GPUs like the Pi's pay for it in bandwidth. The rounded shapes draw their own
+    # smooth edges (SmoothRoundedRectangle in the kv files), so nothing looks jagged.
+    Config.set("graphics", "multisamples", "0")
     if fullscreen:  # covers the display by itself, with or without a window manager
         Config.set("graphics", "fullscreen", "auto")
         Config.set("graphics", "borderless", "1")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from kivy.clock import Clock
-from kivy.graphics import Color, Line, Rectangle
+from kivy.graphics import Color, Line, Rectangle, SmoothLine
+from kivy.graphics.texture import Texture
 from kivy.metrics import dp
 from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
 from kivy.uix.behaviors import ButtonBehavior
@@ -46,35 +47,47 @@ class QueueCard(Focusable, ButtonBehavior, BoxLayout):
 
 
 class QRCode(Widget):
-    """A QR code drawn as rectangles from its modules: crisp at any size."""
+    """A QR code drawn from its modules as one texture, one module per texel, scaled
+    without smoothing: crisp at any size, and one draw call however many modules."""
 
     modules = ListProperty([])
     dark = ListProperty([0, 0, 0, 1])
+    QUIET = 2  # modules of white border
 
     def __init__(self, **kw: Any) -> None:
+        self._texture: Texture | None = None
         super().__init__(**kw)
-        self.bind(modules=self._redraw, pos=self._redraw, size=self._redraw)
+        self.bind(modules=self._make_texture, dark=self._make_texture)
+        self.bind(pos=self._redraw, size=self._redraw)
+
+    def _make_texture(self, *_: Any) -> None:
+        rows: list[list[bool]] = list(self.modules)
+        self._texture = None
+        if rows:
+            side = len(rows) + 2 * self.QUIET
+            dark = bytes(round(255 * c) for c in self.dark[:3]) + b"\xff"
+            light = b"\xff\xff\xff\xff"
+            blank = light * side
+            lines = [blank] * self.QUIET
+            for row in rows:
+                lines.append(light * self.QUIET + b"".join(dark if d else light for d in row)
+                             + light * self.QUIET)
+            lines += [blank] * self.QUIET
+            tex = Texture.create(size=(side, side), colorfmt="rgba")
+            tex.mag_filter = tex.min_filter = "nearest"
+            tex.blit_buffer(b"".join(reversed(lines)), colorfmt="rgba", bufferfmt="ubyte")
+            self._texture = tex  # GL's rows run bottom to top: reversed above
+        self._redraw()
 
     def _redraw(self, *_: Any) -> None:
         self.canvas.clear()
-        rows: list[list[bool]] = list(self.modules)
-        if not rows:
+        if self._texture is None:
             return
-        n = len(rows)
-        quiet = 2  # modules of white border
         side = min(self.width, self.height)
-        cell = side / (n + 2 * quiet)
-        x0 = self.x + (self.width - side) / 2 + quiet * cell
-        y0 = self.y + (self.height - side) / 2 + quiet * cell
         with self.canvas:
             Color(1, 1, 1, 1)
-            Rectangle(pos=(x0 - quiet * cell, y0 - quiet * cell), size=(side, side))
-            Color(*self.dark)
-            for r, row in enumerate(rows):
-                for c, dark in enumerate(row):
-                    if dark:
-                        Rectangle(pos=(x0 + c * cell, y0 + (n - 1 - r) * cell),
-                                  size=(cell + 0.5, cell + 0.5))
+            Rectangle(texture=self._texture, size=(side, side),
+                      pos=(self.x + (self.width - side) / 2, self.y + (self.height - side) / 2))
 
 
 class Spinner(Widget):
@@ -107,7 +120,7 @@ class Spinner(Widget):
             return
         with self.canvas:
             Color(*self.colour)
-            Line(circle=(self.center_x, self.center_y, r, self.angle, self.angle + 270),
+            SmoothLine(circle=(self.center_x, self.center_y, r, self.angle, self.angle + 270),
                  width=dp(5), cap="round")
 
     def stop(self) -> None:
