@@ -18,8 +18,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
-
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from kiosk.config import PrinterConfig, TicketConfig
 from kiosk.errors import (
@@ -32,8 +31,9 @@ from kiosk.errors import (
 from kiosk.printing import status as st
 from kiosk.printing.backends import Backend, Channel, VirtualBackend, make_backend
 from kiosk.printing.model import TicketData, TicketLayout, build_layout
-from kiosk.printing.preview import render_preview, save_preview
-from kiosk.printing.render import codepage_number, logo_image, raster, render
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,9 @@ class TicketPrinter:
             else st.State.NOT_QUERIED)
 
     def _prepare(self) -> None:
+        # Rendering (Pillow, python-escpos) loads here, on the printer's thread, and not
+        # at import: a kiosk shows its first frame before it needs to print.
+        from kiosk.printing.render import codepage_number, logo_image, raster
         codepage_number(self.cfg.profile, self.cfg.codepage)
         if self.ticket_cfg.logo is not None:  # rasterised once, pasted into every job
             self._logo = logo_image(self.ticket_cfg.logo, self.cfg.paper_mm)
@@ -105,6 +108,7 @@ class TicketPrinter:
 
     def render(self, data: TicketData | TicketLayout) -> bytes:
         """The ESC/POS bytes for a ticket."""
+        from kiosk.printing.render import render
         self.ready()
         layout = data if isinstance(data, TicketLayout) else self.layout(data)
         return render(layout, profile=self.cfg.profile, codepage=self.cfg.codepage,
@@ -112,6 +116,7 @@ class TicketPrinter:
 
     def preview(self, data: TicketData | TicketLayout) -> Image.Image:
         """The ticket as it will look on paper."""
+        from kiosk.printing.preview import render_preview
         self.ready()
         layout = data if isinstance(data, TicketLayout) else self.layout(data)
         return render_preview(layout, codepage=self.cfg.codepage, logo=self._logo)
@@ -147,6 +152,7 @@ class TicketPrinter:
                 log.warning("ticket %s not printed: %s: %s", name, exc.__class__.__name__, exc)
                 raise
             if isinstance(self.backend, VirtualBackend):
+                from kiosk.printing.preview import save_preview
                 save_preview(layout, self.backend.path_for(name, ".png"),
                              codepage=self.cfg.codepage, logo=self._logo)
         log.info("ticket %s printed (%d bytes, %s)", name, len(payload), self.backend.name)

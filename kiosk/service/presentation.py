@@ -3,9 +3,6 @@ they are tested without a window)."""
 
 from __future__ import annotations
 
-import qrcode
-from qrcode.constants import ERROR_CORRECT_M
-
 from kiosk.errors import Forbidden, NotFound, Unauthorized
 from kiosk.i18n import format_wait, t
 from kiosk.service.outcomes import QueueView
@@ -14,10 +11,18 @@ from kiosk.service.queues import QueueSnapshot
 
 def qr_modules(text: str) -> list[list[bool]]:
     """The QR code for ``text`` as rows of dark (True) and light modules, no border."""
+    import qrcode  # loaded by warm_up() before a first tap needs it, not at start-up
+    from qrcode.constants import ERROR_CORRECT_M
+
     code = qrcode.QRCode(border=0, error_correction=ERROR_CORRECT_M)
     code.add_data(text)
     code.make(fit=True)
     return [[bool(m) for m in row] for row in code.get_matrix()]
+
+
+def warm_up() -> None:
+    """Load the QR encoder now (in the background), so the first ticket does not wait."""
+    qr_modules("warm-up")
 
 
 def agents_text(view: QueueView, lang: str) -> str:

@@ -98,6 +98,7 @@ class QueueMonitor:
         self.snapshot = QueueSnapshot()
         self._listeners: list[Callable[[QueueSnapshot], None]] = []
         self._wake = asyncio.Event()
+        self._polled = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def subscribe(self, listener: Callable[[QueueSnapshot], None]) -> None:
@@ -130,7 +131,12 @@ class QueueMonitor:
                 listener(self.snapshot)
             except Exception:
                 log.exception("queue listener failed")
+        self._polled.set()
         return self.snapshot
+
+    async def polled(self) -> None:
+        """Return once a poll has answered (or failed) since this monitor was made."""
+        await self._polled.wait()
 
     def unsubscribe(self, listener: Callable[[QueueSnapshot], None]) -> None:
         """Stop calling ``listener``."""

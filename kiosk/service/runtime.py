@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from kiosk.api.client import DEFAULT_RETRY, RetryPolicy
 from kiosk.config import Config, load_config
 from kiosk.errors import ApiError, ConfigError, PrinterError
 from kiosk.printing import PrinterStatus, TicketPrinter
+from kiosk.service import presentation
 from kiosk.service.issuing import TicketService
 from kiosk.service.queues import QueueMonitor
 from kiosk.store import Journal
@@ -58,8 +60,10 @@ class Runtime:
         return ""
 
     def warm_up(self) -> None:
-        """Load the printer's set-up in the background (after the first frame)."""
+        """Load what the first ticket needs (the printer's set-up, the QR encoder) in the
+        background, once the first frame is up."""
         self.printer.warm_up()
+        threading.Thread(target=presentation.warm_up, name="warm-up", daemon=True).start()
 
     # ----------------------------------------------------------------- admin
 

@@ -50,7 +50,6 @@ KV_DIR = Path(__file__).resolve().parent / "kv"
 SCREENS: dict[str, type[KioskScreen]] = {
     "ticket": TicketScreen, "noagents": NoAgentsScreen, "message": MessageScreen,
     "outofservice": OutOfServiceScreen, "pin": PinScreen, "admin": AdminScreen}
-KV_FILES = ("widgets", "home", "ticket", "noagents", "message", "admin", "greeter")
 TICKET_SECONDS = 12.0
 TICKET_UNPRINTED_SECONDS = 30.0
 ADMIN_HOLD_SECONDS = 2.0
@@ -111,6 +110,7 @@ class KioskApp(App):
         self._hold_ev: Any = None
         self._stopped = False
         self._warmed = False
+        self._kv_loaded: set[str] = set()
         self._events: list[Any] = []  # Clock events to cancel at stop (the Clock outlives us)
         self._refresh_trigger = Clock.create_trigger(lambda dt: self.refresh())
 
@@ -122,19 +122,19 @@ class KioskApp(App):
 
     def build(self) -> Widget:
         register_fonts()
-        for name in KV_FILES:  # unload first: a process may run the app more than once
-            path = str(KV_DIR / f"{name}.kv")
-            Builder.unload_file(path)
-            Builder.load_file(path)
+        self._load_kv("widgets")
         sm = ScreenManager(transition=NoTransition())
-        home: QueueScreen = GreeterScreen(name="home") if self.mode == "tablet" \
-            else HomeScreen(name="home")
-        sm.add_widget(home)  # the other screens are built on first use: a faster first frame
+        home_cls: type[QueueScreen] = GreeterScreen if self.mode == "tablet" else HomeScreen
+        self._load_kv(home_cls.kv)
+        sm.add_widget(home_cls(name="home"))  # the others are built (and their kv files
+        # loaded) on first use, or in the background once the first frame is up
         sm.bind(current=lambda *_: self._screen_changed())
         self._ring = FocusRing(rgba(self.theme.focus))
         return sm
 
     def on_start(self) -> None:
+        # The brand colour is every screen's background through the window's clear
+        # colour: a full-window rectangle per screen would fill every pixel twice per frame.
         Window.clearcolor = self.c_brand
         Window.bind(on_key_down=self._on_key_down, on_request_close=self._on_request_close)
         Window.bind(on_touch_down=self._on_touch_down, on_touch_up=self._on_touch_up)
@@ -156,6 +156,7 @@ class KioskApp(App):
 
     def on_stop(self) -> None:
         self.rt.monitor.unsubscribe(self._on_snapshot)
+        Window.unbind(on_flip=self._after_first_frame)
         self._refresh_trigger.cancel()
         for ev in (*self._events, self._return_ev, self._hold_ev):
             if ev is not None:
@@ -181,10 +182,20 @@ class KioskApp(App):
         root: ScreenManager = self.root
         return root
 
+    def _load_kv(self, name: str) -> None:
+        if name in self._kv_loaded:
+            return
+        path = str(KV_DIR / f"{name}.kv")
+        Builder.unload_file(path)  # a process may run the app more than once (tests)
+        Builder.load_file(path)
+        self._kv_loaded.add(name)
+
     def screen(self, name: str) -> Any:
         """The screen called ``name``, built the first time it is needed."""
         if not self.sm.has_screen(name):
-            self.sm.add_widget(SCREENS[name](name=name))
+            cls = SCREENS[name]
+            self._load_kv(cls.kv)
+            self.sm.add_widget(cls(name=name))
         return self.sm.get_screen(name)
 
     def show_screen(self, name: str) -> None:
@@ -199,12 +210,8 @@ class KioskApp(App):
         """Redraw the queue cards and the out-of-service state from the monitor."""
         snap = self.rt.monitor.snapshot
         if snap.fetched_at is not None and not self._warmed:
-            self._warmed = True  # the customer sees the queues: now the printer may load
-            self._events.append(Clock.schedule_once(lambda dt: self.rt.warm_up(), 0.5))
-            # and the screens a tap leads to, so that the first tap does not build them
-            for i, name in enumerate(("ticket", "noagents", "message", "outofservice")):
-                self._events.append(Clock.schedule_once(
-                    lambda dt, n=name: self.screen(n), 0.2 + 0.1 * i))
+            self._warmed = True  # once the customer sees the queues, load the rest
+            Window.bind(on_flip=self._after_first_frame)
         views = self.rt.service.views(self.lang)
         home = self.screen("home")
         home.stale = freshness_text(snap, self.rt.monitor.period_s, self.lang)
@@ -215,6 +222,15 @@ class KioskApp(App):
         elif current == "outofservice" and snap.error is None and snap.fetched_at is not None:
             log.info("API answers again: back in service")
             self.go_home()
+
+    def _after_first_frame(self, *_: Any) -> None:
+        Window.unbind(on_flip=self._after_first_frame)
+        # the printer's set-up, and the screens a tap leads to, so that the first tap
+        # waits for none of them; spread out, so that no frame waits long either
+        self._events.append(Clock.schedule_once(lambda dt: self.rt.warm_up(), 0.5))
+        for i, name in enumerate(("ticket", "noagents", "message", "outofservice")):
+            self._events.append(Clock.schedule_once(
+                lambda dt, n=name: self.screen(n), 0.2 + 0.1 * i))
 
     def set_language(self, lang: str) -> None:
         self.lang = lang

@@ -17,6 +17,9 @@ from kiosk.ui import boot
 
 log = logging.getLogger(__name__)
 
+FIRST_POLL_WAIT_S = 0.3
+"""How long the window waits for the first queue data before it draws without it."""
+
 
 async def first_frame_then_stop(app: Any, echo: Callable[[str], None] = print) -> None:
     """For smoke tests of a build: stop once the first frame with live queues is drawn."""
@@ -41,13 +44,18 @@ async def run_ui(runtime: Runtime, *, mode: str | None = None, fullscreen: bool 
     cfg = runtime.config
     mode = mode or cfg.kiosk.mode
     full = cfg.ui.fullscreen if fullscreen is None else fullscreen
-    # The first queue poll goes out before the window opens, so the first frame has data.
+    # The first queue poll connects before Kivy loads (the network works while Kivy's
+    # import blocks the loop), and the app waits a moment for its answer: the first frame
+    # then shows the queues, not empty cards that fill in a frame later.
     runtime.monitor.start()
     await asyncio.sleep(0)
     boot.configure(mode, size=size, fullscreen=full, touchscreen=cfg.ui.touchscreen)
     from kiosk.ui.app import KioskApp  # imports Kivy's window: after configure()
 
     app = KioskApp(runtime, mode=mode, fullscreen=full, config_path=config_path)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(FIRST_POLL_WAIT_S):
+            await runtime.monitor.polled()
     watchdog = Watchdog()
     status = StatusWriter(runtime)
     tasks: set[asyncio.Task[str]] = set()

@@ -3,7 +3,7 @@ the app; they never call the core themselves."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from kivy.properties import (
     BooleanProperty,
@@ -22,6 +22,9 @@ from kiosk.ui.widgets import KioskButton, QueueCard, app_ref
 
 class KioskScreen(Screen):
     """Common to all screens: what the keyboard can reach, and what Escape does."""
+
+    kv: ClassVar[str] = ""
+    """The kv file (in ``ui/kv``) with this screen's rule: loaded when first needed."""
 
     def focusables(self) -> list[Widget]:
         return []
@@ -83,6 +86,8 @@ class QueueScreen(KioskScreen):
 class HomeScreen(QueueScreen):
     """Branch, clock, languages, one live card per queue."""
 
+    kv = "home"
+
     def show(self, views: list[QueueView], lang: str, busy_id: str = "") -> None:
         self.columns = 1 if self.height >= self.width else 2
         super().show(views, lang, busy_id)
@@ -97,6 +102,8 @@ class HomeScreen(QueueScreen):
 
 class GreeterScreen(QueueScreen):
     """The greeter's tablet: a customer name or reference, then the queue."""
+
+    kv = "greeter"
 
     compact = True
 
@@ -114,6 +121,8 @@ class GreeterScreen(QueueScreen):
 class TicketScreen(KioskScreen):
     """The number, the queue, the wait, the QR; whether the paper came out."""
 
+    kv = "ticket"
+
     number = StringProperty("")
     queue = StringProperty("")
     wait = StringProperty("")
@@ -128,6 +137,8 @@ class TicketScreen(KioskScreen):
 
 class NoAgentsScreen(KioskScreen):
     """406: kindly say so, offer the queues that have agents now."""
+
+    kv = "noagents"
 
     queue_id = StringProperty("")
     message = StringProperty("")
@@ -148,6 +159,8 @@ class NoAgentsScreen(KioskScreen):
 class MessageScreen(KioskScreen):
     """A title and a message: form required, rejected, could not confirm."""
 
+    kv = "message"
+
     title = StringProperty("")
     message = StringProperty("")
     can_go_back = BooleanProperty(True)
@@ -166,6 +179,8 @@ class OutOfServiceScreen(MessageScreen):
 
 class PinScreen(KioskScreen):
     """The admin PIN pad."""
+
+    kv = "admin"
 
     entered = StringProperty("")
     note = StringProperty("")
@@ -194,6 +209,8 @@ class PinScreen(KioskScreen):
 
 class AdminScreen(KioskScreen):
     """API state, printer state, today's counts; test print, reprint, reload, exit."""
+
+    kv = "admin"
 
     info = StringProperty("")
     note = StringProperty("")
