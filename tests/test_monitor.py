@@ -76,3 +76,15 @@ async def test_runs_in_background_and_notifies(api: QmsClient, state: MockState)
     await asyncio.sleep(0.05)
     await m.stop()
     assert len(seen) == 2 and polls(state) == 2
+
+
+async def test_polled_waits_for_the_first_answer_even_a_failed_one(api: QmsClient,
+                                                                   state: MockState) -> None:
+    m = QueueMonitor(api, BRANCH, period_s=5)
+    waiting = asyncio.ensure_future(m.polled())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # nothing asked yet: the window would wait (at most 0.3 s)
+    state.push_faults(ScriptedFault(on="queues", answer=503))
+    await m.poll_once()
+    await asyncio.wait_for(waiting, 1)  # a failure answers too: the window need not wait
+    assert m.snapshot.error is not None
