@@ -19,7 +19,6 @@ ends in a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
@@ -27,14 +26,17 @@ import sys
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from kiosk import __version__
-from kiosk.config import Config, load_api_key, load_config, resolve_path
 from kiosk.errors import ApiError, ConfigError, KioskError, PrinterError
 from kiosk.i18n import LANGUAGES, format_wait
 from kiosk.service.outcomes import Outcome
-from kiosk.service.runtime import Runtime, open_runtime
+
+if TYPE_CHECKING:  # loaded by the commands that use them: `kiosk run` must start light
+
+    from kiosk.config import Config
+    from kiosk.service.runtime import Runtime
 
 log = logging.getLogger("kiosk")
 
@@ -118,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit once the first frame with live queues is drawn (checks a build)")
     d.add_argument("--data-dir", metavar="DIR", type=Path,
                    help="journal and ticket folder (default: a new temp folder)")
+
+    # Started by `run` and `demo` for their core (kiosk.service.link): not for people.
+    c = sub.add_parser("core")
+    c.add_argument("--link-fd", type=int, required=True)
+    c.add_argument("--demo", action="store_true")
+    c.add_argument("--data-dir", type=Path)
     return p
 
 
@@ -161,12 +169,15 @@ def _setup_logging(verbose: int, *, service: bool = False, kiosk_id: str = "") -
 
 
 def _load(args: argparse.Namespace) -> tuple[Config, str]:
+    from kiosk.config import load_config, resolve_path
     path = resolve_path(args.config)
     return load_config(path), str(path)
 
 
 async def _with_runtime(args: argparse.Namespace,
                         body: Callable[[Runtime], Awaitable[int]]) -> int:
+    from kiosk.config import load_api_key
+    from kiosk.service.runtime import open_runtime
     config, file = _load(args)
     rt = open_runtime(config, load_api_key(config, file), check_printer=True)
     try:
@@ -222,6 +233,7 @@ async def cmd_ticket(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    import asyncio
     failed = False
 
     def line(ok: bool, what: str, detail: str) -> None:
@@ -229,6 +241,8 @@ async def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         failed |= not ok
         print(f"{'ok  ' if ok else 'FAIL'} {what:<10} {detail}", file=out)
 
+    from kiosk.config import load_api_key
+    from kiosk.service.runtime import open_runtime
     try:
         config, file = _load(args)
         key = load_api_key(config, file)
@@ -283,6 +297,8 @@ async def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def cmd_print_test(args: argparse.Namespace, out: TextIO) -> int:
+    import asyncio
+
     from kiosk.printing import TicketPrinter
     config, _ = _load(args)
     printer = TicketPrinter(config.printer, config.ticket, timezone=config.kiosk.timezone)
@@ -333,38 +349,82 @@ def _has_display() -> bool:
 
 
 async def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
-    from kiosk.service.demo import demo_runtime, run_headless
-    if not args.headless and not args.smoke and not _has_display():
-        print("kiosk: no display here (DISPLAY is not set): playing the headless demo "
-              "instead", file=sys.stderr)
-        args.headless = True
     def echo(line: str) -> None:
         print(line, file=out, flush=True)
 
     if args.headless:
+        from kiosk.service.demo import run_headless
         await run_headless(echo, data_dir=args.data_dir)
-    else:
-        from kiosk.ui.run import first_frame_then_stop, run_ui
-        async with demo_runtime(args.data_dir) as (rt, mock):
-            echo(f"kiosk demo ({args.mode}): mock Videsk API at {mock.url}; tickets saved as "
-                 f"PNG in {rt.config.printer.path}; staff screen: hold the top-left corner "
-                 "2 s, PIN 1234")
-            await run_ui(rt, mode=args.mode, fullscreen=False,
-                         on_app=(lambda app: first_frame_then_stop(app, echo))
-                         if args.smoke else None)
-    return ExitStatus.OK
+        return ExitStatus.OK
+    return await _run_ui(args, mode=args.mode, window=True, echo=echo)
 
 
 async def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
-    from kiosk.ui.run import run_ui
-    config, file = _load(args)
-    key = load_api_key(config, file)
+    _setup_logging(args.verbose, service=True, kiosk_id="ui")  # the core logs with its id
+    return await _run_ui(args, mode=None, window=args.window or None)
+
+
+async def _run_ui(args: argparse.Namespace, *, mode: str | None, window: bool | None,
+                  echo: Callable[[str], None] | None = None) -> int:
+    """The UI here; the core in the process main() started (``args.core``)."""
+    from kiosk.service.link import CoreProcess
+    from kiosk.ui.run import first_frame_then_stop, run_ui
+    status = await run_ui(CoreProcess(*args.core), mode=mode,
+                          fullscreen=False if window else None, echo=echo,
+                          on_app=(lambda app: first_frame_then_stop(app, echo or print))
+                          if getattr(args, "smoke", False) else None)
+    return status
+
+
+FIRST_POLL_WAIT_S = 1.0
+"""How long the core waits for its first poll before it opens the rest anyway."""
+
+
+async def cmd_core(args: argparse.Namespace, out: TextIO) -> int:
+    """The kiosk's core, serving the UI that started it (see kiosk.service.link)."""
+    import asyncio
+    import contextlib
+    import signal
+    import socket
+
+    from kiosk.service.link import CoreServer
+    # Ctrl+C and systemd's stop reach the whole process group: the UI stops and closes
+    # the link, and this process then ends cleanly (a ticket in flight is finished).
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: log.info("stopping once the UI has closed"))
+    server = await CoreServer.connect(socket.socket(fileno=args.link_fd))
+    if args.demo:
+        from kiosk.service.demo import demo_runtime
+        async with demo_runtime(args.data_dir) as (rt, mock):
+            note = (f"kiosk demo: mock Videsk API at {mock.url}; tickets saved as PNG in "
+                    f"{rt.config.printer.path}; staff screen: hold the top-left corner 2 s, "
+                    "PIN 1234")
+            await server.serve(rt, note=note)
+        return ExitStatus.OK
+    from kiosk.config import load_api_key
+    try:
+        config, file = _load(args)
+        key = load_api_key(config, file)
+    except ConfigError:
+        await server.fatal(ExitStatus.USAGE)
+        raise  # main() says what is wrong, on stderr
+    server.hello(config)  # the UI opens its window while this process goes on starting
     _setup_logging(args.verbose, service=True, kiosk_id=config.kiosk.id)
     for handler in logging.getLogger().handlers:
-        handler.addFilter(Redact(key.get_secret_value()))
-    rt = open_runtime(config, key)
+        handler.addFilter(Redact(key.get_secret_value()))  # defence in depth
+    # The first poll goes out before the journal and the printer open: the UI's first
+    # frame waits for the queues, and tickets can wait for the rest a moment longer.
+    from kiosk.service.queues import open_monitor
+    monitor = open_monitor(config, key)
+    server.watch(monitor, config)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(FIRST_POLL_WAIT_S):
+            await monitor.polled()
+    from kiosk.service.runtime import open_runtime
+    rt = open_runtime(config, key, monitor=monitor)
     try:
-        await run_ui(rt, fullscreen=False if args.window else None, config_path=file)
+        await server.serve(rt, config_path=file)
     finally:
         await rt.aclose()
     return ExitStatus.OK
@@ -392,6 +452,21 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     stdout = out or sys.stdout
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    if args.command == "demo" and not args.headless and not args.smoke \
+            and not _has_display():
+        print("kiosk: no display here (DISPLAY is not set): playing the headless demo "
+              "instead", file=sys.stderr)
+        args.headless = True
+    if args.command == "run" or (args.command == "demo" and not args.headless):
+        # The core process starts first thing, before this one loads asyncio and Kivy:
+        # both start-ups then run side by side (see kiosk.service.link).
+        from kiosk.service.spawn import start_core
+        core = ["core", "--demo"] if args.command == "demo" else ["core"]
+        if args.command == "demo" and args.data_dir is not None:
+            core += ["--data-dir", str(args.data_dir)]
+        options = ["-v"] * args.verbose + (["--config", args.config] if args.config else [])
+        args.core = start_core([*options, *core])
+    import asyncio
     try:
         if args.command == "mock-api":
             return cmd_mock_api(args)
@@ -399,7 +474,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
             return cmd_hash_pin(stdout)
         handlers = {"queues": cmd_queues, "ticket": cmd_ticket, "check": cmd_check,
                     "demo": cmd_demo, "print-test": cmd_print_test, "reprint": cmd_reprint,
-                    "run": cmd_run}
+                    "run": cmd_run, "core": cmd_core}
         return asyncio.run(handlers[args.command](args, stdout))
     except ConfigError as exc:
         print(f"kiosk: config error: {exc}", file=sys.stderr)

@@ -182,3 +182,31 @@ def test_redact_filter_hides_a_secret_that_reaches_a_log_line() -> None:
     record = logging.LogRecord("x", logging.INFO, "f", 1, "key is %s", ("s3cret.jwt.v",), None)
     assert Redact("s3cret.jwt.v").filter(record)
     assert record.getMessage() == "key is [redacted]"
+
+
+@pytest.mark.slow
+def test_run_stops_cleanly_on_sigterm_with_its_core(cfg_file: Path, cli_env: dict[str, str],
+                                                    tmp_path: Path, state: MockState) -> None:
+    """systemd's stop: SIGTERM to the UI and its core (one process group). The UI closes
+    its window and the link; the core finishes and exits; nothing is left running."""
+    import os
+    import signal
+    import time
+    env = dict(cli_env, KIVY_HOME=str(tmp_path / "kivy"))
+    proc = subprocess.Popen([sys.executable, "-m", "kiosk", "--config", str(cfg_file), "run",
+                             "--window"], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    status = tmp_path / "data" / "status.json"
+    deadline = time.monotonic() + 60
+    while not (status.exists() and sum(r[1].endswith("/queues") for r in state.requests)):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-3000:]
+        time.sleep(0.1)
+    time.sleep(1.0)  # the window is up by now
+    os.killpg(proc.pid, signal.SIGTERM)  # the whole group, as systemd does
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-3000:]
+    assert "Traceback" not in err
+    assert "the kiosk core stopped" not in err  # it waited for the UI to close the link,
+    assert "the kiosk core exited with status" not in err  # and then ended cleanly
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(cfg_file) not in ps  # the core is gone too

@@ -17,7 +17,7 @@ from kiosk.config import Config, PrinterConfig, TicketConfig
 from kiosk.errors import PrinterNotReady, PrintFailed
 from kiosk.mock import MockState, create_app
 from kiosk.printing import State, TicketPrinter
-from kiosk.service import Outcome
+from kiosk.service.outcomes import Outcome
 from kiosk.service.runtime import open_runtime
 
 from .conftest import ATENCION, FAST_RETRY, KEY

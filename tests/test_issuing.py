@@ -14,7 +14,7 @@ from kiosk.config import Config
 from kiosk.mock import MockServer, MockState, ScriptedFault, create_app
 from kiosk.printing import TicketPrinter
 from kiosk.printing.model import TicketData
-from kiosk.service import Outcome
+from kiosk.service.outcomes import Outcome
 from kiosk.service.runtime import Runtime, open_runtime
 
 from .conftest import ATENCION, CREDITOS, CUENTAS, FAST_RETRY, KEY, SEGUROS, WallClock

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,8 +15,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kiosk"
 
 # For each layer: what it must never import (top-level module names or kiosk subpackages).
 FORBIDDEN = {
-    "ui": {"httpx", "escpos", "yaml", "kiosk.api", "kiosk.printing", "kiosk.store",
-           "kiosk.mock", "kiosk.config"},
+    # the UI process sees the core only through kiosk.service.link
+    "ui": {"httpx", "escpos", "yaml", "pydantic", "sqlite3", "qrcode", "kiosk.api",
+           "kiosk.printing", "kiosk.store", "kiosk.mock", "kiosk.config",
+           "kiosk.service.runtime", "kiosk.service.issuing", "kiosk.service.queues",
+           "kiosk.service.demo", "kiosk.service.status", "kiosk.service.admin"},
     "service": {"kivy", "kiosk.ui", "escpos"},
     "api": {"kivy", "kiosk.ui", "kiosk.service", "kiosk.printing", "kiosk.store", "escpos"},
     "printing": {"kivy", "kiosk.ui", "kiosk.service", "kiosk.api", "kiosk.store", "httpx"},
@@ -55,3 +61,24 @@ def test_the_rule_catches_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "x.py"
     bad.write_text("import httpx\nfrom kiosk.api import QmsClient\n")
     assert imports(bad) == {"httpx", "kiosk.api"}
+
+
+CORE_LIBRARIES = ("pydantic", "httpx", "yaml", "sqlite3", "escpos", "qrcode", "starlette",
+                  "uvicorn", "kiosk.config", "kiosk.api", "kiosk.store", "kiosk.printing",
+                  "kiosk.service.runtime")
+
+
+def test_the_ui_process_loads_none_of_the_cores_libraries(tmp_path: Path) -> None:
+    """What `kiosk run` loads before and after its window: the core's libraries load in
+    the core process, beside it (a faster start, a smaller UI). Pillow is not listed:
+    Kivy loads it as an image provider."""
+    code = ("import sys\n"
+            "import kiosk.cli, kiosk.ui.run\n"
+            "from kiosk.ui import boot\n"
+            "boot.configure('kiosk', size=(200, 200))\n"
+            "import kiosk.ui.app\n"
+            f"print(sorted(m for m in {CORE_LIBRARIES!r} if m in sys.modules))\n")
+    env = dict(os.environ, KIVY_HOME=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True, timeout=120).stdout
+    assert out.strip().splitlines()[-1] == "[]"

@@ -9,8 +9,8 @@ import httpx
 from kiosk.api import QmsClient
 from kiosk.errors import ServerError, Unauthorized
 from kiosk.mock import MockState, ScriptedFault, create_app
-from kiosk.service import QueueMonitor, QueueSnapshot
-from kiosk.service.queues import AUTH_BACKOFF_S, MAX_BACKOFF_S
+from kiosk.service.outcomes import QueueSnapshot
+from kiosk.service.queues import AUTH_BACKOFF_S, MAX_BACKOFF_S, QueueMonitor
 
 from .conftest import BRANCH, FakeClock
 

@@ -215,6 +215,7 @@ async def test_reload_with_a_bad_file_keeps_the_old_config(
 async def test_sighup_reload_in_the_running_app(tmp_path: Path,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     from kiosk.service.demo import demo_runtime
+    from kiosk.service.link import serve_in_process
     from kiosk.ui.run import run_ui
 
     from . import ui_driver as d
@@ -222,6 +223,7 @@ async def test_sighup_reload_in_the_running_app(tmp_path: Path,
     bad.write_text("branch: [unclosed\n")
     async with demo_runtime(tmp_path) as (rt, _):
         before = rt.config
+        core, served = await serve_in_process(rt, config_path=str(bad))
 
         async def drive(app: object) -> None:
             try:
@@ -231,6 +233,7 @@ async def test_sighup_reload_in_the_running_app(tmp_path: Path,
             finally:
                 app.stop()  # type: ignore[attr-defined]
 
-        await run_ui(rt, fullscreen=False, config_path=str(bad), on_app=drive)
+        assert await run_ui(core, fullscreen=False, on_app=drive) == 0
+        await served
         assert rt.config is before
     assert "valid YAML" in caplog.text

@@ -4,6 +4,7 @@ in kiosk and tablet sizes and in Spanish and English, go to ``artifacts/screensh
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from PIL import Image
 from kiosk.mock import ScriptedFault
 from kiosk.printing.backends import NoBackend
 from kiosk.service.demo import demo_runtime
+from kiosk.service.link import serve_in_process
 from kiosk.service.runtime import Runtime
 
 from . import ui_driver as d
@@ -32,10 +34,15 @@ Scenario = Callable[[Any, Runtime, Any], Awaitable[None]]
 
 
 async def run(tmp_path: Path, scenario: Scenario, mode: str = "kiosk") -> None:
-    """Start the app on this loop, run ``scenario(app, runtime, mock)``, stop the app."""
+    """Start the app on this loop, run ``scenario(app, runtime, mock)``, stop the app.
+
+    The app talks to the runtime over a real link (the messages a core process would
+    send), served here so that the scenario can look at the runtime and the mock too.
+    """
     from kiosk.ui.run import run_ui
     errors: list[BaseException] = []
     async with demo_runtime(tmp_path) as (rt, mock):
+        core, served = await serve_in_process(rt)
         async def driver(app: Any) -> None:
             try:
                 await d.until(lambda: app.root is not None
@@ -46,7 +53,8 @@ async def run(tmp_path: Path, scenario: Scenario, mode: str = "kiosk") -> None:
                 errors.append(exc)
             finally:
                 app.stop()
-        await run_ui(rt, mode=mode, fullscreen=False, on_app=driver)
+        assert await run_ui(core, mode=mode, fullscreen=False, on_app=driver) == 0
+        await asyncio.wait_for(served, 10)  # the core side ends when the UI closes the link
     if errors:
         raise errors[0]
 
@@ -200,7 +208,8 @@ async def test_admin_with_the_pin(tmp_path: Path) -> None:
         for k in "9999":
             pin.press(k)
         pin.press("OK")
-        assert app.sm.current == "pin" and pin.note == "Wrong PIN"
+        await d.until(lambda: pin.note == "Wrong PIN", what="PIN refused")
+        assert app.sm.current == "pin"
         for k in "1234":
             await d.tap(next(b for b in pin.keys if b.text == k))
         await d.tap(next(b for b in pin.keys if b.text == "OK"))

@@ -1,10 +1,6 @@
-"""Use cases: issue a ticket, keep the queues live, run the headless demo."""
+"""Use cases: issue a ticket, keep the queues live, run the headless demo.
 
-from __future__ import annotations
-
-from kiosk.service.issuing import TicketService
-from kiosk.service.outcomes import IssueResult, Outcome, QueueView
-from kiosk.service.queues import QueueMonitor, QueueSnapshot
-
-__all__ = ["IssueResult", "Outcome", "QueueMonitor", "QueueSnapshot", "QueueView",
-           "TicketService"]
+Import the modules themselves (``kiosk.service.issuing``, ``kiosk.service.queues``...):
+this package imports nothing, so that the UI process can use its light modules
+(outcomes, presentation, messages, link) without loading the core's libraries.
+"""

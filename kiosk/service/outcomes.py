@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # this module stays light: `kiosk run` imports it before anything else
+    import asyncio
+
+    from kiosk.api.models import Queue
+    from kiosk.errors import ApiError
 
 
 class Outcome(StrEnum):
@@ -89,3 +96,28 @@ class IssueResult:
         if self.uncertain:
             out["uncertain"] = True
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSnapshot:
+    """The last good list of queues, and how the last poll went."""
+
+    queues: tuple[Queue, ...] = ()
+    fetched_at: float | None = None
+    """Monotonic time of the last good poll (None: never)."""
+    error: ApiError | None = None
+    """The last poll's error, if the last poll failed."""
+    failures: int = 0
+    """Consecutive failed polls."""
+
+    def age(self, now: float | None = None) -> float | None:
+        """Seconds since the last good poll."""
+        if self.fetched_at is None:
+            return None
+        current: float = time.monotonic() if now is None else now
+        return current - self.fetched_at
+
+    def is_stale(self, period_s: float, now: float | None = None) -> bool:
+        """No good data, or none in the last three periods."""
+        age = self.age(now)
+        return age is None or age > 3 * period_s

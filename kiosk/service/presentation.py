@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from kiosk.errors import Forbidden, NotFound, Unauthorized
 from kiosk.i18n import format_wait, t
-from kiosk.service.outcomes import QueueView
-from kiosk.service.queues import QueueSnapshot
+from kiosk.service.outcomes import QueueSnapshot, QueueView
 
 
 def qr_modules(text: str) -> list[list[bool]]:

@@ -13,15 +13,20 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kiosk.api import QmsClient, Queue
+from kiosk.api.client import DEFAULT_RETRY, RetryPolicy
 from kiosk.config import Config, QueueConfig
 from kiosk.errors import ApiError, Forbidden, Unauthorized
 from kiosk.i18n import wait_in_minutes
-from kiosk.service.outcomes import QueueView
+from kiosk.service.outcomes import QueueSnapshot, QueueView
 from kiosk.service.tasks import cancel
 from kiosk.store import derive_prefix
+
+if TYPE_CHECKING:
+    import httpx
+    from pydantic import SecretStr
 
 log = logging.getLogger(__name__)
 
@@ -61,37 +66,12 @@ def unknown_queue_view(config: Config, queue_id: str, lang: str) -> QueueView:
                      wait_minutes=0.0, prefix=_prefix(qc, name))
 
 
-@dataclass(frozen=True, slots=True)
-class QueueSnapshot:
-    """The last good list of queues, and how the last poll went."""
-
-    queues: tuple[Queue, ...] = ()
-    fetched_at: float | None = None
-    """Monotonic time of the last good poll (None: never)."""
-    error: ApiError | None = None
-    """The last poll's error, if the last poll failed."""
-    failures: int = 0
-    """Consecutive failed polls."""
-
-    def age(self, now: float | None = None) -> float | None:
-        """Seconds since the last good poll."""
-        if self.fetched_at is None:
-            return None
-        current: float = time.monotonic() if now is None else now
-        return current - self.fetched_at
-
-    def is_stale(self, period_s: float, now: float | None = None) -> bool:
-        """No good data, or none in the last three periods."""
-        age = self.age(now)
-        return age is None or age > 3 * period_s
-
-
 class QueueMonitor:
     """Polls the branch's queues and keeps the last good state."""
 
     def __init__(self, api: QmsClient, branch: str, *, period_s: float = 5.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._api = api
+        self.api = api
         self._branch = branch
         self.period_s = period_s
         self._clock = clock
@@ -117,7 +97,7 @@ class QueueMonitor:
     async def poll_once(self) -> QueueSnapshot:
         """One request; update and publish the snapshot."""
         try:
-            queues = await self._api.list_queues(self._branch, retries=0)
+            queues = await self.api.list_queues(self._branch, retries=0)
         except ApiError as exc:
             prev = self.snapshot
             self.snapshot = QueueSnapshot(prev.queues, prev.fetched_at, exc, prev.failures + 1)
@@ -165,3 +145,13 @@ class QueueMonitor:
         """Stop polling."""
         await cancel(self._task)
         self._task = None
+
+
+def open_monitor(config: Config, api_key: SecretStr | str, *,
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 retry: RetryPolicy = DEFAULT_RETRY) -> QueueMonitor:
+    """The API client and the queue monitor alone: what the first poll needs (the core
+    process polls with it before it opens the journal and the printer)."""
+    api = QmsClient(config.api.base_url, api_key, timeout_s=config.api.timeout_s,
+                    transport=transport, retry=retry)
+    return QueueMonitor(api, config.branch, period_s=config.ui.refresh_s)

@@ -24,7 +24,7 @@ from kiosk.errors import ApiError, ConfigError, PrinterError
 from kiosk.printing import PrinterStatus, TicketPrinter
 from kiosk.service import presentation
 from kiosk.service.issuing import TicketService
-from kiosk.service.queues import QueueMonitor
+from kiosk.service.queues import QueueMonitor, open_monitor
 from kiosk.store import Journal
 
 log = logging.getLogger(__name__)
@@ -155,10 +155,16 @@ def open_runtime(
     clock: Callable[[], datetime] | None = None,
     printer: TicketPrinter | None = None,
     check_printer: bool = False,
+    monitor: QueueMonitor | None = None,
 ) -> Runtime:
-    """Wire a kiosk from ``config``; recovers attempts a crash left pending."""
-    api = QmsClient(config.api.base_url, api_key, timeout_s=config.api.timeout_s,
-                    transport=transport, retry=retry)
+    """Wire a kiosk from ``config``; recovers attempts a crash left pending.
+
+    ``monitor`` (from :func:`~kiosk.service.queues.open_monitor`, maybe polling already)
+    brings its API client; otherwise both are made here.
+    """
+    if monitor is None:
+        monitor = open_monitor(config, api_key, transport=transport, retry=retry)
+    api = monitor.api
     journal = Journal(config.kiosk.data_dir, kiosk_id=config.kiosk.id,
                       timezone=config.kiosk.timezone, clock=clock or _utcnow)
     recovered = journal.recover()
@@ -169,7 +175,7 @@ def open_runtime(
                                        timezone=config.kiosk.timezone)
     if check_printer:
         printer.ready()  # a bad profile, code page or logo stops start-up here
-    monitor = QueueMonitor(api, config.branch, period_s=config.ui.refresh_s)
     service = TicketService(config, api, journal, printer, monitor=monitor,
                             clock=clock or _utcnow)
     return Runtime(config, api, journal, printer, monitor, service)
+

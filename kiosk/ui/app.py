@@ -23,12 +23,10 @@ from kivy.uix.screenmanager import NoTransition, ScreenManager
 from kivy.uix.widget import Widget
 
 from kiosk.i18n import format_wait, t
-from kiosk.service.admin import verify_pin
+from kiosk.service.link import RemoteCore, UiSettings
 from kiosk.service.messages import customer_message
-from kiosk.service.outcomes import IssueResult, Outcome
+from kiosk.service.outcomes import IssueResult, Outcome, QueueSnapshot
 from kiosk.service.presentation import freshness_text, out_of_service, qr_modules
-from kiosk.service.queues import QueueSnapshot
-from kiosk.service.runtime import Runtime
 from kiosk.ui.screens import (
     AdminScreen,
     GreeterScreen,
@@ -80,17 +78,16 @@ class KioskApp(App):
     c_on_warn = ListProperty()
     c_pressed = ListProperty()
 
-    def __init__(self, runtime: Runtime, *, mode: str = "kiosk", fullscreen: bool = False,
-                 config_path: str | None = None, theme: Theme | None = None,
-                 **kw: Any) -> None:
+    def __init__(self, core: RemoteCore, *, mode: str = "kiosk", fullscreen: bool = False,
+                 theme: Theme | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self.title = "kiosk"
-        self.rt = runtime
+        self.core = core
         self.mode = mode
         self.fullscreen = fullscreen
-        self.config_path = config_path
-        self.theme = theme or Theme(brand=runtime.config.ui.brand_color,
-                                    accent=runtime.config.ui.accent_color)
+        self.stopping = False
+        s = self.settings
+        self.theme = theme or Theme(brand=s.brand_color, accent=s.accent_color)
         th = self.theme
         self.c_brand, self.c_on_brand = rgba(th.brand), rgba(th.on_brand)
         self.c_brand_light = [min(1.0, c + 0.12) for c in rgba(th.brand)[:3]] + [1.0]
@@ -99,7 +96,7 @@ class KioskApp(App):
         self.c_accent, self.c_on_accent = rgba(th.accent), rgba(th.on_accent)
         self.c_warn, self.c_on_warn = rgba(th.warn), rgba(th.on_warn)
         self.c_pressed = rgba("#B7C3D6")
-        self.lang = runtime.config.kiosk.language
+        self.lang = s.language
         self.last_activity = time.monotonic()
         self.busy_queue = ""
         self.result: IssueResult | None = None
@@ -120,13 +117,21 @@ class KioskApp(App):
         """Customer text in ``lang`` (kv files call this with ``app.lang``)."""
         return t(message, lang, **fields)
 
-    def build(self) -> Widget:
-        register_fonts()
+    def preload(self) -> None:
+        """The fonts and the home screen's kv rules (run_ui calls this while it waits for
+        the first queues; build() does it otherwise)."""
+        if not self._kv_loaded:
+            register_fonts()
         self._load_kv("widgets")
+        self._load_kv(self._home_class().kv)
+
+    def _home_class(self) -> type[QueueScreen]:
+        return GreeterScreen if self.mode == "tablet" else HomeScreen
+
+    def build(self) -> Widget:
+        self.preload()
         sm = ScreenManager(transition=NoTransition())
-        home_cls: type[QueueScreen] = GreeterScreen if self.mode == "tablet" else HomeScreen
-        self._load_kv(home_cls.kv)
-        sm.add_widget(home_cls(name="home"))  # the others are built (and their kv files
+        sm.add_widget(self._home_class()(name="home"))  # the others are built (and their kv files
         # loaded) on first use, or in the background once the first frame is up
         sm.bind(current=lambda *_: self._screen_changed())
         self._ring = FocusRing(rgba(self.theme.focus))
@@ -140,12 +145,22 @@ class KioskApp(App):
         Window.bind(on_touch_down=self._on_touch_down, on_touch_up=self._on_touch_up)
         if self.fullscreen:
             Window.show_cursor = False
-        self.rt.monitor.subscribe(self._on_snapshot)
-        self.rt.monitor.start()
+        self.core.subscribe(self._on_snapshot)
         self._spawn(self._load_branch())
         self._events.append(Clock.schedule_interval(self._tick, 1.0))
         self._tick(0)
         self.refresh()
+
+    @property
+    def settings(self) -> UiSettings:
+        """The core's settings for the screen (they change when the config is reloaded)."""
+        settings = self.core.settings
+        assert settings is not None, "the core is ready before the app is made"
+        return settings
+
+    def stop(self, *args: Any) -> None:
+        self.stopping = True
+        super().stop(*args)
 
     def _stop(self, *args: Any) -> None:
         # Kivy runs this from stop() and again when async_run's loop ends: once is enough.
@@ -155,7 +170,7 @@ class KioskApp(App):
         super()._stop(*args)
 
     def on_stop(self) -> None:
-        self.rt.monitor.unsubscribe(self._on_snapshot)
+        self.core.unsubscribe(self._on_snapshot)
         Window.unbind(on_flip=self._after_first_frame)
         self._refresh_trigger.cancel()
         for ev in (*self._events, self._return_ev, self._hold_ev):
@@ -171,9 +186,7 @@ class KioskApp(App):
         return task
 
     async def _load_branch(self) -> None:
-        label = await self.rt.branch_label()
-        self.rt.service.branch_label = label
-        self.branch = label
+        self.branch = await self.core.branch_label()
 
     # ----------------------------------------------------------------- state
 
@@ -208,13 +221,13 @@ class KioskApp(App):
 
     def refresh(self) -> None:
         """Redraw the queue cards and the out-of-service state from the monitor."""
-        snap = self.rt.monitor.snapshot
+        snap = self.core.snapshot
         if snap.fetched_at is not None and not self._warmed:
             self._warmed = True  # once the customer sees the queues, load the rest
             Window.bind(on_flip=self._after_first_frame)
-        views = self.rt.service.views(self.lang)
+        views = self.core.views(self.lang)
         home = self.screen("home")
-        home.stale = freshness_text(snap, self.rt.monitor.period_s, self.lang)
+        home.stale = freshness_text(snap, self.settings.refresh_s, self.lang)
         home.show(views, self.lang, busy_id=self.busy_queue)
         current = self.sm.current
         if out_of_service(snap) and current in ("home", "noagents", "message"):
@@ -227,7 +240,7 @@ class KioskApp(App):
         Window.unbind(on_flip=self._after_first_frame)
         # the printer's set-up, and the screens a tap leads to, so that the first tap
         # waits for none of them; spread out, so that no frame waits long either
-        self._events.append(Clock.schedule_once(lambda dt: self.rt.warm_up(), 0.5))
+        self._events.append(Clock.schedule_once(lambda dt: self.core.warm_up(), 0.5))
         for i, name in enumerate(("ticket", "noagents", "message", "outofservice")):
             self._events.append(Clock.schedule_once(
                 lambda dt, n=name: self.screen(n), 0.2 + 0.1 * i))
@@ -244,7 +257,7 @@ class KioskApp(App):
             self._return_ev.cancel()
             self._return_ev = None
         if reset:
-            self.lang = self.rt.config.kiosk.language
+            self.lang = self.settings.language
             self.scale = 1.0
             self.screen("home").clear()
         self.show_screen("home")
@@ -254,14 +267,14 @@ class KioskApp(App):
         self.clock_text = time.strftime("%H:%M")
         idle = time.monotonic() - self.last_activity
         at_home_default = (self.sm.current == "home" and self.lang ==
-                           self.rt.config.kiosk.language and self.scale == 1.0)
-        if idle >= self.rt.config.ui.idle_timeout_s and not at_home_default \
+                           self.settings.language and self.scale == 1.0)
+        if idle >= self.settings.idle_timeout_s and not at_home_default \
                 and self.sm.current not in ("outofservice",):
             log.info("idle for %.0f s: back home", idle)
             self.go_home(reset=True)
         if self.sm.current == "home":
             home = self.screen("home")
-            home.stale = freshness_text(self.rt.monitor.snapshot, self.rt.monitor.period_s,
+            home.stale = freshness_text(self.core.snapshot, self.settings.refresh_s,
                                         self.lang)
 
     # ----------------------------------------------------------------- issuing
@@ -275,7 +288,7 @@ class KioskApp(App):
         if self.sm.current != "home":
             self.go_home()
         else:
-            self.screen("home").show(self.rt.service.views(self.lang), self.lang,
+            self.screen("home").show(self.core.views(self.lang), self.lang,
                                      busy_id=queue_id)
         self._spawn(self._issue(queue_id))
 
@@ -285,9 +298,8 @@ class KioskApp(App):
             customer = self.screen("home").customer()
             data = {"customer": customer} if customer else None
         try:
-            result = await self.rt.service.issue(
-                queue_id, language=self.lang, integration_data=data, wait_print=False,
-                print_ticket=self.rt.config.printer.type != "none")
+            result = await self.core.issue(queue_id, language=self.lang,
+                                           integration_data=data)
         except Exception:  # never crash in front of a customer
             log.exception("issuing a ticket failed")
             self.busy_queue = ""
@@ -316,7 +328,7 @@ class KioskApp(App):
                      Outcome.REJECTED: t("Please try again", self.lang)}.get(
                 r.outcome, t("We're sorry", self.lang))
             self._message(title, r.message)
-            self.rt.monitor.poll_soon()
+            self.core.poll_soon()
         self.refresh()
 
     def _show_ticket(self, r: IssueResult) -> None:
@@ -364,25 +376,31 @@ class KioskApp(App):
                       "soon as the service is available again.", self.lang)
         s.can_go_back = False
         self.show_screen("outofservice")
-        self.rt.monitor.poll_soon()
+        self.core.poll_soon()
 
     # ----------------------------------------------------------------- admin
 
     def open_admin(self) -> None:
-        if self.rt.config.ui.admin_pin_hash is None:
+        if not self.settings.admin:
             log.warning("admin screen requested, but ui.admin_pin_hash is not set")
             return
         self.screen("pin").note = ""
         self.show_screen("pin")
 
     def check_pin(self, pin: str) -> None:
-        stored = self.rt.config.ui.admin_pin_hash
-        if stored is not None and verify_pin(pin, stored.get_secret_value()):
-            log.info("admin screen opened")
+        """The core checks the PIN against its hash (the hash never leaves the core)."""
+        self._spawn(self._check_pin(pin))
+
+    async def _check_pin(self, pin: str) -> None:
+        try:
+            ok = await self.core.check_pin(pin)
+        except Exception:
+            log.exception("the PIN could not be checked")
+            ok = False
+        if ok:
             self.show_screen("admin")
             self.admin_action("refresh")
         else:
-            log.warning("wrong admin PIN entered")
             self.screen("pin").note = "Wrong PIN"
 
     def admin_action(self, name: str) -> None:
@@ -394,19 +412,13 @@ class KioskApp(App):
             log.info("kiosk exited from the admin screen")
             self.stop()
             return
-        if name == "test_print":
-            ok, err = await self.rt.test_print(self.lang)
-            s.note = "Test ticket printed" if ok else f"Not printed: {err}"
-        elif name == "reprint_last":
-            number, ok, err = await self.rt.reprint_last()
-            s.note = (f"{number} printed again" if ok else f"Not printed: {err}")
-        elif name == "reload":
-            s.note = await self.rt.reload_from(self.config_path)
+        try:
+            s.note, s.info = await self.core.admin(name, self.lang)
+        except Exception as exc:
+            log.exception("admin action %s failed", name)
+            s.note = f"Failed: {exc}"
+        if name == "reload":
             self.refresh()
-        else:
-            s.note = ""
-        status = await self.rt.printer_status()
-        s.info = self.rt.admin_summary(status)
 
     # ----------------------------------------------------------------- input
 

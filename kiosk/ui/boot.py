@@ -19,9 +19,9 @@ KIOSK_SIZE = (1080, 1920)
 TABLET_SIZE = (1280, 800)
 
 
-def configure(mode: str, *, size: tuple[int, int] | None = None, fullscreen: bool = False,
-              kivy_home: Path | None = None, touchscreen: bool = False) -> tuple[int, int]:
-    """Set up Kivy for ``mode`` (kiosk or tablet); returns the window size."""
+def prepare(kivy_home: Path | None = None) -> None:
+    """Load Kivy, but not its window (which needs :func:`configure` first): the slow part
+    of starting Kivy, done while the core process starts up beside it."""
     os.environ.setdefault("KIVY_NO_ARGS", "1")
     os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
     os.environ.setdefault("KIVY_NO_FILELOG", "1")
@@ -35,10 +35,18 @@ def configure(mode: str, *, size: tuple[int, int] | None = None, fullscreen: boo
     home = kivy_home or Path(tempfile.gettempdir()) / f"kiosk-kivy-{os.getuid()}"
     home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("KIVY_HOME", str(home))
+    # Kivy probes mtdev as it loads and logs a traceback where it lacks it; the kiosk
+    # reads a touchscreen through mtdev only when configured to (then its own error shows).
+    kivy_log = logging.getLogger("kivy")
+    if not any(isinstance(f, _NoMtdevProbeError) for f in kivy_log.filters):
+        kivy_log.addFilter(_NoMtdevProbeError())
+    import kivy.app  # noqa: F401
 
-    if not touchscreen:  # Kivy probes mtdev at import and logs a traceback where it lacks it
-        logging.getLogger("kivy").addFilter(_NoMtdevProbeError())
 
+def configure(mode: str, *, size: tuple[int, int] | None = None, fullscreen: bool = False,
+              kivy_home: Path | None = None, touchscreen: bool = False) -> tuple[int, int]:
+    """Set up Kivy's window for ``mode`` (kiosk or tablet); returns the window size."""
+    prepare(kivy_home)
     from kivy.config import Config
 
     width, height = size or (KIOSK_SIZE if mode == "kiosk" else TABLET_SIZE)

@@ -1,4 +1,4 @@
-"""Start the UI and the core on one asyncio loop."""
+"""Start the UI beside the kiosk's core and run it until it stops."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from kiosk.service.runtime import Runtime
-from kiosk.service.status import StatusWriter
+from kiosk.service.link import CoreFailed, CoreProcess, RemoteCore
 from kiosk.service.watchdog import Watchdog
 from kiosk.ui import boot
 
@@ -25,7 +24,7 @@ async def first_frame_then_stop(app: Any, echo: Callable[[str], None] = print) -
     """For smoke tests of a build: stop once the first frame with live queues is drawn."""
     started = time.monotonic()
     # Three conditions on two objects, for a smoke test: polling them is the simple way.
-    while not (app.root is not None and app.rt.monitor.snapshot.fetched_at  # noqa: ASYNC110
+    while not (app.root is not None and app.core.snapshot.fetched_at  # noqa: ASYNC110
                is not None and app.screen("home").cards):
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.1)  # let that frame be drawn
@@ -34,46 +33,67 @@ async def first_frame_then_stop(app: Any, echo: Callable[[str], None] = print) -
     app.stop()
 
 
-async def run_ui(runtime: Runtime, *, mode: str | None = None, fullscreen: bool | None = None,
-                 size: tuple[int, int] | None = None, config_path: str | None = None,
-                 on_app: Callable[[Any], Awaitable[None] | None] | None = None) -> None:
-    """Run the app until it stops (admin exit, or the process is told to stop).
+async def run_ui(core: CoreProcess | RemoteCore, *, mode: str | None = None,
+                 fullscreen: bool | None = None, size: tuple[int, int] | None = None,
+                 on_app: Callable[[Any], Awaitable[None] | None] | None = None,
+                 echo: Callable[[str], None] | None = None) -> int:
+    """Run the app until it stops (admin exit, SIGTERM, or the core ending); returns the
+    exit status: 0, the core's status if it could not start, 1 if it stopped under us.
 
+    ``core`` is a :class:`CoreProcess` just started (Kivy loads here while the core starts
+    up beside it) or a connected :class:`RemoteCore` (tests serve one in-process).
     ``on_app(app)`` is called once the app exists (tests drive it from there).
     """
-    cfg = runtime.config
-    mode = mode or cfg.kiosk.mode
-    full = cfg.ui.fullscreen if fullscreen is None else fullscreen
-    # The first queue poll connects before Kivy loads (the network works while Kivy's
-    # import blocks the loop), and the app waits a moment for its answer: the first frame
-    # then shows the queues, not empty cards that fill in a frame later.
-    runtime.monitor.start()
-    await asyncio.sleep(0)
-    boot.configure(mode, size=size, fullscreen=full, touchscreen=cfg.ui.touchscreen)
+    process = core if isinstance(core, CoreProcess) else None
+    link = await core.connect() if isinstance(core, CoreProcess) else core
+    boot.prepare()  # Kivy loads (not its window) while the core reads its config
+    try:
+        settings = await link.ready()
+    except CoreFailed as exc:  # it said why on stderr
+        await link.aclose()
+        if process is not None:
+            await process.wait()
+        return exc.status
+    if echo is not None and link.note:
+        echo(link.note)
+    mode = mode or settings.mode
+    full = settings.fullscreen if fullscreen is None else fullscreen
+    boot.configure(mode, size=size, fullscreen=full, touchscreen=settings.touchscreen)
     from kiosk.ui.app import KioskApp  # imports Kivy's window: after configure()
 
-    app = KioskApp(runtime, mode=mode, fullscreen=full, config_path=config_path)
+    app = KioskApp(link, mode=mode, fullscreen=full)
+    app.preload()
+    # The core polls the queues as soon as it has its config; the first frame waits a
+    # moment for them, so that it shows the queues rather than cards that fill in later.
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(FIRST_POLL_WAIT_S):
-            await runtime.monitor.polled()
+            await link.polled()
     watchdog = Watchdog()
-    status = StatusWriter(runtime)
-    tasks: set[asyncio.Task[str]] = set()
+    tasks: set[asyncio.Future[Any]] = set()
+    status = 0
 
     def started(*_: Any) -> None:  # the window is up and the loop runs: tell systemd
-        watchdog.start(f"kiosk {cfg.kiosk.id} running ({mode} mode)")
-        status.start()
+        watchdog.start(f"kiosk {settings.kiosk_id} running ({mode} mode)")
 
-    def reloaded(task: asyncio.Task[str]) -> None:
+    def reloaded(task: asyncio.Future[str]) -> None:
         tasks.discard(task)
-        log.info("SIGHUP: %s", task.result())
+        if not task.cancelled() and task.exception() is None:
+            log.info("SIGHUP: %s", task.result())
 
-    def reload() -> None:  # SIGHUP: a new config, without dropping a ticket in flight
-        task = asyncio.ensure_future(runtime.reload_from(config_path))
+    def reload() -> None:  # SIGHUP: the core reads the config again, mid-ticket or not
+        task = asyncio.ensure_future(link.reload())
         tasks.add(task)
         task.add_done_callback(reloaded)
 
+    def core_gone(_: asyncio.Future[None]) -> None:
+        nonlocal status
+        if not app.stopping:
+            log.error("the kiosk core stopped: the kiosk stops too (to be started again)")
+            status = 1
+            app.stop()
+
     app.bind(on_start=started)
+    link.closed.add_done_callback(core_gone)
     driver = None
     if on_app is not None:
         maybe = on_app(app)
@@ -90,7 +110,11 @@ async def run_ui(runtime: Runtime, *, mode: str | None = None, fullscreen: bool 
         for sig in handlers:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+        link.closed.remove_done_callback(core_gone)
         await watchdog.stop()
-        await status.stop()
+        await link.aclose()
+        if process is not None and (code := await process.wait()) != 0:
+            log.warning("the kiosk core exited with status %s", code)
     if driver is not None and not driver.done():
         driver.cancel()
+    return status

@@ -1,0 +1,535 @@
+"""The kiosk's core in a process of its own, and the UI's handle on it.
+
+``kiosk run`` and ``kiosk demo`` start the core (``kiosk core``) first thing, then load
+Kivy while the core loads its own libraries (pydantic, httpx, SQLite, the printer), reads
+the config and asks for the queues: on a two-core machine both start-ups run side by
+side, and the UI process never loads the core's libraries. The core owns everything that
+must last or stay secret (the journal, the printer, the API key, the admin PIN hash); the
+UI shows what it is told and asks for tickets.
+
+They talk over a socketpair, one JSON object per line::
+
+    core -> UI  {"event": "hello", "settings": {...}, "note": "..."}   the config is loaded
+                {"event": "fatal", "status": 2}          it is not (the core says why on
+                                                         stderr and exits with that status)
+                {"event": "queues", "snapshot": {...}, "views": {"es": [...], ...}}
+                {"event": "settings", "settings": {...}}                after a reload
+                {"event": "printed", "for": 7, "printed": true, "error": ""}
+                {"id": 7, "result": ...}  or  {"id": 7, "error": "..."}
+    UI -> core  {"id": 7, "op": "issue", "args": {...}}
+
+When the UI closes its end, the core lets a ticket in flight finish and exits; when the
+core ends on its own, the UI's :attr:`RemoteCore.closed` resolves (``kiosk run`` then
+exits 1, and systemd starts the kiosk again).
+
+This module stays light (no pydantic, httpx or SQLite at import): the UI process uses
+:class:`RemoteCore` and :class:`CoreProcess` (started by :mod:`kiosk.service.spawn` before
+anything else loads); the core process uses :class:`CoreServer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from kiosk import errors
+from kiosk.errors import ApiError, ApiStatusError, KioskError
+from kiosk.i18n import LANGUAGES
+from kiosk.service.outcomes import IssueResult, Outcome, QueueSnapshot, QueueView
+from kiosk.service.spawn import start_core
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from kiosk.config import Config
+    from kiosk.service.queues import QueueMonitor
+    from kiosk.service.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+LINE_LIMIT = 1 << 20
+"""Longest message accepted (bytes); a ticket's answer is well under 4 KB."""
+STOP_WAIT_S = 40.0
+"""How long the UI waits for the core to finish a ticket in flight and exit."""
+
+
+class CoreUnavailable(KioskError):
+    """The core process is gone, or never started."""
+
+
+class CoreFailed(CoreUnavailable):
+    """The core stopped at start-up (a config error, usually: it said why on stderr)."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        super().__init__(f"the kiosk core stopped at start-up (exit status {status})")
+
+
+@dataclass(frozen=True)
+class UiSettings:
+    """What the screen needs from the config (nothing secret)."""
+
+    kiosk_id: str
+    mode: str
+    language: str
+    fullscreen: bool
+    touchscreen: bool
+    idle_timeout_s: float
+    refresh_s: float
+    brand_color: str
+    accent_color: str
+    admin: bool
+    """An admin PIN is set (the hash stays in the core)."""
+
+    @classmethod
+    def of(cls, config: Config) -> UiSettings:
+        ui = config.ui
+        return cls(kiosk_id=config.kiosk.id, mode=config.kiosk.mode,
+                   language=config.kiosk.language, fullscreen=ui.fullscreen,
+                   touchscreen=ui.touchscreen, idle_timeout_s=ui.idle_timeout_s,
+                   refresh_s=ui.refresh_s, brand_color=ui.brand_color,
+                   accent_color=ui.accent_color, admin=ui.admin_pin_hash is not None)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> UiSettings:
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+# --------------------------------------------------------------------------- wire format
+
+
+def _encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def _view(data: dict[str, Any]) -> QueueView:
+    return QueueView(**{f.name: data[f.name] for f in fields(QueueView)})
+
+
+def result_to_json(r: IssueResult) -> dict[str, Any]:
+    """An IssueResult as the link sends it (the printing future travels as an event)."""
+    return {"outcome": r.outcome.value, "ticket_id": r.ticket_id, "queue": asdict(r.queue),
+            "message": r.message, "language": r.language, "videsk_id": r.videsk_id,
+            "printed": r.printed, "print_error": r.print_error,
+            "alternatives": [asdict(q) for q in r.alternatives], "uncertain": r.uncertain,
+            "detail": r.detail, "qr": r.qr,
+            "issued_at": r.issued_at.isoformat() if r.issued_at else None}
+
+
+def result_from_json(d: dict[str, Any],
+                     printing: asyncio.Future[tuple[bool, str]] | None) -> IssueResult:
+    return IssueResult(
+        outcome=Outcome(d["outcome"]), ticket_id=d["ticket_id"], queue=_view(d["queue"]),
+        message=d["message"], language=d["language"], videsk_id=d["videsk_id"],
+        printed=d["printed"], print_error=d["print_error"],
+        alternatives=tuple(_view(q) for q in d["alternatives"]), uncertain=d["uncertain"],
+        detail=d["detail"], qr=d["qr"], printing=printing,
+        issued_at=datetime.fromisoformat(d["issued_at"]) if d["issued_at"] else None)
+
+
+def snapshot_to_json(s: QueueSnapshot) -> dict[str, Any]:
+    err = s.error
+    return {"age_s": s.age(), "failures": s.failures, "queues": len(s.queues),
+            "error": None if err is None else {
+                "type": type(err).__name__, "message": str(err),
+                "status": err.status_code if isinstance(err, ApiStatusError) else None,
+                "api_message": err.api_message if isinstance(err, ApiStatusError) else ""}}
+
+
+def snapshot_from_json(d: dict[str, Any], now: float) -> QueueSnapshot:
+    """The UI's copy: the same age and error, without the queue list (the views travel
+    beside it)."""
+    error: ApiError | None = None
+    if (e := d["error"]) is not None:
+        cls = getattr(errors, e["type"], None)
+        if isinstance(cls, type) and issubclass(cls, ApiStatusError) and e["status"]:
+            error = cls(e["status"], e["api_message"])
+        elif isinstance(cls, type) and issubclass(cls, ApiError) \
+                and not issubclass(cls, ApiStatusError):
+            error = cls(e["message"])
+        else:
+            error = ApiError(e["message"])
+    age = d["age_s"]
+    return QueueSnapshot((), None if age is None else now - age, error, d["failures"])
+
+
+# --------------------------------------------------------------------------- the UI's side
+
+
+class RemoteCore:
+    """The core as the UI sees it, over the link. Make it with :meth:`connect`."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._next_id = 0
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._printing: dict[int, asyncio.Future[tuple[bool, str]]] = {}
+        self._listeners: list[Callable[[QueueSnapshot], None]] = []
+        self._views: dict[str, list[QueueView]] = {}
+        self._hello: asyncio.Future[UiSettings] = asyncio.get_running_loop().create_future()
+        self._polled = asyncio.Event()
+        self.settings: UiSettings | None = None
+        self.note = ""
+        """A line for the person starting it (the demo says where its tickets go)."""
+        self.snapshot = QueueSnapshot()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Resolves when the core's end of the link closes."""
+        self._task = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def connect(cls, sock: socket.socket) -> RemoteCore:
+        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=LINE_LIMIT)
+        return cls(reader, writer)
+
+    # ----------------------------------------------------------------- state
+
+    async def ready(self) -> UiSettings:
+        """The settings, once the core has loaded its config; CoreFailed if it could not."""
+        return await asyncio.shield(self._hello)
+
+    async def polled(self) -> None:
+        """Return once the core has sent the queues (or a failed poll) the first time."""
+        await self._polled.wait()
+
+    def views(self, lang: str) -> list[QueueView]:
+        """The queues as the cards show them in ``lang``, from the last poll."""
+        return list(self._views.get(lang, ()))
+
+    def subscribe(self, listener: Callable[[QueueSnapshot], None]) -> None:
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Callable[[QueueSnapshot], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    # ----------------------------------------------------------------- requests
+
+    def poll_soon(self) -> None:
+        """Ask the core to poll the queues now (answer not awaited)."""
+        self._fire("poll_soon")
+
+    def warm_up(self) -> None:
+        """Ask the core to load what the first ticket needs (answer not awaited)."""
+        self._fire("warm_up")
+
+    async def branch_label(self) -> str:
+        label: str = await self._call("branch_label")
+        return label
+
+    async def issue(self, queue_id: str, *, language: str,
+                    integration_data: dict[str, Any] | None = None) -> IssueResult:
+        """Ask for a ticket; ``printing`` on the result resolves when the paper is out."""
+        rid, answer = self._request("issue", {"queue_id": queue_id, "language": language,
+                                              "integration_data": integration_data})
+        printing: asyncio.Future[tuple[bool, str]] = \
+            asyncio.get_running_loop().create_future()
+        self._printing[rid] = printing
+        try:
+            data = await answer
+        except BaseException:
+            self._printing.pop(rid, None)
+            raise
+        if data["printing"]:
+            return result_from_json(data["result"], printing)
+        self._printing.pop(rid, None)
+        return result_from_json(data["result"], None)
+
+    async def check_pin(self, pin: str) -> bool:
+        ok: bool = await self._call("check_pin", {"pin": pin})
+        return ok
+
+    async def admin(self, action: str, lang: str) -> tuple[str, str]:
+        """Run a staff action (test_print, reprint_last, reload, refresh): (note, info)."""
+        note, info = await self._call("admin", {"action": action, "lang": lang})
+        return str(note), str(info)
+
+    async def reload(self) -> str:
+        """Reload the config file (SIGHUP); says what happened."""
+        message: str = await self._call("reload")
+        return message
+
+    async def aclose(self) -> None:
+        """Close the link: the core finishes what it is doing and exits."""
+        with contextlib.suppress(OSError):
+            self._writer.close()
+            await self._writer.wait_closed()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    # ----------------------------------------------------------------- plumbing
+
+    def _request(self, op: str, args: dict[str, Any] | None = None
+                 ) -> tuple[int, asyncio.Future[Any]]:
+        if self.closed.done():
+            raise CoreUnavailable("the kiosk core is not running")
+        self._next_id += 1
+        rid = self._next_id
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = answer
+        self._writer.write(_encode({"id": rid, "op": op, "args": args or {}}))
+        return rid, answer
+
+    async def _call(self, op: str, args: dict[str, Any] | None = None) -> Any:
+        _, answer = self._request(op, args)
+        return await answer
+
+    def _fire(self, op: str) -> None:
+        with contextlib.suppress(CoreUnavailable):
+            _, answer = self._request(op)
+            answer.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    async def _read(self) -> None:
+        try:
+            while line := await self._reader.readline():
+                self._dispatch(json.loads(line))
+        except (OSError, ValueError, asyncio.LimitOverrunError) as exc:
+            log.error("the link to the kiosk core broke: %s", exc)
+        finally:
+            self._gone()
+
+    def _dispatch(self, msg: dict[str, Any]) -> None:
+        event = msg.get("event")
+        if event is None:
+            fut = self._pending.pop(msg["id"], None)
+            if fut is not None and not fut.done():
+                if "error" in msg:
+                    fut.set_exception(CoreUnavailable(msg["error"]))
+                else:
+                    fut.set_result(msg["result"])
+        elif event == "queues":
+            self._views = {lang: [_view(v) for v in views]
+                           for lang, views in msg["views"].items()}
+            self.snapshot = snapshot_from_json(msg["snapshot"], time.monotonic())
+            self._polled.set()
+            for listener in list(self._listeners):
+                listener(self.snapshot)
+        elif event == "printed":
+            printing = self._printing.pop(msg["for"], None)
+            if printing is not None and not printing.done():
+                printing.set_result((bool(msg["printed"]), str(msg["error"])))
+        elif event in ("hello", "settings"):
+            self.settings = UiSettings.from_json(msg["settings"])
+            self.note = msg.get("note", self.note)
+            if not self._hello.done():
+                self._hello.set_result(self.settings)
+        elif event == "fatal" and not self._hello.done():
+            self._hello.set_exception(CoreFailed(int(msg["status"])))
+
+    def _gone(self) -> None:
+        gone = CoreUnavailable("the kiosk core stopped")
+        if not self._hello.done():
+            self._hello.set_exception(CoreFailed(1))
+        for fut in (*self._pending.values(), *self._printing.values()):
+            if not fut.done():
+                fut.set_exception(gone)
+        self._pending.clear()
+        self._printing.clear()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class CoreProcess:
+    """The core process :func:`kiosk.service.spawn.start_core` started, and its link."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], sock: socket.socket) -> None:
+        self.proc = proc
+        self._sock = sock
+
+    @classmethod
+    def start(cls, args: list[str]) -> CoreProcess:
+        """Start ``kiosk ARGS --link-fd N`` (see :func:`~kiosk.service.spawn.start_core`)."""
+        return cls(*start_core(args))
+
+    async def connect(self) -> RemoteCore:
+        return await RemoteCore.connect(self._sock)
+
+    async def wait(self) -> int:
+        """The core's exit status once the link is closed (killed after STOP_WAIT_S)."""
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self.proc.wait), STOP_WAIT_S)
+        except TimeoutError:
+            log.error("the kiosk core did not stop in %.0f s: killed", STOP_WAIT_S)
+            self.proc.kill()
+            return await asyncio.to_thread(self.proc.wait)
+
+
+# --------------------------------------------------------------------------- the core's side
+
+
+class CoreServer:
+    """Serves one UI over the link, from a :class:`~kiosk.service.runtime.Runtime`."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._rt: Runtime | None = None
+        self._config: Config | None = None
+        self._monitor: QueueMonitor | None = None
+        self._config_path: str | None = None
+        self._hello_sent = False
+
+    @classmethod
+    async def connect(cls, sock: socket.socket) -> CoreServer:
+        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=LINE_LIMIT)
+        return cls(reader, writer)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if not self._writer.is_closing():
+            self._writer.write(_encode(message))
+
+    async def fatal(self, status: int) -> None:
+        """Tell the UI that the core cannot start (it says why on stderr)."""
+        self._send({"event": "fatal", "status": status})
+        with contextlib.suppress(OSError):
+            await self._writer.drain()
+
+    def hello(self, config: Config, note: str = "") -> None:
+        """Tell the UI the config is good: it opens its window while the core goes on
+        starting (the API client, the journal, the printer, the first poll)."""
+        if not self._hello_sent:
+            self._hello_sent = True
+            self._send({"event": "hello", "settings": asdict(UiSettings.of(config)),
+                        "note": note})
+
+    def watch(self, monitor: QueueMonitor, config: Config) -> None:
+        """Start polling and send the queues to the UI after every poll: called as soon
+        as the API client exists, before the rest of the core opens, because the UI's
+        first frame waits for the queues."""
+        self._monitor, self._config = monitor, config
+        monitor.subscribe(self._on_snapshot)
+        monitor.start()
+
+    async def serve(self, rt: Runtime, *, config_path: str | None = None,
+                    note: str = "") -> None:
+        """Answer the UI until it closes the link; the queues are polled meanwhile."""
+        from kiosk.service.status import StatusWriter
+        self._rt = rt
+        self._config_path = config_path
+        self.hello(rt.config, note)
+        if self._monitor is not rt.monitor:
+            self.watch(rt.monitor, rt.config)
+        status = StatusWriter(rt)
+        status.start()
+        try:
+            while line := await self._reader.readline():
+                msg = json.loads(line)
+                task = asyncio.ensure_future(self._answer(msg))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        except (OSError, ValueError, asyncio.LimitOverrunError) as exc:
+            log.error("the link to the UI broke: %s", exc)
+        finally:
+            rt.monitor.unsubscribe(self._on_snapshot)
+            await status.stop()
+            if self._tasks:  # a ticket in flight is finished (and journalled), not dropped
+                await asyncio.wait(self._tasks, timeout=30)
+            self._writer.close()
+
+    def _on_snapshot(self, snapshot: QueueSnapshot) -> None:
+        from kiosk.service.queues import queue_views
+        assert self._config is not None
+
+        def views(lang: str) -> list[QueueView]:
+            if self._rt is not None:
+                return self._rt.service.views(lang)
+            assert self._config is not None
+            return queue_views(self._config, list(snapshot.queues), lang)
+        self._send({"event": "queues", "snapshot": snapshot_to_json(snapshot),
+                    "views": {lang: [asdict(v) for v in views(lang)] for lang in LANGUAGES}})
+
+    async def _answer(self, msg: dict[str, Any]) -> None:
+        rid = int(msg["id"])
+        try:
+            result = await self._do(rid, msg["op"], msg.get("args") or {})
+        except Exception as exc:  # answered, never left hanging; the UI shows it kindly
+            log.exception("link request %s failed", msg.get("op"))
+            self._send({"id": rid, "error": f"{exc.__class__.__name__}: {exc}"})
+        else:
+            self._send({"id": rid, "result": result})
+
+    async def _do(self, rid: int, op: str, args: dict[str, Any]) -> Any:
+        rt = self._rt
+        assert rt is not None
+        if op == "issue":
+            r = await rt.service.issue(
+                args["queue_id"], language=args["language"],
+                integration_data=args.get("integration_data"), wait_print=False,
+                print_ticket=rt.config.printer.type != "none")
+            if r.printing is not None:
+                r.printing.add_done_callback(lambda f: self._printed(rid, f))
+            return {"result": result_to_json(r), "printing": r.printing is not None}
+        if op == "branch_label":
+            label = await rt.branch_label()
+            rt.service.branch_label = label
+            return label
+        if op == "poll_soon":
+            rt.monitor.poll_soon()
+            return None
+        if op == "warm_up":
+            rt.warm_up()
+            return None
+        if op == "check_pin":
+            return self._check_pin(str(args["pin"]))
+        if op == "admin":
+            return await self._admin(str(args["action"]), str(args["lang"]))
+        if op == "reload":
+            return await self._reload()
+        raise ValueError(f"unknown request {op!r}")
+
+    def _printed(self, rid: int, fut: asyncio.Future[tuple[bool, str]]) -> None:
+        printed, error = (False, "cancelled") if fut.cancelled() else fut.result()
+        self._send({"event": "printed", "for": rid, "printed": printed, "error": error})
+
+    def _check_pin(self, pin: str) -> bool:
+        from kiosk.service.admin import verify_pin
+        assert self._rt is not None
+        stored = self._rt.config.ui.admin_pin_hash
+        if stored is not None and verify_pin(pin, stored.get_secret_value()):
+            log.info("admin screen opened")
+            return True
+        log.warning("wrong admin PIN entered")
+        return False
+
+    async def _admin(self, action: str, lang: str) -> tuple[str, str]:
+        rt = self._rt
+        assert rt is not None
+        note = ""
+        if action == "test_print":
+            ok, err = await rt.test_print(lang)
+            note = "Test ticket printed" if ok else f"Not printed: {err}"
+        elif action == "reprint_last":
+            number, ok, err = await rt.reprint_last()
+            note = f"{number} printed again" if ok else f"Not printed: {err}"
+        elif action == "reload":
+            note = await self._reload()
+        status = await rt.printer_status()
+        return note, rt.admin_summary(status)
+
+    async def _reload(self) -> str:
+        assert self._rt is not None
+        message = await self._rt.reload_from(self._config_path)
+        self._config = self._rt.config
+        self._send({"event": "settings", "settings": asdict(UiSettings.of(self._rt.config))})
+        self._on_snapshot(self._rt.monitor.snapshot)  # names may have changed
+        return message
+
+
+async def serve_in_process(rt: Runtime, *, config_path: str | None = None
+                           ) -> tuple[RemoteCore, asyncio.Task[None]]:
+    """The UI's handle on ``rt`` through a real link in this process (tests, and the
+    in-process fallback): the same messages as with a core process."""
+    ui_end, core_end = socket.socketpair()
+    server = await CoreServer.connect(core_end)
+    task = asyncio.ensure_future(server.serve(rt, config_path=config_path))
+    return await RemoteCore.connect(ui_end), task

@@ -1,0 +1,25 @@
+"""Start the kiosk's core process: the first thing ``kiosk run`` does, before it loads
+asyncio or Kivy, so this module imports nothing else (see :mod:`kiosk.service.link`)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+
+def core_command() -> list[str]:
+    """How to run ``kiosk`` again: the frozen build's binary, or this Python."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable]
+    return [sys.executable, "-m", "kiosk"]
+
+
+def start_core(args: list[str]) -> tuple[subprocess.Popen[bytes], socket.socket]:
+    """Start ``kiosk ARGS --link-fd N``; ARGS are the global options (``--config``,
+    ``-v``), then ``core`` and its own. Returns the process and this side's socket."""
+    ours, theirs = socket.socketpair()
+    cmd = [*core_command(), *args, "--link-fd", str(theirs.fileno())]
+    proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),))  # noqa: S603 - ourselves
+    theirs.close()
+    return proc, ours
