@@ -108,6 +108,7 @@ class KioskApp(App):
         self._stopped = False
         self._warmed = False
         self._kv_loaded: set[str] = set()
+        self._root: ScreenManager | None = None
         self._events: list[Any] = []  # Clock events to cancel at stop (the Clock outlives us)
         self._refresh_trigger = Clock.create_trigger(lambda dt: self.refresh())
 
@@ -118,24 +119,25 @@ class KioskApp(App):
         return t(message, lang, **fields)
 
     def preload(self) -> None:
-        """The fonts and the home screen's kv rules (run_ui calls this while it waits for
-        the first queues; build() does it otherwise)."""
-        if not self._kv_loaded:
-            register_fonts()
+        """Build the home screen (fonts, kv rules, widgets): run_ui calls this while it
+        waits for the first queues; build() does it otherwise. The other screens are
+        built (and their kv files loaded) on first use, or once the first frame is up."""
+        if self._root is not None:
+            return
+        register_fonts()
         self._load_kv("widgets")
-        self._load_kv(self._home_class().kv)
-
-    def _home_class(self) -> type[QueueScreen]:
-        return GreeterScreen if self.mode == "tablet" else HomeScreen
+        home_cls: type[QueueScreen] = GreeterScreen if self.mode == "tablet" else HomeScreen
+        self._load_kv(home_cls.kv)
+        sm = ScreenManager(transition=NoTransition())
+        sm.add_widget(home_cls(name="home"))
+        sm.bind(current=lambda *_: self._screen_changed())
+        self._ring = FocusRing(rgba(self.theme.focus))
+        self._root = sm
 
     def build(self) -> Widget:
         self.preload()
-        sm = ScreenManager(transition=NoTransition())
-        sm.add_widget(self._home_class()(name="home"))  # the others are built (and their kv files
-        # loaded) on first use, or in the background once the first frame is up
-        sm.bind(current=lambda *_: self._screen_changed())
-        self._ring = FocusRing(rgba(self.theme.focus))
-        return sm
+        assert self._root is not None
+        return self._root
 
     def on_start(self) -> None:
         # The brand colour is every screen's background through the window's clear
