@@ -12,6 +12,9 @@
     kiosk demo [--headless] [--mode kiosk|tablet]   the UI (or a morning) against the mock
     kiosk hash-pin                               hash an admin PIN for ui.admin_pin_hash
 
+``run`` and ``demo`` start ``kiosk core`` (the kiosk's core, in a process of its own) and
+show the UI beside it: see :mod:`kiosk.service.link`.
+
 Exit statuses are :class:`ExitStatus`, mapped from outcomes in one place; no outcome ever
 ends in a traceback.
 """
@@ -34,7 +37,6 @@ from kiosk.i18n import LANGUAGES, format_wait
 from kiosk.service.outcomes import Outcome
 
 if TYPE_CHECKING:  # loaded by the commands that use them: `kiosk run` must start light
-
     from kiosk.config import Config
     from kiosk.service.runtime import Runtime
 

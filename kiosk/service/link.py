@@ -292,8 +292,8 @@ class RemoteCore:
         try:
             while line := await self._reader.readline():
                 self._dispatch(json.loads(line))
-        except (OSError, ValueError, asyncio.LimitOverrunError) as exc:
-            log.error("the link to the kiosk core broke: %s", exc)
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # a message we cannot read
+            log.error("the link to the kiosk core broke: %r", exc)
         finally:
             self._gone()
 
@@ -427,8 +427,8 @@ class CoreServer:
                 task = asyncio.ensure_future(self._answer(msg))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-        except (OSError, ValueError, asyncio.LimitOverrunError) as exc:
-            log.error("the link to the UI broke: %s", exc)
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # a message we cannot read
+            log.error("the link to the UI broke: %r", exc)
         finally:
             rt.monitor.unsubscribe(self._on_snapshot)
             await status.stop()
