@@ -150,7 +150,9 @@ class NoAgentsScreen(KioskScreen):
         self.queue_id = queue_id
         self.message = message
         self.has_alternatives = bool(alternatives)
-        self.cards = _sync_cards(self.ids.alternatives, alternatives, lang, on_tap=_issue)
+        from kivy.core.window import Window
+        self.cards = _sync_cards(self.ids.alternatives, alternatives, lang, on_tap=_issue,
+                                 compact=Window.width > Window.height)  # a landscape tablet
 
     def focusables(self) -> list[Widget]:
         return [*self.cards, self.ids.retry, self.ids.back]
