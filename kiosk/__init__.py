@@ -13,6 +13,7 @@ Package map (layers run top to bottom; a layer imports only the ones below it):
 - ``kiosk.config``      the YAML config, validated into typed models.
 - ``kiosk.errors``      the one error tree every layer raises from.
 - ``kiosk.i18n``        customer text (gettext catalogs in ``kiosk/locale``), waits, dates.
+- ``kiosk.logs``        logging for commands and both kiosk processes, secrets redacted.
 - ``kiosk.resources``   where shipped fonts and data files are.
 """
 

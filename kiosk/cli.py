@@ -12,8 +12,8 @@
     kiosk demo [--headless] [--mode kiosk|tablet]   the UI (or a morning) against the mock
     kiosk hash-pin                               hash an admin PIN for ui.admin_pin_hash
 
-``run`` and ``demo`` start ``kiosk core`` (the kiosk's core, in a process of its own) and
-show the UI beside it: see :mod:`kiosk.service.link`.
+``run`` and ``demo`` start the kiosk's core in a process of its own (``kiosk core``,
+:mod:`kiosk.service.core`) and show the UI beside it: see :mod:`kiosk.service.link`.
 
 Exit statuses are :class:`ExitStatus`, mapped from outcomes in one place; no outcome ever
 ends in a traceback.
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from kiosk import __version__
 from kiosk.errors import ApiError, ConfigError, KioskError, PrinterError
 from kiosk.i18n import LANGUAGES, format_wait
+from kiosk.logs import setup_logging
 from kiosk.service.outcomes import Outcome
 
 if TYPE_CHECKING:  # loaded by the commands that use them: `kiosk run` must start light
@@ -122,52 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit once the first frame with live queues is drawn (checks a build)")
     d.add_argument("--data-dir", metavar="DIR", type=Path,
                    help="journal and ticket folder (default: a new temp folder)")
-
-    # Started by `run` and `demo` for their core (kiosk.service.link): not for people.
-    c = sub.add_parser("core")
-    c.add_argument("--link-fd", type=int, required=True)
-    c.add_argument("--demo", action="store_true")
-    c.add_argument("--data-dir", type=Path)
     return p
-
-
-class Redact(logging.Filter):
-    """Defence in depth: a secret that reaches a log line anyway is replaced."""
-
-    def __init__(self, *secrets: str) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if len(s) >= 6]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if any(s in message for s in self.secrets):
-            for s in self.secrets:
-                message = message.replace(s, "[redacted]")
-            record.msg, record.args = message, None
-        return True
-
-
-def _setup_logging(verbose: int, *, service: bool = False, kiosk_id: str = "") -> None:
-    """Warnings for commands; INFO for the running kiosk (one line per ticket and per
-    fault; the journal adds the time, so the line carries the kiosk's id instead)."""
-    if service:
-        level = logging.DEBUG if verbose > 1 else logging.INFO
-        fmt = f"[{kiosk_id}] %(levelname)s %(name)s: %(message)s"
-    else:
-        level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 \
-            else logging.DEBUG
-        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    logging.basicConfig(level=level, stream=sys.stderr, format=fmt)
-    if verbose < 2:
-        for noisy in ("httpx", "httpcore", "kivy"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-        # Kivy resets its level while it is imported and logs its banner then.
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(lambda r: not (r.name.startswith("kivy")
-                                             and r.levelno < logging.WARNING))
 
 
 def _load(args: argparse.Namespace) -> tuple[Config, str]:
@@ -362,7 +318,7 @@ async def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
-    _setup_logging(args.verbose, service=True, kiosk_id="ui")  # the core logs with its id
+    setup_logging(args.verbose, service=True, kiosk_id="ui")  # the core logs with its id
     return await _run_ui(args, mode=None, window=args.window or None)
 
 
@@ -376,60 +332,6 @@ async def _run_ui(args: argparse.Namespace, *, mode: str | None, window: bool | 
                           on_app=(lambda app: first_frame_then_stop(app, echo or print))
                           if getattr(args, "smoke", False) else None)
     return status
-
-
-FIRST_POLL_WAIT_S = 1.0
-"""How long the core waits for its first poll before it opens the rest anyway."""
-
-
-async def cmd_core(args: argparse.Namespace, out: TextIO) -> int:
-    """The kiosk's core, serving the UI that started it (see kiosk.service.link)."""
-    import asyncio
-    import contextlib
-    import signal
-    import socket
-
-    from kiosk.service.link import CoreServer
-    # Ctrl+C and systemd's stop reach the whole process group: the UI stops and closes
-    # the link, and this process then ends cleanly (a ticket in flight is finished).
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: log.info("stopping once the UI has closed"))
-    server = await CoreServer.connect(socket.socket(fileno=args.link_fd))
-    if args.demo:
-        from kiosk.service.demo import demo_runtime
-        async with demo_runtime(args.data_dir) as (rt, mock):
-            note = (f"kiosk demo: mock Videsk API at {mock.url}; tickets saved as PNG in "
-                    f"{rt.config.printer.path}; staff screen: hold the top-left corner 2 s, "
-                    "PIN 1234")
-            await server.serve(rt, note=note)
-        return ExitStatus.OK
-    from kiosk.config import load_api_key
-    try:
-        config, file = _load(args)
-        key = load_api_key(config, file)
-    except ConfigError:
-        await server.fatal(ExitStatus.USAGE)
-        raise  # main() says what is wrong, on stderr
-    server.hello(config)  # the UI opens its window while this process goes on starting
-    _setup_logging(args.verbose, service=True, kiosk_id=config.kiosk.id)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(Redact(key.get_secret_value()))  # defence in depth
-    # The first poll goes out before the journal and the printer open: the UI's first
-    # frame waits for the queues, and tickets can wait for the rest a moment longer.
-    from kiosk.service.queues import open_monitor
-    monitor = open_monitor(config, key)
-    server.watch(monitor, config)
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(FIRST_POLL_WAIT_S):
-            await monitor.polled()
-    from kiosk.service.runtime import open_runtime
-    rt = open_runtime(config, key, monitor=monitor)
-    try:
-        await server.serve(rt, config_path=file)
-    finally:
-        await rt.aclose()
-    return ExitStatus.OK
 
 
 def cmd_hash_pin(out: TextIO) -> int:
@@ -453,7 +355,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     """Run ``kiosk``; returns the exit status."""
     stdout = out or sys.stdout
     args = build_parser().parse_args(argv)
-    _setup_logging(args.verbose)
+    setup_logging(args.verbose)
     if args.command == "demo" and not args.headless and not args.smoke \
             and not _has_display():
         print("kiosk: no display here (DISPLAY is not set): playing the headless demo "
@@ -463,11 +365,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         # The core process starts first thing, before this one loads asyncio and Kivy:
         # both start-ups then run side by side (see kiosk.service.link).
         from kiosk.service.spawn import start_core
-        core = ["core", "--demo"] if args.command == "demo" else ["core"]
-        if args.command == "demo" and args.data_dir is not None:
-            core += ["--data-dir", str(args.data_dir)]
-        options = ["-v"] * args.verbose + (["--config", args.config] if args.config else [])
-        args.core = start_core([*options, *core])
+        core = ["-v"] * args.verbose + (["--config", args.config] if args.config else [])
+        if args.command == "demo":
+            core += ["--demo"] + (["--data-dir", str(args.data_dir)] if args.data_dir else [])
+        args.core = start_core(core)
     import asyncio
     try:
         if args.command == "mock-api":
@@ -476,7 +377,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
             return cmd_hash_pin(stdout)
         handlers = {"queues": cmd_queues, "ticket": cmd_ticket, "check": cmd_check,
                     "demo": cmd_demo, "print-test": cmd_print_test, "reprint": cmd_reprint,
-                    "run": cmd_run, "core": cmd_core}
+                    "run": cmd_run}
         return asyncio.run(handlers[args.command](args, stdout))
     except ConfigError as exc:
         print(f"kiosk: config error: {exc}", file=sys.stderr)

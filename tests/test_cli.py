@@ -178,7 +178,7 @@ def test_demo_headless(cli_env: dict[str, str], tmp_path: Path) -> None:
 def test_redact_filter_hides_a_secret_that_reaches_a_log_line() -> None:
     import logging
 
-    from kiosk.cli import Redact
+    from kiosk.logs import Redact
     record = logging.LogRecord("x", logging.INFO, "f", 1, "key is %s", ("s3cret.jwt.v",), None)
     assert Redact("s3cret.jwt.v").filter(record)
     assert record.getMessage() == "key is [redacted]"

@@ -82,3 +82,15 @@ def test_the_ui_process_loads_none_of_the_cores_libraries(tmp_path: Path) -> Non
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, check=True, timeout=120).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_the_core_process_says_hello_before_loading_its_stack() -> None:
+    """`kiosk core` loads its config and greets the UI before asyncio, httpx or SQLite:
+    the UI opens its window meanwhile (kiosk.service.core)."""
+    code = ("import sys\n"
+            "import kiosk.service.core\n"
+            "print(sorted(m for m in ('asyncio', 'httpx', 'sqlite3', 'pydantic', 'yaml',"
+            " 'kiosk.service.link') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert out.strip() == "[]"

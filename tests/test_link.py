@@ -15,17 +15,16 @@ import pytest
 from kiosk.errors import ConnectFailed, Unauthorized
 from kiosk.mock import ScriptedFault
 from kiosk.service.demo import demo_runtime
-from kiosk.service.link import (
-    CoreUnavailable,
+from kiosk.service.link import CoreUnavailable, serve_in_process
+from kiosk.service.outcomes import IssueResult, Outcome, QueueSnapshot, QueueView
+from kiosk.service.presentation import out_of_service
+from kiosk.service.wire import (
     UiSettings,
     result_from_json,
     result_to_json,
-    serve_in_process,
     snapshot_from_json,
     snapshot_to_json,
 )
-from kiosk.service.outcomes import IssueResult, Outcome, QueueSnapshot, QueueView
-from kiosk.service.presentation import out_of_service
 
 from .conftest import REPO
 

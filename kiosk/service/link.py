@@ -20,7 +20,8 @@ They talk over a socketpair, one JSON object per line::
 
 When the UI closes its end, the core lets a ticket in flight finish and exits; when the
 core ends on its own, the UI's :attr:`RemoteCore.closed` resolves (``kiosk run`` then
-exits 1, and systemd starts the kiosk again).
+exits 1, and systemd starts the kiosk again). The core process itself is
+:mod:`kiosk.service.core`.
 
 This module stays light (no pydantic, httpx or SQLite at import): the UI process uses
 :class:`RemoteCore` and :class:`CoreProcess` (started by :mod:`kiosk.service.spawn` before
@@ -36,15 +37,23 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
-from datetime import datetime
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from kiosk import errors
-from kiosk.errors import ApiError, ApiStatusError, KioskError
+from kiosk.errors import KioskError
 from kiosk.i18n import LANGUAGES
-from kiosk.service.outcomes import IssueResult, Outcome, QueueSnapshot, QueueView
+from kiosk.service.outcomes import IssueResult, QueueSnapshot, QueueView
 from kiosk.service.spawn import start_core
+from kiosk.service.wire import (
+    UiSettings,
+    encode,
+    hello_line,
+    result_from_json,
+    result_to_json,
+    snapshot_from_json,
+    snapshot_to_json,
+    view_from_json,
+)
 
 if TYPE_CHECKING:
     import subprocess
@@ -71,94 +80,6 @@ class CoreFailed(CoreUnavailable):
     def __init__(self, status: int) -> None:
         self.status = status
         super().__init__(f"the kiosk core stopped at start-up (exit status {status})")
-
-
-@dataclass(frozen=True)
-class UiSettings:
-    """What the screen needs from the config (nothing secret)."""
-
-    kiosk_id: str
-    mode: str
-    language: str
-    fullscreen: bool
-    touchscreen: bool
-    idle_timeout_s: float
-    refresh_s: float
-    brand_color: str
-    accent_color: str
-    admin: bool
-    """An admin PIN is set (the hash stays in the core)."""
-
-    @classmethod
-    def of(cls, config: Config) -> UiSettings:
-        ui = config.ui
-        return cls(kiosk_id=config.kiosk.id, mode=config.kiosk.mode,
-                   language=config.kiosk.language, fullscreen=ui.fullscreen,
-                   touchscreen=ui.touchscreen, idle_timeout_s=ui.idle_timeout_s,
-                   refresh_s=ui.refresh_s, brand_color=ui.brand_color,
-                   accent_color=ui.accent_color, admin=ui.admin_pin_hash is not None)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> UiSettings:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
-
-
-# --------------------------------------------------------------------------- wire format
-
-
-def _encode(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-
-
-def _view(data: dict[str, Any]) -> QueueView:
-    return QueueView(**{f.name: data[f.name] for f in fields(QueueView)})
-
-
-def result_to_json(r: IssueResult) -> dict[str, Any]:
-    """An IssueResult as the link sends it (the printing future travels as an event)."""
-    return {"outcome": r.outcome.value, "ticket_id": r.ticket_id, "queue": asdict(r.queue),
-            "message": r.message, "language": r.language, "videsk_id": r.videsk_id,
-            "printed": r.printed, "print_error": r.print_error,
-            "alternatives": [asdict(q) for q in r.alternatives], "uncertain": r.uncertain,
-            "detail": r.detail, "qr": r.qr,
-            "issued_at": r.issued_at.isoformat() if r.issued_at else None}
-
-
-def result_from_json(d: dict[str, Any],
-                     printing: asyncio.Future[tuple[bool, str]] | None) -> IssueResult:
-    return IssueResult(
-        outcome=Outcome(d["outcome"]), ticket_id=d["ticket_id"], queue=_view(d["queue"]),
-        message=d["message"], language=d["language"], videsk_id=d["videsk_id"],
-        printed=d["printed"], print_error=d["print_error"],
-        alternatives=tuple(_view(q) for q in d["alternatives"]), uncertain=d["uncertain"],
-        detail=d["detail"], qr=d["qr"], printing=printing,
-        issued_at=datetime.fromisoformat(d["issued_at"]) if d["issued_at"] else None)
-
-
-def snapshot_to_json(s: QueueSnapshot) -> dict[str, Any]:
-    err = s.error
-    return {"age_s": s.age(), "failures": s.failures, "queues": len(s.queues),
-            "error": None if err is None else {
-                "type": type(err).__name__, "message": str(err),
-                "status": err.status_code if isinstance(err, ApiStatusError) else None,
-                "api_message": err.api_message if isinstance(err, ApiStatusError) else ""}}
-
-
-def snapshot_from_json(d: dict[str, Any], now: float) -> QueueSnapshot:
-    """The UI's copy: the same age and error, without the queue list (the views travel
-    beside it)."""
-    error: ApiError | None = None
-    if (e := d["error"]) is not None:
-        cls = getattr(errors, e["type"], None)
-        if isinstance(cls, type) and issubclass(cls, ApiStatusError) and e["status"]:
-            error = cls(e["status"], e["api_message"])
-        elif isinstance(cls, type) and issubclass(cls, ApiError) \
-                and not issubclass(cls, ApiStatusError):
-            error = cls(e["message"])
-        else:
-            error = ApiError(e["message"])
-    age = d["age_s"]
-    return QueueSnapshot((), None if age is None else now - age, error, d["failures"])
 
 
 # --------------------------------------------------------------------------- the UI's side
@@ -276,7 +197,7 @@ class RemoteCore:
         rid = self._next_id
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[rid] = answer
-        self._writer.write(_encode({"id": rid, "op": op, "args": args or {}}))
+        self._writer.write(encode({"id": rid, "op": op, "args": args or {}}))
         return rid, answer
 
     async def _call(self, op: str, args: dict[str, Any] | None = None) -> Any:
@@ -307,7 +228,7 @@ class RemoteCore:
                 else:
                     fut.set_result(msg["result"])
         elif event == "queues":
-            self._views = {lang: [_view(v) for v in views]
+            self._views = {lang: [view_from_json(v) for v in views]
                            for lang, views in msg["views"].items()}
             self.snapshot = snapshot_from_json(msg["snapshot"], time.monotonic())
             self._polled.set()
@@ -347,7 +268,7 @@ class CoreProcess:
 
     @classmethod
     def start(cls, args: list[str]) -> CoreProcess:
-        """Start ``kiosk ARGS --link-fd N`` (see :func:`~kiosk.service.spawn.start_core`)."""
+        """Start ``kiosk core ARGS`` (see :func:`~kiosk.service.spawn.start_core`)."""
         return cls(*start_core(args))
 
     async def connect(self) -> RemoteCore:
@@ -369,7 +290,8 @@ class CoreProcess:
 class CoreServer:
     """Serves one UI over the link, from a :class:`~kiosk.service.runtime.Runtime`."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                 greeted: bool = False) -> None:
         self._reader = reader
         self._writer = writer
         self._tasks: set[asyncio.Task[None]] = set()
@@ -377,30 +299,23 @@ class CoreServer:
         self._config: Config | None = None
         self._monitor: QueueMonitor | None = None
         self._config_path: str | None = None
-        self._hello_sent = False
+        self._hello_sent = greeted
 
     @classmethod
-    async def connect(cls, sock: socket.socket) -> CoreServer:
+    async def connect(cls, sock: socket.socket, *, greeted: bool = False) -> CoreServer:
+        """Serve the UI on ``sock``; ``greeted``: :func:`hello_line` was sent already."""
         reader, writer = await asyncio.open_unix_connection(sock=sock, limit=LINE_LIMIT)
-        return cls(reader, writer)
+        return cls(reader, writer, greeted=greeted)
 
     def _send(self, message: dict[str, Any]) -> None:
         if not self._writer.is_closing():
-            self._writer.write(_encode(message))
-
-    async def fatal(self, status: int) -> None:
-        """Tell the UI that the core cannot start (it says why on stderr)."""
-        self._send({"event": "fatal", "status": status})
-        with contextlib.suppress(OSError):
-            await self._writer.drain()
+            self._writer.write(encode(message))
 
     def hello(self, config: Config, note: str = "") -> None:
-        """Tell the UI the config is good: it opens its window while the core goes on
-        starting (the API client, the journal, the printer, the first poll)."""
+        """Tell the UI the config is good (once)."""
         if not self._hello_sent:
             self._hello_sent = True
-            self._send({"event": "hello", "settings": asdict(UiSettings.of(config)),
-                        "note": note})
+            self._writer.write(hello_line(config, note))
 
     def watch(self, monitor: QueueMonitor, config: Config) -> None:
         """Start polling and send the queues to the UI after every poll: called as soon
@@ -427,6 +342,8 @@ class CoreServer:
                 task = asyncio.ensure_future(self._answer(msg))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+        except (ConnectionResetError, BrokenPipeError):
+            log.info("the UI closed the link")
         except (OSError, ValueError, KeyError, TypeError) as exc:  # a message we cannot read
             log.error("the link to the UI broke: %r", exc)
         finally:

@@ -16,10 +16,10 @@ def core_command() -> list[str]:
 
 
 def start_core(args: list[str]) -> tuple[subprocess.Popen[bytes], socket.socket]:
-    """Start ``kiosk ARGS --link-fd N``; ARGS are the global options (``--config``,
-    ``-v``), then ``core`` and its own. Returns the process and this side's socket."""
+    """Start ``kiosk core ARGS --link-fd N`` (:mod:`kiosk.service.core`: ``--config``,
+    ``-v``, ``--demo``, ``--data-dir``). Returns the process and this side's socket."""
     ours, theirs = socket.socketpair()
-    cmd = [*core_command(), *args, "--link-fd", str(theirs.fileno())]
+    cmd = [*core_command(), "core", *args, "--link-fd", str(theirs.fileno())]
     proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),))  # noqa: S603 - ourselves
     theirs.close()
     return proc, ours

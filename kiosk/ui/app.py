@@ -23,10 +23,11 @@ from kivy.uix.screenmanager import NoTransition, ScreenManager
 from kivy.uix.widget import Widget
 
 from kiosk.i18n import format_wait, t
-from kiosk.service.link import RemoteCore, UiSettings
+from kiosk.service.link import RemoteCore
 from kiosk.service.messages import customer_message
 from kiosk.service.outcomes import IssueResult, Outcome, QueueSnapshot
 from kiosk.service.presentation import freshness_text, out_of_service, qr_modules
+from kiosk.service.wire import UiSettings
 from kiosk.ui.screens import (
     AdminScreen,
     GreeterScreen,

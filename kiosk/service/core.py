@@ -1,0 +1,102 @@
+"""The kiosk's core process: ``kiosk core``, started by ``kiosk run`` and ``kiosk demo``.
+
+It says hello to the UI as soon as its config is loaded and checked (before it loads
+asyncio, httpx or SQLite: the UI opens its window meanwhile), then polls the queues
+before it opens the journal and the printer (the UI's first frame waits for the queues),
+then serves the UI until the UI closes the link (see :mod:`kiosk.service.link`).
+
+Not for people: ``kiosk core [--config PATH] [-v] [--demo [--data-dir DIR]] --link-fd N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kiosk.errors import ConfigError
+from kiosk.logs import Redact, setup_logging
+from kiosk.service.wire import fatal_line, hello_line
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from kiosk.config import Config
+
+log = logging.getLogger(__name__)
+
+FIRST_POLL_WAIT_S = 1.0
+"""How long the core waits for its first poll before it opens the rest anyway."""
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="kiosk core")
+    p.add_argument("--config")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("--demo", action="store_true")
+    p.add_argument("--data-dir", type=Path)
+    p.add_argument("--link-fd", type=int, required=True)
+    args = p.parse_args(argv)
+    # Ctrl+C and systemd's stop reach the whole process group: the UI stops and closes
+    # the link, and this process then ends by itself (a ticket in flight is finished).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    setup_logging(args.verbose)
+    sock = socket.socket(fileno=args.link_fd)
+    if args.demo:
+        import asyncio
+        asyncio.run(_serve_demo(sock, args.data_dir))
+        return 0
+    from kiosk.config import load_api_key, load_config, resolve_path
+    try:
+        path = resolve_path(args.config)
+        config = load_config(path)
+        key = load_api_key(config, str(path))
+    except ConfigError as exc:
+        print(f"kiosk: config error: {exc}", file=sys.stderr)
+        sock.sendall(fatal_line(2))
+        return 2
+    sock.sendall(hello_line(config))  # the UI opens its window while this process goes on
+    setup_logging(args.verbose, service=True, kiosk_id=config.kiosk.id)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(Redact(key.get_secret_value()))  # defence in depth
+    import asyncio
+    asyncio.run(_serve(sock, config, key, str(path)))
+    return 0
+
+
+async def _serve(sock: socket.socket, config: Config, key: SecretStr, path: str) -> None:
+    import asyncio
+    import contextlib
+
+    from kiosk.service.link import CoreServer
+    from kiosk.service.queues import open_monitor
+    server = await CoreServer.connect(sock, greeted=True)
+    # The first poll goes out before the journal and the printer open: the UI's first
+    # frame waits for the queues, and tickets can wait for the rest a moment longer.
+    monitor = open_monitor(config, key)
+    server.watch(monitor, config)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(FIRST_POLL_WAIT_S):
+            await monitor.polled()
+    from kiosk.service.runtime import open_runtime
+    rt = open_runtime(config, key, monitor=monitor)
+    try:
+        await server.serve(rt, config_path=path)
+    finally:
+        await rt.aclose()
+
+
+async def _serve_demo(sock: socket.socket, data_dir: Path | None) -> None:
+    from kiosk.service.demo import demo_runtime
+    from kiosk.service.link import CoreServer
+    server = await CoreServer.connect(sock)
+    async with demo_runtime(data_dir) as (rt, mock):
+        note = (f"kiosk demo: mock Videsk API at {mock.url}; tickets saved as PNG in "
+                f"{rt.config.printer.path}; staff screen: hold the top-left corner 2 s, "
+                "PIN 1234")
+        await server.serve(rt, note=note)

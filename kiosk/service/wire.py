@@ -1,0 +1,115 @@
+"""What crosses the link between the UI and the core (:mod:`kiosk.service.link`), as
+JSON: the UI's settings, queue views, tickets, queue snapshots. Light on purpose (no
+asyncio): the core sends its hello from here before it loads anything else."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from kiosk import errors
+from kiosk.errors import ApiError, ApiStatusError
+from kiosk.service.outcomes import IssueResult, Outcome, QueueSnapshot, QueueView
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from kiosk.config import Config
+
+
+@dataclass(frozen=True)
+class UiSettings:
+    """What the screen needs from the config (nothing secret)."""
+
+    kiosk_id: str
+    mode: str
+    language: str
+    fullscreen: bool
+    touchscreen: bool
+    idle_timeout_s: float
+    refresh_s: float
+    brand_color: str
+    accent_color: str
+    admin: bool
+    """An admin PIN is set (the hash stays in the core)."""
+
+    @classmethod
+    def of(cls, config: Config) -> UiSettings:
+        ui = config.ui
+        return cls(kiosk_id=config.kiosk.id, mode=config.kiosk.mode,
+                   language=config.kiosk.language, fullscreen=ui.fullscreen,
+                   touchscreen=ui.touchscreen, idle_timeout_s=ui.idle_timeout_s,
+                   refresh_s=ui.refresh_s, brand_color=ui.brand_color,
+                   accent_color=ui.accent_color, admin=ui.admin_pin_hash is not None)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> UiSettings:
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def hello_line(config: Config, note: str = "") -> bytes:
+    """The core's first message: its config is good (the UI's settings from it)."""
+    return encode({"event": "hello", "settings": asdict(UiSettings.of(config)),
+                    "note": note})
+
+
+def fatal_line(status: int) -> bytes:
+    """The core's only message when it cannot start (it says why on stderr)."""
+    return encode({"event": "fatal", "status": status})
+
+
+def view_from_json(data: dict[str, Any]) -> QueueView:
+    return QueueView(**{f.name: data[f.name] for f in fields(QueueView)})
+
+
+def result_to_json(r: IssueResult) -> dict[str, Any]:
+    """An IssueResult as the link sends it (the printing future travels as an event)."""
+    return {"outcome": r.outcome.value, "ticket_id": r.ticket_id, "queue": asdict(r.queue),
+            "message": r.message, "language": r.language, "videsk_id": r.videsk_id,
+            "printed": r.printed, "print_error": r.print_error,
+            "alternatives": [asdict(q) for q in r.alternatives], "uncertain": r.uncertain,
+            "detail": r.detail, "qr": r.qr,
+            "issued_at": r.issued_at.isoformat() if r.issued_at else None}
+
+
+def result_from_json(d: dict[str, Any],
+                     printing: asyncio.Future[tuple[bool, str]] | None) -> IssueResult:
+    return IssueResult(
+        outcome=Outcome(d["outcome"]), ticket_id=d["ticket_id"], queue=view_from_json(d["queue"]),
+        message=d["message"], language=d["language"], videsk_id=d["videsk_id"],
+        printed=d["printed"], print_error=d["print_error"],
+        alternatives=tuple(view_from_json(q) for q in d["alternatives"]), uncertain=d["uncertain"],
+        detail=d["detail"], qr=d["qr"], printing=printing,
+        issued_at=datetime.fromisoformat(d["issued_at"]) if d["issued_at"] else None)
+
+
+def snapshot_to_json(s: QueueSnapshot) -> dict[str, Any]:
+    err = s.error
+    return {"age_s": s.age(), "failures": s.failures, "queues": len(s.queues),
+            "error": None if err is None else {
+                "type": type(err).__name__, "message": str(err),
+                "status": err.status_code if isinstance(err, ApiStatusError) else None,
+                "api_message": err.api_message if isinstance(err, ApiStatusError) else ""}}
+
+
+def snapshot_from_json(d: dict[str, Any], now: float) -> QueueSnapshot:
+    """The UI's copy: the same age and error, without the queue list (the views travel
+    beside it)."""
+    error: ApiError | None = None
+    if (e := d["error"]) is not None:
+        cls = getattr(errors, e["type"], None)
+        if isinstance(cls, type) and issubclass(cls, ApiStatusError) and e["status"]:
+            error = cls(e["status"], e["api_message"])
+        elif isinstance(cls, type) and issubclass(cls, ApiError) \
+                and not issubclass(cls, ApiStatusError):
+            error = cls(e["message"])
+        else:
+            error = ApiError(e["message"])
+    age = d["age_s"]
+    return QueueSnapshot((), None if age is None else now - age, error, d["failures"])
