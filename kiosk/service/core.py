@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kiosk.errors import ConfigError
+from kiosk.errors import ConfigError, KioskError
 from kiosk.logs import Redact, setup_logging
 from kiosk.service.wire import fatal_line, hello_line
 
@@ -65,7 +65,11 @@ def main(argv: list[str]) -> int:
     for handler in logging.getLogger().handlers:
         handler.addFilter(Redact(key.get_secret_value()))  # defence in depth
     import asyncio
-    asyncio.run(_serve(sock, config, key, str(path)))
+    try:
+        asyncio.run(_serve(sock, config, key, str(path)))
+    except KioskError as exc:  # e.g. the data folder cannot be written: said, not a traceback
+        print(f"kiosk: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
