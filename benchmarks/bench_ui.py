@@ -38,8 +38,8 @@ COMMON = """
 import os, sys, time, json
 os.environ.update(KIVY_NO_ARGS="1", KIVY_NO_CONSOLELOG="1", KIVY_NO_FILELOG="1",
                   KIVY_LOG_MODE="PYTHON")
-def rss_kb():
-    for line in open("/proc/self/status"):
+def rss_kb(pid="self"):
+    for line in open("/proc/" + str(pid) + "/status"):  # this text goes through .format()
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
 def report(**kw):
@@ -85,11 +85,6 @@ import asyncio
 from kiosk.service.link import CoreProcess
 from kiosk.ui.run import run_ui
 
-def rss_of(pid):
-    for line in open(f"/proc/{{pid}}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-
 async def main():
     core = CoreProcess(*started)
     out = {{}}
@@ -113,7 +108,7 @@ async def main():
             await asyncio.sleep(0.002)
         out["first_frame"] = flips[drawn[0]]  # the flip that shows the frame with the data
         await asyncio.sleep(2.0)
-        out["rss_kb"] = rss_kb() + rss_of(core.proc.pid)  # both processes
+        out["rss_kb"] = rss_kb() + rss_kb(core.proc.pid)  # both processes
         out["rss_ui_kb"] = rss_kb()
         taps = []
         for _ in range({taps}):

@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, Any
 from kiosk.errors import KioskError
 from kiosk.i18n import LANGUAGES
 from kiosk.service.outcomes import IssueResult, QueueSnapshot, QueueView
-from kiosk.service.spawn import start_core
 from kiosk.service.wire import (
     UiSettings,
     encode,
@@ -266,11 +265,6 @@ class CoreProcess:
         self.proc = proc
         self._sock = sock
 
-    @classmethod
-    def start(cls, args: list[str]) -> CoreProcess:
-        """Start ``kiosk core ARGS`` (see :func:`~kiosk.service.spawn.start_core`)."""
-        return cls(*start_core(args))
-
     async def connect(self) -> RemoteCore:
         return await RemoteCore.connect(self._sock)
 
@@ -355,13 +349,13 @@ class CoreServer:
 
     def _on_snapshot(self, snapshot: QueueSnapshot) -> None:
         from kiosk.service.queues import queue_views
-        assert self._config is not None
+        config = self._config
+        assert config is not None
 
         def views(lang: str) -> list[QueueView]:
             if self._rt is not None:
                 return self._rt.service.views(lang)
-            assert self._config is not None
-            return queue_views(self._config, list(snapshot.queues), lang)
+            return queue_views(config, list(snapshot.queues), lang)
         self._send({"event": "queues", "snapshot": snapshot_to_json(snapshot),
                     "views": {lang: [asdict(v) for v in views(lang)] for lang in LANGUAGES}})
 

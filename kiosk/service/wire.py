@@ -91,7 +91,7 @@ def result_from_json(d: dict[str, Any],
 
 def snapshot_to_json(s: QueueSnapshot) -> dict[str, Any]:
     err = s.error
-    return {"age_s": s.age(), "failures": s.failures, "queues": len(s.queues),
+    return {"age_s": s.age(), "failures": s.failures,
             "error": None if err is None else {
                 "type": type(err).__name__, "message": str(err),
                 "status": err.status_code if isinstance(err, ApiStatusError) else None,

@@ -44,8 +44,11 @@ async def run_ui(core: CoreProcess | RemoteCore, *, mode: str | None = None,
     up beside it) or a connected :class:`RemoteCore` (tests serve one in-process).
     ``on_app(app)`` is called once the app exists (tests drive it from there).
     """
-    process = core if isinstance(core, CoreProcess) else None
-    link = await core.connect() if isinstance(core, CoreProcess) else core
+    process: CoreProcess | None = None
+    if isinstance(core, CoreProcess):
+        process, link = core, await core.connect()
+    else:
+        link = core
     boot.prepare()  # Kivy loads (not its window) while the core reads its config
     try:
         settings = await link.ready()
