@@ -306,6 +306,9 @@ class Config(_Model):
     """The receipt printer."""
     ticket: TicketConfig = TicketConfig()
     """What the paper ticket says."""
+    relay: dict[str, Any] | None = None
+    """Read by ``kiosk relay`` (validated there, in kiosk/relay/config.py); the kiosk
+    ignores it."""
 
     @field_validator("branch")
     @classmethod
