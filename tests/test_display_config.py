@@ -65,7 +65,7 @@ def test_display_mode_without_calls_names_what_is_missing(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match=r"needs a calls section \(calls.url"):
         load_config(write(tmp_path, text))
     text = f"branch: b\nkiosk: {{id: k, data_dir: {tmp_path}}}\nui: {{calls: true}}\n"
-    with pytest.raises(ConfigError, match="ui.calls needs a calls section"):
+    with pytest.raises(ConfigError, match=r"ui\.calls needs a calls section"):
         load_config(write(tmp_path, text))
 
 
