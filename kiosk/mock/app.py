@@ -214,11 +214,23 @@ class MockApi:
         if answer in (200, 201):
             return None
         assert isinstance(answer, int)
+        if answer == 400 and endpoint == "submit":  # the page's "Campo inválido" tab
+            return feathers(400, "BadRequest", "The maximum of value is 10 for element "
+                            f'"{await self._first_field(request)}".')
         name, message, code = _FORCED[answer]
         params = request.path_params
         message = message.format(branch=params.get("branch", ""), queue=params.get("queue", ""))
         headers = {"Retry-After": "1"} if answer == 429 else None
         return feathers(answer, name, message, code, headers)
+
+    @staticmethod
+    async def _first_field(request: Request) -> str:
+        """The first field a submission names (besides the honeypot)."""
+        try:
+            values = json.loads(await request.body() or b"{}").get("values") or []
+            return next(str(v["_id"]) for v in values if v.get("_id") != HONEYPOT)
+        except (ValueError, AttributeError, StopIteration, KeyError, TypeError):
+            return ""
 
     async def _guard(self, request: Request, endpoint: Endpoint) -> Response | None:
         denied = self._auth(request)
