@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from kiosk.mock import hostile
 from kiosk.mock.scenario import (
     Answer,
     Endpoint,
@@ -122,6 +123,9 @@ class MockApi:
                       request: Request) -> Response | None:
         """The response for a fault; ``None`` means: go on and answer normally."""
         ok = 201 if endpoint in ("enqueue", "submit") else 200
+        if answer in hostile.LIST_KINDS or answer in hostile.AFTER_KINDS:
+            request.state.mock_fault = answer  # served normally, spoiled by _list/_done
+            return None
         if answer == "slow":
             await asyncio.sleep(self.state.scenario.faults.slow_s)
             return None
@@ -151,8 +155,28 @@ class MockApi:
 
     def _done(self, request: Request, response: Response) -> Response:
         status: int | str = "drop" if isinstance(response, _Drop) else response.status_code
+        kind = getattr(request.state, "mock_fault", None)
+        if kind == "malformed":
+            response, status = hostile.malformed(response, self.state.malformed_count()), kind
+        elif kind == "trickle" and not isinstance(response, _Drop):
+            response = hostile.Trickle(response, self.state.scenario.faults.trickle_s)
+            status = kind
         self.state.record(request.method, request.url.path, status)
         return response
+
+    def _list(self, request: Request, items: list[dict[str, Any]], endpoint: Endpoint) -> Response:
+        """A list answer, reshaped by a list fault kind (see :mod:`kiosk.mock.hostile`)."""
+        kind = getattr(request.state, "mock_fault", None)
+        faults = self.state.scenario.faults
+        if kind == "bad_queue_items":
+            items = (hostile.bad_queue_items(items) if endpoint == "queues"
+                     else hostile.bad_branches(items))
+        elif kind == "many_queues" and endpoint == "queues":
+            items = hostile.many_queues(items, faults.many_queues)
+        query = dict(request.query_params)
+        if kind == "paginated" or hostile.wants_page(query):
+            return hostile.json_answer(hostile.paginate(items, query, faults.page_size))
+        return hostile.json_answer(items)
 
     # ------------------------------------------------------------- endpoints
 
@@ -162,7 +186,7 @@ class MockApi:
             return self._done(request, early)
         body = [{"location": b.location, "label": b.label, "address": b.address,
                  "name": b.name, "id": b.id} for b in self.state.scenario.branches]
-        return self._done(request, JSONResponse(body))
+        return self._done(request, self._list(request, body, "branches"))
 
     async def queues(self, request: Request) -> Response:
         early = await self._guard(request, "queues")
@@ -171,7 +195,8 @@ class MockApi:
         branch = self.state.branch(request.path_params["branch"])
         if branch is None:
             return self._done(request, feathers(404, "NotFound", "The branch was not found"))
-        return self._done(request, JSONResponse([self.state.as_api(q) for q in branch.queues]))
+        return self._done(request, self._list(request, [self.state.as_api(q)
+                                                        for q in branch.queues], "queues"))
 
     async def queue(self, request: Request) -> Response:
         early = await self._guard(request, "queue")

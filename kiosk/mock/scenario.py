@@ -25,11 +25,22 @@ from kiosk.errors import ConfigError
 Answer = Literal[
     200, 201, 400, 401, 403, 404, 406, 422, 426, 428, 429, 500, 502, 503, 504,
     "drop", "slow", "html", "empty", "garbage",
+    "trickle", "malformed", "bad_queue_items", "many_queues", "paginated",
 ]
 """What a fault makes the mock answer: a status with its documented body, or
 ``drop`` (connection cut mid-answer), ``slow`` (answer after ``faults.slow_s``),
 ``html`` (a proxy's 502 page), ``empty`` (status 201/200 with no body),
-``garbage`` (status 201/200 with a body that is not JSON)."""
+``garbage`` (status 201/200 with a body that is not JSON).
+
+The hostile kinds (see :mod:`kiosk.mock.hostile`) serve the request as usual (an enqueue
+is recorded when it would be) and then spoil the answer:
+``trickle`` (the body one byte every ``faults.trickle_s`` seconds),
+``malformed`` (the body replaced by JSON of the wrong shape or text that is not JSON,
+status kept), ``bad_queue_items`` (queues and branches with null/1e999/NaN waits,
+negative agents, control and bidi characters and a 200 KB name),
+``many_queues`` (``faults.many_queues`` queues in the list),
+``paginated`` (lists in Feathers' ``{total, limit, skip, data}`` shape, ``faults.page_size``
+items a page). Kinds that only make sense for lists answer other endpoints normally."""
 
 Endpoint = Literal["branches", "queues", "queue", "enqueue", "form", "submit", "any"]
 
@@ -117,6 +128,12 @@ class Faults(_M):
     """Delay of a ``slow`` answer."""
     script: list[ScriptedFault] = Field(default_factory=list)
     """Forced answers, consumed in order by the matching requests."""
+    trickle_s: float = Field(1.5, gt=0)
+    """Seconds between two bytes of a ``trickle`` answer."""
+    many_queues: int = Field(2000, ge=0)
+    """How many queues a ``many_queues`` answer lists (the branch's own first)."""
+    page_size: int = Field(10, ge=1)
+    """Items per page of a ``paginated`` answer (and the most a ``$limit`` may ask)."""
 
     @model_validator(mode="after")
     def _rates(self) -> Faults:
@@ -190,6 +207,7 @@ class MockState:
     _rng: random.Random = field(default_factory=random.Random)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _started: float = 0.0
+    _malformed: int = 0
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.scenario.seed)
@@ -269,6 +287,12 @@ class MockState:
                     if r < acc:
                         return answer
         return None
+
+    def malformed_count(self) -> int:
+        """How many ``malformed`` answers were made before this one (picks the body)."""
+        with self._lock:
+            self._malformed += 1
+            return self._malformed - 1
 
     def new_id(self) -> str:
         with self._lock:
