@@ -53,6 +53,9 @@ def test_install_into_a_folder(installed: tuple[Path, str, str]) -> None:
                  "etc/udev/rules.d/60-kiosk-printers.rules"]:
         assert (root / path).exists(), path
     assert stat.S_IMODE((root / "etc/kiosk/api-key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((root / "etc/kiosk/kiosk.yaml").stat().st_mode) == 0o640  # PIN hash
+    assert "kernel.sysrq = 0" in (root / "etc/sysctl.d/60-kiosk.conf").read_text()
+    assert "NAutoVTs=0" in (root / "etc/systemd/logind.conf.d/60-kiosk.conf").read_text()
     assert stat.S_IMODE((root / "var/lib/kiosk").stat().st_mode) == 0o750
     if os.getuid() == 0:  # owners: the kiosk user where it exists (a live system), else root
         import pwd
@@ -62,6 +65,13 @@ def test_install_into_a_folder(installed: tuple[Path, str, str]) -> None:
             owner = 0
         assert (root / "etc/kiosk/api-key").stat().st_uid == owner
         assert (root / "var/lib/kiosk").stat().st_uid == owner
+        import grp
+        try:
+            group = grp.getgrnam("kiosk").gr_gid
+        except KeyError:
+            group = 0
+        yaml_stat = (root / "etc/kiosk/kiosk.yaml").stat()
+        assert (yaml_stat.st_uid, yaml_stat.st_gid) == (0, group)  # root:kiosk
     assert "skipped    useradd kiosk (--root: only on a live system)" in first
     version = subprocess.run([str(root / "opt/kiosk/venv/bin/kiosk"), "--version"],
                              capture_output=True, text=True, timeout=60)
@@ -92,7 +102,8 @@ def test_systemd_unit_verifies(installed: tuple[Path, str, str], tmp_path: Path)
     (root / "usr/bin/cage").write_text("#!/bin/sh\n")
     (root / "usr/bin/cage").chmod(0o755)
     (root / "bin").mkdir(exist_ok=True)
-    shutil.copy("/bin/kill", root / "bin/kill")
+    for tool in ("/bin/kill", "/bin/sh"):  # ExecReload's
+        shutil.copy(tool, root / tool.lstrip("/"))
     proc = subprocess.run(["systemd-analyze", "verify", f"--root={root}",
                            "/etc/systemd/system/kiosk.service"], capture_output=True, text=True,
                           timeout=120)
