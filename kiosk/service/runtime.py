@@ -23,6 +23,7 @@ from kiosk.config import Config, load_config
 from kiosk.errors import ApiError, ConfigError, PrinterError
 from kiosk.printing import PrinterStatus, TicketPrinter
 from kiosk.service import presentation
+from kiosk.service.formflow import FormCatalog
 from kiosk.service.issuing import TicketService
 from kiosk.service.queues import QueueMonitor, open_monitor
 from kiosk.store import Journal
@@ -44,6 +45,8 @@ class Runtime:
     printer: TicketPrinter
     monitor: QueueMonitor
     service: TicketService
+    forms: FormCatalog | None = None
+    """Which queues need a form, and their forms (refreshed while the UI is served)."""
 
     async def branch_label(self) -> str:
         """The branch's label from config, else from the API (empty if unreachable)."""
@@ -116,7 +119,14 @@ class Runtime:
         return (f"Kiosk {self.config.kiosk.id} · kiosk {__version__}\n"
                 f"API {self.config.api.base_url}: {api}\n"
                 f"Printer ({self.config.printer.type}): {printer}\n"
-                f"Today: {today}")
+                f"Today: {today}" + self._forms_summary())
+
+    def _forms_summary(self) -> str:
+        """Forms since start, as counts (what customers typed never reaches staff)."""
+        forms = self.forms
+        if forms is None or not any(forms.forms.values()):
+            return ""
+        return f"\nForms: {forms.sent} sent, {forms.refused} sent back to the customer"
 
     async def reload(self, config: Config) -> str:
         """Take a new config without dropping a ticket in flight, all or nothing (see
@@ -141,6 +151,8 @@ class Runtime:
     async def aclose(self) -> None:
         """Stop polling, close the HTTP pool and the journal."""
         await self.monitor.stop()
+        if self.forms is not None:
+            await self.forms.stop()
         await self.service.aclose()
         await self.api.aclose()
         await asyncio.to_thread(self.printer.close)
@@ -178,5 +190,8 @@ def open_runtime(
         printer.ready()  # a bad profile, code page or logo stops start-up here
     service = TicketService(config, api, journal, printer, monitor=monitor,
                             clock=clock or _utcnow)
-    return Runtime(config, api, journal, printer, monitor, service)
+    forms = FormCatalog(api, lambda: [q.id for q in service.config.queues]
+                        or [q.id for q in monitor.snapshot.queues])
+    service.forms = forms
+    return Runtime(config, api, journal, printer, monitor, service, forms)
 
