@@ -79,7 +79,7 @@ class Metrics:
 def open_store(settings: RelaySettings) -> Store:
     """The store the settings name."""
     if settings.store == "sqlite":
-        return SqliteStore(settings.sqlite_path)
+        return SqliteStore(settings.sqlite_path, settings.sqlite_sync)
     from kiosk.relay.redis_store import RedisStore
     zone = ZoneInfo(settings.timezone)
     return RedisStore(settings.store,
@@ -95,6 +95,7 @@ class Relay:
         self.metrics = Metrics()
         self.hub = Hub(on_change=lambda b, n: self.metrics.screens.labels(b).set(n))
         self.zone = ZoneInfo(settings.timezone)
+        self._accepted = self.metrics.webhooks.labels("accepted", "stored")
         self.loop: asyncio.AbstractEventLoop | None = None
         """The loop serving the routes (set at start-up; tests run coroutines on it)."""
 
@@ -187,10 +188,12 @@ class Relay:
             log.info("relay: repeated delivery of %s %s (call %s): one call",
                      call.branch.id, call.ticketId, call.callId)
             return JSONResponse({"duplicate": True}, status_code=200)
-        self.metrics.webhooks.labels("accepted", "stored").inc()
-        log.info("relay: call %s -> %s (branch %s, event %d)", call.ticketId,
-                 call.poc.label, call.branch.id, event.id)
-        return JSONResponse({"id": event.id}, status_code=201)
+        self._accepted.inc()
+        if log.isEnabledFor(logging.INFO):
+            log.info("relay: call %s -> %s (branch %s, event %d)", call.ticketId,
+                     call.poc.label, call.branch.id, event.id)
+        return Response(b'{"id":%d}' % event.id, status_code=201,
+                        media_type="application/json")
 
     # ---------------------------------------------------------------- screens
 
@@ -250,7 +253,8 @@ class Relay:
                 yield b"".join(ev.frame() for ev in backlog)
             while True:
                 try:
-                    ev = await asyncio.wait_for(screen.queue.get(), keepalive)
+                    async with asyncio.timeout(keepalive):  # no task per wait, unlike wait_for
+                        ev = await screen.queue.get()
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue

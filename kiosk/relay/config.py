@@ -29,7 +29,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -80,6 +80,10 @@ class RelaySection(_M):
     """``sqlite`` (a file in ``kiosk.data_dir``) or ``redis://host:port/db`` for replicas."""
     sqlite_path: Path | None = None
     """The SQLite file; default ``<kiosk.data_dir>/relay.sqlite3``."""
+    sqlite_sync: Literal["full", "normal"] = "full"
+    """``full``: every commit reaches the disk before the 2xx (survives a power cut);
+    ``normal``: it reaches the OS (survives a crash or kill -9 of the relay, not a power
+    cut; faster under heavy load)."""
     require_jwt: bool = False
     """Also demand an HS256 JWT (the provider's ``#jwt`` helper) in ``Authorization``."""
     history: int = Field(10, ge=0, le=200)
@@ -171,6 +175,8 @@ class RelaySettings:
     """``sqlite`` or a Redis URL."""
     sqlite_path: Path = Path("relay.sqlite3")
     """The SQLite store's file."""
+    sqlite_sync: str = "full"
+    """``full`` or ``normal`` (see ``relay.sqlite_sync``)."""
     require_jwt: bool = False
     """Demand an HS256 bearer JWT besides the signature."""
     history: int = 10
@@ -263,6 +269,7 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
     host, port = parse_listen(r.listen)
     sqlite = (r.sqlite_path or parsed.kiosk.data_dir / "relay.sqlite3").expanduser()
     return RelaySettings(secrets=secrets, displays=displays, store=r.store, sqlite_path=sqlite,
+                         sqlite_sync=r.sqlite_sync,
                          require_jwt=r.require_jwt, history=r.history,
                          keepalive_s=r.keepalive_s, client_buffer=r.client_buffer,
                          timezone=tz, host=host, port=port)

@@ -6,8 +6,9 @@ the calls it stores to the :class:`~kiosk.relay.hub.Hub` in id order per branch.
 
 :class:`SqliteStore` (the default, one relay): one file, WAL, ``synchronous=FULL``; the
 webhook is answered only after the COMMIT, so a call answered 2xx survives a kill -9 or a
-power cut. Concurrent webhooks share one transaction (group commit) so a burst costs one
-fsync, not one per call. Event ids are SQLite's AUTOINCREMENT row ids: increasing for
+power cut (with ``relay.sqlite_sync: normal``, a kill -9 but not a power cut). Concurrent
+webhooks share one transaction (group commit) so a burst costs one fsync, not one per
+call. Event ids are SQLite's AUTOINCREMENT row ids: increasing for
 every branch, across days. :mod:`kiosk.relay.redis_store` is the replicated one.
 """
 
@@ -111,8 +112,9 @@ CREATE INDEX IF NOT EXISTS calls_by_branch ON calls (branch, day, id);
 class SqliteStore:
     """Calls in one SQLite file, written by one writer task with group commit."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, sync: str = "full") -> None:
         self.path = path
+        self.sync = "NORMAL" if sync == "normal" else "FULL"
         self._db: sqlite3.Connection | None = None
         self._pending: list[tuple[Call, asyncio.Future[Event | None]]] = []
         self._wake = asyncio.Event()
@@ -129,7 +131,7 @@ class SqliteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        db.execute(f"PRAGMA synchronous={self.sync}")
         db.execute("PRAGMA busy_timeout=5000")
         db.executescript(_SCHEMA)
         cutoff = (date.today() - timedelta(days=KEEP_DAYS)).isoformat()
