@@ -116,3 +116,42 @@ async def test_check_on_a_display_checks_the_relay_and_the_token(tmp_path: Path)
         assert "tok-wrong-456" not in out and "tok-right" not in out
     status, out = await _check(path)  # the relay is gone
     assert status == 1 and "FAIL relay" in out and "unreachable" in out
+
+
+async def test_the_core_process_of_a_display_sends_calls_and_no_secret(tmp_path: Path) -> None:
+    """`kiosk core` in display mode (what `kiosk run` starts): no API key needed, the
+    relay's calls reach the UI over the link, the token never does."""
+    import asyncio
+
+    from kiosk.service.link import RemoteCore
+    from kiosk.service.spawn import start_core
+
+    from .sse_stub import SseStub
+    token = tmp_path / "token"
+    token.write_text("tok-core-789\n")
+    token.chmod(0o600)
+    async with SseStub("652720d479497a1b62df288b", "tok-core-789") as relay:
+        relay.push("A-007", "Cabina 2")
+        path = write(tmp_path, DISPLAY.format(data=tmp_path, url=relay.url, token=token))
+        proc, sock = start_core(["--config", str(path)])
+        raw: list[bytes] = []
+        core = await RemoteCore.connect(sock)
+        original = core._reader.readline
+
+        async def spy() -> bytes:
+            line = await original()
+            raw.append(line)
+            return line
+        core._reader.readline = spy  # type: ignore[method-assign]
+        try:
+            settings = await asyncio.wait_for(core.ready(), 30)
+            assert settings.mode == "display" and settings.calls
+            async with asyncio.timeout(30):
+                while not (core.calls and core.calls_connected):
+                    await asyncio.sleep(0.05)
+            assert core.calls[0].ticket_id == "A-007" and core.calls[0].poc == "Cabina 2"
+            assert await core.branch_label() == ""
+        finally:
+            await core.aclose()
+            assert await asyncio.to_thread(proc.wait, 30) == 0
+    assert raw and not any(b"tok-core-789" in line for line in raw)
