@@ -363,6 +363,9 @@ class Config(_Model):
     """The receipt printer."""
     ticket: TicketConfig = TicketConfig()
     """What the paper ticket says."""
+    relay: dict[str, Any] | None = None
+    """Read by ``kiosk relay`` (validated there, in kiosk/relay/config.py); the kiosk
+    ignores it."""
     calls: CallsConfig | None = None
     """The relay to take calls from: needed by ``kiosk.mode: display`` and by the kiosk's
     "now calling" strip (``ui.calls``); with it, the kiosk also journals when each of its

@@ -24,6 +24,7 @@ from kiosk.config import Config, load_config
 from kiosk.errors import ApiError, ConfigError, PrinterError
 from kiosk.printing import PrinterStatus, TicketPrinter
 from kiosk.service import presentation
+from kiosk.service.formflow import FormCatalog
 from kiosk.service.issuing import TicketService
 from kiosk.service.queues import QueueMonitor, open_monitor
 from kiosk.store import Journal
@@ -50,6 +51,8 @@ class Runtime:
     service: TicketService
     calls: CallFeed | None = None
     """The relay's calls, when the config has a ``calls`` section (set by the core)."""
+    forms: FormCatalog | None = None
+    """Which queues need a form, and their forms (refreshed while the UI is served)."""
 
     async def branch_label(self) -> str:
         """The branch's label from config, else from the API (empty if unreachable)."""
@@ -122,12 +125,19 @@ class Runtime:
         text = (f"Kiosk {self.config.kiosk.id} · kiosk {__version__}\n"
                 f"API {self.config.api.base_url}: {api}\n"
                 f"Printer ({self.config.printer.type}): {printer}\n"
-                f"Today: {today}")
+                f"Today: {today}" + self._forms_summary())
         if self.calls is not None:
             from kiosk.service.callfeed import call_wait_summary, relay_summary
             text += (f"\n{relay_summary(self.calls)}\nTicket to call today: "
                      f"{call_wait_summary(self.journal.call_waits())}")
         return text
+
+    def _forms_summary(self) -> str:
+        """Forms since start, as counts (what customers typed never reaches staff)."""
+        forms = self.forms
+        if forms is None or not any(forms.forms.values()):
+            return ""
+        return f"\nForms: {forms.sent} sent, {forms.refused} sent back to the customer"
 
     async def reload(self, config: Config) -> list[str]:
         """Take a new config without dropping a ticket in flight; returns what changed.
@@ -151,6 +161,8 @@ class Runtime:
     async def aclose(self) -> None:
         """Stop polling, close the HTTP pool and the journal."""
         await self.monitor.stop()
+        if self.forms is not None:
+            await self.forms.stop()
         await self.service.aclose()
         await self.api.aclose()
         await asyncio.to_thread(self.printer.close)
@@ -188,5 +200,8 @@ def open_runtime(
         printer.ready()  # a bad profile, code page or logo stops start-up here
     service = TicketService(config, api, journal, printer, monitor=monitor,
                             clock=clock or _utcnow)
-    return Runtime(config, api, journal, printer, monitor, service)
+    forms = FormCatalog(api, lambda: [q.id for q in service.config.queues]
+                        or [q.id for q in monitor.snapshot.queues])
+    service.forms = forms
+    return Runtime(config, api, journal, printer, monitor, service, forms)
 
