@@ -49,10 +49,10 @@ class Runtime:
     printer: TicketPrinter
     monitor: QueueMonitor
     service: TicketService
-    calls: CallFeed | None = None
-    """The relay's calls, when the config has a ``calls`` section (set by the core)."""
     forms: FormCatalog | None = None
     """Which queues need a form, and their forms (refreshed while the UI is served)."""
+    calls: CallFeed | None = None
+    """The relay's calls, when the config has a ``calls`` section (set by the core)."""
 
     async def branch_label(self) -> str:
         """The branch's label from config, else from the API (empty if unreachable)."""
