@@ -31,10 +31,9 @@ class SpeechUnavailable(KioskError):
 
 
 def sound_dir() -> Path:
-    """Where the screen's sounds go (a private folder in the temp dir)."""
-    folder = Path(tempfile.gettempdir()) / f"kiosk-sounds-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    return folder
+    """A new private folder (0700, an unpredictable name) for this screen's sounds: never
+    a fixed path in a shared temp dir that another user could prepare."""
+    return Path(tempfile.mkdtemp(prefix="kiosk-sounds-"))
 
 
 def espeak() -> str | None:

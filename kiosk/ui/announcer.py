@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ class Announcer:
         self._slots = itertools.cycle(range(KEEP_FILES))
         self._warned = False
         self._playing: Any = None
+        self._own_folder: Path | None = None
 
     def start(self) -> None:
         """Begin (on the running loop): the chime is made and loaded in the background."""
@@ -88,11 +90,15 @@ class Announcer:
             with contextlib.suppress(Exception):
                 self._playing.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._own_folder is not None:
+            shutil.rmtree(self._own_folder, ignore_errors=True)
 
     # ----------------------------------------------------------------- worker side
 
     def _folder(self) -> Path:
-        return self.folder or sound_dir()
+        if self.folder is None:
+            self.folder = self._own_folder = sound_dir()
+        return self.folder
 
     def _load(self, path: Path) -> Any:
         from kivy.core.audio import SoundLoader
