@@ -3,12 +3,17 @@
 ::
 
     kiosk [--config PATH] queues [--json]        the branch's queues, agents, average wait
-    kiosk [--config PATH] ticket QUEUE [--json]  issue one ticket (and print it)
+    kiosk [--config PATH] ticket QUEUE [--json] [--form-json FILE]
+                                                 issue one ticket (and print it); with the
+                                                 queue's form filled in from FILE
+    kiosk [--config PATH] form QUEUE [--json]    the fields of the queue's form
     kiosk [--config PATH] check                  config, API, branch, queues, printer
     kiosk [--config PATH] print-test [--preview PNG]   a sample ticket, and the printer's state
     kiosk [--config PATH] reprint TICKET_ID      print an issued ticket again
     kiosk [--config PATH] run [--window]         the touch UI, in the config's mode
     kiosk mock-api [--host H] [--port P] [--scenario FILE]
+    kiosk [--config PATH] relay [--host H] [--port P]   the calling relay (kiosk.relay)
+    kiosk webhook-template [--json]              the provider webhook template to paste
     kiosk demo [--headless] [--mode kiosk|tablet]   the UI (or a morning) against the mock
     kiosk hash-pin                               hash an admin PIN for ui.admin_pin_hash
 
@@ -94,6 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print one JSON object")
     t.add_argument("--lang", choices=LANGUAGES, help="the customer's language")
     t.add_argument("--no-print", action="store_true", help="do not print the ticket")
+    t.add_argument("--form-json", metavar="FILE", type=Path,
+                   help="the queue's form as a JSON object {field name or id: value}: "
+                        "checked here (exit 2 if a field is refused, nothing sent), sent, "
+                        "then the ticket is issued with it")
+
+    f = sub.add_parser("form", help="the fields of QUEUE_ID's form (if it needs one)")
+    f.add_argument("queue_id", metavar="QUEUE_ID", help="queue id or integrationId")
+    f.add_argument("--json", action="store_true", help="print one JSON object")
+    f.add_argument("--lang", choices=LANGUAGES, help="language of the labels")
 
     sub.add_parser("check", help="check config, API, branch, queues and printer")
 
@@ -109,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--host", default="127.0.0.1")
     m.add_argument("--port", type=int, default=8080)
     m.add_argument("--scenario", metavar="FILE", help="scenario YAML (default: the built-in one)")
+
+    rl = sub.add_parser("relay", help="the calling relay: QMS webhook in, calls to screens")
+    rl.add_argument("--host", help="listen address (default: relay.listen)")
+    rl.add_argument("--port", type=int, help="listen port (default: relay.listen)")
+
+    wt = sub.add_parser("webhook-template", help="print the webhook template for the provider")
+    wt.add_argument("--json", action="store_true", help="the template file as JSON")
 
     r = sub.add_parser("run", help="the touch UI (kiosk or tablet, from the config)")
     r.add_argument("--window", action="store_true", help="a window instead of fullscreen")
@@ -169,14 +190,39 @@ async def cmd_queues(args: argparse.Namespace, out: TextIO) -> int:
     return await _with_runtime(args, body)
 
 
+def _read_form_json(path: Path) -> dict[str, Any]:
+    """The ``--form-json`` file: one JSON object (a bad one is a usage error)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(str(path), "", f"a readable JSON object ({exc.__class__.__name__})"
+                          ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "", "a JSON object {field name or id: value}")
+    return data
+
+
 async def cmd_ticket(args: argparse.Namespace, out: TextIO) -> int:
+    given = _read_form_json(args.form_json) if args.form_json else None
+
     async def body(rt: Runtime) -> int:
         rt.service.branch_label = await rt.branch_label()
         lang = args.lang or rt.config.kiosk.language
         # Learn names, prefixes and waits first; a failure here still lets us try.
         await rt.monitor.poll_once()
-        result = await rt.service.issue(args.queue_id, language=lang,
-                                        print_ticket=not args.no_print)
+        if given is not None:
+            from kiosk.service.cli_forms import FormNotSent, issue_with_form
+            try:
+                result = await issue_with_form(rt, args.queue_id, given, lang,
+                                               print_ticket=not args.no_print)
+            except FormNotSent as exc:
+                what = "refused by the API" if exc.sent else "not sent"
+                for problem in exc.lines:
+                    print(f"kiosk: form {what}: {problem}", file=sys.stderr)
+                return ExitStatus.REJECTED if exc.sent else ExitStatus.USAGE
+        else:
+            result = await rt.service.issue(args.queue_id, language=lang,
+                                            print_ticket=not args.no_print)
         if args.json:
             print(json.dumps(result.as_json(), ensure_ascii=False), file=out)
         else:
@@ -187,6 +233,14 @@ async def cmd_ticket(args: argparse.Namespace, out: TextIO) -> int:
             if result.detail:
                 print(f"({result.outcome.value}: {result.detail})", file=sys.stderr)
         return OUTCOME_STATUS[result.outcome]
+    return await _with_runtime(args, body)
+
+
+async def cmd_form(args: argparse.Namespace, out: TextIO) -> int:
+    async def body(rt: Runtime) -> int:
+        from kiosk.service.cli_forms import show_form
+        return await show_form(rt, args.queue_id, args.lang or rt.config.kiosk.language,
+                               as_json=args.json, out=out)
     return await _with_runtime(args, body)
 
 
@@ -301,6 +355,48 @@ def cmd_mock_api(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def cmd_relay(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from kiosk.config import resolve_path
+    from kiosk.relay import RelayConfigError, load_settings
+    from kiosk.relay.config import check_listen
+    from kiosk.relay.server import serve_forever
+    path = resolve_path(args.config)
+    try:
+        settings = load_settings(path)
+        if args.host or args.port:
+            settings = dataclasses.replace(settings, host=args.host or settings.host,
+                                           port=args.port or settings.port)
+        check_listen(settings, str(path))
+    except RelayConfigError as exc:
+        print(f"kiosk: config error: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    if not settings.secrets:
+        log.warning("relay: no webhook secret: unsigned webhooks are accepted (loopback only)")
+    serve_forever(settings, log_level="info" if args.verbose else "warning")
+    return ExitStatus.OK
+
+
+def cmd_webhook_template(args: argparse.Namespace, out: TextIO) -> int:
+    from kiosk.relay.contract import template
+    t = template()
+    if args.json:
+        print(json.dumps(t, ensure_ascii=False, indent=2), file=out)
+        return ExitStatus.OK
+    print(f"# {t['_about']}", file=out)
+    print(f"Event:   {t['event']}", file=out)
+    print(f"Method:  {t['method']}", file=out)
+    print(f"URL:     {t['url']}", file=out)
+    print(f"Secrets: {', '.join(t['secrets'])}", file=out)
+    print("Headers:", file=out)
+    for name, value in t["headers"].items():
+        print(f"  {name}: {value}", file=out)
+    print("Body:", file=out)
+    print(t["body"], file=out)
+    return ExitStatus.OK
+
+
 def _has_display() -> bool:
     return sys.platform != "linux" or bool(os.environ.get("DISPLAY")
                                            or os.environ.get("WAYLAND_DISPLAY"))
@@ -373,11 +469,15 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     try:
         if args.command == "mock-api":
             return cmd_mock_api(args)
+        if args.command == "relay":
+            return cmd_relay(args)
+        if args.command == "webhook-template":
+            return cmd_webhook_template(args, stdout)
         if args.command == "hash-pin":
             return cmd_hash_pin(stdout)
         handlers = {"queues": cmd_queues, "ticket": cmd_ticket, "check": cmd_check,
                     "demo": cmd_demo, "print-test": cmd_print_test, "reprint": cmd_reprint,
-                    "run": cmd_run}
+                    "run": cmd_run, "form": cmd_form}
         return asyncio.run(handlers[args.command](args, stdout))
     except ConfigError as exc:
         print(f"kiosk: config error: {exc}", file=sys.stderr)

@@ -66,18 +66,29 @@ class FieldSpec(_M):
 
     id: str
     """The field's ``_id``."""
-    type: str = "text"
-    """text | email | url | textarea | number | select | checkbox."""
+    type: Literal["text", "email", "url", "textarea", "number", "select", "radio",
+                  "checkbox", "multiselect", "hidden"] = "text"
+    """The field's type: typed text (text, email, url, textarea), a number, one choice
+    (select, radio) or several (checkbox, multiselect)."""
     name: str = ""
     """Machine name."""
-    label: str = ""
-    """What the customer reads."""
+    label: str | dict[str, str] = ""
+    """What the customer reads (a ``{language: text}`` map where the account gives
+    translations)."""
+    placeholder: str | dict[str, str] = ""
+    """Shown in an empty field."""
+    hint: str | dict[str, str] = ""
+    """A line of help under the field."""
     required: bool = False
     """The field must have a value."""
     maxlength: int | None = None
-    """Longest value accepted."""
-    options: list[str] = Field(default_factory=list)
-    """Choices, for select and checkbox fields."""
+    """Longest value accepted (sent as a string, as the provider does)."""
+    min: float | None = None
+    """Smallest number (number fields) or fewest choices (multiple choice)."""
+    max: float | None = None
+    """Largest number (number fields) or most choices (multiple choice)."""
+    options: list[str | dict[str, Any]] = Field(default_factory=list)
+    """Choices, for choice fields: a value, or ``{value, label}``."""
 
 
 class QueueSpec(_M):
@@ -96,7 +107,12 @@ class QueueSpec(_M):
     service_s: tuple[float, float] = (20.0, 60.0)
     """How long an agent stays busy with a ticket: a random time in this range (seconds)."""
     form: list[FieldSpec] | None = None
-    """The queue's pre-call form; when set, enqueue requires a submission (428)."""
+    """The queue's pre-call form; when set, enqueue requires a submission (428). The
+    provider's honeypot field (``videsk_essential``) is added to it when served."""
+    form_next: list[FieldSpec] | None = None
+    """The form the account's admin changes to (``POST /_mock/forms/{queue}``, or
+    :meth:`MockState.change_form`): a submission made for the old one is then refused
+    with the provider's "the organization has changed the form" 400."""
 
 
 class BranchSpec(_M):
@@ -235,6 +251,9 @@ class MockState:
     enqueues: list[EnqueueRecord] = field(default_factory=list)
     requests: list[tuple[str, str, int | str]] = field(default_factory=list)
     submissions: dict[str, str] = field(default_factory=dict)  # submission id -> queue id
+    form_posts: list[dict[str, Any]] = field(default_factory=list)
+    """Every form submission body received (tests check what was sent)."""
+    form_versions: dict[str, int] = field(default_factory=dict)  # queue id -> version
     _busy: dict[str, list[float]] = field(default_factory=dict)
     _script: list[ScriptedFault] = field(default_factory=list)
     _rng: random.Random = field(default_factory=random.Random)
@@ -320,6 +339,16 @@ class MockState:
                     if r < acc:
                         return answer
         return None
+
+    def change_form(self, queue_ref: str, fields: list[FieldSpec] | None = None) -> None:
+        """The account's admin edits the queue's form: to ``fields``, else to the
+        scenario's ``form_next`` (tests, demos)."""
+        q = self.queue_anywhere(queue_ref)
+        if q is None:
+            raise KeyError(queue_ref)
+        with self._lock:
+            q.form = fields if fields is not None else q.form_next
+            self.form_versions[q.id] = self.form_versions.get(q.id, 1) + 1
 
     def malformed_count(self) -> int:
         """How many ``malformed`` answers were made before this one (picks the body)."""
