@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import re
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,7 @@ from kiosk.mock.scenario import (
     ScriptedFault,
     TicketRecord,
 )
+from kiosk.mock.webhooks import Deliveries
 
 PREFIX = "/public/video-contact-center"
 TICKET_ID_MAX = 50
@@ -206,6 +208,7 @@ class MockApi:
 
     def __init__(self, state: MockState) -> None:
         self.state = state
+        self.webhooks = Deliveries(state.scenario.webhook, random.Random(state.scenario.seed))
 
     # ------------------------------------------------------------- plumbing
 
@@ -397,6 +400,9 @@ class MockApi:
             id=record_id, branch=branch.id, queue=q.id, ticket_id=ticket_id,
             integration_data=data, form=form if isinstance(form, str) else None,
             at=self.state.clock()))
+        self.webhooks.ticket_taken(branch={"id": branch.id, "label": branch.label},
+                                   queue={"id": q.id, "name": q.name}, ticket_id=ticket_id,
+                                   integration_data=data)
         return JSONResponse({"id": record_id, "segment": q.name}, status_code=201)
 
     async def get_form(self, request: Request) -> Response:
@@ -499,6 +505,10 @@ class MockApi:
                                 status_code=400)
         return JSONResponse({"ok": True})
 
+    async def mock_webhooks(self, request: Request) -> Response:
+        """Every webhook delivery attempt so far (``kiosk.mock.webhooks``)."""
+        return JSONResponse([a.as_json() for a in self.webhooks.log])
+
     async def mock_agents(self, request: Request) -> Response:
         body = json.loads(await request.body() or b"{}")
         try:
@@ -520,6 +530,7 @@ def create_app(scenario: Scenario | MockState) -> Starlette:
         Route(f"{PREFIX}/forms/{{segment}}", api.get_form, methods=["GET"]),
         Route(f"{PREFIX}/forms", api.submit_form, methods=["POST"]),
         Route("/_mock/state", api.mock_state, methods=["GET"]),
+        Route("/_mock/webhooks", api.mock_webhooks, methods=["GET"]),
         Route("/_mock/faults", api.mock_faults, methods=["POST"]),
         Route("/_mock/queues/{queue}/agents", api.mock_agents, methods=["POST"]),
         Route("/_mock/forms/{queue}", api.mock_form, methods=["POST"]),
@@ -532,4 +543,5 @@ def create_app(scenario: Scenario | MockState) -> Starlette:
 
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
     app.state.mock = state
+    app.state.webhooks = api.webhooks
     return app

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kiosk.errors import ConfigError
+from kiosk.mock.webhooks import WebhookSpec
 
 Answer = Literal[
     200, 201, 400, 401, 403, 404, 406, 422, 426, 428, 429, 500, 502, 503, 504,
@@ -185,6 +186,9 @@ class Scenario(_M):
     """The account's branches."""
     faults: Faults = Faults()
     """Injected failures."""
+    webhook: WebhookSpec = WebhookSpec()
+    """The QMS ticket webhook the mock sends when an agent takes a ticket (off without a
+    ``url``; see kiosk/mock/webhooks.py)."""
 
 
 def load_scenario(path: str | Path) -> Scenario:
