@@ -1,8 +1,9 @@
 """The calling relay's two speed goals, measured beside a baseline in the same run.
 
 1. Ingest: signed webhooks per second into ``kiosk relay`` (SQLite store, each call
-   committed before its answer), beside a bare Starlette endpoint answering 204 on the same
-   uvicorn settings. Both run in their own process; the load comes from this process over
+   committed before its answer; the default ``sqlite_sync: normal``, and ``full`` for
+   comparison), beside a bare Starlette endpoint answering 204 on the same uvicorn
+   settings. Both run in their own process; the load comes from this process over
    raw keep-alive HTTP/1.1 connections (cheap, so the client is not what is measured).
    Rounds alternate between the two so a noisy machine slows both alike.
    Goal: relay >= 0.5 x baseline.
@@ -54,7 +55,7 @@ def _private(path: Path, text: str) -> Path:
 
 
 def write_config(folder: Path, store: str = "sqlite",
-                 sync: str = "full") -> tuple[Path, dict[str, str]]:
+                 sync: str = "normal") -> tuple[Path, dict[str, str]]:
     """A relay config with 50 branches' display tokens; the tokens by branch."""
     secret = _private(folder / "secret", SECRET.decode())
     tokens = {b: f"token-{b}-{hashlib.sha256(b.encode()).hexdigest()[:24]}" for b in BRANCHES}
@@ -288,22 +289,29 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="ingest rounds per side")
     ap.add_argument("--calls", type=int, default=300, help="calls in each latency run")
     ap.add_argument("--gap-ms", type=float, default=5.0, help="pause between two calls")
-    ap.add_argument("--sync", choices=("full", "normal"), default="full",
-                    help="relay.sqlite_sync (full: fsync before each answer, the default)")
+    ap.add_argument("--sync", choices=("normal", "full"), default="normal",
+                    help="relay.sqlite_sync of the relay measured against the goals")
     ap.add_argument("--skip-redis", action="store_true")
     ap.add_argument("--skip-ingest", action="store_true")
     args = ap.parse_args()
     ok = True
+    other = "full" if args.sync == "normal" else "normal"
     with tempfile.TemporaryDirectory() as d:
         folder = Path(d)
-        cfg, tokens = write_config(folder, sync=args.sync)
+        (folder / "main").mkdir()
+        (folder / "other").mkdir()
+        cfg, tokens = write_config(folder / "main", sync=args.sync)
+        cfg_other, _ = write_config(folder / "other", sync=other)
         cores = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout
         print(f"machine: {cores.strip()} cores (shared); loopback; uvicorn, one process each")
-        with baseline_process() as base_port, relay_process(cfg) as relay:
+        with baseline_process() as base_port, relay_process(cfg) as relay, \
+                relay_process(cfg_other) as relay_other:
             relay_port = int(relay.url.rsplit(":", 1)[1])
-            rates: dict[str, list[float]] = {"baseline": [], "relay": []}
+            sides = {"baseline": base_port, "relay": relay_port,
+                     "other": int(relay_other.url.rsplit(":", 1)[1])}
+            rates: dict[str, list[float]] = {name: [] for name in sides}
             for r in range(0 if args.skip_ingest else args.rounds + 1):  # round 0: warm-up
-                for name, port in (("baseline", base_port), ("relay", relay_port)):
+                for name, port in sides.items():
                     reqs = [webhook_request(port, r * args.requests + n,
                                             BRANCHES[n % len(BRANCHES)], f"ingest{r}")
                             for n in range(args.requests)]
@@ -318,16 +326,19 @@ def main() -> int:
             if not args.skip_ingest:
                 base = statistics.median(rates["baseline"])
                 rel = statistics.median(rates["relay"])
-                print(f"ingest: bare 204 endpoint {base:,.0f}/s, relay (SQLite, "
-                      f"synchronous={args.sync}) "
-                      f"{rel:,.0f}/s (medians of {args.rounds} rounds of {args.requests}, "
-                      f"{CONNECTIONS} connections) -> ratio {rel / base:.2f} "
-                      f"(goal >= 0.5: {'met' if rel / base >= 0.5 else 'NOT met'})")
+                alt = statistics.median(rates["other"])
+                print(f"ingest ({args.rounds} interleaved rounds of {args.requests} webhooks, "
+                      f"{CONNECTIONS} connections; medians): bare 204 endpoint {base:,.0f}/s")
+                verdict = "met" if rel / base >= 0.5 else "NOT met"
+                print(f"  relay, sqlite_sync={args.sync}: {rel:,.0f}/s -> ratio "
+                      f"{rel / base:.2f} (goal >= 0.5: {verdict})")
+                print(f"  relay, sqlite_sync={other}: {alt:,.0f}/s -> ratio {alt / base:.2f} "
+                      "(for comparison)")
                 ok &= rel / base >= 0.5
             lat, got, want = asyncio.run(latency([relay_port], tokens, args.calls, "lat1",
                                                  args.gap_ms / 1000))
-            ok &= report_latency("latency, one relay (SQLite), 500 screens / 50 branches",
-                                 lat, got, want)
+            ok &= report_latency(f"latency, one relay (SQLite, {args.sync}), 500 screens / 50 "
+                                 "branches", lat, got, want)
         if not args.skip_redis:
             with redis_server() as url:
                 (folder / "redis").mkdir()

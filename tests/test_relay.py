@@ -271,8 +271,9 @@ def _write_config(tmp_path: Path, **relay: object) -> Path:
 
 
 @pytest.mark.slow
-def test_a_stored_call_survives_kill_9(tmp_path: Path) -> None:
-    config = _write_config(tmp_path)
+@pytest.mark.parametrize("sync", ["normal", "full"])
+def test_a_stored_call_survives_kill_9(tmp_path: Path, sync: str) -> None:
+    config = _write_config(tmp_path, sqlite_sync=sync)
     with relay_process(config) as proc:
         r = post(proc.url, call_body("A-042", "call-1"))
         assert r.status_code == 201

@@ -11,6 +11,7 @@ day a call belongs to). Every other key of the file is the kiosk's business and 
       listen: 127.0.0.1:8787              # host:port; a non-loopback host needs a secret
       webhook_secret_file: /etc/kiosk/webhook-secret   # 0600; one secret a line (two: rotation)
       store: sqlite                       # or redis://host:port/db
+      sqlite_sync: normal                 # full: also survive a power cut (slower)
       require_jwt: false                  # also demand the provider's #jwt (HS256) bearer
       history: 10                         # calls a screen gets when it connects afresh
       keepalive_s: 15                     # SSE comment this often on a quiet stream
@@ -80,10 +81,11 @@ class RelaySection(_M):
     """``sqlite`` (a file in ``kiosk.data_dir``) or ``redis://host:port/db`` for replicas."""
     sqlite_path: Path | None = None
     """The SQLite file; default ``<kiosk.data_dir>/relay.sqlite3``."""
-    sqlite_sync: Literal["full", "normal"] = "full"
-    """``full``: every commit reaches the disk before the 2xx (survives a power cut);
-    ``normal``: it reaches the OS (survives a crash or kill -9 of the relay, not a power
-    cut; faster under heavy load)."""
+    sqlite_sync: Literal["normal", "full"] = "normal"
+    """``normal``: every call is committed to the WAL before its 2xx, so it survives a
+    crash or a kill -9 of the relay (not a power cut of its machine); ``full``: also
+    flushed to the disk before the 2xx (survives a power cut; each batch of calls then
+    waits for the disk: see benchmarks/bench_relay.py)."""
     require_jwt: bool = False
     """Also demand an HS256 JWT (the provider's ``#jwt`` helper) in ``Authorization``."""
     history: int = Field(10, ge=0, le=200)
@@ -175,8 +177,8 @@ class RelaySettings:
     """``sqlite`` or a Redis URL."""
     sqlite_path: Path = Path("relay.sqlite3")
     """The SQLite store's file."""
-    sqlite_sync: str = "full"
-    """``full`` or ``normal`` (see ``relay.sqlite_sync``)."""
+    sqlite_sync: str = "normal"
+    """``normal`` or ``full`` (see ``relay.sqlite_sync``)."""
     require_jwt: bool = False
     """Demand an HS256 bearer JWT besides the signature."""
     history: int = 10
