@@ -262,11 +262,15 @@ async def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     from kiosk.service.runtime import open_runtime
     try:
         config, file = _load(args)
-        key = load_api_key(config, file)
+        key = None if config.kiosk.mode == "display" else load_api_key(config, file)
     except ConfigError as exc:
         line(False, "config", str(exc))
         return ExitStatus.USAGE
     line(True, "config", f"{file} (kiosk {config.kiosk.id}, {config.kiosk.mode} mode)")
+    if key is None:  # a calling screen: the relay and its token are all it needs
+        from kiosk.service.display import check_calls
+        await check_calls(config, file, line)
+        return ExitStatus.FAILED if failed else ExitStatus.OK
     rt = open_runtime(config, key)
     try:
         try:
@@ -299,6 +303,9 @@ async def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         unknown = counts.get("unknown", 0) + counts.get("uncertain", 0)
         line(unknown == 0, "journal", f"{rt.journal.path}: today {counts}"
              + (f"; {unknown} ticket(s) need a staff check" if unknown else ""))
+        if config.calls is not None:  # the relay's calls, and today's ticket-to-call time
+            from kiosk.service.display import check_calls
+            await check_calls(config, file, line, journal=rt.journal)
         try:
             rt.printer.ready()
         except ConfigError as exc:

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import SecretStr
@@ -27,6 +28,9 @@ from kiosk.service.formflow import FormCatalog
 from kiosk.service.issuing import TicketService
 from kiosk.service.queues import QueueMonitor, open_monitor
 from kiosk.store import Journal
+
+if TYPE_CHECKING:
+    from kiosk.service.callfeed import CallFeed
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,8 @@ class Runtime:
     service: TicketService
     forms: FormCatalog | None = None
     """Which queues need a form, and their forms (refreshed while the UI is served)."""
+    calls: CallFeed | None = None
+    """The relay's calls, when the config has a ``calls`` section (set by the core)."""
 
     async def branch_label(self) -> str:
         """The branch's label from config, else from the API (empty if unreachable)."""
@@ -116,10 +122,15 @@ class Runtime:
                and age is not None else f"{snap.error or 'not reached yet'}")
         counts = self.counts()
         today = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
-        return (f"Kiosk {self.config.kiosk.id} · kiosk {__version__}\n"
+        text = (f"Kiosk {self.config.kiosk.id} · kiosk {__version__}\n"
                 f"API {self.config.api.base_url}: {api}\n"
                 f"Printer ({self.config.printer.type}): {printer}\n"
                 f"Today: {today}" + self._forms_summary())
+        if self.calls is not None:
+            from kiosk.service.callfeed import call_wait_summary, relay_summary
+            text += (f"\n{relay_summary(self.calls)}\nTicket to call today: "
+                     f"{call_wait_summary(self.journal.call_waits())}")
+        return text
 
     def _forms_summary(self) -> str:
         """Forms since start, as counts (what customers typed never reaches staff)."""
