@@ -64,6 +64,9 @@ def test_a_signed_call_reaches_its_branch_screen(relay: RelayServer) -> None:
     assert data["queue"] == {"name": "Atención a clientes"}
     assert data["lang"] == "en"
     assert data["at"].startswith(time.strftime("%Y-", time.gmtime()))
+    metrics = httpx.get(relay.url + "/metrics").text
+    assert 'relay_webhooks_total{reason="stored",result="accepted"} 1.0' in metrics
+    assert "relay_call_latency_seconds_count 1.0" in metrics
     screen.stop()
 
 
