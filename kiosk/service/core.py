@@ -139,7 +139,7 @@ async def _serve_demo(sock: socket.socket, data_dir: Path | None, mode: str = "k
         async with demo_runtime(folder, relay=relay) as (rt, mock):
             note = (f"kiosk demo: mock Videsk API at {mock.url}; calls through the relay at "
                     f"{relay.url}; tickets saved as PNG in {rt.config.printer.path}; staff "
-                    "screen: hold the top-left corner 2 s, PIN 1234")
+                    "screen: hold the top-left corner 2 s, PIN 123456")
             if isinstance(server, DisplayServer):  # the lobby TV, customers arriving
                 from kiosk.service.callfeed import CallFeed
                 arrivals = asyncio.ensure_future(lobby(rt))
