@@ -3,7 +3,10 @@
 ::
 
     kiosk [--config PATH] queues [--json]        the branch's queues, agents, average wait
-    kiosk [--config PATH] ticket QUEUE [--json]  issue one ticket (and print it)
+    kiosk [--config PATH] ticket QUEUE [--json] [--form-json FILE]
+                                                 issue one ticket (and print it); with the
+                                                 queue's form filled in from FILE
+    kiosk [--config PATH] form QUEUE [--json]    the fields of the queue's form
     kiosk [--config PATH] check                  config, API, branch, queues, printer
     kiosk [--config PATH] print-test [--preview PNG]   a sample ticket, and the printer's state
     kiosk [--config PATH] reprint TICKET_ID      print an issued ticket again
@@ -102,6 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print one JSON object")
     t.add_argument("--lang", choices=LANGUAGES, help="the customer's language")
     t.add_argument("--no-print", action="store_true", help="do not print the ticket")
+    t.add_argument("--form-json", metavar="FILE", type=Path,
+                   help="the queue's form as a JSON object {field name or id: value}: "
+                        "checked here (exit 2 if a field is refused, nothing sent), sent, "
+                        "then the ticket is issued with it")
+
+    f = sub.add_parser("form", help="the fields of QUEUE_ID's form (if it needs one)")
+    f.add_argument("queue_id", metavar="QUEUE_ID", help="queue id or integrationId")
+    f.add_argument("--json", action="store_true", help="print one JSON object")
+    f.add_argument("--lang", choices=LANGUAGES, help="language of the labels")
 
     sub.add_parser("check", help="check config, API, branch, queues and printer")
 
@@ -202,14 +214,39 @@ def open_monitor_api(config: Config, key: Any) -> QmsClient:
     return open_monitor(config, key).api
 
 
+def _read_form_json(path: Path) -> dict[str, Any]:
+    """The ``--form-json`` file: one JSON object (a bad one is a usage error)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(str(path), "", f"a readable JSON object ({exc.__class__.__name__})"
+                          ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "", "a JSON object {field name or id: value}")
+    return data
+
+
 async def cmd_ticket(args: argparse.Namespace, out: TextIO) -> int:
+    given = _read_form_json(args.form_json) if args.form_json else None
+
     async def body(rt: Runtime) -> int:
         rt.service.branch_label = await rt.branch_label()
         lang = args.lang or rt.config.kiosk.language
         # Learn names, prefixes and waits first; a failure here still lets us try.
         await rt.monitor.poll_once()
-        result = await rt.service.issue(args.queue_id, language=lang,
-                                        print_ticket=not args.no_print)
+        if given is not None:
+            from kiosk.service.cli_forms import FormNotSent, issue_with_form
+            try:
+                result = await issue_with_form(rt, args.queue_id, given, lang,
+                                               print_ticket=not args.no_print)
+            except FormNotSent as exc:
+                what = "refused by the API" if exc.sent else "not sent"
+                for problem in exc.lines:
+                    print(f"kiosk: form {what}: {problem}", file=sys.stderr)
+                return ExitStatus.REJECTED if exc.sent else ExitStatus.USAGE
+        else:
+            result = await rt.service.issue(args.queue_id, language=lang,
+                                            print_ticket=not args.no_print)
         if args.json:
             print(json.dumps(result.as_json(), ensure_ascii=False), file=out)
         else:
@@ -220,6 +257,14 @@ async def cmd_ticket(args: argparse.Namespace, out: TextIO) -> int:
             if result.detail:
                 print(f"({result.outcome.value}: {result.detail})", file=sys.stderr)
         return OUTCOME_STATUS[result.outcome]
+    return await _with_runtime(args, body)
+
+
+async def cmd_form(args: argparse.Namespace, out: TextIO) -> int:
+    async def body(rt: Runtime) -> int:
+        from kiosk.service.cli_forms import show_form
+        return await show_form(rt, args.queue_id, args.lang or rt.config.kiosk.language,
+                               as_json=args.json, out=out)
     return await _with_runtime(args, body)
 
 
@@ -499,7 +544,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
             return cmd_hash_pin(stdout)
         handlers = {"queues": cmd_queues, "ticket": cmd_ticket, "check": cmd_check,
                     "demo": cmd_demo, "print-test": cmd_print_test, "reprint": cmd_reprint,
-                    "run": cmd_run, "tickets": cmd_tickets}
+                    "run": cmd_run, "tickets": cmd_tickets, "form": cmd_form}
         return asyncio.run(handlers[args.command](args, stdout))
     except ConfigError as exc:
         print(f"kiosk: config error: {exc}", file=sys.stderr)

@@ -82,8 +82,10 @@ class KioskSection(_Model):
     """Unique within the branch; letters, digits, ``_ . -``, at most 32 characters."""
     data_dir: Path = Path("/var/lib/kiosk")
     """Folder for the journal (SQLite) and the ticket counters."""
-    mode: Literal["kiosk", "tablet"] = "kiosk"
-    """``kiosk``: fullscreen lobby dispenser; ``tablet``: the greeter's tablet."""
+    mode: Literal["kiosk", "tablet", "display"] = "kiosk"
+    """``kiosk``: fullscreen lobby dispenser; ``tablet``: the greeter's tablet;
+    ``display``: a calling screen on a lobby TV (needs ``calls``; no API key, printer or
+    queues)."""
     language: Language = "es"
     """Default language of customer text: es, en or pt."""
     timezone: str = "UTC"
@@ -176,6 +178,9 @@ class UiConfig(_Model):
     touchscreen: bool = False
     """Read a Linux touchscreen directly (mtdev on /dev/input/touchscreen) instead of
     through SDL's mouse events; see packaging/README.md."""
+    calls: bool = False
+    """Show a "now calling" strip on the kiosk's home screen, from the relay's stream
+    (needs the ``calls`` section)."""
 
     @field_validator("brand_color", "accent_color")
     @classmethod
@@ -235,6 +240,58 @@ class PrinterConfig(_Model):
         if self.type == "usb" and (self.usb_vendor is None or self.usb_product is None):
             raise ValueError("printer.type 'usb' needs printer.usb_vendor and printer.usb_product")
         return self
+
+
+DEFAULT_VOICES: dict[Language, str] = {"es": "es-419", "en": "en-us", "pt": "pt-br"}
+
+
+def _loopback_host(host: str) -> bool:
+    host = host.strip("[]").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+class CallsConfig(_Model):
+    """Where the calls come from: the relay (``kiosk relay``) this branch's screens
+    connect out to. The branch is the config's ``branch``."""
+
+    url: str
+    """The relay's base URL, e.g. ``https://calls.example.com``; ``http://`` only to a
+    loopback host (the display token must not cross a network in clear)."""
+    token_file: Path
+    """File holding this screen's display token (mode 0600), as listed for this branch in
+    the relay's ``relay.displays``."""
+    keep: int = Field(6, ge=1, le=20)
+    """How many recent calls the screen lists under the latest one."""
+    chime: bool = True
+    """Play a chime on each new call (display mode)."""
+    speech: bool = True
+    """Announce each new call aloud, in the ticket's language (display mode; espeak-ng)."""
+    voices: dict[Language, str] = Field(default_factory=lambda: dict(DEFAULT_VOICES))
+    """espeak-ng voice per language (``espeak-ng --voices`` lists them)."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        m = re.match(r"^(https?)://(\[[^\]]+\]|[^\s/:?#]+)(:\d+)?(/[^\s?#]*)?$", v)
+        if not m:
+            raise ValueError("an http:// or https:// URL (the relay's base URL)")
+        if m.group(1) == "http" and not _loopback_host(m.group(2)):
+            raise ValueError("an https:// URL (http:// only to a loopback host such as "
+                             "127.0.0.1)")
+        return v.rstrip("/")
+
+    @field_validator("token_file")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+    @field_validator("voices")
+    @classmethod
+    def _voices(cls, v: dict[Language, str]) -> dict[Language, str]:
+        for voice in v.values():
+            if not re.fullmatch(r"[A-Za-z0-9_+-]{1,40}", voice):
+                raise ValueError("espeak-ng voice names such as 'es-419'")
+        return v
 
 
 Lines = list[str] | dict[Language, list[str]]
@@ -306,6 +363,10 @@ class Config(_Model):
     """The receipt printer."""
     ticket: TicketConfig = TicketConfig()
     """What the paper ticket says."""
+    calls: CallsConfig | None = None
+    """The relay to take calls from: needed by ``kiosk.mode: display`` and by the kiosk's
+    "now calling" strip (``ui.calls``); with it, the kiosk also journals when each of its
+    tickets was called."""
 
     @field_validator("branch")
     @classmethod
@@ -321,6 +382,15 @@ class Config(_Model):
             if q.id in seen:
                 raise ValueError(f"queue {q.id!r} listed twice")
             seen.add(q.id)
+        return self
+
+    @model_validator(mode="after")
+    def _calls_needed(self) -> Config:
+        if self.calls is None and self.kiosk.mode == "display":
+            raise ValueError("kiosk.mode 'display' needs a calls section (calls.url, "
+                             "calls.token_file)")
+        if self.calls is None and self.ui.calls:
+            raise ValueError("ui.calls needs a calls section (calls.url, calls.token_file)")
         return self
 
     def queue(self, queue_id: str) -> QueueConfig | None:
@@ -393,6 +463,38 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         problem = getattr(exc, "problem", None) or "syntax error"
         raise ConfigError(str(p), where, f"valid YAML ({problem})") from None
     return config_from_mapping(data, str(p))
+
+
+def read_secret_file(config_file: str, key: str, path: Path, what: str) -> SecretStr:
+    """The secret in ``path`` (named by config key ``key``), which must be private."""
+    try:
+        st = path.stat()
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(config_file, key,
+                              f"{path} readable by its owner only (run: chmod 600 {path})")
+        secret = path.read_text(encoding="utf-8").strip()
+    except ConfigError:
+        raise
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(config_file, key,
+                          f"a readable {what} file at {path} ({exc.__class__.__name__})"
+                          ) from None
+    if not secret:
+        raise ConfigError(config_file, key, f"{_article(what)} {what} inside {path} "
+                          "(it is empty)")
+    return SecretStr(secret)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def load_display_token(config: Config, config_file: str) -> SecretStr:
+    """The display token the relay knows this screen by, from ``calls.token_file``."""
+    if config.calls is None:
+        raise ConfigError(config_file, "calls", "a calls section (calls.url, calls.token_file)")
+    return read_secret_file(config_file, "calls.token_file", config.calls.token_file,
+                            "display token")
 
 
 def load_api_key(config: Config, config_file: str,

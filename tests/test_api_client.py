@@ -122,12 +122,21 @@ async def test_enqueue_form_required_is_428_with_code_426(client: QmsClient) -> 
     assert (info.value.status_code, info.value.body_code) == (428, 426)
 
 
+GOOD_VALUES = {"firstname": "Ana Pérez", "email": "ana@example.com", "insurance": "auto",
+               "message": ""}
+
+
+def good_values(form: Any) -> list[dict[str, Any]]:
+    return [{"_id": "videsk_essential", "value": ""},
+            *({"_id": f.id, "value": GOOD_VALUES[f.name]} for f in form.form)]
+
+
 async def test_form_then_enqueue(client: QmsClient, state: MockState) -> None:
     form = await client.get_form(SEGUROS)
-    assert [f.type for f in form.form] == ["text", "email"]
+    assert [f.type for f in form.form] == ["text", "email", "select", "textarea"]
     assert form.form[0].properties.required and form.form[0].properties.maxlength == 50
-    sub = await client.submit_form(SEGUROS, "pre-call",
-                                   [{"_id": f.id, "value": "Ana"} for f in form.form])
+    assert form.form[0].label["en"] == "Full name"  # one label per language, where given
+    sub = await client.submit_form(SEGUROS, "pre-call", good_values(form))
     assert sub.success
     await client.enqueue(BRANCH, SEGUROS, "D-002", form=sub.submission)
     assert state.tickets[-1].form == sub.submission
@@ -138,10 +147,12 @@ async def test_form_errors(client: QmsClient) -> None:
         await client.get_form(ATENCION)
     form = await client.get_form(SEGUROS)
     with pytest.raises(BadRequest, match="required"):
-        await client.submit_form(SEGUROS, "pre-call", [{"_id": form.form[0].id, "value": ""}])
+        await client.submit_form(SEGUROS, "pre-call", [
+            {"_id": "videsk_essential", "value": ""}, {"_id": form.form[0].id, "value": ""}])
     with pytest.raises(BadRequest, match="maximum"):
-        await client.submit_form(SEGUROS, "pre-call",
-                                 [{"_id": f.id, "value": "x" * 60} for f in form.form])
+        await client.submit_form(SEGUROS, "pre-call", [
+            {"_id": "videsk_essential", "value": ""},
+            *({"_id": f.id, "value": "x" * 60} for f in form.form)])
 
 
 # ----------------------------------------------------------------------- auth

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.errors import ConnectFailed, Unauthorized
+from kiosk.errors import ConnectFailed, MalformedResponse, Unauthorized
 from kiosk.mock import ScriptedFault
 from kiosk.service.demo import demo_runtime
 from kiosk.service.link import CoreUnavailable, serve_in_process
@@ -55,6 +55,27 @@ def test_a_snapshot_keeps_its_age_and_the_kind_of_its_error() -> None:
                              now=5.0)
     assert isinstance(net.error, ConnectFailed) and net.fetched_at is None
     assert not out_of_service(net)  # the network: stale cards, not out of service
+
+
+def test_a_snapshot_with_a_malformed_answer_crosses_the_link() -> None:
+    """Found by the soak: a queue list answered 200 with a body that is not JSON broke the
+    UI's end of the link (the UI exited and systemd restarted the kiosk, at every poll)."""
+    bad = QueueSnapshot((), 100.0, MalformedResponse("not JSON", status_code=200), 2)
+    copy = snapshot_from_json(snapshot_to_json(bad), now=500.0)
+    assert isinstance(copy.error, MalformedResponse) and copy.error.status_code == 200
+    assert str(copy.error) == "HTTP 200: not JSON" and not out_of_service(copy)
+
+
+async def test_a_garbled_queue_list_leaves_the_link_up(tmp_path: Path) -> None:
+    async with demo_runtime(tmp_path) as (rt, mock):
+        mock.state.push_faults(ScriptedFault(on="queues", answer="garbage", times=3))
+        core, served = await serve_in_process(rt)
+        await asyncio.wait_for(core.polled(), 10)
+        assert isinstance(core.snapshot.error, MalformedResponse)
+        r = await asyncio.wait_for(core.issue(ATENCION, language="es"), 10)
+        assert r.outcome is Outcome.ISSUED and not core.closed.done()
+        await core.aclose()
+        await served
 
 
 async def test_the_ui_gets_views_tickets_and_the_paper_and_nothing_secret(

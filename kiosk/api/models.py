@@ -60,7 +60,8 @@ class FieldProperties(_ApiModel):
     """Constraints of one form field."""
 
     required: bool = False
-    placeholder: str = ""
+    placeholder: Any = ""
+    """A text, or one per language where the account gives them."""
     maxlength: int | None = None
     min: float | None = None
     max: float | None = None
@@ -80,10 +81,11 @@ class FormField(_ApiModel):
     id: str = Field(alias="_id")
     type: str
     name: str = ""
-    label: str = ""
+    label: Any = ""
+    """A text, or one per language (``{"es": ..., "en": ...}``) where the account gives them."""
     properties: FieldProperties = Field(default_factory=FieldProperties)
     options: list[Any] = Field(default_factory=list)
-    hint: str = ""
+    hint: Any = ""
 
 
 class Form(_ApiModel):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -22,9 +23,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from kiosk.mock import hostile
 from kiosk.mock.scenario import (
     Answer,
     Endpoint,
+    FieldSpec,
     MockState,
     Scenario,
     ScriptedFault,
@@ -45,12 +48,16 @@ _CLASS = {
 
 
 def feathers(status: int, name: str, message: str, code: int | None = None,
-             headers: dict[str, str] | None = None) -> JSONResponse:
-    """An error in the provider's FeathersJS shape. ``code`` defaults to ``status``."""
-    return JSONResponse(
-        {"name": name, "message": message, "code": code if code is not None else status,
-         "className": _CLASS.get(name, "general-error"), "errors": {}},
-        status_code=status, headers=headers)
+             headers: dict[str, str] | None = None, data: Any = None) -> JSONResponse:
+    """An error in the provider's FeathersJS shape. ``code`` defaults to ``status``;
+    ``data`` is added where the provider's page shows one."""
+    body: dict[str, Any] = {"name": name, "message": message,
+                            "code": code if code is not None else status,
+                            "className": _CLASS.get(name, "general-error")}
+    if data is not None:
+        body["data"] = data
+    body["errors"] = {}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 _FORCED: dict[int, tuple[str, str, int]] = {
@@ -71,6 +78,78 @@ _FORCED: dict[int, tuple[str, str, int]] = {
 }
 
 _NOT_A_FIELD = "Some element not as field, please check or try again"
+_FORM_CHANGED = ("Maybe the organization has changed the form and you're submit is not valid "
+                 "anymore.")
+HONEYPOT = "videsk_essential"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+_URL = re.compile(r"^https?://[^\s/?#.]+(\.[^\s/?#.]+)+([/?#]\S*)?$", re.IGNORECASE)
+_NUMBER_TYPES = ("number",)
+_MULTI_TYPES = ("checkbox", "multiselect")
+
+
+def _option_values(f: FieldSpec) -> set[str]:
+    return {str(o.get("value", o.get("label", ""))) if isinstance(o, dict) else str(o)
+            for o in f.options}
+
+
+def _field_error(f: FieldSpec, value: Any) -> str | None:
+    """The provider's three levels for one field (its page): the value's type, the
+    field's rule, its limits. Returns the 400's message, or None."""
+    el = f'for element "{f.id}".'
+    if value in (None, "", []) or (isinstance(value, str) and not value.strip()):
+        return f'The element "{f.id}" is required.' if f.required else None
+    # 1. type: String, Number or Array, matching the field
+    if f.type in _NUMBER_TYPES:
+        try:
+            number = float(value) if not isinstance(value, bool | list | dict) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None:
+            return f"The value type is not valid {el}"
+    elif f.type in _MULTI_TYPES:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return f"The value type is not valid {el}"
+    elif not isinstance(value, str):
+        return f"The value type is not valid {el}"
+    # 2. the field's own validation
+    if f.type == "email" and not _EMAIL.match(value.strip()):
+        return f"The value is not a valid email {el}"
+    if f.type == "url" and not _URL.match(value.strip()):
+        return f"The value is not a valid url {el}"
+    if f.options:
+        chosen = value if isinstance(value, list) else [value]
+        if any(v not in _option_values(f) for v in chosen):
+            return f"The value is not a valid option {el}"
+    # 3. constraints: max, min, length
+    if f.type in _NUMBER_TYPES:
+        assert number is not None
+        if f.max is not None and number > f.max:
+            return f"The maximum of value is {f.max:g} {el}"
+        if f.min is not None and number < f.min:
+            return f"The minimum of value is {f.min:g} {el}"
+    elif isinstance(value, list):
+        if f.max is not None and len(value) > f.max:
+            return f"The maximum of value is {f.max:g} {el}"
+        if f.min is not None and len(value) < f.min:
+            return f"The minimum of value is {f.min:g} {el}"
+    elif f.maxlength and len(value) > f.maxlength:
+        return f"The maximum length of value is {f.maxlength} {el}"
+    return None
+
+
+def _field_json(f: FieldSpec) -> dict[str, Any]:
+    """One field as ``GET /forms/:segmentId`` shows it (limits as strings, like the page)."""
+    props: dict[str, Any] = {"required": f.required}
+    if f.placeholder:
+        props["placeholder"] = f.placeholder
+    if f.maxlength:
+        props["maxlength"] = str(f.maxlength)
+    if f.min is not None:
+        props["min"] = f"{f.min:g}"
+    if f.max is not None:
+        props["max"] = f"{f.max:g}"
+    return {"_id": f.id, "type": f.type, "name": f.name, "label": f.label,
+            "properties": props, "options": list(f.options), "hint": f.hint}
 
 
 def _json_size(data: Any) -> int:
@@ -122,6 +201,9 @@ class MockApi:
                       request: Request) -> Response | None:
         """The response for a fault; ``None`` means: go on and answer normally."""
         ok = 201 if endpoint in ("enqueue", "submit") else 200
+        if answer in hostile.LIST_KINDS or answer in hostile.AFTER_KINDS:
+            request.state.mock_fault = answer  # served normally, spoiled by _list/_done
+            return None
         if answer == "slow":
             await asyncio.sleep(self.state.scenario.faults.slow_s)
             return None
@@ -136,11 +218,23 @@ class MockApi:
         if answer in (200, 201):
             return None
         assert isinstance(answer, int)
+        if answer == 400 and endpoint == "submit":  # the page's "Campo inválido" tab
+            return feathers(400, "BadRequest", "The maximum of value is 10 for element "
+                            f'"{await self._first_field(request)}".')
         name, message, code = _FORCED[answer]
         params = request.path_params
         message = message.format(branch=params.get("branch", ""), queue=params.get("queue", ""))
         headers = {"Retry-After": "1"} if answer == 429 else None
         return feathers(answer, name, message, code, headers)
+
+    @staticmethod
+    async def _first_field(request: Request) -> str:
+        """The first field a submission names (besides the honeypot)."""
+        try:
+            values = json.loads(await request.body() or b"{}").get("values") or []
+            return next(str(v["_id"]) for v in values if v.get("_id") != HONEYPOT)
+        except (ValueError, AttributeError, StopIteration, KeyError, TypeError):
+            return ""
 
     async def _guard(self, request: Request, endpoint: Endpoint) -> Response | None:
         denied = self._auth(request)
@@ -151,8 +245,28 @@ class MockApi:
 
     def _done(self, request: Request, response: Response) -> Response:
         status: int | str = "drop" if isinstance(response, _Drop) else response.status_code
+        kind = getattr(request.state, "mock_fault", None)
+        if kind == "malformed":
+            response, status = hostile.malformed(response, self.state.malformed_count()), kind
+        elif kind == "trickle" and not isinstance(response, _Drop):
+            response = hostile.Trickle(response, self.state.scenario.faults.trickle_s)
+            status = kind
         self.state.record(request.method, request.url.path, status)
         return response
+
+    def _list(self, request: Request, items: list[dict[str, Any]], endpoint: Endpoint) -> Response:
+        """A list answer, reshaped by a list fault kind (see :mod:`kiosk.mock.hostile`)."""
+        kind = getattr(request.state, "mock_fault", None)
+        faults = self.state.scenario.faults
+        if kind == "bad_queue_items":
+            items = (hostile.bad_queue_items(items) if endpoint == "queues"
+                     else hostile.bad_branches(items))
+        elif kind == "many_queues" and endpoint == "queues":
+            items = hostile.many_queues(items, faults.many_queues)
+        query = dict(request.query_params)
+        if kind == "paginated" or hostile.wants_page(query):
+            return hostile.json_answer(hostile.paginate(items, query, faults.page_size))
+        return hostile.json_answer(items)
 
     # ------------------------------------------------------------- endpoints
 
@@ -162,7 +276,7 @@ class MockApi:
             return self._done(request, early)
         body = [{"location": b.location, "label": b.label, "address": b.address,
                  "name": b.name, "id": b.id} for b in self.state.scenario.branches]
-        return self._done(request, JSONResponse(body))
+        return self._done(request, self._list(request, body, "branches"))
 
     async def queues(self, request: Request) -> Response:
         early = await self._guard(request, "queues")
@@ -171,7 +285,8 @@ class MockApi:
         branch = self.state.branch(request.path_params["branch"])
         if branch is None:
             return self._done(request, feathers(404, "NotFound", "The branch was not found"))
-        return self._done(request, JSONResponse([self.state.as_api(q) for q in branch.queues]))
+        return self._done(request, self._list(request, [self.state.as_api(q)
+                                                        for q in branch.queues], "queues"))
 
     async def queue(self, request: Request) -> Response:
         early = await self._guard(request, "queue")
@@ -239,12 +354,8 @@ class MockApi:
         if q is None or q.form is None:
             return self._done(request, feathers(400, "NotFound",
                                                 "Not form found in segment provided.", 404))
-        fields = [{"_id": f.id, "type": f.type, "name": f.name, "label": f.label,
-                   "properties": {"required": f.required,
-                                  **({"maxlength": str(f.maxlength)} if f.maxlength else {})},
-                   "options": f.options, "hint": ""} for f in q.form]
         return self._done(request, JSONResponse(
-            {"form": fields, "siteKey": "mock-site-key",
+            {"form": [_field_json(f) for f in q.form], "siteKey": "mock-site-key",
              "resource": "https://challenges.cloudflare.com/turnstile/v0/api.js",
              "provider": "turnstile"}))
 
@@ -271,20 +382,25 @@ class MockApi:
         values = body.get("values")
         if not isinstance(values, list) or not all(
                 isinstance(v, dict) and isinstance(v.get("_id"), str) for v in values):
-            return feathers(400, "BadRequest", _NOT_A_FIELD)
+            return feathers(400, "BadRequest", _NOT_A_FIELD, data=_FORM_CHANGED)
         given = {v["_id"]: v.get("value") for v in values}
+        if HONEYPOT not in given:
+            return feathers(400, "BadRequest",
+                            f'The element form "{HONEYPOT}" is required, never delete.')
+        if given.pop(HONEYPOT) not in ("", None):  # a bot filled the trap
+            return feathers(422, "Unprocessable", "Your submit looks suspicious, not pass the "
+                            "captcha validation.", data={"extraData": "honeypot"})
         known = {f.id: f for f in q.form}
-        if set(given) - set(known):
-            return feathers(400, "BadRequest", _NOT_A_FIELD)
+        if set(given) - set(known):  # made for another version of the form
+            return feathers(400, "BadRequest", _NOT_A_FIELD, data=_FORM_CHANGED)
         for f in q.form:
-            value = given.get(f.id)
-            if f.required and value in (None, "", []):
-                return feathers(400, "BadRequest", f'The element "{f.id}" is required.')
-            if f.maxlength and isinstance(value, str) and len(value) > f.maxlength:
-                return feathers(400, "BadRequest",
-                                f'The maximum of value is {f.maxlength} for element "{f.id}".')
+            error = _field_error(f, given.get(f.id))
+            if error is not None:
+                return feathers(400, "BadRequest", error)
         submission = self.state.new_id()
         self.state.submissions[submission] = q.id
+        self.state.form_posts.append({"segment": q.id, "type": body.get("type"),
+                                      "values": values, "submission": submission})
         return JSONResponse({"message": "The form was saved successfully.", "success": True,
                              "submission": submission}, status_code=201)
 
@@ -293,8 +409,10 @@ class MockApi:
     async def mock_state(self, request: Request) -> Response:
         return JSONResponse({
             "tickets": [{"id": t.id, "branch": t.branch, "queue": t.queue,
-                         "ticketId": t.ticket_id, "integrationData": t.integration_data}
+                         "ticketId": t.ticket_id, "integrationData": t.integration_data,
+                         "form": t.form}
                         for t in self.state.tickets],
+            "formSubmissions": self.state.form_posts,
             "requests": [list(r) for r in self.state.requests],
         })
 
@@ -305,6 +423,20 @@ class MockApi:
             return JSONResponse({"error": str(exc)}, status_code=400)
         self.state.push_faults(*faults)
         return JSONResponse({"queued": len(faults)})
+
+    async def mock_form(self, request: Request) -> Response:
+        """The account's admin edits a form: ``{"fields": [...]}``, or ``{}`` for the
+        scenario's ``form_next``."""
+        try:
+            body = json.loads(await request.body() or b"{}")
+            fields = body.get("fields")
+            specs = None if fields is None else TypeAdapter(list[FieldSpec]).validate_python(
+                fields)
+            self.state.change_form(request.path_params["queue"], specs)
+        except (KeyError, ValueError, AttributeError) as exc:
+            return JSONResponse({"error": f"unknown queue or bad fields: {exc}"},
+                                status_code=400)
+        return JSONResponse({"ok": True})
 
     async def mock_agents(self, request: Request) -> Response:
         body = json.loads(await request.body() or b"{}")
@@ -329,6 +461,7 @@ def create_app(scenario: Scenario | MockState) -> Starlette:
         Route("/_mock/state", api.mock_state, methods=["GET"]),
         Route("/_mock/faults", api.mock_faults, methods=["POST"]),
         Route("/_mock/queues/{queue}/agents", api.mock_agents, methods=["POST"]),
+        Route("/_mock/forms/{queue}", api.mock_form, methods=["POST"]),
     ]
     async def not_found(request: Request, exc: Exception) -> Response:
         return feathers(404, "NotFound", f"Page not found: {request.url.path}")

@@ -25,11 +25,22 @@ from kiosk.errors import ConfigError
 Answer = Literal[
     200, 201, 400, 401, 403, 404, 406, 422, 426, 428, 429, 500, 502, 503, 504,
     "drop", "slow", "html", "empty", "garbage",
+    "trickle", "malformed", "bad_queue_items", "many_queues", "paginated",
 ]
 """What a fault makes the mock answer: a status with its documented body, or
 ``drop`` (connection cut mid-answer), ``slow`` (answer after ``faults.slow_s``),
 ``html`` (a proxy's 502 page), ``empty`` (status 201/200 with no body),
-``garbage`` (status 201/200 with a body that is not JSON)."""
+``garbage`` (status 201/200 with a body that is not JSON).
+
+The hostile kinds (see :mod:`kiosk.mock.hostile`) serve the request as usual (an enqueue
+is recorded when it would be) and then spoil the answer:
+``trickle`` (the body one byte every ``faults.trickle_s`` seconds),
+``malformed`` (the body replaced by JSON of the wrong shape or text that is not JSON,
+status kept), ``bad_queue_items`` (queues and branches with null/1e999/NaN waits,
+negative agents, control and bidi characters and a 200 KB name),
+``many_queues`` (``faults.many_queues`` queues in the list),
+``paginated`` (lists in Feathers' ``{total, limit, skip, data}`` shape, ``faults.page_size``
+items a page). Kinds that only make sense for lists answer other endpoints normally."""
 
 Endpoint = Literal["branches", "queues", "queue", "enqueue", "form", "submit", "any"]
 
@@ -43,18 +54,29 @@ class FieldSpec(_M):
 
     id: str
     """The field's ``_id``."""
-    type: str = "text"
-    """text | email | url | textarea | number | select | checkbox."""
+    type: Literal["text", "email", "url", "textarea", "number", "select", "radio",
+                  "checkbox", "multiselect", "hidden"] = "text"
+    """The field's type: typed text (text, email, url, textarea), a number, one choice
+    (select, radio) or several (checkbox, multiselect)."""
     name: str = ""
     """Machine name."""
-    label: str = ""
-    """What the customer reads."""
+    label: str | dict[str, str] = ""
+    """What the customer reads (a ``{language: text}`` map where the account gives
+    translations)."""
+    placeholder: str | dict[str, str] = ""
+    """Shown in an empty field."""
+    hint: str | dict[str, str] = ""
+    """A line of help under the field."""
     required: bool = False
     """The field must have a value."""
     maxlength: int | None = None
-    """Longest value accepted."""
-    options: list[str] = Field(default_factory=list)
-    """Choices, for select and checkbox fields."""
+    """Longest value accepted (sent as a string, as the provider does)."""
+    min: float | None = None
+    """Smallest number (number fields) or fewest choices (multiple choice)."""
+    max: float | None = None
+    """Largest number (number fields) or most choices (multiple choice)."""
+    options: list[str | dict[str, Any]] = Field(default_factory=list)
+    """Choices, for choice fields: a value, or ``{value, label}``."""
 
 
 class QueueSpec(_M):
@@ -73,7 +95,12 @@ class QueueSpec(_M):
     service_s: tuple[float, float] = (20.0, 60.0)
     """How long an agent stays busy with a ticket: a random time in this range (seconds)."""
     form: list[FieldSpec] | None = None
-    """The queue's pre-call form; when set, enqueue requires a submission (428)."""
+    """The queue's pre-call form; when set, enqueue requires a submission (428). The
+    provider's honeypot field (``videsk_essential``) is added to it when served."""
+    form_next: list[FieldSpec] | None = None
+    """The form the account's admin changes to (``POST /_mock/forms/{queue}``, or
+    :meth:`MockState.change_form`): a submission made for the old one is then refused
+    with the provider's "the organization has changed the form" 400."""
 
 
 class BranchSpec(_M):
@@ -117,6 +144,12 @@ class Faults(_M):
     """Delay of a ``slow`` answer."""
     script: list[ScriptedFault] = Field(default_factory=list)
     """Forced answers, consumed in order by the matching requests."""
+    trickle_s: float = Field(1.5, gt=0)
+    """Seconds between two bytes of a ``trickle`` answer."""
+    many_queues: int = Field(2000, ge=0)
+    """How many queues a ``many_queues`` answer lists (the branch's own first)."""
+    page_size: int = Field(10, ge=1)
+    """Items per page of a ``paginated`` answer (and the most a ``$limit`` may ask)."""
 
     @model_validator(mode="after")
     def _rates(self) -> Faults:
@@ -185,11 +218,15 @@ class MockState:
     tickets: list[TicketRecord] = field(default_factory=list)
     requests: list[tuple[str, str, int | str]] = field(default_factory=list)
     submissions: dict[str, str] = field(default_factory=dict)  # submission id -> queue id
+    form_posts: list[dict[str, Any]] = field(default_factory=list)
+    """Every form submission body received (tests check what was sent)."""
+    form_versions: dict[str, int] = field(default_factory=dict)  # queue id -> version
     _busy: dict[str, list[float]] = field(default_factory=dict)
     _script: list[ScriptedFault] = field(default_factory=list)
     _rng: random.Random = field(default_factory=random.Random)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _started: float = 0.0
+    _malformed: int = 0
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.scenario.seed)
@@ -269,6 +306,22 @@ class MockState:
                     if r < acc:
                         return answer
         return None
+
+    def change_form(self, queue_ref: str, fields: list[FieldSpec] | None = None) -> None:
+        """The account's admin edits the queue's form: to ``fields``, else to the
+        scenario's ``form_next`` (tests, demos)."""
+        q = self.queue_anywhere(queue_ref)
+        if q is None:
+            raise KeyError(queue_ref)
+        with self._lock:
+            q.form = fields if fields is not None else q.form_next
+            self.form_versions[q.id] = self.form_versions.get(q.id, 1) + 1
+
+    def malformed_count(self) -> int:
+        """How many ``malformed`` answers were made before this one (picks the body)."""
+        with self._lock:
+            self._malformed += 1
+            return self._malformed - 1
 
     def new_id(self) -> str:
         with self._lock:

@@ -25,6 +25,8 @@ import yaml
 from kiosk.config import Config, config_from_mapping
 from kiosk.mock import MockServer, ScriptedFault, load_scenario
 from kiosk.mock.scenario import MockState, Scenario, default_scenario_path
+from kiosk.service.formflow import submit_and_issue
+from kiosk.service.forms import values_by_id
 from kiosk.service.outcomes import IssueResult, Outcome
 from kiosk.service.runtime import Runtime, open_runtime
 
@@ -100,13 +102,21 @@ async def _attend(rt: Runtime, who: str, queue: str, lang: str, echo: Callable[[
     if r.outcome is Outcome.NO_AGENTS and r.alternatives:
         await _attend(rt, "  takes an alternative:", r.alternatives[0].id, lang, echo, results,
                       depth=depth + 1)
-    elif r.outcome is Outcome.FORM_REQUIRED:
-        fields = (await rt.api.get_form(queue)).form
-        values = [{"_id": f.id, "value": f"{who.rsplit(maxsplit=1)[-1].lower()}@example.com"
-                   if f.type == "email" else who.rsplit(maxsplit=1)[-1]} for f in fields]
-        sub = await rt.api.submit_form(queue, "pre-call", values)
-        await _attend(rt, "  the greeter fills the form:", queue, lang, echo, results,
-                      form=sub.submission, depth=depth + 1)
+    elif r.outcome is Outcome.FORM_REQUIRED and rt.forms is not None:
+        # the greeter fills the queue's form in for the customer, as on the tablet
+        fd = await rt.forms.fetch(queue)
+        name = who.split(maxsplit=1)[0]
+        typed = {"firstname": name, "email": f"{name.lower()}@example.com",
+                 "insurance": "auto", "age": "40"}
+        values = {} if fd is None else values_by_id(
+            fd, {k: v for k, v in typed.items() if fd.field(k) is not None})[0]
+        answer = await submit_and_issue(rt.service, rt.forms, queue, values, language=lang)
+        if isinstance(answer, IssueResult):
+            results.append(answer)
+            echo(_line("  the greeter fills the form:", answer))
+        else:
+            echo(f"{'  the form was sent back:':<30} " + "; ".join(
+                p.describe() for p in answer.problems.values()))
 
 
 async def _play(rt: Runtime, state: MockState, echo: Callable[[str], None],

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kiosk.api import QmsClient, Queue
 from kiosk.config import Config
@@ -65,6 +65,9 @@ from kiosk.service.messages import customer_message
 from kiosk.service.outcomes import IssueResult, Outcome, QueueView
 from kiosk.service.queues import QueueMonitor, queue_views, unknown_queue_view
 from kiosk.store import Journal, TicketRow
+
+if TYPE_CHECKING:
+    from kiosk.service.formflow import FormCatalog
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +126,8 @@ class TicketService:
         self._arming: dict[str, asyncio.Task[None]] = {}
         self.busy = asyncio.Lock()
         """Held while a ticket is being issued (a config reload waits for it)."""
+        self.forms: FormCatalog | None = None
+        """Which queues need a form (set by :func:`~kiosk.service.runtime.open_runtime`)."""
 
     # ----------------------------------------------------------------- queues
 
@@ -131,7 +136,12 @@ class TicketService:
 
     def views(self, lang: str, queues: list[Queue] | None = None) -> list[QueueView]:
         """The queues to show, from ``queues`` or the monitor's last good state."""
-        return queue_views(self.config, self._known_queues() if queues is None else queues, lang)
+        views = queue_views(self.config, self._known_queues() if queues is None else queues,
+                            lang)
+        if self.forms is not None:  # mark the cards of queues that need a form
+            views = [replace(v, needs_form=True) if self.forms.needs(v.id) else v
+                     for v in views]
+        return views
 
     async def fetch_views(self, lang: str) -> list[QueueView]:
         """The queues, fresh from the API (for the CLI)."""

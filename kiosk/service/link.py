@@ -15,8 +15,22 @@ They talk over a socketpair, one JSON object per line::
                 {"event": "queues", "snapshot": {...}, "views": {"es": [...], ...}}
                 {"event": "settings", "settings": {...}}                after a reload
                 {"event": "printed", "for": 7, "printed": true, "error": ""}
+                {"event": "forms", "forms": {"<queue id>": {FormDef} | null, ...}}
+                                 which queues need a form, and their fields (no values);
+                                 sent whenever that changes (kiosk.service.formflow)
                 {"id": 7, "result": ...}  or  {"id": 7, "error": "..."}
     UI -> core  {"id": 7, "op": "issue", "args": {...}}
+                {"id": 8, "op": "form", "args": {"queue_id"}}
+                         -> {"form": {FormDef} | null}   (asked now if not known: a 428)
+                {"id": 9, "op": "submit_form", "args": {"queue_id", "language",
+                          "values": {"<field id>": "text" | ["option", ...]},
+                          "integration_data"}}
+                         -> {"result": {...}, "printing": bool}   a ticket (or not), or
+                         -> {"form": {FormDef}, "problems": {"<field id>": {Problem}},
+                             "sent": bool}                   back to the form
+
+What a customer types crosses the link only inside ``submit_form``'s args, and is never
+logged on either side (a failed request logs its op and error, never its args).
 
 When the UI closes its end, the core lets a ticket in flight finish and exits; when the
 core ends on its own, the UI's :attr:`RemoteCore.closed` resolves (``kiosk run`` then
@@ -42,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 from kiosk.errors import KioskError
 from kiosk.i18n import LANGUAGES
+from kiosk.service.forms import FormAnswer, FormDef, problems_from_json, problems_to_json
 from kiosk.service.outcomes import IssueResult, QueueSnapshot, QueueView
 from kiosk.service.wire import (
     UiSettings,
@@ -101,6 +116,9 @@ class RemoteCore:
         self.note = ""
         """A line for the person starting it (the demo says where its tickets go)."""
         self.snapshot = QueueSnapshot()
+        self.forms: dict[str, FormDef | None] = {}
+        """The forms the core knows (None: the queue needs none); sent ahead of time."""
+        self._form_listeners: list[Callable[[dict[str, FormDef | None]], None]] = []
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         """Resolves when the core's end of the link closes."""
         self._task = asyncio.ensure_future(self._read())
@@ -158,6 +176,39 @@ class RemoteCore:
         except BaseException:
             self._printing.pop(rid, None)
             raise
+        if data["printing"]:
+            return result_from_json(data["result"], printing)
+        self._printing.pop(rid, None)
+        return result_from_json(data["result"], None)
+
+    def subscribe_forms(self, listener: Callable[[dict[str, FormDef | None]], None]) -> None:
+        self._form_listeners.append(listener)
+
+    async def form(self, queue_id: str) -> FormDef | None:
+        """The queue's form (asked of the API now if the core does not know it)."""
+        data = await self._call("form", {"queue_id": queue_id})
+        return FormDef.from_json(data["form"]) if data["form"] else None
+
+    async def submit_form(self, queue_id: str, values: dict[str, Any], *, language: str,
+                          integration_data: dict[str, Any] | None = None,
+                          ) -> IssueResult | FormAnswer:
+        """Send the customer's form, then get the ticket; or the form back, with the
+        problems to show next to its fields."""
+        rid, answer = self._request("submit_form", {
+            "queue_id": queue_id, "values": values, "language": language,
+            "integration_data": integration_data})
+        printing: asyncio.Future[tuple[bool, str]] = \
+            asyncio.get_running_loop().create_future()
+        self._printing[rid] = printing
+        try:
+            data = await answer
+        except BaseException:
+            self._printing.pop(rid, None)
+            raise
+        if "problems" in data:
+            self._printing.pop(rid, None)
+            return FormAnswer(FormDef.from_json(data["form"]),
+                              problems_from_json(data["problems"]), bool(data["sent"]))
         if data["printing"]:
             return result_from_json(data["result"], printing)
         self._printing.pop(rid, None)
@@ -233,6 +284,11 @@ class RemoteCore:
             self._polled.set()
             for listener in list(self._listeners):
                 listener(self.snapshot)
+        elif event == "forms":
+            self.forms = {qid: FormDef.from_json(f) if f else None
+                          for qid, f in msg["forms"].items()}
+            for form_listener in list(self._form_listeners):
+                form_listener(self.forms)
         elif event == "printed":
             printing = self._printing.pop(msg["for"], None)
             if printing is not None and not printing.done():
@@ -330,6 +386,9 @@ class CoreServer:
             self.watch(rt.monitor, rt.config)
         status = StatusWriter(rt)
         status.start()
+        if rt.forms is not None:  # which queues need a form, learned ahead of time
+            rt.forms.subscribe(self._on_forms)
+            rt.forms.start()
         try:
             while line := await self._reader.readline():
                 msg = json.loads(line)
@@ -342,6 +401,8 @@ class CoreServer:
             log.error("the link to the UI broke: %r", exc)
         finally:
             rt.monitor.unsubscribe(self._on_snapshot)
+            if rt.forms is not None:
+                rt.forms.unsubscribe(self._on_forms)
             await status.stop()
             if self._tasks:  # a ticket in flight is finished (and journalled), not dropped
                 await asyncio.wait(self._tasks, timeout=30)
@@ -358,6 +419,12 @@ class CoreServer:
             return queue_views(config, list(snapshot.queues), lang)
         self._send({"event": "queues", "snapshot": snapshot_to_json(snapshot),
                     "views": {lang: [asdict(v) for v in views(lang)] for lang in LANGUAGES}})
+
+    def _on_forms(self, forms: dict[str, FormDef | None]) -> None:
+        self._send({"event": "forms", "forms": {qid: f.to_json() if f else None
+                                                for qid, f in forms.items()}})
+        if self._rt is not None:  # the cards' "a few details first" marks
+            self._on_snapshot(self._rt.monitor.snapshot)
 
     async def _answer(self, msg: dict[str, Any]) -> None:
         rid = int(msg["id"])
@@ -380,6 +447,12 @@ class CoreServer:
             if r.printing is not None:
                 r.printing.add_done_callback(lambda f: self._printed(rid, f))
             return {"result": result_to_json(r), "printing": r.printing is not None}
+        if op == "form":
+            assert rt.forms is not None
+            form = await rt.forms.fetch(str(args["queue_id"]))
+            return {"form": form.to_json() if form else None}
+        if op == "submit_form":
+            return await self._submit_form(rid, rt, args)
         if op == "branch_label":
             label = await rt.branch_label()
             rt.service.branch_label = label
@@ -397,6 +470,24 @@ class CoreServer:
         if op == "reload":
             return await self._reload()
         raise ValueError(f"unknown request {op!r}")
+
+    async def _submit_form(self, rid: int, rt: Runtime, args: dict[str, Any]) -> Any:
+        from kiosk.service.formflow import submit_and_issue
+        assert rt.forms is not None
+        values = args["values"]
+        if not isinstance(values, dict):
+            raise ValueError("values must be an object")  # the values stay out of the log
+        answer = await submit_and_issue(
+            rt.service, rt.forms, str(args["queue_id"]), values,
+            language=str(args["language"]), integration_data=args.get("integration_data"),
+            wait_print=False, print_ticket=rt.config.printer.type != "none")
+        if isinstance(answer, FormAnswer):
+            assert answer.form is not None
+            return {"form": answer.form.to_json(), "problems": problems_to_json(answer.problems),
+                    "sent": answer.sent}
+        if answer.printing is not None:
+            answer.printing.add_done_callback(lambda f: self._printed(rid, f))
+        return {"result": result_to_json(answer), "printing": answer.printing is not None}
 
     def _printed(self, rid: int, fut: asyncio.Future[tuple[bool, str]]) -> None:
         printed, error = (False, "cancelled") if fut.cancelled() else fut.result()

@@ -49,6 +49,8 @@ class QueueView:
     wait_minutes: float
     """``avg_waiting_time`` converted to minutes."""
     prefix: str
+    needs_form: bool = False
+    """The queue asks for a few details (a form) before a number is given."""
 
 
 @dataclass(frozen=True, slots=True)

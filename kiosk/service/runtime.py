@@ -24,6 +24,7 @@ from kiosk.errors import ApiError, ConfigError, PrinterError, StoreError
 from kiosk.printing import PrinterStatus, TicketPrinter
 from kiosk.service import presentation
 from kiosk.service.clock import TicketClock
+from kiosk.service.formflow import FormCatalog
 from kiosk.service.issuing import TicketService
 from kiosk.service.queues import QueueMonitor, open_monitor
 from kiosk.store import Journal
@@ -47,6 +48,8 @@ class Runtime:
     monitor: QueueMonitor
     service: TicketService
     clock: TicketClock
+    forms: FormCatalog | None = None
+    """Which queues need a form, and their forms (refreshed while the UI is served)."""
 
     def faults(self) -> dict[str, str]:
         """What staff must know is wrong now: the journal, the clock (see
@@ -134,7 +137,14 @@ class Runtime:
         return (f"Kiosk {self.config.kiosk.id} · kiosk {__version__}\n"
                 f"API {self.config.api.base_url}: {api}\n"
                 f"Printer ({self.config.printer.type}): {printer}\n"
-                f"Today: {today}{faults}")
+                f"Today: {today}" + self._forms_summary() + faults)
+
+    def _forms_summary(self) -> str:
+        """Forms since start, as counts (what customers typed never reaches staff)."""
+        forms = self.forms
+        if forms is None or not any(forms.forms.values()):
+            return ""
+        return f"\nForms: {forms.sent} sent, {forms.refused} sent back to the customer"
 
     async def reload(self, config: Config) -> list[str]:
         """Take a new config without dropping a ticket in flight; returns what changed.
@@ -158,6 +168,8 @@ class Runtime:
     async def aclose(self) -> None:
         """Stop polling, close the HTTP pool and the journal."""
         await self.monitor.stop()
+        if self.forms is not None:
+            await self.forms.stop()
         await self.service.aclose()
         await self.api.aclose()
         await asyncio.to_thread(self.printer.close)
@@ -207,6 +219,9 @@ def open_runtime(
         printer.ready()  # a bad profile, code page or logo stops start-up here
     service = TicketService(config, api, journal, printer, monitor=monitor,
                             clock=ticket_clock)
+    forms = FormCatalog(api, lambda: [q.id for q in service.config.queues]
+                        or [q.id for q in monitor.snapshot.queues])
+    service.forms = forms
     if fault:
         service.health.set("journal", f"{fault}; no ticket is issued until it is fixed "
                            "(then restart the kiosk)")
@@ -218,5 +233,5 @@ def open_runtime(
         elif recovered is None:
             log.warning("another kiosk process owns the journal %s (or a command is writing "
                         "to it): numbers are taken one by one until it is gone", journal.path)
-    return Runtime(config, api, journal, printer, monitor, service, ticket_clock)
+    return Runtime(config, api, journal, printer, monitor, service, ticket_clock, forms)
 

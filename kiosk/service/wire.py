@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from kiosk import errors
-from kiosk.errors import ApiError, ApiStatusError
+from kiosk.errors import ApiError, ApiStatusError, MalformedResponse
 from kiosk.service.outcomes import IssueResult, Outcome, QueueSnapshot, QueueView
 
 if TYPE_CHECKING:
@@ -94,22 +94,32 @@ def snapshot_to_json(s: QueueSnapshot) -> dict[str, Any]:
     return {"age_s": s.age(), "failures": s.failures,
             "error": None if err is None else {
                 "type": type(err).__name__, "message": str(err),
-                "status": err.status_code if isinstance(err, ApiStatusError) else None,
+                "status": err.status_code if isinstance(err, ApiStatusError | MalformedResponse)
+                else None,
                 "api_message": err.api_message if isinstance(err, ApiStatusError) else ""}}
+
+
+def _error_from_json(e: dict[str, Any]) -> ApiError:
+    """The same kind of error, with its message (and status); a plain ApiError for a kind
+    it cannot make (a message the UI cannot read must never end the link)."""
+    cls = getattr(errors, e["type"], None)
+    status = e["status"]
+    try:
+        if isinstance(cls, type) and issubclass(cls, ApiStatusError) and status:
+            return cls(status, e["api_message"])
+        if isinstance(cls, type) and issubclass(cls, MalformedResponse) and status:
+            return cls(e["message"].removeprefix(f"HTTP {status}: "), status_code=status)
+        if isinstance(cls, type) and issubclass(cls, ApiError) \
+                and not issubclass(cls, ApiStatusError | MalformedResponse):
+            return cls(e["message"])
+    except TypeError:
+        pass
+    return ApiError(e["message"])
 
 
 def snapshot_from_json(d: dict[str, Any], now: float) -> QueueSnapshot:
     """The UI's copy: the same age and error, without the queue list (the views travel
     beside it)."""
-    error: ApiError | None = None
-    if (e := d["error"]) is not None:
-        cls = getattr(errors, e["type"], None)
-        if isinstance(cls, type) and issubclass(cls, ApiStatusError) and e["status"]:
-            error = cls(e["status"], e["api_message"])
-        elif isinstance(cls, type) and issubclass(cls, ApiError) \
-                and not issubclass(cls, ApiStatusError):
-            error = cls(e["message"])
-        else:
-            error = ApiError(e["message"])
+    error = None if d["error"] is None else _error_from_json(d["error"])
     age = d["age_s"]
     return QueueSnapshot((), None if age is None else now - age, error, d["failures"])

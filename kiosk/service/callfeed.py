@@ -1,0 +1,252 @@
+"""The relay's stream of calls for this branch, kept open by the core.
+
+``GET {calls.url}/v1/branches/{branch}/calls`` with ``Authorization: Bearer <display
+token>`` is a Server-Sent Events stream: one ``event: call`` per call, ``id:`` increasing.
+:class:`CallFeed` keeps it open: it reconnects with a capped, jittered backoff and sends
+``Last-Event-ID`` so the relay replays what it missed; a first connection (no id yet)
+gets the day's last calls from the relay, so a restarted screen is never blank. While the
+relay is gone the last calls stay; ``connected`` says so.
+
+Listeners get ``(feed, new_calls)`` after every change: ``new_calls`` are the calls just
+received that are recent enough to announce (see
+:data:`kiosk.service.calling.ANNOUNCE_WINDOW_S`), oldest first.
+
+The token lives here, in the core process; it never reaches a log line or the link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+import httpx
+
+from kiosk.service.calling import Call, parse_call
+from kiosk.service.tasks import cancel
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from kiosk.config import Config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How long to wait before reconnecting: doubling from ``initial_s``, capped at
+    ``max_s``, each wait jittered by ±``jitter``; ``refused_s`` after a 401/403/404 (a
+    wrong token or branch: staff must fix the config, hammering the relay helps nobody)."""
+
+    initial_s: float = 0.5
+    max_s: float = 30.0
+    jitter: float = 0.2
+    refused_s: float = 60.0
+
+    def delay(self, failures: int, rng: random.Random | None = None) -> float:
+        base = min(self.max_s, self.initial_s * 2 ** max(0, failures - 1))
+        r: float = (rng or random).uniform(-self.jitter, self.jitter)
+        return float(max(0.0, base * (1 + r)))
+
+
+DEFAULT_BACKOFF = Backoff()
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 45.0
+"""No byte for this long (the relay sends keep-alive comments far more often): the
+connection is dead though TCP has not noticed; reconnect."""
+KEEP = 20
+"""Calls kept in memory (the screen shows ``calls.keep`` of them)."""
+
+
+class StreamRefused(Exception):
+    """The relay answered with something other than an event stream."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        super().__init__(f"HTTP {status}")
+
+
+@dataclass
+class SseEvent:
+    """One Server-Sent Event."""
+
+    event: str
+    data: str
+    id: str | None
+    retry_ms: int | None = None
+
+
+async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[SseEvent]:
+    """Server-Sent Events from a stream's lines (the WHATWG event-stream format:
+    ``field: value`` lines, a blank line ends an event, ``:`` starts a comment)."""
+    event, event_id, retry = "", None, None
+    data: list[str] = []
+    async for raw in lines:
+        line = raw.rstrip("\r\n")
+        if not line:
+            if data or event:
+                yield SseEvent(event or "message", "\n".join(data), event_id, retry)
+            event, retry = "", None
+            data = []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            event = value
+        elif name == "data":
+            data.append(value)
+        elif name == "id" and "\0" not in value:
+            event_id = value
+        elif name == "retry" and value.isdigit():
+            retry = int(value)
+
+
+Listener = Callable[["CallFeed", list[Call]], None]
+
+
+class CallFeed:
+    """This branch's calls from the relay, kept live. Start with :meth:`start`."""
+
+    def __init__(self, url: str, branch: str, token: SecretStr, *,
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 backoff: Backoff = DEFAULT_BACKOFF, keep: int = KEEP,
+                 clock: Callable[[], datetime] | None = None,
+                 read_timeout_s: float = READ_TIMEOUT_S) -> None:
+        self.url = f"{url.rstrip('/')}/v1/branches/{quote(branch, safe='')}/calls"
+        self._token = token
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(CONNECT_TIMEOUT_S, read=read_timeout_s))
+        self.backoff = backoff
+        self.keep = keep
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self.calls: list[Call] = []
+        """The last calls, newest first."""
+        self.connected = False
+        self.last_event_id: str | None = None
+        self.failures = 0
+        """Connection attempts that failed in a row."""
+        self.error = ""
+        """Why the last connection failed or ended (empty while connected)."""
+        self.connects = 0
+        self._listeners: list[Listener] = []
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._retry_ms: int | None = None
+        self._refused = False
+
+    @classmethod
+    def from_config(cls, config: Config, token: SecretStr, **kw: object) -> CallFeed:
+        assert config.calls is not None
+        return cls(config.calls.url, config.branch, token, **kw)  # type: ignore[arg-type]
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+
+    def reconnect_now(self) -> None:
+        """Skip the current backoff wait (tests, staff)."""
+        self._wake.set()
+
+    async def aclose(self) -> None:
+        await cancel(self._task)
+        self._task = None
+        await self._client.aclose()
+
+    # ----------------------------------------------------------------- the loop
+
+    def _notify(self, new: list[Call]) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(self, new)
+            except Exception:  # a listener's bug must not stop the stream
+                log.exception("a calls listener failed")
+
+    def _set_connected(self, connected: bool) -> None:
+        if connected != self.connected:
+            self.connected = connected
+            self._notify([])
+
+    async def _run(self) -> None:
+        while True:
+            self._refused = False
+            try:
+                await self._stream()
+                self.error = "the relay closed the stream"
+                self.failures = 1  # a clean end (a relay restart): come back soon
+            except StreamRefused as exc:
+                self.failures += 1
+                self.error = f"the relay refused the stream ({exc})"
+                self._refused = exc.status in (401, 403, 404)
+                log.error("calls: %s%s", self.error,
+                          ": check calls.token_file and the branch" if exc.status in
+                          (401, 403, 404) else "")
+            except (httpx.TransportError, httpx.StreamError) as exc:
+                self.failures += 1
+                self.error = f"relay unreachable ({exc.__class__.__name__})"
+                log.log(logging.WARNING if self.failures in (1, 5) else logging.DEBUG,
+                        "calls: %s; retrying", self.error)
+            self._set_connected(False)
+            await self._pause()
+
+    async def _pause(self) -> None:
+        refused = self._refused
+        delay = self.backoff.refused_s if refused else self.backoff.delay(self.failures)
+        if self._retry_ms is not None and not refused:
+            delay = max(delay, min(self._retry_ms / 1000, self.backoff.max_s))
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def _stream(self) -> None:
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache",
+                   "Authorization": f"Bearer {self._token.get_secret_value()}"}
+        if self.last_event_id is not None:
+            headers["Last-Event-ID"] = self.last_event_id
+        async with self._client.stream("GET", self.url, headers=headers) as resp:
+            ctype = resp.headers.get("content-type", "")
+            if resp.status_code != 200 or not ctype.startswith("text/event-stream"):
+                raise StreamRefused(resp.status_code)
+            self.connects += 1
+            self.failures = 0
+            self.error = ""
+            log.info("calls: connected to the relay%s", "" if self.last_event_id is None
+                     else f" (resuming after event {self.last_event_id})")
+            self._set_connected(True)
+            async for ev in sse_events(resp.aiter_lines()):
+                if ev.retry_ms is not None:
+                    self._retry_ms = ev.retry_ms
+                if ev.event != "call":
+                    continue
+                self._receive(ev)
+
+    def _receive(self, ev: SseEvent) -> None:
+        if ev.id is not None:
+            self.last_event_id = ev.id
+        call = parse_call(ev.id or "", ev.data)
+        if call is None:
+            log.warning("calls: an event the screen cannot read was skipped (id %s)", ev.id)
+            return
+        if any(c.event_id == call.event_id for c in self.calls if call.event_id):
+            return  # a replay of what we already have
+        # newest first; a ticket called again (another booth) is listed once, at the top
+        self.calls = [call, *(c for c in self.calls if c.ticket_id != call.ticket_id)]
+        del self.calls[self.keep:]
+        fresh = [call] if call.is_recent(self._clock()) else []
+        self._notify(fresh)

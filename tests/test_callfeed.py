@@ -1,0 +1,179 @@
+"""The core's call feed against an SSE endpoint over real loopback HTTP: history on
+connect, live calls, reconnect with Last-Event-ID, refusal, bad events, the token kept
+secret; and the pure helpers that turn a call into words."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import SecretStr
+
+from kiosk.service.callfeed import Backoff, CallFeed, sse_events
+from kiosk.service.calling import (
+    Call,
+    call_from_json,
+    call_to_json,
+    parse_call,
+    speech_text,
+    spell_ticket,
+)
+
+from .sse_stub import SseStub
+
+BRANCH = "652720d479497a1b62df288b"
+TOKEN = "display-token-s3cret"
+FAST = Backoff(initial_s=0.01, max_s=0.05, jitter=0.0, refused_s=0.05)
+
+
+async def until(predicate: object, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():  # type: ignore[operator]
+            await asyncio.sleep(0.01)
+
+
+def feed_for(stub: SseStub, token: str = TOKEN) -> CallFeed:
+    return CallFeed(stub.url, BRANCH, SecretStr(token), backoff=FAST)
+
+
+async def test_history_then_live_calls_newest_first() -> None:
+    announced: list[Call] = []
+    async with SseStub(BRANCH, TOKEN) as stub:
+        old = datetime.now(UTC) - timedelta(minutes=30)
+        stub.push("A-001", "Cabina 1", at=old)
+        stub.push("B-001", "Cabina 2", at=old)
+        feed = feed_for(stub)
+        feed.subscribe(lambda f, new: announced.extend(new))
+        feed.start()
+        try:
+            await until(lambda: len(feed.calls) == 2)
+            assert feed.connected
+            assert [c.ticket_id for c in feed.calls] == ["B-001", "A-001"]
+            assert announced == []  # the morning's calls are listed, not read out again
+            assert "last-event-id" not in stub.requests[0]
+            stub.push("A-002", "Cabina 3", lang="pt")
+            await until(lambda: len(announced) == 1)
+            assert announced[0].ticket_id == "A-002" and announced[0].lang == "pt"
+            assert feed.calls[0].poc == "Cabina 3"
+        finally:
+            await feed.aclose()
+
+
+async def test_reconnects_with_last_event_id_and_gets_what_it_missed() -> None:
+    announced: list[str] = []
+    async with SseStub(BRANCH, TOKEN) as stub:
+        feed = feed_for(stub)
+        feed.subscribe(lambda f, new: announced.extend(c.ticket_id for c in new))
+        feed.start()
+        try:
+            await until(lambda: stub.connected == 1)
+            first = stub.push("A-001", "Cabina 1")
+            await until(lambda: announced == ["A-001"])
+            stub.drop()
+            await until(lambda: not feed.connected or len(stub.requests) > 1)
+            stub.push("A-002", "Cabina 2")  # while the screen is away (maybe)
+            await until(lambda: feed.connected and stub.connected == 1
+                        and len(stub.requests) >= 2)
+            assert stub.requests[1]["last-event-id"] == first
+            await until(lambda: announced == ["A-001", "A-002"])
+            assert [c.ticket_id for c in feed.calls] == ["A-002", "A-001"]
+        finally:
+            await feed.aclose()
+
+
+async def test_a_ticket_called_again_is_listed_once() -> None:
+    async with SseStub(BRANCH, TOKEN) as stub:
+        feed = feed_for(stub)
+        feed.start()
+        try:
+            stub.push("A-001", "Cabina 1")
+            stub.push("A-002", "Cabina 2")
+            stub.push("A-001", "Cabina 4")
+            await until(lambda: feed.last_event_id == "3")
+            assert [(c.ticket_id, c.poc) for c in feed.calls] == [
+                ("A-001", "Cabina 4"), ("A-002", "Cabina 2")]
+        finally:
+            await feed.aclose()
+
+
+async def test_a_wrong_token_is_refused_and_never_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with SseStub(BRANCH, TOKEN) as stub:
+        feed = feed_for(stub, token="wrong-t0ken-zz")
+        feed.start()
+        try:
+            await until(lambda: len(stub.requests) >= 2)  # it comes back (slowly in life)
+            assert not feed.connected and "401" in feed.error
+            assert stub.requests[0]["authorization"] == "Bearer wrong-t0ken-zz"
+        finally:
+            await feed.aclose()
+    assert "calls.token_file" in caplog.text
+    assert "wrong-t0ken-zz" not in caplog.text
+
+
+async def test_the_relay_gone_keeps_the_last_calls() -> None:
+    stub = SseStub(BRANCH, TOKEN)
+    async with stub:
+        feed = feed_for(stub)
+        feed.start()
+        stub.push("C-010", "Cabina 9")
+        await until(lambda: feed.calls)
+    try:  # the stub's server is closed now: nothing listens on that port
+        await until(lambda: not feed.connected and feed.failures >= 2)
+        assert [c.ticket_id for c in feed.calls] == ["C-010"]
+        assert "unreachable" in feed.error
+    finally:
+        await feed.aclose()
+
+
+async def test_bad_events_are_skipped() -> None:
+    async with SseStub(BRANCH, TOKEN) as stub:
+        feed = feed_for(stub)
+        feed.start()
+        try:
+            stub.push("", "", raw="not json")
+            stub.push("", "", raw='{"ticketId": "A-1"}')  # no booth
+            stub.push("A-\x1b[2J007\n", "Cabina\t5", lang="xx")
+            await until(lambda: feed.last_event_id == "3")
+            assert [(c.ticket_id, c.poc, c.lang) for c in feed.calls] == [
+                ("A- [2J007", "Cabina 5", "")]
+        finally:
+            await feed.aclose()
+
+
+async def test_sse_parsing() -> None:
+    async def lines():  # type: ignore[no-untyped-def]
+        for line in [": keep-alive", "", "event: call", "id: 7", "data: {\"a\":", "data: 1}",
+                     "retry: 3000", "", "data: x", "", "id: 8\0", "event: call", "data: y", ""]:
+            yield line
+    got = [ev async for ev in sse_events(lines())]
+    assert [(e.event, e.data, e.id, e.retry_ms) for e in got] == [
+        ("call", '{"a":\n1}', "7", 3000), ("message", "x", "7", None),
+        ("call", "y", "7", None)]
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    b = Backoff(initial_s=0.5, max_s=30, jitter=0)
+    assert [b.delay(n) for n in (1, 2, 3, 8, 20)] == [0.5, 1.0, 2.0, 30, 30]
+
+
+@pytest.mark.parametrize(("ticket", "spoken"), [
+    ("A-042", "A 0 42"), ("B-007", "B 0 0 7"), ("A-100", "A 100"), ("C-000", "C 0 0 0"),
+    ("A2-015", "A 2 0 15"), ("ab12", "A B 12")])
+def test_tickets_are_spelled_to_be_understood(ticket: str, spoken: str) -> None:
+    assert spell_ticket(ticket) == spoken
+
+
+def test_speech_in_the_tickets_language() -> None:
+    call = parse_call("1", '{"ticketId": "A-042", "poc": {"label": "Cabina 3"}, '
+                           '"queue": {"name": "Caja"}, "at": "2026-12-01T10:00:00Z"}')
+    assert call is not None and call.lang == ""
+    assert speech_text(call, "es") == "Número A 0 42, Cabina 3."
+    assert speech_text(call, "en") == "Number A 0 42, Cabina 3."
+    assert speech_text(call, "pt") == "Senha A 0 42, Cabina 3."
+    assert call_from_json(call_to_json(call)) == call
+    now = datetime(2026, 12, 1, 10, 1, tzinfo=UTC)
+    assert call.is_recent(now) and not call.is_recent(now + timedelta(hours=1))
