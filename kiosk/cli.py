@@ -13,6 +13,8 @@
     kiosk [--config PATH] tickets [--date D] [--json]  a day's tickets, from the journal
     kiosk [--config PATH] run [--window]         the touch UI, in the config's mode
     kiosk mock-api [--host H] [--port P] [--scenario FILE]
+    kiosk [--config PATH] relay [--host H] [--port P]   the calling relay (kiosk.relay)
+    kiosk webhook-template [--json]              the provider webhook template to paste
     kiosk demo [--headless] [--mode kiosk|tablet]   the UI (or a morning) against the mock
     kiosk hash-pin                               hash an admin PIN for ui.admin_pin_hash
 
@@ -134,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--host", default="127.0.0.1")
     m.add_argument("--port", type=int, default=8080)
     m.add_argument("--scenario", metavar="FILE", help="scenario YAML (default: the built-in one)")
+
+    rl = sub.add_parser("relay", help="the calling relay: QMS webhook in, calls to screens")
+    rl.add_argument("--host", help="listen address (default: relay.listen)")
+    rl.add_argument("--port", type=int, help="listen port (default: relay.listen)")
+
+    wt = sub.add_parser("webhook-template", help="print the webhook template for the provider")
+    wt.add_argument("--json", action="store_true", help="the template file as JSON")
 
     r = sub.add_parser("run", help="the touch UI (kiosk or tablet, from the config)")
     r.add_argument("--window", action="store_true", help="a window instead of fullscreen")
@@ -468,6 +477,48 @@ def cmd_mock_api(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def cmd_relay(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from kiosk.config import resolve_path
+    from kiosk.relay import RelayConfigError, load_settings
+    from kiosk.relay.config import check_listen
+    from kiosk.relay.server import serve_forever
+    path = resolve_path(args.config)
+    try:
+        settings = load_settings(path)
+        if args.host or args.port:
+            settings = dataclasses.replace(settings, host=args.host or settings.host,
+                                           port=args.port or settings.port)
+        check_listen(settings, str(path))
+    except RelayConfigError as exc:
+        print(f"kiosk: config error: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    if not settings.secrets:
+        log.warning("relay: no webhook secret: unsigned webhooks are accepted (loopback only)")
+    serve_forever(settings, log_level="info" if args.verbose else "warning")
+    return ExitStatus.OK
+
+
+def cmd_webhook_template(args: argparse.Namespace, out: TextIO) -> int:
+    from kiosk.relay.contract import template
+    t = template()
+    if args.json:
+        print(json.dumps(t, ensure_ascii=False, indent=2), file=out)
+        return ExitStatus.OK
+    print(f"# {t['_about']}", file=out)
+    print(f"Event:   {t['event']}", file=out)
+    print(f"Method:  {t['method']}", file=out)
+    print(f"URL:     {t['url']}", file=out)
+    print(f"Secrets: {', '.join(t['secrets'])}", file=out)
+    print("Headers:", file=out)
+    for name, value in t["headers"].items():
+        print(f"  {name}: {value}", file=out)
+    print("Body:", file=out)
+    print(t["body"], file=out)
+    return ExitStatus.OK
+
+
 def _has_display() -> bool:
     return sys.platform != "linux" or bool(os.environ.get("DISPLAY")
                                            or os.environ.get("WAYLAND_DISPLAY"))
@@ -540,6 +591,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     try:
         if args.command == "mock-api":
             return cmd_mock_api(args)
+        if args.command == "relay":
+            return cmd_relay(args)
+        if args.command == "webhook-template":
+            return cmd_webhook_template(args, stdout)
         if args.command == "hash-pin":
             return cmd_hash_pin(stdout)
         handlers = {"queues": cmd_queues, "ticket": cmd_ticket, "check": cmd_check,

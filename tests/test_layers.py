@@ -24,7 +24,12 @@ FORBIDDEN = {
     "api": {"kivy", "kiosk.ui", "kiosk.service", "kiosk.printing", "kiosk.store", "escpos"},
     "printing": {"kivy", "kiosk.ui", "kiosk.service", "kiosk.api", "kiosk.store", "httpx"},
     "store": {"kivy", "kiosk.ui", "kiosk.service", "kiosk.api", "kiosk.printing", "httpx"},
-    "mock": {"kivy", "kiosk.ui", "kiosk.service", "kiosk.printing", "kiosk.store"},
+    "mock": {"kivy", "kiosk.ui", "kiosk.service", "kiosk.printing", "kiosk.store",
+             "kiosk.relay"},
+    # the relay is a service of its own: nothing from the rest of kiosk
+    "relay": {"kivy", "kiosk.ui", "kiosk.service", "kiosk.printing", "kiosk.store",
+              "kiosk.api", "kiosk.mock", "kiosk.config", "kiosk.errors", "kiosk.i18n",
+              "kiosk.logs", "kiosk.resources", "kiosk.colours"},
     "": {"kivy", "kiosk.ui"},  # top-level modules: cli, config, errors, i18n, ...
 }
 

@@ -80,6 +80,10 @@ log = logging.getLogger(__name__)
 
 LINE_LIMIT = 1 << 20
 """Longest message accepted (bytes); a ticket's answer is well under 4 KB."""
+MAX_CARDS = 60
+"""Most queues sent to the UI per language (a screen shows far fewer; a branch with more
+needs ``queues:`` in the config). Names are capped at the API's edge, so the queues
+message stays far below :data:`LINE_LIMIT`."""
 STOP_WAIT_S = 40.0
 """How long the UI waits for the core to finish a ticket in flight and exit."""
 
@@ -350,6 +354,7 @@ class CoreServer:
         self._monitor: QueueMonitor | None = None
         self._config_path: str | None = None
         self._hello_sent = greeted
+        self._warned_cards = False
 
     @classmethod
     async def connect(cls, sock: socket.socket, *, greeted: bool = False) -> CoreServer:
@@ -358,8 +363,19 @@ class CoreServer:
         return cls(reader, writer, greeted=greeted)
 
     def _send(self, message: dict[str, Any]) -> None:
-        if not self._writer.is_closing():
-            self._writer.write(encode(message))
+        """Send one message; one too long for the link is never sent (the UI would drop
+        the link): an answer becomes an error answer, an event is left out (logged)."""
+        if self._writer.is_closing():
+            return
+        line = encode(message)
+        if len(line) > LINE_LIMIT:
+            what = message.get("event") or f"answer {message.get('id')}"
+            log.error("a %s message of %d bytes is over the link's limit: not sent", what,
+                      len(line))
+            if "id" not in message:
+                return
+            line = encode({"id": message["id"], "error": "answer too long for the link"})
+        self._writer.write(line)
 
     def hello(self, config: Config, note: str = "") -> None:
         """Tell the UI the config is good (once)."""
@@ -415,8 +431,15 @@ class CoreServer:
 
         def views(lang: str) -> list[QueueView]:
             if self._rt is not None:
-                return self._rt.service.views(lang)
-            return queue_views(config, list(snapshot.queues), lang)
+                shown = self._rt.service.views(lang)
+            else:
+                shown = queue_views(config, list(snapshot.queues), lang)
+            if len(shown) > MAX_CARDS and not self._warned_cards:
+                self._warned_cards = True
+                log.warning("the branch lists %d queues: the screen shows the first %d "
+                            "(list the ones to show under queues: in the config)",
+                            len(shown), MAX_CARDS)
+            return shown[:MAX_CARDS]
         self._send({"event": "queues", "snapshot": snapshot_to_json(snapshot),
                     "views": {lang: [asdict(v) for v in views(lang)] for lang in LANGUAGES}})
 

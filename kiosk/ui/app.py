@@ -145,6 +145,9 @@ class KioskApp(App):
         # colour: a full-window rectangle per screen would fill every pixel twice per frame.
         Window.clearcolor = self.c_brand
         Window.bind(on_key_down=self._on_key_down, on_request_close=self._on_request_close)
+        # Bound after Kivy's own (the settings panel on F1): every key that reaches
+        # on_keyboard stops here.
+        Window.bind(on_keyboard=self._swallow_key)
         Window.bind(on_touch_down=self._on_touch_down, on_touch_up=self._on_touch_up)
         if self.fullscreen:
             Window.show_cursor = False
@@ -153,6 +156,16 @@ class KioskApp(App):
         self._events.append(Clock.schedule_interval(self._tick, 1.0))
         self._tick(0)
         self.refresh()
+
+    def open_settings(self, *args: Any) -> bool:
+        """Kivy's settings panel (F1) never opens in a kiosk."""
+        return False
+
+    def display_settings(self, settings: Any) -> bool:
+        return False
+
+    def _swallow_key(self, *args: Any) -> bool:
+        return True
 
     @property
     def settings(self) -> UiSettings:
@@ -174,7 +187,7 @@ class KioskApp(App):
 
     def on_stop(self) -> None:
         self.core.unsubscribe(self._on_snapshot)
-        Window.unbind(on_flip=self._after_first_frame)
+        Window.unbind(on_flip=self._after_first_frame, on_keyboard=self._swallow_key)
         self._refresh_trigger.cancel()
         for ev in (*self._events, self._return_ev, self._hold_ev):
             if ev is not None:
@@ -467,7 +480,7 @@ class KioskApp(App):
             return False
         items = self.focus_items()
         if not items:
-            return key in (K_TAB, K_ENTER, K_SPACE)
+            return True  # nothing to reach: every key is swallowed
         current = items.index(ring.widget) if ring.widget in items else -1
         step = 0
         if key == K_TAB:
@@ -484,8 +497,7 @@ class KioskApp(App):
         if step:
             nxt = items[(current + step) % len(items)] if current >= 0 else items[0]
             self._focus(nxt)
-            return True
-        return False
+        return True  # a key the kiosk does not use does nothing (F1, F12, Alt+F4...)
 
     def _focus(self, widget: Widget) -> None:
         assert self._ring is not None
