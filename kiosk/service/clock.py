@@ -33,7 +33,7 @@ def _utcnow() -> datetime:
 
 def describe(delta: timedelta) -> str:
     """``3 h 02 min`` / ``12 min`` / ``2 d 1 h``: the size of a clock difference."""
-    minutes = int(abs(delta.total_seconds()) // 60)
+    minutes = round(abs(delta.total_seconds()) / 60)
     days, rest = divmod(minutes, 24 * 60)
     hours, mins = divmod(rest, 60)
     if days:
