@@ -12,7 +12,8 @@
     kiosk [--config PATH] reprint TICKET_ID      print an issued ticket again
     kiosk [--config PATH] tickets [--date D] [--json]  a day's tickets, from the journal
     kiosk [--config PATH] run [--window]         the touch UI, in the config's mode
-    kiosk mock-api [--host H] [--port P] [--scenario FILE]
+    kiosk mock-api [--host H] [--port P] [--scenario FILE] [--webhook-url URL
+                   --webhook-secret-file FILE]
     kiosk [--config PATH] relay [--host H] [--port P]   the calling relay (kiosk.relay)
     kiosk webhook-template [--json]              the provider webhook template to paste
     kiosk demo [--headless] [--mode kiosk|tablet]   the UI (or a morning) against the mock
@@ -136,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--host", default="127.0.0.1")
     m.add_argument("--port", type=int, default=8080)
     m.add_argument("--scenario", metavar="FILE", help="scenario YAML (default: the built-in one)")
+    m.add_argument("--webhook-url", metavar="URL",
+                   help="send the QMS ticket webhook here when an agent takes a ticket")
+    m.add_argument("--webhook-secret-file", metavar="FILE", type=Path,
+                   help="the webhook secret (the relay's relay.webhook_secret_file)")
 
     rl = sub.add_parser("relay", help="the calling relay: QMS webhook in, calls to screens")
     rl.add_argument("--host", help="listen address (default: relay.listen)")
@@ -471,6 +476,11 @@ def cmd_mock_api(args: argparse.Namespace) -> int:
     from kiosk.mock import default_scenario_path, load_scenario
     from kiosk.mock.server import serve_forever
     scenario = load_scenario(args.scenario or default_scenario_path())
+    if args.webhook_url or args.webhook_secret_file:
+        hook = scenario.webhook.model_copy(update={
+            k: v for k, v in (("url", args.webhook_url),
+                              ("secret_file", args.webhook_secret_file)) if v})
+        scenario = scenario.model_copy(update={"webhook": hook})
     serve_forever(scenario, host=args.host, port=args.port,
                   log_level="info" if args.verbose else "warning")
     return ExitStatus.OK

@@ -91,6 +91,10 @@ case "${1:-}" in
             say "installing faketime (the clock tests run the kiosk on a wrong clock)"
             apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime
         fi
+        if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+            say "installing redis-server (the relay's replica tests start one)"
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+        fi
         say "ruff"
         .venv/bin/ruff check kiosk tests benchmarks
         say "mypy --strict"

@@ -224,7 +224,12 @@ class Relay:
             backlog = await self.store.since(branch, self.today(), last,
                                              REPLAY_MAX if last is not None
                                              else self.settings.history)
-        except Exception:
+        except StoreError as exc:
+            await self._leave(screen)
+            log.error("relay: calls of branch %s cannot be read: %s", branch, exc)
+            return JSONResponse({"error": "store", "detail": "calls cannot be read now"},
+                                status_code=503)
+        except BaseException:
             await self._leave(screen)
             raise
         return StreamingResponse(self._stream(screen, backlog), media_type="text/event-stream",

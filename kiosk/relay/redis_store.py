@@ -75,12 +75,13 @@ class RedisStore:
 
     async def start(self, publish: Publish) -> None:
         self._publish = publish
-        try:
-            await self._redis.ping()
-        except (RedisError, OSError) as exc:
-            raise StoreError(f"Redis at {self.url} does not answer: {exc}") from None
+        if not await self.ping():  # start all the same: 503s until Redis is back
+            log.warning("relay: Redis at %s does not answer yet", self._where())
         self._day = self._current_day()
         self._reader = asyncio.create_task(self._read_loop(), name="relay-redis-reader")
+
+    def _where(self) -> str:
+        return self.url.split("@")[-1]  # never a password from the URL
 
     async def close(self) -> None:
         if self._reader is not None:

@@ -44,7 +44,10 @@ class _Server(uvicorn.Server):
         self.relay = relay
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self.relay.hub.close_all()
+        loop = self.relay.loop
+        if loop is not None and not loop.is_closed():
+            # from a signal handler or another thread: the hub lives on the loop
+            loop.call_soon_threadsafe(self.relay.hub.close_all)
         super().handle_exit(sig, frame)
 
 
