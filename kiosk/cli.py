@@ -54,6 +54,7 @@ if TYPE_CHECKING:  # loaded by the commands that use them: `kiosk run` must star
     from kiosk.api import QmsClient
     from kiosk.config import Config
     from kiosk.service.runtime import Runtime
+    from kiosk.store import Journal
 
 log = logging.getLogger("kiosk")
 
@@ -296,11 +297,15 @@ async def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     from kiosk.service.queues import queue_views
     try:
         config, file = _load(args)
-        key = load_api_key(config, file)
+        key = None if config.kiosk.mode == "display" else load_api_key(config, file)
     except ConfigError as exc:
         line(False, "config", str(exc))
         return ExitStatus.USAGE
     line(True, "config", f"{file} (kiosk {config.kiosk.id}, {config.kiosk.mode} mode)")
+    if key is None:  # a calling screen: the relay and its token are all it needs
+        from kiosk.service.display import check_calls
+        await check_calls(config, file, line)
+        return ExitStatus.FAILED if failed else ExitStatus.OK
     api = open_monitor_api(config, key)  # the journal only read: safe on a running kiosk
     printer = TicketPrinter(config.printer, config.ticket, timezone=config.kiosk.timezone)
     try:
@@ -334,6 +339,9 @@ async def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
                 line(False, what, f"the running kiosk says: {problem}")
         for ok, what, detail in await asyncio.to_thread(_check_journal, config, api):
             line(ok, what, detail)
+        if config.calls is not None:  # the relay's calls, and today's ticket-to-call time
+            from kiosk.service.display import check_calls
+            await check_calls(config, file, line, journal=_read_journal(config))
         try:
             printer.ready()
         except ConfigError as exc:
@@ -396,6 +404,18 @@ def _check_journal(config: Config, api: QmsClient) -> list[tuple[bool, str, str]
         seen = "agrees with the API's" if api.server_date else "(the API's not seen)"
         lines.append((True, "clock", f"{now:%Y-%m-%d %H:%M %Z} {seen}"))
     return lines
+
+
+def _read_journal(config: Config) -> Journal | None:
+    """The journal opened read-only (None if there is none, or it cannot be read: the
+    journal line says why)."""
+    from kiosk.errors import StoreError
+    from kiosk.store import Journal
+    try:
+        return Journal(config.kiosk.data_dir, kiosk_id=config.kiosk.id,
+                       timezone=config.kiosk.timezone, access="read")
+    except StoreError:
+        return None
 
 
 def _unwritable(folder: Path) -> str:

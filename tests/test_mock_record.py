@@ -101,14 +101,27 @@ async def test_a_bad_body_on_a_refusal_takes_nothing(live: MockServer) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("answer", ["slow", "trickle"])
-async def test_an_answer_the_client_gave_up_on_is_not_delivered(live: MockServer,
-                                                                answer: str) -> None:
+@pytest.mark.parametrize(("answer", "error"), [("slow", ApiTimeout),
+                                               ("trickle", AcceptedUnreadable)])
+async def test_an_answer_the_client_gave_up_on_is_not_delivered(
+        live: MockServer, answer: str, error: type[Exception]) -> None:
+    """A slow answer: no status in time. A trickle: a 201 whose body never ends."""
     live.state.push_faults(ScriptedFault(on="enqueue", answer=answer))  # type: ignore[arg-type]
     async with client(live.url, timeout_s=0.3) as c:
-        with pytest.raises(ApiTimeout):
+        with pytest.raises(error):
             await c.enqueue(BRANCH, ATENCION, "A-001")
     await asyncio.sleep(1.2)  # the slow answer goes on after the client left
     (r,) = await settle(live, 1)
     assert (r["answer"], r["accepted"], r["delivered"]) == (answer, True, False)
     assert [t.ticket_id for t in live.state.tickets] == ["A-001"]
+
+
+async def test_a_drop_sends_no_status_line(live: MockServer) -> None:
+    """Served over a socket, a drop is a connection closed with no answer at all (never
+    a 201 for a ticket the mock did not take)."""
+    live.state.push_faults(ScriptedFault(on="enqueue", answer="drop"))
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+            await http.post(f"/public/video-contact-center/branches/{BRANCH}/queues/"
+                            f"{ATENCION}", json={"ticketId": "A-001"},
+                            headers={"Authorization": f"Bearer {KEY}"})

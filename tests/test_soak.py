@@ -26,12 +26,10 @@ FIGURES = ("lost", "accepted twice", "printed not accepted", "issued not accepte
 def test_500_customers_3_kills_nothing_lost_or_doubled(tmp_path: Path) -> None:
     emupos_executable()  # installed by packaging/dev.sh test
     # Short timeouts keep it quick: slow answers take 0.75 s, a trickle 0.25 s a byte.
-    # Without trickle until API calls have a total deadline (issue 9, item 6): today a
-    # trickled 201 holds the customer ~15 s ("left waiting").
     p = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "soak.py"), "--customers", "500",
          "--kills", "3", "--seed", "11", "--api-timeout", "0.5", "--patience", "10",
-         "--without", "trickle", "--work", str(tmp_path / "soak")],
+         "--work", str(tmp_path / "soak")],
         capture_output=True, text=True, timeout=900, cwd=tmp_path,
         env={k: v for k, v in os.environ.items() if not k.startswith(("VIDESK_", "KIOSK_C"))})
     out = p.stdout

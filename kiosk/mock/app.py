@@ -167,16 +167,37 @@ _PROXY_PAGE = ("<html><head><title>502 Bad Gateway</title></head><body><center>"
 
 
 class _Drop(Response):
-    """Announce a body and send only part of it: the client sees the connection cut."""
+    """Cut the connection before any answer (served by uvicorn: the client gets no status
+    line, so it cannot know whether the request was taken); in-process (no socket),
+    announce a body and send only part of it."""
 
     status_code = 201
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        transport = scope.get(_TRANSPORT)
+        if transport is not None:
+            transport.abort()
+            await asyncio.sleep(0)  # the server sees the connection lost: sends nothing more
+            return
         await send({"type": "http.response.start", "status": self.status_code,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", b"4096")]})
         await send({"type": "http.response.body", "body": b'{"id": "', "more_body": True})
         raise ConnectionAbortedError("mock: connection dropped on purpose")
+
+
+_TRANSPORT = "kiosk.mock.transport"
+"""Where :class:`_MockApp` keeps the connection's transport in the ASGI scope."""
+
+
+class _MockApp(Starlette):
+    """Starlette, keeping uvicorn's transport for the connection in the scope (its
+    ``send`` is a method of the request cycle, which holds it) so that :class:`_Drop`
+    can cut the connection before any answer."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[_TRANSPORT] = getattr(getattr(send, "__self__", None), "transport", None)
+        await super().__call__(scope, receive, send)
 
 
 class _Watched(Response):
@@ -541,7 +562,7 @@ def create_app(scenario: Scenario | MockState) -> Starlette:
     async def not_allowed(request: Request, exc: Exception) -> Response:
         return feathers(405, "MethodNotAllowed", f"Method {request.method} is not supported.")
 
-    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+    app = _MockApp(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
     app.state.mock = state
     app.state.webhooks = api.webhooks
     return app

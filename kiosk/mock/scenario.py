@@ -29,7 +29,8 @@ Answer = Literal[
     "trickle", "malformed", "bad_queue_items", "many_queues", "paginated",
 ]
 """What a fault makes the mock answer: a status with its documented body, or
-``drop`` (connection cut mid-answer), ``slow`` (answer after ``faults.slow_s``),
+``drop`` (the connection cut before any answer, the request not taken; in-process,
+where there is no connection, mid-answer), ``slow`` (answer after ``faults.slow_s``),
 ``html`` (a proxy's 502 page), ``empty`` (status 201/200 with no body),
 ``garbage`` (status 201/200 with a body that is not JSON), ``accept_drop`` (an enqueue
 is taken, then the connection is cut before the answer: the client cannot know).

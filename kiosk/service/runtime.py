@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import SecretStr
@@ -29,6 +30,9 @@ from kiosk.service.issuing import TicketService
 from kiosk.service.queues import QueueMonitor, open_monitor
 from kiosk.store import Journal
 from kiosk.store.journal import Access
+
+if TYPE_CHECKING:
+    from kiosk.service.callfeed import CallFeed
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,8 @@ class Runtime:
     clock: TicketClock
     forms: FormCatalog | None = None
     """Which queues need a form, and their forms (refreshed while the UI is served)."""
+    calls: CallFeed | None = None
+    """The relay's calls, when the config has a ``calls`` section (set by the core)."""
 
     def faults(self) -> dict[str, str]:
         """What staff must know is wrong now: the journal, the clock (see
@@ -134,10 +140,18 @@ class Runtime:
         today = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
         faults = "".join(f"\n{what.upper()} FAULT: {problem}"
                          for what, problem in self.faults().items())
-        return (f"Kiosk {self.config.kiosk.id} · kiosk {__version__}\n"
+        text = (f"Kiosk {self.config.kiosk.id} · kiosk {__version__}\n"
                 f"API {self.config.api.base_url}: {api}\n"
                 f"Printer ({self.config.printer.type}): {printer}\n"
-                f"Today: {today}" + self._forms_summary() + faults)
+                f"Today: {today}" + self._forms_summary())
+        if self.calls is not None:
+            from kiosk.service.callfeed import call_wait_summary, relay_summary
+            try:
+                waits = call_wait_summary(self.journal.call_waits())
+            except StoreError:  # reported among the faults below
+                waits = "unknown"
+            text += f"\n{relay_summary(self.calls)}\nTicket to call today: {waits}"
+        return text + faults
 
     def _forms_summary(self) -> str:
         """Forms since start, as counts (what customers typed never reaches staff)."""

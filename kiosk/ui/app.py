@@ -23,11 +23,14 @@ from kivy.uix.screenmanager import NoTransition, ScreenManager
 from kivy.uix.widget import Widget
 
 from kiosk.i18n import format_wait, t
+from kiosk.service.calling import Call
 from kiosk.service.link import RemoteCore
 from kiosk.service.messages import customer_message
 from kiosk.service.outcomes import IssueResult, Outcome, QueueSnapshot
 from kiosk.service.presentation import freshness_text, out_of_service, qr_modules
 from kiosk.service.wire import UiSettings
+from kiosk.ui.announcer import Announcer
+from kiosk.ui.calling import CallingScreen, stop_flash
 from kiosk.ui.screens import (
     AdminScreen,
     GreeterScreen,
@@ -37,7 +40,6 @@ from kiosk.ui.screens import (
     NoAgentsScreen,
     OutOfServiceScreen,
     PinScreen,
-    QueueScreen,
     TicketScreen,
 )
 from kiosk.ui.theme import Theme, register_fonts, rgba
@@ -112,6 +114,8 @@ class KioskApp(App):
         self._root: ScreenManager | None = None
         self._events: list[Any] = []  # Clock events to cancel at stop (the Clock outlives us)
         self._refresh_trigger = Clock.create_trigger(lambda dt: self.refresh())
+        self.announcer: Announcer | None = None
+        """Chime and speech for new calls (display mode)."""
 
     # ----------------------------------------------------------------- building
 
@@ -127,7 +131,9 @@ class KioskApp(App):
             return
         register_fonts()
         self._load_kv("widgets")
-        home_cls: type[QueueScreen] = GreeterScreen if self.mode == "tablet" else HomeScreen
+        self._load_kv("calling")  # the display's screen, and the home's "now calling" strip
+        home_cls: type[KioskScreen] = {"tablet": GreeterScreen, "display": CallingScreen
+                                       }.get(self.mode, HomeScreen)
         self._load_kv(home_cls.kv)
         sm = ScreenManager(transition=NoTransition())
         sm.add_widget(home_cls(name="home"))
@@ -152,6 +158,14 @@ class KioskApp(App):
         if self.fullscreen:
             Window.show_cursor = False
         self.core.subscribe(self._on_snapshot)
+        if self.settings.calls:
+            s = self.settings
+            if self.mode == "display" and (s.chime or s.speech):
+                self.announcer = Announcer(default_lang=s.language, voices=s.voices,
+                                           chime_on=s.chime, speech_on=s.speech)
+                self.announcer.start()
+            self.core.subscribe_calls(self._on_calls)
+            self._on_calls([])
         self._spawn(self._load_branch())
         self._events.append(Clock.schedule_interval(self._tick, 1.0))
         self._tick(0)
@@ -187,6 +201,12 @@ class KioskApp(App):
 
     def on_stop(self) -> None:
         self.core.unsubscribe(self._on_snapshot)
+        self.core.unsubscribe_calls(self._on_calls)
+        if self.announcer is not None:
+            self.announcer.close()
+        if self._root is not None and self.sm.has_screen("home"):
+            home = self.sm.get_screen("home")
+            stop_flash(home, home.ids.get("strip"))  # animations outlive the app otherwise
         Window.unbind(on_flip=self._after_first_frame, on_keyboard=self._swallow_key)
         self._refresh_trigger.cancel()
         for ev in (*self._events, self._return_ev, self._hold_ev):
@@ -235,8 +255,25 @@ class KioskApp(App):
     def _on_snapshot(self, snapshot: QueueSnapshot) -> None:
         self._refresh_trigger()
 
+    def _on_calls(self, announce: list[Call]) -> None:
+        """The relay's calls changed: show them; flash and announce the new ones."""
+        home = self.screen("home")
+        if self.mode == "display":
+            home.show_calls(self.core.calls, self.core.calls_connected,
+                            self.settings.calls_keep)
+        elif "strip" in home.ids:
+            home.ids.strip.show_calls(self.core.calls, self.core.calls_connected)
+        if announce:
+            (home if self.mode == "display" else home.ids.get("strip", home)).new_call()
+        for call in announce:
+            log.info("call: %s to %s", call.ticket_id, call.poc)
+            if self.announcer is not None:
+                self.announcer.announce(call)
+
     def refresh(self) -> None:
         """Redraw the queue cards and the out-of-service state from the monitor."""
+        if self.mode == "display":  # no queues on a calling screen
+            return
         snap = self.core.snapshot
         if snap.fetched_at is not None and not self._warmed:
             self._warmed = True  # once the customer sees the queues, load the rest
@@ -453,7 +490,7 @@ class KioskApp(App):
         return False
 
     def _on_request_close(self, *args: Any, **kw: Any) -> bool:
-        if self.mode == "kiosk" and self.sm.current != "admin":
+        if self.mode in ("kiosk", "display") and self.sm.current != "admin":
             log.info("close request ignored: only the admin screen exits the kiosk")
             return True  # veto
         return False

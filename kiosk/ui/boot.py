@@ -27,6 +27,7 @@ class _NoMtdevProbeError(logging.Filter):
 
 KIOSK_SIZE = (1080, 1920)
 TABLET_SIZE = (1280, 800)
+DISPLAY_SIZE = (1920, 1080)
 
 
 def kivy_home(environ: Mapping[str, str] | None = None) -> Path:
@@ -95,11 +96,11 @@ def prepare(kivy_home_dir: Path | None = None) -> None:
 
 def configure(mode: str, *, size: tuple[int, int] | None = None, fullscreen: bool = False,
               kivy_home_dir: Path | None = None, touchscreen: bool = False) -> tuple[int, int]:
-    """Set up Kivy's window for ``mode`` (kiosk or tablet); returns the window size."""
+    """Set up Kivy's window for ``mode`` (kiosk, tablet or display); returns its size."""
     prepare(kivy_home_dir)
     from kivy.config import Config
 
-    width, height = size or (KIOSK_SIZE if mode == "kiosk" else TABLET_SIZE)
+    width, height = size or {"kiosk": KIOSK_SIZE, "display": DISPLAY_SIZE}.get(mode, TABLET_SIZE)
     Config.set("graphics", "width", str(width))
     Config.set("graphics", "height", str(height))
     Config.set("graphics", "resizable", "0" if fullscreen else "1")
