@@ -192,3 +192,45 @@ async def test_a_journal_that_cannot_be_opened_keeps_the_core_up_and_says_why(
             assert (data / "journal.sqlite3").read_bytes() == garbage  # left as it was
         await asyncio.sleep(0.5)
         assert process.proc.poll() is None  # still up, saying why
+
+
+def test_tickets_lists_a_day_for_staff_and_auditors(tmp_path: Path,
+                                                    cli_env: dict[str, str]) -> None:
+    """`kiosk tickets [--date] [--json]`: every attempt that was sent, with its fate;
+    never an armed or void number."""
+    from datetime import UTC, datetime
+
+    from .conftest import WallClock
+    cfg = make_config(tmp_path)
+    path = tmp_path / "kiosk.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True)))
+    clock = WallClock(datetime(2026, 11, 30, 15, 0, tzinfo=UTC))  # 12:00 in Santiago
+    j = Journal(cfg.kiosk.data_dir, kiosk_id="test-1", timezone="America/Santiago",
+                clock=clock)
+    j.recover()
+    fmt = "{prefix}-{seq:03d}"
+    ok = j.reserve(queue_id=ATENCION, queue_name="Atención", prefix="A", fmt=fmt)
+    j.finish(ok.row_id, "issued", videsk_id="v1")
+    j.set_printed(ok.row_id, True)
+    lost = j.reserve(queue_id=ATENCION, queue_name="Atención", prefix="A", fmt=fmt)
+    j.finish(lost.row_id, "uncertain", detail="ApiTimeout: read timed out")
+    j.reserve(queue_id=CUENTAS, queue_name="Cuentas", prefix="B", fmt=fmt)  # in flight
+    j.arm(prefix="A", fmt=fmt)  # never sent: not listed
+    clock.advance(days=1)
+    j.reserve(queue_id=ATENCION, queue_name="Atención", prefix="A", fmt=fmt)  # another day
+    j.close()
+
+    p = kiosk("--config", str(path), "tickets", "--date", "2026-11-30", "--json",
+              env=cli_env)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)
+    assert [(t["ticketId"], t["outcome"], t["printed"], t["videskId"]) for t in got] == [
+        ("A-001", "issued", True, "v1"), ("A-002", "uncertain", False, None),
+        ("B-001", "unknown", False, None)]
+    assert got[0]["queue"] == {"id": ATENCION, "name": "Atención"}
+    assert got[0]["time"] == "2026-11-30T12:00:00-03:00"
+    table = kiosk("--config", str(path), "tickets", "--date", "2026-11-30", env=cli_env)
+    assert "A-002" in table.stdout and "uncertain" in table.stdout
+    assert table.stdout.rstrip().endswith("3 ticket(s)")
+    bad = kiosk("--config", str(path), "tickets", "--date", "30/11/2026", env=cli_env)
+    assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr
