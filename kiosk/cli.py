@@ -585,7 +585,7 @@ def cmd_hash_pin(out: TextIO) -> int:
     import getpass
 
     from kiosk.service.admin import hash_pin
-    pin = getpass.getpass("admin PIN (4-12 digits): ") if sys.stdin.isatty() \
+    pin = getpass.getpass("admin PIN (6-12 digits): ") if sys.stdin.isatty() \
         else sys.stdin.readline().strip()
     try:
         print(hash_pin(pin), file=out)

@@ -128,5 +128,5 @@ async def _serve_demo(sock: socket.socket, data_dir: Path | None) -> None:
     async with demo_runtime(data_dir) as (rt, mock):
         note = (f"kiosk demo: mock Videsk API at {mock.url}; tickets saved as PNG in "
                 f"{rt.config.printer.path}; staff screen: hold the top-left corner 2 s, "
-                "PIN 1234")
+                "PIN 123456")
         await server.serve(rt, note=note)
