@@ -150,7 +150,7 @@ class Runtime:
                 waits = call_wait_summary(self.journal.call_waits())
             except StoreError:  # reported among the faults below
                 waits = "unknown"
-            text += f"\n{relay_summary(self.calls)}\nTicket to call today: {waits}"
+            text += f"\n{relay_summary(self.calls)}\nCalls today: {waits}"
         return text + faults
 
     def _forms_summary(self) -> str:
