@@ -72,6 +72,7 @@ from typing import TYPE_CHECKING, Any
 
 from kiosk.errors import KioskError
 from kiosk.i18n import LANGUAGES
+from kiosk.logs import redact_text
 from kiosk.service.calling import Call, call_from_json, call_to_json
 from kiosk.service.forms import FormAnswer, FormDef, problems_from_json, problems_to_json
 from kiosk.service.outcomes import IssueResult, QueueSnapshot, QueueView
@@ -412,6 +413,11 @@ class CoreServer:
         if self._writer.is_closing():
             return
         line = encode(message)
+        text = line.decode()
+        if (clean := redact_text(text)) != text:  # defence in depth
+            log.error("a %s message carried a secret: redacted",
+                      message.get("event") or "answer")
+            line = clean.encode()
         if len(line) > LINE_LIMIT:
             what = message.get("event") or f"answer {message.get('id')}"
             log.error("a %s message of %d bytes is over the link's limit: not sent", what,
