@@ -48,8 +48,7 @@ def pct(values: list[float], p: float) -> float:
 def bench_mock(tmp: str) -> Iterator[str]:
     """The mock API in its own process, with a queue that never runs out of agents."""
     scenario = yaml.safe_load(default_scenario_path().read_text(encoding="utf-8"))
-    # never 406 during the bench; the client refuses more than 100 000 agents as bad data
-    scenario["branches"][0]["queues"][0]["agents"] = 10_000
+    scenario["branches"][0]["queues"][0]["agents"] = 10**4  # never 406 during the bench
     path = Path(tmp) / "scenario.yaml"
     path.write_text(yaml.safe_dump(scenario), encoding="utf-8")
     with mock_process(path) as url:
