@@ -48,7 +48,7 @@ async def check_calls(config: Config, config_file: str,
         line(ok, what, detail)
     if journal is not None:
         waits = await asyncio.to_thread(journal.call_waits)
-        line(True, "calls", f"ticket to call today: {call_wait_summary(waits)}")
+        line(True, "calls", f"today: {call_wait_summary(waits)}")
 
 
 class CallRecorder:
@@ -105,11 +105,11 @@ class DisplayServer(CoreServer):
         self.feed: CallFeed | None = None
         self.display_config: Config | None = None
 
-    async def serve_display(self, config: Config, feed: CallFeed) -> None:
+    async def serve_display(self, config: Config, feed: CallFeed, note: str = "") -> None:
         """Answer the UI until it closes the link; the feed runs meanwhile."""
         import json
         self.display_config, self.feed = config, feed
-        self.hello(config)
+        self.hello(config, note)
         assert config.calls is not None
         self.watch_calls(feed, config.calls.keep)
         feed.start()
