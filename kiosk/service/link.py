@@ -547,10 +547,11 @@ class CoreServer:
         if msg.get("op") == "ping":  # the watchdog: this loop runs and reads the link
             self._send({"id": rid, "result": "pong"})
             return
+        config = self._rt.config if self._rt is not None else self._config
+        budget = deadlines_of(config).api_budget_s if config is not None else None
         try:
-            assert self._rt is not None
             # every API call for this request shares one budget (kiosk.deadlines)
-            with api_budget(deadlines_of(self._rt.config).api_budget_s):
+            with api_budget(budget) if budget is not None else contextlib.nullcontext():
                 result = await self._do(rid, msg["op"], msg.get("args") or {})
         except NotAllowed as exc:  # refused (and logged where it was decided)
             self._send({"id": rid, "error": f"not allowed: {exc}"})
