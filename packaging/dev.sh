@@ -88,6 +88,10 @@ case "${1:-}" in
             say "installing systemd-analyze (the unit is verified by the tests)"
             apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd
         fi
+        if ! command -v faketime >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+            say "installing faketime (the clock tests run the kiosk on a wrong clock)"
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime
+        fi
         if ! command -v espeak-ng >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
             say "installing espeak-ng (the calling screen's speech is tested)"
             apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng

@@ -30,6 +30,7 @@ from tests.relay_helpers import (
     TOKEN_B,
     SseReader,
     call_body,
+    event_id,
     post,
     sign,
     write_private,
@@ -58,12 +59,15 @@ def test_a_signed_call_reaches_its_branch_screen(relay: RelayServer) -> None:
     r = post(relay.url, call_body("A-042", "call-1", poc="Cabina 3", lang="en"))
     assert r.status_code == 201
     [(ev_id, data)] = screen.take(1)
-    assert ev_id == r.json()["id"]
+    assert ev_id == event_id(r)
     assert data["ticketId"] == "A-042"
     assert data["poc"] == {"label": "Cabina 3"}
     assert data["queue"] == {"name": "Atención a clientes"}
     assert data["lang"] == "en"
     assert data["at"].startswith(time.strftime("%Y-", time.gmtime()))
+    metrics = httpx.get(relay.url + "/metrics").text
+    assert 'relay_webhooks_total{reason="stored",result="accepted"} 1.0' in metrics
+    assert "relay_call_latency_seconds_count 1.0" in metrics
     screen.stop()
 
 
@@ -142,7 +146,7 @@ def test_a_repeated_delivery_is_one_call(relay: RelayServer) -> None:
     # the provider's other delivery of the same ticket: another call id, same day
     other_id = post(relay.url, call_body("A-042", "call-1-retry"))
     assert (first.status_code, again.status_code, other_id.status_code) == (201, 200, 200)
-    assert again.json() == {"duplicate": True}
+    assert again.headers["x-relay-duplicate"] == "true" and again.content == b""
     assert len(screen.take(1)) == 1
     assert screen.nothing_more()
     metrics = httpx.get(relay.url + "/metrics").text
@@ -205,7 +209,7 @@ def test_a_display_token_sees_only_its_branch(relay: RelayServer) -> None:
 
 
 def test_last_event_id_replays_what_the_screen_missed(relay: RelayServer) -> None:
-    ids = [post(relay.url, call_body(f"A-{i:03d}", f"c-{i}")).json()["id"] for i in range(5)]
+    ids = [event_id(post(relay.url, call_body(f"A-{i:03d}", f"c-{i}"))) for i in range(5)]
     screen = SseReader(relay.url, BRANCH_A, TOKEN_A, last_id=str(ids[1])).start_connected()
     got = screen.take(3)
     assert [i for i, _ in got] == ids[2:]
@@ -271,12 +275,13 @@ def _write_config(tmp_path: Path, **relay: object) -> Path:
 
 
 @pytest.mark.slow
-def test_a_stored_call_survives_kill_9(tmp_path: Path) -> None:
-    config = _write_config(tmp_path)
+@pytest.mark.parametrize("sync", ["normal", "full"])
+def test_a_stored_call_survives_kill_9(tmp_path: Path, sync: str) -> None:
+    config = _write_config(tmp_path, sqlite_sync=sync)
     with relay_process(config) as proc:
         r = post(proc.url, call_body("A-042", "call-1"))
         assert r.status_code == 201
-        first_id = r.json()["id"]
+        first_id = event_id(r)
         proc.kill()
     assert (tmp_path / "data" / "relay.sqlite3").exists()
     with relay_process(config) as proc:
@@ -285,7 +290,7 @@ def test_a_stored_call_survives_kill_9(tmp_path: Path) -> None:
         assert (ev_id, data["ticketId"]) == (first_id, "A-042")
         # still a duplicate after the restart; the next call gets a later id
         assert post(proc.url, call_body("A-042", "call-1")).status_code == 200
-        assert post(proc.url, call_body("A-043", "call-2")).json()["id"] > first_id
+        assert event_id(post(proc.url, call_body("A-043", "call-2"))) > first_id
 
 
 # --------------------------------------------------------------------------- config
@@ -390,3 +395,37 @@ def test_kiosk_webhook_template_prints_it() -> None:
     out = StringIO()
     assert main(["webhook-template", "--json"], out=out) == 0
     assert json.loads(out.getvalue())["method"] == "POST"
+
+
+def test_the_published_schema_file_is_the_contract() -> None:
+    path = REPO / "kiosk" / "relay" / "webhook.schema.json"
+    assert json.loads(path.read_text(encoding="utf-8")) == SCHEMA
+
+
+def test_a_relay_only_file_needs_no_kiosk_keys(tmp_path: Path) -> None:
+    secret = write_private(tmp_path / "secret", SECRET.decode())
+    path = tmp_path / "relay.yaml"
+    path.write_text(yaml.safe_dump({"kiosk": {"data_dir": str(tmp_path)},
+                                    "relay": {"webhook_secret_file": str(secret)}}),
+                    encoding="utf-8")
+    s = load_settings(path)
+    assert (s.host, s.port, s.store, s.timezone) == ("127.0.0.1", 8787, "sqlite", "UTC")
+
+
+def test_secrets_signatures_and_tokens_never_reach_the_log(relay: RelayServer,
+                                                           caplog: pytest.LogCaptureFixture
+                                                           ) -> None:
+    caplog.set_level("DEBUG")
+    body = call_body("A-1", "c-1")
+    good = sign(body)["X-Kiosk-Signature"]
+    bad = "sha256=" + "ab" * 32
+    assert post(relay.url, body, {"X-Kiosk-Signature": bad}).status_code == 401
+    assert post(relay.url, body).status_code == 201
+    assert httpx.get(f"{relay.url}/v1/branches/{BRANCH_A}/calls",
+                     headers={"Authorization": f"Bearer {TOKEN_B}"}).status_code == 403
+    screen = SseReader(relay.url, BRANCH_A, TOKEN_A).start_connected()
+    screen.take(1)
+    text = caplog.text
+    assert "signature not valid" in text  # the refusal is logged, with its reason
+    for secret in (SECRET.decode(), good[7:], bad[7:], TOKEN_A, TOKEN_B):
+        assert secret not in text

@@ -1,7 +1,8 @@
 """The running kiosk's state in one JSON file, for monitoring and ``kiosk check``.
 
 ``<data_dir>/status.json`` is rewritten atomically every few seconds: ticket counts, API
-and printer state, the last error, the kiosk's id and version. No secret is ever in it.
+and printer state, journal and clock faults, the last error, the kiosk's id and version.
+No secret is ever in it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk import __version__
+from kiosk.logs import redact_text
 from kiosk.service.runtime import Runtime
 from kiosk.service.tasks import cancel
 
@@ -41,6 +43,7 @@ def snapshot(rt: Runtime) -> dict[str, Any]:
         "printer": {"type": rt.config.printer.type, "state": printer.state.value,
                     "detail": printer.detail},
         "tickets_today": rt.counts(),
+        "faults": rt.faults(),
         "last_error": str(snap.error) if snap.error else (
             printer.detail if not printer.can_print else None),
     }
@@ -49,7 +52,8 @@ def snapshot(rt: Runtime) -> dict[str, Any]:
 def write(path: Path, data: dict[str, Any]) -> None:
     """Replace ``path`` atomically (readers never see half a file)."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    text = redact_text(json.dumps(data, ensure_ascii=False, indent=1))  # never a secret
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
