@@ -578,6 +578,7 @@ async def _run_ui(args: argparse.Namespace, *, mode: str | None, window: bool | 
     from kiosk.ui.run import first_frame_then_stop, run_ui
     status = await run_ui(CoreProcess(*args.core), mode=mode,
                           fullscreen=False if window else None, echo=echo,
+                          fit_display=bool(window),
                           on_app=(lambda app: first_frame_then_stop(app, echo or print))
                           if getattr(args, "smoke", False) else None)
     return status

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from kiosk.service.link import CoreFailed, CoreProcess, RemoteCore
+from kiosk.service.link import STOP_WAIT_S, CoreFailed, CoreProcess, RemoteCore
 from kiosk.service.watchdog import Watchdog
 from kiosk.ui import boot
 
@@ -72,7 +72,7 @@ async def first_frame_then_stop(app: Any, echo: Callable[[str], None] = print) -
 async def run_ui(core: CoreProcess | RemoteCore, *, mode: str | None = None,
                  fullscreen: bool | None = None, size: tuple[int, int] | None = None,
                  on_app: Callable[[Any], Awaitable[None] | None] | None = None,
-                 echo: Callable[[str], None] | None = None) -> int:
+                 echo: Callable[[str], None] | None = None, fit_display: bool = False) -> int:
     """Run the app until it stops (admin exit, SIGTERM, or the core ending); returns the
     exit status: 0, the core's status if it could not start, 1 if it stopped under us.
 
@@ -97,8 +97,11 @@ async def run_ui(core: CoreProcess | RemoteCore, *, mode: str | None = None,
         echo(link.note)
     mode = mode or settings.mode
     full = settings.fullscreen if fullscreen is None else fullscreen
-    boot.configure(mode, size=size, fullscreen=full, touchscreen=settings.touchscreen)
+    boot.configure(mode, size=size, fullscreen=full, touchscreen=settings.touchscreen,
+                   fit_display=fit_display)  # a window on a developer's screen: fits it
     from kiosk.ui.app import KioskApp  # imports Kivy's window: after configure()
+
+    boot.apply_scale(mode)  # a window smaller than designed: the same layout, smaller
 
     app = KioskApp(link, mode=mode, fullscreen=full)
     app.preload()
@@ -107,7 +110,7 @@ async def run_ui(core: CoreProcess | RemoteCore, *, mode: str | None = None,
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(FIRST_POLL_WAIT_S):
             await link.polled()
-    watchdog = Watchdog()
+    watchdog = Watchdog(check=link.ping)  # fed only while the core answers too
     tasks: set[asyncio.Future[Any]] = set()
     status = 0
 
@@ -158,7 +161,8 @@ async def run_ui(core: CoreProcess | RemoteCore, *, mode: str | None = None,
         link.closed.remove_done_callback(core_gone)
         await watchdog.stop()
         await link.aclose()
-        if process is not None and (code := await process.wait()) != 0:
+        if process is not None and (code := await process.wait(
+                link.settings.stop_wait_s if link.settings else STOP_WAIT_S)) != 0:
             log.warning("the kiosk core exited with status %s", code)
     if driver is not None and not driver.done():
         driver.cancel()
