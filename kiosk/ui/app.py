@@ -24,7 +24,7 @@ from kivy.uix.widget import Widget
 
 from kiosk.i18n import format_wait, t
 from kiosk.service.calling import Call
-from kiosk.service.link import RemoteCore
+from kiosk.service.link import CoreTimeout, RemoteCore
 from kiosk.service.messages import customer_message
 from kiosk.service.outcomes import IssueResult, Outcome, QueueSnapshot
 from kiosk.service.presentation import freshness_text, out_of_service, qr_modules
@@ -354,6 +354,10 @@ class KioskApp(App):
         try:
             result = await self.core.issue(queue_id, language=self.lang,
                                            integration_data=data)
+        except CoreTimeout:  # the core may have issued it: the customer asks staff
+            self.busy_queue = ""
+            self.tap_timed_out()
+            return
         except Exception:  # never crash in front of a customer
             log.exception("issuing a ticket failed")
             self.busy_queue = ""
@@ -363,9 +367,23 @@ class KioskApp(App):
         self.result = result
         self.show_result(result)
         if result.printing is not None:
-            printed, _ = await result.printing
+            try:
+                async with asyncio.timeout(self.settings.print_deadline_s):
+                    printed, _ = await asyncio.shield(result.printing)
+            except TimeoutError:
+                log.error("ticket %s: no word from the printer within %.0f s", result.ticket_id,
+                          self.settings.print_deadline_s)
+                printed = False
             if self.result is result and self.sm.current == "ticket":
                 self._show_printed(result, printed)
+
+    def tap_timed_out(self) -> None:
+        """The core did not answer a tap in time: whether a number was given is unknown,
+        so the customer asks staff (who see it in the journal) rather than tap again."""
+        self._message(t("Please ask our staff", self.lang),
+                      t("We could not confirm your number. Please ask our staff before "
+                        "trying again.", self.lang))
+        self.core.poll_soon()
 
     def show_result(self, r: IssueResult) -> None:
         if r.outcome is Outcome.ISSUED:
