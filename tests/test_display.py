@@ -179,6 +179,8 @@ async def test_speech_never_blocks_a_frame(tmp_path: Path) -> None:
         async def scenario(app: Any, feed: CallFeed) -> None:
             app.announcer.synth = slow_synth
             await d.until(lambda: relay.connected, what="the stream")
+            assert app.screen("home").ticket == ""  # nothing called yet today
+            await screenshot("display-es-waiting")
             relay.push("B-007", "Cabina 1", lang=None)
             await d.until(entered.is_set, what="synthesis started")
             # synthesis is stuck on its thread: frames go on being drawn meanwhile
