@@ -207,6 +207,25 @@ def test_a_claim_is_fsynced_before_its_post_and_finish_is_not(tmp_path: Path) ->
     assert j._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
 
 
+def test_a_tap_never_restarts_the_write_ahead_log(tmp_path: Path) -> None:
+    """The first write after a complete checkpoint restarts the WAL, and SQLite fsyncs the
+    new WAL header then (even at synchronous=NORMAL). arm() checkpoints *before* it
+    reserves, so that fsync is paid in the background and a tap's claim pays only its own
+    (a restart shows as a new WAL header: checkpoint sequence and salts)."""
+    j = Journal(tmp_path, kiosk_id="k1")
+    j.recover()
+    wal = tmp_path / "journal.sqlite3-wal"
+    for _ in range(3):
+        armed = j.arm(prefix="A", fmt=FMT)
+        header = wal.read_bytes()[:32]
+        j.claim(armed.row_id, queue_id="q", queue_name="Q", language="es")
+        assert wal.read_bytes()[:32] == header, "the claim restarted the WAL (an extra fsync)"
+        j.finish(armed.row_id, "issued", videsk_id="v")
+        j.set_printed(armed.row_id, True)
+        assert wal.read_bytes()[:32] == header, "a record restarted the WAL (an fsync inline)"
+    assert [r.outcome for r in j.rows()] == ["issued"] * 3
+
+
 def test_calls_of_its_own_tickets_are_journalled_once(tmp_path: Path) -> None:
     """When each of this kiosk's tickets was called and where; time from ticket to call."""
     from datetime import timedelta

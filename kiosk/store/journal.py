@@ -20,7 +20,8 @@ tap claims it (:meth:`Journal.claim`, also fsynced: a number is on disk as *sent
 its POST leaves, so a power cut right after an accepted POST still finds it) and records
 the answer (:meth:`Journal.finish`, ``synchronous=NORMAL``: it survives a kill -9 at once,
 and a power cut from the next FULL commit on; lost, the attempt reads ``unknown``, never
-``void``). WAL checkpoints run only in :meth:`Journal.arm`, in the background.
+``void``). WAL checkpoints run only in :meth:`Journal.arm`, in the background, before
+its reservation (which then pays the WAL restart's fsync, not the tap).
 
 Who may do what (``access``):
 
@@ -365,13 +366,18 @@ class Journal:
 
     def arm(self, *, prefix: str, fmt: str) -> TicketRow:
         """Reserve the next number of ``prefix`` ahead of a tap (durably; outcome ``armed``),
-        and fold the write-ahead log back into the database while nobody waits. Only the
-        :attr:`owner` arms (anyone else's armed number would be voided by its recovery)."""
+        after folding the write-ahead log back into the database while nobody waits. Only
+        the :attr:`owner` arms (anyone else's armed number would be voided by its recovery).
+
+        The checkpoint comes first: the next write after a complete checkpoint restarts
+        the WAL, and SQLite fsyncs the new WAL header then (at any ``synchronous`` but
+        OFF). Here that write is this reservation, in the background; checkpointing after
+        it would leave the restart, and its extra fsync, to the tap's claim."""
         if not self.owner:
             raise StoreError(f"journal {self.path}: only its owner arms numbers")
-        row = self.reserve(queue_id="", queue_name="", prefix=prefix, fmt=fmt, outcome="armed")
         self.checkpoint()
-        return row
+        return self.reserve(queue_id="", queue_name="", prefix=prefix, fmt=fmt,
+                            outcome="armed")
 
     def checkpoint(self) -> None:
         """Copy the write-ahead log into the database (a passive checkpoint)."""
