@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -95,6 +96,20 @@ def test_names_lose_control_and_format_characters_and_are_capped() -> None:
     assert not any(_bad(ch) for ch in cleaned) and "\u202e" not in cleaned
     assert len(clean_text(HUGE_NAME)) == NAME_MAX and clean_text(HUGE_NAME).endswith("…")
     assert clean_text("  Atención\n a\tclientes ") == "Atención a clientes"
+
+
+@pytest.mark.parametrize("text", [
+    "652a1ae848880e168884e49b", "Caja", "Caja 1", "Caja  1", " Caja", "Caja ", "Caja\t1",
+    "Caja\x1b[2J", "Caja\x7f", "A" * NAME_MAX, "A" * (NAME_MAX + 1), "", " ", "a b c"])
+def test_plain_ascii_text_is_cleaned_like_any_other(text: str) -> None:
+    """The short path for plain printable ASCII (most ids and names) answers what the full
+    cleaning answers: runs of spaces folded, edges trimmed, controls dropped, long cut."""
+    full = re.sub(r"\s+", " ", "".join(ch for ch in text if ch.isspace() or ch.isprintable()))
+    full = full.strip()
+    if len(full) > NAME_MAX:
+        full = full[: NAME_MAX - 1].rstrip() + "…"
+    assert clean_text(text) == full
+    assert clean_text(text, 5) == (full if len(full) <= 5 else full[:4].rstrip() + "…")
 
 
 # ----------------------------------------------------------------------- pagination
