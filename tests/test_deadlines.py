@@ -6,6 +6,7 @@ a watchdog fed only while the core answers, and every stop limit from one module
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 import time
@@ -101,6 +102,58 @@ async def test_a_body_over_the_cap_is_not_read_to_its_end() -> None:
                          retry=FAST_RETRY) as api:
         with pytest.raises(MalformedResponse, match="over"):
             await api.list_queues(BRANCH, retries=0)
+    assert sent < MAX_BODY_BYTES + 64_000  # it stopped reading just past the cap
+
+
+async def test_an_announced_length_is_read_in_one_go_and_no_further() -> None:
+    """A body with an honest Content-Length within the cap is read at once; bytes sent
+    past that length are never taken as the body (h11 stops at the length)."""
+    body = b'{"id":"5f0c0ffee","segment":"Caja"}'
+    sent_after = 0
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sent_after
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.read(1000)  # the request body
+        writer.write(b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n"
+                     b"date: Tue, 01 Dec 2026 12:00:00 GMT\r\n"
+                     b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        for _ in range(20):  # and then more than it announced
+            writer.write(b"x" * 64_000)
+            sent_after += 64_000
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with QmsClient(f"http://127.0.0.1:{port}", KEY, retry=FAST_RETRY) as api:
+            result = await api.enqueue(BRANCH, ATENCION, "A-001")
+            assert api.server_date is not None
+    finally:
+        server.close()
+    assert (result.id, result.segment) == ("5f0c0ffee", "Caja")
+    assert sent_after > MAX_BODY_BYTES // 4
+
+
+async def test_an_announced_length_over_the_cap_is_not_read() -> None:
+    sent = 0
+
+    async def huge() -> Any:
+        nonlocal sent
+        for _ in range(10_000):
+            sent += 20_000
+            yield b"x" * 20_000
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, content=huge(),
+                              headers={"content-length": str(10_000 * 20_000)})
+
+    async with QmsClient("http://m", KEY, transport=httpx.MockTransport(handler),
+                         retry=FAST_RETRY) as api:
+        with pytest.raises(AcceptedUnreadable, match="over"):
+            await api.enqueue(BRANCH, ATENCION, "A-001")
     assert sent < MAX_BODY_BYTES + 64_000  # it stopped reading just past the cap
 
 

@@ -19,7 +19,8 @@ sends one byte a second would hold it forever):
 - each attempt has a total deadline of ``timeout_s`` (connect, send, headers and body);
 - a whole call, retries and waits included, has :meth:`RetryPolicy.call_deadline`; a wait
   that would overrun it is not taken (the last error is raised instead);
-- a body is read as a stream and given up past :data:`MAX_BODY_BYTES`.
+- a body is read as a stream and given up past :data:`MAX_BODY_BYTES` (one announced by
+  an honest ``Content-Length`` within it, not encoded, is read in one go).
 
 A 2xx whose body does not arrive in time (or is too big) is a
 :class:`~kiosk.errors.MalformedResponse`: for an enqueue the ticket is in the queue
@@ -299,6 +300,8 @@ class QmsClient:
         self.server_date: tuple[datetime, float] | None = None
         """The API's last ``Date`` header and the monotonic time it came (a second opinion
         on the local clock: :mod:`kiosk.service.clock`)."""
+        self._date_raw = ""
+        """The ``Date`` header :attr:`server_date` was read from (parsed once)."""
         self._bad_items: set[str] = set()
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + API_PREFIX,
@@ -348,7 +351,11 @@ class QmsClient:
 
     async def _note_date(self, response: httpx.Response) -> None:
         """Keep the answer's ``Date`` (any answer: the server's clock is what matters)."""
-        if (date := _http_date(response.headers.get("date"))) is not None:
+        raw = response.headers.get("date")
+        if raw is None or raw == self._date_raw:
+            return  # the same second as the last answer: its first arrival is kept
+        if (date := _http_date(raw)) is not None:
+            self._date_raw = raw
             self.server_date = (date, time.monotonic())
 
     # ----------------------------------------------------------------- endpoints
@@ -547,6 +554,9 @@ class QmsClient:
         try:
             async with asyncio.timeout(seconds):
                 response = await self._http.send(request, stream=True)
+                if _small_plain(response):  # one read: h11 stops at Content-Length
+                    await response.aread()
+                    return response
                 chunks: list[bytes] = []
                 size = 0
                 async for chunk in response.aiter_bytes():  # decoded: a gzip bomb stops too
@@ -581,6 +591,16 @@ class QmsClient:
             raise MalformedResponse(what, status_code=response.status_code)
         return httpx.Response(response.status_code, headers=response.headers,
                               request=response.request)
+
+
+def _small_plain(response: httpx.Response) -> bool:
+    """A body sent as is (no Content-Encoding) with one Content-Length within
+    :data:`MAX_BODY_BYTES`: it can be read in one go (h11 never reads past the length, so
+    no more than that arrives) and the response kept as it is."""
+    headers = response.headers
+    length = headers.get("content-length")
+    return (length is not None and length.isdigit() and int(length) <= MAX_BODY_BYTES
+            and "content-encoding" not in headers)
 
 
 class _Late(Exception):
