@@ -97,7 +97,9 @@ async def _serve(sock: socket.socket, config: Config, key: SecretStr, path: str,
         async with asyncio.timeout(FIRST_POLL_WAIT_S):
             await monitor.polled()
     from kiosk.service.runtime import open_runtime
-    rt = open_runtime(config, key, monitor=monitor)
+    # Off the loop: the journal's integrity check and recovery read the whole file
+    # (~0.6 s for 50 MB), while the link and the poll go on.
+    rt = await asyncio.to_thread(open_runtime, config, key, monitor=monitor)
     feed = None
     if token is not None:  # the relay's calls: the home's strip, and the journal's records
         from kiosk.service.display import open_call_feed
