@@ -6,6 +6,9 @@ Spanish and English, go to ``artifacts/screenshots``."""
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,8 +19,9 @@ from kiosk.mock import ScriptedFault
 from kiosk.service.runtime import Runtime
 
 from . import ui_driver as d
+from .conftest import REPO
 from .escpos_text import decode
-from .test_ui import card, rerun_with_a_window_of_its_own, run
+from .test_ui import card, run
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +32,26 @@ NAME, EMAIL, INSURANCE, MESSAGE = ("60f652f1cfa34fc3157ef5c6", "60f652f1cfa34fc3
 K_TAB, K_ENTER, K_BACKSPACE, K_SPACE = 9, 13, 8, 32
 
 
+def rerun_with_a_window_of_its_own(test_id: str, window: str) -> bool:
+    """As in test_ui: a test in the tablet's window runs again in a process of its own."""
+    if os.environ.get("KIOSK_TEST_WINDOW") == window:
+        return False
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        f"{__file__}::{test_id}"], capture_output=True, text=True,
+                       timeout=300, cwd=REPO, env=dict(os.environ, KIOSK_TEST_WINDOW=window))
+    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
+    return True
+
+
 async def forms_known(app: Any) -> None:
     await d.until(lambda: app.core.forms.get(SEGUROS) is not None, what="forms learned")
     await d.until(lambda: card(app, SEGUROS).needs_form, what="card marked")
+
+
+async def on_form(app: Any) -> None:
+    """Wait for the form screen, laid out (its boxes settle over a few frames)."""
+    await d.until(lambda: app.sm.current == "form", what="form screen")
+    await d.frames(4)
 
 
 def block(app: Any, fid: str) -> Any:
@@ -72,8 +93,9 @@ async def test_form_on_screen_keyboard_to_ticket(tmp_path: Path,
         await d.screenshot("kiosk-es-home-form-card")
         before = rt.journal.counts()
         await d.tap(card(app, SEGUROS))
-        await d.until(lambda: app.sm.current == "form", what="form screen")
+        await on_form(app)
         assert rt.journal.counts() == before  # no number is taken before the form
+        await d.screenshot("kiosk-es-form")
         assert app._ring.widget is box(app, NAME) and box(app, NAME).focus  # first field
         await type_on_screen(app, "Ana Núñez")
         assert box(app, NAME).text == "Ana Núñez"
@@ -81,10 +103,10 @@ async def test_form_on_screen_keyboard_to_ticket(tmp_path: Path,
         assert app._ring.widget is box(app, EMAIL)
         assert app.screen("form").keyboard_layout == "email"
         await type_on_screen(app, "ana@ejemplo")
-        await d.tap(block(app, INSURANCE).inputs[1])  # leaving the email checks it
+        await choose(app, INSURANCE, 1)  # leaving the email checks it
         assert "correo" in block(app, EMAIL).error  # next to its field, in Spanish
         await d.screenshot("kiosk-es-form-email-error")
-        await d.tap(box(app, EMAIL))
+        await tap_box(app, EMAIL)
         await type_on_screen(app, ".com")  # the .com key
         assert box(app, EMAIL).text == "ana@ejemplo.com"
         assert block(app, EMAIL).error == ""  # cleared as soon as it is right
@@ -119,7 +141,7 @@ async def test_form_keyboard_only(tmp_path: Path) -> None:
             await d.key(K_TAB)
         assert app._ring.widget is card(app, SEGUROS)
         await d.key(K_ENTER)
-        await d.until(lambda: app.sm.current == "form", what="form screen")
+        await on_form(app)
         assert box(app, NAME).focus  # the first field takes the keys at once
 
         async def typed(text: str) -> None:
@@ -150,10 +172,27 @@ async def test_form_keyboard_only(tmp_path: Path) -> None:
     await run(tmp_path, scenario)
 
 
+async def tap_box(app: Any, fid: str) -> None:
+    """Scroll to a text box, tap it and wait until it takes the keys."""
+    app.screen("form").ids.scroll.scroll_to(block(app, fid), animate=False)
+    await d.frames(2)
+    await d.tap(box(app, fid))
+    await d.until(lambda: box(app, fid).focus, what="the box focused")
+
+
+async def choose(app: Any, fid: str, i: int) -> None:
+    """Tap a choice (in a view that scrolls, the tap lands a moment after the finger)."""
+    option = block(app, fid).inputs[i]
+    app.screen("form").ids.scroll.scroll_to(block(app, fid), animate=False)
+    await d.frames(2)
+    await d.tap(option)
+    await d.until(lambda: option.selected, what="choice taken")
+
+
 async def fill_good(app: Any) -> None:
     box(app, NAME).text = "Ana Pérez"
     box(app, EMAIL).text = "ana@example.com"
-    await d.tap(block(app, INSURANCE).inputs[0])
+    await choose(app, INSURANCE, 0)
 
 
 async def test_provider_400_brings_the_customer_back(tmp_path: Path) -> None:
@@ -161,7 +200,8 @@ async def test_provider_400_brings_the_customer_back(tmp_path: Path) -> None:
         app.set_language("en")
         await forms_known(app)
         await d.tap(card(app, SEGUROS))
-        await d.until(lambda: app.sm.current == "form", what="form screen")
+        await on_form(app)
+        await d.screenshot("kiosk-en-form")
         await fill_good(app)
         mock.state.push_faults(ScriptedFault(on="submit", answer=400))
         await d.tap(app.screen("form").ids.send)
@@ -182,7 +222,7 @@ async def test_form_changed_since_fetched(tmp_path: Path) -> None:
     async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
         await forms_known(app)
         await d.tap(card(app, SEGUROS))
-        await d.until(lambda: app.sm.current == "form", what="form screen")
+        await on_form(app)
         await fill_good(app)
         mock.state.change_form(SEGUROS)  # the account's admin edits the form meanwhile
         await d.tap(app.screen("form").ids.send)
@@ -196,7 +236,7 @@ async def test_form_changed_since_fetched(tmp_path: Path) -> None:
         assert box(app, email_id).text == "ana@example.com"  # kept: same name, new id
         await d.screenshot("kiosk-es-form-changed")
         age = next(f for f in s.blocks if s.field(f).name == "age")
-        await d.tap(box(app, age))
+        await tap_box(app, age)
         assert s.keyboard_layout == "number"
         await d.screenshot("kiosk-es-form-number-keypad")
         for k in "17":
@@ -215,7 +255,7 @@ async def test_idle_reset_wipes_a_half_filled_form(tmp_path: Path) -> None:
     async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
         await forms_known(app)
         await d.tap(card(app, SEGUROS))
-        await d.until(lambda: app.sm.current == "form", what="form screen")
+        await on_form(app)
         await type_on_screen(app, "Ana")
         ti = box(app, NAME)
         app.last_activity = time.monotonic() - rt.config.ui.idle_timeout_s - 1
@@ -223,28 +263,18 @@ async def test_idle_reset_wipes_a_half_filled_form(tmp_path: Path) -> None:
         assert ti.text == "" and app.screen("form").values() == {}
         assert mock.state.form_posts == []
         await d.tap(card(app, SEGUROS))  # the next customer gets a blank form
-        await d.until(lambda: app.sm.current == "form", what="form screen")
+        await on_form(app)
         assert box(app, NAME).text == ""
     await run(tmp_path, scenario)
 
 
 async def test_a_428_met_anyway_opens_the_form(tmp_path: Path) -> None:
     async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
+        await forms_known(app)
         app.core.forms.clear()  # as if the form appeared after the kiosk last asked
         await d.tap(card(app, SEGUROS))
         await d.until(lambda: app.sm.current == "form", what="form after a 428")
         assert any(r[2] == 428 for r in mock.state.requests)
-    await run(tmp_path, scenario)
-
-
-@pytest.mark.parametrize("lang", ["es", "en"])
-async def test_form_screenshots_kiosk(tmp_path: Path, lang: str) -> None:
-    async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
-        app.set_language(lang)
-        await forms_known(app)
-        await d.tap(card(app, SEGUROS))
-        await d.until(lambda: app.sm.current == "form", what="form screen")
-        await d.screenshot(f"kiosk-{lang}-form")
     await run(tmp_path, scenario)
 
 
@@ -260,16 +290,16 @@ async def test_form_on_the_tablet(tmp_path: Path, lang: str) -> None:
         await forms_known(app)
         app.screen("home").ids.customer.text = "Carla"
         await d.tap(card(app, SEGUROS))
-        await d.until(lambda: app.sm.current == "form", what="form screen")
+        await on_form(app)
         assert app.screen("form").landscape
         await d.screenshot(f"tablet-{lang}-form")
         await type_on_screen(app, "Carla Ruiz")
-        await d.tap(box(app, EMAIL))
+        await tap_box(app, EMAIL)
         await type_on_screen(app, "carla@")
         await d.tap(app.screen("form").ids.send)
         await d.screenshot(f"tablet-{lang}-form-errors")
         await type_on_screen(app, "ejemplo.com")
-        await d.tap(block(app, INSURANCE).inputs[2])
+        await choose(app, INSURANCE, 2)
         await d.tap(app.screen("form").ids.send)
         await d.until(lambda: app.sm.current == "ticket", what="ticket screen")
         assert mock.state.tickets[-1].integration_data["customer"] == "Carla"

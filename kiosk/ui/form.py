@@ -252,6 +252,7 @@ class FormScreen(KioskScreen):
     def _build(self, form: FormDef, lang: str, values: dict[str, Any]) -> None:
         box = self.ids.fields
         box.clear_widgets()
+        self.ids.scroll.scroll_y = 1  # from the top (a form before may have scrolled)
         self.blocks = {}
         self._chosen = {}
         self.errors = {}
@@ -493,7 +494,7 @@ class FormScreen(KioskScreen):
             if self.check(fid) is not None and first_bad is None:
                 first_bad = fid
         if first_bad is not None:
-            self.note = t("Please check the fields marked below.", lang)
+            self.note = t("Please check the marked fields.", lang)
             inputs = self.blocks[first_bad].inputs
             if inputs:
                 app_ref()._focus(inputs[0])
@@ -579,7 +580,7 @@ async def submit(app: Any, queue_id: str, values: dict[str, Any]) -> None:
         kept = keep_values(answer.form, {**typed, **_by_name(s.form, typed)})
         changed = any(p.rule == "changed" for p in answer.problems.values())
         note = (t("This form was just updated. Please check it and send it again.", app.lang)
-                if changed else t("Please check the fields marked below.", app.lang))
+                if changed else t("Please check the marked fields.", app.lang))
         problems = {k: p for k, p in answer.problems.items() if p.rule != "changed"}
         show_form(app, answer.form, name=s.queue_name, values=kept, problems=problems,
                   note=note)
