@@ -305,3 +305,16 @@ async def test_form_on_the_tablet(tmp_path: Path, lang: str) -> None:
         assert mock.state.tickets[-1].integration_data["customer"] == "Carla"
         assert sent_values(mock)[EMAIL] == "carla@ejemplo.com"
     await run(tmp_path, scenario, mode="tablet")
+
+
+def test_text_fields_start_quietly(tmp_path: Path) -> None:
+    """The greeter's tablet has text boxes from its first frame: Kivy must not probe for
+    xclip/xsel (CRITICAL with tracebacks where they are missing), nor warn at all."""
+    p = subprocess.run([sys.executable, "-m", "kiosk", "demo", "--mode", "tablet", "--smoke",
+                        "--data-dir", str(tmp_path / "d")], capture_output=True, text=True,
+                       timeout=120, cwd=REPO,
+                       env=dict(os.environ, KIVY_HOME=str(tmp_path / "kivy")))
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "first frame with live queue data" in p.stdout
+    for alarming in ("CRITICAL", "ERROR", "WARNING", "Traceback", "xclip", "xsel"):
+        assert alarming not in p.stderr, p.stderr[-3000:]
