@@ -11,7 +11,10 @@
     kiosk [--config PATH] print-test [--preview PNG]   a sample ticket, and the printer's state
     kiosk [--config PATH] reprint TICKET_ID      print an issued ticket again
     kiosk [--config PATH] run [--window]         the touch UI, in the config's mode
-    kiosk mock-api [--host H] [--port P] [--scenario FILE]
+    kiosk mock-api [--host H] [--port P] [--scenario FILE] [--webhook-url URL
+                   --webhook-secret-file FILE]
+    kiosk [--config PATH] relay [--host H] [--port P]   the calling relay (kiosk.relay)
+    kiosk webhook-template [--json]              the provider webhook template to paste
     kiosk demo [--headless] [--mode kiosk|tablet]   the UI (or a morning) against the mock
     kiosk hash-pin                               hash an admin PIN for ui.admin_pin_hash
 
@@ -121,6 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--host", default="127.0.0.1")
     m.add_argument("--port", type=int, default=8080)
     m.add_argument("--scenario", metavar="FILE", help="scenario YAML (default: the built-in one)")
+    m.add_argument("--webhook-url", metavar="URL",
+                   help="send the QMS ticket webhook here when an agent takes a ticket")
+    m.add_argument("--webhook-secret-file", metavar="FILE", type=Path,
+                   help="the webhook secret (the relay's relay.webhook_secret_file)")
+
+    rl = sub.add_parser("relay", help="the calling relay: QMS webhook in, calls to screens")
+    rl.add_argument("--host", help="listen address (default: relay.listen)")
+    rl.add_argument("--port", type=int, help="listen port (default: relay.listen)")
+
+    wt = sub.add_parser("webhook-template", help="print the webhook template for the provider")
+    wt.add_argument("--json", action="store_true", help="the template file as JSON")
 
     r = sub.add_parser("run", help="the touch UI (kiosk or tablet, from the config)")
     r.add_argument("--window", action="store_true", help="a window instead of fullscreen")
@@ -248,11 +262,15 @@ async def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     from kiosk.service.runtime import open_runtime
     try:
         config, file = _load(args)
-        key = load_api_key(config, file)
+        key = None if config.kiosk.mode == "display" else load_api_key(config, file)
     except ConfigError as exc:
         line(False, "config", str(exc))
         return ExitStatus.USAGE
     line(True, "config", f"{file} (kiosk {config.kiosk.id}, {config.kiosk.mode} mode)")
+    if key is None:  # a calling screen: the relay and its token are all it needs
+        from kiosk.service.display import check_calls
+        await check_calls(config, file, line)
+        return ExitStatus.FAILED if failed else ExitStatus.OK
     rt = open_runtime(config, key)
     try:
         try:
@@ -285,6 +303,9 @@ async def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         unknown = counts.get("unknown", 0) + counts.get("uncertain", 0)
         line(unknown == 0, "journal", f"{rt.journal.path}: today {counts}"
              + (f"; {unknown} ticket(s) need a staff check" if unknown else ""))
+        if config.calls is not None:  # the relay's calls, and today's ticket-to-call time
+            from kiosk.service.display import check_calls
+            await check_calls(config, file, line, journal=rt.journal)
         try:
             rt.printer.ready()
         except ConfigError as exc:
@@ -341,8 +362,55 @@ def cmd_mock_api(args: argparse.Namespace) -> int:
     from kiosk.mock import default_scenario_path, load_scenario
     from kiosk.mock.server import serve_forever
     scenario = load_scenario(args.scenario or default_scenario_path())
+    if args.webhook_url or args.webhook_secret_file:
+        hook = scenario.webhook.model_copy(update={
+            k: v for k, v in (("url", args.webhook_url),
+                              ("secret_file", args.webhook_secret_file)) if v})
+        scenario = scenario.model_copy(update={"webhook": hook})
     serve_forever(scenario, host=args.host, port=args.port,
                   log_level="info" if args.verbose else "warning")
+    return ExitStatus.OK
+
+
+def cmd_relay(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from kiosk.config import resolve_path
+    from kiosk.relay import RelayConfigError, load_settings
+    from kiosk.relay.config import check_listen
+    from kiosk.relay.server import serve_forever
+    path = resolve_path(args.config)
+    try:
+        settings = load_settings(path)
+        if args.host or args.port:
+            settings = dataclasses.replace(settings, host=args.host or settings.host,
+                                           port=args.port or settings.port)
+        check_listen(settings, str(path))
+    except RelayConfigError as exc:
+        print(f"kiosk: config error: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    if not settings.secrets:
+        log.warning("relay: no webhook secret: unsigned webhooks are accepted (loopback only)")
+    serve_forever(settings, log_level="info" if args.verbose else "warning")
+    return ExitStatus.OK
+
+
+def cmd_webhook_template(args: argparse.Namespace, out: TextIO) -> int:
+    from kiosk.relay.contract import template
+    t = template()
+    if args.json:
+        print(json.dumps(t, ensure_ascii=False, indent=2), file=out)
+        return ExitStatus.OK
+    print(f"# {t['_about']}", file=out)
+    print(f"Event:   {t['event']}", file=out)
+    print(f"Method:  {t['method']}", file=out)
+    print(f"URL:     {t['url']}", file=out)
+    print(f"Secrets: {', '.join(t['secrets'])}", file=out)
+    print("Headers:", file=out)
+    for name, value in t["headers"].items():
+        print(f"  {name}: {value}", file=out)
+    print("Body:", file=out)
+    print(t["body"], file=out)
     return ExitStatus.OK
 
 
@@ -418,6 +486,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     try:
         if args.command == "mock-api":
             return cmd_mock_api(args)
+        if args.command == "relay":
+            return cmd_relay(args)
+        if args.command == "webhook-template":
+            return cmd_webhook_template(args, stdout)
         if args.command == "hash-pin":
             return cmd_hash_pin(stdout)
         handlers = {"queues": cmd_queues, "ticket": cmd_ticket, "check": cmd_check,

@@ -72,7 +72,26 @@ class ApiConfig(_Model):
     def _url(cls, v: str) -> str:
         if not re.match(r"^https?://[^\s/]+", v):
             raise ValueError("an http:// or https:// URL")
+        if v.lower().startswith("http://") and not is_loopback_url(v):
+            raise ValueError("an https:// URL (http:// only for a loopback host such as "
+                             "127.0.0.1 or localhost: the API key would travel in clear)")
         return v.rstrip("/")
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url``'s host is this machine: 127.0.0.0/8, ::1 or localhost."""
+    import ipaddress
+    from urllib.parse import urlsplit
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if host.rstrip(".").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class KioskSection(_Model):
@@ -363,6 +382,9 @@ class Config(_Model):
     """The receipt printer."""
     ticket: TicketConfig = TicketConfig()
     """What the paper ticket says."""
+    relay: dict[str, Any] | None = None
+    """Read by ``kiosk relay`` (validated there, in kiosk/relay/config.py); the kiosk
+    ignores it."""
     calls: CallsConfig | None = None
     """The relay to take calls from: needed by ``kiosk.mode: display`` and by the kiosk's
     "now calling" strip (``ui.calls``); with it, the kiosk also journals when each of its
@@ -499,10 +521,26 @@ def load_display_token(config: Config, config_file: str) -> SecretStr:
 
 def load_api_key(config: Config, config_file: str,
                  environ: Mapping[str, str] | None = None) -> SecretStr:
-    """The API key: ``VIDESK_API_KEY``, else ``api.key_file`` (which must be private)."""
+    """The API key: ``VIDESK_API_KEY``, else ``api.key_file`` (which must be private).
+
+    One token is accepted (printable ASCII, nothing inside that is whitespace or a
+    control character; surrounding whitespace is dropped); an error names where the key
+    came from, never the key. Read from this process's environment, the variable is then
+    removed from it, so no child process inherits the key. Once loaded, the key is
+    redacted from this process's logs (:func:`kiosk.logs.protect`)."""
+    from kiosk.logs import protect
+    from kiosk.redaction import token_problem
     env = os.environ if environ is None else environ
     if env.get(API_KEY_ENV, "").strip():
-        return SecretStr(env[API_KEY_ENV].strip())
+        key = env[API_KEY_ENV].strip()
+        if env is os.environ:
+            os.environ.pop(API_KEY_ENV, None)
+        where = f"the environment variable {API_KEY_ENV}"
+        problem = token_problem(key)
+        protect(key)
+        if problem:
+            raise ConfigError(config_file, API_KEY_ENV, f"one API key in {where}; {problem}")
+        return SecretStr(key)
     kf = config.api.key_file
     if kf is None:
         raise ConfigError(config_file, "api.key_file",
@@ -520,4 +558,8 @@ def load_api_key(config: Config, config_file: str,
                           f"a readable key file at {kf} ({exc.__class__.__name__})") from None
     if not key:
         raise ConfigError(config_file, "api.key_file", f"an API key inside {kf} (it is empty)")
+    protect(key)
+    problem = token_problem(key)
+    if problem:
+        raise ConfigError(config_file, "api.key_file", f"one API key in {kf}; {problem}")
     return SecretStr(key)

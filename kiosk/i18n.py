@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import gettext
+import math
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -101,7 +102,10 @@ def wait_in_minutes(avg_waiting_time: float, unit: str) -> float:
 
 
 def format_wait(minutes: float, lang: str) -> str:
-    """A wait rounded for people: "< 1 min", "~3 min", "~25 min", "~1 h 15 min"."""
+    """A wait rounded for people: "< 1 min", "~3 min", "~25 min", "~1 h 15 min"; empty for
+    a wait that is not a finite, non-negative number (the API's edge refuses those too)."""
+    if not math.isfinite(minutes) or minutes < 0:
+        return ""
     if minutes < 1:
         return t("< 1 min", lang)
     if minutes < 10:

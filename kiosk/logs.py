@@ -5,21 +5,53 @@ from __future__ import annotations
 import logging
 import sys
 
+from kiosk.redaction import all_forms, scrub
+
 
 class Redact(logging.Filter):
-    """Defence in depth: a secret that reaches a log line anyway is replaced."""
+    """Defence in depth: a secret that reaches a log line anyway is replaced, in any of
+    its escaped forms (see :func:`kiosk.redaction.forms`), in the message, the traceback
+    and the stack."""
 
     def __init__(self, *secrets: str) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if len(s) >= 6]
+        self.secrets = all_forms(*secrets)
+
+    def add(self, *secrets: str) -> None:
+        """Redact these secrets too."""
+        self.secrets = all_forms(*secrets, *self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        if not self.secrets:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: logging reports it itself
+            return True
         if any(s in message for s in self.secrets):
-            for s in self.secrets:
-                message = message.replace(s, "[redacted]")
-            record.msg, record.args = message, None
+            record.msg, record.args = scrub(message, self.secrets), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text, self.secrets)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info, self.secrets)
         return True
+
+
+_REDACT = Redact()
+"""The one redaction filter on every handler :func:`setup_logging` installs."""
+
+
+def protect(*secrets: str) -> None:
+    """From now on, never log these secrets (in any escaped form), in this process.
+
+    Called wherever a secret is loaded (the API key, by :func:`kiosk.config.load_api_key`),
+    so the core and every CLI command redact the same way."""
+    _REDACT.add(*secrets)
+    for handler in logging.getLogger().handlers:
+        if _REDACT not in handler.filters:
+            handler.addFilter(_REDACT)
 
 
 def setup_logging(verbose: int, *, service: bool = False, kiosk_id: str = "") -> None:
@@ -36,6 +68,8 @@ def setup_logging(verbose: int, *, service: bool = False, kiosk_id: str = "") ->
     for h in list(root.handlers):
         root.removeHandler(h)
     logging.basicConfig(level=level, stream=sys.stderr, format=fmt)
+    for handler in root.handlers:
+        handler.addFilter(_REDACT)
     if verbose < 2:
         for noisy in ("httpx", "httpcore", "kivy"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -9,7 +9,8 @@
 #
 # Set-up is idempotent and quick when nothing changed: a virtual environment in .venv
 # with the project installed editable; for the tests also the ESC/POS printer emulator
-# (emupos, Python 3.13, in .tools/emupos) and the system packages the UI tests need.
+# (emupos, Python 3.13, in .tools/emupos) and the system packages the tests need
+# (systemd-analyze, espeak-ng; installed when run as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -86,6 +87,14 @@ case "${1:-}" in
         if ! command -v systemd-analyze >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
             say "installing systemd-analyze (the unit is verified by the tests)"
             apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd
+        fi
+        if ! command -v espeak-ng >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+            say "installing espeak-ng (the calling screen's speech is tested)"
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng
+        fi
+        if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+            say "installing redis-server (the relay's replica tests start one)"
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
         fi
         say "ruff"
         .venv/bin/ruff check kiosk tests benchmarks

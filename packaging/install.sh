@@ -96,12 +96,17 @@ else
 fi
 
 # 5. config and the API key: created once, never overwritten
+# kiosk.yaml holds the admin PIN's hash: readable by root and the kiosk group only (0640
+# root:kiosk), writable by root only.
+GROUP=$(getent group kiosk >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && echo kiosk || echo "")
 if [ -f "$ROOT/etc/kiosk/kiosk.yaml" ]; then
+    chmod 0640 "$ROOT/etc/kiosk/kiosk.yaml"
     say "kept" "/etc/kiosk/kiosk.yaml"
 else
-    install -m 0644 "$SRC/config/kiosk.yaml" "$ROOT/etc/kiosk/kiosk.yaml"
+    install -m 0640 "$SRC/config/kiosk.yaml" "$ROOT/etc/kiosk/kiosk.yaml"
     say "created" "/etc/kiosk/kiosk.yaml (edit it: branch, kiosk.id, queues, printer)"
 fi
+[ -n "$GROUP" ] && chown root:kiosk "$ROOT/etc/kiosk/kiosk.yaml"
 if [ -f "$ROOT/etc/kiosk/api-key" ]; then
     chmod 0600 "$ROOT/etc/kiosk/api-key"
     say "kept" "/etc/kiosk/api-key"
@@ -114,14 +119,22 @@ fi
 # 6. systemd unit and udev rule (ours: replaced on upgrade)
 put "$SRC/packaging/systemd/kiosk.service" "$ROOT/etc/systemd/system/kiosk.service" 644
 put "$SRC/packaging/udev/60-kiosk-printers.rules" "$ROOT/etc/udev/rules.d/60-kiosk-printers.rules" 644
+# lockdown of the image: no magic SysRq keys, no login prompts on other consoles
+put "$SRC/packaging/sysctl/60-kiosk.conf" "$ROOT/etc/sysctl.d/60-kiosk.conf" 644
+put "$SRC/packaging/logind/kiosk.conf" "$ROOT/etc/systemd/logind.conf.d/60-kiosk.conf" 644
 
 # 7. start it
 if [ "$LIVE" = yes ]; then
     systemctl daemon-reload
     udevadm control --reload-rules && udevadm trigger --subsystem-match=usb --subsystem-match=usbmisc
     systemctl set-default graphical.target >/dev/null
+    sysctl -q -p /etc/sysctl.d/60-kiosk.conf
+    # the clock is right before the kiosk numbers tickets (time-sync.target waits for it)
+    if systemctl list-unit-files systemd-time-wait-sync.service >/dev/null 2>&1; then
+        systemctl enable systemd-time-wait-sync.service >/dev/null 2>&1 || true
+    fi
     systemctl enable kiosk.service >/dev/null 2>&1
     say "enabled" "kiosk.service (starts at boot; now: systemctl start kiosk)"
 else
-    skip "systemctl daemon-reload; udevadm reload; systemctl enable kiosk"
+    skip "systemctl daemon-reload; udevadm reload; sysctl; systemctl enable kiosk systemd-time-wait-sync"
 fi

@@ -88,7 +88,7 @@ def server(state: MockState) -> Iterator[MockServer]:
 
 def make_config(tmp_path: Path, **overrides: Any) -> Config:
     data: dict[str, Any] = {
-        "api": {"base_url": "http://mock.invalid", "timeout_s": 2},
+        "api": {"base_url": "http://127.0.0.1:9", "timeout_s": 2},
         "branch": BRANCH,
         "kiosk": {"id": "test-1", "data_dir": str(tmp_path / "data"),
                   "timezone": "America/Santiago"},

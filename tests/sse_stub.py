@@ -77,6 +77,11 @@ class SseStub:
         headers["request"] = request.strip()
         self.requests.append(headers)
         path = request.split()[1]
+        if path == "/healthz":
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+            await writer.drain()
+            writer.close()
+            return
         status = self.refuse_with
         if status is None and path != f"/v1/branches/{self.branch}/calls":
             status = 404

@@ -45,7 +45,7 @@ async def test_history_then_live_calls_newest_first() -> None:
         stub.push("A-001", "Cabina 1", at=old)
         stub.push("B-001", "Cabina 2", at=old)
         feed = feed_for(stub)
-        feed.subscribe(lambda f, new: announced.extend(new))
+        feed.subscribe(lambda f, new: announced.extend(c for c in new if f.fresh(c)))
         feed.start()
         try:
             await until(lambda: len(feed.calls) == 2)
@@ -65,7 +65,7 @@ async def test_reconnects_with_last_event_id_and_gets_what_it_missed() -> None:
     announced: list[str] = []
     async with SseStub(BRANCH, TOKEN) as stub:
         feed = feed_for(stub)
-        feed.subscribe(lambda f, new: announced.extend(c.ticket_id for c in new))
+        feed.subscribe(lambda f, new: announced.extend(c.ticket_id for c in new if f.fresh(c)))
         feed.start()
         try:
             await until(lambda: stub.connected == 1)

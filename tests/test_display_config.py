@@ -86,3 +86,72 @@ def test_the_token_file_must_be_private_and_never_shows(tmp_path: Path) -> None:
     token.unlink()
     with pytest.raises(ConfigError, match="a readable display token file"):
         load_display_token(cfg, "display.yaml")
+
+
+async def _check(config: Path) -> tuple[int, str]:
+    import asyncio
+    import os
+    import sys
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDESK_", "KIOSK_"))}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kiosk", "--config", str(config), "check", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode()
+
+
+async def test_check_on_a_display_checks_the_relay_and_the_token(tmp_path: Path) -> None:
+    from .sse_stub import SseStub
+    token = tmp_path / "token"
+    token.write_text("tok-right-123\n")
+    token.chmod(0o600)
+    async with SseStub("652720d479497a1b62df288b", "tok-right-123") as relay:
+        path = write(tmp_path, DISPLAY.format(data=tmp_path, url=relay.url, token=token))
+        status, out = await _check(path)
+        assert status == 0, out
+        assert "ok   relay" in out and "ok   token" in out and "API" not in out
+        token.write_text("tok-wrong-456\n")
+        status, out = await _check(path)
+        assert status == 1 and "FAIL token      the relay refused the token (401)" in out
+        assert "tok-wrong-456" not in out and "tok-right" not in out
+    status, out = await _check(path)  # the relay is gone
+    assert status == 1 and "FAIL relay" in out and "unreachable" in out
+
+
+async def test_the_core_process_of_a_display_sends_calls_and_no_secret(tmp_path: Path) -> None:
+    """`kiosk core` in display mode (what `kiosk run` starts): no API key needed, the
+    relay's calls reach the UI over the link, the token never does."""
+    import asyncio
+
+    from kiosk.service.link import RemoteCore
+    from kiosk.service.spawn import start_core
+
+    from .sse_stub import SseStub
+    token = tmp_path / "token"
+    token.write_text("tok-core-789\n")
+    token.chmod(0o600)
+    async with SseStub("652720d479497a1b62df288b", "tok-core-789") as relay:
+        relay.push("A-007", "Cabina 2")
+        path = write(tmp_path, DISPLAY.format(data=tmp_path, url=relay.url, token=token))
+        proc, sock = start_core(["--config", str(path)])
+        raw: list[bytes] = []
+        core = await RemoteCore.connect(sock)
+        original = core._reader.readline
+
+        async def spy() -> bytes:
+            line = await original()
+            raw.append(line)
+            return line
+        core._reader.readline = spy  # type: ignore[method-assign]
+        try:
+            settings = await asyncio.wait_for(core.ready(), 30)
+            assert settings.mode == "display" and settings.calls
+            async with asyncio.timeout(30):
+                while not (core.calls and core.calls_connected):
+                    await asyncio.sleep(0.05)
+            assert core.calls[0].ticket_id == "A-007" and core.calls[0].poc == "Cabina 2"
+            assert await core.branch_label() == ""
+        finally:
+            await core.aclose()
+            assert await asyncio.to_thread(proc.wait, 30) == 0
+    assert raw and not any(b"tok-core-789" in line for line in raw)

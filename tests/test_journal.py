@@ -198,3 +198,27 @@ def test_claim_and_finish_do_not_fsync_but_survive_a_reopen(tmp_path: Path) -> N
     assert j._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     j2 = Journal(tmp_path, kiosk_id="k1")  # another connection sees it at once
     assert j2.find("A-001").outcome == "pending"  # type: ignore[union-attr]
+
+
+def test_calls_of_its_own_tickets_are_journalled_once(tmp_path: Path) -> None:
+    """When each of this kiosk's tickets was called and where; time from ticket to call."""
+    from datetime import timedelta
+    now = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+    j = Journal(tmp_path, kiosk_id="k1", timezone="America/Santiago", clock=lambda: now)
+    row = j.reserve(queue_id="q", queue_name="Caja", prefix="A", fmt="{prefix}-{seq:03d}")
+    j.finish(row.row_id, "issued", videsk_id="v1")
+    lost = j.reserve(queue_id="q", queue_name="Caja", prefix="A", fmt="{prefix}-{seq:03d}")
+    j.finish(lost.row_id, "no_agents")
+    called = now + timedelta(minutes=6)
+    assert j.record_call("A-001", "Cabina 3", called)
+    assert j.record_call("A-001", "Cabina 3", called)  # a replay: still one call
+    assert not j.record_call("A-002", "Cabina 1", called)  # not issued
+    assert not j.record_call("Z-900", "Cabina 1", called)  # another kiosk's
+    assert j.calls_of("A-001") == [("Cabina 3", "2026-12-01T14:06:00.000+00:00")]
+    assert j.record_call("A-001", "Cabina 5", called + timedelta(minutes=1))  # called again
+    assert [p for p, _ in j.calls_of("A-001")] == ["Cabina 3", "Cabina 5"]
+    assert j.call_waits() == [360.0]  # to the first call
+    j.close()
+    j = Journal(tmp_path, kiosk_id="k1", timezone="America/Santiago", clock=lambda: now)
+    assert len(j.calls_of("A-001")) == 2  # on disk
+    j.close()

@@ -19,12 +19,18 @@ FORBIDDEN = {
     "ui": {"httpx", "escpos", "yaml", "pydantic", "sqlite3", "qrcode", "kiosk.api",
            "kiosk.printing", "kiosk.store", "kiosk.mock", "kiosk.config",
            "kiosk.service.runtime", "kiosk.service.issuing", "kiosk.service.queues",
-           "kiosk.service.demo", "kiosk.service.status", "kiosk.service.admin"},
+           "kiosk.service.demo", "kiosk.service.status", "kiosk.service.admin",
+           "kiosk.service.callfeed", "kiosk.service.display"},
     "service": {"kivy", "kiosk.ui", "escpos"},
     "api": {"kivy", "kiosk.ui", "kiosk.service", "kiosk.printing", "kiosk.store", "escpos"},
     "printing": {"kivy", "kiosk.ui", "kiosk.service", "kiosk.api", "kiosk.store", "httpx"},
     "store": {"kivy", "kiosk.ui", "kiosk.service", "kiosk.api", "kiosk.printing", "httpx"},
-    "mock": {"kivy", "kiosk.ui", "kiosk.service", "kiosk.printing", "kiosk.store"},
+    "mock": {"kivy", "kiosk.ui", "kiosk.service", "kiosk.printing", "kiosk.store",
+             "kiosk.relay"},
+    # the relay is a service of its own: nothing from the rest of kiosk
+    "relay": {"kivy", "kiosk.ui", "kiosk.service", "kiosk.printing", "kiosk.store",
+              "kiosk.api", "kiosk.mock", "kiosk.config", "kiosk.errors", "kiosk.i18n",
+              "kiosk.logs", "kiosk.resources", "kiosk.colours"},
     "": {"kivy", "kiosk.ui"},  # top-level modules: cli, config, errors, i18n, ...
 }
 
@@ -65,18 +71,20 @@ def test_the_rule_catches_a_violation(tmp_path: Path) -> None:
 
 CORE_LIBRARIES = ("pydantic", "httpx", "yaml", "sqlite3", "escpos", "qrcode", "starlette",
                   "uvicorn", "kiosk.config", "kiosk.api", "kiosk.store", "kiosk.printing",
-                  "kiosk.service.runtime")
+                  "kiosk.service.runtime", "kiosk.service.callfeed")
 
 
-def test_the_ui_process_loads_none_of_the_cores_libraries(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["kiosk", "display"])
+def test_the_ui_process_loads_none_of_the_cores_libraries(tmp_path: Path, mode: str) -> None:
     """What `kiosk run` loads before and after its window: the core's libraries load in
     the core process, beside it (a faster start, a smaller UI). Pillow is not listed:
-    Kivy loads it as an image provider."""
+    Kivy loads it as an image provider. A calling screen's UI (its sounds and speech
+    included) holds no token and loads no HTTP client either."""
     code = ("import sys\n"
             "import kiosk.cli, kiosk.ui.run\n"
             "from kiosk.ui import boot\n"
-            "boot.configure('kiosk', size=(200, 200))\n"
-            "import kiosk.ui.app\n"
+            f"boot.configure({mode!r}, size=(200, 200))\n"
+            "import kiosk.ui.app, kiosk.ui.announcer, kiosk.ui.calling\n"
             f"print(sorted(m for m in {CORE_LIBRARIES!r} if m in sys.modules))\n")
     env = dict(os.environ, KIVY_HOME=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -4,6 +4,7 @@ watchdog, the status file and SIGHUP reload."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import httpx
 import pytest
 
 from kiosk.config import Config
-from kiosk.mock import MockState, create_app
+from kiosk.mock import MockServer, MockState, create_app
 from kiosk.service.runtime import open_runtime
 from kiosk.service.status import StatusWriter, read
 from kiosk.service.watchdog import Watchdog, notify, watchdog_period
@@ -52,6 +53,9 @@ def test_install_into_a_folder(installed: tuple[Path, str, str]) -> None:
                  "etc/udev/rules.d/60-kiosk-printers.rules"]:
         assert (root / path).exists(), path
     assert stat.S_IMODE((root / "etc/kiosk/api-key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((root / "etc/kiosk/kiosk.yaml").stat().st_mode) == 0o640  # PIN hash
+    assert "kernel.sysrq = 0" in (root / "etc/sysctl.d/60-kiosk.conf").read_text()
+    assert "NAutoVTs=0" in (root / "etc/systemd/logind.conf.d/60-kiosk.conf").read_text()
     assert stat.S_IMODE((root / "var/lib/kiosk").stat().st_mode) == 0o750
     if os.getuid() == 0:  # owners: the kiosk user where it exists (a live system), else root
         import pwd
@@ -61,6 +65,13 @@ def test_install_into_a_folder(installed: tuple[Path, str, str]) -> None:
             owner = 0
         assert (root / "etc/kiosk/api-key").stat().st_uid == owner
         assert (root / "var/lib/kiosk").stat().st_uid == owner
+        import grp
+        try:
+            group = grp.getgrnam("kiosk").gr_gid
+        except KeyError:
+            group = 0
+        yaml_stat = (root / "etc/kiosk/kiosk.yaml").stat()
+        assert (yaml_stat.st_uid, yaml_stat.st_gid) == (0, group)  # root:kiosk
     assert "skipped    useradd kiosk (--root: only on a live system)" in first
     version = subprocess.run([str(root / "opt/kiosk/venv/bin/kiosk"), "--version"],
                              capture_output=True, text=True, timeout=60)
@@ -91,7 +102,8 @@ def test_systemd_unit_verifies(installed: tuple[Path, str, str], tmp_path: Path)
     (root / "usr/bin/cage").write_text("#!/bin/sh\n")
     (root / "usr/bin/cage").chmod(0o755)
     (root / "bin").mkdir(exist_ok=True)
-    shutil.copy("/bin/kill", root / "bin/kill")
+    for tool in ("/bin/kill", "/bin/sh"):  # ExecReload's
+        shutil.copy(tool, root / tool.lstrip("/"))
     proc = subprocess.run(["systemd-analyze", "verify", f"--root={root}",
                            "/etc/systemd/system/kiosk.service"], capture_output=True, text=True,
                           timeout=120)
@@ -199,15 +211,78 @@ async def test_reload_with_a_bad_file_keeps_the_old_config(
         assert message.startswith("Not reloaded, old config kept")
         assert "kiosk.colour: unknown key" in caplog.text
         assert rt.config is cfg and rt.service.config is cfg
-        good = tmp_path / "good.yaml"
-        good.write_text(bad.read_text().replace(", colour: red", f", data_dir: {tmp_path}")
-                        .replace("branch: x", f"branch: {cfg.branch}")
-                        + "queues: [{id: 652a1ae848880e168884e49b, prefix: Z}]\n")
-        message = await rt.reload_from(str(good))
-        assert message.startswith("Reloaded:") and "queues" in message and "kiosk" in message
+    finally:
+        await rt.aclose()
+
+
+def write_config(path: Path, cfg: Config, **changes: dict[str, object]) -> Path:
+    """``cfg`` as a YAML file, with some sections changed."""
+    import yaml
+    data = cfg.model_dump(mode="json", exclude_none=True)
+    for section, values in changes.items():
+        if isinstance(data.get(section), dict):
+            data[section].update(values)
+        else:
+            data[section] = values
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+async def test_reload_applies_every_live_change(config_factory: Callable[..., Config],
+                                                state: MockState, tmp_path: Path) -> None:
+    """Queues, ticket texts and the poll period: all of them at once."""
+    cfg = config_factory()
+    rt = open_runtime(cfg, KEY, transport=httpx.ASGITransport(app=create_app(state)),
+                      retry=FAST_RETRY)
+    queues = [{"id": "652a1ae848880e168884e49b", "prefix": "Z"}]
+    new = write_config(tmp_path / "new.yaml", cfg, queues=queues,  # type: ignore[arg-type]
+                       ticket={"header": ["Banco Nuevo"]}, ui={"refresh_s": 9})
+    try:
+        message = await rt.reload_from(str(new))
+        assert message == "Reloaded: queues, ui.refresh_s, ticket.header"
+        assert rt.monitor.period_s == 9
+        assert rt.printer.ticket_cfg.header == ["Banco Nuevo"]
         r = await rt.service.issue("652a1ae848880e168884e49b")
         assert r.ticket_id == "Z-001"  # the new prefix applies at once
     finally:
+        await rt.aclose()
+
+
+@pytest.mark.parametrize("changes", [
+    {"branch": "652720d479497a1b62df0000"},
+    {"kiosk": {"id": "other"}},
+    {"numbering": {"format": "{prefix}{seq:04d}"}},
+    {"printer": {"type": "none"}},
+    {"api": {"timeout_s": 3}},
+])
+async def test_reload_needing_a_restart_changes_nothing(
+        changes: dict[str, object], config_factory: Callable[..., Config], state: MockState,
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A branch (or kiosk id, numbering, printer, API) change is refused whole, with "needs
+    a restart" on the staff screen and in the log: the queues shown and the tickets issued
+    stay on one branch (before, a new branch reached issuing but not the monitor)."""
+    from kiosk.service.link import serve_in_process
+    cfg = config_factory()
+    rt = open_runtime(cfg, KEY, transport=httpx.ASGITransport(app=create_app(state)),
+                      retry=FAST_RETRY)
+    path = write_config(tmp_path / "kiosk.yaml", cfg,  # a live change rides along
+                        queues=[{"id": "652a1ae848880e168884e49b", "prefix": "Z"}],
+                        **changes)  # type: ignore[arg-type]
+    core, served = await serve_in_process(rt, config_path=str(path))
+    try:
+        await core.ready()
+        note, _ = await core.admin("reload", "es")  # the staff screen's button
+        assert "needs a restart" in note and next(iter(changes)) in note
+        assert "needs a restart" in caplog.text
+        assert rt.config is cfg and rt.service.config is cfg
+        r = await rt.service.issue("652a1ae848880e168884e49b")
+        assert r.ticket_id == "A-001"  # nothing of the new file applied
+        assert state.tickets[-1].ticket_id == "A-001"
+        polled = {req[1] for req in state.requests if req[1].endswith("/queues")}
+        assert polled and all(f"/branches/{cfg.branch}/" in p for p in polled)
+    finally:
+        await core.aclose()
+        await served
         await rt.aclose()
 
 
@@ -237,3 +312,105 @@ async def test_sighup_reload_in_the_running_app(tmp_path: Path,
         await served
         assert rt.config is before
     assert "valid YAML" in caplog.text
+
+
+# --------------------------------------------------------------------------- the unit itself
+
+UNIT = REPO / "packaging" / "systemd" / "kiosk.service"
+
+
+def unit_values(key: str) -> list[str]:
+    """Every value of ``key=`` in the unit file, in order."""
+    return [line.split("=", 1)[1] for line in UNIT.read_text().splitlines()
+            if line.startswith(f"{key}=")]
+
+
+def test_security_score_is_at_most_4_5() -> None:
+    """`systemd-analyze security --offline=true packaging/systemd/kiosk.service` (7.8
+    EXPOSED before the hardening)."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.fail("systemd-analyze is missing: packaging/dev.sh test installs systemd")
+    p = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager",
+                        str(UNIT)], capture_output=True, text=True, timeout=120)
+    score = re.search(r"Overall exposure level for kiosk\.service: (\d+\.\d)", p.stdout)
+    assert score is not None, p.stdout[-2000:] + p.stderr[-2000:]
+    assert float(score.group(1)) <= 4.5, p.stdout
+
+
+def test_unit_locks_the_console_and_waits_for_the_clock() -> None:
+    start = unit_values("ExecStart")[0].split()
+    assert start[0] == "/usr/bin/cage" and "-s" not in start[:start.index("--")]  # no VT switch
+    assert "time-sync.target" in " ".join(unit_values("After")).split()
+    assert "time-sync.target" in " ".join(unit_values("Wants")).split()
+    assert unit_values("DevicePolicy") == ["closed"]
+    allowed = " ".join(unit_values("DeviceAllow"))
+    for dev in ("char-drm", "char-input", "char-usb_device", "char-ttyUSB", "/dev/tty1"):
+        assert dev in allowed, dev  # the display, touch, printers, its console
+    assert not any(v.startswith("KIVY_HOME=/var") for v in unit_values("Environment"))
+
+
+STAND_IN_CAGE = """\
+import signal, subprocess, sys
+# Like cage: SIGTERM and SIGINT end the client, then cage; any other signal (SIGHUP)
+# keeps its default action, which ends the compositor.
+child = subprocess.Popen(sys.argv[1:])
+signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+signal.signal(signal.SIGINT, lambda *_: child.terminate())
+sys.exit(child.wait())
+"""
+
+
+def exec_reload_argv(mainpid: int) -> list[str]:
+    """The unit's ExecReload line as systemd runs it: `$$` is a literal `$`, `$MAINPID`
+    is the main process's pid (cage)."""
+    import shlex
+    line = unit_values("ExecReload")[0]
+    pid = str(mainpid)
+    return [w.replace("${MAINPID}", pid).replace("$MAINPID", pid).replace("\0", "$")
+            for w in shlex.split(line.replace("$$", "\0"))]
+
+
+@pytest.mark.slow
+def test_systemctl_reload_reaches_the_app_not_cage(tmp_path: Path, server: MockServer,
+                                                   cli_env: dict[str, str]) -> None:
+    """The unit's own ExecReload line, run against a process tree like the unit's: a
+    stand-in compositor that dies on SIGHUP, with the real `kiosk run` under it. The app
+    reloads; the compositor (and so the kiosk) lives on."""
+    import signal
+    import sys
+
+    import yaml
+
+    from .conftest import make_config
+    cfg = make_config(tmp_path, api={"base_url": server.url, "timeout_s": 2})
+    data = cfg.model_dump(mode="json", exclude_none=True)
+    path = tmp_path / "kiosk.yaml"
+    path.write_text(yaml.safe_dump(data))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    env = dict(cli_env, RUNTIME_DIRECTORY=str(run_dir), KIVY_HOME=str(run_dir / "kivy"))
+    cage = subprocess.Popen([sys.executable, "-c", STAND_IN_CAGE, sys.executable, "-m",
+                             "kiosk", "--config", str(path), "run", "--window"], env=env,
+                            cwd=REPO, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not (run_dir / "ui.pid").exists():
+            assert cage.poll() is None and time.monotonic() < deadline, cage.stderr.read()
+            time.sleep(0.1)
+        ui_pid = int((run_dir / "ui.pid").read_text())
+        assert ui_pid != cage.pid
+        data["queues"][0]["prefix"] = "Z"  # a change a running kiosk takes
+        path.write_text(yaml.safe_dump(data))
+        reload = subprocess.run(exec_reload_argv(cage.pid), env=env, capture_output=True,
+                                text=True, timeout=30)
+        assert reload.returncode == 0, reload.stderr
+        time.sleep(3)
+        assert cage.poll() is None, "the compositor died: the kiosk would restart"
+        os.kill(ui_pid, 0)  # the app too
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the group, even if cage died
+            os.killpg(cage.pid, signal.SIGTERM)
+        _, err = cage.communicate(timeout=60)
+    assert "SIGHUP: Reloaded: queues" in err, err[-3000:]
+    assert not (run_dir / "ui.pid").exists()  # removed at exit

@@ -202,6 +202,37 @@ async def test_escape_and_window_close_do_not_exit(tmp_path: Path) -> None:
     await run(tmp_path, scenario)
 
 
+def kivy_home_files() -> dict[str, bytes]:
+    home = Path(os.environ["KIVY_HOME"])
+    return {str(p.relative_to(home)): p.read_bytes() for p in home.rglob("*") if p.is_file()}
+
+
+async def test_no_way_out_through_kivy(tmp_path: Path) -> None:
+    """F1 (Kivy's settings panel: fullscreen, rotation, logging, saved for the next start),
+    Kivy's other shortcuts and every key the kiosk does not use do nothing."""
+    async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
+        from kivy.core.window import Window
+        from kivy.uix.settings import Settings
+        home = Path(os.environ["KIVY_HOME"])
+        assert home.stat().st_mode & 0o077 == 0  # private
+        assert not home.is_relative_to("/tmp")  # never a shared, guessable path
+        before = kivy_home_files()
+        assert "config.ini" not in before  # Kivy's config is ours, from no file
+        F1, F2, F4, F12, MENU, A = 282, 283, 285, 293, 319, 97
+        for code, mods in [(F1, []), (F1, ["shift"]), (F2, []), (F4, ["alt"]), (F12, []),
+                           (MENU, []), (A, ["ctrl"]), (A, []), (113, ["meta"])]:
+            assert await d.key(code, mods, chr(code) if code < 128 else "") is True, code
+            await d.frames(2)
+            assert app._app_settings is None, code
+            assert not any(isinstance(w, Settings) for w in Window.children), code
+            assert app.sm.current == "home" and app.lang == "es" and app.scale == 1.0
+            assert app._ring.widget is None, code  # nothing moved
+        assert app.root is not None and not app.stopping
+        assert kivy_home_files() == before  # nothing saved by a key press
+        await d.screenshot("kiosk-es-home-after-keys")
+    await run(tmp_path, scenario)
+
+
 async def test_admin_with_the_pin(tmp_path: Path) -> None:
     async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
         from kivy.core.window import Window

@@ -58,12 +58,16 @@ async def tap_at(x: float, y: float, hold: float = 0.05) -> None:
     await frames(1)
 
 
-async def key(code: int, modifiers: list[str] | None = None, codepoint: str = "") -> None:
-    """A key press as SDL delivers it to the window."""
+async def key(code: int, modifiers: list[str] | None = None, codepoint: str = "") -> bool:
+    """A key press as SDL delivers it to the window (Kivy's window_sdl2): on_key_down,
+    then on_keyboard unless a handler took the key. Returns whether one did."""
     from kivy.core.window import Window
-    Window.dispatch("on_key_down", code, 0, codepoint, modifiers or [])
+    taken = bool(Window.dispatch("on_key_down", code, 0, codepoint, modifiers or []))
+    if not taken:
+        taken = bool(Window.dispatch("on_keyboard", code, 0, codepoint, modifiers or []))
     Window.dispatch("on_key_up", code, 0)
     await frames(1)
+    return taken
 
 
 async def screenshot(name: str) -> Path:

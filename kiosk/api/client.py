@@ -12,6 +12,25 @@ Retries (see :class:`RetryPolicy`):
   have landed (the connection never opened) or the API said "try again" (422), always with
   the same ``ticketId``, at most ``enqueue_retries`` times; never after a timeout or a
   connection lost mid-request.
+
+Deadlines and sizes (``httpx.Timeout`` bounds each read, not the request: a server that
+sends one byte a second would hold it forever):
+
+- each attempt has a total deadline of ``timeout_s`` (connect, send, headers and body);
+- a whole call, retries and waits included, has :meth:`RetryPolicy.call_deadline`; a wait
+  that would overrun it is not taken (the last error is raised instead);
+- a body is read as a stream and given up past :data:`MAX_BODY_BYTES`.
+
+A 2xx whose body does not arrive in time (or is too big) is a
+:class:`~kiosk.errors.MalformedResponse`: for an enqueue the ticket is in the queue
+(:class:`~kiosk.errors.AcceptedUnreadable`). A deadline before the status arrived is an
+:class:`~kiosk.errors.ApiTimeout`.
+
+Lists (branches, queues) are read item by item: an item that does not validate is
+skipped (logged once), the rest is kept; Feathers' paginated shape
+``{total, limit, skip, data}`` is accepted, and its next pages are fetched.
+
+No error from here carries the API key: text from httpx is scrubbed of it.
 """
 
 from __future__ import annotations
@@ -32,6 +51,7 @@ from pydantic import SecretStr, TypeAdapter, ValidationError
 
 from kiosk import __version__
 from kiosk.api.models import (
+    NAME_MAX,
     Branch,
     EnqueueResult,
     Form,
@@ -39,6 +59,7 @@ from kiosk.api.models import (
     FormType,
     FormVersion,
     Queue,
+    clean_text,
 )
 from kiosk.errors import (
     AcceptedUnreadable,
@@ -61,6 +82,7 @@ from kiosk.errors import (
     UnexpectedStatus,
     Unprocessable,
 )
+from kiosk.redaction import all_forms, scrub, token_problem
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +90,12 @@ API_PREFIX = "/public/video-contact-center"
 TICKET_ID_MAX = 50
 INTEGRATION_DATA_MAX_BYTES = 50_000
 USER_AGENT = f"kiosk/{__version__} (Videsk QMS kiosk; python {platform.python_version()})"
+MAX_BODY_BYTES = 4 << 20
+"""Largest answer body read (4 MiB: 2,000 queues take about 200 KB)."""
+MAX_PAGES = 100
+"""Most pages of a paginated list fetched in one call."""
+MAX_ITEMS = 5000
+"""Most items of one list kept."""
 
 T = TypeVar("T")
 
@@ -88,6 +116,15 @@ class RetryPolicy:
     """Each wait is scaled by a random factor in [1 - jitter, 1 + jitter]."""
     max_retry_after_s: float = 10.0
     """A 429's ``Retry-After`` is honoured up to this many seconds."""
+
+    def longest_wait(self) -> float:
+        """The longest single wait between two attempts."""
+        return max(self.max_delay_s * (1 + self.jitter), self.max_retry_after_s)
+
+    def call_deadline(self, timeout_s: float, retries: int) -> float:
+        """Seconds a whole call may take with ``retries`` extra attempts of at most
+        ``timeout_s`` each, and the waits between them."""
+        return (retries + 1) * timeout_s + retries * self.longest_wait()
 
     def delay(self, attempt: int, error: ApiError, rand: float) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based)."""
@@ -142,8 +179,9 @@ def error_for_status(status: int, body: Any,
     queue, 428 carries ``code: 426``. Their likely twins (404 and 426) map the same way.
     """
     fields: dict[str, Any] = body if isinstance(body, dict) else {}
-    name = fields["name"] if isinstance(fields.get("name"), str) else None
-    message = fields["message"] if isinstance(fields.get("message"), str) else ""
+    name = clean_text(fields["name"], NAME_MAX) if isinstance(fields.get("name"), str) else None
+    message = clean_text(fields["message"], 300) if isinstance(fields.get("message"), str) \
+        else ""
     code = fields["code"] if isinstance(fields.get("code"), int) else None
     kw: dict[str, Any] = {"name": name, "body_code": code, "body": body}
 
@@ -162,9 +200,11 @@ def error_for_status(status: int, body: Any,
     return cls(status, message, **kw)
 
 
-def _map_transport_error(exc: httpx.TransportError) -> TransportError:
-    """httpx's failures, sorted by whether the request may have reached the server."""
+def _map_transport_error(exc: httpx.TransportError, secrets: list[str]) -> TransportError:
+    """httpx's failures, sorted by whether the request may have reached the server (the
+    text scrubbed of ``secrets``: h11 quotes a header value it refuses)."""
     detail = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+    detail = clean_text(scrub(detail, secrets), 300)
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
                   | httpx.UnsupportedProtocol | httpx.ProxyError):
         return ConnectFailed(detail)
@@ -174,8 +214,7 @@ def _map_transport_error(exc: httpx.TransportError) -> TransportError:
 
 
 def _snippet(response: httpx.Response) -> str:
-    text = response.content[:120].decode("utf-8", "replace")
-    return " ".join(text.split())
+    return clean_text(response.content[:120].decode("utf-8", "replace"), 120)
 
 
 def _body(response: httpx.Response) -> Any:
@@ -218,9 +257,15 @@ class QmsClient:
         rand: Callable[[], float] = random.random,
     ) -> None:
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+        problem = token_problem(key) if key else None
+        if problem:  # the config refuses it first; never send a key h11 would quote back
+            raise RequestInvalid(f"the API key is not usable: {problem}")
+        self._secrets = all_forms(key)
+        self._timeout_s = timeout_s
         self._retry = retry
         self._sleep = sleep
         self._rand = rand
+        self._bad_items: set[str] = set()
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + API_PREFIX,
             headers={
@@ -237,6 +282,17 @@ class QmsClient:
     def __repr__(self) -> str:
         return f"QmsClient(base_url={str(self._http.base_url)!r})"
 
+    @property
+    def timeout_s(self) -> float:
+        """Each attempt's total deadline."""
+        return self._timeout_s
+
+    def call_deadline(self, *, enqueue: bool = False, retries: int | None = None) -> float:
+        """Seconds one call may take, retries and waits included."""
+        n = retries if retries is not None else (
+            self._retry.enqueue_retries if enqueue else self._retry.get_retries)
+        return self._retry.call_deadline(self._timeout_s, n)
+
     async def __aenter__(self) -> QmsClient:
         return self
 
@@ -251,15 +307,14 @@ class QmsClient:
 
     async def list_branches(self) -> list[Branch]:
         """``GET /branches``: the account's branches."""
-        return await self._get("/branches", _adapter(list[Branch]))
+        return await self._get_list("/branches", Branch)
 
     async def list_queues(self, branch: str, *, retries: int | None = None) -> list[Queue]:
         """``GET /branches/:branch/queues``: the branch's queues with agents and wait.
 
         ``retries=0`` makes exactly one request (the queue monitor backs off on its own).
         """
-        return await self._get(f"/branches/{_seg(branch)}/queues", _adapter(list[Queue]),
-                               retries=retries)
+        return await self._get_list(f"/branches/{_seg(branch)}/queues", Queue, retries=retries)
 
     async def get_queue(self, branch: str, queue: str) -> Queue:
         """``GET /branches/:branch/queues/:queue``: one queue."""
@@ -291,10 +346,10 @@ class QmsClient:
             body["integrationData"] = integration_data
         if form is not None:
             body["form"] = form
-        response = await self._call(
-            "POST", f"/branches/{_seg(branch)}/queues/{_seg(queue)}", json_body=body,
-            retries=self._retry.enqueue_retries, retry_on=(ConnectFailed, Unprocessable))
         try:
+            response = await self._call(
+                "POST", f"/branches/{_seg(branch)}/queues/{_seg(queue)}", json_body=body,
+                retries=self._retry.enqueue_retries, retry_on=(ConnectFailed, Unprocessable))
             result: EnqueueResult = _parse(response, _adapter(EnqueueResult))
             return result
         except MalformedResponse as exc:
@@ -320,6 +375,66 @@ class QmsClient:
             retry_on=(TransportError, RateLimited, ServerError))
         return _parse(response, adapter)
 
+    async def _get_list(self, path: str, model: type[M], retries: int | None = None
+                        ) -> list[M]:
+        """A list answer, item by item, following Feathers pages; all within one deadline."""
+        n = self._retry.get_retries if retries is None else retries
+        deadline = asyncio.get_running_loop().time() + self._retry.call_deadline(
+            self._timeout_s, n)
+        raw: list[Any] = []
+        params: dict[str, str] | None = None
+        for _ in range(MAX_PAGES):
+            response = await self._call("GET", path, params=params, retries=n,
+                                        retry_on=(TransportError, RateLimited, ServerError),
+                                        deadline=deadline)
+            body = _json_of(response)
+            page = _page(body)
+            if page is None:
+                raise MalformedResponse(f"unexpected JSON shape: {_shape(body)} where a list "
+                                        "was expected", status_code=response.status_code,
+                                        snippet=_snippet(response))
+            items, total, skip = page
+            raw.extend(items)
+            if total is None or not items or skip + len(items) >= total \
+                    or len(raw) >= MAX_ITEMS:
+                break
+            params = {"$skip": str(skip + len(items)), "$limit": str(len(items))}
+        else:
+            log.warning("%s: more than %d pages; the first %d items are kept", path,
+                        MAX_PAGES, len(raw))
+        if len(raw) > MAX_ITEMS:
+            log.warning("%s: %d items; the first %d are kept", path, len(raw), MAX_ITEMS)
+            raw = raw[:MAX_ITEMS]
+        return self._valid_items(path, raw, model, response)
+
+    def _valid_items(self, path: str, raw: list[Any], model: type[M],
+                     response: httpx.Response) -> list[M]:
+        """The items that validate; each bad one is logged once (not at every poll)."""
+        adapter = _adapter(model)
+        good: list[M] = []
+        first_bad = ""
+        for i, item in enumerate(raw):
+            try:
+                good.append(adapter.validate_python(item))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                loc = ".".join(str(p) for p in first["loc"]) or "(item)"
+                ident = item.get("id") if isinstance(item, dict) else None
+                ident = clean_text(ident, 64) if isinstance(ident, str) else f"#{i}"
+                first_bad = first_bad or f"at {i}.{loc}: {clean_text(str(first['msg']), 200)}"
+                key = f"{path} {ident} {loc} {first['type']}"
+                if key not in self._bad_items:
+                    if len(self._bad_items) > 10_000:
+                        self._bad_items.clear()
+                    self._bad_items.add(key)
+                    log.warning("%s: item %s skipped (%s: %s); the others are kept", path,
+                                ident, loc, clean_text(str(first["msg"]), 200))
+        if raw and not good:
+            raise MalformedResponse(f"unexpected JSON shape: none of the {len(raw)} items is "
+                                    f"readable (the first one {first_bad})",
+                                    status_code=response.status_code, snippet=_snippet(response))
+        return good
+
     async def _call(
         self,
         method: str,
@@ -329,16 +444,27 @@ class QmsClient:
         retry_on: tuple[type[ApiError], ...],
         json_body: Any = None,
         params: dict[str, str] | None = None,
+        deadline: float | None = None,
     ) -> httpx.Response:
-        """Send with the retry policy; return a 2xx response or raise a typed error."""
+        """Send with the retry policy; return a 2xx response (its body read) or raise a
+        typed error. Each attempt has ``timeout_s``; all of them end by ``deadline``
+        (loop time; default: :meth:`RetryPolicy.call_deadline` from now)."""
+        loop = asyncio.get_running_loop()
+        if deadline is None:
+            deadline = loop.time() + self._retry.call_deadline(self._timeout_s, retries)
         attempt = 0
         while True:
             error: ApiError
             try:
-                response = await self._http.request(method, path, json=json_body, params=params)
+                response = await self._attempt(method, path, json_body, params,
+                                               min(self._timeout_s, deadline - loop.time()))
             except httpx.TransportError as exc:
-                error = _map_transport_error(exc)
-                error.__cause__ = exc
+                error = _map_transport_error(exc, self._secrets)
+                # chained only when its text is clean (a traceback prints the cause)
+                error.__cause__ = exc if scrub(str(exc), self._secrets) == str(exc) else None
+                error.__suppress_context__ = True
+            except _Late as exc:  # the status line never came in time
+                error = ApiTimeout(f"no answer within {exc.seconds:.1f} s")
             else:
                 if response.is_success:
                     return response
@@ -347,9 +473,98 @@ class QmsClient:
             if attempt > retries or not isinstance(error, retry_on):
                 raise error
             delay = self._retry.delay(attempt, error, self._rand())
+            if loop.time() + delay + 0.05 >= deadline:
+                log.debug("no retry of %s %s: the call's deadline is near", method, path)
+                raise error
             log.debug("retry %d/%d of %s %s in %.2fs after %s", attempt, retries, method, path,
                       delay, error)
             await self._sleep(delay)
+
+    async def _attempt(self, method: str, path: str, json_body: Any,
+                       params: dict[str, str] | None, seconds: float) -> httpx.Response:
+        """One request within ``seconds`` in all, its body read (at most MAX_BODY_BYTES).
+
+        Raises httpx's errors, :class:`_Late` (no status in time), or MalformedResponse
+        for a 2xx whose body came too slowly or too big."""
+        seconds = max(0.0, seconds)
+        request = self._http.build_request(method, path, json=json_body, params=params)
+        response: httpx.Response | None = None
+        try:
+            async with asyncio.timeout(seconds):
+                response = await self._http.send(request, stream=True)
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():  # decoded: a gzip bomb stops too
+                    size += len(chunk)
+                    if size > MAX_BODY_BYTES:
+                        raise _TooBig
+                    chunks.append(chunk)
+        except TimeoutError:
+            if response is None:
+                raise _Late(seconds) from None
+            return self._unread(response, f"the body did not arrive within {seconds:.1f} s")
+        except _TooBig:
+            assert response is not None
+            return self._unread(response, f"a body over {MAX_BODY_BYTES} bytes")
+        except httpx.DecodingError:
+            assert response is not None
+            return self._unread(response, "a body that cannot be decoded")
+        finally:
+            if response is not None:
+                await response.aclose()
+        headers = [(k, v) for k, v in response.headers.multi_items()
+                   if k.lower() not in ("content-encoding", "content-length",
+                                        "transfer-encoding")]
+        return httpx.Response(response.status_code, headers=headers,
+                              content=b"".join(chunks), request=request)
+
+    @staticmethod
+    def _unread(response: httpx.Response, what: str) -> httpx.Response:
+        """A response whose body could not be read: an error status is still its error;
+        a 2xx is malformed."""
+        if response.is_success:
+            raise MalformedResponse(what, status_code=response.status_code)
+        return httpx.Response(response.status_code, headers=response.headers,
+                              request=response.request)
+
+
+class _Late(Exception):
+    """No status line within the attempt's deadline."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
+class _TooBig(Exception):
+    """The body is over MAX_BODY_BYTES."""
+
+
+M = TypeVar("M", Branch, Queue)
+
+
+def _json_of(response: httpx.Response) -> Any:
+    body = _body(response)
+    if body is None:
+        what = "an empty body" if not response.content else "a body that is not JSON"
+        raise MalformedResponse(f"{what} where JSON was expected",
+                                status_code=response.status_code, snippet=_snippet(response))
+    return body
+
+
+def _page(body: Any) -> tuple[list[Any], int | None, int] | None:
+    """(items, total, skip) of a list answer: a JSON list, or a Feathers page."""
+    if isinstance(body, list):
+        return body, None, 0
+    if isinstance(body, dict) and isinstance(body.get("data"), list):
+        total, skip = body.get("total"), body.get("skip", 0)
+        ok = isinstance(total, int) and not isinstance(total, bool) and total >= 0
+        skip_ok = isinstance(skip, int) and not isinstance(skip, bool) and skip >= 0
+        return body["data"], total if ok else None, skip if skip_ok else 0
+    return None
+
+
+def _shape(body: Any) -> str:
+    return "an object" if isinstance(body, dict) else type(body).__name__
 
 
 @cache

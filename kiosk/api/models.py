@@ -2,14 +2,65 @@
 
 The models tolerate fields they do not know (the provider adds fields without notice) and
 reject a missing or wrong-typed required field, which the client turns into
-:class:`kiosk.errors.MalformedResponse`.
+:class:`kiosk.errors.MalformedResponse` (a queue list is read item by item: one bad queue
+is skipped, see :meth:`kiosk.api.QmsClient.list_queues`).
+
+This is the edge where text from the API becomes ours: names and labels are cleaned by
+:func:`clean_text` (no control or format characters, so no printer command, terminal
+escape or bidi override; capped in length) and numbers must be finite, before anything
+reaches a screen, the link to the UI, the journal or the printer.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+import re
+import unicodedata
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+NAME_MAX = 80
+"""Longest queue or branch name kept (characters); longer ones end with an ellipsis."""
+ID_MAX = 64
+"""Longest id kept from an answer (the provider's are 24 hex digits)."""
+WAIT_MAX = 100_000.0
+"""Largest ``avgWaitingTime`` believed (minutes or seconds); more is a provider fault."""
+
+_DROP = frozenset(("Cc", "Cf", "Cs", "Co", "Cn"))
+_SPACES = re.compile(r"\s+")
+
+
+def clean_text(value: str, limit: int = NAME_MAX) -> str:
+    """``value`` fit to show and print: whitespace (line breaks, tabs) becomes one space,
+    control and format characters (C0/C1 controls, bidi overrides and isolates, zero-width
+    characters), surrogates, private-use and unassigned code points are dropped, and the
+    result is capped at ``limit`` characters (an ellipsis marks the cut)."""
+    head = value[: limit * 4 + 16]  # a 200 KB name is not walked character by character
+    kept = "".join(" " if ch.isspace() else ch for ch in unicodedata.normalize("NFC", head)
+                   if ch.isspace() or unicodedata.category(ch) not in _DROP)
+    text = _SPACES.sub(" ", kept).strip()
+    if len(text) > limit or len(head) < len(value):
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def _finite(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError("a finite number")
+    return v
+
+
+def _no_bool(v: Any) -> Any:
+    if isinstance(v, bool):
+        raise ValueError("a number, not true/false")
+    return v
+
+
+Name = Annotated[str, AfterValidator(clean_text)]
+"""A name or label from the API, cleaned (see :func:`clean_text`)."""
+Ident = Annotated[str, AfterValidator(lambda v: clean_text(v, ID_MAX).replace(" ", ""))]
+"""An id from the API: printable, no spaces, at most :data:`ID_MAX` characters."""
 
 
 class _ApiModel(BaseModel):
@@ -19,10 +70,10 @@ class _ApiModel(BaseModel):
 class Branch(_ApiModel):
     """A branch (office) of the account."""
 
-    id: str
-    label: str = ""
-    name: str = ""
-    address: str = ""
+    id: Ident
+    label: Name = ""
+    name: Name = ""
+    address: Name = ""
     location: list[float] = Field(default_factory=list)
 
     def matches(self, ref: str) -> bool:
@@ -34,26 +85,22 @@ class Branch(_ApiModel):
 class Queue(_ApiModel):
     """A queue (segment) of a branch, as listed live."""
 
-    id: str
-    name: str
-    users: int = Field(ge=0)
+    id: Annotated[Ident, Field(min_length=1)]
+    name: Name
+    users: Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=100_000)]
     """Agents available to take a call right now."""
-    avg_waiting_time: float = Field(alias="avgWaitingTime", ge=0)
-    """Average waiting time, in the unit set by ``api.wait_unit`` (undocumented upstream)."""
-
-    @field_validator("users", mode="before")
-    @classmethod
-    def _no_bool(cls, v: Any) -> Any:
-        if isinstance(v, bool):
-            raise ValueError("an integer count of agents")
-        return v
+    avg_waiting_time: Annotated[float, BeforeValidator(_no_bool), BeforeValidator(_finite),
+                                Field(alias="avgWaitingTime", ge=0, le=WAIT_MAX,
+                                      allow_inf_nan=False)]
+    """Average waiting time, in the unit set by ``api.wait_unit`` (undocumented upstream);
+    finite, never negative."""
 
 
 class EnqueueResult(_ApiModel):
     """201 to an enqueue: the ticket's internal id in the queue and the queue's name."""
 
-    id: str
-    segment: str = ""
+    id: Ident
+    segment: Name = ""
 
 
 class FieldProperties(_ApiModel):

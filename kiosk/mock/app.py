@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -21,18 +23,22 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from kiosk.mock import hostile
 from kiosk.mock.scenario import (
+    AFTER_ACCEPT,
+    CUT_ANSWERS,
     Answer,
     Endpoint,
+    EnqueueRecord,
     FieldSpec,
     MockState,
     Scenario,
     ScriptedFault,
     TicketRecord,
 )
+from kiosk.mock.webhooks import Deliveries
 
 PREFIX = "/public/video-contact-center"
 TICKET_ID_MAX = 50
@@ -161,14 +167,61 @@ _PROXY_PAGE = ("<html><head><title>502 Bad Gateway</title></head><body><center>"
 
 
 class _Drop(Response):
-    """Announce a body and send only part of it: the client sees the connection cut."""
+    """Cut the connection before any answer (served by uvicorn: the client gets no status
+    line, so it cannot know whether the request was taken); in-process (no socket),
+    announce a body and send only part of it."""
+
+    status_code = 201
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 201,
+        transport = scope.get(_TRANSPORT)
+        if transport is not None:
+            transport.abort()
+            await asyncio.sleep(0)  # the server sees the connection lost: sends nothing more
+            return
+        await send({"type": "http.response.start", "status": self.status_code,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", b"4096")]})
         await send({"type": "http.response.body", "body": b'{"id": "', "more_body": True})
         raise ConnectionAbortedError("mock: connection dropped on purpose")
+
+
+_TRANSPORT = "kiosk.mock.transport"
+"""Where :class:`_MockApp` keeps the connection's transport in the ASGI scope."""
+
+
+class _MockApp(Starlette):
+    """Starlette, keeping uvicorn's transport for the connection in the scope (its
+    ``send`` is a method of the request cycle, which holds it) so that :class:`_Drop`
+    can cut the connection before any answer."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[_TRANSPORT] = getattr(getattr(send, "__self__", None), "transport", None)
+        await super().__call__(scope, receive, send)
+
+
+class _Watched(Response):
+    """``inner``, noting in ``record`` whether the client left before the answer was
+    whole (a ``trickle`` it gave up on, a dropped connection) and how long it took."""
+
+    def __init__(self, inner: Response, record: EnqueueRecord, clock: Callable[[], float],
+                 started: float) -> None:
+        super().__init__(status_code=inner.status_code)
+        self.inner, self.record, self.clock, self.started = inner, record, clock, started
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def watched() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.record.delivered = False
+            return message
+        try:
+            await self.inner(scope, watched, send)
+        except OSError:
+            self.record.delivered = False
+            raise
+        finally:
+            self.record.seconds = self.clock() - self.started
 
 
 class MockApi:
@@ -176,6 +229,7 @@ class MockApi:
 
     def __init__(self, state: MockState) -> None:
         self.state = state
+        self.webhooks = Deliveries(state.scenario.webhook, random.Random(state.scenario.seed))
 
     # ------------------------------------------------------------- plumbing
 
@@ -207,7 +261,7 @@ class MockApi:
         if answer == "slow":
             await asyncio.sleep(self.state.scenario.faults.slow_s)
             return None
-        if answer == "drop":
+        if answer in ("drop", "accept_drop"):
             return _Drop()
         if answer == "html":
             return Response(_PROXY_PAGE, status_code=502, media_type="text/html")
@@ -300,12 +354,39 @@ class MockApi:
         return self._done(request, JSONResponse(self.state.as_api(q)))
 
     async def enqueue(self, request: Request) -> Response:
-        return self._done(request, await self._enqueue(request))
+        """Enqueue, noting what happened (:class:`EnqueueRecord`) to reconcile with."""
+        started = self.state.clock()
+        denied = self._auth(request)
+        if denied is not None:
+            return self._done(request, denied)
+        await request.body()  # read whole first: a slow answer takes it even if the client left
+        fault = self.state.next_fault("enqueue")
+        early = None
+        if fault is not None and fault not in AFTER_ACCEPT:
+            early = await self._forced(fault, "enqueue", request)
+        response = early or await self._enqueue(request)
+        accepted = early is None and response.status_code == 201
+        if accepted and fault in AFTER_ACCEPT:
+            assert fault is not None
+            response = await self._forced(fault, "enqueue", request) or response
+        applied = early is not None or (accepted and fault in AFTER_ACCEPT) or fault == "slow" \
+            or fault in hostile.AFTER_KINDS
+        try:
+            body = json.loads(await request.body())
+            ticket_id = body.get("ticketId") if isinstance(body, dict) else None
+        except (ValueError, UnicodeDecodeError):
+            ticket_id = None
+        record = EnqueueRecord(
+            ticket_id=ticket_id if isinstance(ticket_id, str) else None,
+            queue=request.path_params["queue"], at=started,
+            answer=fault if applied and isinstance(fault, str) else response.status_code,
+            accepted=accepted,
+            delivered=fault not in CUT_ANSWERS and not await request.is_disconnected(),
+            seconds=self.state.clock() - started)
+        self.state.enqueues.append(record)
+        return _Watched(self._done(request, response), record, self.state.clock, started)
 
     async def _enqueue(self, request: Request) -> Response:
-        early = await self._guard(request, "enqueue")
-        if early is not None:
-            return early
         ref_b, ref_q = request.path_params["branch"], request.path_params["queue"]
         branch = self.state.branch(ref_b)
         q = self.state.queue_in(branch, ref_q) if branch else None
@@ -340,6 +421,9 @@ class MockApi:
             id=record_id, branch=branch.id, queue=q.id, ticket_id=ticket_id,
             integration_data=data, form=form if isinstance(form, str) else None,
             at=self.state.clock()))
+        self.webhooks.ticket_taken(branch={"id": branch.id, "label": branch.label},
+                                   queue={"id": q.id, "name": q.name}, ticket_id=ticket_id,
+                                   integration_data=data)
         return JSONResponse({"id": record_id, "segment": q.name}, status_code=201)
 
     async def get_form(self, request: Request) -> Response:
@@ -410,10 +494,14 @@ class MockApi:
         return JSONResponse({
             "tickets": [{"id": t.id, "branch": t.branch, "queue": t.queue,
                          "ticketId": t.ticket_id, "integrationData": t.integration_data,
-                         "form": t.form}
+                         "form": t.form, "at": t.at}
                         for t in self.state.tickets],
             "formSubmissions": self.state.form_posts,
             "requests": [list(r) for r in self.state.requests],
+            "enqueues": [{"ticketId": e.ticket_id, "queue": e.queue, "at": e.at,
+                          "answer": e.answer, "accepted": e.accepted,
+                          "delivered": e.delivered, "seconds": e.seconds}
+                         for e in self.state.enqueues],
         })
 
     async def mock_faults(self, request: Request) -> Response:
@@ -438,6 +526,10 @@ class MockApi:
                                 status_code=400)
         return JSONResponse({"ok": True})
 
+    async def mock_webhooks(self, request: Request) -> Response:
+        """Every webhook delivery attempt so far (``kiosk.mock.webhooks``)."""
+        return JSONResponse([a.as_json() for a in self.webhooks.log])
+
     async def mock_agents(self, request: Request) -> Response:
         body = json.loads(await request.body() or b"{}")
         try:
@@ -459,6 +551,7 @@ def create_app(scenario: Scenario | MockState) -> Starlette:
         Route(f"{PREFIX}/forms/{{segment}}", api.get_form, methods=["GET"]),
         Route(f"{PREFIX}/forms", api.submit_form, methods=["POST"]),
         Route("/_mock/state", api.mock_state, methods=["GET"]),
+        Route("/_mock/webhooks", api.mock_webhooks, methods=["GET"]),
         Route("/_mock/faults", api.mock_faults, methods=["POST"]),
         Route("/_mock/queues/{queue}/agents", api.mock_agents, methods=["POST"]),
         Route("/_mock/forms/{queue}", api.mock_form, methods=["POST"]),
@@ -469,6 +562,7 @@ def create_app(scenario: Scenario | MockState) -> Starlette:
     async def not_allowed(request: Request, exc: Exception) -> Response:
         return feathers(405, "MethodNotAllowed", f"Method {request.method} is not supported.")
 
-    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+    app = _MockApp(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
     app.state.mock = state
+    app.state.webhooks = api.webhooks
     return app

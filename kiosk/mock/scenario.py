@@ -21,16 +21,24 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kiosk.errors import ConfigError
+from kiosk.mock.webhooks import WebhookSpec
 
 Answer = Literal[
     200, 201, 400, 401, 403, 404, 406, 422, 426, 428, 429, 500, 502, 503, 504,
-    "drop", "slow", "html", "empty", "garbage",
+    "drop", "slow", "html", "empty", "garbage", "accept_drop",
     "trickle", "malformed", "bad_queue_items", "many_queues", "paginated",
 ]
 """What a fault makes the mock answer: a status with its documented body, or
-``drop`` (connection cut mid-answer), ``slow`` (answer after ``faults.slow_s``),
+``drop`` (the connection cut before any answer, the request not taken; in-process,
+where there is no connection, mid-answer), ``slow`` (answer after ``faults.slow_s``),
 ``html`` (a proxy's 502 page), ``empty`` (status 201/200 with no body),
-``garbage`` (status 201/200 with a body that is not JSON).
+``garbage`` (status 201/200 with a body that is not JSON), ``accept_drop`` (an enqueue
+is taken, then the connection is cut before the answer: the client cannot know).
+
+On enqueue, a fault that answers 201 (``empty``, ``garbage``, ``accept_drop``) takes the
+ticket first, as the real API would have (when the ticket cannot be taken, the normal
+answer goes out instead); ``slow`` takes it after the delay, even if the client has
+given up by then.
 
 The hostile kinds (see :mod:`kiosk.mock.hostile`) serve the request as usual (an enqueue
 is recorded when it would be) and then spoil the answer:
@@ -40,7 +48,13 @@ status kept), ``bad_queue_items`` (queues and branches with null/1e999/NaN waits
 negative agents, control and bidi characters and a 200 KB name),
 ``many_queues`` (``faults.many_queues`` queues in the list),
 ``paginated`` (lists in Feathers' ``{total, limit, skip, data}`` shape, ``faults.page_size``
-items a page). Kinds that only make sense for lists answer other endpoints normally."""
+items a page). Kinds that only make sense for lists answer other endpoints normally.
+Every other fault answers before the ticket is looked at."""
+
+AFTER_ACCEPT: frozenset[Answer] = frozenset({"empty", "garbage", "accept_drop"})
+"""Faults that, on enqueue, garble the answer of a ticket the mock took."""
+CUT_ANSWERS: frozenset[Answer] = frozenset({"drop", "accept_drop"})
+"""Faults whose answer never reaches the client whole."""
 
 Endpoint = Literal["branches", "queues", "queue", "enqueue", "form", "submit", "any"]
 
@@ -173,6 +187,9 @@ class Scenario(_M):
     """The account's branches."""
     faults: Faults = Faults()
     """Injected failures."""
+    webhook: WebhookSpec = WebhookSpec()
+    """The QMS ticket webhook the mock sends when an agent takes a ticket (off without a
+    ``url``; see kiosk/mock/webhooks.py)."""
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -210,12 +227,33 @@ class TicketRecord:
 
 
 @dataclass
+class EnqueueRecord:
+    """One enqueue request as the mock saw it, to reconcile with a client's records."""
+
+    ticket_id: str | None
+    """The ``ticketId`` sent (``None`` if the body did not carry one)."""
+    queue: str
+    at: float
+    """When it arrived (the state's clock)."""
+    answer: int | str
+    """The status sent, or the fault's name (``drop``, ``slow``, ...)."""
+    accepted: bool
+    """The ticket was taken (it is in :attr:`MockState.tickets`)."""
+    delivered: bool
+    """A whole, readable answer went out while the client was still connected: the client
+    knows the ticket's fate (``False`` after a transport fault or a client that left)."""
+    seconds: float
+    """How long the mock took to answer."""
+
+
+@dataclass
 class MockState:
     """The scenario plus what happened since it started. Thread-safe."""
 
     scenario: Scenario
     clock: Callable[[], float] = time.monotonic
     tickets: list[TicketRecord] = field(default_factory=list)
+    enqueues: list[EnqueueRecord] = field(default_factory=list)
     requests: list[tuple[str, str, int | str]] = field(default_factory=list)
     submissions: dict[str, str] = field(default_factory=dict)  # submission id -> queue id
     form_posts: list[dict[str, Any]] = field(default_factory=list)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import httpx
 import uvicorn
@@ -35,9 +36,10 @@ def serve_forever(scenario: Scenario, host: str = "127.0.0.1", port: int = 8080,
 
 @contextlib.contextmanager
 def mock_process(scenario: Path | None = None, env: Mapping[str, str] | None = None,
-                 timeout_s: float = 15.0) -> Iterator[str]:
+                 timeout_s: float = 15.0, log: IO[bytes] | None = None) -> Iterator[str]:
     """``kiosk mock-api`` in its own process on a free loopback port; yields its URL once
-    it answers (benchmarks use it: the real API is not in the kiosk's process either)."""
+    it answers (benchmarks use it: the real API is not in the kiosk's process either).
+    Its log goes to ``log`` (a file: a long run with faults writes a lot), else nowhere."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -45,7 +47,8 @@ def mock_process(scenario: Path | None = None, env: Mapping[str, str] | None = N
     if scenario is not None:
         args += ["--scenario", str(scenario)]
     proc = subprocess.Popen(args, env=dict(env) if env is not None else dict(os.environ),  # noqa: S603
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL,
+                            stderr=log if log is not None else subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout_s

@@ -3,6 +3,11 @@
 Every ticket is printed in one code page (default CP858: every Spanish and Portuguese
 letter, ¿ ¡ º ª and €). A character the page lacks is replaced by its closest ASCII
 (— → -, “ ” → ", … → ..., ő → o), never dropped, and never ``?`` for a Latin letter.
+
+Text is never a printer command: control and format characters (``ESC``, ``GS``, NUL,
+bidi overrides, ...) are dropped, and no byte below 0x20 (or 0x7F) ever comes out of
+:func:`encode`, whatever the text and the code page. Names from the API are cleaned at
+the API's edge already; this is the second line.
 """
 
 from __future__ import annotations
@@ -45,17 +50,32 @@ def fallback(ch: str) -> str:
     return "?"
 
 
+_NOT_TEXT = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
+
+
+def _safe(data: bytes) -> bytes:
+    """``data`` without a byte a printer reads as a command (C0 controls and DEL)."""
+    return bytes(b for b in data if 0x20 <= b != 0x7F)
+
+
 def encode(text: str, codepage: str = "CP858") -> bytes:
-    """``text`` in ``codepage``, each missing character replaced by its closest ASCII."""
+    """``text`` in ``codepage`` as one line of printable bytes: each missing character
+    replaced by its closest ASCII, whitespace as a space, control and format characters
+    dropped (never a printer command)."""
     name = codec_name(codepage)
     out = bytearray()
     for ch in unicodedata.normalize("NFC", text):
+        if ch.isspace():
+            out += b" "
+            continue
+        if unicodedata.category(ch) in _NOT_TEXT:
+            continue
         try:
-            out += ch.encode(name)
+            out += _safe(ch.encode(name))
         except UnicodeEncodeError:
             for sub in fallback(ch):
                 try:
-                    out += sub.encode(name)
+                    out += _safe(sub.encode(name))
                 except UnicodeEncodeError:
                     out += b"?"
     return bytes(out)

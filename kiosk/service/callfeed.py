@@ -7,9 +7,9 @@ token>`` is a Server-Sent Events stream: one ``event: call`` per call, ``id:`` i
 gets the day's last calls from the relay, so a restarted screen is never blank. While the
 relay is gone the last calls stay; ``connected`` says so.
 
-Listeners get ``(feed, new_calls)`` after every change: ``new_calls`` are the calls just
-received that are recent enough to announce (see
-:data:`kiosk.service.calling.ANNOUNCE_WINDOW_S`), oldest first.
+Listeners get ``(feed, received)`` after every change: ``received`` are the calls just
+received (none when only ``connected`` changed); :meth:`CallFeed.fresh` says whether one
+is recent enough to announce (see :data:`kiosk.service.calling.ANNOUNCE_WINDOW_S`).
 
 The token lives here, in the core process; it never reaches a log line or the link.
 """
@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import statistics
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -248,5 +249,55 @@ class CallFeed:
         # newest first; a ticket called again (another booth) is listed once, at the top
         self.calls = [call, *(c for c in self.calls if c.ticket_id != call.ticket_id)]
         del self.calls[self.keep:]
-        fresh = [call] if call.is_recent(self._clock()) else []
-        self._notify(fresh)
+        self._notify([call])
+
+    def fresh(self, call: Call) -> bool:
+        """Whether ``call`` is recent enough to chime and speak."""
+        return call.is_recent(self._clock())
+
+
+def call_wait_summary(waits: list[float]) -> str:
+    """Today's time from ticket to call, for staff: "12 called, median 4.5 min"."""
+    if not waits:
+        return "none called yet"
+    return f"{len(waits)} called, median {statistics.median(waits) / 60:.1f} min"
+
+
+def relay_summary(feed: CallFeed) -> str:
+    """The relay's state in one line for staff (never the token)."""
+    state = "connected" if feed.connected else f"not connected ({feed.error or 'connecting'})"
+    return f"Relay {feed.url}: {state}; {len(feed.calls)} calls today on screen"
+
+
+async def probe_relay(url: str, branch: str, token: SecretStr, *,
+                      transport: httpx.AsyncBaseTransport | None = None,
+                      timeout_s: float = 5.0) -> list[tuple[bool, str, str]]:
+    """For ``kiosk check``: whether the relay answers, and whether it opens this branch's
+    stream with this token: ``[(ok, what, detail), ...]`` (the token never in them)."""
+    out: list[tuple[bool, str, str]] = []
+    base = url.rstrip("/")
+    async with httpx.AsyncClient(transport=transport, timeout=timeout_s) as client:
+        try:
+            health = await client.get(f"{base}/healthz")
+        except httpx.HTTPError as exc:
+            return [(False, "relay", f"{base}: unreachable ({exc.__class__.__name__})")]
+        out.append((health.is_success, "relay", f"{base} answers ({health.status_code})"))
+        stream = f"{base}/v1/branches/{quote(branch, safe='')}/calls"
+        headers = {"Accept": "text/event-stream",
+                   "Authorization": f"Bearer {token.get_secret_value()}"}
+        try:
+            async with client.stream("GET", stream, headers=headers) as resp:
+                status = resp.status_code
+                ok = status == 200 and resp.headers.get("content-type", "").startswith(
+                    "text/event-stream")
+        except httpx.HTTPError as exc:
+            out.append((False, "token", f"the stream did not open ({exc.__class__.__name__})"))
+            return out
+    if ok:
+        out.append((True, "token", f"the relay streams branch {branch}'s calls to this token"))
+    elif status in (401, 403):
+        out.append((False, "token", f"the relay refused the token ({status}): check "
+                    "calls.token_file and the relay's displays for this branch"))
+    else:
+        out.append((False, "token", f"the relay answered {status} for branch {branch}"))
+    return out

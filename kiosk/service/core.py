@@ -51,29 +51,37 @@ def main(argv: list[str]) -> int:
         import asyncio
         asyncio.run(_serve_demo(sock, args.data_dir))
         return 0
-    from kiosk.config import load_api_key, load_config, resolve_path
+    from kiosk.config import load_api_key, load_config, load_display_token, resolve_path
     try:
         path = resolve_path(args.config)
         config = load_config(path)
-        key = load_api_key(config, str(path))
+        display = config.kiosk.mode == "display"  # no API key: only the relay's token
+        key = None if display else load_api_key(config, str(path))
+        token = None if config.calls is None else load_display_token(config, str(path))
     except ConfigError as exc:
         print(f"kiosk: config error: {exc}", file=sys.stderr)
         sock.sendall(fatal_line(2))
         return 2
     sock.sendall(hello_line(config))  # the UI opens its window while this process goes on
     setup_logging(args.verbose, service=True, kiosk_id=config.kiosk.id)
+    secrets = [s.get_secret_value() for s in (key, token) if s is not None]
     for handler in logging.getLogger().handlers:
-        handler.addFilter(Redact(key.get_secret_value()))  # defence in depth
+        handler.addFilter(Redact(*secrets))  # defence in depth
     import asyncio
     try:
-        asyncio.run(_serve(sock, config, key, str(path)))
+        if key is None:
+            assert token is not None
+            asyncio.run(_serve_display(sock, config, token))
+        else:
+            asyncio.run(_serve(sock, config, key, str(path), token))
     except KioskError as exc:  # e.g. the data folder cannot be written: said, not a traceback
         print(f"kiosk: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
-async def _serve(sock: socket.socket, config: Config, key: SecretStr, path: str) -> None:
+async def _serve(sock: socket.socket, config: Config, key: SecretStr, path: str,
+                 token: SecretStr | None = None) -> None:
     import asyncio
     import contextlib
 
@@ -89,10 +97,28 @@ async def _serve(sock: socket.socket, config: Config, key: SecretStr, path: str)
             await monitor.polled()
     from kiosk.service.runtime import open_runtime
     rt = open_runtime(config, key, monitor=monitor)
+    feed = None
+    if token is not None:  # the relay's calls: the home's strip, and the journal's records
+        from kiosk.service.display import open_call_feed
+        feed = open_call_feed(server, rt, token)
     try:
         await server.serve(rt, config_path=path)
     finally:
+        if feed is not None:
+            await feed.aclose()
         await rt.aclose()
+
+
+async def _serve_display(sock: socket.socket, config: Config, token: SecretStr) -> None:
+    from kiosk.service.callfeed import CallFeed
+    from kiosk.service.display import DisplayServer
+    server = await DisplayServer.connect(sock, greeted=True)
+    assert isinstance(server, DisplayServer)
+    feed = CallFeed.from_config(config, token)
+    try:
+        await server.serve_display(config, feed)
+    finally:
+        await feed.aclose()
 
 
 async def _serve_demo(sock: socket.socket, data_dir: Path | None) -> None:

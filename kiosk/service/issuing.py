@@ -60,6 +60,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MAX_ALTERNATIVES = 12
+"""Most alternatives offered after a 406 (a screen shows a few; a link message stays small)."""
+
 
 class TicketPrinter(Protocol):
     """What the service needs of a printer (see :class:`kiosk.printing.TicketPrinter`)."""
@@ -145,7 +148,7 @@ class TicketService:
         except ApiError as exc:
             log.info("could not refresh queues for alternatives: %s", exc)
             views = self.views(lang)
-        return tuple(v for v in views if v.users > 0 and v.id != queue_id)
+        return tuple(v for v in views if v.users > 0 and v.id != queue_id)[:MAX_ALTERNATIVES]
 
     # ----------------------------------------------------------------- numbers
 

@@ -15,6 +15,13 @@ They talk over a socketpair, one JSON object per line::
                 {"event": "queues", "snapshot": {...}, "views": {"es": [...], ...}}
                 {"event": "settings", "settings": {...}}                after a reload
                 {"event": "printed", "for": 7, "printed": true, "error": ""}
+                {"event": "calls", "calls": [{...}, ...], "connected": true,
+                 "announce": [{...}]}       the relay's last calls, newest first (as
+                                            kiosk.service.calling.call_to_json), after every
+                                            change; "announce": the calls just received
+                                            that are new enough to chime and speak;
+                                            "connected": the stream is open (display mode,
+                                            and a kiosk with ui.calls)
                 {"event": "forms", "forms": {"<queue id>": {FormDef} | null, ...}}
                                  which queues need a form, and their fields (no values);
                                  sent whenever that changes (kiosk.service.formflow)
@@ -56,6 +63,7 @@ from typing import TYPE_CHECKING, Any
 
 from kiosk.errors import KioskError
 from kiosk.i18n import LANGUAGES
+from kiosk.service.calling import Call, call_from_json, call_to_json
 from kiosk.service.forms import FormAnswer, FormDef, problems_from_json, problems_to_json
 from kiosk.service.outcomes import IssueResult, QueueSnapshot, QueueView
 from kiosk.service.wire import (
@@ -73,6 +81,7 @@ if TYPE_CHECKING:
     import subprocess
 
     from kiosk.config import Config
+    from kiosk.service.callfeed import CallFeed
     from kiosk.service.queues import QueueMonitor
     from kiosk.service.runtime import Runtime
 
@@ -80,6 +89,10 @@ log = logging.getLogger(__name__)
 
 LINE_LIMIT = 1 << 20
 """Longest message accepted (bytes); a ticket's answer is well under 4 KB."""
+MAX_CARDS = 60
+"""Most queues sent to the UI per language (a screen shows far fewer; a branch with more
+needs ``queues:`` in the config). Names are capped at the API's edge, so the queues
+message stays far below :data:`LINE_LIMIT`."""
 STOP_WAIT_S = 40.0
 """How long the UI waits for the core to finish a ticket in flight and exit."""
 
@@ -121,6 +134,11 @@ class RemoteCore:
         self._form_listeners: list[Callable[[dict[str, FormDef | None]], None]] = []
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         """Resolves when the core's end of the link closes."""
+        self.calls: list[Call] = []
+        """The relay's last calls, newest first (display mode, ui.calls)."""
+        self.calls_connected = False
+        """Whether the core's stream from the relay is open."""
+        self._call_listeners: list[Callable[[list[Call]], None]] = []
         self._task = asyncio.ensure_future(self._read())
 
     @classmethod
@@ -148,6 +166,14 @@ class RemoteCore:
     def unsubscribe(self, listener: Callable[[QueueSnapshot], None]) -> None:
         if listener in self._listeners:
             self._listeners.remove(listener)
+
+    def subscribe_calls(self, listener: Callable[[list[Call]], None]) -> None:
+        """``listener(announce)`` after every calls event (``self.calls`` is updated)."""
+        self._call_listeners.append(listener)
+
+    def unsubscribe_calls(self, listener: Callable[[list[Call]], None]) -> None:
+        if listener in self._call_listeners:
+            self._call_listeners.remove(listener)
 
     # ----------------------------------------------------------------- requests
 
@@ -293,6 +319,12 @@ class RemoteCore:
             printing = self._printing.pop(msg["for"], None)
             if printing is not None and not printing.done():
                 printing.set_result((bool(msg["printed"]), str(msg["error"])))
+        elif event == "calls":
+            self.calls = [call_from_json(c) for c in msg["calls"]]
+            self.calls_connected = bool(msg["connected"])
+            announce = [call_from_json(c) for c in msg["announce"]]
+            for call_listener in list(self._call_listeners):
+                call_listener(announce)
         elif event in ("hello", "settings"):
             self.settings = UiSettings.from_json(msg["settings"])
             self.note = msg.get("note", self.note)
@@ -350,6 +382,7 @@ class CoreServer:
         self._monitor: QueueMonitor | None = None
         self._config_path: str | None = None
         self._hello_sent = greeted
+        self._warned_cards = False
 
     @classmethod
     async def connect(cls, sock: socket.socket, *, greeted: bool = False) -> CoreServer:
@@ -358,8 +391,19 @@ class CoreServer:
         return cls(reader, writer, greeted=greeted)
 
     def _send(self, message: dict[str, Any]) -> None:
-        if not self._writer.is_closing():
-            self._writer.write(encode(message))
+        """Send one message; one too long for the link is never sent (the UI would drop
+        the link): an answer becomes an error answer, an event is left out (logged)."""
+        if self._writer.is_closing():
+            return
+        line = encode(message)
+        if len(line) > LINE_LIMIT:
+            what = message.get("event") or f"answer {message.get('id')}"
+            log.error("a %s message of %d bytes is over the link's limit: not sent", what,
+                      len(line))
+            if "id" not in message:
+                return
+            line = encode({"id": message["id"], "error": "answer too long for the link"})
+        self._writer.write(line)
 
     def hello(self, config: Config, note: str = "") -> None:
         """Tell the UI the config is good (once)."""
@@ -374,6 +418,15 @@ class CoreServer:
         self._monitor, self._config = monitor, config
         monitor.subscribe(self._on_snapshot)
         monitor.start()
+
+    def watch_calls(self, feed: CallFeed, keep: int) -> None:
+        """Send the UI the relay's last ``keep`` calls after every change of ``feed``."""
+        def changed(feed: CallFeed, received: list[Call]) -> None:
+            self._send({"event": "calls", "calls": [call_to_json(c) for c in feed.calls[:keep]],
+                        "connected": feed.connected,
+                        "announce": [call_to_json(c) for c in received if feed.fresh(c)]})
+        feed.subscribe(changed)
+        changed(feed, [])
 
     async def serve(self, rt: Runtime, *, config_path: str | None = None,
                     note: str = "") -> None:
@@ -415,8 +468,15 @@ class CoreServer:
 
         def views(lang: str) -> list[QueueView]:
             if self._rt is not None:
-                return self._rt.service.views(lang)
-            return queue_views(config, list(snapshot.queues), lang)
+                shown = self._rt.service.views(lang)
+            else:
+                shown = queue_views(config, list(snapshot.queues), lang)
+            if len(shown) > MAX_CARDS and not self._warned_cards:
+                self._warned_cards = True
+                log.warning("the branch lists %d queues: the screen shows the first %d "
+                            "(list the ones to show under queues: in the config)",
+                            len(shown), MAX_CARDS)
+            return shown[:MAX_CARDS]
         self._send({"event": "queues", "snapshot": snapshot_to_json(snapshot),
                     "views": {lang: [asdict(v) for v in views(lang)] for lang in LANGUAGES}})
 

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import SecretStr
@@ -27,6 +28,9 @@ from kiosk.service.formflow import FormCatalog
 from kiosk.service.issuing import TicketService
 from kiosk.service.queues import QueueMonitor, open_monitor
 from kiosk.store import Journal
+
+if TYPE_CHECKING:
+    from kiosk.service.callfeed import CallFeed
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,8 @@ class Runtime:
     service: TicketService
     forms: FormCatalog | None = None
     """Which queues need a form, and their forms (refreshed while the UI is served)."""
+    calls: CallFeed | None = None
+    """The relay's calls, when the config has a ``calls`` section (set by the core)."""
 
     async def branch_label(self) -> str:
         """The branch's label from config, else from the API (empty if unreachable)."""
@@ -96,8 +102,9 @@ class Runtime:
         return self.journal.counts()
 
     async def reload_from(self, path: str | None) -> str:
-        """Reload the config file at ``path``; a bad file keeps the old config. Returns
-        what happened, for the admin screen and the log."""
+        """Reload the config file at ``path``: all of it, or nothing (a bad file, or a
+        change that needs a restart, keeps the old config). Returns what happened, for the
+        staff screen and the log."""
         if not path:
             return "no config file to reload (demo)"
         try:
@@ -105,8 +112,7 @@ class Runtime:
         except ConfigError as exc:
             log.error("config not reloaded, keeping the old one: %s", exc)
             return f"Not reloaded, old config kept: {exc}"
-        changed = await self.reload(config)
-        return "Reloaded: " + (", ".join(changed) or "nothing changed")
+        return await self.reload(config)
 
     def admin_summary(self, printer: PrinterStatus) -> str:
         """API, printer and today's counts, in a few lines for staff (never the key)."""
@@ -116,10 +122,15 @@ class Runtime:
                and age is not None else f"{snap.error or 'not reached yet'}")
         counts = self.counts()
         today = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
-        return (f"Kiosk {self.config.kiosk.id} · kiosk {__version__}\n"
+        text = (f"Kiosk {self.config.kiosk.id} · kiosk {__version__}\n"
                 f"API {self.config.api.base_url}: {api}\n"
                 f"Printer ({self.config.printer.type}): {printer}\n"
                 f"Today: {today}" + self._forms_summary())
+        if self.calls is not None:
+            from kiosk.service.callfeed import call_wait_summary, relay_summary
+            text += (f"\n{relay_summary(self.calls)}\nTicket to call today: "
+                     f"{call_wait_summary(self.journal.call_waits())}")
+        return text
 
     def _forms_summary(self) -> str:
         """Forms since start, as counts (what customers typed never reaches staff)."""
@@ -128,24 +139,25 @@ class Runtime:
             return ""
         return f"\nForms: {forms.sent} sent, {forms.refused} sent back to the customer"
 
-    async def reload(self, config: Config) -> list[str]:
-        """Take a new config without dropping a ticket in flight; returns what changed.
-
-        Queues, numbering, ticket text and screen settings apply at once. A new API
-        address, key file, kiosk section or printer needs a restart (said in the result).
-        """
+    async def reload(self, config: Config) -> str:
+        """Take a new config without dropping a ticket in flight, all or nothing (see
+        :mod:`kiosk.service.reload`); returns what happened."""
+        from kiosk.service.reload import changed_keys, needs_restart
         async with self.service.busy:
-            changed = [name for name in type(config).model_fields
-                       if getattr(config, name) != getattr(self.config, name)]
-            restart = [n for n in changed if n in ("api", "kiosk", "branch", "printer")]
+            changed = changed_keys(self.config, config)
+            restart = needs_restart(changed)
+            if restart:
+                message = (f"Not reloaded: {', '.join(restart)} needs a restart "
+                           "(systemctl restart kiosk); the old config stays")
+                log.error("config %s", message[0].lower() + message[1:])
+                return message
             self.config = config
             self.service.config = config
             self.service.branch_label = config.ticket.branch_label or self.service.branch_label
             self.printer.ticket_cfg = config.ticket
             self.monitor.period_s = config.ui.refresh_s
-        log.info("config reloaded: %s%s", ", ".join(changed) or "nothing changed",
-                 f" (restart to apply: {', '.join(restart)})" if restart else "")
-        return changed
+        log.info("config reloaded: %s", ", ".join(changed) or "nothing changed")
+        return "Reloaded: " + (", ".join(changed) or "nothing changed")
 
     async def aclose(self) -> None:
         """Stop polling, close the HTTP pool and the journal."""

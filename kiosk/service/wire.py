@@ -5,7 +5,7 @@ asyncio): the core sends its hello from here before it loads anything else."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -34,19 +34,35 @@ class UiSettings:
     accent_color: str
     admin: bool
     """An admin PIN is set (the hash stays in the core)."""
+    calls: bool = False
+    """Show the relay's calls: the whole screen (display mode) or the home's strip."""
+    calls_keep: int = 6
+    """How many recent calls the calling screen lists."""
+    chime: bool = True
+    """Chime on a new call (display mode)."""
+    speech: bool = True
+    """Say a new call aloud (display mode)."""
+    voices: dict[str, str] = field(default_factory=dict)
+    """espeak-ng voice per language."""
 
     @classmethod
     def of(cls, config: Config) -> UiSettings:
         ui = config.ui
+        calls = config.calls
         return cls(kiosk_id=config.kiosk.id, mode=config.kiosk.mode,
                    language=config.kiosk.language, fullscreen=ui.fullscreen,
                    touchscreen=ui.touchscreen, idle_timeout_s=ui.idle_timeout_s,
                    refresh_s=ui.refresh_s, brand_color=ui.brand_color,
-                   accent_color=ui.accent_color, admin=ui.admin_pin_hash is not None)
+                   accent_color=ui.accent_color, admin=ui.admin_pin_hash is not None,
+                   calls=calls is not None and (ui.calls or config.kiosk.mode == "display"),
+                   calls_keep=calls.keep if calls else 6,
+                   chime=calls.chime if calls else False,
+                   speech=calls.speech if calls else False,
+                   voices={str(k): v for k, v in calls.voices.items()} if calls else {})
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> UiSettings:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 def encode(message: dict[str, Any]) -> bytes:

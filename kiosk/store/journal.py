@@ -75,6 +75,18 @@ CREATE TABLE IF NOT EXISTS tickets (
 CREATE INDEX IF NOT EXISTS tickets_by_outcome ON tickets (day, outcome);
 """
 
+# When each of this kiosk's tickets was called, and to which booth (from the relay's
+# stream); apart from the tickets table, so that a ticket's row never changes for it.
+_CALLS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    day       TEXT NOT NULL,
+    ticket_id TEXT NOT NULL,
+    poc       TEXT NOT NULL,
+    called_at TEXT NOT NULL,
+    PRIMARY KEY (day, ticket_id, called_at, poc)
+);
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class TicketRow:
@@ -138,7 +150,7 @@ class Journal:
                 if version > SCHEMA_VERSION:
                     raise StoreError(f"{self.path} was written by a newer kiosk "
                                      f"(schema {version} > {SCHEMA_VERSION})")
-                for statement in filter(str.strip, _SCHEMA.split(";")):
+                for statement in filter(str.strip, (_SCHEMA + _CALLS_SCHEMA).split(";")):
                     self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
@@ -318,6 +330,41 @@ class Journal:
                 "SELECT COUNT(*) FROM tickets WHERE day = ? AND outcome = 'issued' "
                 "AND printed = 0", (d,)).fetchone()[0]
         return out
+
+    # ------------------------------------------------------------------ calls
+
+    def record_call(self, ticket_id: str, poc: str, called_at: datetime) -> bool:
+        """Record that ``ticket_id`` was called to booth ``poc``, if it is one of this
+        kiosk's tickets issued that (local) day; a repeated delivery is recorded once.
+        Returns whether it was this kiosk's ticket."""
+        day = called_at.astimezone(self.tz).date().isoformat()
+        at = called_at.astimezone(UTC).isoformat(timespec="milliseconds")
+        with self._tx(durable=False) as db:
+            if not db.execute("SELECT 1 FROM tickets WHERE day = ? AND ticket_id = ? AND "
+                              "outcome = 'issued'", (day, ticket_id)).fetchone():
+                return False
+            db.execute("INSERT OR IGNORE INTO calls (day, ticket_id, poc, called_at) "
+                       "VALUES (?, ?, ?, ?)", (day, ticket_id, poc[:100], at))
+        return True
+
+    def calls_of(self, ticket_id: str, day: str | None = None) -> list[tuple[str, str]]:
+        """``(poc, called_at)`` of each call of ``ticket_id`` (today by default), oldest
+        first."""
+        with self._lock:
+            rows = self._db.execute("SELECT poc, called_at FROM calls WHERE day = ? AND "
+                                    "ticket_id = ? ORDER BY called_at",
+                                    (day or self.today(), ticket_id)).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def call_waits(self, day: str | None = None) -> list[float]:
+        """Seconds from ticket to first call, for each of the day's called tickets."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT COALESCE(t.answered_at, t.created_at), MIN(c.called_at) FROM calls c "
+                "JOIN tickets t ON t.day = c.day AND t.ticket_id = c.ticket_id "
+                "WHERE c.day = ? GROUP BY c.ticket_id", (day or self.today(),)).fetchall()
+        return [max(0.0, (datetime.fromisoformat(called) - datetime.fromisoformat(issued))
+                    .total_seconds()) for issued, called in rows]
 
 
 def _row(r: sqlite3.Row) -> TicketRow:

@@ -23,11 +23,14 @@ from kivy.uix.screenmanager import NoTransition, ScreenManager
 from kivy.uix.widget import Widget
 
 from kiosk.i18n import format_wait, t
+from kiosk.service.calling import Call
 from kiosk.service.link import RemoteCore
 from kiosk.service.messages import customer_message
 from kiosk.service.outcomes import IssueResult, Outcome, QueueSnapshot
 from kiosk.service.presentation import freshness_text, out_of_service, qr_modules
 from kiosk.service.wire import UiSettings
+from kiosk.ui.announcer import Announcer
+from kiosk.ui.calling import CallingScreen, stop_flash
 from kiosk.ui.form import FormScreen, open_after_428, open_form, quiet_clipboard
 from kiosk.ui.screens import (
     AdminScreen,
@@ -38,7 +41,6 @@ from kiosk.ui.screens import (
     NoAgentsScreen,
     OutOfServiceScreen,
     PinScreen,
-    QueueScreen,
     TicketScreen,
 )
 from kiosk.ui.theme import Theme, register_fonts, rgba
@@ -114,6 +116,8 @@ class KioskApp(App):
         self._root: ScreenManager | None = None
         self._events: list[Any] = []  # Clock events to cancel at stop (the Clock outlives us)
         self._refresh_trigger = Clock.create_trigger(lambda dt: self.refresh())
+        self.announcer: Announcer | None = None
+        """Chime and speech for new calls (display mode)."""
 
     # ----------------------------------------------------------------- building
 
@@ -130,7 +134,9 @@ class KioskApp(App):
         register_fonts()
         quiet_clipboard()  # before the first text box: no xclip/xsel probing
         self._load_kv("widgets")
-        home_cls: type[QueueScreen] = GreeterScreen if self.mode == "tablet" else HomeScreen
+        self._load_kv("calling")  # the display's screen, and the home's "now calling" strip
+        home_cls: type[KioskScreen] = {"tablet": GreeterScreen, "display": CallingScreen
+                                       }.get(self.mode, HomeScreen)
         self._load_kv(home_cls.kv)
         sm = ScreenManager(transition=NoTransition())
         sm.add_widget(home_cls(name="home"))
@@ -148,14 +154,35 @@ class KioskApp(App):
         # colour: a full-window rectangle per screen would fill every pixel twice per frame.
         Window.clearcolor = self.c_brand
         Window.bind(on_key_down=self._on_key_down, on_request_close=self._on_request_close)
+        # Bound after Kivy's own (the settings panel on F1): every key that reaches
+        # on_keyboard stops here.
+        Window.bind(on_keyboard=self._swallow_key)
         Window.bind(on_touch_down=self._on_touch_down, on_touch_up=self._on_touch_up)
         if self.fullscreen:
             Window.show_cursor = False
         self.core.subscribe(self._on_snapshot)
+        if self.settings.calls:
+            s = self.settings
+            if self.mode == "display" and (s.chime or s.speech):
+                self.announcer = Announcer(default_lang=s.language, voices=s.voices,
+                                           chime_on=s.chime, speech_on=s.speech)
+                self.announcer.start()
+            self.core.subscribe_calls(self._on_calls)
+            self._on_calls([])
         self._spawn(self._load_branch())
         self._events.append(Clock.schedule_interval(self._tick, 1.0))
         self._tick(0)
         self.refresh()
+
+    def open_settings(self, *args: Any) -> bool:
+        """Kivy's settings panel (F1) never opens in a kiosk."""
+        return False
+
+    def display_settings(self, settings: Any) -> bool:
+        return False
+
+    def _swallow_key(self, *args: Any) -> bool:
+        return True
 
     @property
     def settings(self) -> UiSettings:
@@ -177,7 +204,13 @@ class KioskApp(App):
 
     def on_stop(self) -> None:
         self.core.unsubscribe(self._on_snapshot)
-        Window.unbind(on_flip=self._after_first_frame)
+        self.core.unsubscribe_calls(self._on_calls)
+        if self.announcer is not None:
+            self.announcer.close()
+        if self._root is not None and self.sm.has_screen("home"):
+            home = self.sm.get_screen("home")
+            stop_flash(home, home.ids.get("strip"))  # animations outlive the app otherwise
+        Window.unbind(on_flip=self._after_first_frame, on_keyboard=self._swallow_key)
         self._refresh_trigger.cancel()
         for ev in (*self._events, self._return_ev, self._hold_ev):
             if ev is not None:
@@ -225,8 +258,25 @@ class KioskApp(App):
     def _on_snapshot(self, snapshot: QueueSnapshot) -> None:
         self._refresh_trigger()
 
+    def _on_calls(self, announce: list[Call]) -> None:
+        """The relay's calls changed: show them; flash and announce the new ones."""
+        home = self.screen("home")
+        if self.mode == "display":
+            home.show_calls(self.core.calls, self.core.calls_connected,
+                            self.settings.calls_keep)
+        elif "strip" in home.ids:
+            home.ids.strip.show_calls(self.core.calls, self.core.calls_connected)
+        if announce:
+            (home if self.mode == "display" else home.ids.get("strip", home)).new_call()
+        for call in announce:
+            log.info("call: %s to %s", call.ticket_id, call.poc)
+            if self.announcer is not None:
+                self.announcer.announce(call)
+
     def refresh(self) -> None:
         """Redraw the queue cards and the out-of-service state from the monitor."""
+        if self.mode == "display":  # no queues on a calling screen
+            return
         snap = self.core.snapshot
         if snap.fetched_at is not None and not self._warmed:
             self._warmed = True  # once the customer sees the queues, load the rest
@@ -450,7 +500,7 @@ class KioskApp(App):
         return False
 
     def _on_request_close(self, *args: Any, **kw: Any) -> bool:
-        if self.mode == "kiosk" and self.sm.current != "admin":
+        if self.mode in ("kiosk", "display") and self.sm.current != "admin":
             log.info("close request ignored: only the admin screen exits the kiosk")
             return True  # veto
         return False
@@ -480,7 +530,7 @@ class KioskApp(App):
             return False
         items = self.focus_items()
         if not items:
-            return key in (K_TAB, K_ENTER, K_SPACE)
+            return True  # nothing to reach: every key is swallowed
         current = items.index(ring.widget) if ring.widget in items else -1
         step = 0
         if key == K_TAB:
@@ -497,8 +547,7 @@ class KioskApp(App):
         if step:
             nxt = items[(current + step) % len(items)] if current >= 0 else items[0]
             self._focus(nxt)
-            return True
-        return False
+        return True  # a key the kiosk does not use does nothing (F1, F12, Alt+F4...)
 
     def _focus(self, widget: Widget) -> None:
         assert self._ring is not None

@@ -1,10 +1,20 @@
-"""Kivy's settings, applied before any Kivy window module is imported."""
+"""Kivy's settings, applied before any Kivy window module is imported.
+
+A kiosk offers no way out through Kivy: Kivy reads and writes no config file of its own
+(``KIVY_NO_CONFIG``: its settings are ours, set here at every start, so nothing changed
+at run time survives a restart), takes no settings from the environment or the command
+line, loads no modules (inspector, screenshot, monitor...), and keeps its home in a
+private folder (:func:`kivy_home`). The app swallows every key it does not use and never
+opens Kivy's settings panel (see :mod:`kiosk.ui.app`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import tempfile
+import stat
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -27,12 +37,52 @@ class _NoConfigUpgradeNote(logging.Filter):
 
 KIOSK_SIZE = (1080, 1920)
 TABLET_SIZE = (1280, 800)
+DISPLAY_SIZE = (1920, 1080)
 
 
-def prepare(kivy_home: Path | None = None) -> None:
+def kivy_home(environ: Mapping[str, str] | None = None) -> Path:
+    """Kivy's home folder: ``$KIVY_HOME`` if given; under systemd, ``kivy`` in the unit's
+    private RuntimeDirectory (emptied at every stop); else a private folder of this user's
+    (in ``$XDG_RUNTIME_DIR``, else ``~/.cache``). Never a predictable path in a shared
+    folder such as /tmp, where another user could prepare it."""
+    env = os.environ if environ is None else environ
+    if env.get("KIVY_HOME"):
+        return Path(env["KIVY_HOME"])
+    if runtime := env.get("RUNTIME_DIRECTORY", "").split(":")[0]:
+        return Path(runtime) / "kivy"
+    xdg = env.get("XDG_RUNTIME_DIR", "")
+    if xdg and _private(Path(xdg)):
+        return Path(xdg) / "kiosk-kivy"
+    return Path(env.get("HOME") or Path.home()) / ".cache" / "kiosk" / "kivy"
+
+
+def _private(folder: Path) -> bool:
+    """Whether ``folder`` is a real folder of ours that only we can enter."""
+    try:
+        st = folder.lstat()
+    except OSError:
+        return False
+    return (stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
+            and stat.S_IMODE(st.st_mode) & 0o077 == 0)
+
+
+def make_private(folder: Path) -> Path:
+    """Create ``folder`` (0700) or make it private; a symlink or someone else's folder
+    there is refused (OSError)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = folder.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise OSError(f"{folder} is not a folder of this user's: refusing it as Kivy's home")
+    os.chmod(folder, 0o700)
+    return folder
+
+
+def prepare(kivy_home_dir: Path | None = None) -> None:
     """Load Kivy, but not its window (which needs :func:`configure` first): the slow part
     of starting Kivy, done while the core process starts up beside it."""
-    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    os.environ["KIVY_NO_ARGS"] = "1"
+    os.environ["KIVY_NO_CONFIG"] = "1"  # no config.ini read or written: ours, every start
+    os.environ["KIVY_NO_ENV_CONFIG"] = "1"  # no KCFG_* overrides from the environment
     os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
     os.environ.setdefault("KIVY_NO_FILELOG", "1")
     os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
@@ -42,9 +92,10 @@ def prepare(kivy_home: Path | None = None) -> None:
     # ticket on screen, median 50 ms vs 68 ms on 2 cores). Only Mesa's software
     # renderer reads this variable.
     os.environ.setdefault("LP_NUM_THREADS", "0")
-    home = kivy_home or Path(tempfile.gettempdir()) / f"kiosk-kivy-{os.getuid()}"
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("KIVY_HOME", str(home))
+    home = make_private(kivy_home_dir or kivy_home())
+    os.environ["KIVY_HOME"] = str(home)
+    with contextlib.suppress(FileNotFoundError):  # an older version's: never read again
+        (home / "config.ini").unlink()
     # Kivy probes mtdev as it loads and logs a traceback where it lacks it; the kiosk
     # reads a touchscreen through mtdev only when configured to (then its own error shows).
     kivy_log = logging.getLogger("kivy")
@@ -56,12 +107,12 @@ def prepare(kivy_home: Path | None = None) -> None:
 
 
 def configure(mode: str, *, size: tuple[int, int] | None = None, fullscreen: bool = False,
-              kivy_home: Path | None = None, touchscreen: bool = False) -> tuple[int, int]:
-    """Set up Kivy's window for ``mode`` (kiosk or tablet); returns the window size."""
-    prepare(kivy_home)
+              kivy_home_dir: Path | None = None, touchscreen: bool = False) -> tuple[int, int]:
+    """Set up Kivy's window for ``mode`` (kiosk, tablet or display); returns its size."""
+    prepare(kivy_home_dir)
     from kivy.config import Config
 
-    width, height = size or (KIOSK_SIZE if mode == "kiosk" else TABLET_SIZE)
+    width, height = size or {"kiosk": KIOSK_SIZE, "display": DISPLAY_SIZE}.get(mode, TABLET_SIZE)
     Config.set("graphics", "width", str(width))
     Config.set("graphics", "height", str(height))
     Config.set("graphics", "resizable", "0" if fullscreen else "1")
@@ -80,6 +131,9 @@ def configure(mode: str, *, size: tuple[int, int] | None = None, fullscreen: boo
     logging.getLogger("kivy").setLevel(logging.WARNING)  # Kivy set it at import
     Config.set("kivy", "pause_on_minimize", "0")
     Config.set("kivy", "window_icon", "")
+    Config.set("kivy", "keyboard_mode", "system")  # no on-screen keyboard to dock or move
+    for option in list(Config.options("modules")):  # no inspector, screenshot, monitor...
+        Config.remove_option("modules", option)
     # One input provider: the mouse (which SDL also feeds touchscreens through), with
     # multitouch emulation off, so a tap counts once and no red dots appear.
     for option in list(Config.options("input")):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from kiosk.service.link import CoreFailed, CoreProcess, RemoteCore
@@ -18,6 +20,30 @@ log = logging.getLogger(__name__)
 
 FIRST_POLL_WAIT_S = 0.3
 """How long the window waits for the first queue data before it draws without it."""
+PID_FILE = "ui.pid"
+"""In systemd's RuntimeDirectory: the unit's ExecReload sends SIGHUP to this pid."""
+
+
+def write_pid_file(environ: Mapping[str, str] | None = None) -> Path | None:
+    """Under systemd (``$RUNTIME_DIRECTORY`` set), write this process's pid there, so that
+    ``systemctl reload kiosk`` reaches the app and not cage, the unit's main process (cage
+    ends on SIGHUP). Returns the file written, if any."""
+    env = os.environ if environ is None else environ
+    folder = env.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if not folder:
+        return None
+    path = Path(folder) / PID_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{os.getpid()}\n", encoding="ascii")
+    tmp.replace(path)  # never half a number for a reload to read
+    return path
+
+
+def remove_pid_file(path: Path | None) -> None:
+    """Remove our pid file (if it is still ours)."""
+    with contextlib.suppress(OSError):
+        if path is not None and path.read_text(encoding="ascii").strip() == str(os.getpid()):
+            path.unlink()
 
 
 async def first_frame_then_stop(app: Any, echo: Callable[[str], None] = print) -> None:
@@ -107,9 +133,15 @@ async def run_ui(core: CoreProcess | RemoteCore, *, mode: str | None = None,
     for sig, handler in handlers.items():  # systemd's stop and reload, Ctrl+C
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, handler)
+    pid_file = None
+    try:
+        pid_file = write_pid_file()
+    except OSError as exc:
+        log.warning("no pid file for reload: %s", exc)
     try:
         await app.async_run(async_lib="asyncio")
     finally:
+        remove_pid_file(pid_file)
         for sig in handlers:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)

@@ -50,3 +50,8 @@ def register_fonts() -> None:
                        fn_bold=str(asset("fonts", "DejaVuSans-Bold.ttf")))
     LabelBase.register("KioskMono", fn_regular=str(asset("fonts", "DejaVuSansMono.ttf")),
                        fn_bold=str(asset("fonts", "DejaVuSansMono-Bold.ttf")))
+
+
+def mix(a: list[float], b: list[float], amount: float) -> list[float]:
+    """The colour ``amount`` (0..1) of the way from ``a`` to ``b`` (kv files blend with it)."""
+    return [x + (y - x) * amount for x, y in zip(a, b, strict=False)]

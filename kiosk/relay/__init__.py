@@ -1,0 +1,22 @@
+"""The calling relay: receives the provider's QMS webhook and streams each branch's calls
+to its calling screens (Server-Sent Events).
+
+It stands apart from the kiosk, like a separate service: nothing here imports the rest of
+``kiosk``. Files:
+
+- ``config.py``: the ``relay:`` section of the YAML file, secrets and display tokens;
+- ``contract.py``: the webhook body we publish, its signature, ``webhook-template.json``;
+- ``app.py``: the routes (webhook, SSE stream, health, metrics);
+- ``hub.py``: fan-out to connected screens, slow ones dropped;
+- ``store.py``: the store interface and the SQLite store (one relay);
+- ``redis_store.py``: the Redis store (several replicas);
+- ``server.py``: uvicorn, in the foreground, on a thread, or in its own process.
+"""
+
+from __future__ import annotations
+
+from kiosk.relay.config import RelayConfigError, RelaySettings, load_settings
+from kiosk.relay.server import RelayProcess, RelayServer, relay_process
+
+__all__ = ["RelayConfigError", "RelayProcess", "RelayServer", "RelaySettings", "load_settings",
+           "relay_process"]

@@ -1,0 +1,300 @@
+"""The relay's HTTP routes (Starlette).
+
+::
+
+    POST /webhooks/videsk                  the provider's QMS webhook (kiosk.relay.contract)
+    GET  /v1/branches/{branch}/calls       Server-Sent Events for a branch's screens
+    GET  /healthz                          200 {"ok": true, "store": ...} | 503
+    GET  /metrics                          Prometheus text format
+
+Webhook answers follow the provider's retry rules: 201 when the call was stored (only
+after the store committed it), 200 for a repeated delivery of a stored call, 401 for a
+bad or missing signature (or JWT), 400 for a body that is not a call, 413 above 64 KB,
+503 when storing failed (the provider retries later). Reasons are logged and counted;
+secrets, signatures and tokens never are.
+
+The stream: ``Authorization: Bearer <display token>`` (401 without a known token, 403
+for another branch's), then one ``event: call`` per call with an increasing ``id:`` and
+``data: {"ticketId", "poc": {"label"}, "queue": {"name"}, "at", "lang"?}``. With
+``Last-Event-ID`` it first replays the day's calls after that id; without it, the day's
+last ``history`` calls. A ``: keep-alive`` comment every ``keepalive_s`` on a quiet stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import jwt
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from kiosk.relay import contract
+from kiosk.relay.config import MAX_BODY, RelaySettings
+from kiosk.relay.hub import Hub, Screen
+from kiosk.relay.store import Call, Event, SqliteStore, Store, StoreError, now
+
+log = logging.getLogger("kiosk.relay")
+
+WEBHOOK_PATH = "/webhooks/videsk"
+STREAM_PATH = "/v1/branches/{branch}/calls"
+REPLAY_MAX = 1000
+"""At most this many missed calls are replayed to a reconnecting screen."""
+
+
+class Metrics:
+    """The relay's Prometheus metrics, in a registry of its own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.webhooks = Counter("relay_webhooks", "Webhooks received, by result and reason",
+                                ["result", "reason"], registry=self.registry)
+        self.duplicates = Counter("relay_duplicates", "Repeated deliveries of a stored call",
+                                  registry=self.registry)
+        self.screens = Gauge("relay_screens", "Screens connected, by branch", ["branch"],
+                             registry=self.registry)
+        self.latency = Histogram(
+            "relay_call_latency_seconds", "From a webhook's arrival to its event leaving for "
+            "a screen", registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0))
+        self.slow_dropped = Counter("relay_screens_dropped", "Screens disconnected for "
+                                    "falling too far behind", registry=self.registry)
+
+
+def open_store(settings: RelaySettings) -> Store:
+    """The store the settings name."""
+    if settings.store == "sqlite":
+        return SqliteStore(settings.sqlite_path)
+    from kiosk.relay.redis_store import RedisStore
+    zone = ZoneInfo(settings.timezone)
+    return RedisStore(settings.store,
+                      today=lambda: datetime.now(zone).date().isoformat())
+
+
+class Relay:
+    """The routes over one store and hub."""
+
+    def __init__(self, settings: RelaySettings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store = store if store is not None else open_store(settings)
+        self.metrics = Metrics()
+        self.hub = Hub(on_change=lambda b, n: self.metrics.screens.labels(b).set(n))
+        self.zone = ZoneInfo(settings.timezone)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The loop serving the routes (set at start-up; tests run coroutines on it)."""
+
+    def today(self) -> str:
+        """The current day (the relay's zone), the unit of replay and of duplicates."""
+        return datetime.now(self.zone).date().isoformat()
+
+    # ---------------------------------------------------------------- webhook
+
+    def _reject(self, status: int, reason: str, detail: str) -> Response:
+        self.metrics.webhooks.labels("rejected", reason).inc()
+        log.warning("relay: webhook refused (%d %s): %s", status, reason, detail)
+        return JSONResponse({"error": reason, "detail": detail}, status_code=status)
+
+    async def _body(self, request: Request) -> bytes | None:
+        """The raw body, or None when it is over :data:`MAX_BODY`."""
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _jwt_ok(self, request: Request) -> bool | None:
+        """True/False for a present bearer JWT; None when there is none."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        for secret in self.settings.secrets:
+            try:
+                jwt.decode(token.strip(), secret, algorithms=["HS256"], leeway=5,
+                           options={"require": ["exp"]})
+                return True
+            except jwt.PyJWTError:
+                continue
+        return False
+
+    async def webhook(self, request: Request) -> Response:
+        received = now()
+        try:
+            body = await self._body(request)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        if body is None:
+            return self._reject(413, "too_large", f"body over {MAX_BODY} bytes")
+        secrets = self.settings.secrets
+        header = request.headers.get(contract.SIGNATURE_HEADER)
+        raw_ok = bool(secrets) and contract.body_signed(header, body, secrets)
+        try:
+            call = contract.parse(body)
+        except contract.Malformed as exc:
+            if secrets and not raw_ok:  # unauthenticated first: say nothing about the body
+                return self._reject(401, "missing_signature" if not header
+                                    else "bad_signature", "signature not valid")
+            return self._reject(400, "malformed", str(exc))
+        if secrets:
+            if not header:
+                return self._reject(401, "missing_signature",
+                                    f"no X-Kiosk-Signature ({call.branch.id} {call.ticketId})")
+            if not (raw_ok or contract.fields_signed(header, call, secrets)):
+                return self._reject(401, "bad_signature",
+                                    f"signature not valid ({call.branch.id} {call.ticketId})")
+            jwt_ok = self._jwt_ok(request)
+            if jwt_ok is False or (jwt_ok is None and self.settings.require_jwt):
+                return self._reject(401, "bad_jwt", "bearer JWT missing, expired or not valid")
+        at = datetime.fromtimestamp(received, self.zone)
+        data: dict[str, object] = {"ticketId": call.ticketId, "poc": {"label": call.poc.label},
+                                   "queue": {"name": call.queue.name},
+                                   "at": at.isoformat(timespec="seconds")}
+        lang = call.lang()
+        if lang:
+            data["lang"] = lang
+        stored = Call(branch=call.branch.id, day=at.date().isoformat(), call_id=call.callId,
+                      ticket_id=call.ticketId, data=data, received=received)
+        try:
+            event = await self.store.add(stored)
+        except StoreError as exc:
+            self.metrics.webhooks.labels("failed", "store").inc()
+            log.error("relay: call %s %s not stored: %s", call.branch.id, call.ticketId, exc)
+            return JSONResponse({"error": "store", "detail": "not stored; retry later"},
+                                status_code=503)
+        if event is None:
+            self.metrics.webhooks.labels("duplicate", "duplicate").inc()
+            self.metrics.duplicates.inc()
+            log.info("relay: repeated delivery of %s %s (call %s): one call",
+                     call.branch.id, call.ticketId, call.callId)
+            return JSONResponse({"duplicate": True}, status_code=200)
+        self.metrics.webhooks.labels("accepted", "stored").inc()
+        log.info("relay: call %s -> %s (branch %s, event %d)", call.ticketId,
+                 call.poc.label, call.branch.id, event.id)
+        return JSONResponse({"id": event.id}, status_code=201)
+
+    # ---------------------------------------------------------------- screens
+
+    def _token_branch(self, request: Request) -> str | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        given = token.strip().encode()
+        found: str | None = None
+        for known, branch in self.settings.displays.items():  # all compared, constant time
+            if hmac.compare_digest(given, known.encode()):
+                found = branch
+        return found
+
+    async def calls(self, request: Request) -> Response:
+        branch = request.path_params["branch"]
+        allowed = self._token_branch(request)
+        if allowed is None:
+            return JSONResponse({"error": "a display token is required"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        if allowed != branch:
+            return JSONResponse({"error": "this token is for another branch"}, status_code=403)
+        last: int | None = None
+        raw = request.headers.get("last-event-id", "").strip()
+        if raw.isdigit():
+            last = int(raw)
+        screen = Screen(branch, self.settings.client_buffer)
+        self.hub.add(screen)
+        try:
+            await self.store.watch(branch)
+            backlog = await self.store.since(branch, self.today(), last,
+                                             REPLAY_MAX if last is not None
+                                             else self.settings.history)
+        except StoreError as exc:
+            await self._leave(screen)
+            log.error("relay: calls of branch %s cannot be read: %s", branch, exc)
+            return JSONResponse({"error": "store", "detail": "calls cannot be read now"},
+                                status_code=503)
+        except BaseException:
+            await self._leave(screen)
+            raise
+        return StreamingResponse(self._stream(screen, backlog), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache",
+                                          "X-Accel-Buffering": "no"})
+
+    async def _leave(self, screen: Screen) -> None:
+        if self.hub.remove(screen) == 0:
+            with contextlib.suppress(Exception):
+                await self.store.unwatch(screen.branch)
+
+    async def _stream(self, screen: Screen, backlog: list[Event]) -> AsyncIterator[bytes]:
+        keepalive = self.settings.keepalive_s
+        try:
+            yield b"retry: 2000\n\n"
+            if backlog:
+                screen.last_id = backlog[-1].id
+                yield b"".join(ev.frame() for ev in backlog)
+            while True:
+                try:
+                    ev = await asyncio.wait_for(screen.queue.get(), keepalive)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                if ev is None:
+                    self.metrics.slow_dropped.inc()
+                    return
+                if ev.id <= screen.last_id:
+                    continue
+                screen.last_id = ev.id
+                self.metrics.latency.observe(max(0.0, now() - ev.received))
+                yield ev.frame()
+        finally:
+            await self._leave(screen)
+
+    # ---------------------------------------------------------------- health
+
+    async def healthz(self, request: Request) -> Response:
+        ok = await self.store.ping()
+        return JSONResponse({"ok": ok, "store": "sqlite" if self.settings.store == "sqlite"
+                             else "redis"}, status_code=200 if ok else 503)
+
+    async def metrics_page(self, request: Request) -> Response:
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(settings: RelaySettings, store: Store | None = None) -> Starlette:
+    """The relay as an ASGI app; its lifespan opens and closes the store."""
+    relay = Relay(settings, store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        relay.loop = asyncio.get_running_loop()
+        await relay.store.start(relay.hub.publish)
+        try:
+            yield
+        finally:
+            relay.hub.close_all()
+            await relay.store.close()
+
+    app = Starlette(routes=[
+        Route(WEBHOOK_PATH, relay.webhook, methods=["POST"]),
+        Route(STREAM_PATH, relay.calls, methods=["GET"]),
+        Route("/healthz", relay.healthz, methods=["GET"]),
+        Route("/metrics", relay.metrics_page, methods=["GET"]),
+    ], lifespan=lifespan)
+    app.state.relay = relay
+    return app

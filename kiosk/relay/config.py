@@ -1,0 +1,295 @@
+"""The relay's settings: the ``relay:`` section of the kiosk's YAML file, validated here.
+
+The relay stands apart from the kiosk (it imports nothing from the rest of ``kiosk``), so
+it validates its own section with its own models, and reads only two keys besides it:
+``kiosk.data_dir`` (where the SQLite store goes by default) and ``kiosk.timezone`` (the
+day a call belongs to). Every other key of the file is the kiosk's business and ignored.
+
+::
+
+    relay:
+      listen: 127.0.0.1:8787              # host:port; a non-loopback host needs a secret
+      webhook_secret_file: /etc/kiosk/webhook-secret   # 0600; one secret a line (two: rotation)
+      store: sqlite                       # or redis://host:port/db
+      require_jwt: false                  # also demand the provider's #jwt (HS256) bearer
+      history: 10                         # calls a screen gets when it connects afresh
+      keepalive_s: 15                     # SSE comment this often on a quiet stream
+      displays:                           # one entry per calling screen (or per branch)
+        - {branch: 652720d479497a1b62df288b, token_file: /etc/kiosk/display-providencia}
+
+A bad file raises :class:`RelayConfigError` naming the file, the key and what was
+expected; ``kiosk relay`` prints it and exits 2. Secrets and tokens are read into
+:class:`RelaySettings` and never appear in a repr or a message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_LISTEN = "127.0.0.1:8787"
+MAX_BODY = 64 * 1024
+"""Largest webhook body accepted (413 above)."""
+
+
+class RelayConfigError(Exception):
+    """The relay's config is unusable: names the file, the key and what was expected."""
+
+    def __init__(self, file: str, key: str, expected: str) -> None:
+        self.file, self.key, self.expected = file, key, expected
+        where = f"{file}: {key}" if key else file
+        super().__init__(f"{where}: {expected}")
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DisplayConfig(_M):
+    """One calling screen's access: its token sees only its branch."""
+
+    branch: str
+    """The branch's provider id, as the webhook's ``branch.id`` carries it."""
+    token_file: Path
+    """File holding the screen's token (mode 0600; one token a line, two during a change)."""
+
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", v):
+            raise ValueError("a branch id: 1-64 letters, digits, '_', '.' or '-'")
+        return v
+
+
+class RelaySection(_M):
+    """The ``relay:`` section."""
+
+    listen: str = DEFAULT_LISTEN
+    """``host:port`` to listen on; ``--host``/``--port`` override it."""
+    webhook_secret_file: Path | None = None
+    """File with the webhook secret(s), one a line, mode 0600. Required off loopback."""
+    store: str = "sqlite"
+    """``sqlite`` (a file in ``kiosk.data_dir``) or ``redis://host:port/db`` for replicas."""
+    sqlite_path: Path | None = None
+    """The SQLite file; default ``<kiosk.data_dir>/relay.sqlite3``."""
+    require_jwt: bool = False
+    """Also demand an HS256 JWT (the provider's ``#jwt`` helper) in ``Authorization``."""
+    history: int = Field(10, ge=0, le=200)
+    """How many of the day's last calls a screen gets when it connects without
+    ``Last-Event-ID``."""
+    keepalive_s: float = Field(15.0, gt=0, le=300)
+    """Seconds between SSE keep-alive comments on a quiet stream."""
+    client_buffer: int = Field(256, ge=8, le=100_000)
+    """Calls queued for one slow screen before it is disconnected (it then resumes with
+    ``Last-Event-ID``, losing nothing)."""
+    timezone: str | None = None
+    """IANA zone whose midnight starts a new day of calls; default ``kiosk.timezone``,
+    else UTC."""
+    displays: list[DisplayConfig] = Field(default_factory=list)
+    """The calling screens: ``{branch, token_file}`` each."""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        parse_listen(v)
+        return v
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, v: str) -> str:
+        if v != "sqlite" and not re.fullmatch(r"rediss?://[^\s/]+(/\d+)?", v):
+            raise ValueError("'sqlite' or a Redis URL like redis://127.0.0.1:6379/0")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        if v is not None:
+            _zone(v)
+        return v
+
+
+class _KioskPart(BaseModel):
+    """The two keys of the kiosk's own section the relay reads."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    data_dir: Path = Path("/var/lib/kiosk")
+    timezone: str = "UTC"
+
+
+class _File(BaseModel):
+    """The whole file as the relay sees it: its section and two kiosk keys."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    relay: RelaySection = RelaySection()
+    kiosk: _KioskPart = _KioskPart()
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("an IANA time zone such as 'America/Santiago'") from exc
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:8787`` for IPv6) into its parts; ValueError when malformed."""
+    m = re.fullmatch(r"\[?([^\[\]\s]*?)\]?:(\d{1,5})", value.strip())
+    if not m or not m.group(1) or not 0 < int(m.group(2)) < 65536:
+        raise ValueError("host:port, e.g. 127.0.0.1:8787")
+    return m.group(1), int(m.group(2))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only ever listens on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    """Everything a relay needs, secrets read. Build it with :func:`load_settings` from a
+    file, or directly in tests."""
+
+    secrets: tuple[bytes, ...] = field(default=(), repr=False)
+    """Webhook secrets (two during a rotation); empty: unsigned webhooks (loopback only)."""
+    displays: dict[str, str] = field(default_factory=dict, repr=False)
+    """Display token -> the branch it may read."""
+    store: str = "sqlite"
+    """``sqlite`` or a Redis URL."""
+    sqlite_path: Path = Path("relay.sqlite3")
+    """The SQLite store's file."""
+    require_jwt: bool = False
+    """Demand an HS256 bearer JWT besides the signature."""
+    history: int = 10
+    """Calls a fresh screen gets."""
+    keepalive_s: float = 15.0
+    """Seconds between SSE keep-alive comments."""
+    client_buffer: int = 256
+    """Calls queued for one screen before it is dropped as too slow."""
+    timezone: str = "UTC"
+    """The zone whose midnight starts a new day."""
+    host: str = "127.0.0.1"
+    """Where ``kiosk relay`` listens."""
+    port: int = 8787
+    """Its port."""
+
+
+def _read_private(file: str, key: str, path: Path, what: str) -> list[str]:
+    """The non-empty lines of a file that must be readable by its owner only (the rule and
+    the words of ``api.key_file``)."""
+    try:
+        st = path.stat()
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise RelayConfigError(file, key,
+                                   f"{path} readable by its owner only (run: chmod 600 {path})")
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    except RelayConfigError:
+        raise
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RelayConfigError(file, key,
+                               f"a readable {what} file at {path} "
+                               f"({exc.__class__.__name__})") from None
+    lines = [ln for ln in lines if ln]
+    if not lines:
+        raise RelayConfigError(file, key, f"a {what} inside {path} (it is empty)")
+    return lines
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def settings_from_mapping(data: Any, file: str) -> RelaySettings:
+    """Validate parsed YAML (the whole kiosk file) into :class:`RelaySettings`."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RelayConfigError(file, "", "a YAML mapping of keys at the top")
+    try:
+        parsed = _File.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        kind = err.get("type", "")
+        msg = ("unknown key (check its spelling and place)" if kind == "extra_forbidden"
+               else "a value (this key is required)" if kind == "missing"
+               else str(err.get("msg", "invalid value")).removeprefix("Value error, "))
+        value = err.get("input")
+        if kind not in ("extra_forbidden", "missing") and isinstance(value, str | int | float):
+            msg += f" (got {value!r})"
+        raise RelayConfigError(file, _key_path(err["loc"]) or "(top level)", msg) from None
+    r = parsed.relay
+    tz = r.timezone or parsed.kiosk.timezone
+    try:
+        _zone(tz)
+    except ValueError as exc:
+        raise RelayConfigError(file, "kiosk.timezone", str(exc)) from None
+    secrets: tuple[bytes, ...] = ()
+    if r.webhook_secret_file is not None:
+        lines = _read_private(file, "relay.webhook_secret_file",
+                              r.webhook_secret_file.expanduser(), "webhook secret")
+        if len(lines) > 2:
+            raise RelayConfigError(file, "relay.webhook_secret_file",
+                                   f"one or two secrets, one a line (found {len(lines)})")
+        if any(len(s) < 16 for s in lines):
+            raise RelayConfigError(file, "relay.webhook_secret_file",
+                                   "secrets of at least 16 characters")
+        secrets = tuple(s.encode() for s in lines)
+    displays: dict[str, str] = {}
+    for i, d in enumerate(r.displays):
+        key = f"relay.displays[{i}].token_file"
+        for token in _read_private(file, key, d.token_file.expanduser(), "display token"):
+            if len(token) < 16:
+                raise RelayConfigError(file, key, "tokens of at least 16 characters")
+            if displays.get(token, d.branch) != d.branch:
+                raise RelayConfigError(file, key, "a token of its own (another branch's "
+                                       "display uses the same one)")
+            displays[token] = d.branch
+    host, port = parse_listen(r.listen)
+    sqlite = (r.sqlite_path or parsed.kiosk.data_dir / "relay.sqlite3").expanduser()
+    return RelaySettings(secrets=secrets, displays=displays, store=r.store, sqlite_path=sqlite,
+                         require_jwt=r.require_jwt, history=r.history,
+                         keepalive_s=r.keepalive_s, client_buffer=r.client_buffer,
+                         timezone=tz, host=host, port=port)
+
+
+def load_settings(path: str | Path) -> RelaySettings:
+    """Read the kiosk's YAML file at ``path`` and validate its ``relay:`` section."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RelayConfigError(str(p), "", "a config file here (none found)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RelayConfigError(str(p), "",
+                               f"a readable UTF-8 file ({exc.__class__.__name__})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise RelayConfigError(str(p), where, "valid YAML") from None
+    return settings_from_mapping(data, str(p))
+
+
+def check_listen(settings: RelaySettings, file: str) -> None:
+    """Refuse a non-loopback address without a webhook secret."""
+    if not settings.secrets and not is_loopback(settings.host):
+        raise RelayConfigError(file, "relay.webhook_secret_file",
+                               f"a webhook secret file to listen on {settings.host} "
+                               "(only a loopback address may run without one)")

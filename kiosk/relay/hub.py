@@ -1,0 +1,92 @@
+"""Fan-out of stored calls to the screens connected to this relay.
+
+Each screen is a :class:`Screen` with a bounded queue. Publishing never waits: a screen
+whose queue is full (it reads too slowly, or its network stalls) is disconnected, and
+resumes with ``Last-Event-ID`` when it reconnects, missing nothing; the others never
+notice it. Events are encoded once and the same bytes go to every screen of a branch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from kiosk.relay.store import Event
+
+log = logging.getLogger(__name__)
+
+
+class Screen:
+    """One connected SSE stream."""
+
+    def __init__(self, branch: str, buffer: int) -> None:
+        self.branch = branch
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=buffer)
+        self.last_id = 0
+        self.dropped = False
+
+    def offer(self, event: Event) -> bool:
+        """Queue ``event``; False (and the screen is closed) when it is too far behind."""
+        if self.dropped:
+            return False
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.drop()
+            return False
+        return True
+
+    def drop(self) -> None:
+        """Disconnect this screen (its stream ends at its next read)."""
+        self.dropped = True
+        while True:  # make room for the sentinel
+            try:
+                self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+        self.queue.put_nowait(None)
+
+
+class Hub:
+    """Screens by branch."""
+
+    def __init__(self, on_change: Callable[[str, int], None] | None = None) -> None:
+        self.screens: dict[str, set[Screen]] = {}
+        self._on_change = on_change
+        self.slow_dropped = 0
+
+    def add(self, screen: Screen) -> int:
+        """Register ``screen``; the branch's new count."""
+        group = self.screens.setdefault(screen.branch, set())
+        group.add(screen)
+        if self._on_change:
+            self._on_change(screen.branch, len(group))
+        return len(group)
+
+    def remove(self, screen: Screen) -> int:
+        """Unregister ``screen``; the branch's remaining count."""
+        group = self.screens.get(screen.branch, set())
+        group.discard(screen)
+        if not group:
+            self.screens.pop(screen.branch, None)
+        if self._on_change:
+            self._on_change(screen.branch, len(group))
+        return len(group)
+
+    def publish(self, branch: str, events: list[Event]) -> None:
+        """Hand ``events`` (in id order) to every screen of ``branch``; never blocks."""
+        for screen in list(self.screens.get(branch, ())):
+            for ev in events:
+                if not screen.offer(ev):
+                    self.slow_dropped += 1
+                    log.warning("relay: a screen of branch %s fell %d calls behind: "
+                                "disconnected (it resumes from its last call)",
+                                branch, screen.queue.maxsize)
+                    break
+
+    def close_all(self) -> None:
+        """End every stream (shutdown)."""
+        for group in list(self.screens.values()):
+            for screen in list(group):
+                screen.drop()

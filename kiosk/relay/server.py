@@ -1,0 +1,188 @@
+"""Serve the relay with uvicorn: in the foreground (``kiosk relay``), on a background
+thread on a free loopback port (:class:`RelayServer`), or in a process of its own
+(:func:`relay_process`), for tests, the demo and benchmarks.
+
+::
+
+    with RelayServer(RelaySettings(secrets=(b"s" * 32,), displays={"t" * 32: "branch-1"},
+                                   sqlite_path=tmp / "relay.sqlite3")) as relay:
+        relay.url          # http://127.0.0.1:PORT
+
+    with relay_process(config_file) as proc:       # `kiosk --config FILE relay --port P`
+        proc.url; proc.kill()                      # kill -9, for the durability test
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType, TracebackType
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+
+from kiosk.relay.app import Relay, create_app
+from kiosk.relay.config import RelaySettings
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, ending the SSE streams first when asked to stop (they never end alone)."""
+
+    def __init__(self, config: uvicorn.Config, relay: Relay) -> None:
+        super().__init__(config)
+        self.relay = relay
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        loop = self.relay.loop
+        if loop is not None and not loop.is_closed():
+            # from a signal handler or another thread: the hub lives on the loop
+            loop.call_soon_threadsafe(self.relay.hub.close_all)
+        super().handle_exit(sig, frame)
+
+
+def _config(app: Starlette, host: str, port: int, log_level: str) -> uvicorn.Config:
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                          lifespan="on", timeout_graceful_shutdown=3)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket; TCP_NODELAY on accepted sockets needs IPPROTO_TCP here (see
+    kiosk.mock.server for the 40 ms it otherwise costs)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def serve_forever(settings: RelaySettings, log_level: str = "info") -> None:
+    """Run the relay until interrupted (``kiosk relay``)."""
+    app = create_app(settings)
+    server = _Server(_config(app, settings.host, settings.port, log_level), app.state.relay)
+    sock = listening_socket(settings.host, settings.port)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+class RelayServer:
+    """The relay on ``127.0.0.1:<free port>`` in a background thread.
+
+    ``with RelayServer(settings) as relay: relay.url, relay.relay (the routes' state)``
+    """
+
+    def __init__(self, settings: RelaySettings, host: str = "127.0.0.1") -> None:
+        self.settings = settings
+        self.app = create_app(settings)
+        self.relay: Relay = self.app.state.relay
+        self._sock = listening_socket(host, 0)
+        self.host, self.port = self._sock.getsockname()[:2]
+        self._server = _Server(_config(self.app, host, self.port, "warning"), self.relay)
+        self._thread = threading.Thread(target=self._server.run,
+                                        kwargs={"sockets": [self._sock]},
+                                        name="relay", daemon=True)
+
+    @property
+    def url(self) -> str:
+        """Base URL (``http://127.0.0.1:PORT``)."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> RelayServer:
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the relay did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.handle_exit(signal.SIGTERM, None)
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+    def __enter__(self) -> RelayServer:
+        return self.start()
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class RelayProcess:
+    """A ``kiosk relay`` process started by :func:`relay_process`."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+
+    def kill(self) -> None:
+        """SIGKILL, no goodbye (the durability test)."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None = None,
+                 timeout_s: float = 20.0) -> None:
+    """Return once ``url/healthz`` answers 200."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=0.5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if (proc is not None and proc.poll() is not None) or time.monotonic() > deadline:
+            raise RuntimeError("the relay did not start")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def relay_process(config: Path, port: int | None = None, env: Mapping[str, str] | None = None,
+                  timeout_s: float = 20.0) -> Iterator[RelayProcess]:
+    """``kiosk --config CONFIG relay`` in its own process on a free loopback port; yields
+    once ``/healthz`` answers, stops it (SIGTERM) at the end unless it was killed."""
+    port = port or free_port()
+    args = [sys.executable, "-m", "kiosk", "--config", str(config), "relay",
+            "--host", "127.0.0.1", "--port", str(port)]
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)  a pipe nobody reads could fill and stall the relay
+    proc = subprocess.Popen(args, env=dict(env) if env is not None else dict(os.environ),  # noqa: S603
+                            stdout=subprocess.DEVNULL, stderr=log)
+    handle = RelayProcess(f"http://127.0.0.1:{port}", proc)
+    try:
+        try:
+            wait_healthy(handle.url, proc, timeout_s)
+        except RuntimeError:
+            log.seek(0)
+            tail = log.read().decode(errors="replace").strip()[-800:]
+            raise RuntimeError(f"the relay did not start: {tail}") from None
+        yield handle
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()

@@ -1,0 +1,127 @@
+"""Helpers for the relay tests: signed webhooks and a Server-Sent Events reader."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SECRET = b"s3cret-for-tests-0123456789abcdef"
+TOKEN_A = "display-token-branch-a-0123456789"
+TOKEN_B = "display-token-branch-b-0123456789"
+BRANCH_A = "652720d479497a1b62df288b"
+BRANCH_B = "652720d479497a1b62df2890"
+
+
+def call_body(ticket: str = "A-042", call_id: str = "call-1", branch: str = BRANCH_A,
+              poc: str = "Cabina 3", queue_name: str = "Atención a clientes",
+              lang: str | None = "en") -> bytes:
+    """A webhook body as the published template renders it."""
+    data: dict[str, Any] = {
+        "event": "qms.ticket.assigned", "ticketId": ticket, "callId": call_id,
+        "branch": {"id": branch, "label": "Sucursal Providencia"},
+        "queue": {"id": "652a1ae848880e168884e49b", "name": queue_name},
+        "poc": {"id": "poc-3", "label": poc},
+        "integrationData": {"lang": lang or "", "source": "kiosk", "kiosk": "lobby-1",
+                            "day": "2026-12-01"}}
+    return json.dumps(data, ensure_ascii=False).encode()
+
+
+def sign(body: bytes, secret: bytes = SECRET) -> dict[str, str]:
+    """Headers with the raw-body signature."""
+    sig = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "X-Kiosk-Signature": f"sha256={sig}"}
+
+
+def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
+    """POST a webhook to the relay at ``url``."""
+    return httpx.post(url + "/webhooks/videsk", content=body,
+                      headers=sign(body) if headers is None else headers, timeout=10)
+
+
+def write_private(path: Path, text: str, mode: int = 0o600) -> Path:
+    path.write_text(text, encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
+class SseReader(threading.Thread):
+    """Reads a relay's call stream on a thread; ``events`` get ``(id, data)``."""
+
+    def __init__(self, url: str, branch: str, token: str | None,
+                 last_id: str | None = None) -> None:
+        super().__init__(daemon=True)
+        self.url = f"{url}/v1/branches/{branch}/calls"
+        self.headers = {"Accept": "text/event-stream"}
+        if token is not None:
+            self.headers["Authorization"] = f"Bearer {token}"
+        if last_id is not None:
+            self.headers["Last-Event-ID"] = last_id
+        self.events: queue.Queue[tuple[int, dict[str, Any]]] = queue.Queue()
+        self.comments: list[str] = []
+        self.status: int | None = None
+        self.connected = threading.Event()
+        self.ended = threading.Event()
+        self._stop = False
+
+    def run(self) -> None:
+        try:
+            with httpx.stream("GET", self.url, headers=self.headers,
+                              timeout=httpx.Timeout(30, read=60)) as r:
+                self.status = r.status_code
+                self.connected.set()
+                if r.status_code != 200:
+                    return
+                ev_id, ev_type, data = None, None, None
+                for line in r.iter_lines():
+                    if self._stop:
+                        return
+                    if line.startswith(":"):
+                        self.comments.append(line)
+                    elif line.startswith("id:"):
+                        ev_id = int(line[3:].strip())
+                    elif line.startswith("event:"):
+                        ev_type = line[6:].strip()
+                    elif line.startswith("data:"):
+                        data = json.loads(line[5:].strip())
+                    elif line == "":
+                        if ev_type == "call" and ev_id is not None and data is not None:
+                            self.events.put((ev_id, data))
+                        ev_id, ev_type, data = None, None, None
+        except httpx.HTTPError:
+            pass
+        finally:
+            self.connected.set()
+            self.ended.set()
+
+    def start_connected(self, timeout: float = 10) -> SseReader:
+        self.start()
+        assert self.connected.wait(timeout), "the stream did not answer"
+        return self
+
+    def take(self, n: int, timeout: float = 10) -> list[tuple[int, dict[str, Any]]]:
+        """The next ``n`` events (fails after ``timeout``)."""
+        out = []
+        deadline = time.monotonic() + timeout
+        while len(out) < n:
+            left = deadline - time.monotonic()
+            assert left > 0, f"got {len(out)} of {n} events: {out}"
+            try:
+                out.append(self.events.get(timeout=left))
+            except queue.Empty:
+                continue
+        return out
+
+    def nothing_more(self, wait: float = 0.5) -> bool:
+        time.sleep(wait)
+        return self.events.empty()
+
+    def stop(self) -> None:
+        self._stop = True

@@ -1,0 +1,392 @@
+"""The calling relay over real loopback HTTP: webhook checks, the SSE stream, the SQLite
+store (restart durability included), config rules."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+import yaml
+
+from kiosk.relay import RelayConfigError, RelayServer, RelaySettings, load_settings, relay_process
+from kiosk.relay.config import check_listen
+from kiosk.relay.contract import SCHEMA, field_signature, parse, template
+from kiosk.relay.hub import Hub, Screen
+from kiosk.relay.store import Event
+from tests.relay_helpers import (
+    BRANCH_A,
+    BRANCH_B,
+    SECRET,
+    TOKEN_A,
+    TOKEN_B,
+    SseReader,
+    call_body,
+    post,
+    sign,
+    write_private,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def settings(tmp_path: Path, **kw: object) -> RelaySettings:
+    base = RelaySettings(secrets=(SECRET,), displays={TOKEN_A: BRANCH_A, TOKEN_B: BRANCH_B},
+                         sqlite_path=tmp_path / "relay.sqlite3", keepalive_s=15.0)
+    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def relay(tmp_path: Path) -> Iterator[RelayServer]:
+    with RelayServer(settings(tmp_path)) as server:
+        yield server
+
+
+# --------------------------------------------------------------------------- webhook
+
+
+def test_a_signed_call_reaches_its_branch_screen(relay: RelayServer) -> None:
+    screen = SseReader(relay.url, BRANCH_A, TOKEN_A).start_connected()
+    r = post(relay.url, call_body("A-042", "call-1", poc="Cabina 3", lang="en"))
+    assert r.status_code == 201
+    [(ev_id, data)] = screen.take(1)
+    assert ev_id == r.json()["id"]
+    assert data["ticketId"] == "A-042"
+    assert data["poc"] == {"label": "Cabina 3"}
+    assert data["queue"] == {"name": "Atención a clientes"}
+    assert data["lang"] == "en"
+    assert data["at"].startswith(time.strftime("%Y-", time.gmtime()))
+    screen.stop()
+
+
+def test_lang_is_left_out_when_absent_or_unknown(relay: RelayServer) -> None:
+    screen = SseReader(relay.url, BRANCH_A, TOKEN_A).start_connected()
+    assert post(relay.url, call_body("A-001", "c1", lang=None)).status_code == 201
+    assert post(relay.url, call_body("A-002", "c2", lang="fr")).status_code == 201
+    events = screen.take(2)
+    assert all("lang" not in data for _, data in events)
+
+
+@pytest.mark.parametrize(("headers", "reason"), [
+    ({"Content-Type": "application/json"}, "missing_signature"),
+    ({"X-Kiosk-Signature": "sha256=" + "0" * 64}, "bad_signature"),
+    ({"X-Kiosk-Signature": "sha1=abc"}, "bad_signature"),
+])
+def test_unsigned_or_badly_signed_calls_are_refused(relay: RelayServer,
+                                                    headers: dict[str, str],
+                                                    reason: str) -> None:
+    screen = SseReader(relay.url, BRANCH_A, TOKEN_A).start_connected()
+    r = post(relay.url, call_body(), headers)
+    assert r.status_code == 401
+    assert r.json()["error"] == reason
+    assert screen.nothing_more()
+    metrics = httpx.get(relay.url + "/metrics").text
+    assert f'relay_webhooks_total{{reason="{reason}",result="rejected"}} 1.0' in metrics
+
+
+def test_a_signature_with_another_secret_is_refused(relay: RelayServer) -> None:
+    body = call_body()
+    assert post(relay.url, body, sign(body, b"another-secret-0123456789abcdef")).status_code == 401
+
+
+def test_a_tampered_body_is_refused(relay: RelayServer) -> None:
+    body = call_body(poc="Cabina 3")
+    headers = sign(body)
+    assert post(relay.url, body.replace(b"Cabina 3", b"Cabina 9"), headers).status_code == 401
+
+
+def test_the_template_field_signature_is_accepted_and_binds_the_fields(
+        relay: RelayServer) -> None:
+    body = call_body("B-007", "call-77", poc="Cabina 1", queue_name="Seguros")
+    sig = field_signature(SECRET, BRANCH_A, "B-007", "Seguros", "Cabina 1", "call-77")
+    headers = {"Content-Type": "application/json", "X-Kiosk-Signature": f"sha256={sig}"}
+    forged = body.replace(b"Cabina 1", b"Cabina 2")
+    assert post(relay.url, forged, headers).status_code == 401
+    assert post(relay.url, body, headers).status_code == 201
+
+
+def test_a_signed_body_that_is_not_a_call_is_400(relay: RelayServer) -> None:
+    for body in (b"{not json", b"[1, 2]", json.dumps({"event": "qms.ticket.assigned"}).encode(),
+                 call_body(branch="bad branch id")):
+        r = post(relay.url, body)
+        assert r.status_code == 400, body
+        assert r.json()["error"] == "malformed"
+
+
+def test_an_oversized_body_is_413(relay: RelayServer) -> None:
+    body = call_body()[:-1] + b', "pad": "' + b"x" * 70_000 + b'"}'
+    assert post(relay.url, body).status_code == 413
+
+
+def test_an_unsigned_oversized_body_streamed_without_length_is_413(relay: RelayServer) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(20):
+            yield b"x" * 8192
+    r = httpx.post(relay.url + "/webhooks/videsk", content=chunks(), timeout=10)
+    assert r.status_code == 413
+
+
+def test_a_repeated_delivery_is_one_call(relay: RelayServer) -> None:
+    screen = SseReader(relay.url, BRANCH_A, TOKEN_A).start_connected()
+    body = call_body("A-042", "call-1")
+    first = post(relay.url, body)
+    again = post(relay.url, body)
+    # the provider's other delivery of the same ticket: another call id, same day
+    other_id = post(relay.url, call_body("A-042", "call-1-retry"))
+    assert (first.status_code, again.status_code, other_id.status_code) == (201, 200, 200)
+    assert again.json() == {"duplicate": True}
+    assert len(screen.take(1)) == 1
+    assert screen.nothing_more()
+    metrics = httpx.get(relay.url + "/metrics").text
+    assert "relay_duplicates_total 2.0" in metrics
+
+
+def test_a_second_secret_works_during_a_rotation(tmp_path: Path) -> None:
+    new = b"the-new-secret-0123456789abcdefgh"
+    with RelayServer(settings(tmp_path, secrets=(SECRET, new))) as relay:
+        body = call_body("A-1", "c-1")
+        assert post(relay.url, body, sign(body, new)).status_code == 201
+        body = call_body("A-2", "c-2")
+        assert post(relay.url, body, sign(body, SECRET)).status_code == 201
+
+
+def test_a_required_jwt_must_be_valid_and_fresh(tmp_path: Path) -> None:
+    with RelayServer(settings(tmp_path, require_jwt=True)) as relay:
+        body = call_body("A-1", "c-1")
+        assert post(relay.url, body).status_code == 401
+        expired = jwt.encode({"exp": int(time.time()) - 60}, SECRET, algorithm="HS256")
+        assert post(relay.url, body, {**sign(body), "Authorization": f"Bearer {expired}"}
+                    ).status_code == 401
+        wrong = jwt.encode({"exp": int(time.time()) + 60}, b"x" * 32, algorithm="HS256")
+        assert post(relay.url, body, {**sign(body), "Authorization": f"Bearer {wrong}"}
+                    ).status_code == 401
+        good = jwt.encode({"exp": int(time.time()) + 60}, SECRET, algorithm="HS256")
+        assert post(relay.url, body, {**sign(body), "Authorization": f"Bearer {good}"}
+                    ).status_code == 201
+
+
+def test_a_call_for_a_branch_with_no_screen_is_kept_for_its_first_screen(
+        relay: RelayServer) -> None:
+    assert post(relay.url, call_body("A-9", "c-9", branch=BRANCH_B)).status_code == 201
+    screen = SseReader(relay.url, BRANCH_B, TOKEN_B).start_connected()
+    [(_, data)] = screen.take(1)
+    assert data["ticketId"] == "A-9"
+
+
+def test_storing_failed_is_503_so_the_provider_retries(relay: RelayServer) -> None:
+    assert relay.relay.loop is not None
+    asyncio.run_coroutine_threadsafe(relay.relay.store.close(), relay.relay.loop).result(5)
+    r = post(relay.url, call_body())
+    assert r.status_code == 503
+    assert "relay_webhooks_total{reason=\"store\",result=\"failed\"} 1.0" in \
+        httpx.get(relay.url + "/metrics").text
+
+
+
+# --------------------------------------------------------------------------- screens
+
+
+def test_a_display_token_sees_only_its_branch(relay: RelayServer) -> None:
+    url = f"{relay.url}/v1/branches/{BRANCH_A}/calls"
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert httpx.get(url, headers={"Authorization": f"Bearer {TOKEN_B}"}).status_code == 403
+    screen_b = SseReader(relay.url, BRANCH_B, TOKEN_B).start_connected()
+    assert post(relay.url, call_body("A-1", "c-1", branch=BRANCH_A)).status_code == 201
+    assert screen_b.nothing_more()
+
+
+def test_last_event_id_replays_what_the_screen_missed(relay: RelayServer) -> None:
+    ids = [post(relay.url, call_body(f"A-{i:03d}", f"c-{i}")).json()["id"] for i in range(5)]
+    screen = SseReader(relay.url, BRANCH_A, TOKEN_A, last_id=str(ids[1])).start_connected()
+    got = screen.take(3)
+    assert [i for i, _ in got] == ids[2:]
+    assert [d["ticketId"] for _, d in got] == ["A-002", "A-003", "A-004"]
+    assert post(relay.url, call_body("A-005", "c-5")).status_code == 201
+    assert screen.take(1)[0][1]["ticketId"] == "A-005"
+
+
+def test_a_fresh_screen_gets_the_days_last_calls(tmp_path: Path) -> None:
+    with RelayServer(settings(tmp_path, history=3)) as relay:
+        for i in range(6):
+            assert post(relay.url, call_body(f"A-{i:03d}", f"c-{i}")).status_code == 201
+        screen = SseReader(relay.url, BRANCH_A, TOKEN_A).start_connected()
+        got = screen.take(3)
+        assert [d["ticketId"] for _, d in got] == ["A-003", "A-004", "A-005"]
+        assert [i for i, _ in got] == sorted(i for i, _ in got)
+        assert screen.nothing_more()
+
+
+def test_a_quiet_stream_gets_keep_alive_comments(tmp_path: Path) -> None:
+    with RelayServer(settings(tmp_path, keepalive_s=0.1)) as relay:
+        screen = SseReader(relay.url, BRANCH_A, TOKEN_A).start_connected()
+        time.sleep(0.6)
+        assert ": keep-alive" in screen.comments
+        assert 'relay_screens{branch="652720d479497a1b62df288b"} 1.0' in \
+            httpx.get(relay.url + "/metrics").text
+
+
+def test_a_slow_screen_is_dropped_and_the_others_get_everything() -> None:
+    hub = Hub()
+    slow, fast = Screen("b", buffer=3), Screen("b", buffer=100)
+    hub.add(slow)
+    hub.add(fast)
+    events = [Event(i, "b", "{}", 0.0) for i in range(1, 11)]
+    for ev in events:
+        hub.publish("b", [ev])
+        while not fast.queue.empty():  # the fast screen reads as calls come
+            assert fast.queue.get_nowait() == ev
+    assert slow.dropped
+    assert slow.queue.get_nowait() is None  # its stream ends; it resumes with Last-Event-ID
+
+
+def test_healthz(relay: RelayServer) -> None:
+    r = httpx.get(relay.url + "/healthz")
+    assert r.status_code == 200
+    assert r.json() == {"ok": True, "store": "sqlite"}
+
+
+# --------------------------------------------------------------------------- durability
+
+
+def _write_config(tmp_path: Path, **relay: object) -> Path:
+    secret = write_private(tmp_path / "webhook-secret", SECRET.decode() + "\n")
+    token = write_private(tmp_path / "display-a", TOKEN_A + "\n")
+    section = {"webhook_secret_file": str(secret),
+               "displays": [{"branch": BRANCH_A, "token_file": str(token)}], **relay}
+    cfg = {"branch": BRANCH_A, "kiosk": {"id": "relay-1", "data_dir": str(tmp_path / "data"),
+                                         "timezone": "America/Santiago"},
+           "relay": section}
+    path = tmp_path / "kiosk.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_a_stored_call_survives_kill_9(tmp_path: Path) -> None:
+    config = _write_config(tmp_path)
+    with relay_process(config) as proc:
+        r = post(proc.url, call_body("A-042", "call-1"))
+        assert r.status_code == 201
+        first_id = r.json()["id"]
+        proc.kill()
+    assert (tmp_path / "data" / "relay.sqlite3").exists()
+    with relay_process(config) as proc:
+        screen = SseReader(proc.url, BRANCH_A, TOKEN_A, last_id="0").start_connected()
+        [(ev_id, data)] = screen.take(1)
+        assert (ev_id, data["ticketId"]) == (first_id, "A-042")
+        # still a duplicate after the restart; the next call gets a later id
+        assert post(proc.url, call_body("A-042", "call-1")).status_code == 200
+        assert post(proc.url, call_body("A-043", "call-2")).json()["id"] > first_id
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_settings_from_the_kiosk_file(tmp_path: Path) -> None:
+    s = load_settings(_write_config(tmp_path, listen="0.0.0.0:9000", history=5))
+    assert s.secrets == (SECRET,)
+    assert s.displays == {TOKEN_A: BRANCH_A}
+    assert (s.host, s.port, s.history) == ("0.0.0.0", 9000, 5)
+    assert s.sqlite_path == tmp_path / "data" / "relay.sqlite3"
+    assert s.timezone == "America/Santiago"
+    assert SECRET.decode() not in repr(s) and TOKEN_A not in repr(s)
+
+
+def test_a_secret_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    config = _write_config(tmp_path)
+    (tmp_path / "webhook-secret").chmod(0o644)
+    with pytest.raises(RelayConfigError) as err:
+        load_settings(config)
+    assert "relay.webhook_secret_file" in str(err.value)
+    assert "chmod 600" in str(err.value)
+    assert SECRET.decode() not in str(err.value)
+
+
+@pytest.mark.parametrize(("relay", "key"), [
+    ({"listen": "nowhere"}, "relay.listen"),
+    ({"store": "mysql://x"}, "relay.store"),
+    ({"histroy": 3}, "relay.histroy"),
+    ({"displays": [{"branch": "a b", "token_file": "/x"}]}, "relay.displays[0].branch"),
+])
+def test_a_bad_relay_section_names_the_key(tmp_path: Path, relay: dict[str, object],
+                                           key: str) -> None:
+    with pytest.raises(RelayConfigError) as err:
+        load_settings(_write_config(tmp_path, **relay))
+    assert f"kiosk.yaml: {key}:" in str(err.value)
+
+
+def test_no_public_address_without_a_secret(tmp_path: Path) -> None:
+    s = dataclasses.replace(load_settings(_write_config(tmp_path)), secrets=(), host="0.0.0.0")
+    with pytest.raises(RelayConfigError, match="only a loopback address"):
+        check_listen(s, "kiosk.yaml")
+    check_listen(dataclasses.replace(s, host="127.0.0.1"), "kiosk.yaml")
+
+
+def test_kiosk_relay_refuses_a_public_address_without_a_secret(tmp_path: Path) -> None:
+    cfg = tmp_path / "kiosk.yaml"
+    cfg.write_text(yaml.safe_dump({"branch": BRANCH_A, "kiosk": {"id": "r"},
+                                   "relay": {"listen": "0.0.0.0:8787"}}), encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "kiosk", "--config", str(cfg), "relay"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "relay.webhook_secret_file" in proc.stderr
+    assert "0.0.0.0" in proc.stderr
+
+
+def test_the_kiosk_config_accepts_a_relay_section(tmp_path: Path) -> None:
+    from kiosk.config import load_config
+    cfg = load_config(_write_config(tmp_path))
+    assert cfg.relay is not None and "displays" in cfg.relay
+
+
+# --------------------------------------------------------------------------- contract
+
+
+def test_the_template_renders_a_call_the_relay_accepts() -> None:
+    import pybars
+
+    t = template()
+    ctx = {"call": {"id": "64f0c0ffee", "ticketId": "A-042"},
+           "branch": {"id": BRANCH_A, "label": "Sucursal \"Providencia\""},
+           "segment": {"id": "q1", "name": "Atención & cuentas"},
+           "poc": {"id": "p3", "label": "Cabina <3>"}, "integrationData": {"lang": "pt"},
+           "secrets": {"kioskWebhookSecret": SECRET.decode()}}
+
+    def hmac_helper(this: object, data: object, secret: object, *_: object) -> str:
+        import hashlib
+        import hmac
+        return hmac.new(str(secret).encode(), str(data).encode(), hashlib.sha256).hexdigest()
+
+    compiler = pybars.Compiler()
+    body = compiler.compile(t["body"])(ctx, helpers={"hmac": hmac_helper})
+    header = compiler.compile(t["headers"]["X-Kiosk-Signature"])(ctx, helpers={"hmac": hmac_helper})
+    call = parse(body.encode())
+    assert (call.poc.label, call.queue.name, call.branch.label) == \
+        ("Cabina <3>", "Atención & cuentas", 'Sucursal "Providencia"')
+    assert call.lang() == "pt"
+    assert header == "sha256=" + field_signature(SECRET, BRANCH_A, "A-042", "Atención & cuentas",
+                                                 "Cabina <3>", "64f0c0ffee")
+    assert set(SCHEMA["required"]) <= set(json.loads(body))
+
+
+def test_kiosk_webhook_template_prints_it() -> None:
+    from io import StringIO
+
+    from kiosk.cli import main
+    out = StringIO()
+    assert main(["webhook-template"], out=out) == 0
+    text = out.getvalue()
+    assert "X-Kiosk-Signature: sha256={{hmac call.id" in text
+    assert '"ticketId": "{{call.ticketId}}"' in text
+    out = StringIO()
+    assert main(["webhook-template", "--json"], out=out) == 0
+    assert json.loads(out.getvalue())["method"] == "POST"

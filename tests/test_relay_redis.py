@@ -1,0 +1,124 @@
+"""Two relay replicas on one real Redis (``redis-server``, started here on a free
+loopback port): a call received by one reaches the screens of the other, a repeated
+delivery to either is one call, ids stay ordered per branch."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from kiosk.relay import RelayServer, RelaySettings
+from kiosk.relay.server import free_port
+from tests.relay_helpers import (
+    BRANCH_A,
+    BRANCH_B,
+    SECRET,
+    TOKEN_A,
+    TOKEN_B,
+    SseReader,
+    call_body,
+    post,
+)
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server for this module (packaging/dev.sh installs it)."""
+    exe = shutil.which("redis-server")
+    assert exe, "redis-server is not installed (packaging/dev.sh test installs it as root)"
+    port = free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(folder)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            assert proc.poll() is None and time.monotonic() < deadline, "redis did not start"
+            time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def replicas(redis_url: str, tmp_path: Path) -> Iterator[tuple[RelayServer, RelayServer]]:
+    redis.Redis.from_url(redis_url).flushdb()
+    base = RelaySettings(secrets=(SECRET,), displays={TOKEN_A: BRANCH_A, TOKEN_B: BRANCH_B},
+                         store=redis_url, sqlite_path=tmp_path / "unused.sqlite3")
+    with RelayServer(base) as a, RelayServer(dataclasses.replace(base, history=3)) as b:
+        yield a, b
+
+
+def test_a_call_received_by_one_replica_reaches_a_screen_on_the_other(
+        replicas: tuple[RelayServer, RelayServer]) -> None:
+    a, b = replicas
+    on_b = SseReader(b.url, BRANCH_A, TOKEN_A).start_connected()
+    on_a = SseReader(a.url, BRANCH_A, TOKEN_A).start_connected()
+    r = post(a.url, call_body("A-042", "call-1", poc="Cabina 3"))
+    assert r.status_code == 201
+    [(id_b, data_b)] = on_b.take(1)
+    [(id_a, data_a)] = on_a.take(1)
+    assert id_a == id_b == r.json()["id"]
+    assert data_b["ticketId"] == "A-042" and data_b["poc"] == {"label": "Cabina 3"}
+    assert data_a == data_b
+
+
+def test_a_duplicate_sent_to_the_other_replica_is_one_call(
+        replicas: tuple[RelayServer, RelayServer]) -> None:
+    a, b = replicas
+    screen = SseReader(b.url, BRANCH_A, TOKEN_A).start_connected()
+    body = call_body("A-042", "call-1")
+    assert post(a.url, body).status_code == 201
+    assert post(b.url, body).status_code == 200
+    assert post(b.url, call_body("A-042", "call-other")).status_code == 200  # same ticket, day
+    assert len(screen.take(1)) == 1
+    assert screen.nothing_more(1.0)
+    assert "relay_duplicates_total 2.0" in httpx.get(b.url + "/metrics").text
+
+
+def test_ids_are_ordered_per_branch_across_replicas_and_replay_works(
+        replicas: tuple[RelayServer, RelayServer]) -> None:
+    a, b = replicas
+    ids = []
+    for i in range(6):
+        target = a if i % 2 else b
+        r = post(target.url, call_body(f"A-{i:03d}", f"c-{i}"))
+        assert r.status_code == 201
+        ids.append(r.json()["id"])
+    assert ids == sorted(ids) and len(set(ids)) == 6
+    other = post(a.url, call_body("Z-001", "z-1", branch=BRANCH_B)).json()["id"]
+    assert other == 1  # each branch counts on its own
+    replay = SseReader(a.url, BRANCH_A, TOKEN_A, last_id=str(ids[2])).start_connected()
+    assert [d["ticketId"] for _, d in replay.take(3)] == ["A-003", "A-004", "A-005"]
+    fresh = SseReader(b.url, BRANCH_A, TOKEN_A).start_connected()  # history=3 on b
+    assert [i for i, _ in fresh.take(3)] == ids[3:]
+    assert fresh.nothing_more()
+
+
+def test_without_redis_webhooks_get_503_so_the_provider_retries(tmp_path: Path) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    settings = RelaySettings(secrets=(SECRET,), displays={TOKEN_A: BRANCH_A}, store=dead,
+                             sqlite_path=tmp_path / "unused.sqlite3")
+    with RelayServer(settings) as relay:
+        assert post(relay.url, call_body()).status_code == 503
+        assert httpx.get(relay.url + "/healthz").status_code == 503
+        r = httpx.get(f"{relay.url}/v1/branches/{BRANCH_A}/calls",
+                      headers={"Authorization": f"Bearer {TOKEN_A}"})
+        assert r.status_code == 503
