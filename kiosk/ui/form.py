@@ -460,7 +460,7 @@ class FormScreen(KioskScreen):
         elif current is self.ids.send or (fields and current is fields[-1]) or not fields:
             self.send()
         elif isinstance(current, OptionButton):
-            current.activate()
+            self._option(current)
         else:
             self.move(1)
 
@@ -470,14 +470,11 @@ class FormScreen(KioskScreen):
         if key == K_TAB:
             self.move(-1 if "shift" in modifiers else 1)
             return True
-        if key in (K_ENTER, K_KP_ENTER):
-            if isinstance(current, OptionButton):
-                current.activate()
-            else:
-                self.enter()
+        if key in (K_ENTER, K_KP_ENTER, K_SPACE) and isinstance(current, OptionButton):
+            self._option(current)  # at once: the next key may already move on
             return True
-        if key == K_SPACE and isinstance(current, OptionButton):
-            current.activate()
+        if key in (K_ENTER, K_KP_ENTER):
+            self.enter()
             return True
         return False
 
