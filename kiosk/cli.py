@@ -15,7 +15,8 @@
                    --webhook-secret-file FILE]
     kiosk [--config PATH] relay [--host H] [--port P]   the calling relay (kiosk.relay)
     kiosk webhook-template [--json]              the provider webhook template to paste
-    kiosk demo [--headless] [--mode kiosk|tablet]   the UI (or a morning) against the mock
+    kiosk demo [--headless] [--mode kiosk|tablet|display]   the UI (or a morning) against
+                                                 the mock, its calls through a relay
     kiosk hash-pin                               hash an admin PIN for ui.admin_pin_hash
 
 ``run`` and ``demo`` start the kiosk's core in a process of its own (``kiosk core``,
@@ -143,8 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="the kiosk against the built-in mock API")
     d.add_argument("--headless", action="store_true", help="no screen: play a morning in the lobby")
-    d.add_argument("--mode", choices=("kiosk", "tablet"), default="kiosk",
-                   help="the lobby kiosk (portrait) or the greeter's tablet (landscape)")
+    d.add_argument("--mode", choices=("kiosk", "tablet", "display"), default="kiosk",
+                   help="the lobby kiosk (portrait), the greeter's tablet (landscape) or "
+                        "the calling screen (a lobby TV, customers arriving by themselves)")
     d.add_argument("--smoke", action="store_true",
                    help="exit once the first frame with live queues is drawn (checks a build)")
     d.add_argument("--data-dir", metavar="DIR", type=Path,
@@ -451,7 +453,7 @@ def cmd_hash_pin(out: TextIO) -> int:
     import getpass
 
     from kiosk.service.admin import hash_pin
-    pin = getpass.getpass("admin PIN (4-12 digits): ") if sys.stdin.isatty() \
+    pin = getpass.getpass("admin PIN (6-12 digits): ") if sys.stdin.isatty() \
         else sys.stdin.readline().strip()
     try:
         print(hash_pin(pin), file=out)
@@ -480,7 +482,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         from kiosk.service.spawn import start_core
         core = ["-v"] * args.verbose + (["--config", args.config] if args.config else [])
         if args.command == "demo":
-            core += ["--demo"] + (["--data-dir", str(args.data_dir)] if args.data_dir else [])
+            core += ["--demo", "--demo-mode", args.mode] + (
+                ["--data-dir", str(args.data_dir)] if args.data_dir else [])
         args.core = start_core(core)
     import asyncio
     try:

@@ -178,6 +178,24 @@ class NumberingConfig(_Model):
         return v
 
 
+def _is_pin_hash(value: str) -> bool:
+    """Whether ``value`` reads like ``kiosk hash-pin``'s output (checked at load: a broken
+    hash would otherwise surface only when staff first enter the PIN)."""
+    import base64
+    import binascii
+    parts = value.split("$")
+    if len(parts) != 4 or parts[0] != "pbkdf2_sha256" or not parts[1].isdigit():
+        return False
+    if not 100_000 <= int(parts[1]) <= 10_000_000:  # too weak, or minutes per check
+        return False
+    try:
+        salt = base64.urlsafe_b64decode(parts[2].encode("ascii"))
+        digest = base64.urlsafe_b64decode(parts[3].encode("ascii"))
+    except (binascii.Error, ValueError):
+        return False
+    return len(salt) >= 8 and len(digest) == 32
+
+
 class UiConfig(_Model):
     """Screens and the queue monitor."""
 
@@ -200,6 +218,14 @@ class UiConfig(_Model):
     calls: bool = False
     """Show a "now calling" strip on the kiosk's home screen, from the relay's stream
     (needs the ``calls`` section)."""
+
+    @field_validator("admin_pin_hash")
+    @classmethod
+    def _pin_hash(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not _is_pin_hash(v.get_secret_value()):
+            raise ValueError("a hash printed by `kiosk hash-pin` (pbkdf2_sha256$iterations"
+                             "$salt$hash)")
+        return v
 
     @field_validator("brand_color", "accent_color")
     @classmethod
@@ -450,7 +476,9 @@ def _describe(err: Mapping[str, Any], model: type[BaseModel]) -> str:
     msg = str(err.get("msg", "invalid value"))
     msg = msg.removeprefix("Value error, ")
     value = err.get("input")
-    if kind not in ("model_type",) and isinstance(value, str | int | float | bool):
+    secret = err.get("loc", ())[-1:] in (("admin_pin_hash",),)  # may hold a pasted PIN
+    if kind not in ("model_type",) and isinstance(value, str | int | float | bool) \
+            and not secret:
         msg += f" (got {value!r})"
     return msg
 

@@ -15,11 +15,15 @@ class Redact(logging.Filter):
 
     def __init__(self, *secrets: str) -> None:
         super().__init__()
+        self._raw: set[str] = set(secrets)
         self.secrets = all_forms(*secrets)
+        """Every form of every secret, longest first."""
 
     def add(self, *secrets: str) -> None:
         """Redact these secrets too."""
-        self.secrets = all_forms(*secrets, *self.secrets)
+        if not set(secrets) <= self._raw:
+            self._raw.update(secrets)
+            self.secrets = all_forms(*self._raw)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.secrets:
@@ -41,6 +45,12 @@ class Redact(logging.Filter):
 
 _REDACT = Redact()
 """The one redaction filter on every handler :func:`setup_logging` installs."""
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every secret :func:`protect` was given blotted out (for what leaves
+    the process other than by logging: the link to the UI, the status file)."""
+    return scrub(text, _REDACT.secrets) if _REDACT.secrets else text
 
 
 def protect(*secrets: str) -> None:

@@ -29,7 +29,7 @@ if [ "$LIVE" = yes ] && [ "$(id -u)" != 0 ]; then
 fi
 
 PACKAGES=(python3 python3-venv cage xwayland libgl1 libegl1 libgles2 libmtdev1
-          libsdl2-2.0-0 libusb-1.0-0 cups-client)
+          libsdl2-2.0-0 libusb-1.0-0 cups-client espeak-ng)  # espeak-ng: a calling screen's voice
 
 # 1. system packages
 if [ "$LIVE" = yes ]; then
@@ -53,7 +53,7 @@ if [ "$LIVE" = yes ]; then
         say "unchanged" "user kiosk"
     else
         useradd --system --home-dir /var/lib/kiosk --shell /usr/sbin/nologin \
-                --groups video,input,render,lp,dialout kiosk
+                --groups video,input,render,lp,dialout,audio kiosk
         say "created" "user kiosk"
     fi
 else

@@ -68,11 +68,11 @@ def display_config(tmp_path: Path, url: str, **calls: Any) -> Any:
 Scenario = Callable[[Any, CallFeed], Awaitable[None]]
 
 
-async def run_display(config: Any, scenario: Scenario) -> None:
+async def run_display(config: Any, scenario: Scenario, backoff: Backoff = FAST) -> None:
     """The calling screen on this loop, its core served in-process over a real link."""
     from kiosk.ui.run import run_ui
     errors: list[BaseException] = []
-    feed = CallFeed.from_config(config, SecretStr(TOKEN), backoff=FAST)
+    feed = CallFeed.from_config(config, SecretStr(TOKEN), backoff=backoff)
     core, served = await serve_display_in_process(config, feed)
 
     async def driver(app: Any) -> None:
@@ -91,6 +91,16 @@ async def run_display(config: Any, scenario: Scenario) -> None:
         await feed.aclose()
     if errors:
         raise errors[0]
+
+
+async def screenshot(name: str) -> Path:
+    """A screenshot of what is on screen now: the window is drawn twice first, since a
+    window that has nothing new to draw keeps an older frame in the buffer read back."""
+    from kivy.core.window import Window
+    for _ in range(2):
+        Window.canvas.ask_update()
+        await d.frames(1)
+    return await d.screenshot(name)
 
 
 def wav_frames(path: Path) -> int:
@@ -118,21 +128,21 @@ async def test_the_display_shows_and_says_each_call(tmp_path: Path) -> None:
                                                       "A-038"]
             assert app.announcer.spoken == []  # the morning is listed, not read out again
             assert app.branch == "Sucursal Providencia"
-            await d.screenshot("display-es-calls")
+            await screenshot("display-es-calls")
             relay.push("A-042", "Cabina 3", lang="pt", queue="Atención a clientes")
             await d.until(lambda: screen.ticket == "A-042", what="the new call")
             await d.until(lambda: screen.flash > 0.5, what="the flash")
             from kiosk.ui.calling import stop_flash
             stop_flash(screen)  # held at its brightest for the picture
             screen.flash = 1.0
-            await d.screenshot("display-es-new-call-flash")
+            await screenshot("display-es-new-call-flash")
             screen.flash = 0.0
             await d.until(lambda: app.announcer.spoken, timeout=20, what="the announcement")
             said = app.announcer.spoken[0]
             assert said.ticket_id == "A-042" and said.voice == "pt-br"  # the ticket's language
             assert said.text == "Senha A 0 42, Cabina 3."
             assert wav_frames(said.wav) > 0
-            await d.screenshot("display-es-new-call")
+            await screenshot("display-es-new-call")
             await d.key(27)  # Escape: refused
             from kivy.core.window import Window
             assert Window.dispatch("on_request_close") is True
@@ -141,7 +151,7 @@ async def test_the_display_shows_and_says_each_call(tmp_path: Path) -> None:
             relay.refuse_with = 503
             await d.until(lambda: not screen.connected, what="the marker")
             assert screen.ticket == "A-042" and len(screen.earlier) == 5
-            await d.screenshot("display-es-relay-gone")
+            await screenshot("display-es-relay-gone")
             # it comes back: the screen resumes where it left off
             relay.push("D-001", "Cabina 6", lang="en")
             relay.refuse_with = None
@@ -181,63 +191,147 @@ async def test_speech_never_blocks_a_frame(tmp_path: Path) -> None:
 
 
 async def test_the_kiosk_strip_and_journal_record_its_tickets_calls(tmp_path: Path) -> None:
-    """The kiosk's home shows "now calling" from the same stream, and its journal records
-    when its own tickets were called (kiosk window: no process of its own)."""
+    """The demo's loop on the kiosk: a tap, a ticket; the mock's agent takes it, the
+    webhook reaches the relay, the kiosk's core reads the call off the relay's stream
+    (all real HTTP over loopback); the home's "now calling" strip shows it and the
+    journal records when and where this kiosk's ticket was called (kiosk window)."""
+    from kiosk.service.demo import BRANCH as DEMO_BRANCH
     from kiosk.service.demo import demo_runtime
+    from kiosk.service.demo_calls import demo_relay
     from kiosk.service.link import CoreServer, RemoteCore
     from kiosk.ui.run import run_ui
 
-    errors: list[BaseException] = []
-    async with SseStub(BRANCH, TOKEN) as relay, demo_runtime(tmp_path) as (rt, _mock):
-        from kiosk.config import CallsConfig
-        rt.config = rt.config.model_copy(update={
-            "calls": CallsConfig(url=relay.url, token_file=tmp_path / "unused"),
-            "ui": rt.config.ui.model_copy(update={"calls": True})})
-        ui_end, core_end = socket.socketpair()
-        server = await CoreServer.connect(core_end)
-        feed = open_call_feed(server, rt, SecretStr(TOKEN), backoff=FAST)
-        served = asyncio.ensure_future(server.serve(rt))
-        core = await RemoteCore.connect(ui_end)
+    from .relay_helpers import call_body, post, sign
 
-        async def driver(app: Any) -> None:
+    errors: list[BaseException] = []
+    with demo_relay(tmp_path, DEMO_BRANCH, "America/Santiago") as relay:
+        secret = relay.secret_file.read_text().strip().encode()
+        async with demo_runtime(tmp_path, relay=relay) as (rt, _mock):
+            ui_end, core_end = socket.socketpair()
+            server = await CoreServer.connect(core_end)
+            feed = open_call_feed(server, rt, relay.token, backoff=FAST)
+            served = asyncio.ensure_future(server.serve(rt))
+            core = await RemoteCore.connect(ui_end)
+
+            async def driver(app: Any) -> None:
+                try:
+                    await d.until(lambda: app.root is not None
+                                  and rt.monitor.snapshot.fetched_at is not None,
+                                  what="queues")
+                    await d.frames(3)
+                    strip = app.screen("home").ids.strip
+                    await d.until(lambda: core.calls_connected, what="the relay's stream")
+                    assert not strip.active  # nothing called yet: no band
+                    card = next(c for c in app.screen("home").cards if c.queue_id == ATENCION)
+                    await d.tap(card)
+                    await d.until(lambda: app.sm.current == "ticket", what="ticket")
+                    number = app.screen("ticket").number
+                    await d.tap(app.screen("ticket").ids.done)
+                    await d.until(lambda: strip.latest.startswith(f"{number} → Cabina "),
+                                  timeout=20, what="the agent's call on the strip")
+                    await d.until(lambda: rt.journal.calls_of(number), what="journalled")
+                    [(poc, _)] = rt.journal.calls_of(number)
+                    assert strip.latest == f"{number} → {poc}"
+                    # another kiosk's ticket is shown, not journalled here
+                    body = call_body("Z-900", "call-z", DEMO_BRANCH, "Cabina 9", lang="es")
+                    assert (await asyncio.to_thread(
+                        post, relay.url, body, sign(body, secret))).status_code < 300
+                    await d.until(lambda: strip.latest == "Z-900 → Cabina 9", what="Z-900")
+                    assert strip.others == f"{number} → {poc}"
+                    await d.until(lambda: strip.flash > 0, what="the flash")
+                    await d.until(lambda: strip.flash == 0, what="the flash's end")
+                    await screenshot("kiosk-es-home-now-calling")
+                    assert rt.journal.calls_of("Z-900") == []
+                    assert len(rt.journal.call_waits()) == 1
+                    summary = rt.admin_summary(rt.printer.last_status)
+                    assert "Calls today: 1 called, median" in summary
+                    assert relay.token.get_secret_value() not in summary
+                except BaseException as exc:
+                    errors.append(exc)
+                finally:
+                    app.stop()
             try:
-                await d.until(lambda: app.root is not None
-                              and rt.monitor.snapshot.fetched_at is not None, what="queues")
-                await d.frames(3)
-                strip = app.screen("home").ids.strip
-                assert not strip.active  # nothing called yet: no band
-                card = next(c for c in app.screen("home").cards if c.queue_id == ATENCION)
-                await d.tap(card)
-                await d.until(lambda: app.sm.current == "ticket", what="ticket")
-                number = app.screen("ticket").number
-                await d.tap(app.screen("ticket").ids.done)
-                relay.push("Z-900", "Cabina 2")  # another kiosk's ticket
-                relay.push(number, "Cabina 3")
-                await d.until(lambda: strip.latest == f"{number} → Cabina 3", what="strip")
-                assert strip.others == "Z-900 → Cabina 2"
-                await d.until(lambda: rt.journal.calls_of(number), what="journalled")
-                await d.until(lambda: strip.flash > 0.5, what="the flash")
-                await d.until(lambda: strip.flash == 0, what="the flash's end")
-                await d.screenshot("kiosk-es-home-now-calling")
-                assert [p for p, _ in rt.journal.calls_of(number)] == ["Cabina 3"]
-                assert rt.journal.calls_of("Z-900") == []  # not ours: not journalled
-                assert len(rt.journal.call_waits()) == 1
-                relay.drop()  # a replay after a reconnect is one call, not two
-                await d.until(lambda: len(relay.requests) >= 2 and relay.connected,
-                              what="reconnected")
-                await d.frames(5)
-                assert len(rt.journal.calls_of(number)) == 1
-                assert "Ticket to call today: 1 called, median" in rt.admin_summary(
-                    rt.printer.last_status)
-                assert TOKEN not in rt.admin_summary(rt.printer.last_status)
-            except BaseException as exc:
-                errors.append(exc)
+                assert await run_ui(core, mode="kiosk", fullscreen=False, on_app=driver) == 0
+                await asyncio.wait_for(served, 10)
             finally:
-                app.stop()
-        try:
-            assert await run_ui(core, mode="kiosk", fullscreen=False, on_app=driver) == 0
-            await asyncio.wait_for(served, 10)
-        finally:
-            await feed.aclose()
+                await feed.aclose()
     if errors:
         raise errors[0]
+
+
+async def test_the_display_calls_through_the_real_relay(tmp_path: Path) -> None:
+    """The calling screen against `kiosk relay` in its own process (real HTTP over
+    loopback): the day's last calls on connecting; a call by webhook shown and said; the
+    relay killed (kill -9): the calls stay, the marker shows; the relay back: the screen
+    resumes with Last-Event-ID (the new relay gives a fresh screen nothing, history 0, so
+    only Last-Event-ID can bring the call it missed)."""
+    if in_a_window_of_its_own("test_the_display_calls_through_the_real_relay"):
+        return
+    import yaml
+
+    from kiosk.relay.server import free_port, relay_process
+
+    from .relay_helpers import SECRET, call_body, post, write_private
+    secret = write_private(tmp_path / "webhook-secret", SECRET.decode())
+    token = write_private(tmp_path / "relay-token", TOKEN)
+
+    def relay_config(history: int) -> Path:
+        path = tmp_path / "relay.yaml"
+        path.write_text(yaml.safe_dump({
+            "branch": BRANCH, "kiosk": {"id": "relay-1", "data_dir": str(tmp_path / "r")},
+            "relay": {"webhook_secret_file": str(secret), "history": history,
+                      "displays": [{"branch": BRANCH, "token_file": str(token)}]}}))
+        return path
+
+    port = free_port()
+    first = relay_process(relay_config(history=10), port=port)
+    proc = first.__enter__()
+    try:
+        for n, (ticket, poc) in enumerate([("A-040", "Cabina 1"), ("A-041", "Cabina 2")]):
+            assert post(proc.url, call_body(ticket, f"c{n}", BRANCH, poc)).status_code < 300
+
+        async def scenario(app: Any, feed: CallFeed) -> None:
+            screen = app.screen("home")
+            await d.until(lambda: screen.ticket == "A-041", what="the day's last calls")
+            assert [r[0] for r in screen.earlier] == ["A-040"]
+            body = call_body("A-042", "c2", BRANCH, "Cabina 3", lang="en")
+            assert (await asyncio.to_thread(post, proc.url, body)).status_code < 300
+            await d.until(lambda: screen.ticket == "A-042", what="the webhook's call")
+            await d.until(lambda: app.announcer.spoken, timeout=20, what="the announcement")
+            said = app.announcer.spoken[-1]
+            assert said.text == "Number A 0 42, Cabina 3." and said.voice == "en-us"
+            assert wav_frames(said.wav) > 0
+            await screenshot("display-es-real-relay")
+            await asyncio.to_thread(proc.kill)  # kill -9
+            await d.until(lambda: not screen.connected, what="the marker")
+            assert screen.ticket == "A-042" and len(screen.earlier) == 2
+            second = relay_process(relay_config(history=0), port=port)
+            again = await asyncio.to_thread(second.__enter__)
+            try:
+                body = call_body("B-001", "c3", BRANCH, "Cabina 4", lang="es")
+                assert (await asyncio.to_thread(post, again.url, body)).status_code < 300
+                feed.reconnect_now()
+                await d.until(lambda: screen.connected and screen.ticket == "B-001",
+                              timeout=20, what="the call missed while away")
+                assert [r[0] for r in screen.earlier] == ["A-042", "A-041", "A-040"]
+            finally:
+                await asyncio.to_thread(second.__exit__, None, None, None)
+        slow = Backoff(initial_s=60, max_s=60, jitter=0.0, refused_s=60)  # reconnect on cue
+        await run_display(display_config(tmp_path, proc.url), scenario, backoff=slow)
+    finally:
+        first.__exit__(None, None, None)
+
+
+def test_the_demo_closes_the_loop_on_a_calling_screen(tmp_path: Path) -> None:
+    """`kiosk demo --mode display`: nothing to configure; customers take tickets, the
+    mock's agents call them, the webhook goes through the relay, and the calling screen
+    (its own process, beside its core) shows the call."""
+    p = subprocess.run([sys.executable, "-m", "kiosk", "demo", "--mode", "display", "--smoke",
+                        "--data-dir", str(tmp_path / "d")], capture_output=True, text=True,
+                       timeout=180, cwd=REPO,
+                       env=dict(os.environ, KIVY_HOME=str(tmp_path / "kivy")))
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "first call on screen after" in p.stdout and " → Cabina " in p.stdout
+    assert "calls through the relay at http://127.0.0.1:" in p.stdout
+    token = (tmp_path / "d" / "relay" / "display-token").read_text().strip()
+    assert token not in p.stdout + p.stderr

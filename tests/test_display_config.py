@@ -155,3 +155,35 @@ async def test_the_core_process_of_a_display_sends_calls_and_no_secret(tmp_path:
             await core.aclose()
             assert await asyncio.to_thread(proc.wait, 30) == 0
     assert raw and not any(b"tok-core-789" in line for line in raw)
+
+
+async def test_a_displays_staff_screen_needs_the_pin_and_shows_no_token(tmp_path: Path) -> None:
+    from kiosk.service.admin import hash_pin
+    from kiosk.service.callfeed import Backoff, CallFeed
+    from kiosk.service.display import serve_display_in_process
+    from kiosk.service.link import CoreUnavailable
+
+    from .sse_stub import SseStub
+    token = tmp_path / "token"
+    token.write_text("tok-staff-321\n")
+    token.chmod(0o600)
+    async with SseStub("652720d479497a1b62df288b", "tok-staff-321") as relay:
+        text = DISPLAY.format(data=tmp_path, url=relay.url, token=token)
+        text += f"ui: {{admin_pin_hash: '{hash_pin('246810')}'}}\n"
+        cfg = load_config(write(tmp_path, text))
+        feed = CallFeed.from_config(cfg, load_display_token(cfg, "display.yaml"),
+                                    backoff=Backoff(initial_s=0.05))
+        core, served = await serve_display_in_process(cfg, feed)
+        try:
+            await core.ready()
+            with pytest.raises(CoreUnavailable, match="not allowed"):
+                await core.admin("refresh", "es")
+            assert (await core.check_pin("111111"))[0] is False
+            assert (await core.check_pin("246810"))[0] is True
+            note, info = await core.admin("test_print", "es")
+            assert note == "A display has no printer" and f"Relay {relay.url}" in info
+            assert "tok-staff-321" not in info
+        finally:
+            await core.aclose()
+            await served
+            await feed.aclose()

@@ -102,7 +102,8 @@ async def test_the_ui_gets_views_tickets_and_the_paper_and_nothing_secret(
         assert await asyncio.wait_for(r.printing, 10) == (True, "")
         assert (tmp_path / "tickets" / f"{r.ticket_id}.bin").exists()
 
-        assert not await core.check_pin("9999") and await core.check_pin("1234")
+        assert (await core.check_pin("999999"))[0] is False
+        assert (await core.check_pin("123456"))[0] is True
         note, info = await core.admin("refresh", "es")
         assert note == "" and "Printer" in info
         await core.aclose()

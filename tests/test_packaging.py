@@ -219,6 +219,8 @@ def write_config(path: Path, cfg: Config, **changes: dict[str, object]) -> Path:
     """``cfg`` as a YAML file, with some sections changed."""
     import yaml
     data = cfg.model_dump(mode="json", exclude_none=True)
+    if cfg.ui.admin_pin_hash is not None:  # dumped as stars
+        data["ui"]["admin_pin_hash"] = cfg.ui.admin_pin_hash.get_secret_value()
     for section, values in changes.items():
         if isinstance(data.get(section), dict):
             data[section].update(values)
@@ -261,8 +263,9 @@ async def test_reload_needing_a_restart_changes_nothing(
     """A branch (or kiosk id, numbering, printer, API) change is refused whole, with "needs
     a restart" on the staff screen and in the log: the queues shown and the tickets issued
     stay on one branch (before, a new branch reached issuing but not the monitor)."""
+    from kiosk.service.admin import hash_pin
     from kiosk.service.link import serve_in_process
-    cfg = config_factory()
+    cfg = config_factory(ui={"admin_pin_hash": hash_pin("123456", iterations=100_000)})
     rt = open_runtime(cfg, KEY, transport=httpx.ASGITransport(app=create_app(state)),
                       retry=FAST_RETRY)
     path = write_config(tmp_path / "kiosk.yaml", cfg,  # a live change rides along
@@ -271,6 +274,7 @@ async def test_reload_needing_a_restart_changes_nothing(
     core, served = await serve_in_process(rt, config_path=str(path))
     try:
         await core.ready()
+        assert (await core.check_pin("123456"))[0]
         note, _ = await core.admin("reload", "es")  # the staff screen's button
         assert "needs a restart" in note and next(iter(changes)) in note
         assert "needs a restart" in caplog.text

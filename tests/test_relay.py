@@ -271,8 +271,9 @@ def _write_config(tmp_path: Path, **relay: object) -> Path:
 
 
 @pytest.mark.slow
-def test_a_stored_call_survives_kill_9(tmp_path: Path) -> None:
-    config = _write_config(tmp_path)
+@pytest.mark.parametrize("sync", ["normal", "full"])
+def test_a_stored_call_survives_kill_9(tmp_path: Path, sync: str) -> None:
+    config = _write_config(tmp_path, sqlite_sync=sync)
     with relay_process(config) as proc:
         r = post(proc.url, call_body("A-042", "call-1"))
         assert r.status_code == 201
@@ -390,3 +391,37 @@ def test_kiosk_webhook_template_prints_it() -> None:
     out = StringIO()
     assert main(["webhook-template", "--json"], out=out) == 0
     assert json.loads(out.getvalue())["method"] == "POST"
+
+
+def test_the_published_schema_file_is_the_contract() -> None:
+    path = REPO / "kiosk" / "relay" / "webhook.schema.json"
+    assert json.loads(path.read_text(encoding="utf-8")) == SCHEMA
+
+
+def test_a_relay_only_file_needs_no_kiosk_keys(tmp_path: Path) -> None:
+    secret = write_private(tmp_path / "secret", SECRET.decode())
+    path = tmp_path / "relay.yaml"
+    path.write_text(yaml.safe_dump({"kiosk": {"data_dir": str(tmp_path)},
+                                    "relay": {"webhook_secret_file": str(secret)}}),
+                    encoding="utf-8")
+    s = load_settings(path)
+    assert (s.host, s.port, s.store, s.timezone) == ("127.0.0.1", 8787, "sqlite", "UTC")
+
+
+def test_secrets_signatures_and_tokens_never_reach_the_log(relay: RelayServer,
+                                                           caplog: pytest.LogCaptureFixture
+                                                           ) -> None:
+    caplog.set_level("DEBUG")
+    body = call_body("A-1", "c-1")
+    good = sign(body)["X-Kiosk-Signature"]
+    bad = "sha256=" + "ab" * 32
+    assert post(relay.url, body, {"X-Kiosk-Signature": bad}).status_code == 401
+    assert post(relay.url, body).status_code == 201
+    assert httpx.get(f"{relay.url}/v1/branches/{BRANCH_A}/calls",
+                     headers={"Authorization": f"Bearer {TOKEN_B}"}).status_code == 403
+    screen = SseReader(relay.url, BRANCH_A, TOKEN_A).start_connected()
+    screen.take(1)
+    text = caplog.text
+    assert "signature not valid" in text  # the refusal is logged, with its reason
+    for secret in (SECRET.decode(), good[7:], bad[7:], TOKEN_A, TOKEN_B):
+        assert secret not in text

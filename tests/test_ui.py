@@ -245,12 +245,12 @@ async def test_admin_with_the_pin(tmp_path: Path) -> None:
         await d.until(lambda: app.sm.current == "pin", what="PIN screen")
         await d.screenshot("kiosk-pin")
         pin = app.screen("pin")
-        for k in "9999":
+        for k in "999999":
             pin.press(k)
         pin.press("OK")
         await d.until(lambda: pin.note == "Wrong PIN", what="PIN refused")
         assert app.sm.current == "pin"
-        for k in "1234":
+        for k in "123456":
             await d.tap(next(b for b in pin.keys if b.text == k))
         await d.tap(next(b for b in pin.keys if b.text == "OK"))
         await d.until(lambda: app.sm.current == "admin", what="admin screen")
@@ -261,6 +261,12 @@ async def test_admin_with_the_pin(tmp_path: Path) -> None:
         assert (tmp_path / "tickets" / "print-test.png").exists()
         await d.screenshot("kiosk-admin")
         assert "mock.kiosk.key" not in admin.info
+        await d.tap(admin.ids.back)  # staff leave: the core closes their session
+        assert app.sm.current == "home"
+        await d.frames(3)
+        from kiosk.service.link import CoreUnavailable
+        with pytest.raises(CoreUnavailable, match="no staff session"):
+            await app.core.admin("test_print", "es")
     await run(tmp_path, scenario)
 
 

@@ -82,6 +82,7 @@ from kiosk.errors import (
     UnexpectedStatus,
     Unprocessable,
 )
+from kiosk.logs import protect
 from kiosk.redaction import all_forms, scrub, token_problem
 
 log = logging.getLogger(__name__)
@@ -261,6 +262,8 @@ class QmsClient:
         if problem:  # the config refuses it first; never send a key h11 would quote back
             raise RequestInvalid(f"the API key is not usable: {problem}")
         self._secrets = all_forms(key)
+        if key:
+            protect(key)  # whoever builds a client never logs its key
         self._timeout_s = timeout_s
         self._retry = retry
         self._sleep = sleep

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -40,9 +41,10 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kiosk.relay import contract
 from kiosk.relay.config import MAX_BODY, RelaySettings
@@ -79,7 +81,7 @@ class Metrics:
 def open_store(settings: RelaySettings) -> Store:
     """The store the settings name."""
     if settings.store == "sqlite":
-        return SqliteStore(settings.sqlite_path)
+        return SqliteStore(settings.sqlite_path, settings.sqlite_sync)
     from kiosk.relay.redis_store import RedisStore
     zone = ZoneInfo(settings.timezone)
     return RedisStore(settings.store,
@@ -95,6 +97,7 @@ class Relay:
         self.metrics = Metrics()
         self.hub = Hub(on_change=lambda b, n: self.metrics.screens.labels(b).set(n))
         self.zone = ZoneInfo(settings.timezone)
+        self._accepted = self.metrics.webhooks.labels("accepted", "stored")
         self.loop: asyncio.AbstractEventLoop | None = None
         """The loop serving the routes (set at start-up; tests run coroutines on it)."""
 
@@ -104,28 +107,14 @@ class Relay:
 
     # ---------------------------------------------------------------- webhook
 
-    def _reject(self, status: int, reason: str, detail: str) -> Response:
+    def _reject(self, status: int, reason: str, detail: str) -> tuple[int, bytes]:
         self.metrics.webhooks.labels("rejected", reason).inc()
         log.warning("relay: webhook refused (%d %s): %s", status, reason, detail)
-        return JSONResponse({"error": reason, "detail": detail}, status_code=status)
+        return status, json.dumps({"error": reason, "detail": detail}).encode()
 
-    async def _body(self, request: Request) -> bytes | None:
-        """The raw body, or None when it is over :data:`MAX_BODY`."""
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_BODY:
-            return None
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def _jwt_ok(self, request: Request) -> bool | None:
+    def _jwt_ok(self, authorization: str) -> bool | None:
         """True/False for a present bearer JWT; None when there is none."""
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
         for secret in self.settings.secrets:
@@ -137,16 +126,42 @@ class Relay:
                 continue
         return False
 
-    async def webhook(self, request: Request) -> Response:
+    async def webhook(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /webhooks/videsk`` as a plain ASGI endpoint (the hot path: no Request
+        object, the body read at most to :data:`MAX_BODY`)."""
         received = now()
-        try:
-            body = await self._body(request)
-        except ClientDisconnect:
-            return Response(status_code=400)
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        length = headers.get(b"content-length", b"")
+        body: bytes | None = None
+        if not (length.isdigit() and int(length) > MAX_BODY):
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > MAX_BODY:
+                    break
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    body = b"".join(chunks)
+                    break
         if body is None:
-            return self._reject(413, "too_large", f"body over {MAX_BODY} bytes")
+            status, payload = self._reject(413, "too_large", f"body over {MAX_BODY} bytes")
+        else:
+            status, payload = await self._webhook(
+                body, headers.get(b"x-kiosk-signature", b"").decode("latin-1") or None,
+                headers.get(b"authorization", b"").decode("latin-1"), received)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", b"%d" % len(payload))]})
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _webhook(self, body: bytes, header: str | None, authorization: str,
+                       received: float) -> tuple[int, bytes]:
         secrets = self.settings.secrets
-        header = request.headers.get(contract.SIGNATURE_HEADER)
         raw_ok = bool(secrets) and contract.body_signed(header, body, secrets)
         try:
             call = contract.parse(body)
@@ -162,7 +177,7 @@ class Relay:
             if not (raw_ok or contract.fields_signed(header, call, secrets)):
                 return self._reject(401, "bad_signature",
                                     f"signature not valid ({call.branch.id} {call.ticketId})")
-            jwt_ok = self._jwt_ok(request)
+            jwt_ok = self._jwt_ok(authorization) if authorization else None
             if jwt_ok is False or (jwt_ok is None and self.settings.require_jwt):
                 return self._reject(401, "bad_jwt", "bearer JWT missing, expired or not valid")
         at = datetime.fromtimestamp(received, self.zone)
@@ -179,18 +194,18 @@ class Relay:
         except StoreError as exc:
             self.metrics.webhooks.labels("failed", "store").inc()
             log.error("relay: call %s %s not stored: %s", call.branch.id, call.ticketId, exc)
-            return JSONResponse({"error": "store", "detail": "not stored; retry later"},
-                                status_code=503)
+            return 503, b'{"error": "store", "detail": "not stored; retry later"}'
         if event is None:
             self.metrics.webhooks.labels("duplicate", "duplicate").inc()
             self.metrics.duplicates.inc()
             log.info("relay: repeated delivery of %s %s (call %s): one call",
                      call.branch.id, call.ticketId, call.callId)
-            return JSONResponse({"duplicate": True}, status_code=200)
-        self.metrics.webhooks.labels("accepted", "stored").inc()
-        log.info("relay: call %s -> %s (branch %s, event %d)", call.ticketId,
-                 call.poc.label, call.branch.id, event.id)
-        return JSONResponse({"id": event.id}, status_code=201)
+            return 200, b'{"duplicate": true}'
+        self._accepted.inc()
+        if log.isEnabledFor(logging.INFO):
+            log.info("relay: call %s -> %s (branch %s, event %d)", call.ticketId,
+                     call.poc.label, call.branch.id, event.id)
+        return 201, b'{"id": %d}' % event.id
 
     # ---------------------------------------------------------------- screens
 
@@ -250,7 +265,8 @@ class Relay:
                 yield b"".join(ev.frame() for ev in backlog)
             while True:
                 try:
-                    ev = await asyncio.wait_for(screen.queue.get(), keepalive)
+                    async with asyncio.timeout(keepalive):  # no task per wait, unlike wait_for
+                        ev = await screen.queue.get()
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
@@ -276,6 +292,17 @@ class Relay:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+class _Asgi:
+    """Marks a method as a plain ASGI endpoint (Starlette wraps bare functions and methods
+    as request handlers)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: RelaySettings, store: Store | None = None) -> Starlette:
     """The relay as an ASGI app; its lifespan opens and closes the store."""
     relay = Relay(settings, store)
@@ -291,7 +318,7 @@ def create_app(settings: RelaySettings, store: Store | None = None) -> Starlette
             await relay.store.close()
 
     app = Starlette(routes=[
-        Route(WEBHOOK_PATH, relay.webhook, methods=["POST"]),
+        Route(WEBHOOK_PATH, _Asgi(relay.webhook), methods=["POST"]),
         Route(STREAM_PATH, relay.calls, methods=["GET"]),
         Route("/healthz", relay.healthz, methods=["GET"]),
         Route("/metrics", relay.metrics_page, methods=["GET"]),

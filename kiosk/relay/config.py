@@ -11,6 +11,7 @@ day a call belongs to). Every other key of the file is the kiosk's business and 
       listen: 127.0.0.1:8787              # host:port; a non-loopback host needs a secret
       webhook_secret_file: /etc/kiosk/webhook-secret   # 0600; one secret a line (two: rotation)
       store: sqlite                       # or redis://host:port/db
+      sqlite_sync: normal                 # full: also survive a power cut (slower)
       require_jwt: false                  # also demand the provider's #jwt (HS256) bearer
       history: 10                         # calls a screen gets when it connects afresh
       keepalive_s: 15                     # SSE comment this often on a quiet stream
@@ -29,7 +30,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -80,6 +81,11 @@ class RelaySection(_M):
     """``sqlite`` (a file in ``kiosk.data_dir``) or ``redis://host:port/db`` for replicas."""
     sqlite_path: Path | None = None
     """The SQLite file; default ``<kiosk.data_dir>/relay.sqlite3``."""
+    sqlite_sync: Literal["normal", "full"] = "normal"
+    """``normal``: every call is committed to the WAL before its 2xx, so it survives a
+    crash or a kill -9 of the relay (not a power cut of its machine); ``full``: also
+    flushed to the disk before the 2xx (survives a power cut; each batch of calls then
+    waits for the disk: see benchmarks/bench_relay.py)."""
     require_jwt: bool = False
     """Also demand an HS256 JWT (the provider's ``#jwt`` helper) in ``Authorization``."""
     history: int = Field(10, ge=0, le=200)
@@ -171,6 +177,8 @@ class RelaySettings:
     """``sqlite`` or a Redis URL."""
     sqlite_path: Path = Path("relay.sqlite3")
     """The SQLite store's file."""
+    sqlite_sync: str = "normal"
+    """``normal`` or ``full`` (see ``relay.sqlite_sync``)."""
     require_jwt: bool = False
     """Demand an HS256 bearer JWT besides the signature."""
     history: int = 10
@@ -263,6 +271,7 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
     host, port = parse_listen(r.listen)
     sqlite = (r.sqlite_path or parsed.kiosk.data_dir / "relay.sqlite3").expanduser()
     return RelaySettings(secrets=secrets, displays=displays, store=r.store, sqlite_path=sqlite,
+                         sqlite_sync=r.sqlite_sync,
                          require_jwt=r.require_jwt, history=r.history,
                          keepalive_s=r.keepalive_s, client_buffer=r.client_buffer,
                          timezone=tz, host=host, port=port)

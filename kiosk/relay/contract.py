@@ -132,7 +132,7 @@ def parse(body: bytes) -> Webhook:
     if not isinstance(data, dict):
         raise Malformed("not a JSON object")
     try:
-        call = Webhook.model_validate(_unescape(data))
+        call = Webhook.model_validate(_unescape(data) if b"&" in body else data)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "body"

@@ -15,12 +15,14 @@ from kiosk.errors import ConfigError
 
 ITERATIONS = 200_000
 SCHEME = "pbkdf2_sha256"
+MIN_DIGITS = 6
+"""Shortest PIN: 10^6 guesses, against 5 tries before the pad locks (see staff.py)."""
 
 
 def hash_pin(pin: str, *, iterations: int = ITERATIONS, salt: bytes | None = None) -> str:
-    """A storable hash of ``pin`` (4 to 12 digits)."""
-    if not (pin.isdigit() and 4 <= len(pin) <= 12):
-        raise ValueError("a PIN is 4 to 12 digits")
+    """A storable hash of ``pin`` (:data:`MIN_DIGITS` to 12 digits)."""
+    if not (pin.isdigit() and MIN_DIGITS <= len(pin) <= 12):
+        raise ValueError(f"a PIN is {MIN_DIGITS} to 12 digits (0-9)")
     salt = salt or secrets.token_bytes(16)
     digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, iterations)
     b64 = base64.urlsafe_b64encode

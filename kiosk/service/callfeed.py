@@ -260,7 +260,9 @@ def call_wait_summary(waits: list[float]) -> str:
     """Today's time from ticket to call, for staff: "12 called, median 4.5 min"."""
     if not waits:
         return "none called yet"
-    return f"{len(waits)} called, median {statistics.median(waits) / 60:.1f} min"
+    median = statistics.median(waits)
+    shown = f"{median:.0f} s" if median < 60 else f"{median / 60:.1f} min"
+    return f"{len(waits)} called, median {shown} from ticket to call"
 
 
 def relay_summary(feed: CallFeed) -> str:

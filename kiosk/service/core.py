@@ -39,6 +39,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("--demo", action="store_true")
     p.add_argument("--data-dir", type=Path)
+    p.add_argument("--demo-mode", default="kiosk")
     p.add_argument("--link-fd", type=int, required=True)
     args = p.parse_args(argv)
     # Ctrl+C and systemd's stop reach the whole process group: the UI stops and closes
@@ -49,7 +50,7 @@ def main(argv: list[str]) -> int:
     sock = socket.socket(fileno=args.link_fd)
     if args.demo:
         import asyncio
-        asyncio.run(_serve_demo(sock, args.data_dir))
+        asyncio.run(_serve_demo(sock, args.data_dir, args.demo_mode))
         return 0
     from kiosk.config import load_api_key, load_config, load_display_token, resolve_path
     try:
@@ -121,12 +122,37 @@ async def _serve_display(sock: socket.socket, config: Config, token: SecretStr) 
         await feed.aclose()
 
 
-async def _serve_demo(sock: socket.socket, data_dir: Path | None) -> None:
-    from kiosk.service.demo import demo_runtime
+async def _serve_demo(sock: socket.socket, data_dir: Path | None, mode: str = "kiosk") -> None:
+    """The demo's core: the mock API, a relay its agents call tickets through, and the
+    kiosk; ``mode`` display serves a calling screen while customers keep arriving."""
+    import asyncio
+    import tempfile
+
+    from kiosk.service.demo import BRANCH, demo_runtime
+    from kiosk.service.demo_calls import demo_relay, display_config, lobby
+    from kiosk.service.display import DisplayServer, open_call_feed
     from kiosk.service.link import CoreServer
-    server = await CoreServer.connect(sock)
-    async with demo_runtime(data_dir) as (rt, mock):
-        note = (f"kiosk demo: mock Videsk API at {mock.url}; tickets saved as PNG in "
-                f"{rt.config.printer.path}; staff screen: hold the top-left corner 2 s, "
-                "PIN 1234")
-        await server.serve(rt, note=note)
+    from kiosk.service.tasks import cancel
+    folder = data_dir or Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
+    server = await (DisplayServer if mode == "display" else CoreServer).connect(sock)
+    with demo_relay(folder, BRANCH, "America/Santiago") as relay:
+        async with demo_runtime(folder, relay=relay) as (rt, mock):
+            note = (f"kiosk demo: mock Videsk API at {mock.url}; calls through the relay at "
+                    f"{relay.url}; tickets saved as PNG in {rt.config.printer.path}; staff "
+                    "screen: hold the top-left corner 2 s, PIN 123456")
+            if isinstance(server, DisplayServer):  # the lobby TV, customers arriving
+                from kiosk.service.callfeed import CallFeed
+                arrivals = asyncio.ensure_future(lobby(rt))
+                feed = CallFeed.from_config(rt.config, relay.token)
+                try:
+                    await server.serve_display(display_config(rt.config, relay), feed,
+                                               note=note)
+                finally:
+                    await cancel(arrivals)
+                    await feed.aclose()
+                return
+            feed = open_call_feed(server, rt, relay.token)  # the strip, and the journal
+            try:
+                await server.serve(rt, note=note)
+            finally:
+                await feed.aclose()

@@ -25,6 +25,9 @@ import yaml
 from kiosk.config import Config, config_from_mapping
 from kiosk.mock import MockServer, ScriptedFault, load_scenario
 from kiosk.mock.scenario import MockState, Scenario, default_scenario_path
+from kiosk.service.callfeed import CallFeed, call_wait_summary
+from kiosk.service.demo_calls import DemoRelay, add_calls, demo_relay, echo_calls, with_webhook
+from kiosk.service.display import CallRecorder
 from kiosk.service.formflow import submit_and_issue
 from kiosk.service.forms import values_by_id
 from kiosk.service.outcomes import IssueResult, Outcome
@@ -60,14 +63,16 @@ MORNING: list[tuple[str, str, str]] = [
 ]
 
 
-def demo_config(data_dir: Path, api_url: str) -> Config:
+def demo_config(data_dir: Path, api_url: str, relay: DemoRelay | None = None) -> Config:
     """``kiosk/data/demo.yaml`` (also ``config/demo.yaml``), pointed at ``api_url`` and
-    with its journal and tickets in ``data_dir``."""
+    with its journal and tickets in ``data_dir``; with ``relay``, its calls too."""
     path = Path(__file__).resolve().parent.parent / "data" / "demo.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["api"]["base_url"] = api_url
     data["kiosk"]["data_dir"] = str(data_dir)
     data["printer"]["path"] = str(data_dir / "tickets")
+    if relay is not None:
+        add_calls(data, relay)
     return config_from_mapping(data, str(path))
 
 
@@ -135,15 +140,30 @@ async def _play(rt: Runtime, state: MockState, echo: Callable[[str], None],
     return results, sum(1 for r in state.requests if r[2] == 422)
 
 
+async def _last_calls(rt: Runtime, feed: CallFeed, results: list[IssueResult],
+                      timeout_s: float = 15.0) -> None:
+    """Wait (a little) for the agents to call the last tickets of the morning."""
+    issued = {r.ticket_id for r in results if r.outcome is Outcome.ISSUED}
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            while not issued <= {c.ticket_id for c in feed.calls}:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+
+
 @contextlib.asynccontextmanager
 async def demo_runtime(data_dir: Path | None = None, scenario: Scenario | None = None,
+                       relay: DemoRelay | None = None,
                        ) -> AsyncIterator[tuple[Runtime, MockServer]]:
     """The mock API on a free loopback port (its clock sped up) and a kiosk wired to it
-    with the demo config; ``data_dir`` defaults to a new temp folder."""
+    with the demo config; ``data_dir`` defaults to a new temp folder. With ``relay``
+    (:func:`~kiosk.service.demo_calls.demo_relay`), the mock's agents call each ticket
+    through it and the kiosk's config has its ``calls``."""
     folder = data_dir or Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
     scen = scenario or load_scenario(default_scenario_path())
+    if relay is not None:
+        scen = with_webhook(scen, relay)
     with MockServer(MockState(scen, clock=lambda: time.monotonic() * SPEED)) as mock:
-        rt = open_runtime(demo_config(folder, mock.url), DEMO_KEY)
+        rt = open_runtime(demo_config(folder, mock.url, relay), DEMO_KEY)
         try:
             rt.service.branch_label = await rt.branch_label()
             yield rt, mock
@@ -153,21 +173,38 @@ async def demo_runtime(data_dir: Path | None = None, scenario: Scenario | None =
 
 async def run_headless(echo: Callable[[str], None] = print, data_dir: Path | None = None,
                        scenario: Scenario | None = None) -> DemoReport:
-    """Play the morning; returns what happened. ``data_dir`` defaults to a new temp dir."""
-    async with demo_runtime(data_dir, scenario) as (rt, mock):
-        cfg = rt.config
-        folder = cfg.kiosk.data_dir
-        echo(f"kiosk demo: mock Videsk API at {mock.url}, branch "
-             f"'{rt.service.branch_label}', tickets saved in {cfg.printer.path}")
-        views = await rt.service.fetch_views("es")
-        echo("queues: " + "; ".join(f"{v.prefix} {v.name}: {v.users} agents" for v in views))
-        echo("")
-        results, retried = await _play(rt, mock.state, echo, random.Random(7))
+    """Play the morning; returns what happened. ``data_dir`` defaults to a new temp dir.
+    The mock's agents call each ticket through a relay; the calls are printed as they
+    come and journalled."""
+    folder = data_dir or Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
+    with demo_relay(folder, BRANCH, "America/Santiago") as relay:
+        async with demo_runtime(folder, scenario, relay) as (rt, mock):
+            cfg = rt.config
+            echo(f"kiosk demo: mock Videsk API at {mock.url}, branch "
+                 f"'{rt.service.branch_label}', tickets saved in {cfg.printer.path}, "
+                 f"calls through the relay at {relay.url}")
+            views = await rt.service.fetch_views("es")
+            echo("queues: " + "; ".join(f"{v.prefix} {v.name}: {v.users} agents"
+                                        for v in views))
+            echo("")
+            feed = CallFeed.from_config(cfg, relay.token)
+            feed.subscribe(echo_calls(echo))
+            recorder = CallRecorder(rt.journal)
+            feed.subscribe(recorder)
+            feed.start()
+            try:
+                results, retried = await _play(rt, mock.state, echo, random.Random(7))
+                await _last_calls(rt, feed, results)
+                await recorder.drain()
+                waits = await asyncio.to_thread(rt.journal.call_waits)
+            finally:
+                await feed.aclose()
     counts = Counter(r.outcome.value for r in results)
     printed = sum(1 for r in results if r.printed)
     echo("")
     echo(f"summary: {len(results)} attempts — " +
          ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) +
-         f"; {printed} printed; 422 retried {retried}x; journal {folder / 'journal.sqlite3'}")
+         f"; {printed} printed; 422 retried {retried}x; calls: {call_wait_summary(waits)}; "
+         f"journal {folder / 'journal.sqlite3'}")
     assert cfg.printer.path is not None
     return DemoReport(results, cfg.printer.path, retried)

@@ -48,7 +48,7 @@ async def check_calls(config: Config, config_file: str,
         line(ok, what, detail)
     if journal is not None:
         waits = await asyncio.to_thread(journal.call_waits)
-        line(True, "calls", f"ticket to call today: {call_wait_summary(waits)}")
+        line(True, "calls", f"today: {call_wait_summary(waits)}")
 
 
 class CallRecorder:
@@ -105,11 +105,14 @@ class DisplayServer(CoreServer):
         self.feed: CallFeed | None = None
         self.display_config: Config | None = None
 
-    async def serve_display(self, config: Config, feed: CallFeed) -> None:
+    async def serve_display(self, config: Config, feed: CallFeed, note: str = "") -> None:
         """Answer the UI until it closes the link; the feed runs meanwhile."""
         import json
+
+        from kiosk.service.staff import StaffAccess
         self.display_config, self.feed = config, feed
-        self.hello(config)
+        self._staff = StaffAccess(config.kiosk.data_dir, idle_s=config.ui.idle_timeout_s)
+        self.hello(config, note)
         assert config.calls is not None
         self.watch_calls(feed, config.calls.keep)
         feed.start()
@@ -135,14 +138,19 @@ class DisplayServer(CoreServer):
             if op == "poll_soon" and not feed.connected:
                 feed.reconnect_now()
             return None
-        if op == "check_pin":
-            from kiosk.service.admin import verify_pin
+        if op == "check_pin":  # the kiosk's staff session and PIN lockout, the same rules
+            assert self._staff is not None
             stored = config.ui.admin_pin_hash
-            ok = stored is not None and verify_pin(str(args["pin"]), stored.get_secret_value())
-            log.log(logging.INFO if ok else logging.WARNING,
-                    "admin screen opened" if ok else "wrong admin PIN entered")
-            return ok
+            answer = await self._staff.check_pin(
+                str(args["pin"]), stored.get_secret_value() if stored else None)
+            return {"ok": answer.ok, "locked_s": answer.locked_s}
+        if op == "admin_close":
+            assert self._staff is not None
+            self._staff.close()
+            return None
         if op == "admin":
+            assert self._staff is not None
+            self._staff.require_session()
             note = ""
             if args.get("action") == "reload":
                 note = "A display reads its config at start: restart it to apply changes"

@@ -220,8 +220,8 @@ class TicketService:
         lang = language or self.config.kiosk.language
         view = self._view(queue_id, lang)
         row = await self._take_number(view, lang)
-        data = {"source": "kiosk", "kiosk": self.config.kiosk.id, "day": row.day, "lang": lang,
-                **(integration_data or {})}
+        data = {**(integration_data or {}),  # ours last: a caller cannot override them
+                "source": "kiosk", "kiosk": self.config.kiosk.id, "day": row.day, "lang": lang}
 
         videsk_id: str | None = None
         uncertain = False

@@ -27,6 +27,15 @@ They talk over a socketpair, one JSON object per line::
                                  sent whenever that changes (kiosk.service.formflow)
                 {"id": 7, "result": ...}  or  {"id": 7, "error": "..."}
     UI -> core  {"id": 7, "op": "issue", "args": {...}}
+                         only a queue this kiosk offers, a language of ours; the UI's
+                         integrationData cannot set source, kiosk, day or lang
+                         (kiosk.service.staff)
+                {"id": 10, "op": "check_pin", "args": {"pin"}} -> {"ok", "locked_s"}
+                         a correct PIN opens the staff session; 5 wrong ones lock the
+                         pad, with a growing wait, kept across restarts
+                {"id": 11, "op": "admin", "args": {"action", "lang"}} -> [note, info]
+                         refused without a staff session
+                {"id": 12, "op": "admin_close"}   staff left the staff screen
                 {"id": 8, "op": "form", "args": {"queue_id"}}
                          -> {"form": {FormDef} | null}   (asked now if not known: a 428)
                 {"id": 9, "op": "submit_form", "args": {"queue_id", "language",
@@ -63,9 +72,11 @@ from typing import TYPE_CHECKING, Any
 
 from kiosk.errors import KioskError
 from kiosk.i18n import LANGUAGES
+from kiosk.logs import redact_text
 from kiosk.service.calling import Call, call_from_json, call_to_json
 from kiosk.service.forms import FormAnswer, FormDef, problems_from_json, problems_to_json
 from kiosk.service.outcomes import IssueResult, QueueSnapshot, QueueView
+from kiosk.service.staff import NotAllowed, StaffAccess, check_request
 from kiosk.service.wire import (
     UiSettings,
     encode,
@@ -240,9 +251,14 @@ class RemoteCore:
         self._printing.pop(rid, None)
         return result_from_json(data["result"], None)
 
-    async def check_pin(self, pin: str) -> bool:
-        ok: bool = await self._call("check_pin", {"pin": pin})
-        return ok
+    async def check_pin(self, pin: str) -> tuple[bool, float]:
+        """Whether the PIN opened the staff session, and how long the pad is locked."""
+        answer = await self._call("check_pin", {"pin": pin})
+        return bool(answer["ok"]), float(answer["locked_s"])
+
+    def admin_close(self) -> None:
+        """Close the staff session (answer not awaited)."""
+        self._fire("admin_close")
 
     async def admin(self, action: str, lang: str) -> tuple[str, str]:
         """Run a staff action (test_print, reprint_last, reload, refresh): (note, info)."""
@@ -383,6 +399,7 @@ class CoreServer:
         self._config_path: str | None = None
         self._hello_sent = greeted
         self._warned_cards = False
+        self._staff: StaffAccess | None = None
 
     @classmethod
     async def connect(cls, sock: socket.socket, *, greeted: bool = False) -> CoreServer:
@@ -396,6 +413,11 @@ class CoreServer:
         if self._writer.is_closing():
             return
         line = encode(message)
+        text = line.decode()
+        if (clean := redact_text(text)) != text:  # defence in depth
+            log.error("a %s message carried a secret: redacted",
+                      message.get("event") or "answer")
+            line = clean.encode()
         if len(line) > LINE_LIMIT:
             what = message.get("event") or f"answer {message.get('id')}"
             log.error("a %s message of %d bytes is over the link's limit: not sent", what,
@@ -434,6 +456,7 @@ class CoreServer:
         from kiosk.service.status import StatusWriter
         self._rt = rt
         self._config_path = config_path
+        self._staff = StaffAccess(rt.config.kiosk.data_dir, idle_s=rt.config.ui.idle_timeout_s)
         self.hello(rt.config, note)
         if self._monitor is not rt.monitor:
             self.watch(rt.monitor, rt.config)
@@ -490,6 +513,8 @@ class CoreServer:
         rid = int(msg["id"])
         try:
             result = await self._do(rid, msg["op"], msg.get("args") or {})
+        except NotAllowed as exc:  # refused (and logged where it was decided)
+            self._send({"id": rid, "error": f"not allowed: {exc}"})
         except Exception as exc:  # answered, never left hanging; the UI shows it kindly
             log.exception("link request %s failed", msg.get("op"))
             self._send({"id": rid, "error": f"{exc.__class__.__name__}: {exc}"})
@@ -500,16 +525,19 @@ class CoreServer:
         rt = self._rt
         assert rt is not None
         if op == "issue":
+            queue_id, lang, data = check_request(rt, args.get("queue_id"), args.get("language"),
+                                                 args.get("integration_data"))
             r = await rt.service.issue(
-                args["queue_id"], language=args["language"],
-                integration_data=args.get("integration_data"), wait_print=False,
+                queue_id, language=lang, integration_data=data, wait_print=False,
                 print_ticket=rt.config.printer.type != "none")
             if r.printing is not None:
                 r.printing.add_done_callback(lambda f: self._printed(rid, f))
             return {"result": result_to_json(r), "printing": r.printing is not None}
         if op == "form":
             assert rt.forms is not None
-            form = await rt.forms.fetch(str(args["queue_id"]))
+            queue_id, _, _ = check_request(rt, args.get("queue_id"), rt.config.kiosk.language,
+                                           None)
+            form = await rt.forms.fetch(queue_id)
             return {"form": form.to_json() if form else None}
         if op == "submit_form":
             return await self._submit_form(rid, rt, args)
@@ -524,9 +552,19 @@ class CoreServer:
             rt.warm_up()
             return None
         if op == "check_pin":
-            return self._check_pin(str(args["pin"]))
+            assert self._staff is not None
+            stored = rt.config.ui.admin_pin_hash
+            answer = await self._staff.check_pin(
+                str(args["pin"]), stored.get_secret_value() if stored else None)
+            return {"ok": answer.ok, "locked_s": answer.locked_s}
         if op == "admin":
+            assert self._staff is not None
+            self._staff.require_session()
             return await self._admin(str(args["action"]), str(args["lang"]))
+        if op == "admin_close":
+            assert self._staff is not None
+            self._staff.close()
+            return None
         if op == "reload":
             return await self._reload()
         raise ValueError(f"unknown request {op!r}")
@@ -537,9 +575,11 @@ class CoreServer:
         values = args["values"]
         if not isinstance(values, dict):
             raise ValueError("values must be an object")  # the values stay out of the log
+        queue_id, lang, data = check_request(rt, args.get("queue_id"), args.get("language"),
+                                             args.get("integration_data"))
         answer = await submit_and_issue(
-            rt.service, rt.forms, str(args["queue_id"]), values,
-            language=str(args["language"]), integration_data=args.get("integration_data"),
+            rt.service, rt.forms, queue_id, values,
+            language=lang, integration_data=data,
             wait_print=False, print_ticket=rt.config.printer.type != "none")
         if isinstance(answer, FormAnswer):
             assert answer.form is not None
@@ -552,16 +592,6 @@ class CoreServer:
     def _printed(self, rid: int, fut: asyncio.Future[tuple[bool, str]]) -> None:
         printed, error = (False, "cancelled") if fut.cancelled() else fut.result()
         self._send({"event": "printed", "for": rid, "printed": printed, "error": error})
-
-    def _check_pin(self, pin: str) -> bool:
-        from kiosk.service.admin import verify_pin
-        assert self._rt is not None
-        stored = self._rt.config.ui.admin_pin_hash
-        if stored is not None and verify_pin(pin, stored.get_secret_value()):
-            log.info("admin screen opened")
-            return True
-        log.warning("wrong admin PIN entered")
-        return False
 
     async def _admin(self, action: str, lang: str) -> tuple[str, str]:
         rt = self._rt

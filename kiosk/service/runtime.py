@@ -128,7 +128,7 @@ class Runtime:
                 f"Today: {today}" + self._forms_summary())
         if self.calls is not None:
             from kiosk.service.callfeed import call_wait_summary, relay_summary
-            text += (f"\n{relay_summary(self.calls)}\nTicket to call today: "
+            text += (f"\n{relay_summary(self.calls)}\nCalls today: "
                      f"{call_wait_summary(self.journal.call_waits())}")
         return text
 

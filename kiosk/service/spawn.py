@@ -3,9 +3,12 @@ asyncio or Kivy, so this module imports nothing else (see :mod:`kiosk.service.li
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
+
+API_KEY_ENV = "VIDESK_API_KEY"  # kiosk.config's; not imported: this module starts light
 
 
 def core_command() -> list[str]:
@@ -20,6 +23,10 @@ def start_core(args: list[str]) -> tuple[subprocess.Popen[bytes], socket.socket]
     ``-v``, ``--demo``, ``--data-dir``). Returns the process and this side's socket."""
     ours, theirs = socket.socketpair()
     cmd = [*core_command(), "core", *args, "--link-fd", str(theirs.fileno())]
-    proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),))  # noqa: S603 - ourselves
+    # The API key is the core's alone: it leaves this (the UI's) environment, so nothing
+    # the UI might start inherits it; the core reads it and drops it in turn.
+    env = dict(os.environ)
+    os.environ.pop(API_KEY_ENV, None)
+    proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),), env=env)  # noqa: S603 - ourselves
     theirs.close()
     return proc, ours

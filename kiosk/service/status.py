@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk import __version__
+from kiosk.logs import redact_text
 from kiosk.service.runtime import Runtime
 from kiosk.service.tasks import cancel
 
@@ -49,7 +50,8 @@ def snapshot(rt: Runtime) -> dict[str, Any]:
 def write(path: Path, data: dict[str, Any]) -> None:
     """Replace ``path`` atomically (readers never see half a file)."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    text = redact_text(json.dumps(data, ensure_ascii=False, indent=1))  # never a secret
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 

@@ -103,8 +103,8 @@ class Announcer:
     def _load(self, path: Path) -> Any:
         from kivy.core.audio import SoundLoader
         sound = SoundLoader.load(str(path))
-        if sound is None:
-            raise SpeechUnavailable("no audio output (Kivy found no sound provider)")
+        if sound is None or not sound.length:
+            raise SpeechUnavailable("no audio output here (no sound device or provider)")
         return sound
 
     def _prepare_chime(self) -> tuple[Any, float]:

@@ -111,6 +111,7 @@ class KioskApp(App):
         self._return_ev: Any = None
         self._hold_ev: Any = None
         self._stopped = False
+        self._on_admin = False
         self._warmed = False
         self._kv_loaded: set[str] = set()
         self._root: ScreenManager | None = None
@@ -456,13 +457,15 @@ class KioskApp(App):
 
     async def _check_pin(self, pin: str) -> None:
         try:
-            ok = await self.core.check_pin(pin)
+            ok, locked_s = await self.core.check_pin(pin)
         except Exception:
             log.exception("the PIN could not be checked")
-            ok = False
+            ok, locked_s = False, 0.0
         if ok:
             self.show_screen("admin")
             self.admin_action("refresh")
+        elif locked_s > 0:  # the core counts wrong PINs; it says how long to wait
+            self.screen("pin").note = f"Too many wrong PINs: wait {locked_s:.0f} s"
         else:
             self.screen("pin").note = "Wrong PIN"
 
@@ -508,6 +511,9 @@ class KioskApp(App):
     def _screen_changed(self) -> None:
         if self._ring is not None:
             self._ring.move_to(None)
+        if self.sm.current != "admin" and self._on_admin:  # staff left: the core closes
+            self.core.admin_close()                        # their session
+        self._on_admin = self.sm.current == "admin"
 
     def focus_items(self) -> list[Widget]:
         screen: KioskScreen = self.sm.current_screen

@@ -47,8 +47,18 @@ def remove_pid_file(path: Path | None) -> None:
 
 
 async def first_frame_then_stop(app: Any, echo: Callable[[str], None] = print) -> None:
-    """For smoke tests of a build: stop once the first frame with live queues is drawn."""
+    """For smoke tests of a build: stop once the first frame with live queues is drawn
+    (a calling screen: once it shows its first call, through the demo's relay)."""
     started = time.monotonic()
+    if app.mode == "display":
+        while not (app.root is not None and app.screen("home").ticket):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
+        home = app.screen("home")
+        echo(f"first call on screen after {time.monotonic() - started:.2f} s: "
+             f"{home.ticket} → {home.poc}")
+        app.stop()
+        return
     # Three conditions on two objects, for a smoke test: polling them is the simple way.
     while not (app.root is not None and app.core.snapshot.fetched_at  # noqa: ASYNC110
                is not None and app.screen("home").cards):
