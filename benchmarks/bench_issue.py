@@ -48,7 +48,7 @@ def pct(values: list[float], p: float) -> float:
 def bench_mock(tmp: str) -> Iterator[str]:
     """The mock API in its own process, with a queue that never runs out of agents."""
     scenario = yaml.safe_load(default_scenario_path().read_text(encoding="utf-8"))
-    scenario["branches"][0]["queues"][0]["agents"] = 10**9  # never 406 during the bench
+    scenario["branches"][0]["queues"][0]["agents"] = 10**4  # never 406 during the bench
     path = Path(tmp) / "scenario.yaml"
     path.write_text(yaml.safe_dump(scenario), encoding="utf-8")
     with mock_process(path) as url:

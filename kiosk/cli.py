@@ -10,6 +10,7 @@
     kiosk [--config PATH] check                  config, API, branch, queues, printer
     kiosk [--config PATH] print-test [--preview PNG]   a sample ticket, and the printer's state
     kiosk [--config PATH] reprint TICKET_ID      print an issued ticket again
+    kiosk [--config PATH] tickets [--date D] [--json]  a day's tickets, from the journal
     kiosk [--config PATH] run [--window]         the touch UI, in the config's mode
     kiosk mock-api [--host H] [--port P] [--scenario FILE] [--webhook-url URL
                    --webhook-secret-file FILE]
@@ -18,6 +19,11 @@
     kiosk demo [--headless] [--mode kiosk|tablet|display]   the UI (or a morning) against
                                                  the mock, its calls through a relay
     kiosk hash-pin                               hash an admin PIN for ui.admin_pin_hash
+
+The maintenance commands are safe on a running kiosk: ``check``, ``queues`` and ``tickets``
+open the journal read-only (or not at all), ``ticket`` and ``reprint`` write to it but
+never recover it or reserve numbers ahead (only the core, its owner, does:
+:mod:`kiosk.store.journal`).
 
 ``run`` and ``demo`` start the kiosk's core in a process of its own (``kiosk core``,
 :mod:`kiosk.service.core`) and show the UI beside it: see :mod:`kiosk.service.link`.
@@ -37,6 +43,7 @@ from collections.abc import Awaitable, Callable
 from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+from zoneinfo import ZoneInfo
 
 from kiosk import __version__
 from kiosk.errors import ApiError, ConfigError, KioskError, PrinterError
@@ -45,8 +52,10 @@ from kiosk.logs import setup_logging
 from kiosk.service.outcomes import Outcome
 
 if TYPE_CHECKING:  # loaded by the commands that use them: `kiosk run` must start light
+    from kiosk.api import QmsClient
     from kiosk.config import Config
     from kiosk.service.runtime import Runtime
+    from kiosk.store import Journal
 
 log = logging.getLogger("kiosk")
 
@@ -121,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("reprint", help="print an issued ticket again")
     rp.add_argument("ticket_id", metavar="TICKET_ID")
 
+    tk = sub.add_parser("tickets", help="a day's tickets from the journal (read-only)")
+    tk.add_argument("--date", metavar="YYYY-MM-DD", type=_iso_date,
+                    help="the branch's day (default: today)")
+    tk.add_argument("--json", action="store_true", help="a JSON list, one object a ticket")
+
     m = sub.add_parser("mock-api", help="serve the mock Videsk API")
     m.add_argument("--host", default="127.0.0.1")
     m.add_argument("--port", type=int, default=8080)
@@ -154,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _iso_date(value: str) -> str:
+    from datetime import date
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
 def _load(args: argparse.Namespace) -> tuple[Config, str]:
     from kiosk.config import load_config, resolve_path
     path = resolve_path(args.config)
@@ -162,10 +184,11 @@ def _load(args: argparse.Namespace) -> tuple[Config, str]:
 
 async def _with_runtime(args: argparse.Namespace,
                         body: Callable[[Runtime], Awaitable[int]]) -> int:
+    """A one-shot runtime: its journal opened to write, never to own (see module doc)."""
     from kiosk.config import load_api_key
     from kiosk.service.runtime import open_runtime
     config, file = _load(args)
-    rt = open_runtime(config, load_api_key(config, file), check_printer=True)
+    rt = open_runtime(config, load_api_key(config, file), check_printer=True, access="write")
     try:
         return await body(rt)
     finally:
@@ -176,25 +199,36 @@ async def _with_runtime(args: argparse.Namespace,
 
 
 async def cmd_queues(args: argparse.Namespace, out: TextIO) -> int:
-    async def body(rt: Runtime) -> int:
-        lang = args.lang or rt.config.kiosk.language
+    from kiosk.config import load_api_key
+    from kiosk.service.queues import queue_views
+    config, file = _load(args)  # the API only: the journal is not opened
+    api = open_monitor_api(config, load_api_key(config, file))
+    try:
+        lang = args.lang or config.kiosk.language
         try:
-            queues = await rt.api.list_queues(rt.config.branch)
+            queues = await api.list_queues(config.branch)
         except ApiError as exc:
             print(f"kiosk: cannot list queues: {exc}", file=sys.stderr)
             return ExitStatus.UNAVAILABLE
+        views = queue_views(config, queues, lang)
         if args.json:
-            shown = {v.id for v in rt.service.views(lang, queues)}
+            shown = {v.id for v in views}
             raw = [q.model_dump(by_alias=True) for q in queues if q.id in shown]
             print(json.dumps(raw, ensure_ascii=False, indent=2), file=out)
             return ExitStatus.OK
-        views = rt.service.views(lang, queues)
         print(f"{'prefix':<7}{'queue':<32}{'agents':>7}  {'avg wait':<10}{'id'}", file=out)
         for v in views:
             print(f"{v.prefix:<7}{v.name[:31]:<32}{v.users:>7}  "
                   f"{format_wait(v.wait_minutes, lang):<10}{v.id}", file=out)
         return ExitStatus.OK
-    return await _with_runtime(args, body)
+    finally:
+        await api.aclose()
+
+
+def open_monitor_api(config: Config, key: Any) -> QmsClient:
+    """The API client as the kiosk makes it (no journal, no printer)."""
+    from kiosk.service.queues import open_monitor
+    return open_monitor(config, key).api
 
 
 def _read_form_json(path: Path) -> dict[str, Any]:
@@ -261,7 +295,8 @@ async def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         print(f"{'ok  ' if ok else 'FAIL'} {what:<10} {detail}", file=out)
 
     from kiosk.config import load_api_key
-    from kiosk.service.runtime import open_runtime
+    from kiosk.printing import TicketPrinter
+    from kiosk.service.queues import queue_views
     try:
         config, file = _load(args)
         key = None if config.kiosk.mode == "display" else load_api_key(config, file)
@@ -273,10 +308,11 @@ async def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         from kiosk.service.display import check_calls
         await check_calls(config, file, line)
         return ExitStatus.FAILED if failed else ExitStatus.OK
-    rt = open_runtime(config, key)
+    api = open_monitor_api(config, key)  # the journal only read: safe on a running kiosk
+    printer = TicketPrinter(config.printer, config.ticket, timezone=config.kiosk.timezone)
     try:
         try:
-            branches = await rt.api.list_branches()
+            branches = await api.list_branches()
             line(True, "api", f"{config.api.base_url} answers and accepts the key")
             found = [b for b in branches if b.matches(config.branch)]
             line(bool(found), "branch", f"{found[0].label or found[0].id}" if found
@@ -284,10 +320,10 @@ async def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         except ApiError as exc:
             line(False, "api", f"{config.api.base_url}: {exc}")
         try:
-            queues = await rt.api.list_queues(config.branch)
+            queues = await api.list_queues(config.branch)
             ids = {q.id for q in queues}
             missing = [q.id for q in config.queues if q.id not in ids]
-            views = rt.service.views(config.kiosk.language, queues)
+            views = queue_views(config, queues, config.kiosk.language)
             detail = ", ".join(f"{v.name} ({v.users})" for v in views)
             if missing:
                 detail += (f"; not found: {', '.join(missing)} "
@@ -301,25 +337,123 @@ async def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
             line(age < 60, "running", f"kiosk pid {running.get('pid')}: status written "
                  f"{age:.0f} s ago; API ok: {running['api']['ok']}; printer: "
                  f"{running['printer']['state']}")
-        counts = await asyncio.to_thread(rt.journal.counts)
-        unknown = counts.get("unknown", 0) + counts.get("uncertain", 0)
-        line(unknown == 0, "journal", f"{rt.journal.path}: today {counts}"
-             + (f"; {unknown} ticket(s) need a staff check" if unknown else ""))
+            for what, problem in (running.get("faults") or {}).items():
+                line(False, what, f"the running kiosk says: {problem}")
+        for ok, what, detail in await asyncio.to_thread(_check_journal, config, api):
+            line(ok, what, detail)
         if config.calls is not None:  # the relay's calls, and today's ticket-to-call time
             from kiosk.service.display import check_calls
-            await check_calls(config, file, line, journal=rt.journal)
+            await check_calls(config, file, line, journal=_read_journal(config))
         try:
-            rt.printer.ready()
+            printer.ready()
         except ConfigError as exc:
             line(False, "printer", str(exc))
             return ExitStatus.FAILED
-        status = await asyncio.wrap_future(rt.printer.submit_status())
+        status = await asyncio.wrap_future(printer.submit_status())
         line(status.can_print, "printer",
              f"{config.printer.type} ({config.printer.paper_mm} mm, {config.printer.codepage}): "
              f"{status}")
     finally:
-        await rt.aclose()
+        await api.aclose()
+        printer.close()
     return ExitStatus.FAILED if failed else ExitStatus.OK
+
+
+def _check_journal(config: Config, api: QmsClient) -> list[tuple[bool, str, str]]:
+    """``kiosk check``'s journal and clock lines, the journal opened read-only."""
+    from kiosk.errors import StoreError
+    from kiosk.service.clock import TicketClock
+    from kiosk.store import Journal
+    from kiosk.store.journal import JOURNAL_FILE
+    clock = TicketClock(server_date=lambda: api.server_date)
+    lines: list[tuple[bool, str, str]] = []
+    latest: str | None = None
+    path = config.kiosk.data_dir / JOURNAL_FILE
+    try:
+        journal = Journal(config.kiosk.data_dir, kiosk_id=config.kiosk.id,
+                          timezone=config.kiosk.timezone, clock=clock, access="read")
+    except StoreError as exc:
+        if path.exists():
+            lines.append((False, "journal", str(exc)))
+        else:
+            problem = _unwritable(config.kiosk.data_dir)
+            lines.append((not problem, "journal", problem or str(exc)))
+    else:
+        try:
+            problem = journal.integrity()
+            counts = journal.counts()
+            latest = journal.latest_day()
+            unknown = counts.get("unknown", 0) + counts.get("uncertain", 0)
+            if problem != "ok":
+                lines.append((False, "journal", f"{path} is damaged: {problem}"))
+            else:
+                lines.append((unknown == 0, "journal", f"{path}: today {counts}" + (
+                    f"; {unknown} ticket(s) need a staff check (kiosk tickets)"
+                    if unknown else "")))
+        except StoreError as exc:
+            lines.append((False, "journal", str(exc)))
+        finally:
+            journal.close()
+    now = clock().astimezone(ZoneInfo(config.kiosk.timezone))
+    note = clock.note()
+    if latest is not None and now.date().isoformat() < latest:
+        lines.append((False, "clock", f"it is {now:%Y-%m-%d %H:%M} here but the journal has "
+                      f"tickets of {latest}: the kiosk issues nothing until the clock is "
+                      "right"))
+    elif note:
+        lines.append((False, "clock", note))
+    else:
+        seen = "agrees with the API's" if api.server_date else "(the API's not seen)"
+        lines.append((True, "clock", f"{now:%Y-%m-%d %H:%M %Z} {seen}"))
+    return lines
+
+
+def _read_journal(config: Config) -> Journal | None:
+    """The journal opened read-only (None if there is none, or it cannot be read: the
+    journal line says why)."""
+    from kiosk.errors import StoreError
+    from kiosk.store import Journal
+    try:
+        return Journal(config.kiosk.data_dir, kiosk_id=config.kiosk.id,
+                       timezone=config.kiosk.timezone, access="read")
+    except StoreError:
+        return None
+
+
+def _unwritable(folder: Path) -> str:
+    """Why the core could not make its journal in ``folder`` ("" if it could)."""
+    import os
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"the data folder {folder} cannot be created: {existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"the data folder {folder} cannot be written ({existing})"
+    return ""
+
+
+async def cmd_tickets(args: argparse.Namespace, out: TextIO) -> int:
+    from kiosk.service.ledger import record, table
+    from kiosk.store import Journal
+    from kiosk.store.journal import JOURNAL_FILE
+    config, _ = _load(args)
+    if not (config.kiosk.data_dir / JOURNAL_FILE).exists():
+        records: list[dict[str, Any]] = []
+    else:
+        journal = Journal(config.kiosk.data_dir, kiosk_id=config.kiosk.id,
+                          timezone=config.kiosk.timezone, access="read")
+        try:
+            records = [record(r, config.kiosk.timezone) for r in journal.rows(args.date)]
+        finally:
+            journal.close()
+    if args.json:
+        print(json.dumps(records, ensure_ascii=False, indent=1), file=out)
+    else:
+        for text in table(records):
+            print(text, file=out)
+        print(f"{len(records)} ticket(s)", file=out)
+    return ExitStatus.OK
 
 
 async def cmd_print_test(args: argparse.Namespace, out: TextIO) -> int:
@@ -444,6 +578,7 @@ async def _run_ui(args: argparse.Namespace, *, mode: str | None, window: bool | 
     from kiosk.ui.run import first_frame_then_stop, run_ui
     status = await run_ui(CoreProcess(*args.core), mode=mode,
                           fullscreen=False if window else None, echo=echo,
+                          fit_display=bool(window),
                           on_app=(lambda app: first_frame_then_stop(app, echo or print))
                           if getattr(args, "smoke", False) else None)
     return status
@@ -497,7 +632,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
             return cmd_hash_pin(stdout)
         handlers = {"queues": cmd_queues, "ticket": cmd_ticket, "check": cmd_check,
                     "demo": cmd_demo, "print-test": cmd_print_test, "reprint": cmd_reprint,
-                    "run": cmd_run, "form": cmd_form}
+                    "run": cmd_run, "tickets": cmd_tickets, "form": cmd_form}
         return asyncio.run(handlers[args.command](args, stdout))
     except ConfigError as exc:
         print(f"kiosk: config error: {exc}", file=sys.stderr)

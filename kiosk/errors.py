@@ -28,6 +28,7 @@ a foreign exception.
     │       ├── ApiTimeout          no answer in time (the request may have landed)
     │       └── ConnectionLost      the connection broke after the request was sent
     ├── StoreError                  the journal (SQLite) cannot be read or written
+    │   ├── ClockBehind             the clock says a day earlier than the journal has seen
     │   └── TicketNotFound          no issued ticket with that number (reprint)
     └── PrinterError                a ticket could not be printed (see kiosk.printing)
         ├── PrinterUnavailable      no printer configured, or it cannot be reached / opened
@@ -170,6 +171,18 @@ class ConnectionLost(TransportError):
 
 class StoreError(KioskError):
     """The journal (SQLite) cannot be read or written."""
+
+
+class ClockBehind(StoreError):
+    """The clock's day is earlier than a day the journal has already numbered tickets on:
+    numbering now could hand out a number twice, so nothing is issued."""
+
+    def __init__(self, day: str, seen: str) -> None:
+        self.day = day
+        self.seen = seen
+        super().__init__(f"the clock says {day} but the journal already has tickets of "
+                         f"{seen}: issuing is stopped so that no number is used twice "
+                         "(set the clock right)")
 
 
 class TicketNotFound(StoreError):

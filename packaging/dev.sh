@@ -33,18 +33,48 @@ find_python() {
     exit 1
 }
 
+venv_ok() {
+    # Debian splits venv's pip bootstrap into python3-venv: without it, `python3 -m venv`
+    # stops with a traceback. Install it as root (like the test command's system
+    # packages), else say the one line to run.
+    local py=$1 pkg
+    "$py" -c 'import ensurepip, venv' 2>/dev/null && return 0
+    pkg=python3-venv
+    if [ "$(command -v "$py")" != "$(command -v python3 2>/dev/null)" ]; then
+        pkg="python$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv"
+    fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing $pkg (Python's virtual environments)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg"
+        "$py" -c 'import ensurepip, venv' 2>/dev/null && return 0
+    fi
+    echo "kiosk needs Python's venv module; install it with: sudo apt-get install $pkg" >&2
+    exit 1
+}
+
 setup_venv() {
-    local stamp=.venv/.kiosk-installed want
+    # $1: "runtime" (the demo: only what the kiosk needs to run) or "dev" (the tests,
+    # the linters and the build tools too). A dev install serves the demo as well.
+    local extras=$1 stamp=.venv/.kiosk-installed want have
     want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
     if [ ! -x .venv/bin/python ]; then
+        local py
+        py=$(find_python)
+        venv_ok "$py"
         say "creating .venv"
-        "$(find_python)" -m venv .venv
+        "$py" -m venv .venv
     fi
-    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-        say "installing kiosk and its dependencies into .venv"
+    have=$(cat "$stamp" 2>/dev/null || true)
+    [ "$have" = "$want" ] && have="$want dev"  # written before there was a runtime-only set-up
+    if [ "$have" != "$want dev" ] && { [ "$extras" = dev ] || [ "$have" != "$want runtime" ]; }; then
+        say "installing kiosk and its ${extras/dev/development} dependencies into .venv"
         .venv/bin/python -m pip install -q --upgrade pip
-        .venv/bin/python -m pip install -q -e ".[dev]"
-        echo "$want" > "$stamp"
+        if [ "$extras" = dev ]; then
+            .venv/bin/python -m pip install -q -e ".[dev]"
+        else
+            .venv/bin/python -m pip install -q -e .
+        fi
+        echo "$want $extras" > "$stamp"
     fi
 }
 
@@ -77,16 +107,20 @@ setup_emupos() {
 case "${1:-}" in
     demo)
         shift
-        setup_venv
+        setup_venv runtime
         exec .venv/bin/kiosk demo "$@"
         ;;
     test)
         shift
-        setup_venv
+        setup_venv dev
         setup_emupos
         if ! command -v systemd-analyze >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
             say "installing systemd-analyze (the unit is verified by the tests)"
             apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd
+        fi
+        if ! command -v faketime >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+            say "installing faketime (the clock tests run the kiosk on a wrong clock)"
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime
         fi
         if ! command -v espeak-ng >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
             say "installing espeak-ng (the calling screen's speech is tested)"

@@ -46,6 +46,12 @@ def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> httpx.
                       headers=sign(body) if headers is None else headers, timeout=10)
 
 
+def event_id(r: httpx.Response) -> int:
+    """The event id of a stored call (201's ``X-Relay-Event-Id``)."""
+    assert r.status_code == 201, (r.status_code, r.text)
+    return int(r.headers["x-relay-event-id"])
+
+
 def write_private(path: Path, text: str, mode: int = 0o600) -> Path:
     path.write_text(text, encoding="utf-8")
     path.chmod(mode)

@@ -118,7 +118,7 @@ def test_check_all_good(cfg_file: Path, cli_env: dict[str, str]) -> None:
     p = kiosk("--config", str(cfg_file), "check", env=cli_env)
     assert p.returncode == 0, p.stdout + p.stderr
     names = [line.split()[1] for line in p.stdout.splitlines()]
-    assert names == ["config", "api", "branch", "queues", "journal", "printer"]
+    assert names == ["config", "api", "branch", "queues", "journal", "clock", "printer"]
     assert all(line.startswith("ok") for line in p.stdout.splitlines())
 
 

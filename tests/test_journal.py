@@ -100,8 +100,8 @@ def test_outcome_print_and_counts(tmp_path: Path) -> None:
 
 def test_wal_and_full_sync(tmp_path: Path) -> None:
     j = Journal(tmp_path, kiosk_id="k1")
-    assert j._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert j._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert j._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert j._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -176,6 +176,7 @@ def test_kill_9_loses_nothing(tmp_path: Path) -> None:
 
 def test_armed_number_is_claimed_then_voided_on_restart(tmp_path: Path) -> None:
     j = Journal(tmp_path, kiosk_id="k1")
+    assert j.recover() == 0 and j.owner
     armed = j.arm(prefix="A", fmt=FMT)
     assert armed.outcome == "armed" and armed.ticket_id == "A-001"
     assert j.rows() == [] and j.counts() == {"unprinted": 0}  # not an attempt yet
@@ -191,13 +192,19 @@ def test_armed_number_is_claimed_then_voided_on_restart(tmp_path: Path) -> None:
     assert reserve(j2) == "A-003"  # the armed A-002 is never handed out
 
 
-def test_claim_and_finish_do_not_fsync_but_survive_a_reopen(tmp_path: Path) -> None:
+def test_a_claim_is_fsynced_before_its_post_and_finish_is_not(tmp_path: Path) -> None:
+    """Issue 9 item 9: a claimed number is on disk (synchronous=FULL) before the POST
+    leaves, so a power cut after an accepted POST cannot turn it back into 'armed' (then
+    'void', never sent). The answer's record needs no fsync: lost, it reads 'unknown'."""
     j = Journal(tmp_path, kiosk_id="k1")
+    j.recover()
     armed = j.arm(prefix="A", fmt=FMT)
     j.claim(armed.row_id, queue_id="q", queue_name="Q", language="es")
-    assert j._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
-    j2 = Journal(tmp_path, kiosk_id="k1")  # another connection sees it at once
+    assert j._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: fsynced
+    j2 = Journal(tmp_path, kiosk_id="k1", access="read")  # another connection sees it
     assert j2.find("A-001").outcome == "pending"  # type: ignore[union-attr]
+    j.finish(armed.row_id, "issued", videsk_id="v")
+    assert j._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
 
 
 def test_calls_of_its_own_tickets_are_journalled_once(tmp_path: Path) -> None:

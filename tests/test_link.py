@@ -163,25 +163,3 @@ def test_the_demo_runs_its_core_in_a_second_process(tmp_path: Path) -> None:
     assert (tmp_path / "d" / "status.json").exists()  # written by the core process
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(tmp_path / "d") not in ps
-
-
-
-def test_a_core_that_fails_after_its_hello_stops_the_ui_with_a_clear_line(
-        tmp_path: Path) -> None:
-    """The config is good but the data folder cannot be made: the core says so in one
-    line (no traceback) and the UI stops with status 1, for systemd to try again."""
-    import yaml
-    cfg = yaml.safe_load((REPO / "kiosk" / "data" / "demo.yaml").read_text(encoding="utf-8"))
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    cfg["kiosk"]["data_dir"] = str(blocker / "data")  # under a file: cannot be created
-    cfg["printer"]["path"] = str(tmp_path / "tickets")
-    path = tmp_path / "kiosk.yaml"
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    p = subprocess.run([sys.executable, "-m", "kiosk", "--config", str(path), "run",
-                        "--window"], capture_output=True, text=True, timeout=120, cwd=REPO,
-                       env=dict(os.environ, KIVY_HOME=str(tmp_path / "kivy"),
-                                VIDESK_API_KEY="mock.kiosk.key"))
-    assert p.returncode == 1
-    assert f"kiosk: cannot create {blocker / 'data'}" in p.stderr
-    assert "Traceback" not in p.stderr

@@ -30,6 +30,7 @@ from tests.relay_helpers import (
     TOKEN_B,
     SseReader,
     call_body,
+    event_id,
     post,
     sign,
     write_private,
@@ -58,12 +59,15 @@ def test_a_signed_call_reaches_its_branch_screen(relay: RelayServer) -> None:
     r = post(relay.url, call_body("A-042", "call-1", poc="Cabina 3", lang="en"))
     assert r.status_code == 201
     [(ev_id, data)] = screen.take(1)
-    assert ev_id == r.json()["id"]
+    assert ev_id == event_id(r)
     assert data["ticketId"] == "A-042"
     assert data["poc"] == {"label": "Cabina 3"}
     assert data["queue"] == {"name": "Atención a clientes"}
     assert data["lang"] == "en"
     assert data["at"].startswith(time.strftime("%Y-", time.gmtime()))
+    metrics = httpx.get(relay.url + "/metrics").text
+    assert 'relay_webhooks_total{reason="stored",result="accepted"} 1.0' in metrics
+    assert "relay_call_latency_seconds_count 1.0" in metrics
     screen.stop()
 
 
@@ -142,7 +146,7 @@ def test_a_repeated_delivery_is_one_call(relay: RelayServer) -> None:
     # the provider's other delivery of the same ticket: another call id, same day
     other_id = post(relay.url, call_body("A-042", "call-1-retry"))
     assert (first.status_code, again.status_code, other_id.status_code) == (201, 200, 200)
-    assert again.json() == {"duplicate": True}
+    assert again.headers["x-relay-duplicate"] == "true" and again.content == b""
     assert len(screen.take(1)) == 1
     assert screen.nothing_more()
     metrics = httpx.get(relay.url + "/metrics").text
@@ -205,7 +209,7 @@ def test_a_display_token_sees_only_its_branch(relay: RelayServer) -> None:
 
 
 def test_last_event_id_replays_what_the_screen_missed(relay: RelayServer) -> None:
-    ids = [post(relay.url, call_body(f"A-{i:03d}", f"c-{i}")).json()["id"] for i in range(5)]
+    ids = [event_id(post(relay.url, call_body(f"A-{i:03d}", f"c-{i}"))) for i in range(5)]
     screen = SseReader(relay.url, BRANCH_A, TOKEN_A, last_id=str(ids[1])).start_connected()
     got = screen.take(3)
     assert [i for i, _ in got] == ids[2:]
@@ -277,7 +281,7 @@ def test_a_stored_call_survives_kill_9(tmp_path: Path, sync: str) -> None:
     with relay_process(config) as proc:
         r = post(proc.url, call_body("A-042", "call-1"))
         assert r.status_code == 201
-        first_id = r.json()["id"]
+        first_id = event_id(r)
         proc.kill()
     assert (tmp_path / "data" / "relay.sqlite3").exists()
     with relay_process(config) as proc:
@@ -286,7 +290,7 @@ def test_a_stored_call_survives_kill_9(tmp_path: Path, sync: str) -> None:
         assert (ev_id, data["ticketId"]) == (first_id, "A-042")
         # still a duplicate after the restart; the next call gets a later id
         assert post(proc.url, call_body("A-042", "call-1")).status_code == 200
-        assert post(proc.url, call_body("A-043", "call-2")).json()["id"] > first_id
+        assert event_id(post(proc.url, call_body("A-043", "call-2"))) > first_id
 
 
 # --------------------------------------------------------------------------- config

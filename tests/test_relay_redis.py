@@ -25,6 +25,7 @@ from tests.relay_helpers import (
     TOKEN_B,
     SseReader,
     call_body,
+    event_id,
     post,
 )
 
@@ -75,9 +76,10 @@ def test_a_call_received_by_one_replica_reaches_a_screen_on_the_other(
     assert r.status_code == 201
     [(id_b, data_b)] = on_b.take(1)
     [(id_a, data_a)] = on_a.take(1)
-    assert id_a == id_b == r.json()["id"]
+    assert id_a == id_b == event_id(r)
     assert data_b["ticketId"] == "A-042" and data_b["poc"] == {"label": "Cabina 3"}
     assert data_a == data_b
+    assert httpx.get(b.url + "/healthz").json() == {"ok": True, "store": "redis"}
 
 
 def test_a_duplicate_sent_to_the_other_replica_is_one_call(
@@ -101,9 +103,9 @@ def test_ids_are_ordered_per_branch_across_replicas_and_replay_works(
         target = a if i % 2 else b
         r = post(target.url, call_body(f"A-{i:03d}", f"c-{i}"))
         assert r.status_code == 201
-        ids.append(r.json()["id"])
+        ids.append(event_id(r))
     assert ids == sorted(ids) and len(set(ids)) == 6
-    other = post(a.url, call_body("Z-001", "z-1", branch=BRANCH_B)).json()["id"]
+    other = event_id(post(a.url, call_body("Z-001", "z-1", branch=BRANCH_B)))
     assert other == 1  # each branch counts on its own
     replay = SseReader(a.url, BRANCH_A, TOKEN_A, last_id=str(ids[2])).start_connected()
     assert [d["ticketId"] for _, d in replay.take(3)] == ["A-003", "A-004", "A-005"]

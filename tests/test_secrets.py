@@ -213,7 +213,8 @@ async def test_the_key_reaches_no_log_status_staff_screen_journal_or_link(
             f"Illegal header value {request.headers['authorization']!r}; "
             f"json {json.dumps(SECRET)}; url {urllib.parse.quote(SECRET, safe='')}")
 
-    config = config_factory()
+    from kiosk.service.admin import hash_pin
+    config = config_factory(ui={"admin_pin_hash": hash_pin("123456", iterations=100_000)})
     rt = open_runtime(config, SECRET, transport=httpx.MockTransport(handler), retry=FAST_RETRY)
     sent: list[bytes] = []
     caplog.set_level(logging.DEBUG)
@@ -230,6 +231,7 @@ async def test_the_key_reaches_no_log_status_staff_screen_journal_or_link(
         core._reader.readline = spy  # type: ignore[method-assign]
         await core.ready()
         r = await asyncio.wait_for(core.issue(ATENCION, language="es"), 30)
+        assert (await core.check_pin("123456"))[0]  # staff actions need the PIN
         note, staff = await core.admin("refresh", "es")
         await core.aclose()
         await asyncio.wait_for(served, 30)

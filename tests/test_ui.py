@@ -37,7 +37,7 @@ K_TAB, K_ENTER, K_ESCAPE, K_DOWN = 9, 13, 27, 274
 Scenario = Callable[[Any, Runtime, Any], Awaitable[None]]
 
 
-async def run(tmp_path: Path, scenario: Scenario, mode: str = "kiosk") -> None:
+async def run(tmp_path: Path, scenario: Scenario, mode: str = "kiosk", **kw: Any) -> None:
     """Start the app on this loop, run ``scenario(app, runtime, mock)``, stop the app.
 
     The app talks to the runtime over a real link (the messages a core process would
@@ -57,7 +57,7 @@ async def run(tmp_path: Path, scenario: Scenario, mode: str = "kiosk") -> None:
                 errors.append(exc)
             finally:
                 app.stop()
-        assert await run_ui(core, mode=mode, fullscreen=False, on_app=driver) == 0
+        assert await run_ui(core, mode=mode, fullscreen=False, on_app=driver, **kw) == 0
         await asyncio.wait_for(served, 10)  # the core side ends when the UI closes the link
     if errors:
         raise errors[0]
@@ -334,3 +334,82 @@ async def test_tap_to_ticket_on_screen_is_fast(tmp_path: Path) -> None:
         latency = app.timings["ticket_on_screen"] - app.timings["tap"]
         assert latency > 0  # measured; the goal (< 100 ms) is checked in benchmarks/
     await run(tmp_path, scenario)
+
+
+def outside_the_window(app: Any) -> list[str]:
+    """What the customer could not see or reach on the home screen: every visible label
+    and button (the scrolling cards aside: their list scrolls) within the window, its
+    text within its box, and the staff corner inside the window."""
+    from kivy.core.window import Window
+    from kivy.metrics import mm
+    from kivy.uix.label import Label
+    from kivy.uix.scrollview import ScrollView
+    home = app.screen("home")
+    bad = []
+
+    def walk(w: Any) -> None:
+        if isinstance(w, Label) and w.text and w.opacity > 0 and w.height > 0:
+            left, bottom = w.to_window(w.x, w.y)
+            right, top = w.to_window(w.right, w.top)
+            if left < -1 or bottom < -1 or right > Window.width + 1 \
+                    or top > Window.height + 1:
+                bad.append(f"{w.text!r} at {(left, bottom, right, top)}")
+            elif w.texture_size[0] > w.width + 2 or w.texture_size[1] > w.height + 2:
+                bad.append(f"{w.text!r} does not fit its box {w.size}: {w.texture_size}")
+        if not isinstance(w, ScrollView):  # the cards scroll
+            for child in w.children:
+                walk(child)
+    walk(home)
+    first = home.cards[0]  # at least one whole card shows, where its list begins
+    scroller = first.parent.parent
+    if scroller.height < first.height or not (
+            0 <= first.to_window(first.x, first.y)[1] <= Window.height
+            and first.to_window(first.right, first.top)[1] <= Window.height):
+        bad.append(f"the first card is not all in view (its list is {scroller.height:.0f} "
+                   f"px high, the card {first.height:.0f} px)")
+    if mm(18) > min(Window.width, Window.height) / 2:
+        bad.append("the staff corner covers half the window")
+    return bad
+
+
+async def test_the_demo_window_fits_the_display(tmp_path: Path) -> None:
+    """`kiosk demo` opened a 1080x1920 window whatever the screen: on a 1920x1080 laptop
+    the header, the languages and the staff corner were off screen. Now: the same
+    proportions, scaled to fit (SDL's offscreen display here is 1024x768)."""
+    if rerun_with_a_window_of_its_own("test_the_demo_window_fits_the_display", "fit"):
+        return
+
+    async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
+        from kivy.core.window import Window
+
+        from kiosk.ui.boot import KIOSK_SIZE, display_size
+        display = display_size()
+        assert display is not None
+        width, height = Window.size
+        assert width <= display[0] and height <= display[1], (Window.size, display)
+        assert abs(width / height - KIOSK_SIZE[0] / KIOSK_SIZE[1]) < 0.01
+        await d.screenshot("kiosk-es-home-demo-window")
+        assert (bad := outside_the_window(app)) == [], "\n".join(bad)
+        await d.tap_at(5, Window.height - 5, hold=2.3)  # the staff corner still works
+        await d.until(lambda: app.sm.current == "pin", what="PIN screen")
+        await d.screenshot("kiosk-pin-demo-window")
+    await run(tmp_path, scenario, fit_display=True)
+
+
+async def test_a_small_landscape_window_lays_out(tmp_path: Path) -> None:
+    if rerun_with_a_window_of_its_own("test_a_small_landscape_window_lays_out", "small"):
+        return
+
+    async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
+        from kivy.core.window import Window
+        assert tuple(Window.size) == (960, 540)
+        for lang in ("es", "en"):
+            app.set_language(lang)
+            await d.frames(3)
+            await d.screenshot(f"kiosk-{lang}-home-960x540")
+            assert (bad := outside_the_window(app)) == [], "\n".join(bad)
+        app.toggle_large_text()
+        await d.frames(3)
+        await d.screenshot("kiosk-en-home-960x540-large-text")
+        assert (bad := outside_the_window(app)) == [], "\n".join(bad)
+    await run(tmp_path, scenario, size=(960, 540))

@@ -40,8 +40,11 @@ import json
 import logging
 import platform
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from functools import cache
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -268,6 +271,9 @@ class QmsClient:
         self._retry = retry
         self._sleep = sleep
         self._rand = rand
+        self.server_date: tuple[datetime, float] | None = None
+        """The API's last ``Date`` header and the monotonic time it came (a second opinion
+        on the local clock: :mod:`kiosk.service.clock`)."""
         self._bad_items: set[str] = set()
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + API_PREFIX,
@@ -280,6 +286,7 @@ class QmsClient:
             timeout=httpx.Timeout(timeout_s),
             transport=transport,
             follow_redirects=False,
+            event_hooks={"response": [self._note_date]},
         )
 
     def __repr__(self) -> str:
@@ -305,6 +312,11 @@ class QmsClient:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._http.aclose()
+
+    async def _note_date(self, response: httpx.Response) -> None:
+        """Keep the answer's ``Date`` (any answer: the server's clock is what matters)."""
+        if (date := _http_date(response.headers.get("date"))) is not None:
+            self.server_date = (date, time.monotonic())
 
     # ----------------------------------------------------------------- endpoints
 
@@ -574,6 +586,17 @@ def _shape(body: Any) -> str:
 def _adapter(tp: Any) -> TypeAdapter[Any]:
     """One validator per answer type, built on first use (building one is costly)."""
     return TypeAdapter(tp)
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP ``Date`` header as an aware UTC datetime (None if missing or unreadable)."""
+    if not value:
+        return None
+    try:
+        date = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return date.replace(tzinfo=UTC) if date.tzinfo is None else date.astimezone(UTC)
 
 
 def _seg(value: str) -> str:

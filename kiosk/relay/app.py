@@ -8,7 +8,8 @@
     GET  /metrics                          Prometheus text format
 
 Webhook answers follow the provider's retry rules: 201 when the call was stored (only
-after the store committed it), 200 for a repeated delivery of a stored call, 401 for a
+after the store committed it; header ``X-Relay-Event-Id``, no body), 200 for a repeated
+delivery of a stored call (header ``X-Relay-Duplicate: true``, no body), 401 for a
 bad or missing signature (or JWT), 400 for a body that is not a call, 413 above 64 KB,
 503 when storing failed (the provider retries later). Reasons are logged and counted;
 secrets, signatures and tokens never are.
@@ -107,7 +108,7 @@ class Relay:
 
     # ---------------------------------------------------------------- webhook
 
-    def _reject(self, status: int, reason: str, detail: str) -> tuple[int, bytes]:
+    def _reject(self, status: int, reason: str, detail: str) -> tuple[int, bytes | int]:
         self.metrics.webhooks.labels("rejected", reason).inc()
         log.warning("relay: webhook refused (%d %s): %s", status, reason, detail)
         return status, json.dumps({"error": reason, "detail": detail}).encode()
@@ -154,13 +155,24 @@ class Relay:
             status, payload = await self._webhook(
                 body, headers.get(b"x-kiosk-signature", b"").decode("latin-1") or None,
                 headers.get(b"authorization", b"").decode("latin-1"), received)
+        if isinstance(payload, int):  # stored (201) or a duplicate (200): no body, so the
+            # whole answer leaves in one write (its meaning is the status; the id a header)
+            answer = [(b"content-length", b"0")]
+            if payload:
+                answer.append((b"x-relay-event-id", b"%d" % payload))
+            else:
+                answer.append((b"x-relay-duplicate", b"true"))
+            await send({"type": "http.response.start", "status": status, "headers": answer})
+            await send({"type": "http.response.body", "body": b""})
+            return
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", b"%d" % len(payload))]})
         await send({"type": "http.response.body", "body": payload})
 
     async def _webhook(self, body: bytes, header: str | None, authorization: str,
-                       received: float) -> tuple[int, bytes]:
+                       received: float) -> tuple[int, bytes | int]:
+        """The status and a JSON body, or for a stored call its event id (0: a duplicate)."""
         secrets = self.settings.secrets
         raw_ok = bool(secrets) and contract.body_signed(header, body, secrets)
         try:
@@ -200,12 +212,12 @@ class Relay:
             self.metrics.duplicates.inc()
             log.info("relay: repeated delivery of %s %s (call %s): one call",
                      call.branch.id, call.ticketId, call.callId)
-            return 200, b'{"duplicate": true}'
+            return 200, 0
         self._accepted.inc()
         if log.isEnabledFor(logging.INFO):
             log.info("relay: call %s -> %s (branch %s, event %d)", call.ticketId,
                      call.poc.label, call.branch.id, event.id)
-        return 201, b'{"id": %d}' % event.id
+        return 201, event.id
 
     # ---------------------------------------------------------------- screens
 

@@ -6,12 +6,21 @@
    claimed for this attempt, else one reserved on the spot; either way it is committed
    before anything is sent, so a number is never used twice in a day. Once the customer
    has their answer, the next number of that prefix is armed in the background, so the
-   fsync stays off the tap's path (claim and finish do not fsync, and take ~0.1 ms, so
-   they run inline);
+   reservation stays off the tap's path (the claim is fsynced, on a thread, ~1 ms on a
+   disk; the answer's record is not, ~0.1 ms, inline);
 2. the API is asked to enqueue it (the client retries only what is safe to retry);
 3. only a 201 prints a ticket; if printing fails the outcome stays ``issued`` with
    ``printed=False``, and the journal says so;
 4. the journal records the outcome.
+
+Numbers are armed only by the process that owns the journal (the core, see
+:mod:`kiosk.store.journal`); a one-shot ``kiosk ticket`` reserves its one number and arms
+none. A number that cannot be taken (journal unusable, a clock behind the journal's
+latest day) sends nothing: the tap is ``unavailable`` and the fault goes to
+:class:`~kiosk.service.health.Health` (log, staff screen, status file). Once the API has
+accepted a ticket, the customer gets the number and the paper whatever the journal does:
+a record that cannot be written (disk full, busy) is logged whole, reported as a journal
+fault, and written at the next chance.
 
 A 201 whose body cannot be read still means the customer is in the queue: ``issued``
 with no provider id, logged as a provider fault (telling the customer to try again would
@@ -37,6 +46,7 @@ from kiosk.errors import (
     ApiError,
     ApiTimeout,
     BadRequest,
+    ClockBehind,
     ConnectionLost,
     Forbidden,
     FormRequired,
@@ -50,6 +60,7 @@ from kiosk.errors import (
     Unprocessable,
 )
 from kiosk.printing.model import TicketData, qr_content
+from kiosk.service.health import Health
 from kiosk.service.messages import customer_message
 from kiosk.service.outcomes import IssueResult, Outcome, QueueView
 from kiosk.service.queues import QueueMonitor, queue_views, unknown_queue_view
@@ -110,6 +121,10 @@ class TicketService:
         self.monitor = monitor
         self.branch_label = config.ticket.branch_label or branch_label
         self._clock = clock
+        self.health = Health()
+        """Faults staff must see (journal, clock); shared with the runtime."""
+        self._unrecorded: list[tuple[str, Callable[[], None]]] = []
+        """Journal writes that failed after the API answered, tried again later."""
         self._armed: dict[str, TicketRow] = {}
         self._arming: dict[str, asyncio.Task[None]] = {}
         self.busy = asyncio.Lock()
@@ -152,7 +167,19 @@ class TicketService:
 
     # ----------------------------------------------------------------- numbers
 
+    async def _own_journal(self) -> None:
+        """Become the journal's owner if this process may and can (the core, once no other
+        core holds it and no one-shot is writing): recover it, then arm numbers. Runs
+        with :attr:`busy` held, so no ticket of ours is in flight."""
+        if self.journal.owner or self.journal.access != "own" or self.journal.fault:
+            return
+        recovered = await asyncio.to_thread(self.journal.recover)
+        if recovered:
+            log.warning("%d ticket attempt(s) were interrupted by a crash; marked 'unknown' "
+                        "in %s", recovered, self.journal.path)
+
     async def _take_number(self, view: QueueView, lang: str) -> TicketRow:
+        await self._own_journal()
         prefix = view.prefix
         pending = self._arming.get(prefix)
         if pending is not None:
@@ -161,8 +188,9 @@ class TicketService:
         name = view.api_name or view.name
         if armed is not None:
             if armed.day == self.journal.today():
-                self.journal.claim(armed.row_id, queue_id=view.id, queue_name=name,
-                                   language=lang)
+                await asyncio.to_thread(  # fsynced: off the event loop
+                    self.journal.claim, armed.row_id, queue_id=view.id, queue_name=name,
+                    language=lang)
                 return replace(armed, queue_id=view.id, queue_name=name, language=lang,
                                outcome="pending")
             self.journal.void(armed.row_id)  # yesterday's
@@ -171,6 +199,9 @@ class TicketService:
             fmt=self.config.numbering.format, language=lang)
 
     def _arm_next(self, prefix: str) -> None:
+        if not self.journal.owner or prefix in self._armed or prefix in self._arming:
+            return
+
         async def arm() -> None:
             try:
                 self._armed[prefix] = await asyncio.to_thread(
@@ -190,7 +221,10 @@ class TicketService:
         """Wait for numbers being armed, and give back the armed ones (never sent)."""
         await self.settle()
         for row in self._armed.values():
-            await asyncio.to_thread(self.journal.void, row.row_id)
+            try:
+                await asyncio.to_thread(self.journal.void, row.row_id)
+            except StoreError as exc:  # the next start's recovery voids it
+                log.warning("armed number %s not given back: %s", row.ticket_id, exc)
         self._armed.clear()
 
     # ----------------------------------------------------------------- issuing
@@ -219,7 +253,12 @@ class TicketService:
                      print_ticket: bool, wait_print: bool) -> IssueResult:
         lang = language or self.config.kiosk.language
         view = self._view(queue_id, lang)
-        row = await self._take_number(view, lang)
+        try:
+            row = await self._take_number(view, lang)
+        except StoreError as exc:  # nothing was sent: out of service, and staff told why
+            return self._not_numbered(view, lang, exc)
+        if self.health.faults().get("clock"):
+            self.health.clear("clock")
         data = {**(integration_data or {}),  # ours last: a caller cannot override them
                 "source": "kiosk", "kiosk": self.config.kiosk.id, "day": row.day, "lang": lang}
 
@@ -241,8 +280,10 @@ class TicketService:
         issued_at = self._clock()
         journal_outcome = "uncertain" if uncertain else outcome.value
         wait = view.wait_minutes if view.api_name else None
-        self.journal.finish(row.row_id, journal_outcome, videsk_id=videsk_id, detail=detail,
-                            wait_min=wait)
+        self._record(row.ticket_id, f"outcome {journal_outcome} videsk id {videsk_id}",
+                     lambda: self.journal.finish(row.row_id, journal_outcome,
+                                                 videsk_id=videsk_id, detail=detail,
+                                                 wait_min=wait))
         log.info("ticket %s queue=%s outcome=%s%s", row.ticket_id, queue_id, journal_outcome,
                  f" ({detail})" if detail else "")
 
@@ -275,6 +316,35 @@ class TicketService:
             qr=qr_content(self.config.ticket.qr, ticket) if outcome is Outcome.ISSUED else None,
             printing=printing if not wait_print else None)
 
+    def _not_numbered(self, view: QueueView, lang: str, exc: StoreError) -> IssueResult:
+        """No number could be taken: nothing was sent, the tap is out of service."""
+        if not self.journal.fault:  # an unopened journal was reported at start
+            self.health.set("clock" if isinstance(exc, ClockBehind) else "journal", str(exc))
+        log.error("no ticket for queue %s: %s", view.id, exc)
+        return IssueResult(
+            outcome=Outcome.UNAVAILABLE, ticket_id="", queue=view, language=lang,
+            message=customer_message(Outcome.UNAVAILABLE, lang, queue=view.name),
+            detail=f"{exc.__class__.__name__}: {exc}")
+
+    def _record(self, ticket_id: str, what: str, write: Callable[[], None]) -> None:
+        """Write to the journal after the API answered; a failure never reaches the
+        customer: the record is logged whole, the fault reported, the write tried again
+        at the next record."""
+        self._unrecorded.append((f"{ticket_id}: {what}", write))
+        while self._unrecorded:
+            label, pending = self._unrecorded[0]
+            try:
+                pending()
+            except StoreError as exc:
+                log.error("journal write failed, kept to try again: ticket %s (%s)",
+                          label, exc)
+                self.health.set("journal", f"{len(self._unrecorded)} record(s) not written "
+                                f"(first: ticket {label}): {exc}")
+                return
+            self._unrecorded.pop(0)
+        if not self.journal.fault:
+            self.health.clear("journal")
+
     async def print(self, ticket: TicketData, row_id: int | None) -> tuple[bool, str]:
         """Print off the event loop; record the result in the journal."""
         if self.printer is None:
@@ -285,7 +355,8 @@ class TicketService:
         except PrinterError as exc:
             printed, error = False, f"{exc.__class__.__name__}: {exc}"
         if row_id is not None:
-            self.journal.set_printed(row_id, printed, error)
+            self._record(ticket.ticket_id, f"printed {printed}",
+                         lambda: self.journal.set_printed(row_id, printed, error))
         return printed, error
 
     async def reprint(self, ticket_id: str) -> tuple[bool, str]:

@@ -21,13 +21,15 @@ from kiosk import __version__
 from kiosk.api import QmsClient
 from kiosk.api.client import DEFAULT_RETRY, RetryPolicy
 from kiosk.config import Config, load_config
-from kiosk.errors import ApiError, ConfigError, PrinterError
+from kiosk.errors import ApiError, ConfigError, PrinterError, StoreError
 from kiosk.printing import PrinterStatus, TicketPrinter
 from kiosk.service import presentation
+from kiosk.service.clock import TicketClock
 from kiosk.service.formflow import FormCatalog
 from kiosk.service.issuing import TicketService
 from kiosk.service.queues import QueueMonitor, open_monitor
 from kiosk.store import Journal
+from kiosk.store.journal import Access
 
 if TYPE_CHECKING:
     from kiosk.service.callfeed import CallFeed
@@ -49,10 +51,19 @@ class Runtime:
     printer: TicketPrinter
     monitor: QueueMonitor
     service: TicketService
+    clock: TicketClock
     forms: FormCatalog | None = None
     """Which queues need a form, and their forms (refreshed while the UI is served)."""
     calls: CallFeed | None = None
     """The relay's calls, when the config has a ``calls`` section (set by the core)."""
+
+    def faults(self) -> dict[str, str]:
+        """What staff must know is wrong now: the journal, the clock (see
+        :mod:`kiosk.service.health`)."""
+        faults = self.service.health.faults()
+        if "clock" not in faults and (note := self.clock.note()):
+            faults["clock"] = note
+        return faults
 
     async def branch_label(self) -> str:
         """The branch's label from config, else from the API (empty if unreachable)."""
@@ -98,8 +109,13 @@ class Runtime:
         return row.ticket_id, printed, error
 
     def counts(self) -> dict[str, int]:
-        """Today's attempts by outcome (and ``unprinted``)."""
-        return self.journal.counts()
+        """Today's attempts by outcome (and ``unprinted``); empty if the journal cannot be
+        read (the fault is reported)."""
+        try:
+            return self.journal.counts()
+        except StoreError as exc:
+            self.service.health.set("journal", str(exc))
+            return {}
 
     async def reload_from(self, path: str | None) -> str:
         """Reload the config file at ``path``: all of it, or nothing (a bad file, or a
@@ -122,15 +138,20 @@ class Runtime:
                and age is not None else f"{snap.error or 'not reached yet'}")
         counts = self.counts()
         today = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+        faults = "".join(f"\n{what.upper()} FAULT: {problem}"
+                         for what, problem in self.faults().items())
         text = (f"Kiosk {self.config.kiosk.id} · kiosk {__version__}\n"
                 f"API {self.config.api.base_url}: {api}\n"
                 f"Printer ({self.config.printer.type}): {printer}\n"
                 f"Today: {today}" + self._forms_summary())
         if self.calls is not None:
             from kiosk.service.callfeed import call_wait_summary, relay_summary
-            text += (f"\n{relay_summary(self.calls)}\nCalls today: "
-                     f"{call_wait_summary(self.journal.call_waits())}")
-        return text
+            try:
+                waits = call_wait_summary(self.journal.call_waits())
+            except StoreError:  # reported among the faults below
+                waits = "unknown"
+            text += f"\n{relay_summary(self.calls)}\nCalls today: {waits}"
+        return text + faults
 
     def _forms_summary(self) -> str:
         """Forms since start, as counts (what customers typed never reaches staff)."""
@@ -180,29 +201,52 @@ def open_runtime(
     printer: TicketPrinter | None = None,
     check_printer: bool = False,
     monitor: QueueMonitor | None = None,
+    access: Access = "own",
 ) -> Runtime:
-    """Wire a kiosk from ``config``; recovers attempts a crash left pending.
+    """Wire a kiosk from ``config``.
 
-    ``monitor`` (from :func:`~kiosk.service.queues.open_monitor`, maybe polling already)
-    brings its API client; otherwise both are made here.
+    ``access`` is how the journal is opened (:mod:`kiosk.store.journal`): ``"own"`` for
+    the core, which recovers it (attempts a crash left pending) when no other process owns
+    it, and runs on, out of service and saying why, when it cannot be opened; ``"write"``
+    for one-shot commands, which never recover or arm; ``"read"`` for read-only ones.
+    ``clock`` is the local wall clock; tickets go by it as corrected by the API's ``Date``
+    (:class:`~kiosk.service.clock.TicketClock`). ``monitor`` (from
+    :func:`~kiosk.service.queues.open_monitor`, maybe polling already) brings its API
+    client; otherwise both are made here.
     """
     if monitor is None:
         monitor = open_monitor(config, api_key, transport=transport, retry=retry)
     api = monitor.api
-    journal = Journal(config.kiosk.data_dir, kiosk_id=config.kiosk.id,
-                      timezone=config.kiosk.timezone, clock=clock or _utcnow)
-    recovered = journal.recover()
-    if recovered:
-        log.warning("%d ticket attempt(s) were interrupted by a crash; marked 'unknown' in %s",
-                    recovered, journal.path)
+    ticket_clock = TicketClock(clock or _utcnow, lambda: api.server_date)
+    fault = ""
+    try:
+        journal = Journal(config.kiosk.data_dir, kiosk_id=config.kiosk.id,
+                          timezone=config.kiosk.timezone, clock=ticket_clock, access=access)
+    except StoreError as exc:
+        if access != "own":
+            raise
+        fault = str(exc)
+        journal = Journal.unavailable(config.kiosk.data_dir, kiosk_id=config.kiosk.id,
+                                      reason=fault, timezone=config.kiosk.timezone)
     printer = printer or TicketPrinter(config.printer, config.ticket,
                                        timezone=config.kiosk.timezone)
     if check_printer:
         printer.ready()  # a bad profile, code page or logo stops start-up here
     service = TicketService(config, api, journal, printer, monitor=monitor,
-                            clock=clock or _utcnow)
+                            clock=ticket_clock)
     forms = FormCatalog(api, lambda: [q.id for q in service.config.queues]
                         or [q.id for q in monitor.snapshot.queues])
     service.forms = forms
-    return Runtime(config, api, journal, printer, monitor, service, forms)
+    if fault:
+        service.health.set("journal", f"{fault}; no ticket is issued until it is fixed "
+                           "(then restart the kiosk)")
+    elif access == "own":
+        recovered = journal.recover()
+        if recovered:
+            log.warning("%d ticket attempt(s) were interrupted by a crash; marked 'unknown' "
+                        "in %s", recovered, journal.path)
+        elif recovered is None:
+            log.warning("another kiosk process owns the journal %s (or a command is writing "
+                        "to it): numbers are taken one by one until it is gone", journal.path)
+    return Runtime(config, api, journal, printer, monitor, service, ticket_clock, forms)
 

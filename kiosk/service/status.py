@@ -1,7 +1,8 @@
 """The running kiosk's state in one JSON file, for monitoring and ``kiosk check``.
 
 ``<data_dir>/status.json`` is rewritten atomically every few seconds: ticket counts, API
-and printer state, the last error, the kiosk's id and version. No secret is ever in it.
+and printer state, journal and clock faults, the last error, the kiosk's id and version.
+No secret is ever in it.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def snapshot(rt: Runtime) -> dict[str, Any]:
         "printer": {"type": rt.config.printer.type, "state": printer.state.value,
                     "detail": printer.detail},
         "tickets_today": rt.counts(),
+        "faults": rt.faults(),
         "last_error": str(snap.error) if snap.error else (
             printer.detail if not printer.can_print else None),
     }

@@ -14,36 +14,64 @@ Numbers. :meth:`Journal.reserve` takes the next number *and* records the attempt
 Two kiosks of one branch have two journals, so their numbers must differ by format: give
 them different queue prefixes, or put ``{kiosk}`` in ``numbering.format`` (see README).
 
-Armed numbers keep the fsync off a tap's path: :meth:`Journal.arm` reserves the next
-number of a prefix ahead of time (durably, ``synchronous=FULL``), and a tap only claims
-it (:meth:`Journal.claim`) and records the answer (:meth:`Journal.finish`), both with
-``synchronous=NORMAL`` and no checkpoint, so no fsync: in WAL mode that survives a kill -9
-at once, and a power cut from the next FULL commit on (the next arm, right after the
-tap). WAL checkpoints run only in :meth:`Journal.arm`, in the background.
+Armed numbers keep the number's reservation off a tap's path: :meth:`Journal.arm`
+reserves the next number of a prefix ahead of time (durably, ``synchronous=FULL``), and a
+tap claims it (:meth:`Journal.claim`, also fsynced: a number is on disk as *sent* before
+its POST leaves, so a power cut right after an accepted POST still finds it) and records
+the answer (:meth:`Journal.finish`, ``synchronous=NORMAL``: it survives a kill -9 at once,
+and a power cut from the next FULL commit on; lost, the attempt reads ``unknown``, never
+``void``). WAL checkpoints run only in :meth:`Journal.arm`, in the background.
 
-Recovery (:meth:`Journal.recover`, at start-up): an attempt left ``pending`` (claimed or
-reserved, maybe sent, no answer recorded) becomes ``unknown``, which staff see in
-``kiosk check``; an ``armed`` number that was never claimed becomes ``void``: never sent,
-never reused, a gap of at most one number per prefix per restart.
+Who may do what (``access``):
+
+- ``"own"``: the long-lived core. It takes the owner lock (``journal.lock`` in the data
+  folder, an ``flock`` held for the process's life); only the owner recovers the journal
+  and arms numbers. A second process asking to own it while the first lives does neither
+  (it reserves each number when it is used) until the first is gone.
+- ``"write"``: a one-shot command (``kiosk ticket``, ``reprint``). It never recovers and
+  never arms, so it neither voids the core's armed number nor skips one of its own; it
+  holds ``journal.users`` shared while it lives, so the owner never recovers an attempt
+  of a one-shot still waiting for its answer.
+- ``"read"``: read-only commands (``check``, ``tickets``): SQLite opened read-only.
+
+Recovery (:meth:`Journal.recover`, by the owner, with no one-shot writing): an attempt
+left ``pending`` (claimed or reserved, maybe sent, no answer recorded) becomes
+``unknown``, which staff see in ``kiosk check``; an ``armed`` number that was never
+claimed becomes ``void``: never sent, never reused, a gap of at most one number per
+prefix per restart.
+
+The day never goes backwards: a number is refused (:class:`~kiosk.errors.ClockBehind`)
+when the clock's day is earlier than the latest day the journal has numbered on. A
+journal that cannot be opened, or fails SQLite's integrity check, is never replaced by a
+new one: the owner reports it (:meth:`Journal.unavailable`) and issues nothing.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 import unicodedata
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from kiosk.errors import StoreError
+from kiosk.errors import ClockBehind, StoreError
 
 SCHEMA_VERSION = 1
 JOURNAL_FILE = "journal.sqlite3"
+OWNER_LOCK = "journal.lock"
+"""Held (``flock`` exclusive) by the process that owns the journal, for its life."""
+USERS_LOCK = "journal.users"
+"""Held shared by one-shot writers while they live; the owner recovers only when it can
+take it exclusive (no one-shot is waiting for an answer)."""
+
+Access = Literal["own", "write", "read"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS counters (
@@ -129,39 +157,143 @@ class Journal:
     """The SQLite journal of one kiosk. Safe to share between threads."""
 
     def __init__(self, data_dir: Path, *, kiosk_id: str, timezone: str = "UTC",
-                 clock: Callable[[], datetime] = _utcnow) -> None:
+                 clock: Callable[[], datetime] = _utcnow, access: Access = "own",
+                 busy_timeout_s: float = 15.0) -> None:
         self.kiosk_id = kiosk_id
         self.tz = ZoneInfo(timezone)
         self._clock = clock
         self._lock = threading.Lock()
+        self.access: Access = access
         self.path = Path(data_dir) / JOURNAL_FILE
+        self.fault: str | None = None
+        """Why this journal cannot be used (see :meth:`unavailable`); None when it can."""
+        self.owner = False
+        """This process owns the journal (took the owner lock and recovered it)."""
+        self._owner_fd: int | None = None
+        self._users_fd: int | None = None
+        self._db: sqlite3.Connection | None = None
         try:
+            if access == "read":
+                self._db = self._open_read_only(busy_timeout_s)
+                return
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=15, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=15000")
+            if access == "write":
+                self._users_fd = _lock_file(self.path.parent / USERS_LOCK, fcntl.LOCK_SH)
+            db = self._db = sqlite3.connect(self.path, timeout=busy_timeout_s,
+                                            isolation_level=None, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+            if access == "own":  # never build a new journal over a damaged one
+                problem = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+                if problem != "ok":
+                    raise StoreError(f"the journal {self.path} is damaged ({problem}); it "
+                                     "was left as it is: move it aside (not delete it) "
+                                     "once today's numbers are accounted for")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
             # Checkpoints (which fsync) run in arm(), off the tap's path; not at any commit.
-            self._db.execute("PRAGMA wal_autocheckpoint=0")
+            db.execute("PRAGMA wal_autocheckpoint=0")
             with self._tx():
-                version = self._db.execute("PRAGMA user_version").fetchone()[0]
+                version = db.execute("PRAGMA user_version").fetchone()[0]
                 if version > SCHEMA_VERSION:
                     raise StoreError(f"{self.path} was written by a newer kiosk "
                                      f"(schema {version} > {SCHEMA_VERSION})")
                 for statement in filter(str.strip, (_SCHEMA + _CALLS_SCHEMA).split(";")):
-                    self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
+            self._release()
             raise StoreError(f"cannot open the journal {self.path}: {exc}") from exc
         except OSError as exc:
+            self._release()
             raise StoreError(f"cannot create {self.path.parent}: {exc}") from exc
+        except BaseException:
+            self._release()
+            raise
+
+    @classmethod
+    def unavailable(cls, data_dir: Path, *, kiosk_id: str, reason: str,
+                    timezone: str = "UTC") -> Journal:
+        """A journal that could not be opened: every use raises StoreError(``reason``).
+        The core runs on with it, out of service and saying why, instead of exiting
+        (and being restarted by systemd, again and again)."""
+        j = cls.__new__(cls)
+        j.kiosk_id, j.tz, j._clock, j._lock = kiosk_id, ZoneInfo(timezone), _utcnow, \
+            threading.Lock()
+        j.access, j.path, j.fault, j.owner = "own", Path(data_dir) / JOURNAL_FILE, reason, False
+        j._owner_fd = j._users_fd = None
+        j._db = None
+        return j
+
+    def _open_read_only(self, busy_timeout_s: float) -> sqlite3.Connection:
+        if not self.path.exists():
+            raise StoreError(f"no journal at {self.path} (no ticket issued here yet)")
+        db = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=busy_timeout_s,
+                             isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fails if not a database
+        return db
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError(self.fault or f"the journal {self.path} is closed")
+        return self._db
+
+    def _release(self) -> None:
+        for fd in (self._owner_fd, self._users_fd):
+            if fd is not None:
+                os.close(fd)  # closing the descriptor drops its flock
+        self._owner_fd = self._users_fd = None
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the database (and give up ownership)."""
         with self._lock:
-            self._db.close()
+            self._release()
+            self.owner = False
+
+    # ------------------------------------------------------------------ ownership
+
+    def recover(self) -> int | None:
+        """Own the journal and recover it, if this process may: ``pending`` attempts become
+        ``unknown`` (returns how many; staff should check them), ``armed`` numbers
+        ``void`` (never sent).
+
+        Returns None, changing nothing, when another process owns the journal, a one-shot
+        command is writing to it, or this journal was not opened to own (``access``). Call
+        it only with no ticket of this process in flight. Once it returned a number, this
+        process is the :attr:`owner` (and may :meth:`arm`) until :meth:`close`.
+        """
+        if self.access != "own" or self.fault is not None:
+            return None
+        if self.owner:
+            return 0
+        dir_ = self.path.parent
+        try:
+            if self._owner_fd is None:
+                self._owner_fd = _lock_file(dir_ / OWNER_LOCK, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            users = _lock_file(dir_ / USERS_LOCK, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"journal {self.path}: lock: {exc}") from exc
+        try:
+            with self._tx() as db:
+                now = self._now()
+                db.execute("UPDATE tickets SET outcome = 'void', detail = 'armed, never used', "
+                           "updated_at = ? WHERE outcome = 'armed'", (now,))
+                cur = db.execute("UPDATE tickets SET outcome = 'unknown', detail = "
+                                 "'interrupted before the API answer was recorded', "
+                                 "updated_at = ? WHERE outcome = 'pending'", (now,))
+                count = cur.rowcount
+        finally:
+            os.close(users)
+        self.owner = True
+        return count
 
     def today(self) -> str:
         """The branch's local date, ISO formatted."""
@@ -174,16 +306,21 @@ class Journal:
         ``durable``: fsync at commit (``synchronous=FULL``); else WAL's ``NORMAL``.
         """
         with self._lock:
+            db = self._conn
             try:
-                self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-                self._db.execute("BEGIN IMMEDIATE")
+                db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                db.execute("BEGIN IMMEDIATE")
                 try:
-                    yield self._db
+                    yield db
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
                     raise
-                self._db.execute("COMMIT")
+                db.execute("COMMIT")
             except sqlite3.Error as exc:
+                if db.in_transaction:  # a failed COMMIT (disk full, busy) may leave it open
+                    with suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
                 raise StoreError(f"journal {self.path}: {exc}") from exc
 
     def _now(self) -> str:
@@ -200,6 +337,9 @@ class Journal:
         now = self._now()
         with self._tx() as db:
             day = self.today()
+            seen = db.execute("SELECT max(day) FROM counters").fetchone()[0]
+            if seen is not None and day < seen:
+                raise ClockBehind(day, seen)
             row = db.execute("UPDATE counters SET seq = seq + 1 WHERE day = ? AND prefix = ? "
                              "RETURNING seq", (day, prefix)).fetchone()
             seq = row[0] if row else 1
@@ -225,22 +365,23 @@ class Journal:
 
     def arm(self, *, prefix: str, fmt: str) -> TicketRow:
         """Reserve the next number of ``prefix`` ahead of a tap (durably; outcome ``armed``),
-        and fold the write-ahead log back into the database while nobody waits."""
+        and fold the write-ahead log back into the database while nobody waits. Only the
+        :attr:`owner` arms (anyone else's armed number would be voided by its recovery)."""
+        if not self.owner:
+            raise StoreError(f"journal {self.path}: only its owner arms numbers")
         row = self.reserve(queue_id="", queue_name="", prefix=prefix, fmt=fmt, outcome="armed")
         self.checkpoint()
         return row
 
     def checkpoint(self) -> None:
         """Copy the write-ahead log into the database (a passive checkpoint)."""
-        with self._lock:
-            try:
-                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error as exc:
-                raise StoreError(f"journal {self.path}: checkpoint: {exc}") from exc
+        with self._reading() as db:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def claim(self, row_id: int, *, queue_id: str, queue_name: str, language: str) -> None:
-        """Turn an armed number into a pending attempt for ``queue_id``, before sending it."""
-        with self._tx(durable=False) as db:
+        """Turn an armed number into a pending attempt for ``queue_id``, before sending it:
+        fsynced, so the number is on disk as possibly sent before the POST leaves."""
+        with self._tx() as db:
             cur = db.execute("UPDATE tickets SET outcome = 'pending', queue_id = ?, "
                              "queue_name = ?, language = ?, updated_at = ? "
                              "WHERE row_id = ? AND outcome = 'armed'",
@@ -265,18 +406,6 @@ class Journal:
             db.execute("UPDATE tickets SET printed = ?, print_error = ?, updated_at = ? "
                        "WHERE row_id = ?", (int(printed), error[:500], self._now(), row_id))
 
-    def recover(self) -> int:
-        """After a stop or crash: ``pending`` → ``unknown`` (returns how many; staff should
-        check them), ``armed`` → ``void`` (never sent)."""
-        with self._tx() as db:
-            now = self._now()
-            db.execute("UPDATE tickets SET outcome = 'void', detail = 'armed, never used', "
-                       "updated_at = ? WHERE outcome = 'armed'", (now,))
-            cur = db.execute("UPDATE tickets SET outcome = 'unknown', detail = "
-                             "'interrupted before the API answer was recorded', updated_at = ? "
-                             "WHERE outcome = 'pending'", (now,))
-            return cur.rowcount
-
     def void(self, row_id: int) -> None:
         """Give up an armed number without sending it (e.g. it belongs to yesterday)."""
         with self._tx(durable=False) as db:
@@ -286,47 +415,69 @@ class Journal:
 
     # ------------------------------------------------------------------ reading
 
-    def _get_row(self, row_id: int) -> TicketRow:
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection for a read, under the lock, SQLite's errors translated."""
         with self._lock:
-            row = self._db.execute("SELECT * FROM tickets WHERE row_id = ?", (row_id,)).fetchone()
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise StoreError(f"journal {self.path}: {exc}") from exc
+
+    def _get_row(self, row_id: int) -> TicketRow:
+        with self._reading() as db:
+            row = db.execute("SELECT * FROM tickets WHERE row_id = ?", (row_id,)).fetchone()
         return _row(row)
+
+    def integrity(self) -> str:
+        """SQLite's quick integrity check: ``"ok"``, or the first problem found."""
+        with self._reading() as db:
+            result: str = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        return result
+
+    def latest_day(self) -> str | None:
+        """The latest day the journal has numbered tickets on (its high-water mark: the
+        day never goes back behind it)."""
+        with self._reading() as db:
+            day: str | None = db.execute("SELECT max(day) FROM counters").fetchone()[0]
+        return day
 
     def find(self, ticket_id: str, day: str | date | None = None) -> TicketRow | None:
         """The attempt with this number (today by default; the latest if ``day`` is "any")."""
-        with self._lock:
+        with self._reading() as db:
             if day == "any":
-                row = self._db.execute("SELECT * FROM tickets WHERE ticket_id = ? "
-                                       "ORDER BY row_id DESC LIMIT 1", (ticket_id,)).fetchone()
+                row = db.execute("SELECT * FROM tickets WHERE ticket_id = ? "
+                                 "ORDER BY row_id DESC LIMIT 1", (ticket_id,)).fetchone()
             else:
                 d = day.isoformat() if isinstance(day, date) else (day or self.today())
-                row = self._db.execute("SELECT * FROM tickets WHERE day = ? AND ticket_id = ?",
-                                       (d, ticket_id)).fetchone()
+                row = db.execute("SELECT * FROM tickets WHERE day = ? AND ticket_id = ?",
+                                 (d, ticket_id)).fetchone()
         return _row(row) if row else None
 
     def last_issued(self) -> TicketRow | None:
         """The most recent ticket the API accepted."""
-        with self._lock:
-            row = self._db.execute("SELECT * FROM tickets WHERE outcome = 'issued' "
-                                   "ORDER BY row_id DESC LIMIT 1").fetchone()
+        with self._reading() as db:
+            row = db.execute("SELECT * FROM tickets WHERE outcome = 'issued' "
+                             "ORDER BY row_id DESC LIMIT 1").fetchone()
         return _row(row) if row else None
 
     def rows(self, day: str | None = None) -> list[TicketRow]:
         """Every attempt of ``day`` (today by default), oldest first; not armed or void
         numbers, which were never sent."""
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM tickets WHERE day = ? AND outcome NOT IN "
-                                    "('armed', 'void') ORDER BY row_id",
-                                    (day or self.today(),)).fetchall()
+        with self._reading() as db:
+            rows = db.execute("SELECT * FROM tickets WHERE day = ? AND outcome NOT IN "
+                              "('armed', 'void') ORDER BY row_id",
+                              (day or self.today(),)).fetchall()
         return [_row(r) for r in rows]
 
     def counts(self, day: str | None = None) -> dict[str, int]:
         """Attempts of ``day`` by outcome, plus ``unprinted`` issued tickets."""
-        with self._lock:
+        with self._reading() as db:
             d = day or self.today()
-            out = {r[0]: r[1] for r in self._db.execute(
+            out = {r[0]: r[1] for r in db.execute(
                 "SELECT outcome, COUNT(*) FROM tickets WHERE day = ? AND outcome NOT IN "
                 "('armed', 'void') GROUP BY outcome", (d,))}
-            out["unprinted"] = self._db.execute(
+            out["unprinted"] = db.execute(
                 "SELECT COUNT(*) FROM tickets WHERE day = ? AND outcome = 'issued' "
                 "AND printed = 0", (d,)).fetchone()[0]
         return out
@@ -350,21 +501,32 @@ class Journal:
     def calls_of(self, ticket_id: str, day: str | None = None) -> list[tuple[str, str]]:
         """``(poc, called_at)`` of each call of ``ticket_id`` (today by default), oldest
         first."""
-        with self._lock:
-            rows = self._db.execute("SELECT poc, called_at FROM calls WHERE day = ? AND "
-                                    "ticket_id = ? ORDER BY called_at",
-                                    (day or self.today(), ticket_id)).fetchall()
+        with self._reading() as db:
+            rows = db.execute("SELECT poc, called_at FROM calls WHERE day = ? AND "
+                              "ticket_id = ? ORDER BY called_at",
+                              (day or self.today(), ticket_id)).fetchall()
         return [(r[0], r[1]) for r in rows]
 
     def call_waits(self, day: str | None = None) -> list[float]:
         """Seconds from ticket to first call, for each of the day's called tickets."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._reading() as db:
+            rows = db.execute(
                 "SELECT COALESCE(t.answered_at, t.created_at), MIN(c.called_at) FROM calls c "
                 "JOIN tickets t ON t.day = c.day AND t.ticket_id = c.ticket_id "
                 "WHERE c.day = ? GROUP BY c.ticket_id", (day or self.today(),)).fetchall()
         return [max(0.0, (datetime.fromisoformat(called) - datetime.fromisoformat(issued))
                     .total_seconds()) for issued, called in rows]
+
+
+def _lock_file(path: Path, operation: int) -> int:
+    """Open ``path`` (created if missing) and ``flock`` it; the descriptor holds the lock."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, operation)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _row(r: sqlite3.Row) -> TicketRow:

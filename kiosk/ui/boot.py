@@ -17,6 +17,8 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
+log = logging.getLogger(__name__)
+
 
 class _NoMtdevProbeError(logging.Filter):
     """Drops Kivy's "MTDev is not supported" error: we do not use mtdev then."""
@@ -106,13 +108,90 @@ def prepare(kivy_home_dir: Path | None = None) -> None:
     import kivy.app  # noqa: F401
 
 
+def display_size() -> tuple[int, int] | None:
+    """The usable area of the first display (without panels and docks), asked of the
+    SDL library Kivy uses; None where it cannot tell."""
+    import ctypes
+    import ctypes.util
+    import glob
+
+    import kivy
+    libs = sorted(glob.glob(str(Path(kivy.__file__).resolve().parent.parent / "Kivy.libs"
+                                / "libSDL2-2*.so*")))
+    name = libs[0] if libs else ctypes.util.find_library("SDL2-2.0") or \
+        ctypes.util.find_library("SDL2")
+    if not name:
+        return None
+
+    class Rect(ctypes.Structure):
+        _fields_ = [("x", ctypes.c_int), ("y", ctypes.c_int), ("w", ctypes.c_int),
+                    ("h", ctypes.c_int)]
+    try:
+        sdl = ctypes.CDLL(name)
+        video = 0x20  # SDL_INIT_VIDEO
+        if sdl.SDL_InitSubSystem(video) != 0:
+            return None
+        try:
+            rect = Rect()
+            if sdl.SDL_GetDisplayUsableBounds(0, ctypes.byref(rect)) != 0:
+                return None
+        finally:
+            sdl.SDL_QuitSubSystem(video)
+    except (OSError, AttributeError) as exc:
+        log.info("display size unknown: %s", exc)
+        return None
+    return (rect.w, rect.h) if rect.w > 0 and rect.h > 0 else None
+
+
+def fit(size: tuple[int, int], display: tuple[int, int], *, margin: float = 0.92
+        ) -> float:
+    """The scale (at most 1) at which a window of ``size`` fits within ``margin`` of
+    ``display``, proportions kept."""
+    return min(1.0, display[0] * margin / size[0], display[1] * margin / size[1])
+
+
+def ui_scale(mode: str, window: tuple[int, int]) -> float:
+    """How much smaller than designed to draw in ``window``: the screens are laid out for
+    the mode's size (kiosk 1080x1920, tablet 1280x800...) in either orientation, and a
+    smaller window gets the same layout scaled down (at most 1: a larger one just has
+    more room)."""
+    design = {"kiosk": KIOSK_SIZE, "display": DISPLAY_SIZE}.get(mode, TABLET_SIZE)
+    if (window[0] > window[1]) != (design[0] > design[1]):
+        design = (design[1], design[0])
+    return min(1.0, window[0] / design[0], window[1] / design[1])
+
+
+def apply_scale(mode: str) -> float:
+    """Scale everything drawn (Kivy's density) to the window's size (see :func:`ui_scale`):
+    called once the window exists (setting the density earlier would open the window at
+    Kivy's default size) and before any widget is built. Returns the scale."""
+    from kivy.core.window import Window
+    from kivy.metrics import Metrics
+    scale = ui_scale(mode, (int(Window.width), int(Window.height)))
+    if scale != 1.0:
+        Metrics.density = float(os.environ.get("KIVY_METRICS_DENSITY") or 1.0) * scale
+    return scale
+
+
 def configure(mode: str, *, size: tuple[int, int] | None = None, fullscreen: bool = False,
-              kivy_home_dir: Path | None = None, touchscreen: bool = False) -> tuple[int, int]:
-    """Set up Kivy's window for ``mode`` (kiosk, tablet or display); returns its size."""
+              kivy_home_dir: Path | None = None, touchscreen: bool = False,
+              fit_display: bool = False) -> tuple[int, int]:
+    """Set up Kivy's window for ``mode`` (kiosk, tablet or display); returns its size.
+
+    ``fit_display`` (the demo's window): a window of the mode's size that does not fit
+    the display is scaled down to fit, proportions kept, and everything in it with it
+    (Kivy's density): the same layout, smaller, never cut off by the screen's edge.
+    """
     prepare(kivy_home_dir)
     from kivy.config import Config
 
     width, height = size or {"kiosk": KIOSK_SIZE, "display": DISPLAY_SIZE}.get(mode, TABLET_SIZE)
+    if fit_display and not fullscreen and (display := display_size()) is not None \
+            and (scale := fit((width, height), display)) < 1.0:
+        # a width in whole 4-pixel steps (rows of pixels read back stay aligned); what
+        # is drawn in it is scaled to match once it exists (apply_scale)
+        width, height = int(width * scale) // 4 * 4, round(height * int(width * scale)
+                                                           // 4 * 4 / width)
     Config.set("graphics", "width", str(width))
     Config.set("graphics", "height", str(height))
     Config.set("graphics", "resizable", "0" if fullscreen else "1")

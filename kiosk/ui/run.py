@@ -72,7 +72,7 @@ async def first_frame_then_stop(app: Any, echo: Callable[[str], None] = print) -
 async def run_ui(core: CoreProcess | RemoteCore, *, mode: str | None = None,
                  fullscreen: bool | None = None, size: tuple[int, int] | None = None,
                  on_app: Callable[[Any], Awaitable[None] | None] | None = None,
-                 echo: Callable[[str], None] | None = None) -> int:
+                 echo: Callable[[str], None] | None = None, fit_display: bool = False) -> int:
     """Run the app until it stops (admin exit, SIGTERM, or the core ending); returns the
     exit status: 0, the core's status if it could not start, 1 if it stopped under us.
 
@@ -97,8 +97,11 @@ async def run_ui(core: CoreProcess | RemoteCore, *, mode: str | None = None,
         echo(link.note)
     mode = mode or settings.mode
     full = settings.fullscreen if fullscreen is None else fullscreen
-    boot.configure(mode, size=size, fullscreen=full, touchscreen=settings.touchscreen)
+    boot.configure(mode, size=size, fullscreen=full, touchscreen=settings.touchscreen,
+                   fit_display=fit_display)  # a window on a developer's screen: fits it
     from kiosk.ui.app import KioskApp  # imports Kivy's window: after configure()
+
+    boot.apply_scale(mode)  # a window smaller than designed: the same layout, smaller
 
     app = KioskApp(link, mode=mode, fullscreen=full)
     app.preload()
