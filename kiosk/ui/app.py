@@ -40,6 +40,7 @@ from kiosk.ui.screens import (
     NoAgentsScreen,
     OutOfServiceScreen,
     PinScreen,
+    QueueScreen,
     TicketScreen,
 )
 from kiosk.ui.theme import Theme, register_fonts, rgba
@@ -336,8 +337,9 @@ class KioskApp(App):
         snap = self.core.snapshot
         home.stale = freshness_text(snap, self.settings.refresh_s, self.lang) \
             if snap.fetched_at is None else ""
-        home.show_ages(self.core.views(self.lang), self.lang, self.settings.refresh_s,
-                       time.monotonic() - self.core.views_at)
+        if isinstance(home, QueueScreen):  # (the calling screen has no queue cards)
+            home.show_ages(self.core.views(self.lang), self.lang, self.settings.refresh_s,
+                           time.monotonic() - self.core.views_at)
 
     # ----------------------------------------------------------------- issuing
 
