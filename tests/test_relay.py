@@ -250,6 +250,8 @@ def test_a_slow_screen_is_dropped_and_the_others_get_everything() -> None:
             assert fast.queue.get_nowait() == ev
     assert slow.dropped
     assert slow.queue.get_nowait() is None  # its stream ends; it resumes with Last-Event-ID
+    hub.publish("b", [Event(11, "b", "{}", 0.0)])
+    assert hub.screens["b"] == {fast}  # a dropped screen is forgotten
 
 
 def test_healthz(relay: RelayServer) -> None:
@@ -429,3 +431,16 @@ def test_secrets_signatures_and_tokens_never_reach_the_log(relay: RelayServer,
     assert "signature not valid" in text  # the refusal is logged, with its reason
     for secret in (SECRET.decode(), good[7:], bad[7:], TOKEN_A, TOKEN_B):
         assert secret not in text
+
+
+def test_a_replayed_delivery_is_not_a_new_call(relay: RelayServer) -> None:
+    captured = call_body("A-010", "call-10")
+    headers = sign(captured)
+    assert post(relay.url, captured, headers).status_code == 201
+    for i in range(3):
+        assert post(relay.url, call_body(f"A-01{i + 1}", f"call-1{i + 1}")).status_code == 201
+    screen = SseReader(relay.url, BRANCH_A, TOKEN_A).start_connected()
+    assert len(screen.take(4)) == 4  # the day's calls so far
+    r = post(relay.url, captured, headers)  # an attacker replays what they captured
+    assert r.status_code == 200 and r.headers["x-relay-duplicate"] == "true"
+    assert screen.nothing_more()

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 FIGURES = ("lost", "accepted twice", "printed not accepted", "issued not accepted",
            "told not queued but queued", "uncertain not ambiguous", "unknown no kill",
-           "printed per journal no paper", "left waiting", "unplanned restarts")
+           "printed per journal no paper", "left waiting", "unplanned restarts", "errors")
 
 
 def test_500_customers_3_kills_nothing_lost_or_doubled(tmp_path: Path) -> None:

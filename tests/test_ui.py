@@ -367,6 +367,34 @@ async def test_tap_to_ticket_on_screen_is_fast(tmp_path: Path) -> None:
     await run(tmp_path, scenario)
 
 
+async def test_the_staff_screen_says_the_clock_is_wrong(tmp_path: Path) -> None:
+    """Issue 9 item 2: a board a day behind the API's clock still numbers today's tickets
+    on today, and the staff screen says the clock is wrong."""
+    from datetime import UTC, datetime, timedelta
+
+    async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
+        from kivy.core.window import Window
+        rt.clock._local = lambda: datetime.now(UTC) - timedelta(days=1)  # no RTC, no NTP
+        await d.tap(card(app, ATENCION))
+        await d.until(lambda: app.sm.current == "ticket", what="ticket screen")
+        row = rt.journal.find(app.screen("ticket").number)
+        assert row is not None and row.day == datetime.now(UTC).astimezone(
+            rt.journal.tz).date().isoformat()
+        app.go_home()
+        await d.tap_at(10, Window.height - 10, hold=2.3)
+        await d.until(lambda: app.sm.current == "pin", what="PIN screen")
+        pin = app.screen("pin")
+        for k in "123456":
+            pin.press(k)
+        pin.press("OK")
+        await d.until(lambda: app.sm.current == "admin", what="admin screen")
+        admin = app.screen("admin")
+        await d.until(lambda: "CLOCK FAULT" in admin.info, what="clock fault shown")
+        assert "1 d 0 h behind the API's" in admin.info
+        await d.screenshot("kiosk-admin-clock-fault")
+    await run(tmp_path, scenario)
+
+
 def outside_the_window(app: Any) -> list[str]:
     """What the customer could not see or reach on the home screen: every visible label
     and button (the scrolling cards aside: their list scrolls) within the window, its

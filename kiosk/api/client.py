@@ -36,12 +36,14 @@ No error from here carries the API key: text from httpx is scrubbed of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import json
 import logging
 import platform
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -52,9 +54,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr, TypeAdapter, ValidationError
 
-from kiosk import __version__
+from kiosk import __version__, deadlines
 from kiosk.api.models import (
-    NAME_MAX,
     Branch,
     EnqueueResult,
     Form,
@@ -62,7 +63,6 @@ from kiosk.api.models import (
     FormType,
     FormVersion,
     Queue,
-    clean_text,
 )
 from kiosk.errors import (
     AcceptedUnreadable,
@@ -87,6 +87,7 @@ from kiosk.errors import (
 )
 from kiosk.logs import protect
 from kiosk.redaction import all_forms, scrub, token_problem
+from kiosk.textclean import NAME_MAX, clean_text
 
 log = logging.getLogger(__name__)
 
@@ -106,29 +107,30 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """When and how long to wait before trying a request again."""
+    """When and how long to wait before trying a request again (defaults and the
+    deadlines they make: :mod:`kiosk.deadlines`)."""
 
-    get_retries: int = 2
+    get_retries: int = deadlines.GET_RETRIES
     """Extra attempts for a GET after a retryable failure."""
-    enqueue_retries: int = 2
+    enqueue_retries: int = deadlines.ENQUEUE_RETRIES
     """Extra attempts for an enqueue after a 422 or a connection that never opened."""
-    initial_delay_s: float = 0.2
+    initial_delay_s: float = deadlines.INITIAL_DELAY_S
     """Wait before the first retry; doubles each time."""
-    max_delay_s: float = 3.0
+    max_delay_s: float = deadlines.MAX_DELAY_S
     """No single wait is longer than this."""
-    jitter: float = 0.25
+    jitter: float = deadlines.JITTER
     """Each wait is scaled by a random factor in [1 - jitter, 1 + jitter]."""
-    max_retry_after_s: float = 10.0
+    max_retry_after_s: float = deadlines.MAX_RETRY_AFTER_S
     """A 429's ``Retry-After`` is honoured up to this many seconds."""
 
-    def longest_wait(self) -> float:
-        """The longest single wait between two attempts."""
-        return max(self.max_delay_s * (1 + self.jitter), self.max_retry_after_s)
-
-    def call_deadline(self, timeout_s: float, retries: int) -> float:
-        """Seconds a whole call may take with ``retries`` extra attempts of at most
-        ``timeout_s`` each, and the waits between them."""
-        return (retries + 1) * timeout_s + retries * self.longest_wait()
+    def call_deadline(self, timeout_s: float, retries: int, *,
+                      rate_limited: bool = True) -> float:
+        """Seconds a whole call may take: ``retries + 1`` attempts of ``timeout_s`` and
+        the waits between them (``rate_limited``: a 429 is retried after Retry-After)."""
+        waits = deadlines.waits_s(retries, initial_s=self.initial_delay_s,
+                                  max_delay_s=self.max_delay_s, jitter=self.jitter,
+                                  retry_after_s=self.max_retry_after_s if rate_limited else 0)
+        return deadlines.call_s(timeout_s, retries, waits)
 
     def delay(self, attempt: int, error: ApiError, rand: float) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based)."""
@@ -136,6 +138,29 @@ class RetryPolicy:
             return min(error.retry_after, self.max_retry_after_s)
         base = min(self.max_delay_s, self.initial_delay_s * 2.0 ** (attempt - 1))
         return max(0.0, base * (1 + self.jitter * (2 * rand - 1)))
+
+
+_BUDGET: contextvars.ContextVar[float | None] = contextvars.ContextVar("api_budget",
+                                                                     default=None)
+SLACK_S = 0.5
+"""Added to a call's own deadline: the time between attempts is not all waiting."""
+MIN_ATTEMPT_S = 0.25
+"""An attempt is not started with less time than this left."""
+
+
+@contextlib.contextmanager
+def api_budget(seconds: float) -> Iterator[None]:
+    """Every API call made inside (in this task and the tasks it starts) ends within
+    ``seconds`` from now, together: no attempt is started that cannot end in time (a
+    call with no time left raises :class:`~kiosk.errors.ConnectFailed`, nothing sent).
+    Nested budgets keep the earlier end."""
+    end = asyncio.get_running_loop().time() + seconds
+    outer = _BUDGET.get()
+    token = _BUDGET.set(end if outer is None else min(outer, end))
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
 
 
 DEFAULT_RETRY = RetryPolicy()
@@ -301,7 +326,15 @@ class QmsClient:
         """Seconds one call may take, retries and waits included."""
         n = retries if retries is not None else (
             self._retry.enqueue_retries if enqueue else self._retry.get_retries)
-        return self._retry.call_deadline(self._timeout_s, n)
+        return self._retry.call_deadline(self._timeout_s, n, rate_limited=not enqueue) \
+            + SLACK_S
+
+    def _deadline(self, retries: int, rate_limited: bool) -> float:
+        """The loop time by which a call must end: its own, or the budget's if earlier."""
+        own = asyncio.get_running_loop().time() + SLACK_S + self._retry.call_deadline(
+            self._timeout_s, retries, rate_limited=rate_limited)
+        budget = _BUDGET.get()
+        return own if budget is None else min(own, budget)
 
     async def __aenter__(self) -> QmsClient:
         return self
@@ -394,8 +427,7 @@ class QmsClient:
                         ) -> list[M]:
         """A list answer, item by item, following Feathers pages; all within one deadline."""
         n = self._retry.get_retries if retries is None else retries
-        deadline = asyncio.get_running_loop().time() + self._retry.call_deadline(
-            self._timeout_s, n)
+        deadline = self._deadline(n, rate_limited=True)
         raw: list[Any] = []
         params: dict[str, str] | None = None
         for _ in range(MAX_PAGES):
@@ -463,10 +495,17 @@ class QmsClient:
     ) -> httpx.Response:
         """Send with the retry policy; return a 2xx response (its body read) or raise a
         typed error. Each attempt has ``timeout_s``; all of them end by ``deadline``
-        (loop time; default: :meth:`RetryPolicy.call_deadline` from now)."""
+        (loop time; default: :meth:`RetryPolicy.call_deadline` from now, or the
+        :func:`api_budget`'s end if earlier). A POST is never sent with less than a whole
+        attempt's time left (cut short, it could land unseen); a retry is only started
+        when a whole attempt fits."""
         loop = asyncio.get_running_loop()
         if deadline is None:
-            deadline = loop.time() + self._retry.call_deadline(self._timeout_s, retries)
+            deadline = self._deadline(retries, rate_limited=method == "GET")
+        left = deadline - loop.time()
+        if left < MIN_ATTEMPT_S or (method != "GET" and left < self._timeout_s):
+            raise ConnectFailed(f"not sent: {max(0.0, left):.1f} s left of this request's "
+                                "deadline")
         attempt = 0
         while True:
             error: ApiError
@@ -488,8 +527,9 @@ class QmsClient:
             if attempt > retries or not isinstance(error, retry_on):
                 raise error
             delay = self._retry.delay(attempt, error, self._rand())
-            if loop.time() + delay + 0.05 >= deadline:
-                log.debug("no retry of %s %s: the call's deadline is near", method, path)
+            if loop.time() + delay + self._timeout_s > deadline:
+                log.debug("no retry of %s %s: a whole attempt would not end by the deadline",
+                          method, path)
                 raise error
             log.debug("retry %d/%d of %s %s in %.2fs after %s", attempt, retries, method, path,
                       delay, error)
@@ -621,5 +661,5 @@ def _parse(response: httpx.Response, adapter: TypeAdapter[T]) -> T:
 
 
 __all__ = ["API_PREFIX", "DEFAULT_RETRY", "NO_RETRY", "QmsClient", "RetryPolicy",
-           "check_enqueue", "error_for_status"]
+           "api_budget", "check_enqueue", "error_for_status"]
 

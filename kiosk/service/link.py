@@ -70,6 +70,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from kiosk.deadlines import DEFAULT
 from kiosk.errors import KioskError
 from kiosk.i18n import LANGUAGES
 from kiosk.logs import redact_text
@@ -79,6 +80,7 @@ from kiosk.service.outcomes import IssueResult, QueueSnapshot, QueueView
 from kiosk.service.staff import NotAllowed, StaffAccess, check_request
 from kiosk.service.wire import (
     UiSettings,
+    deadlines_of,
     encode,
     hello_line,
     result_from_json,
@@ -104,12 +106,17 @@ MAX_CARDS = 60
 """Most queues sent to the UI per language (a screen shows far fewer; a branch with more
 needs ``queues:`` in the config). Names are capped at the API's edge, so the queues
 message stays far below :data:`LINE_LIMIT`."""
-STOP_WAIT_S = 40.0
-"""How long the UI waits for the core to finish a ticket in flight and exit."""
+STOP_WAIT_S = DEFAULT.stop_wait_s
+"""How long the UI waits for the core to finish a ticket in flight and exit, when the
+core did not say (its hello carries the figure for its config: see kiosk.deadlines)."""
 
 
 class CoreUnavailable(KioskError):
     """The core process is gone, or never started."""
+
+
+class CoreTimeout(CoreUnavailable):
+    """The core did not answer in time (it may still be working on the request)."""
 
 
 class CoreFailed(CoreUnavailable):
@@ -211,7 +218,7 @@ class RemoteCore:
             asyncio.get_running_loop().create_future()
         self._printing[rid] = printing
         try:
-            data = await answer
+            data = await self._within(rid, "issue", answer)
         except BaseException:
             self._printing.pop(rid, None)
             raise
@@ -240,7 +247,7 @@ class RemoteCore:
             asyncio.get_running_loop().create_future()
         self._printing[rid] = printing
         try:
-            data = await answer
+            data = await self._within(rid, "submit_form", answer)
         except BaseException:
             self._printing.pop(rid, None)
             raise
@@ -294,9 +301,34 @@ class RemoteCore:
         self._writer.write(encode({"id": rid, "op": op, "args": args or {}}))
         return rid, answer
 
-    async def _call(self, op: str, args: dict[str, Any] | None = None) -> Any:
-        _, answer = self._request(op, args)
-        return await answer
+    async def _call(self, op: str, args: dict[str, Any] | None = None,
+                    deadline_s: float | None = None) -> Any:
+        rid, answer = self._request(op, args)
+        return await self._within(rid, op, answer, deadline_s)
+
+    def deadline_s(self) -> float:
+        """How long a request waits for the core's answer (from the core's hello)."""
+        return self.settings.tap_deadline_s if self.settings else DEFAULT.ui_tap_s
+
+    async def _within(self, rid: int, op: str, answer: asyncio.Future[Any],
+                      deadline_s: float | None = None) -> Any:
+        """The answer, or :class:`CoreTimeout` once the deadline passes (a late answer is
+        then dropped)."""
+        seconds = self.deadline_s() if deadline_s is None else deadline_s
+        try:
+            async with asyncio.timeout(seconds):
+                return await answer
+        except TimeoutError:
+            self._pending.pop(rid, None)
+            log.error("the kiosk core did not answer %s within %.1f s", op, seconds)
+            raise CoreTimeout(f"no answer to {op} within {seconds:.1f} s") from None
+
+    async def ping(self, deadline_s: float = 5.0) -> bool:
+        """Whether the core answers (within ``deadline_s``): the watchdog's question."""
+        try:
+            return bool(await self._call("ping", deadline_s=deadline_s) == "pong")
+        except CoreUnavailable:
+            return False
 
     def _fire(self, op: str) -> None:
         with contextlib.suppress(CoreUnavailable):
@@ -375,12 +407,12 @@ class CoreProcess:
     async def connect(self) -> RemoteCore:
         return await RemoteCore.connect(self._sock)
 
-    async def wait(self) -> int:
-        """The core's exit status once the link is closed (killed after STOP_WAIT_S)."""
+    async def wait(self, timeout_s: float = STOP_WAIT_S) -> int:
+        """The core's exit status once the link is closed (killed after ``timeout_s``)."""
         try:
-            return await asyncio.wait_for(asyncio.to_thread(self.proc.wait), STOP_WAIT_S)
+            return await asyncio.wait_for(asyncio.to_thread(self.proc.wait), timeout_s)
         except TimeoutError:
-            log.error("the kiosk core did not stop in %.0f s: killed", STOP_WAIT_S)
+            log.error("the kiosk core did not stop in %.0f s: killed", timeout_s)
             self.proc.kill()
             return await asyncio.to_thread(self.proc.wait)
 
@@ -484,7 +516,7 @@ class CoreServer:
                 rt.forms.unsubscribe(self._on_forms)
             await status.stop()
             if self._tasks:  # a ticket in flight is finished (and journalled), not dropped
-                await asyncio.wait(self._tasks, timeout=30)
+                await asyncio.wait(self._tasks, timeout=deadlines_of(rt.config).finish_s)
             self._writer.close()
 
     def _on_snapshot(self, snapshot: QueueSnapshot) -> None:
@@ -513,9 +545,17 @@ class CoreServer:
             self._on_snapshot(self._rt.monitor.snapshot)
 
     async def _answer(self, msg: dict[str, Any]) -> None:
+        from kiosk.api.client import api_budget
         rid = int(msg["id"])
+        if msg.get("op") == "ping":  # the watchdog: this loop runs and reads the link
+            self._send({"id": rid, "result": "pong"})
+            return
+        config = self._rt.config if self._rt is not None else self._config
+        budget = deadlines_of(config).api_budget_s if config is not None else None
         try:
-            result = await self._do(rid, msg["op"], msg.get("args") or {})
+            # every API call for this request shares one budget (kiosk.deadlines)
+            with api_budget(budget) if budget is not None else contextlib.nullcontext():
+                result = await self._do(rid, msg["op"], msg.get("args") or {})
         except NotAllowed as exc:  # refused (and logged where it was decided)
             self._send({"id": rid, "error": f"not allowed: {exc}"})
         except Exception as exc:  # answered, never left hanging; the UI shows it kindly

@@ -1,9 +1,10 @@
 """systemd's notify protocol, spoken directly (no dependency): READY, WATCHDOG, STATUS.
 
 systemd gives the socket in ``NOTIFY_SOCKET`` and the watchdog period in
-``WATCHDOG_USEC``. :class:`Watchdog` pings from a task on the app's own asyncio loop, so
-when the loop is stuck (a frozen UI, a blocked call) the pings stop and systemd restarts
-the kiosk. Outside systemd every call is a no-op.
+``WATCHDOG_USEC``. :class:`Watchdog` pings from a task on the UI's own asyncio loop, and
+only after the core answered a ping over the link (``check``): so when either process is
+stuck or gone (a frozen UI, a core whose loop is blocked) the pings stop and systemd
+restarts the kiosk. Outside systemd every call is a no-op.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from kiosk.service.tasks import cancel
 
@@ -51,12 +52,17 @@ def watchdog_period(environ: Mapping[str, str] | None = None) -> float | None:
 
 
 class Watchdog:
-    """READY=1 once, then WATCHDOG=1 every half period while the loop runs."""
+    """READY=1 once, then WATCHDOG=1 every half period while the loop runs and
+    ``check(deadline_s)`` says yes within ``deadline_s`` (the core answers)."""
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, environ: Mapping[str, str] | None = None, *,
+                 check: Callable[[float], Awaitable[bool]] | None = None) -> None:
         self._env = os.environ if environ is None else environ
+        self._check = check
         self._task: asyncio.Task[None] | None = None
         self.pings = 0
+        self.missed = 0
+        """Periods in which the check failed (nothing was sent to systemd)."""
 
     def start(self, status: str = "") -> None:
         notify("READY=1" + (f"\nSTATUS={status}" if status else ""), self._env)
@@ -65,11 +71,31 @@ class Watchdog:
             self._task = asyncio.get_running_loop().create_task(self._run(period),
                                                                 name="watchdog")
 
+    async def _alive(self, deadline_s: float) -> bool:
+        if self._check is None:
+            return True
+        try:
+            async with asyncio.timeout(deadline_s):
+                return await self._check(deadline_s)
+        except TimeoutError:
+            return False
+        except Exception:
+            log.exception("the watchdog's check failed")
+            return False
+
     async def _run(self, period: float) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            if notify("WATCHDOG=1", self._env):
-                self.pings += 1
-            await asyncio.sleep(period)
+            started = loop.time()
+            if await self._alive(period * 0.8):
+                self.missed = 0
+                if notify("WATCHDOG=1", self._env):
+                    self.pings += 1
+            else:
+                self.missed += 1
+                log.error("the kiosk core did not answer the watchdog's ping: systemd is not "
+                          "told the kiosk is alive (%d period(s) in a row)", self.missed)
+            await asyncio.sleep(max(0.0, period - (loop.time() - started)))
 
     def status(self, text: str) -> None:
         """A one-line status for ``systemctl status kiosk``."""

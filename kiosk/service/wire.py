@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from kiosk import errors
+from kiosk.deadlines import DEFAULT, Deadlines
 from kiosk.errors import ApiError, ApiStatusError, MalformedResponse
 from kiosk.service.outcomes import IssueResult, Outcome, QueueSnapshot, QueueView
 
@@ -44,6 +45,12 @@ class UiSettings:
     """Say a new call aloud (display mode)."""
     voices: dict[str, str] = field(default_factory=dict)
     """espeak-ng voice per language."""
+    tap_deadline_s: float = DEFAULT.ui_tap_s
+    """How long the UI waits for the core's answer (then tells the customer what to do)."""
+    print_deadline_s: float = DEFAULT.ui_print_s
+    """How long the UI waits for the paper once the number is on screen."""
+    stop_wait_s: float = DEFAULT.stop_wait_s
+    """How long the UI waits for the core to exit once the link is closed."""
 
     @classmethod
     def of(cls, config: Config) -> UiSettings:
@@ -58,11 +65,25 @@ class UiSettings:
                    calls_keep=calls.keep if calls else 6,
                    chime=calls.chime if calls else False,
                    speech=calls.speech if calls else False,
-                   voices={str(k): v for k, v in calls.voices.items()} if calls else {})
+                   voices={str(k): v for k, v in calls.voices.items()} if calls else {},
+                   **deadline_settings(config))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> UiSettings:
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+def deadlines_of(config: Config) -> Deadlines:
+    """The kiosk's time limits for ``config`` (see :mod:`kiosk.deadlines`)."""
+    return Deadlines(timeout_s=config.api.timeout_s,
+                     printer_timeout_s=config.printer.timeout_s)
+
+
+def deadline_settings(config: Config) -> dict[str, float]:
+    """The UI's time limits, for :class:`UiSettings`."""
+    d = deadlines_of(config)
+    return {"tap_deadline_s": d.ui_tap_s, "print_deadline_s": d.ui_print_s,
+            "stop_wait_s": d.stop_wait_s}
 
 
 def encode(message: dict[str, Any]) -> bytes:

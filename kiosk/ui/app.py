@@ -23,13 +23,12 @@ from kivy.uix.screenmanager import NoTransition, ScreenManager
 from kivy.uix.widget import Widget
 
 from kiosk.i18n import format_wait, t
-from kiosk.service.calling import Call
-from kiosk.service.link import RemoteCore
+from kiosk.service.calling import Call, todays
+from kiosk.service.link import CoreTimeout, RemoteCore
 from kiosk.service.messages import customer_message
 from kiosk.service.outcomes import IssueResult, Outcome, QueueSnapshot
 from kiosk.service.presentation import freshness_text, out_of_service, qr_modules
 from kiosk.service.wire import UiSettings
-from kiosk.ui.announcer import Announcer
 from kiosk.ui.calling import CallingScreen, stop_flash
 from kiosk.ui.screens import (
     AdminScreen,
@@ -116,7 +115,8 @@ class KioskApp(App):
         self._root: ScreenManager | None = None
         self._events: list[Any] = []  # Clock events to cancel at stop (the Clock outlives us)
         self._refresh_trigger = Clock.create_trigger(lambda dt: self.refresh())
-        self.announcer: Announcer | None = None
+        self._calls_day = ""
+        self.announcer: Any = None
         """Chime and speech for new calls (display mode)."""
 
     # ----------------------------------------------------------------- building
@@ -163,6 +163,7 @@ class KioskApp(App):
         if self.settings.calls:
             s = self.settings
             if self.mode == "display" and (s.chime or s.speech):
+                from kiosk.ui.announcer import Announcer  # sounds: a calling screen's only
                 self.announcer = Announcer(default_lang=s.language, voices=s.voices,
                                            chime_on=s.chime, speech_on=s.speech)
                 self.announcer.start()
@@ -258,13 +259,15 @@ class KioskApp(App):
         self._refresh_trigger()
 
     def _on_calls(self, announce: list[Call]) -> None:
-        """The relay's calls changed: show them; flash and announce the new ones."""
+        """The relay's calls changed: show them; flash and announce the new ones.
+        Only today's calls are shown (yesterday's leave the screen at midnight)."""
         home = self.screen("home")
+        self._calls_day = time.strftime("%Y-%m-%d")
+        calls = todays(self.core.calls)
         if self.mode == "display":
-            home.show_calls(self.core.calls, self.core.calls_connected,
-                            self.settings.calls_keep)
+            home.show_calls(calls, self.core.calls_connected, self.settings.calls_keep)
         elif "strip" in home.ids:
-            home.ids.strip.show_calls(self.core.calls, self.core.calls_connected)
+            home.ids.strip.show_calls(calls, self.core.calls_connected)
         if announce:
             (home if self.mode == "display" else home.ids.get("strip", home)).new_call()
         for call in announce:
@@ -320,6 +323,8 @@ class KioskApp(App):
 
     def _tick(self, dt: float) -> None:
         self.clock_text = time.strftime("%H:%M")
+        if self.settings.calls and self._calls_day != time.strftime("%Y-%m-%d"):
+            self._on_calls([])  # midnight: yesterday's calls leave the screen
         idle = time.monotonic() - self.last_activity
         at_home_default = (self.sm.current == "home" and self.lang ==
                            self.settings.language and self.scale == 1.0)
@@ -364,6 +369,10 @@ class KioskApp(App):
         try:
             result = await self.core.issue(queue_id, language=self.lang,
                                            integration_data=data)
+        except CoreTimeout:  # the core may have issued it: the customer asks staff
+            self.busy_queue = ""
+            self.tap_timed_out()
+            return
         except Exception:  # never crash in front of a customer
             log.exception("issuing a ticket failed")
             self.busy_queue = ""
@@ -373,9 +382,23 @@ class KioskApp(App):
         self.result = result
         self.show_result(result)
         if result.printing is not None:
-            printed, _ = await result.printing
+            try:
+                async with asyncio.timeout(self.settings.print_deadline_s):
+                    printed, _ = await asyncio.shield(result.printing)
+            except TimeoutError:
+                log.error("ticket %s: no word from the printer within %.0f s", result.ticket_id,
+                          self.settings.print_deadline_s)
+                printed = False
             if self.result is result and self.sm.current == "ticket":
                 self._show_printed(result, printed)
+
+    def tap_timed_out(self) -> None:
+        """The core did not answer a tap in time: whether a number was given is unknown,
+        so the customer asks staff (who see it in the journal) rather than tap again."""
+        self._message(t("Please ask our staff", self.lang),
+                      t("We could not confirm your number. Please ask our staff before "
+                        "trying again.", self.lang))
+        self.core.poll_soon()
 
     def show_result(self, r: IssueResult) -> None:
         if r.outcome is Outcome.ISSUED:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from kiosk.service.link import CoreFailed, CoreProcess, RemoteCore
+from kiosk.service.link import STOP_WAIT_S, CoreFailed, CoreProcess, RemoteCore
 from kiosk.service.watchdog import Watchdog
 from kiosk.ui import boot
 
@@ -110,7 +110,7 @@ async def run_ui(core: CoreProcess | RemoteCore, *, mode: str | None = None,
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(FIRST_POLL_WAIT_S):
             await link.polled()
-    watchdog = Watchdog()
+    watchdog = Watchdog(check=link.ping)  # fed only while the core answers too
     tasks: set[asyncio.Future[Any]] = set()
     status = 0
 
@@ -161,7 +161,8 @@ async def run_ui(core: CoreProcess | RemoteCore, *, mode: str | None = None,
         link.closed.remove_done_callback(core_gone)
         await watchdog.stop()
         await link.aclose()
-        if process is not None and (code := await process.wait()) != 0:
+        if process is not None and (code := await process.wait(
+                link.settings.stop_wait_s if link.settings else STOP_WAIT_S)) != 0:
             log.warning("the kiosk core exited with status %s", code)
     if driver is not None and not driver.done():
         driver.cancel()
