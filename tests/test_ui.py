@@ -105,8 +105,13 @@ async def test_no_agents_offers_only_queues_with_agents(tmp_path: Path) -> None:
 
 
 async def test_form_required_asks_for_staff(tmp_path: Path) -> None:
+    """A 428, and the form cannot be fetched: the customer is asked to see staff (the
+    form itself: tests/test_ui_forms.py)."""
     async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
         app.set_language("en")
+        await d.until(lambda: SEGUROS in app.core.forms, what="forms learned")
+        app.core.forms.clear()  # the UI does not know the form...
+        mock.state.push_faults(ScriptedFault(on="form", answer=503, times=10))  # ...nor can
         await d.tap(card(app, SEGUROS))
         await d.until(lambda: app.sm.current == "message", what="message screen")
         assert app.screen("message").title == "A few details first"

@@ -30,6 +30,7 @@ from kiosk.service.outcomes import IssueResult, Outcome, QueueSnapshot
 from kiosk.service.presentation import freshness_text, out_of_service, qr_modules
 from kiosk.service.wire import UiSettings
 from kiosk.ui.calling import CallingScreen, stop_flash
+from kiosk.ui.form import FormScreen, open_after_428, open_form, quiet_clipboard
 from kiosk.ui.screens import (
     AdminScreen,
     GreeterScreen,
@@ -49,7 +50,8 @@ log = logging.getLogger(__name__)
 KV_DIR = Path(__file__).resolve().parent / "kv"
 SCREENS: dict[str, type[KioskScreen]] = {
     "ticket": TicketScreen, "noagents": NoAgentsScreen, "message": MessageScreen,
-    "outofservice": OutOfServiceScreen, "pin": PinScreen, "admin": AdminScreen}
+    "outofservice": OutOfServiceScreen, "pin": PinScreen, "admin": AdminScreen,
+    "form": FormScreen}
 TICKET_SECONDS = 12.0
 TICKET_UNPRINTED_SECONDS = 30.0
 ADMIN_HOLD_SECONDS = 2.0
@@ -131,6 +133,7 @@ class KioskApp(App):
         if self._root is not None:
             return
         register_fonts()
+        quiet_clipboard()  # before the first text box: no xclip/xsel probing
         self._load_kv("widgets")
         self._load_kv("calling")  # the display's screen, and the home's "now calling" strip
         home_cls: type[KioskScreen] = {"tablet": GreeterScreen, "display": CallingScreen
@@ -298,7 +301,7 @@ class KioskApp(App):
         # the printer's set-up, and the screens a tap leads to, so that the first tap
         # waits for none of them; spread out, so that no frame waits long either
         self._events.append(Clock.schedule_once(lambda dt: self.core.warm_up(), 0.5))
-        for i, name in enumerate(("ticket", "noagents", "message", "outofservice")):
+        for i, name in enumerate(("ticket", "noagents", "message", "outofservice", "form")):
             self._events.append(Clock.schedule_once(
                 lambda dt, n=name: self.screen(n), 0.2 + 0.1 * i))
 
@@ -313,6 +316,8 @@ class KioskApp(App):
         if self._return_ev is not None:
             self._return_ev.cancel()
             self._return_ev = None
+        if self.sm.has_screen("form"):  # what a customer typed never outlives the form
+            self.sm.get_screen("form").wipe()
         if reset:
             self.lang = self.settings.language
             self.scale = 1.0
@@ -342,6 +347,8 @@ class KioskApp(App):
         """A tap on a queue: show progress at once, ask the core, show the answer."""
         if self.busy_queue:
             return
+        if open_form(self, queue_id):  # a few details first: no number is taken yet
+            return
         self.timings["tap"] = time.perf_counter()
         self.busy_queue = queue_id
         if self.sm.current != "home":
@@ -369,6 +376,9 @@ class KioskApp(App):
             self.show_out_of_service()
             return
         self.busy_queue = ""
+        if result.outcome is Outcome.FORM_REQUIRED and await open_after_428(self, result):
+            self.refresh()
+            return
         self.result = result
         self.show_result(result)
         if result.printing is not None:
@@ -543,6 +553,9 @@ class KioskApp(App):
         if key == K_ESCAPE:
             screen.back()
             return True  # never exits
+        handle_key = getattr(screen, "handle_key", None)  # a screen's own keys (the form)
+        if handle_key is not None and handle_key(key, codepoint, modifiers):
+            return True
         if typing and key not in (K_TAB, K_UP, K_DOWN, K_ENTER, K_KP_ENTER):
             return False
         items = self.focus_items()
