@@ -30,6 +30,7 @@ from kiosk.service.outcomes import IssueResult, Outcome, QueueSnapshot
 from kiosk.service.presentation import freshness_text, out_of_service, qr_modules
 from kiosk.service.wire import UiSettings
 from kiosk.ui.calling import CallingScreen, stop_flash
+from kiosk.ui.form import FormScreen, open_after_428, open_form, quiet_clipboard
 from kiosk.ui.screens import (
     AdminScreen,
     GreeterScreen,
@@ -39,6 +40,7 @@ from kiosk.ui.screens import (
     NoAgentsScreen,
     OutOfServiceScreen,
     PinScreen,
+    QueueScreen,
     TicketScreen,
 )
 from kiosk.ui.theme import Theme, register_fonts, rgba
@@ -49,7 +51,8 @@ log = logging.getLogger(__name__)
 KV_DIR = Path(__file__).resolve().parent / "kv"
 SCREENS: dict[str, type[KioskScreen]] = {
     "ticket": TicketScreen, "noagents": NoAgentsScreen, "message": MessageScreen,
-    "outofservice": OutOfServiceScreen, "pin": PinScreen, "admin": AdminScreen}
+    "outofservice": OutOfServiceScreen, "pin": PinScreen, "admin": AdminScreen,
+    "form": FormScreen}
 TICKET_SECONDS = 12.0
 TICKET_UNPRINTED_SECONDS = 30.0
 ADMIN_HOLD_SECONDS = 2.0
@@ -131,6 +134,7 @@ class KioskApp(App):
         if self._root is not None:
             return
         register_fonts()
+        quiet_clipboard()  # before the first text box: no xclip/xsel probing
         self._load_kv("widgets")
         self._load_kv("calling")  # the display's screen, and the home's "now calling" strip
         home_cls: type[KioskScreen] = {"tablet": GreeterScreen, "display": CallingScreen
@@ -284,8 +288,8 @@ class KioskApp(App):
             Window.bind(on_flip=self._after_first_frame)
         views = self.core.views(self.lang)
         home = self.screen("home")
-        home.stale = freshness_text(snap, self.settings.refresh_s, self.lang)
         home.show(views, self.lang, busy_id=self.busy_queue)
+        self._show_ages()
         current = self.sm.current
         if out_of_service(snap) and current in ("home", "noagents", "message"):
             self.show_out_of_service()
@@ -298,7 +302,7 @@ class KioskApp(App):
         # the printer's set-up, and the screens a tap leads to, so that the first tap
         # waits for none of them; spread out, so that no frame waits long either
         self._events.append(Clock.schedule_once(lambda dt: self.core.warm_up(), 0.5))
-        for i, name in enumerate(("ticket", "noagents", "message", "outofservice")):
+        for i, name in enumerate(("ticket", "noagents", "message", "outofservice", "form")):
             self._events.append(Clock.schedule_once(
                 lambda dt, n=name: self.screen(n), 0.2 + 0.1 * i))
 
@@ -313,6 +317,8 @@ class KioskApp(App):
         if self._return_ev is not None:
             self._return_ev.cancel()
             self._return_ev = None
+        if self.sm.has_screen("form"):  # what a customer typed never outlives the form
+            self.sm.get_screen("form").wipe()
         if reset:
             self.lang = self.settings.language
             self.scale = 1.0
@@ -332,15 +338,26 @@ class KioskApp(App):
             log.info("idle for %.0f s: back home", idle)
             self.go_home(reset=True)
         if self.sm.current == "home":
-            home = self.screen("home")
-            home.stale = freshness_text(self.core.snapshot, self.settings.refresh_s,
-                                        self.lang)
+            self._show_ages()
+
+    def _show_ages(self) -> None:
+        """Each card says how old its data is once it is stale; the banner says only
+        "Connecting…", while there are no cards to say it."""
+        home = self.screen("home")
+        snap = self.core.snapshot
+        home.stale = freshness_text(snap, self.settings.refresh_s, self.lang) \
+            if snap.fetched_at is None else ""
+        if isinstance(home, QueueScreen):  # (the calling screen has no queue cards)
+            home.show_ages(self.core.views(self.lang), self.lang, self.settings.refresh_s,
+                           time.monotonic() - self.core.views_at)
 
     # ----------------------------------------------------------------- issuing
 
     def issue(self, queue_id: str) -> None:
         """A tap on a queue: show progress at once, ask the core, show the answer."""
         if self.busy_queue:
+            return
+        if open_form(self, queue_id):  # a few details first: no number is taken yet
             return
         self.timings["tap"] = time.perf_counter()
         self.busy_queue = queue_id
@@ -369,6 +386,9 @@ class KioskApp(App):
             self.show_out_of_service()
             return
         self.busy_queue = ""
+        if result.outcome is Outcome.FORM_REQUIRED and await open_after_428(self, result):
+            self.refresh()
+            return
         self.result = result
         self.show_result(result)
         if result.printing is not None:
@@ -378,6 +398,7 @@ class KioskApp(App):
             except TimeoutError:
                 log.error("ticket %s: no word from the printer within %.0f s", result.ticket_id,
                           self.settings.print_deadline_s)
+                result.printing.add_done_callback(lambda f: f.cancelled() or f.exception())
                 printed = False
             if self.result is result and self.sm.current == "ticket":
                 self._show_printed(result, printed)
@@ -542,6 +563,9 @@ class KioskApp(App):
         if key == K_ESCAPE:
             screen.back()
             return True  # never exits
+        handle_key = getattr(screen, "handle_key", None)  # a screen's own keys (the form)
+        if handle_key is not None and handle_key(key, codepoint, modifiers):
+            return True
         if typing and key not in (K_TAB, K_UP, K_DOWN, K_ENTER, K_KP_ENTER):
             return False
         items = self.focus_items()
