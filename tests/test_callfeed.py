@@ -5,6 +5,7 @@ secret; and the pure helpers that turn a call into words."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -177,3 +178,12 @@ def test_speech_in_the_tickets_language() -> None:
     assert call_from_json(call_to_json(call)) == call
     now = datetime(2026, 12, 1, 10, 1, tzinfo=UTC)
     assert call.is_recent(now) and not call.is_recent(now + timedelta(hours=1))
+
+
+def test_only_todays_calls_are_shown() -> None:
+    from kiosk.service.calling import todays
+    now = datetime.now(UTC)
+    calls = [parse_call(str(i), json.dumps({"ticketId": f"A-{i:03d}", "poc": {"label": "C"},
+                                            "at": (now - timedelta(days=i)).isoformat()}))
+             for i in range(3)]
+    assert [c.ticket_id for c in todays([c for c in calls if c])] == ["A-000"]

@@ -112,7 +112,9 @@ async def test_the_display_shows_and_says_each_call(tmp_path: Path) -> None:
     if in_a_window_of_its_own("test_the_display_shows_and_says_each_call"):
         return
     async with SseStub(BRANCH, TOKEN) as relay:
-        morning = datetime.now(UTC) - timedelta(minutes=40)
+        midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0,
+                                                       microsecond=0)
+        morning = max(datetime.now(UTC) - timedelta(minutes=40), midnight.astimezone(UTC))
         for i, (ticket, poc) in enumerate([("A-038", "Cabina 1"), ("B-011", "Cabina 4"),
                                            ("A-039", "Cabina 2"), ("A-040", "Cabina 1"),
                                            ("C-003", "Cabina 5"), ("A-041", "Cabina 3")]):
@@ -177,6 +179,8 @@ async def test_speech_never_blocks_a_frame(tmp_path: Path) -> None:
         async def scenario(app: Any, feed: CallFeed) -> None:
             app.announcer.synth = slow_synth
             await d.until(lambda: relay.connected, what="the stream")
+            assert app.screen("home").ticket == ""  # nothing called yet today
+            await screenshot("display-es-waiting")
             relay.push("B-007", "Cabina 1", lang=None)
             await d.until(entered.is_set, what="synthesis started")
             # synthesis is stuck on its thread: frames go on being drawn meanwhile
@@ -243,6 +247,9 @@ async def test_the_kiosk_strip_and_journal_record_its_tickets_calls(tmp_path: Pa
                     await screenshot("kiosk-es-home-now-calling")
                     assert rt.journal.calls_of("Z-900") == []
                     assert len(rt.journal.call_waits()) == 1
+                    from kiosk.service.status import snapshot
+                    assert snapshot(rt)["calls"] == {"connected": True, "error": None,
+                                                     "on_screen": 2}
                     summary = rt.admin_summary(rt.printer.last_status)
                     assert "Calls today: 1 called, median" in summary
                     assert relay.token.get_secret_value() not in summary

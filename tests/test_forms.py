@@ -423,3 +423,46 @@ def test_cli_provider_refusal_exits_7(cfg_file: Path, cli_env: dict[str, str],
     assert p.returncode == 7, p.stderr
     assert 'form refused by the API: field "firstname": maxlength (10)' in p.stderr
     assert state.tickets == [] and BRANCH
+
+
+# ----------------------------------------------------------------------- the link
+
+
+async def test_over_the_link_values_reach_videsk_only(rt: Runtime, state: MockState,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """The UI's side of the link: forms learned ahead, a submission, and its error paths,
+    with every logger at DEBUG; what the customer typed appears in no log line."""
+    import asyncio
+
+    from kiosk.service.link import serve_in_process
+    caplog.set_level(logging.DEBUG)
+    core, served = await serve_in_process(rt)
+    try:
+        for _ in range(200):  # the forms event, sent once the catalog has asked
+            if core.forms.get(SEGUROS) is not None:
+                break
+            await asyncio.sleep(0.02)
+        form = core.forms[SEGUROS]
+        assert form is not None and core.forms[ATENCION] is None
+        values = (await by_id(rt, TYPED))
+        # refused here: the form comes back, nothing sent
+        back = await core.submit_form(SEGUROS, {**values, form.shown[1].id: "ana.perez@"},
+                                      language="es")
+        assert isinstance(back, FormAnswer) and not back.sent
+        # the API fails: no ticket, said kindly
+        state.push_faults(ScriptedFault(on="submit", answer=503))
+        failed = await core.submit_form(SEGUROS, values, language="es")
+        assert isinstance(failed, IssueResult) and failed.outcome is Outcome.UNAVAILABLE
+        # a request the core cannot read: answered with an error, its args unlogged
+        with pytest.raises(Exception, match="values must be an object"):
+            await core._call("submit_form", {"queue_id": SEGUROS, "language": "es",
+                                             "values": ["Ana Pérez"]})
+        ok = await core.submit_form(SEGUROS, values, language="es")
+        assert isinstance(ok, IssueResult) and ok.outcome is Outcome.ISSUED
+        assert ok.printing is not None and (await ok.printing)[0]
+        assert state.tickets[-1].form == state.form_posts[-1]["submission"]
+    finally:
+        await core.aclose()
+        await asyncio.wait_for(served, 10)
+    for value in ("Ana Pérez", "ana.perez@example.com", "ana.perez@"):
+        assert value not in caplog.text

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from kiosk.api import QmsClient
-from kiosk.api.models import NAME_MAX, Queue, clean_text
+from kiosk.api.models import Queue
 from kiosk.config import Config
 from kiosk.i18n import format_wait
 from kiosk.mock import MockServer, MockState, ScriptedFault, default_scenario_path, load_scenario
@@ -24,6 +24,7 @@ from kiosk.service.link import MAX_CARDS, serve_in_process
 from kiosk.service.outcomes import Outcome
 from kiosk.service.queues import QueueMonitor
 from kiosk.service.runtime import open_runtime
+from kiosk.textclean import NAME_MAX, clean_text
 
 from .conftest import ATENCION, BRANCH, CUENTAS, FAST_RETRY, KEY
 from .test_printing import printer
@@ -179,3 +180,11 @@ async def test_the_link_stays_up_with_a_200kb_name_or_2000_queues(
             await core.aclose()
             await asyncio.wait_for(served, 30)
             await rt.aclose()
+
+
+def test_form_labels_and_hints_from_the_api_are_cleaned_too() -> None:
+    from kiosk.service.forms import FieldDef
+    fd = FieldDef.from_api({"_id": "f1", "type": "text", "name": "n",
+                            "label": {"es": HOSTILE_NAME}, "hint": BIDI_NAME + HUGE_NAME})
+    assert fd.title("es") == "Cajapú V"
+    assert not any(_bad(ch) for ch in fd.hint_text("es")) and len(fd.hint_text("es")) <= 300

@@ -250,6 +250,8 @@ def test_a_slow_screen_is_dropped_and_the_others_get_everything() -> None:
             assert fast.queue.get_nowait() == ev
     assert slow.dropped
     assert slow.queue.get_nowait() is None  # its stream ends; it resumes with Last-Event-ID
+    hub.publish("b", [Event(11, "b", "{}", 0.0)])
+    assert hub.screens["b"] == {fast}  # a dropped screen is forgotten
 
 
 def test_healthz(relay: RelayServer) -> None:

@@ -105,8 +105,13 @@ async def test_no_agents_offers_only_queues_with_agents(tmp_path: Path) -> None:
 
 
 async def test_form_required_asks_for_staff(tmp_path: Path) -> None:
+    """A 428, and the form cannot be fetched: the customer is asked to see staff (the
+    form itself: tests/test_ui_forms.py)."""
     async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
         app.set_language("en")
+        await d.until(lambda: SEGUROS in app.core.forms, what="forms learned")
+        app.core.forms.clear()  # the UI does not know the form...
+        mock.state.push_faults(ScriptedFault(on="form", answer=503, times=10))  # ...nor can
         await d.tap(card(app, SEGUROS))
         await d.until(lambda: app.sm.current == "message", what="message screen")
         assert app.screen("message").title == "A few details first"
@@ -328,6 +333,34 @@ async def test_tap_to_ticket_on_screen_is_fast(tmp_path: Path) -> None:
         await d.until(lambda: app.sm.current == "ticket", what="ticket")
         latency = app.timings["ticket_on_screen"] - app.timings["tap"]
         assert latency > 0  # measured; the goal (< 100 ms) is checked in benchmarks/
+    await run(tmp_path, scenario)
+
+
+async def test_the_staff_screen_says_the_clock_is_wrong(tmp_path: Path) -> None:
+    """Issue 9 item 2: a board a day behind the API's clock still numbers today's tickets
+    on today, and the staff screen says the clock is wrong."""
+    from datetime import UTC, datetime, timedelta
+
+    async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
+        from kivy.core.window import Window
+        rt.clock._local = lambda: datetime.now(UTC) - timedelta(days=1)  # no RTC, no NTP
+        await d.tap(card(app, ATENCION))
+        await d.until(lambda: app.sm.current == "ticket", what="ticket screen")
+        row = rt.journal.find(app.screen("ticket").number)
+        assert row is not None and row.day == datetime.now(UTC).astimezone(
+            rt.journal.tz).date().isoformat()
+        app.go_home()
+        await d.tap_at(10, Window.height - 10, hold=2.3)
+        await d.until(lambda: app.sm.current == "pin", what="PIN screen")
+        pin = app.screen("pin")
+        for k in "123456":
+            pin.press(k)
+        pin.press("OK")
+        await d.until(lambda: app.sm.current == "admin", what="admin screen")
+        admin = app.screen("admin")
+        await d.until(lambda: "CLOCK FAULT" in admin.info, what="clock fault shown")
+        assert "1 d 0 h behind the API's" in admin.info
+        await d.screenshot("kiosk-admin-clock-fault")
     await run(tmp_path, scenario)
 
 

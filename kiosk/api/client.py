@@ -56,7 +56,6 @@ from pydantic import SecretStr, TypeAdapter, ValidationError
 
 from kiosk import __version__, deadlines
 from kiosk.api.models import (
-    NAME_MAX,
     Branch,
     EnqueueResult,
     Form,
@@ -64,7 +63,6 @@ from kiosk.api.models import (
     FormType,
     FormVersion,
     Queue,
-    clean_text,
 )
 from kiosk.errors import (
     AcceptedUnreadable,
@@ -89,6 +87,7 @@ from kiosk.errors import (
 )
 from kiosk.logs import protect
 from kiosk.redaction import all_forms, scrub, token_problem
+from kiosk.textclean import NAME_MAX, clean_text
 
 log = logging.getLogger(__name__)
 

@@ -14,35 +14,16 @@ reaches a screen, the link to the UI, the journal or the printer.
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-NAME_MAX = 80
-"""Longest queue or branch name kept (characters); longer ones end with an ellipsis."""
+from kiosk.textclean import clean_text
+
 ID_MAX = 64
 """Longest id kept from an answer (the provider's are 24 hex digits)."""
 WAIT_MAX = 100_000.0
 """Largest ``avgWaitingTime`` believed (minutes or seconds); more is a provider fault."""
-
-_DROP = frozenset(("Cc", "Cf", "Cs", "Co", "Cn"))
-_SPACES = re.compile(r"\s+")
-
-
-def clean_text(value: str, limit: int = NAME_MAX) -> str:
-    """``value`` fit to show and print: whitespace (line breaks, tabs) becomes one space,
-    control and format characters (C0/C1 controls, bidi overrides and isolates, zero-width
-    characters), surrogates, private-use and unassigned code points are dropped, and the
-    result is capped at ``limit`` characters (an ellipsis marks the cut)."""
-    head = value[: limit * 4 + 16]  # a 200 KB name is not walked character by character
-    kept = "".join(" " if ch.isspace() else ch for ch in unicodedata.normalize("NFC", head)
-                   if ch.isspace() or unicodedata.category(ch) not in _DROP)
-    text = _SPACES.sub(" ", kept).strip()
-    if len(text) > limit or len(head) < len(value):
-        text = text[: limit - 1].rstrip() + "…"
-    return text
 
 
 def _finite(v: Any) -> Any:

@@ -54,7 +54,6 @@ class Hub:
     def __init__(self, on_change: Callable[[str, int], None] | None = None) -> None:
         self.screens: dict[str, set[Screen]] = {}
         self._on_change = on_change
-        self.slow_dropped = 0
 
     def add(self, screen: Screen) -> int:
         """Register ``screen``; the branch's new count."""
@@ -77,9 +76,11 @@ class Hub:
     def publish(self, branch: str, events: list[Event]) -> None:
         """Hand ``events`` (in id order) to every screen of ``branch``; never blocks."""
         for screen in list(self.screens.get(branch, ())):
+            if screen.dropped:  # its stream is ending (or never started): forget it
+                self.remove(screen)
+                continue
             for ev in events:
                 if not screen.offer(ev):
-                    self.slow_dropped += 1
                     log.warning("relay: a screen of branch %s fell %d calls behind: "
                                 "disconnected (it resumes from its last call)",
                                 branch, screen.queue.maxsize)

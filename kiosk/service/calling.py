@@ -13,7 +13,7 @@ import json
 import re
 import unicodedata
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from kiosk.i18n import LANGUAGES, t
@@ -129,3 +129,9 @@ def local_time(call: Call) -> str:
     """The call's time as HH:MM on this machine's clock, like the screen's clock."""
     moment = call.moment()
     return "" if moment is None else moment.astimezone().strftime("%H:%M")
+
+
+def todays(calls: list[Call], today: date | None = None) -> list[Call]:
+    """The calls made today on this machine's clock (the screen's day, like its clock)."""
+    day = today or datetime.now().astimezone().date()
+    return [c for c in calls if (m := c.moment()) is not None and m.astimezone().date() == day]

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kiosk.i18n import t
+from kiosk.textclean import clean_text
 
 HONEYPOT = "videsk_essential"
 """The provider's bot trap: sent, always empty, never shown."""
@@ -35,6 +36,8 @@ MULTI_CHOICE = frozenset({"checkbox", "checkboxes", "multiselect", "multiple"})
 HIDDEN_TYPES = frozenset({"hidden"})
 
 DEFAULT_TEXT_MAX = 250
+TEXT_MAX = 300
+"""Longest label, hint or option text kept from the API."""
 """Longest text the kiosk accepts where a field sets no ``maxlength`` (a lobby is no place
 for essays; the provider's own example caps its textarea at 250)."""
 
@@ -46,7 +49,12 @@ _ELEMENT = re.compile(r'element(?: form)? "([^"]+)"')
 
 
 def _text(value: Any, lang: str) -> str:
-    """A provider text: a string, or ``{lang: text}`` where it gives translations."""
+    """A provider text: a string, or ``{lang: text}`` where it gives translations; cleaned
+    like every text from the API (no control or bidi characters, capped)."""
+    return clean_text(_raw_text(value, lang), TEXT_MAX)
+
+
+def _raw_text(value: Any, lang: str) -> str:
     if isinstance(value, dict):
         for key in (lang, "es", "en", "pt"):
             if isinstance(value.get(key), str) and value[key]:

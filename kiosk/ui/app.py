@@ -23,14 +23,14 @@ from kivy.uix.screenmanager import NoTransition, ScreenManager
 from kivy.uix.widget import Widget
 
 from kiosk.i18n import format_wait, t
-from kiosk.service.calling import Call
+from kiosk.service.calling import Call, todays
 from kiosk.service.link import CoreTimeout, RemoteCore
 from kiosk.service.messages import customer_message
 from kiosk.service.outcomes import IssueResult, Outcome, QueueSnapshot
 from kiosk.service.presentation import freshness_text, out_of_service, qr_modules
 from kiosk.service.wire import UiSettings
-from kiosk.ui.announcer import Announcer
 from kiosk.ui.calling import CallingScreen, stop_flash
+from kiosk.ui.form import FormScreen, open_after_428, open_form, quiet_clipboard
 from kiosk.ui.screens import (
     AdminScreen,
     GreeterScreen,
@@ -50,7 +50,8 @@ log = logging.getLogger(__name__)
 KV_DIR = Path(__file__).resolve().parent / "kv"
 SCREENS: dict[str, type[KioskScreen]] = {
     "ticket": TicketScreen, "noagents": NoAgentsScreen, "message": MessageScreen,
-    "outofservice": OutOfServiceScreen, "pin": PinScreen, "admin": AdminScreen}
+    "outofservice": OutOfServiceScreen, "pin": PinScreen, "admin": AdminScreen,
+    "form": FormScreen}
 TICKET_SECONDS = 12.0
 TICKET_UNPRINTED_SECONDS = 30.0
 ADMIN_HOLD_SECONDS = 2.0
@@ -115,7 +116,8 @@ class KioskApp(App):
         self._root: ScreenManager | None = None
         self._events: list[Any] = []  # Clock events to cancel at stop (the Clock outlives us)
         self._refresh_trigger = Clock.create_trigger(lambda dt: self.refresh())
-        self.announcer: Announcer | None = None
+        self._calls_day = ""
+        self.announcer: Any = None
         """Chime and speech for new calls (display mode)."""
 
     # ----------------------------------------------------------------- building
@@ -131,6 +133,7 @@ class KioskApp(App):
         if self._root is not None:
             return
         register_fonts()
+        quiet_clipboard()  # before the first text box: no xclip/xsel probing
         self._load_kv("widgets")
         self._load_kv("calling")  # the display's screen, and the home's "now calling" strip
         home_cls: type[KioskScreen] = {"tablet": GreeterScreen, "display": CallingScreen
@@ -162,6 +165,7 @@ class KioskApp(App):
         if self.settings.calls:
             s = self.settings
             if self.mode == "display" and (s.chime or s.speech):
+                from kiosk.ui.announcer import Announcer  # sounds: a calling screen's only
                 self.announcer = Announcer(default_lang=s.language, voices=s.voices,
                                            chime_on=s.chime, speech_on=s.speech)
                 self.announcer.start()
@@ -257,13 +261,15 @@ class KioskApp(App):
         self._refresh_trigger()
 
     def _on_calls(self, announce: list[Call]) -> None:
-        """The relay's calls changed: show them; flash and announce the new ones."""
+        """The relay's calls changed: show them; flash and announce the new ones.
+        Only today's calls are shown (yesterday's leave the screen at midnight)."""
         home = self.screen("home")
+        self._calls_day = time.strftime("%Y-%m-%d")
+        calls = todays(self.core.calls)
         if self.mode == "display":
-            home.show_calls(self.core.calls, self.core.calls_connected,
-                            self.settings.calls_keep)
+            home.show_calls(calls, self.core.calls_connected, self.settings.calls_keep)
         elif "strip" in home.ids:
-            home.ids.strip.show_calls(self.core.calls, self.core.calls_connected)
+            home.ids.strip.show_calls(calls, self.core.calls_connected)
         if announce:
             (home if self.mode == "display" else home.ids.get("strip", home)).new_call()
         for call in announce:
@@ -295,7 +301,7 @@ class KioskApp(App):
         # the printer's set-up, and the screens a tap leads to, so that the first tap
         # waits for none of them; spread out, so that no frame waits long either
         self._events.append(Clock.schedule_once(lambda dt: self.core.warm_up(), 0.5))
-        for i, name in enumerate(("ticket", "noagents", "message", "outofservice")):
+        for i, name in enumerate(("ticket", "noagents", "message", "outofservice", "form")):
             self._events.append(Clock.schedule_once(
                 lambda dt, n=name: self.screen(n), 0.2 + 0.1 * i))
 
@@ -310,6 +316,8 @@ class KioskApp(App):
         if self._return_ev is not None:
             self._return_ev.cancel()
             self._return_ev = None
+        if self.sm.has_screen("form"):  # what a customer typed never outlives the form
+            self.sm.get_screen("form").wipe()
         if reset:
             self.lang = self.settings.language
             self.scale = 1.0
@@ -319,6 +327,8 @@ class KioskApp(App):
 
     def _tick(self, dt: float) -> None:
         self.clock_text = time.strftime("%H:%M")
+        if self.settings.calls and self._calls_day != time.strftime("%Y-%m-%d"):
+            self._on_calls([])  # midnight: yesterday's calls leave the screen
         idle = time.monotonic() - self.last_activity
         at_home_default = (self.sm.current == "home" and self.lang ==
                            self.settings.language and self.scale == 1.0)
@@ -336,6 +346,8 @@ class KioskApp(App):
     def issue(self, queue_id: str) -> None:
         """A tap on a queue: show progress at once, ask the core, show the answer."""
         if self.busy_queue:
+            return
+        if open_form(self, queue_id):  # a few details first: no number is taken yet
             return
         self.timings["tap"] = time.perf_counter()
         self.busy_queue = queue_id
@@ -364,6 +376,9 @@ class KioskApp(App):
             self.show_out_of_service()
             return
         self.busy_queue = ""
+        if result.outcome is Outcome.FORM_REQUIRED and await open_after_428(self, result):
+            self.refresh()
+            return
         self.result = result
         self.show_result(result)
         if result.printing is not None:
@@ -373,6 +388,7 @@ class KioskApp(App):
             except TimeoutError:
                 log.error("ticket %s: no word from the printer within %.0f s", result.ticket_id,
                           self.settings.print_deadline_s)
+                result.printing.add_done_callback(lambda f: f.cancelled() or f.exception())
                 printed = False
             if self.result is result and self.sm.current == "ticket":
                 self._show_printed(result, printed)
@@ -537,6 +553,9 @@ class KioskApp(App):
         if key == K_ESCAPE:
             screen.back()
             return True  # never exits
+        handle_key = getattr(screen, "handle_key", None)  # a screen's own keys (the form)
+        if handle_key is not None and handle_key(key, codepoint, modifiers):
+            return True
         if typing and key not in (K_TAB, K_UP, K_DOWN, K_ENTER, K_KP_ENTER):
             return False
         items = self.focus_items()

@@ -27,6 +27,16 @@ class _NoMtdevProbeError(logging.Filter):
         return "MTDev is not supported" not in record.getMessage()
 
 
+class _NoConfigUpgradeNote(logging.Filter):
+    """Drops Kivy's warnings that it wrote a fresh config file (each new ``KIVY_HOME``,
+    so on every boot: nothing anyone needs to act on)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not message.startswith(("Config: Older configuration version detected",
+                                       "Config: Upgrading configuration"))
+
+
 KIOSK_SIZE = (1080, 1920)
 TABLET_SIZE = (1280, 800)
 DISPLAY_SIZE = (1920, 1080)
@@ -93,6 +103,8 @@ def prepare(kivy_home_dir: Path | None = None) -> None:
     kivy_log = logging.getLogger("kivy")
     if not any(isinstance(f, _NoMtdevProbeError) for f in kivy_log.filters):
         kivy_log.addFilter(_NoMtdevProbeError())
+    if not any(isinstance(f, _NoConfigUpgradeNote) for f in kivy_log.filters):
+        kivy_log.addFilter(_NoConfigUpgradeNote())
     import kivy.app  # noqa: F401
 
 

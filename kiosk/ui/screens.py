@@ -60,6 +60,7 @@ def _sync_cards(container: Widget, views: list[QueueView], lang: str, *,
         card.wait = wait_text(v, lang)
         card.available = v.users > 0
         card.busy = v.id == busy_id
+        card.needs_form = v.needs_form
         cards.append(card)
     return cards
 

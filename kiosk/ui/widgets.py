@@ -44,6 +44,8 @@ class QueueCard(Focusable, ButtonBehavior, BoxLayout):
     """True while this card's ticket is being requested."""
     compact = BooleanProperty(False)
     """Smaller, for the greeter's landscape tablet."""
+    needs_form = BooleanProperty(False)
+    """The queue asks for a few details first (a form opens on tap)."""
 
 
 class QRCode(Widget):
