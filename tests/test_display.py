@@ -247,6 +247,9 @@ async def test_the_kiosk_strip_and_journal_record_its_tickets_calls(tmp_path: Pa
                     await screenshot("kiosk-es-home-now-calling")
                     assert rt.journal.calls_of("Z-900") == []
                     assert len(rt.journal.call_waits()) == 1
+                    from kiosk.service.status import snapshot
+                    assert snapshot(rt)["calls"] == {"connected": True, "error": None,
+                                                     "on_screen": 2}
                     summary = rt.admin_summary(rt.printer.last_status)
                     assert "Calls today: 1 called, median" in summary
                     assert relay.token.get_secret_value() not in summary

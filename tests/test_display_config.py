@@ -187,3 +187,44 @@ async def test_a_displays_staff_screen_needs_the_pin_and_shows_no_token(tmp_path
             await core.aclose()
             await served
             await feed.aclose()
+
+
+async def test_check_on_a_kiosk_with_calls_shows_the_time_from_ticket_to_call(
+        tmp_path: Path, server: object, cli_env: dict[str, str]) -> None:
+    """`kiosk check` on a kiosk with a calls section: the relay and the token, and today's
+    count and median time from ticket to call from its journal."""
+    import asyncio
+    import sys
+    from datetime import UTC, datetime, timedelta
+
+    import yaml
+
+    from kiosk.store import Journal
+
+    from .conftest import make_config
+    from .sse_stub import SseStub
+    token = tmp_path / "token"
+    token.write_text("tok-kiosk-555\n")
+    token.chmod(0o600)
+    async with SseStub("652720d479497a1b62df288b", "tok-kiosk-555") as relay:
+        cfg = make_config(tmp_path, api={"base_url": server.url, "timeout_s": 2},  # type: ignore[attr-defined]
+                          calls={"url": relay.url, "token_file": str(token)},
+                          ui={"calls": True})
+        path = tmp_path / "kiosk.yaml"
+        path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True)))
+        journal = Journal(cfg.kiosk.data_dir, kiosk_id=cfg.kiosk.id,
+                          timezone=cfg.kiosk.timezone)
+        row = journal.reserve(queue_id="q", queue_name="Caja", prefix="A",
+                              fmt="{prefix}-{seq:03d}")
+        journal.finish(row.row_id, "issued")
+        assert journal.record_call(row.ticket_id, "Cabina 2",
+                                   datetime.now(UTC) + timedelta(seconds=2))
+        journal.close()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "kiosk", "--config", str(path), "check", env=cli_env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out = (await asyncio.wait_for(proc.communicate(), 60))[0].decode()
+    assert "ok   relay" in out and "ok   token" in out, out
+    import re
+    assert re.search(r"ok   calls      today: 1 called, median [23] s from ticket to call", out)
+    assert "tok-kiosk-555" not in out

@@ -44,6 +44,16 @@ They talk over a socketpair, one JSON object per line::
                          -> {"result": {...}, "printing": bool}   a ticket (or not), or
                          -> {"form": {FormDef}, "problems": {"<field id>": {Problem}},
                              "sent": bool}                   back to the form
+                {"id": 13, "op": "ping"} -> "pong"   the watchdog's question: answered
+                         at once by the core's loop (kiosk.service.watchdog)
+
+Bounds (issue 9, items 5 and 6): every request of the UI has a deadline
+(``tap_deadline_s`` in the hello's settings, from :mod:`kiosk.deadlines`), after which
+the UI stops waiting (:class:`CoreTimeout`) and tells the customer what to do; all the
+API calls the core makes for one request share one budget; the queues message carries
+at most :data:`MAX_CARDS` queues a language (names capped at the API's edge), and a
+message over :data:`LINE_LIMIT` is never sent (an answer becomes an error), so the link
+never dies of a long message. No message carries a secret (scrubbed before sending).
 
 What a customer types crosses the link only inside ``submit_form``'s args, and is never
 logged on either side (a failed request logs its op and error, never its args).

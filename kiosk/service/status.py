@@ -31,7 +31,10 @@ def snapshot(rt: Runtime) -> dict[str, Any]:
     snap = rt.monitor.snapshot
     age = snap.age()
     printer = rt.printer.last_status
+    calls = rt.calls
     return {
+        **({"calls": {"connected": calls.connected, "error": calls.error or None,
+                      "on_screen": len(calls.calls)}} if calls is not None else {}),
         "kiosk": rt.config.kiosk.id,
         "version": __version__,
         "pid": os.getpid(),

@@ -388,6 +388,7 @@ class KioskApp(App):
             except TimeoutError:
                 log.error("ticket %s: no word from the printer within %.0f s", result.ticket_id,
                           self.settings.print_deadline_s)
+                result.printing.add_done_callback(lambda f: f.cancelled() or f.exception())
                 printed = False
             if self.result is result and self.sm.current == "ticket":
                 self._show_printed(result, printed)

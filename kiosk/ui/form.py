@@ -39,6 +39,7 @@ from kivy.uix.widget import Widget
 
 from kiosk.i18n import t
 from kiosk.service.forms import FieldDef, FormAnswer, FormDef, Problem, check_field, keep_values
+from kiosk.service.link import CoreTimeout
 from kiosk.service.outcomes import IssueResult, Outcome
 from kiosk.ui.screens import KioskScreen
 from kiosk.ui.widgets import Focusable, app_ref
@@ -626,6 +627,10 @@ async def submit(app: Any, queue_id: str, values: dict[str, Any]) -> None:
     try:
         answer = await app.core.submit_form(queue_id, values, language=app.lang,
                                             integration_data=data)
+    except CoreTimeout:  # the core may have issued it: the customer asks staff
+        s.wipe()
+        app.tap_timed_out()
+        return
     except Exception:  # never crash in front of a customer
         log.exception("sending a form failed")
         s.wipe()
