@@ -88,3 +88,25 @@ async def test_polled_waits_for_the_first_answer_even_a_failed_one(api: QmsClien
     await m.poll_once()
     await asyncio.wait_for(waiting, 1)  # a failure answers too: the window need not wait
     assert m.snapshot.error is not None
+
+
+async def test_a_queue_missing_from_an_answer_keeps_its_data_and_its_own_age(
+        api: QmsClient, state: MockState, clock: FakeClock) -> None:
+    """A queue whose item the API answered unreadable keeps its last good data, with its
+    own age (its card says how old), while the others are fresh; gone for 10 min: dropped."""
+    from kiosk.service.queues import KEEP_MISSING_S
+    m = QueueMonitor(api, BRANCH, period_s=5, clock=clock)
+    first = {q.id: q for q in (await m.poll_once()).queues}
+    clock.advance(40)
+    state.push_faults(ScriptedFault(on="queues", answer="bad_queue_items"))
+    snap = await m.poll_once()
+    ages = m.ages()
+    old = {qid for qid, age in ages.items() if age == 40}
+    assert old and old < set(first)  # some were unreadable this time...
+    assert all(ages[qid] == 0 for qid in set(first) - old)  # ...the others are fresh
+    kept = {q.id: q for q in snap.queues}
+    assert all(kept[qid] == first[qid] for qid in old)  # their last good data, still shown
+    clock.advance(KEEP_MISSING_S)
+    state.push_faults(ScriptedFault(on="queues", answer="bad_queue_items"))
+    snap = await m.poll_once()
+    assert not old & {q.id for q in snap.queues}  # gone too long: dropped

@@ -163,6 +163,42 @@ async def test_a_failed_tap_while_the_api_is_down(tmp_path: Path) -> None:
     await run(tmp_path, scenario)
 
 
+async def test_each_card_says_how_old_its_data_is(tmp_path: Path) -> None:
+    """Queues the API answered unreadable keep their last data, and their cards say how
+    old it is; the fresh ones say nothing (before: one banner for all of them)."""
+    async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
+        mock.state.push_faults(ScriptedFault(on="queues", answer="bad_queue_items",
+                                             times=1000))
+        polls = rt.monitor.snapshot.fetched_at
+
+        def missing() -> set[str]:
+            snap = rt.monitor.snapshot
+            return {q for q, seen in snap.seen.items() if seen != snap.fetched_at}
+
+        def bad_poll_done() -> bool:
+            rt.monitor.poll_soon()
+            return rt.monitor.snapshot.fetched_at != polls and bool(missing())
+        await d.until(bad_poll_done, what="an answer with unreadable queues")
+        old = missing()
+        for qid in old:  # as if they had been unreadable for two minutes
+            rt.monitor.snapshot.seen[qid] -= 125
+        rt.monitor.poll_soon()
+        home = app.screen("home")
+        await d.until(lambda: all(c.stale for c in home.cards if c.queue_id in old),
+                      what="stale cards")
+        for c in home.cards:
+            if c.queue_id in old:
+                assert c.stale == "Actualizado hace 2 min", c.title
+            else:
+                assert c.stale == "", c.title  # fresh: nothing to say
+        assert home.stale == ""  # no banner over all of them
+        await d.screenshot("kiosk-es-home-stale-cards")
+        app.set_language("en")
+        await d.frames(2)
+        assert {c.stale for c in home.cards if c.queue_id in old} == {"Updated 2 min ago"}
+    await run(tmp_path, scenario)
+
+
 async def test_idle_returns_home_in_the_default_language(tmp_path: Path) -> None:
     async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
         app.set_language("en")

@@ -139,8 +139,11 @@ class TicketService:
 
     def views(self, lang: str, queues: list[Queue] | None = None) -> list[QueueView]:
         """The queues to show, from ``queues`` or the monitor's last good state."""
+        ages = None
+        if queues is None and self.monitor is not None:  # how old each card's data is
+            ages = self.monitor.ages()
         views = queue_views(self.config, self._known_queues() if queues is None else queues,
-                            lang)
+                            lang, ages)
         if self.forms is not None:  # mark the cards of queues that need a form
             views = [replace(v, needs_form=True) if self.forms.needs(v.id) else v
                      for v in views]

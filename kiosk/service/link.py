@@ -157,6 +157,8 @@ class RemoteCore:
         self.note = ""
         """A line for the person starting it (the demo says where its tickets go)."""
         self.snapshot = QueueSnapshot()
+        self.views_at = time.monotonic()
+        """When the last views arrived (their ``age_s`` grows from then on)."""
         self.forms: dict[str, FormDef | None] = {}
         """The forms the core knows (None: the queue needs none); sent ahead of time."""
         self._form_listeners: list[Callable[[dict[str, FormDef | None]], None]] = []
@@ -364,7 +366,8 @@ class RemoteCore:
         elif event == "queues":
             self._views = {lang: [view_from_json(v) for v in views]
                            for lang, views in msg["views"].items()}
-            self.snapshot = snapshot_from_json(msg["snapshot"], time.monotonic())
+            self.views_at = time.monotonic()
+            self.snapshot = snapshot_from_json(msg["snapshot"], self.views_at)
             self._polled.set()
             for listener in list(self._listeners):
                 listener(self.snapshot)

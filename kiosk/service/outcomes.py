@@ -51,6 +51,9 @@ class QueueView:
     prefix: str
     needs_form: bool = False
     """The queue asks for a few details (a form) before a number is given."""
+    age_s: float | None = None
+    """Seconds since this queue's data came from the API, when the view was made (a queue
+    whose item in the list was unreadable keeps its last good data, growing older)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,17 @@ class QueueSnapshot:
     """The last poll's error, if the last poll failed."""
     failures: int = 0
     """Consecutive failed polls."""
+    seen: dict[str, float] = field(default_factory=dict, compare=False)
+    """Monotonic time each queue's data was last read (a queue missing from the last
+    answer keeps its last good data, for a while: see :mod:`kiosk.service.queues`)."""
+
+    def queue_age(self, queue_id: str, now: float | None = None) -> float | None:
+        """Seconds since ``queue_id``'s data was read (None: never)."""
+        seen = self.seen.get(queue_id, self.fetched_at)
+        if seen is None:
+            return None
+        current: float = time.monotonic() if now is None else now
+        return current - seen
 
     def age(self, now: float | None = None) -> float | None:
         """Seconds since the last good poll."""

@@ -46,6 +46,16 @@ def out_of_service(snapshot: QueueSnapshot) -> bool:
     return isinstance(snapshot.error, Unauthorized | Forbidden | NotFound)
 
 
+def card_freshness(age_s: float | None, period_s: float, lang: str) -> str:
+    """Empty while a card's data is fresh; else how old it is ("Updated 2 min ago"), shown
+    on that card. Stale means older than three polls."""
+    if age_s is None or age_s <= 3 * period_s:
+        return ""
+    if age_s < 60:
+        return t("Updated {n} s ago", lang, n=int(age_s))
+    return t("Updated {n} min ago", lang, n=int(age_s // 60))
+
+
 def freshness_text(snapshot: QueueSnapshot, period_s: float, lang: str,
                    now: float | None = None) -> str:
     """Empty while the data is fresh; else how old it is, for the cards' banner."""

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 60.0
 AUTH_BACKOFF_S = 60.0
+KEEP_MISSING_S = 600.0
+"""A queue missing from an answer (its item was unreadable, or it is gone) keeps its last
+good data this long, its card saying how old it is; then it is dropped."""
 
 
 def _name(qc: QueueConfig | None, lang: str, default: str) -> str:
@@ -43,8 +46,11 @@ def _prefix(qc: QueueConfig | None, name: str) -> str:
     return (qc.prefix if qc else None) or derive_prefix(name)
 
 
-def queue_views(config: Config, queues: list[Queue], lang: str) -> list[QueueView]:
-    """The queues to show, in config order (or the API's when none are configured)."""
+def queue_views(config: Config, queues: list[Queue], lang: str,
+                ages: dict[str, float] | None = None) -> list[QueueView]:
+    """The queues to show, in config order (or the API's when none are configured);
+    ``ages``: how old each queue's data is (seconds)."""
+    ages = ages or {}
     by_id = {q.id: q for q in queues}
     pairs: list[tuple[QueueConfig | None, Queue]]
     if config.queues:
@@ -54,7 +60,7 @@ def queue_views(config: Config, queues: list[Queue], lang: str) -> list[QueueVie
     return [QueueView(id=q.id, name=_name(qc, lang, q.name), api_name=q.name, users=q.users,
                       avg_waiting_time=q.avg_waiting_time,
                       wait_minutes=wait_in_minutes(q.avg_waiting_time, config.api.wait_unit),
-                      prefix=_prefix(qc, q.name))
+                      prefix=_prefix(qc, q.name), age_s=ages.get(q.id))
             for qc, q in pairs]
 
 
@@ -100,12 +106,13 @@ class QueueMonitor:
             queues = await self.api.list_queues(self._branch, retries=0)
         except ApiError as exc:
             prev = self.snapshot
-            self.snapshot = QueueSnapshot(prev.queues, prev.fetched_at, exc, prev.failures + 1)
+            self.snapshot = QueueSnapshot(prev.queues, prev.fetched_at, exc, prev.failures + 1,
+                                          prev.seen)
             log.warning("queue poll failed (%d in a row): %s", self.snapshot.failures, exc)
         else:
             if self.snapshot.failures:
                 log.info("queue poll recovered after %d failures", self.snapshot.failures)
-            self.snapshot = QueueSnapshot(tuple(queues), self._clock(), None, 0)
+            self.snapshot = self._merged(queues)
         for listener in self._listeners:
             try:
                 listener(self.snapshot)
@@ -113,6 +120,25 @@ class QueueMonitor:
                 log.exception("queue listener failed")
         self._polled.set()
         return self.snapshot
+
+    def ages(self) -> dict[str, float]:
+        """How old each queue's data is now (seconds)."""
+        snap, now = self.snapshot, self._clock()
+        return {q.id: age for q in snap.queues if (age := snap.queue_age(q.id, now)) is not None}
+
+    def _merged(self, queues: list[Queue]) -> QueueSnapshot:
+        """This answer's queues, plus those of the last ones missing from it (for
+        :data:`KEEP_MISSING_S`), each with the time its data was read."""
+        now = self._clock()
+        prev = self.snapshot
+        seen = {q.id: now for q in queues}
+        kept = list(queues)
+        for q in prev.queues:
+            last = prev.seen.get(q.id, prev.fetched_at)
+            if q.id not in seen and last is not None and now - last <= KEEP_MISSING_S:
+                kept.append(q)
+                seen[q.id] = last
+        return QueueSnapshot(tuple(kept), now, None, 0, seen)
 
     async def polled(self) -> None:
         """Return once a poll has answered (or failed) since this monitor was made."""

@@ -40,6 +40,7 @@ from kiosk.ui.screens import (
     NoAgentsScreen,
     OutOfServiceScreen,
     PinScreen,
+    QueueScreen,
     TicketScreen,
 )
 from kiosk.ui.theme import Theme, register_fonts, rgba
@@ -287,8 +288,8 @@ class KioskApp(App):
             Window.bind(on_flip=self._after_first_frame)
         views = self.core.views(self.lang)
         home = self.screen("home")
-        home.stale = freshness_text(snap, self.settings.refresh_s, self.lang)
         home.show(views, self.lang, busy_id=self.busy_queue)
+        self._show_ages()
         current = self.sm.current
         if out_of_service(snap) and current in ("home", "noagents", "message"):
             self.show_out_of_service()
@@ -337,9 +338,18 @@ class KioskApp(App):
             log.info("idle for %.0f s: back home", idle)
             self.go_home(reset=True)
         if self.sm.current == "home":
-            home = self.screen("home")
-            home.stale = freshness_text(self.core.snapshot, self.settings.refresh_s,
-                                        self.lang)
+            self._show_ages()
+
+    def _show_ages(self) -> None:
+        """Each card says how old its data is once it is stale; the banner says only
+        "Connecting…", while there are no cards to say it."""
+        home = self.screen("home")
+        snap = self.core.snapshot
+        home.stale = freshness_text(snap, self.settings.refresh_s, self.lang) \
+            if snap.fetched_at is None else ""
+        if isinstance(home, QueueScreen):  # (the calling screen has no queue cards)
+            home.show_ages(self.core.views(self.lang), self.lang, self.settings.refresh_s,
+                           time.monotonic() - self.core.views_at)
 
     # ----------------------------------------------------------------- issuing
 

@@ -16,7 +16,7 @@ from kivy.uix.screenmanager import Screen
 from kivy.uix.widget import Widget
 
 from kiosk.service.outcomes import QueueView
-from kiosk.service.presentation import agents_text, wait_text
+from kiosk.service.presentation import agents_text, card_freshness, wait_text
 from kiosk.ui.widgets import KioskButton, QueueCard, app_ref
 
 
@@ -76,6 +76,15 @@ class QueueScreen(KioskScreen):
     def show(self, views: list[QueueView], lang: str, busy_id: str = "") -> None:
         self.cards = _sync_cards(self.ids.cards, views, lang, on_tap=_issue,
                                  busy_id=busy_id, compact=self.compact)
+
+    def show_ages(self, views: list[QueueView], lang: str, period_s: float,
+                  lag_s: float) -> None:
+        """Each card says how old its data is, once it is stale (``lag_s``: seconds since
+        the views were made)."""
+        ages = {v.id: v.age_s for v in views}
+        for card in self.cards:
+            age = ages.get(card.queue_id)
+            card.stale = card_freshness(None if age is None else age + lag_s, period_s, lang)
 
     def customer(self) -> str:
         return ""

@@ -44,6 +44,8 @@ class QueueCard(Focusable, ButtonBehavior, BoxLayout):
     """True while this card's ticket is being requested."""
     compact = BooleanProperty(False)
     """Smaller, for the greeter's landscape tablet."""
+    stale = StringProperty("")
+    """How old this card's data is, once it is stale ("Updated 2 min ago"); else empty."""
     needs_form = BooleanProperty(False)
     """The queue asks for a few details first (a form opens on tap)."""
 
