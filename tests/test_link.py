@@ -4,6 +4,7 @@ answers as the runtime itself, nothing secret on the wire, and a clean end eithe
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -137,6 +138,30 @@ async def test_when_the_core_stops_the_ui_is_told_and_requests_fail(tmp_path: Pa
             await core.branch_label()
         core.poll_soon()  # fire-and-forget requests do not raise
         await core.aclose()
+
+
+async def test_a_print_answer_nobody_awaits_is_not_an_error_when_the_core_stops(
+        tmp_path: Path) -> None:
+    # A ticket's "printed" answer still pending when the core dies, and the screen has
+    # moved on: asyncio used to log "Future exception was never retrieved" for it.
+    loop = asyncio.get_running_loop()
+    unhandled: list[str] = []
+    loop.set_exception_handler(lambda _loop, ctx: unhandled.append(ctx["message"]))
+    try:
+        async with demo_runtime(tmp_path) as (rt, _):
+            core, served = await serve_in_process(rt)
+            await core.ready()
+            core._printing[10_000] = loop.create_future()  # as issue() leaves it
+            served.cancel()
+            await asyncio.wait_for(asyncio.shield(core.closed), 10)
+            await asyncio.sleep(0)  # done callbacks run
+            await core.aclose()
+            del core
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+    assert not [m for m in unhandled if "never retrieved" in m]
 
 
 async def test_a_core_that_cannot_start_says_so_and_the_ui_exits_with_its_status(

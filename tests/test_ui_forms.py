@@ -124,7 +124,13 @@ async def test_form_on_screen_keyboard_to_ticket(tmp_path: Path,
         assert mock.state.tickets[-1].ticket_id == number
         assert mock.state.tickets[-1].form == mock.state.form_posts[-1]["submission"]
         # nothing typed stays: not on screen, not on paper, not in the journal, not logged
-        assert app.screen("form").blocks == {} and app.screen("form").values() == {}
+        from kiosk.ui.form import FormInput  # Kivy loads once the window is configured
+        s = app.screen("form")
+        assert s.blocks == {} and s.values() == {}
+        assert not [w.text for w in s.walk(restrict=False) if isinstance(w, FormInput)
+                    and w.text]
+        assert not [k for made in s._made.values() for b in made.values()  # kept, empty
+                    for k in ([b.text_input.text] if b.text_input else []) if k]
         paper = "\n".join(decode((tmp_path / "tickets" / f"{number}.bin").read_bytes())[0])
         journal = (tmp_path / "journal.sqlite3").read_bytes()
         for secret in ("Ana Núñez", "ana@ejemplo.com"):

@@ -343,7 +343,7 @@ class RemoteCore:
     def _fire(self, op: str) -> None:
         with contextlib.suppress(CoreUnavailable):
             _, answer = self._request(op)
-            answer.add_done_callback(lambda f: f.cancelled() or f.exception())
+            answer.add_done_callback(_retrieve)
 
     async def _read(self) -> None:
         try:
@@ -401,10 +401,19 @@ class RemoteCore:
         for fut in (*self._pending.values(), *self._printing.values()):
             if not fut.done():
                 fut.set_exception(gone)
+                # whoever awaits it still gets the error; one nobody awaits any more (a
+                # ticket's print answer after the screen moved on) is not logged at exit
+                fut.add_done_callback(_retrieve)
         self._pending.clear()
         self._printing.clear()
         if not self.closed.done():
             self.closed.set_result(None)
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    """Mark a future's error as seen (asyncio logs errors nobody retrieved)."""
+    if not fut.cancelled():
+        fut.exception()
 
 
 class CoreProcess:

@@ -19,6 +19,7 @@ import logging
 import time
 from typing import Any
 
+from kivy.clock import Clock
 from kivy.event import EventDispatcher
 from kivy.metrics import dp
 from kivy.properties import (
@@ -149,6 +150,8 @@ class OnScreenKeyboard(BoxLayout, EventDispatcher):
 
     layout = StringProperty("text")
     shift = BooleanProperty(False)
+    enter_text = StringProperty("⏎")
+    """What the enter key says: "Next", or "Get my number" on the last field."""
     keys: list[KeyButton] = []  # noqa: RUF012 - replaced per instance
 
     __events__ = ("on_key",)
@@ -156,7 +159,9 @@ class OnScreenKeyboard(BoxLayout, EventDispatcher):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self._built = ""
-        self.bind(layout=lambda *_: self._build(), shift=lambda *_: self._relabel())
+        self._rows: dict[str, tuple[list[BoxLayout], list[KeyButton]]] = {}
+        self.bind(layout=lambda *_: self._build(), shift=lambda *_: self._relabel(),
+                  enter_text=lambda *_: self._relabel())
         self._build()
 
     def on_key(self, text: str) -> None:
@@ -167,16 +172,22 @@ class OnScreenKeyboard(BoxLayout, EventDispatcher):
             return
         self._built = self.layout
         self.clear_widgets()
-        self.keys = []
-        for row in LAYOUTS.get(self.layout, []):
-            line = BoxLayout(spacing=dp(8))
-            for key in row.split(" "):
-                b = KeyButton(key=key, wide=WIDE.get(key, 1.0),
-                              special=key in ("⇧", "⌫", "⏎", "space"))
-                b.size_hint_x = b.wide
-                b.bind(on_release=self._pressed)
-                line.add_widget(b)
-                self.keys.append(b)
+        if self.layout not in self._rows:  # each layout's keys are made once
+            lines: list[BoxLayout] = []
+            keys: list[KeyButton] = []
+            for row in LAYOUTS.get(self.layout, []):
+                line = BoxLayout(spacing=dp(8))
+                for key in row.split(" "):
+                    b = KeyButton(key=key, wide=WIDE.get(key, 1.0),
+                                  special=key in ("⇧", "⌫", "⏎", "space"))
+                    b.size_hint_x = b.wide
+                    b.bind(on_release=self._pressed)
+                    line.add_widget(b)
+                    keys.append(b)
+                lines.append(line)
+            self._rows[self.layout] = (lines, keys)
+        lines, self.keys = self._rows[self.layout]
+        for line in lines:
             self.add_widget(line)
         self._relabel()
 
@@ -189,7 +200,7 @@ class OnScreenKeyboard(BoxLayout, EventDispatcher):
         if key == "space":
             return ""
         if key == "⏎":
-            return app_ref().tr("Next", app_ref().lang) if app_ref() else "⏎"
+            return str(self.enter_text)
         return key.upper() if self.shift and len(key) == 1 else key
 
     def _pressed(self, b: KeyButton) -> None:
@@ -226,10 +237,25 @@ class FormScreen(KioskScreen):
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
+        self._made: dict[tuple[str, str, bool], dict[str, FieldBlock]] = {}
+        """Fields made for a form version, a language and an orientation: a form opens
+        again without making its widgets again (they hold no values between customers)."""
         self.blocks: dict[str, FieldBlock] = {}
         self._chosen: dict[str, list[str]] = {}
         self._left: set[str] = set()
         """Fields the customer has left once: checked as they type from then on."""
+        app = app_ref()
+        if app is not None:  # the forms the core learned ahead: made before any tap
+            app.core.subscribe_forms(self._forms_arrived)
+            Clock.schedule_once(lambda dt: self._forms_arrived(app.core.forms), 0.3)
+
+    def _forms_arrived(self, forms: dict[str, FormDef | None]) -> None:
+        app = app_ref()
+        if app is None:
+            return
+        known = [f for f in forms.values() if f is not None]
+        for i, form in enumerate(known):  # spread out: no frame waits for all of them
+            Clock.schedule_once(lambda dt, f=form: self.prepare(f, app.lang), 0.1 * (i + 1))
 
     # ----------------------------------------------------------------- building
 
@@ -250,20 +276,19 @@ class FormScreen(KioskScreen):
             self.show_problem(fid, problem.text(lang))
             self._left.add(fid)
 
-    def _build(self, form: FormDef, lang: str, values: dict[str, Any]) -> None:
-        box = self.ids.fields
-        box.clear_widgets()
-        self.ids.scroll.scroll_y = 1  # from the top (a form before may have scrolled)
-        self.blocks = {}
-        self._chosen = {}
-        self.errors = {}
+    def _make(self, form: FormDef, lang: str) -> dict[str, FieldBlock]:
+        """The field widgets for ``form`` in ``lang`` (made once, then reused)."""
+        key = (form.version, lang, self.landscape)
+        made = self._made.get(key)
+        if made is not None:
+            return made
+        if len(self._made) >= 6:
+            self._made.pop(next(iter(self._made)))
+        made = {}
         for fd in form.shown:
             block = FieldBlock(field_id=fd.id, title=fd.title(lang),
                                hint=fd.hint_text(lang), required=fd.required)
             if fd.kind == "choice":
-                chosen = values.get(fd.id, [])
-                self._chosen[fd.id] = list(chosen) if isinstance(chosen, list) else (
-                    [chosen] if chosen else [])
                 grid = GridLayout(cols=min(3, max(1, len(fd.options))), spacing=dp(14),
                                   size_hint_y=None)
                 grid.bind(minimum_height=grid.setter("height"))
@@ -271,8 +296,7 @@ class FormScreen(KioskScreen):
                 buttons = []
                 for o in fd.options:
                     b = OptionButton(field_id=fd.id, value=o.value, text=o.text(lang),
-                                     multiple=fd.multiple,
-                                     selected=o.value in self._chosen[fd.id])
+                                     multiple=fd.multiple)
                     b.bind(on_release=self._option)
                     grid.add_widget(b)
                     buttons.append(b)
@@ -284,14 +308,41 @@ class FormScreen(KioskScreen):
                                multiline=kind == "textarea",
                                hint_text=fd.placeholder_text(lang),
                                input_type={"email": "mail", "url": "url",
-                                           "number": "number"}.get(kind, "text"),
-                               text=str(values.get(fd.id, "") or ""))
+                                           "number": "number"}.get(kind, "text"))
                 ti.bind(text=self._typed, focus=self._focus_changed)
                 block.ids.holder.add_widget(ti)
                 block.text_input = ti
                 block.inputs = [ti]
+            made[fd.id] = block
+        self._made[key] = made
+        return made
+
+    def prepare(self, form: FormDef, lang: str) -> None:
+        """Make a form's widgets ahead of time, so that a tap shows it at once."""
+        if self.manager is None or self.manager.current != self.name:
+            from kivy.core.window import Window
+            self.landscape = Window.width > Window.height
+            self._make(form, lang)
+
+    def _build(self, form: FormDef, lang: str, values: dict[str, Any]) -> None:
+        box = self.ids.fields
+        box.clear_widgets()
+        self.ids.scroll.scroll_y = 1  # from the top (a form before may have scrolled)
+        self.blocks = self._make(form, lang)
+        self._chosen = {}
+        self.errors = {}
+        for fid, block in self.blocks.items():
+            block.error = ""
+            if block.text_input is None:
+                chosen = values.get(fid, [])
+                self._chosen[fid] = list(chosen) if isinstance(chosen, list) else (
+                    [chosen] if chosen else [])
+                for b in block.inputs:
+                    b.selected = b.value in self._chosen[fid]
+            else:
+                block.text_input.state = ""
+                block.text_input.text = str(values.get(fid, "") or "")
             box.add_widget(block)
-            self.blocks[fd.id] = block
 
     # ----------------------------------------------------------------- values
 
@@ -312,19 +363,24 @@ class FormScreen(KioskScreen):
         return out
 
     def wipe(self) -> None:
-        """Forget everything typed: the screen is left (ticket, Back, idle reset)."""
+        """Forget everything typed: the screen is left (ticket, Back, idle reset). The
+        widgets stay, empty, for the next customer."""
+        self.form = None  # first: emptying the boxes below checks nothing
         for block in self.blocks.values():
+            block.error = ""
             box = block.text_input
             if box is not None:
-                box.unbind(text=self._typed, focus=self._focus_changed)
                 box.focus = False
                 box.text = ""
+                box.state = ""
+            for b in block.inputs:
+                if isinstance(b, OptionButton):
+                    b.selected = False
         self.ids.fields.clear_widgets()
         self.blocks = {}
         self._chosen = {}
         self._left = set()
         self.errors = {}
-        self.form = None
         self.busy = False
         self.note = ""
 
@@ -359,6 +415,8 @@ class FormScreen(KioskScreen):
         return problem
 
     def _typed(self, box: FormInput, text: str) -> None:
+        if self.form is None or box.field_id not in self.blocks:
+            return
         app = app_ref()
         app.last_activity = time.monotonic()
         app.timings["typed"] = time.perf_counter()
@@ -372,6 +430,10 @@ class FormScreen(KioskScreen):
                 ring.move_to(box)
             self.focused_id = box.field_id
             self.keyboard_layout = box.kind if box.kind in LAYOUTS else "text"
+            last = self.field_items()[-1:] == [box]
+            lang = app_ref().lang
+            self.ids.keyboard.enter_text = (t("Get my number", lang) if last
+                                            else t("Next", lang))
             self.ids.keyboard.shift = box.kind in ("text", "textarea") and not box.text
             scroll = self.ids.scroll
             if self.ids.fields.height > scroll.height:  # else it all shows already
