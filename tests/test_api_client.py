@@ -461,3 +461,25 @@ async def test_agents_free_up_over_time(api: QmsClient, clock: FakeClock) -> Non
         await api.enqueue(BRANCH, ATENCION, "A-3")
     clock.advance(61)  # service_s is [20, 60]
     assert (await api.get_queue(BRANCH, ATENCION)).users == 3
+
+
+async def test_a_request_over_loopback_tries_no_import(server: MockServer,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpcore asks ``import sniffio`` several times per request; without it installed
+    each ask is a failed import that searches every sys.path entry (~0.7 ms of CPU per
+    request here). Once warm, a request looks nothing up."""
+    import sys
+
+    asked: list[str] = []
+
+    class Spy:
+        @staticmethod
+        def find_spec(name: str, path: object = None, target: object = None) -> None:
+            asked.append(name)
+
+    async with QmsClient(server.url, KEY, retry=FAST_RETRY) as api:
+        await api.enqueue(BRANCH, ATENCION, "A-001")  # warm: lazy imports happen once
+        monkeypatch.setattr(sys, "meta_path", [Spy(), *sys.meta_path])
+        await api.enqueue(BRANCH, ATENCION, "A-002")
+        await api.list_queues(BRANCH)
+    assert asked == []
