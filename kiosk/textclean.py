@@ -21,9 +21,13 @@ def clean_text(value: str, limit: int = NAME_MAX) -> str:
     control and format characters (C0/C1 controls, bidi overrides and isolates, zero-width
     characters), surrogates, private-use and unassigned code points are dropped, and the
     result is capped at ``limit`` characters (an ellipsis marks the cut)."""
-    if (len(value) <= limit and value.isascii() and value.isprintable()
-            and "  " not in value and value[:1] != " " and value[-1:] != " "):
-        return value  # the common case (ids, plain names): nothing to drop, fold or cut
+    if (len(value) <= limit and value.isprintable() and "  " not in value
+            and value[:1] != " " and value[-1:] != " "
+            and unicodedata.is_normalized("NFC", value)):
+        # The common case (ids, plain names): printable means no control, format,
+        # private-use or unassigned character and no whitespace but " "; nothing to drop,
+        # fold or cut.
+        return value
     head = value[: limit * 4 + 16]  # a 200 KB name is not walked character by character
     kept = "".join(" " if ch.isspace() else ch for ch in unicodedata.normalize("NFC", head)
                    if ch.isspace() or unicodedata.category(ch) not in _DROP)

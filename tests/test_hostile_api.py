@@ -100,11 +100,16 @@ def test_names_lose_control_and_format_characters_and_are_capped() -> None:
 
 @pytest.mark.parametrize("text", [
     "652a1ae848880e168884e49b", "Caja", "Caja 1", "Caja  1", " Caja", "Caja ", "Caja\t1",
-    "Caja\x1b[2J", "Caja\x7f", "A" * NAME_MAX, "A" * (NAME_MAX + 1), "", " ", "a b c"])
-def test_plain_ascii_text_is_cleaned_like_any_other(text: str) -> None:
-    """The short path for plain printable ASCII (most ids and names) answers what the full
-    cleaning answers: runs of spaces folded, edges trimmed, controls dropped, long cut."""
-    full = re.sub(r"\s+", " ", "".join(ch for ch in text if ch.isspace() or ch.isprintable()))
+    "Caja\x1b[2J", "Caja\x7f", "A" * NAME_MAX, "A" * (NAME_MAX + 1), "", " ", "a b c",
+    "Atención a clientes", "Atencio\u0301n", "Caja\xa01", "Caja\u202e1", "Ca\u200bja",
+    "Caja\u20281", "Caja\ue0001", "Caja\u0378", "ñ" * NAME_MAX, "ñ" * (NAME_MAX + 1)])
+def test_plain_text_is_cleaned_like_any_other(text: str) -> None:
+    """The short path for plain printable text (most ids and names) answers what the full
+    cleaning answers: composed (NFC), runs of spaces folded, edges trimmed, control,
+    format, private-use and unassigned characters dropped, long cut."""
+    text_nfc = unicodedata.normalize("NFC", text)
+    full = re.sub(r"\s+", " ", "".join(ch for ch in text_nfc
+                                       if ch.isspace() or ch.isprintable()))
     full = full.strip()
     if len(full) > NAME_MAX:
         full = full[: NAME_MAX - 1].rstrip() + "…"
