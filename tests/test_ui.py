@@ -457,6 +457,8 @@ async def test_the_demo_window_fits_the_display(tmp_path: Path) -> None:
         await d.tap_at(5, Window.height - 5, hold=2.3)  # the staff corner still works
         await d.until(lambda: app.sm.current == "pin", what="PIN screen")
         await d.screenshot("kiosk-pin-demo-window")
+        for key in app.screen("pin").keys:  # every key of the pad within reach
+            assert key.y >= 0 and key.top <= Window.height, key.text
     await run(tmp_path, scenario, fit_display=True)
 
 
