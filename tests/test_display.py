@@ -39,16 +39,7 @@ FAST = Backoff(initial_s=0.05, max_s=0.2, jitter=0.0, refused_s=0.2)
 
 
 def in_a_window_of_its_own(test_id: str, window: str = "display") -> bool:
-    """Kivy makes one window per process and SDL's offscreen window cannot be resized:
-    a display test (1920x1080) runs again in a new process. True in the parent (after
-    checking the child passed), False in the child."""
-    if os.environ.get("KIOSK_TEST_WINDOW") == window:
-        return False
-    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        f"{__file__}::{test_id}"], capture_output=True, text=True,
-                       timeout=300, cwd=REPO, env=dict(os.environ, KIOSK_TEST_WINDOW=window))
-    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
-    return True
+    return d.in_a_window_of_its_own(__file__, test_id, window)
 
 
 def display_config(tmp_path: Path, url: str, **calls: Any) -> Any:

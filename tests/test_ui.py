@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,7 +22,6 @@ from kiosk.service.link import serve_in_process
 from kiosk.service.runtime import Runtime
 
 from . import ui_driver as d
-from .conftest import REPO
 from .escpos_text import decode
 
 pytestmark = pytest.mark.slow
@@ -319,16 +316,7 @@ async def test_admin_exit_stops_the_app(tmp_path: Path) -> None:
 
 
 def rerun_with_a_window_of_its_own(test_id: str, window: str) -> bool:
-    """Kivy makes one window per process, and SDL's offscreen window cannot be resized:
-    a test that needs another size (the tablet's 1280x800) runs again in a new process.
-    True in the parent (after checking the child passed), False in the child."""
-    if os.environ.get("KIOSK_TEST_WINDOW") == window:
-        return False
-    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        f"{__file__}::{test_id}"], capture_output=True, text=True,
-                       timeout=300, cwd=REPO, env=dict(os.environ, KIOSK_TEST_WINDOW=window))
-    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
-    return True
+    return d.in_a_window_of_its_own(__file__, test_id, window)
 
 
 @pytest.mark.parametrize("lang", ["es", "en"])

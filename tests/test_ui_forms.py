@@ -33,14 +33,7 @@ K_TAB, K_ENTER, K_BACKSPACE, K_SPACE = 9, 13, 8, 32
 
 
 def rerun_with_a_window_of_its_own(test_id: str, window: str) -> bool:
-    """As in test_ui: a test in the tablet's window runs again in a process of its own."""
-    if os.environ.get("KIOSK_TEST_WINDOW") == window:
-        return False
-    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        f"{__file__}::{test_id}"], capture_output=True, text=True,
-                       timeout=300, cwd=REPO, env=dict(os.environ, KIOSK_TEST_WINDOW=window))
-    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
-    return True
+    return d.in_a_window_of_its_own(__file__, test_id, window)
 
 
 async def forms_known(app: Any) -> None:

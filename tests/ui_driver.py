@@ -7,11 +7,29 @@ the test's asyncio loop through :func:`kiosk.ui.run.run_ui`.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+
+
+def in_a_window_of_its_own(test_file: str, test_id: str, window: str) -> bool:
+    """Kivy makes one window per process, and SDL's offscreen window cannot be resized:
+    a test that needs another size (the tablet's 1280x800, the display's 1920x1080) runs
+    again in a new process. True in the parent (after checking the child passed), False in
+    the child, which runs the test's body."""
+    if os.environ.get("KIOSK_TEST_WINDOW") == window:
+        return False
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        f"{test_file}::{test_id}"], capture_output=True, text=True,
+                       timeout=300, cwd=Path(__file__).resolve().parent.parent,
+                       env=dict(os.environ, KIOSK_TEST_WINDOW=window))
+    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
+    return True
 
 
 async def frames(n: int = 3) -> None:

@@ -107,8 +107,6 @@ class DisplayServer(CoreServer):
 
     async def serve_display(self, config: Config, feed: CallFeed, note: str = "") -> None:
         """Answer the UI until it closes the link; the feed runs meanwhile."""
-        import json
-
         from kiosk.service.staff import StaffAccess
         self.display_config, self.feed = config, feed
         self._staff = StaffAccess(config.kiosk.data_dir, idle_s=config.ui.idle_timeout_s)
@@ -117,13 +115,7 @@ class DisplayServer(CoreServer):
         self.watch_calls(feed, config.calls.keep)
         feed.start()
         try:
-            while line := await self._reader.readline():
-                msg = json.loads(line)
-                task = asyncio.ensure_future(self._answer(msg))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.info("the link to the UI ended: %r", exc)
+            await self._answer_until_closed()
         finally:
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=5)

@@ -520,15 +520,7 @@ class CoreServer:
             rt.forms.subscribe(self._on_forms)
             rt.forms.start()
         try:
-            while line := await self._reader.readline():
-                msg = json.loads(line)
-                task = asyncio.ensure_future(self._answer(msg))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-        except (ConnectionResetError, BrokenPipeError):
-            log.info("the UI closed the link")
-        except (OSError, ValueError, KeyError, TypeError) as exc:  # a message we cannot read
-            log.error("the link to the UI broke: %r", exc)
+            await self._answer_until_closed()
         finally:
             rt.monitor.unsubscribe(self._on_snapshot)
             if rt.forms is not None:
@@ -537,6 +529,19 @@ class CoreServer:
             if self._tasks:  # a ticket in flight is finished (and journalled), not dropped
                 await asyncio.wait(self._tasks, timeout=deadlines_of(rt.config).finish_s)
             self._writer.close()
+
+    async def _answer_until_closed(self) -> None:
+        """Answer the UI's requests, each in a task of its own, until the UI closes the
+        link; a link that breaks or a message that cannot be read ends it, logged."""
+        try:
+            while line := await self._reader.readline():
+                task = asyncio.ensure_future(self._answer(json.loads(line)))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        except (ConnectionResetError, BrokenPipeError):
+            log.info("the UI closed the link")
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # a message we cannot read
+            log.error("the link to the UI broke: %r", exc)
 
     def _on_snapshot(self, snapshot: QueueSnapshot) -> None:
         from kiosk.service.queues import queue_views
