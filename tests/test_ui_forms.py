@@ -132,6 +132,21 @@ async def test_form_on_screen_keyboard_to_ticket(tmp_path: Path,
     await run(tmp_path, scenario)
 
 
+async def test_a_form_made_ahead_after_the_app_stopped_is_not_made(tmp_path: Path) -> None:
+    # Forms are made ahead on Clock events a few tenths of a second after they arrive;
+    # one that fired after the app had stopped built widgets with no app to style them
+    # and crashed the next run (seen in CI: BuilderException on `app.c_on_brand`).
+    kept: dict[str, Any] = {}
+
+    async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
+        await forms_known(app)
+        kept["screen"], kept["form"] = app.screen("form"), app.core.forms[SEGUROS]
+    await run(tmp_path, scenario)
+    screen = kept["screen"]
+    screen.prepare(kept["form"], "pt")  # as a late Clock event would, with no app running
+    assert not any(lang == "pt" for _, lang, _ in screen._made)
+
+
 async def test_form_keyboard_only(tmp_path: Path) -> None:
     async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
         from kivy.core.window import Window

@@ -318,7 +318,10 @@ class FormScreen(KioskScreen):
         return made
 
     def prepare(self, form: FormDef, lang: str) -> None:
-        """Make a form's widgets ahead of time, so that a tap shows it at once."""
+        """Make a form's widgets ahead of time, so that a tap shows it at once (not once
+        the app has stopped: a late Clock event has no app to style them)."""
+        if app_ref() is None:
+            return
         if self.manager is None or self.manager.current != self.name:
             from kivy.core.window import Window
             self.landscape = Window.width > Window.height
