@@ -444,3 +444,26 @@ def test_a_replayed_delivery_is_not_a_new_call(relay: RelayServer) -> None:
     r = post(relay.url, captured, headers)  # an attacker replays what they captured
     assert r.status_code == 200 and r.headers["x-relay-duplicate"] == "true"
     assert screen.nothing_more()
+
+
+# --------------------------------------------------------------------------- review: hostile input
+
+
+def test_a_deeply_nested_body_is_refused_not_a_500(relay: RelayServer) -> None:
+    deep = b"[" * 50_000  # under MAX_BODY; json.loads recurses once per bracket
+    assert post(relay.url, deep, headers={}).status_code == 401  # unsigned: says nothing more
+    r = post(relay.url, deep)
+    assert r.status_code == 400 and r.json()["error"] == "malformed"
+    amp = b'{"event": "qms.ticket.assigned", "x": ' + b'{"a": ' * 900 + b'"&amp;"' \
+        + b"}" * 900 + b"}"
+    assert post(relay.url, amp).status_code == 400
+
+
+@pytest.mark.parametrize("last_id", [b"\xb2", b"9" * 40, b"-3", b"1e3", b"\xef\xbc\x91"])
+def test_a_hostile_last_event_id_is_ignored_not_a_500(relay: RelayServer,
+                                                       last_id: bytes) -> None:
+    assert post(relay.url, call_body("A-001", "c-1")).status_code == 201
+    with httpx.stream("GET", f"{relay.url}/v1/branches/{BRANCH_A}/calls", timeout=10,
+                      headers=[(b"Authorization", f"Bearer {TOKEN_A}".encode()),
+                               (b"Last-Event-ID", last_id)]) as r:
+        assert r.status_code == 200

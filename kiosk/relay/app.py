@@ -242,7 +242,7 @@ class Relay:
             return JSONResponse({"error": "this token is for another branch"}, status_code=403)
         last: int | None = None
         raw = request.headers.get("last-event-id", "").strip()
-        if raw.isdigit():
+        if raw.isascii() and raw.isdigit() and len(raw) <= 18:  # not "²", nor > SQLite's int
             last = int(raw)
         screen = Screen(branch, self.settings.client_buffer)
         self.hub.add(screen)

@@ -129,10 +129,14 @@ def parse(body: bytes) -> Webhook:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise Malformed("not JSON") from None
+    except RecursionError:  # "[[[[..." within the size limit: not a call, never a 500
+        raise Malformed("nested too deep") from None
     if not isinstance(data, dict):
         raise Malformed("not a JSON object")
     try:
         call = Webhook.model_validate(_unescape(data) if b"&" in body else data)
+    except RecursionError:
+        raise Malformed("nested too deep") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "body"
