@@ -467,3 +467,10 @@ def test_a_hostile_last_event_id_is_ignored_not_a_500(relay: RelayServer,
                       headers=[(b"Authorization", f"Bearer {TOKEN_A}".encode()),
                                (b"Last-Event-ID", last_id)]) as r:
         assert r.status_code == 200
+
+
+def test_a_mistyped_redis_url_never_echoes_its_password(tmp_path: Path) -> None:
+    with pytest.raises(RelayConfigError) as err:
+        load_settings(_write_config(tmp_path, store="redis//:hunter2-secret@db:6379/0"))
+    assert "relay.store" in str(err.value) and "db:6379" in str(err.value)
+    assert "hunter2" not in str(err.value)

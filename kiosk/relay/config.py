@@ -239,6 +239,8 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
                else str(err.get("msg", "invalid value")).removeprefix("Value error, "))
         value = err.get("input")
         if kind not in ("extra_forbidden", "missing") and isinstance(value, str | int | float):
+            if err["loc"][-1:] == ("store",) and isinstance(value, str):
+                value = value.rpartition("@")[2]  # a Redis URL's password never echoed
             msg += f" (got {value!r})"
         raise RelayConfigError(file, _key_path(err["loc"]) or "(top level)", msg) from None
     r = parsed.relay
