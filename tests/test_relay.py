@@ -483,3 +483,13 @@ def test_a_replay_is_capped_at_replay_max_newest_kept(relay: RelayServer,
     screen = SseReader(relay.url, BRANCH_A, TOKEN_A, last_id="0").start_connected()
     assert [i for i, _ in screen.take(2)] == ids[3:]
     assert screen.nothing_more()
+
+
+def test_an_unsigned_call_cannot_forge_log_lines(relay: RelayServer,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO")
+    body = call_body("A-1\nrelay: call Z-9", "c-1")
+    assert post(relay.url, body, {"X-Kiosk-Signature": "sha256=" + "ab" * 32}).status_code == 401
+    assert post(relay.url, body, {}).status_code == 401
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 2 and not any("\n" in m for m in refusals)

@@ -185,10 +185,10 @@ class Relay:
         if secrets:
             if not header:
                 return self._reject(401, "missing_signature",
-                                    f"no X-Kiosk-Signature ({call.branch.id} {call.ticketId})")
+                                    f"no X-Kiosk-Signature ({call.branch.id} {call.ticketId!r})")
             if not (raw_ok or contract.fields_signed(header, call, secrets)):
                 return self._reject(401, "bad_signature",
-                                    f"signature not valid ({call.branch.id} {call.ticketId})")
+                                    f"signature not valid ({call.branch.id} {call.ticketId!r})")
             jwt_ok = self._jwt_ok(authorization) if authorization else None
             if jwt_ok is False or (jwt_ok is None and self.settings.require_jwt):
                 return self._reject(401, "bad_jwt", "bearer JWT missing, expired or not valid")
