@@ -474,3 +474,12 @@ def test_a_mistyped_redis_url_never_echoes_its_password(tmp_path: Path) -> None:
         load_settings(_write_config(tmp_path, store="redis//:hunter2-secret@db:6379/0"))
     assert "relay.store" in str(err.value) and "db:6379" in str(err.value)
     assert "hunter2" not in str(err.value)
+
+
+def test_a_replay_is_capped_at_replay_max_newest_kept(relay: RelayServer,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("kiosk.relay.app.REPLAY_MAX", 2)
+    ids = [event_id(post(relay.url, call_body(f"A-{i:03d}", f"c-{i}"))) for i in range(5)]
+    screen = SseReader(relay.url, BRANCH_A, TOKEN_A, last_id="0").start_connected()
+    assert [i for i, _ in screen.take(2)] == ids[3:]
+    assert screen.nothing_more()

@@ -124,3 +124,13 @@ def test_without_redis_webhooks_get_503_so_the_provider_retries(tmp_path: Path) 
         r = httpx.get(f"{relay.url}/v1/branches/{BRANCH_A}/calls",
                       headers={"Authorization": f"Bearer {TOKEN_A}"})
         assert r.status_code == 503
+
+
+def test_a_replay_from_redis_is_capped_at_replay_max_newest_kept(
+        replicas: tuple[RelayServer, RelayServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    a, _ = replicas
+    monkeypatch.setattr("kiosk.relay.app.REPLAY_MAX", 2)
+    ids = [event_id(post(a.url, call_body(f"R-{i:03d}", f"r-{i}"))) for i in range(5)]
+    screen = SseReader(a.url, BRANCH_A, TOKEN_A, last_id="0").start_connected()
+    assert [i for i, _ in screen.take(2)] == ids[3:]
+    assert screen.nothing_more()

@@ -108,7 +108,8 @@ class RedisStore:
             if after is None:
                 rows = list(reversed(await self._redis.xrevrange(key, count=limit)))
             else:
-                rows = await self._redis.xrange(key, min=f"({after}-0", count=100_000)
+                rows = list(reversed(await self._redis.xrevrange(  # the newest ``limit``
+                    key, min=f"({after}-0", count=limit)))
         except (RedisError, OSError) as exc:
             raise StoreError(f"Redis: {exc}") from None
         return [self._event(branch, entry_id, fields) for entry_id, fields in rows]

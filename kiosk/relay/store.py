@@ -250,10 +250,11 @@ class SqliteStore:
                     "SELECT id, data, received FROM calls WHERE branch = ? AND day = ? "
                     "ORDER BY id DESC LIMIT ?", (branch, day, limit)).fetchall()
                 rows.reverse()
-            else:
+            else:  # at most ``limit`` of them, the newest (as without ``after``)
                 rows = db.execute(
                     "SELECT id, data, received FROM calls WHERE branch = ? AND day = ? "
-                    "AND id > ? ORDER BY id", (branch, day, after)).fetchall()
+                    "AND id > ? ORDER BY id DESC LIMIT ?", (branch, day, after, limit)).fetchall()
+                rows.reverse()
         finally:
             db.close()
         return [Event(int(i), branch, str(d), float(r)) for i, d, r in rows]
