@@ -1,9 +1,11 @@
 """Chime and speak each new call, one after the other, without ever blocking a frame.
 
-Synthesis (espeak-ng, :mod:`kiosk.service.speech`) and loading the sound run on one
-worker thread; the app's asyncio loop (Kivy's main thread) only starts and stops
-playback. A call arriving while another is being announced waits its turn. A machine
-without sound or without espeak-ng still shows and flashes the call (logged once).
+Synthesis (espeak-ng, :mod:`kiosk.service.speech`) runs on one worker thread; the app's
+asyncio loop (Kivy's main thread) loads the finished WAV (a few milliseconds) and starts
+and stops playback. SDL is not called from the worker: SDL_mixer opening the audio
+device on another thread while the main thread polls SDL's events deadlocked both.
+A call arriving while another is being announced waits its turn. A machine without sound
+or without espeak-ng still shows and flashes the call (logged once).
 """
 
 from __future__ import annotations
@@ -107,17 +109,15 @@ class Announcer:
             raise SpeechUnavailable("no audio output here (no sound device or provider)")
         return sound
 
-    def _prepare_chime(self) -> tuple[Any, float]:
-        path = chime(self._folder() / "chime.wav")
-        return self._load(path), wav_seconds(path)
+    def _prepare_chime(self) -> Path:
+        return chime(self._folder() / "chime.wav")
 
-    def _prepare_speech(self, call: Call) -> tuple[Any, Spoken]:
+    def _prepare_speech(self, call: Call) -> Spoken:
         lang = announce_language(call, self.default_lang)
         text = speech_text(call, lang)
         voice = self.voices.get(lang, lang)
         wav = self.synth(text, voice, self._folder() / f"call-{next(self._slots)}.wav")
-        spoken = Spoken(call.ticket_id, text, voice, wav, wav_seconds(wav))
-        return self._load(wav), spoken
+        return Spoken(call.ticket_id, text, voice, wav, wav_seconds(wav))
 
     # ----------------------------------------------------------------- loop side
 
@@ -126,8 +126,8 @@ class Announcer:
         assert self._queue is not None
         if self.chime_on:
             try:
-                self._chime, self._chime_s = await loop.run_in_executor(
-                    self._pool, self._prepare_chime)
+                path = await loop.run_in_executor(self._pool, self._prepare_chime)
+                self._chime, self._chime_s = self._load(path), wav_seconds(path)
             except Exception as exc:
                 self._warn(exc)
         while True:
@@ -147,7 +147,8 @@ class Announcer:
             await asyncio.sleep(self._chime_s * 0.8)
         if speech is None:
             return
-        sound, spoken = await speech
+        spoken = await speech
+        sound = self._load(spoken.wav)
         await asyncio.sleep(PAUSE_S)
         self._play(sound)
         log.info("called %s aloud (%s): %s", call.ticket_id, spoken.voice, spoken.text)
