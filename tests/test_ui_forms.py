@@ -306,6 +306,8 @@ async def test_form_on_the_tablet(tmp_path: Path, lang: str) -> None:
         await d.tap(card(app, SEGUROS))
         await on_form(app)
         assert app.screen("form").landscape
+        assert d.costly_drawing(Window) == []  # kiosk/ui/drawing.py
+        assert d.costly_drawing(app.screen("home")) == []  # the greeter's
         await d.screenshot(f"tablet-{lang}-form")
         await type_on_screen(app, "Carla Ruiz")
         await tap_box(app, EMAIL)
