@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kivy.clock import Clock
@@ -212,19 +214,21 @@ class OnScreenKeyboard(BoxLayout, EventDispatcher):
         self._build()
 
     # the keys' canvases go into the picture, not the screen
-    def add_widget(self, widget: Widget, *args: Any, **kw: Any) -> None:
+    @contextmanager
+    def _into_picture(self) -> Iterator[None]:
         canvas, self.canvas = self.canvas, self._fbo
         try:
-            super().add_widget(widget, *args, **kw)
+            yield
         finally:
             self.canvas = canvas
 
+    def add_widget(self, widget: Widget, *args: Any, **kw: Any) -> None:
+        with self._into_picture():
+            super().add_widget(widget, *args, **kw)
+
     def remove_widget(self, widget: Widget, *args: Any, **kw: Any) -> None:
-        canvas, self.canvas = self.canvas, self._fbo
-        try:
+        with self._into_picture():
             super().remove_widget(widget, *args, **kw)
-        finally:
-            self.canvas = canvas
 
     def _paint(self, *_: Any) -> None:
         self._page_colour.rgba = [*self.page[:3], 1]
