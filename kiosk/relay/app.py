@@ -4,8 +4,8 @@
 
     POST /webhooks/videsk                  the provider's QMS webhook (kiosk.relay.contract)
     GET  /v1/branches/{branch}/calls       Server-Sent Events for a branch's screens
-    GET  /healthz                          200 {"ok": true, "store": ...} | 503
-    GET  /metrics                          Prometheus text format
+    GET  /healthz                          200 {"status": "ok"} | 503 {"status": "unavailable"}
+    GET  /metrics                          Prometheus text format (bearer token, or loopback)
 
 Webhook answers follow the provider's retry rules: 201 when the call was stored (only
 after the store committed it; header ``X-Relay-Event-Id``, no body), 200 for a repeated
@@ -19,6 +19,12 @@ for another branch's), then one ``event: call`` per call with an increasing ``id
 ``data: {"ticketId", "poc": {"label"}, "queue": {"name"}, "at", "lang"?}``. With
 ``Last-Event-ID`` it first replays the day's calls after that id; without it, the day's
 last ``history`` calls. A ``: keep-alive`` comment every ``keepalive_s`` on a quiet stream.
+
+Nobody needs a login for ``/healthz``, so it says only whether the relay can store calls:
+no branch, no count. ``/metrics`` names branches and counts screens: with
+``relay.metrics_token_file`` it demands ``Authorization: Bearer <that token>`` (compared in
+constant time, never logged); without one it answers only a loopback peer whose request
+carries no proxy's forwarding header (through a proxy the peer is always loopback).
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kiosk.relay import contract
-from kiosk.relay.config import MAX_BODY, RelaySettings
+from kiosk.relay.config import MAX_BODY, RelaySettings, is_loopback
 from kiosk.relay.hub import Hub, Screen
 from kiosk.relay.store import Call, Event, SqliteStore, Store, StoreError, now
 
@@ -58,6 +64,8 @@ WEBHOOK_PATH = "/webhooks/videsk"
 STREAM_PATH = "/v1/branches/{branch}/calls"
 REPLAY_MAX = 1000
 """At most this many missed calls are replayed to a reconnecting screen."""
+FORWARDED = (b"forwarded", b"x-forwarded-for", b"x-real-ip")
+"""Headers a reverse proxy adds: such a request came from another machine."""
 
 
 class Metrics:
@@ -296,11 +304,35 @@ class Relay:
     # ---------------------------------------------------------------- health
 
     async def healthz(self, request: Request) -> Response:
-        ok = await self.store.ping()
-        return JSONResponse({"ok": ok, "store": "sqlite" if self.settings.store == "sqlite"
-                             else "redis"}, status_code=200 if ok else 503)
+        """Whether the store answers, and nothing more (it needs no login)."""
+        if await self.store.ping():
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "unavailable"}, status_code=503)
+
+    def _metrics_allowed(self, request: Request) -> int:
+        """200 when ``request`` may read the metrics, else the status refusing it."""
+        tokens = self.settings.metrics_tokens
+        if tokens:
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            given = token.strip().encode()
+            ok = False
+            for known in tokens:  # all compared, constant time
+                ok |= hmac.compare_digest(given, known)
+            return 200 if ok and scheme.lower() == "bearer" else 401
+        client = request.scope.get("client")
+        peer = client[0] if client else ""
+        forwarded = any(name in FORWARDED for name, _ in request.scope["headers"])
+        return 200 if is_loopback(peer) and not forwarded else 403
 
     async def metrics_page(self, request: Request) -> Response:
+        status = self._metrics_allowed(request)
+        if status == 401:
+            return JSONResponse({"error": "a metrics token is required"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        if status == 403:
+            log.warning("relay: /metrics refused to a non-local peer (no metrics_token_file)")
+            return JSONResponse({"error": "metrics are served to this machine only (or set "
+                                 "relay.metrics_token_file)"}, status_code=403)
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -15,6 +15,8 @@ day a call belongs to). Every other key of the file is the kiosk's business and 
       require_jwt: false                  # also demand the provider's #jwt (HS256) bearer
       history: 10                         # calls a screen gets when it connects afresh
       keepalive_s: 15                     # SSE comment this often on a quiet stream
+      metrics_token_file: /etc/kiosk/metrics-token   # 0600; /metrics then needs this bearer
+                                          # token (without one: loopback peers only)
       displays:                           # one entry per calling screen (or per branch)
         - {branch: 652720d479497a1b62df288b, token_file: /etc/kiosk/display-providencia}
 
@@ -101,6 +103,10 @@ class RelaySection(_M):
     else UTC."""
     displays: list[DisplayConfig] = Field(default_factory=list)
     """The calling screens: ``{branch, token_file}`` each."""
+    metrics_token_file: Path | None = None
+    """File with the bearer token ``/metrics`` demands (mode 0600; one token a line, two
+    during a change). Without it ``/metrics`` answers only loopback peers whose request no
+    proxy forwarded."""
 
     @field_validator("listen")
     @classmethod
@@ -159,9 +165,11 @@ def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 on a dual-stack socket
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 @dataclass(frozen=True)
@@ -173,6 +181,8 @@ class RelaySettings:
     """Webhook secrets (two during a rotation); empty: unsigned webhooks (loopback only)."""
     displays: dict[str, str] = field(default_factory=dict, repr=False)
     """Display token -> the branch it may read."""
+    metrics_tokens: tuple[bytes, ...] = field(default=(), repr=False)
+    """Bearer tokens ``/metrics`` accepts; empty: it answers loopback peers only."""
     store: str = "sqlite"
     """``sqlite`` or a Redis URL."""
     sqlite_path: Path = Path("relay.sqlite3")
@@ -283,9 +293,18 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
                 raise RelayConfigError(file, key, "a token of its own (another branch's "
                                        "display uses the same one)")
             displays[token] = d.branch
+    metrics_tokens: tuple[bytes, ...] = ()
+    if r.metrics_token_file is not None:
+        lines = _read_private(file, "relay.metrics_token_file",
+                              r.metrics_token_file.expanduser(), "metrics token")
+        if len(lines) > 2 or any(len(t) < 16 for t in lines):
+            raise RelayConfigError(file, "relay.metrics_token_file",
+                                   "one or two tokens of at least 16 characters, one a line")
+        metrics_tokens = tuple(t.encode() for t in lines)
     host, port = parse_listen(r.listen)
     sqlite = (r.sqlite_path or parsed.kiosk.data_dir / "relay.sqlite3").expanduser()
-    return RelaySettings(secrets=secrets, displays=displays, store=r.store, sqlite_path=sqlite,
+    return RelaySettings(secrets=secrets, displays=displays, metrics_tokens=metrics_tokens,
+                         store=r.store, sqlite_path=sqlite,
                          sqlite_sync=r.sqlite_sync,
                          require_jwt=r.require_jwt, history=r.history,
                          keepalive_s=r.keepalive_s, client_buffer=r.client_buffer,

@@ -1,0 +1,133 @@
+"""The relay's exposures, over real loopback HTTP: what ``/healthz`` and ``/metrics`` tell
+whom, how many streams one display token may hold open, and the send deadline that closes
+a stream whose screen stopped reading."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from kiosk.relay import RelayConfigError, RelayServer, RelaySettings, load_settings
+from kiosk.relay.app import create_app
+from tests.relay_helpers import (
+    BRANCH_A,
+    BRANCH_B,
+    SECRET,
+    TOKEN_A,
+    TOKEN_B,
+    SseReader,
+    call_body,
+    post,
+    write_private,
+)
+
+METRICS_TOKEN = "metrics-token-0123456789abcdefghij"
+
+
+def settings(tmp_path: Path, **kw: object) -> RelaySettings:
+    base = RelaySettings(secrets=(SECRET,), displays={TOKEN_A: BRANCH_A, TOKEN_B: BRANCH_B},
+                         sqlite_path=tmp_path / "relay.sqlite3", keepalive_s=15.0)
+    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def relay(tmp_path: Path) -> Iterator[RelayServer]:
+    with RelayServer(settings(tmp_path)) as server:
+        yield server
+
+
+def _config(tmp_path: Path, **relay: object) -> Path:
+    secret = write_private(tmp_path / "webhook-secret", SECRET.decode() + "\n")
+    token = write_private(tmp_path / "display-a", TOKEN_A + "\n")
+    section = {"webhook_secret_file": str(secret),
+               "displays": [{"branch": BRANCH_A, "token_file": str(token)}], **relay}
+    path = tmp_path / "kiosk.yaml"
+    path.write_text(yaml.safe_dump({"kiosk": {"data_dir": str(tmp_path / "data")},
+                                    "relay": section}), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- /healthz
+
+
+def test_healthz_says_only_ok_with_no_branch_or_count(relay: RelayServer) -> None:
+    screen = SseReader(relay.url, BRANCH_A, TOKEN_A).start_connected()
+    assert post(relay.url, call_body("A-1", "c-1")).status_code == 201
+    screen.take(1)
+    r = httpx.get(relay.url + "/healthz")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok"}
+    assert BRANCH_A not in r.text and "sqlite" not in r.text
+    screen.stop()
+
+
+def test_healthz_is_503_when_the_store_does_not_answer(relay: RelayServer) -> None:
+    assert relay.relay.loop is not None
+    asyncio.run_coroutine_threadsafe(relay.relay.store.close(), relay.relay.loop).result(5)
+    r = httpx.get(relay.url + "/healthz")
+    assert r.status_code == 503
+    assert r.json() == {"status": "unavailable"}
+
+
+# --------------------------------------------------------------------------- /metrics
+
+
+def test_metrics_with_a_token_file_demand_that_bearer_token(tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture
+                                                            ) -> None:
+    caplog.set_level("DEBUG")
+    token_file = write_private(tmp_path / "metrics-token", METRICS_TOKEN + "\n")
+    loaded = load_settings(_config(tmp_path, metrics_token_file=str(token_file)))
+    assert METRICS_TOKEN not in repr(loaded)
+    s = dataclasses.replace(loaded, sqlite_path=tmp_path / "relay.sqlite3")
+    with RelayServer(s) as relay:
+        url = relay.url + "/metrics"
+        r = httpx.get(url)  # loopback, but a token is configured: it is needed
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"] == "Bearer"
+        assert "relay_" not in r.text
+        for wrong in ("Bearer nope", f"Bearer {METRICS_TOKEN}x", f"Basic {METRICS_TOKEN}",
+                      f"Bearer {TOKEN_A}"):
+            assert httpx.get(url, headers={"Authorization": wrong}).status_code == 401
+        ok = httpx.get(url, headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        assert ok.status_code == 200
+        assert "relay_webhooks_total" in ok.text
+    assert METRICS_TOKEN not in caplog.text
+
+
+def test_a_metrics_token_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    token_file = write_private(tmp_path / "metrics-token", METRICS_TOKEN + "\n", mode=0o644)
+    with pytest.raises(RelayConfigError) as err:
+        load_settings(_config(tmp_path, metrics_token_file=str(token_file)))
+    assert "relay.metrics_token_file" in str(err.value) and "chmod 600" in str(err.value)
+    assert METRICS_TOKEN not in str(err.value)
+
+
+def test_metrics_without_a_token_answer_loopback_peers_only(relay: RelayServer) -> None:
+    url = relay.url + "/metrics"
+    assert httpx.get(url).status_code == 200  # this test is a loopback peer
+    # through a reverse proxy on this machine the peer is loopback too: a forwarded
+    # request is another machine's, refused without a token
+    for header in ({"X-Forwarded-For": "203.0.113.9"}, {"Forwarded": "for=203.0.113.9"},
+                   {"X-Real-IP": "203.0.113.9"}, {"X-Forwarded-For": "127.0.0.1"}):
+        r = httpx.get(url, headers=header)
+        assert r.status_code == 403, header
+        assert "relay_" not in r.text
+
+
+def test_metrics_without_a_token_refuse_a_remote_peer(tmp_path: Path) -> None:
+    app = create_app(settings(tmp_path))  # the app itself, as a remote peer reaches it
+
+    async def fetch(client: tuple[str, int]) -> int:
+        transport = httpx.ASGITransport(app=app, client=client)
+        async with httpx.AsyncClient(transport=transport, base_url="http://relay") as c:
+            return (await c.get("/metrics")).status_code
+
+    assert asyncio.run(fetch(("203.0.113.9", 40000))) == 403
+    assert asyncio.run(fetch(("127.0.0.1", 40000))) == 200
