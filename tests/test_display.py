@@ -121,6 +121,7 @@ async def test_the_display_shows_and_says_each_call(tmp_path: Path) -> None:
                                                       "A-038"]
             assert app.announcer.spoken == []  # the morning is listed, not read out again
             assert app.branch == "Sucursal Providencia"
+            assert d.costly_drawing(Window) == []  # kiosk/ui/drawing.py
             await screenshot("display-es-calls")
             relay.push("A-042", "Cabina 3", lang="pt", queue="Atención a clientes")
             await d.until(lambda: screen.ticket == "A-042", what="the new call")

@@ -232,6 +232,32 @@ async def test_provider_400_brings_the_customer_back(tmp_path: Path) -> None:
     await run(tmp_path, scenario)
 
 
+async def test_no_agents_after_the_form_offers_queues_without_asking_again(
+        tmp_path: Path) -> None:
+    """The form is sent, then the queue has no agent (406): the customer is offered the
+    queues with agents, and one that needs no form gives a number at once; nothing typed
+    stays on screen."""
+    async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
+        await forms_known(app)
+        await d.tap(card(app, SEGUROS))
+        await on_form(app)
+        await fill_good(app)
+        mock.state.push_faults(ScriptedFault(on="enqueue", answer=406))
+        await d.tap(app.screen("form").ids.send)
+        await d.until(lambda: app.sm.current == "noagents", what="no-agents screen")
+        assert len(mock.state.form_posts) == 1 and mock.state.tickets == []
+        assert app.screen("form").values() == {}  # wiped: the form is done with
+        offered = {c.queue_id for c in app.screen("noagents").cards}
+        assert ATENCION in offered and SEGUROS not in offered
+        await d.screenshot("kiosk-es-form-then-noagents")
+        await d.tap(card(app, ATENCION, "noagents"))
+        await d.until(lambda: app.sm.current == "ticket", what="ticket screen")
+        assert app.screen("ticket").number.startswith("A-")
+        assert len(mock.state.form_posts) == 1  # no form asked for again
+        assert mock.state.tickets[-1].form is None
+    await run(tmp_path, scenario)
+
+
 async def test_form_changed_since_fetched(tmp_path: Path) -> None:
     async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
         await forms_known(app)
@@ -306,6 +332,8 @@ async def test_form_on_the_tablet(tmp_path: Path, lang: str) -> None:
         await d.tap(card(app, SEGUROS))
         await on_form(app)
         assert app.screen("form").landscape
+        assert d.costly_drawing(Window) == []  # kiosk/ui/drawing.py
+        assert d.costly_drawing(app.screen("home")) == []  # the greeter's
         await d.screenshot(f"tablet-{lang}-form")
         await type_on_screen(app, "Carla Ruiz")
         await tap_box(app, EMAIL)

@@ -97,3 +97,41 @@ async def screenshot(name: str) -> Path:
     target = ARTIFACTS / f"{name}.png"
     saved.replace(target)
     return target
+
+
+def costly_drawing(widget: Any) -> list[str]:
+    """What in ``widget``'s drawing a software renderer pays for at every frame
+    (kiosk/ui/drawing.py): a stencil, a SmoothRoundedRectangle, a Line wider than 1 px
+    drawn in a see-through colour (Kivy clears and draws a stencil for it). The
+    instructions are walked in the order they are drawn, the colour followed as GL does."""
+    from kivy.graphics import Canvas, Color, InstructionGroup, Line, SmoothRoundedRectangle
+    from kivy.graphics.stencil_instructions import StencilPush
+    from kivy.uix.widget import Widget
+
+    roots = getattr(widget, "children", []) if not isinstance(widget, Widget) else [widget]
+    owners = {id(w.canvas): type(w).__name__ for root in roots  # a widget, or the window
+              for w in root.walk(restrict=False)}
+    found: list[str] = []
+    alpha = 1.0
+
+    def walk(ins: Any, owner: str) -> None:
+        nonlocal alpha
+        if isinstance(ins, Color):
+            alpha = ins.rgba[3]
+        elif isinstance(ins, StencilPush):
+            found.append(f"a stencil in {owner}")
+        elif isinstance(ins, SmoothRoundedRectangle):
+            found.append(f"a SmoothRoundedRectangle in {owner}")
+        elif isinstance(ins, Line) and ins.width != 1 and alpha < 1:
+            found.append(f"a {ins.width:g} px line at alpha {alpha:g} in {owner}")
+        if isinstance(ins, Canvas):
+            owner = owners.get(id(ins), owner)
+            for part in (ins.before.children, ins.children, ins.after.children):
+                for child in part:
+                    walk(child, owner)
+        elif isinstance(ins, InstructionGroup):
+            for child in ins.children:
+                walk(child, owner)
+
+    walk(widget.canvas, type(widget).__name__)
+    return found

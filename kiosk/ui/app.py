@@ -30,6 +30,7 @@ from kiosk.service.outcomes import IssueResult, Outcome, QueueSnapshot
 from kiosk.service.presentation import freshness_text, out_of_service, qr_modules
 from kiosk.service.wire import UiSettings
 from kiosk.ui.calling import CallingScreen, stop_flash
+from kiosk.ui.drawing import Screens
 from kiosk.ui.form import FormScreen, open_after_428, open_form, quiet_clipboard
 from kiosk.ui.screens import (
     AdminScreen,
@@ -140,7 +141,7 @@ class KioskApp(App):
         home_cls: type[KioskScreen] = {"tablet": GreeterScreen, "display": CallingScreen
                                        }.get(self.mode, HomeScreen)
         self._load_kv(home_cls.kv)
-        sm = ScreenManager(transition=NoTransition())
+        sm = Screens(transition=NoTransition())  # unclipped: kiosk/ui/drawing.py says why
         sm.add_widget(home_cls(name="home"))
         sm.bind(current=lambda *_: self._screen_changed())
         self._ring = FocusRing(rgba(self.theme.focus))

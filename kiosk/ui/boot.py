@@ -199,7 +199,8 @@ def configure(mode: str, *, size: tuple[int, int] | None = None, fullscreen: boo
     # multisample buffers (idle RSS 247 MB -> 186 MB) and draws each frame in less than
     # half the time (the home screen: 180 ms -> 80 ms on 2 cores, measured to glFinish);
     # GPUs like the Pi's pay for it in bandwidth. The rounded shapes draw their own
-    # smooth edges (SmoothRoundedRectangle in the kv files), so nothing looks jagged.
+    # smooth edges (RoundedBox in the kv files, kiosk/ui/drawing.py), so nothing looks
+    # jagged.
     Config.set("graphics", "multisamples", "0")
     if fullscreen:  # covers the display by itself, with or without a window manager
         Config.set("graphics", "fullscreen", "auto")

@@ -17,10 +17,23 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kivy.clock import Clock
 from kivy.event import EventDispatcher
+from kivy.graphics import (
+    Canvas,
+    ClearBuffers,
+    ClearColor,
+    Color,
+    Fbo,
+    PopMatrix,
+    PushMatrix,
+    Rectangle,
+    Translate,
+)
 from kivy.metrics import dp
 from kivy.properties import (
     BooleanProperty,
@@ -41,6 +54,7 @@ from kiosk.i18n import t
 from kiosk.service.forms import FieldDef, FormAnswer, FormDef, Problem, check_field, keep_values
 from kiosk.service.link import CoreTimeout
 from kiosk.service.outcomes import IssueResult, Outcome
+from kiosk.ui.drawing import RoundedBox
 from kiosk.ui.screens import KioskScreen
 from kiosk.ui.widgets import Focusable, app_ref
 
@@ -129,6 +143,11 @@ class KeyButton(ButtonBehavior, Label):
     on = BooleanProperty(False)
 
 
+class SpaceKey(KeyButton):
+    """The space bar: a key with a mark of its own (a key with nothing to draw draws
+    nothing: see kiosk/ui/drawing.py)."""
+
+
 ACCENTS = "á é í ó ú ü ã õ â ê ô à"
 LAYOUTS: dict[str, list[str]] = {
     "text": ["1 2 3 4 5 6 7 8 9 0", "q w e r t y u i o p", "a s d f g h j k l ñ",
@@ -146,23 +165,96 @@ WIDE = {"space": 4.0, "⏎": 2.0, ".com": 1.6, "https://": 2.2, "www.": 1.4, "�
 class OnScreenKeyboard(BoxLayout, EventDispatcher):
     """A large keyboard for a lobby: Spanish and Portuguese letters, ``@`` and ``.com``
     for an email, digits only for a number. Dispatches ``on_key(text)``, where text is a
-    character or string to type, or one of ``⌫`` (erase) and ``⏎`` (next / send)."""
+    character or string to type, or one of ``⌫`` (erase) and ``⏎`` (next / send).
+
+    Drawn as one picture: its panel and keys are drawn into a texture (an Fbo), drawn again
+    only when a key changes (its label, the layout, the size), so a frame draws one
+    rectangle for the whole keyboard; a keystroke's frame is the text box's. A pressed key
+    is a shade drawn over the picture, and the capitals go back to small letters a frame
+    after the letter shows, so neither redraws it in that frame (kiosk/ui/drawing.py says
+    what a frame costs without a GPU)."""
 
     layout = StringProperty("text")
     shift = BooleanProperty(False)
     enter_text = StringProperty("⏎")
     """What the enter key says: "Next", or "Get my number" on the last field."""
+    panel = ListProperty([0.03, 0.10, 0.22, 1])
+    page = ListProperty([0, 0, 0, 1])
+    """The screen's colour behind the panel's rounded corners (the picture is opaque)."""
     keys: list[KeyButton] = []  # noqa: RUF012 - replaced per instance
 
     __events__ = ("on_key",)
 
     def __init__(self, **kw: Any) -> None:
+        self.canvas = Canvas()  # before Widget.__init__, which would make its own
+        with self.canvas:
+            self._fbo = Fbo(size=(1, 1))
+            Color(1, 1, 1, 1)
+            self._picture = Rectangle(size=(1, 1), texture=self._fbo.texture)
+            self._shade_colour = Color(0, 0, 0, 0)
+            self._shade = RoundedBox(size=(0, 0), radius=[dp(10)])
+        with self._fbo.before:
+            self._page_colour = ClearColor(0, 0, 0, 1)
+            ClearBuffers()
+            PushMatrix()
+            self._origin = Translate(0, 0)  # the keys are placed in the screen's coordinates
+            self._panel_colour = Color(*self.panel)
+            self._panel = RoundedBox(size=(0, 0), radius=[dp(18)])
+        with self._fbo.after:
+            PopMatrix()
+        self._shaded: KeyButton | None = None
+        self._relabel_due = False
         super().__init__(**kw)
         self._built = ""
         self._rows: dict[str, tuple[list[BoxLayout], list[KeyButton]]] = {}
-        self.bind(layout=lambda *_: self._build(), shift=lambda *_: self._relabel(),
-                  enter_text=lambda *_: self._relabel())
+        self.bind(layout=lambda *_: self._build(), shift=lambda *_: self._relabel_later(),
+                  enter_text=lambda *_: self._relabel(), pos=self._place, size=self._place,
+                  panel=self._paint, page=self._paint)
+        self._paint()
         self._build()
+
+    # the keys' canvases go into the picture, not the screen
+    @contextmanager
+    def _into_picture(self) -> Iterator[None]:
+        canvas, self.canvas = self.canvas, self._fbo
+        try:
+            yield
+        finally:
+            self.canvas = canvas
+
+    def add_widget(self, widget: Widget, *args: Any, **kw: Any) -> None:
+        with self._into_picture():
+            super().add_widget(widget, *args, **kw)
+
+    def remove_widget(self, widget: Widget, *args: Any, **kw: Any) -> None:
+        with self._into_picture():
+            super().remove_widget(widget, *args, **kw)
+
+    def _paint(self, *_: Any) -> None:
+        self._page_colour.rgba = [*self.page[:3], 1]
+        self._panel_colour.rgba = list(self.panel)
+        self._shade_colour.rgba = [*self.panel[:3], 0.2]  # a pressed key: a shade of it
+
+    def _place(self, *_: Any) -> None:
+        x, y = round(self.x), round(self.y)  # whole pixels: the picture is not resampled
+        w, h = max(1, round(self.width)), max(1, round(self.height))
+        if tuple(self._fbo.size) != (w, h):
+            self._fbo.size = (w, h)
+            self._fbo.texture.mag_filter = self._fbo.texture.min_filter = "nearest"
+            self._picture.texture = self._fbo.texture
+        self._picture.pos, self._picture.size = (x, y), (w, h)
+        self._origin.xy = (-x, -y)
+        self._panel.pos, self._panel.size = (x, y), (w, h)
+        if self._shaded is not None:
+            self._shade_key(self._shaded, self._shaded.state)
+
+    def _shade_key(self, b: KeyButton, state: str) -> None:
+        if state == "down":
+            self._shaded = b
+            self._shade.pos, self._shade.size = b.pos, b.size  # keys share our coordinates
+        elif b is self._shaded:
+            self._shaded = None
+            self._shade.size = (0, 0)
 
     def on_key(self, text: str) -> None:
         return None
@@ -178,10 +270,11 @@ class OnScreenKeyboard(BoxLayout, EventDispatcher):
             for row in LAYOUTS.get(self.layout, []):
                 line = BoxLayout(spacing=dp(8))
                 for key in row.split(" "):
-                    b = KeyButton(key=key, wide=WIDE.get(key, 1.0),
-                                  special=key in ("⇧", "⌫", "⏎", "space"))
+                    cls = SpaceKey if key == "space" else KeyButton
+                    b = cls(key=key, wide=WIDE.get(key, 1.0),
+                            special=key in ("⇧", "⌫", "⏎", "space"))
                     b.size_hint_x = b.wide
-                    b.bind(on_release=self._pressed)
+                    b.bind(on_release=self._pressed, state=self._shade_key)
                     line.add_widget(b)
                     keys.append(b)
                 lines.append(line)
@@ -191,7 +284,22 @@ class OnScreenKeyboard(BoxLayout, EventDispatcher):
             self.add_widget(line)
         self._relabel()
 
+    def _relabel_later(self) -> None:
+        """The keys' new labels (after Shift), once the frame with the typed letter is
+        on screen: drawing the keyboard again is not that frame's work."""
+        if self._relabel_due:
+            return
+        self._relabel_due = True
+        from kivy.core.window import Window
+
+        def after(*_: Any) -> None:
+            Window.unbind(on_flip=after)
+            self._relabel()
+
+        Window.bind(on_flip=after)
+
     def _relabel(self) -> None:
+        self._relabel_due = False
         for b in self.keys:
             b.on = b.key == "⇧" and self.shift
             b.text = self.label(b.key)
