@@ -37,6 +37,7 @@ from pydantic import (
 
 from kiosk.colours import contrast
 from kiosk.errors import ConfigError
+from kiosk.redaction import redact_url
 
 DEFAULT_CONFIG_PATH = Path("/etc/kiosk/kiosk.yaml")
 CONFIG_ENV = "KIOSK_CONFIG"
@@ -70,12 +71,36 @@ class ApiConfig(_Model):
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", v):
-            raise ValueError("an http:// or https:// URL")
-        if v.lower().startswith("http://") and not is_loopback_url(v):
-            raise ValueError("an https:// URL (http:// only for a loopback host such as "
-                             "127.0.0.1 or localhost: the API key would travel in clear)")
-        return v.rstrip("/")
+        return base_url(v, "the API key")
+
+
+_BASE_URL = re.compile(r"^(https?)://(\[[0-9A-Fa-f:.]+\]|[^\s/:?#@\[\]]+)(?::(\d{1,5}))?"
+                       r"(/[^\s?#@]*)?$")
+
+
+def base_url(v: str, credential: str) -> str:
+    """``v`` if it is a base URL that may carry ``credential`` (scheme, host, optional port
+    and path: no ``user:password@``, ``?query`` or ``#fragment``, which would end up in
+    logs and on the staff screen; ``http://`` only to a loopback host), without a trailing
+    slash. ValueError saying what is expected (never quoting ``v``)."""
+    scheme = v.partition("://")[0].lower() if "://" in v else ""
+    if scheme not in ("http", "https"):
+        raise ValueError("an http:// or https:// URL")
+    authority = v.partition("://")[2].split("/", 1)[0]
+    if "@" in authority or ("@" in v and not _BASE_URL.match(v)):
+        raise ValueError(f"a URL without user:password@ ({credential} is what "
+                         "authenticates; put no password in the URL)")
+    if "?" in v or "#" in v:
+        raise ValueError("a base URL without ?query or #fragment")
+    m = _BASE_URL.match(v)
+    if not m:
+        raise ValueError("an http:// or https:// URL: scheme, host, optional port and path")
+    if m.group(3) is not None and not 0 < int(m.group(3)) < 65536:
+        raise ValueError("an http:// or https:// URL with a port from 1 to 65535")
+    if m.group(1) == "http" and not is_loopback_url(v):
+        raise ValueError(f"an https:// URL (http:// only for a loopback host such as "
+                         f"127.0.0.1 or localhost: {credential} would travel in clear)")
+    return v.rstrip("/")
 
 
 def is_loopback_url(url: str) -> bool:
@@ -290,11 +315,6 @@ class PrinterConfig(_Model):
 DEFAULT_VOICES: dict[Language, str] = {"es": "es-419", "en": "en-us", "pt": "pt-br"}
 
 
-def _loopback_host(host: str) -> bool:
-    host = host.strip("[]").lower()
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 class CallsConfig(_Model):
     """Where the calls come from: the relay (``kiosk relay``) this branch's screens
     connect out to. The branch is the config's ``branch``."""
@@ -317,13 +337,7 @@ class CallsConfig(_Model):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        m = re.match(r"^(https?)://(\[[^\]]+\]|[^\s/:?#]+)(:\d+)?(/[^\s?#]*)?$", v)
-        if not m:
-            raise ValueError("an http:// or https:// URL (the relay's base URL)")
-        if m.group(1) == "http" and not _loopback_host(m.group(2)):
-            raise ValueError("an https:// URL (http:// only to a loopback host such as "
-                             "127.0.0.1)")
-        return v.rstrip("/")
+        return base_url(v, "the display token")
 
     @field_validator("token_file")
     @classmethod
@@ -479,7 +493,9 @@ def _describe(err: Mapping[str, Any], model: type[BaseModel]) -> str:
     secret = err.get("loc", ())[-1:] in (("admin_pin_hash",),)  # may hold a pasted PIN
     if kind not in ("model_type",) and isinstance(value, str | int | float | bool) \
             and not secret:
-        msg += f" (got {value!r})"
+        # a URL's user:password@, ?token= or #fragment never reaches the message
+        shown = redact_url(value) if isinstance(value, str) else value
+        msg += f" (got {shown!r})"
     return msg
 
 

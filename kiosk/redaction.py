@@ -68,4 +68,23 @@ def all_forms(*secrets: str) -> list[str]:
     return sorted(out, key=len, reverse=True)
 
 
-__all__ = ["MIN_SECRET", "REDACTED", "all_forms", "forms", "scrub", "token_problem"]
+def redact_url(value: str) -> str:
+    """``value`` as it may be quoted back (a config error): a URL without what may hold a
+    secret: the user and password before ``@`` (``https://…@host``), the ``?query`` and the
+    ``#fragment``. Also a malformed one: everything before the last ``@`` goes, so a
+    password with a stray ``/`` or space in it goes too. Anything else is left alone."""
+    if "://" not in value and "@" not in value:
+        return value
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        scheme, rest = "", value
+    if "@" in rest:
+        rest = "…@" + rest.rpartition("@")[2]
+    for mark in "?#":
+        if mark in rest:
+            rest = rest.partition(mark)[0] + mark + "…"
+    return f"{scheme}{sep}{rest}"
+
+
+__all__ = ["MIN_SECRET", "REDACTED", "all_forms", "forms", "redact_url", "scrub",
+           "token_problem"]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,6 +49,7 @@ def test_a_display_needs_no_api_key_printer_or_queues(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("url", "expected"), [
     ("http://relay.example.com", "https://"),
     ("http://10.0.0.5:8787", "loopback"),
+    ("http://127.0.0.1.evil.example", "loopback"),   # a name that only starts like one
     ("ftp://127.0.0.1", "http:// or https://"),
     ("https://", "http:// or https://"),
 ])
@@ -228,3 +233,76 @@ async def test_check_on_a_kiosk_with_calls_shows_the_time_from_ticket_to_call(
     import re
     assert re.search(r"ok   calls      today: 1 called, median [23] s from ticket to call", out)
     assert "tok-kiosk-555" not in out
+
+
+SECRET = "s3cretPw9"
+"""A password or token pasted into a URL: never echoed by a config error."""
+
+
+def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDESK_", "KIOSK_"))}
+    return subprocess.run([sys.executable, "-m", "kiosk", "--config", str(config), *args],
+                          capture_output=True, text=True, env=env, timeout=60, cwd=REPO)
+
+
+@pytest.mark.parametrize(("command", "key", "url"), [
+    ("run", "calls.url", f"https://user:{SECRET}@relay.example:99999/x"),   # a bad port
+    ("check", "calls.url", f"https://user:{SECRET}@relay.example:99999/x"),
+    ("check", "calls.url", f"ftp://user:{SECRET}@relay.example/x"),         # a bad scheme
+    ("check", "calls.url", f"https://user:{SECRET}@relay.example/x"),       # userinfo at all
+    ("check", "calls.url", f"https://{SECRET}@relay.example"),              # a token as user
+    ("check", "calls.url", f"http://user:{SECRET}@10.0.0.5:8787"),          # clear, off loopback
+    ("check", "calls.url", f"https://relay.example/x?token={SECRET}"),      # in the query
+    ("check", "calls.url", f"https://relay.example/x#{SECRET}"),
+    ("check", "calls.url", f"https://relay.example/a b/{SECRET}@x"),        # "@" after a space
+    ("check", "calls.url", f"user:{SECRET}@relay.example"),                 # no scheme
+    ("run", "api.base_url", f"https://user:{SECRET}@api.example"),
+    ("check", "api.base_url", f"ftp://user:{SECRET}@api.example"),
+    ("check", "api.base_url", f"https://user:{SECRET}@api.example"),
+    ("check", "api.base_url", f"http://user:{SECRET}@10.0.0.5"),
+    ("check", "api.base_url", f"https://api.example/?apikey={SECRET}"),
+])
+def test_a_bad_url_stops_start_up_without_echoing_its_secret(
+        tmp_path: Path, command: str, key: str, url: str) -> None:
+    token = tmp_path / "token"
+    token.write_text("tok-1234567890abcdef\n")
+    token.chmod(0o600)
+    text = DISPLAY.format(data=tmp_path, url=url if key == "calls.url" else
+                          "http://127.0.0.1:8787", token=token)
+    if key == "api.base_url":
+        text += f'api: {{base_url: "{url}"}}\n'
+    proc = _cli(write(tmp_path, text), command)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    said = proc.stdout + proc.stderr
+    assert SECRET not in said and "//user" not in said
+    assert f"{tmp_path / 'display.yaml'}: {key}: " in said  # the file, the key,
+    assert "URL" in said                                     # and what was expected
+    assert "Traceback" not in said
+
+
+@pytest.mark.parametrize("store", [
+    f"redis://:{SECRET}@127.0.0.1:6379/x",            # a bad database number
+    f"redis://user:{SECRET}@127.0.0.1:6379/0 extra",
+    f"redis://127.0.0.1:6379/0?password={SECRET}",    # redis-py reads this one too
+    f"mysql://user:{SECRET}@db.example/0",
+])
+def test_a_bad_redis_url_stops_the_relay_without_echoing_its_password(
+        tmp_path: Path, store: str) -> None:
+    path = write(tmp_path, f'kiosk: {{id: r, data_dir: {tmp_path}}}\n'
+                           f'relay: {{store: "{store}"}}\n')
+    proc = _cli(path, "relay", "--port", "1")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    said = proc.stdout + proc.stderr
+    assert SECRET not in said
+    assert f"{path}: relay.store: " in said and "Redis URL" in said
+
+
+async def test_the_relay_never_logs_a_redis_password_from_the_url(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from kiosk.relay.redis_store import RedisStore
+    from kiosk.relay.server import free_port
+    caplog.set_level(logging.DEBUG)
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}?password={SECRET}")
+    await store.start(lambda branch, events: None)  # nothing listens: it says so
+    await store.close()
+    assert "does not answer" in caplog.text and SECRET not in caplog.text

@@ -246,6 +246,19 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _without_secrets(url: str) -> str:
+    """A Redis URL as a config error may quote it: what precedes its last ``@`` (the user
+    and password) and its ``?query`` (redis-py reads ``?password=`` too) left out."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    if "@" in rest:
+        rest = "…@" + rest.rpartition("@")[2]
+    if "?" in rest:
+        rest = rest.partition("?")[0] + "?…"
+    return f"{scheme}{sep}{rest}"
+
+
 def settings_from_mapping(data: Any, file: str) -> RelaySettings:
     """Validate parsed YAML (the whole kiosk file) into :class:`RelaySettings`."""
     if data is None:
@@ -263,7 +276,7 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
         value = err.get("input")
         if kind not in ("extra_forbidden", "missing") and isinstance(value, str | int | float):
             if err["loc"][-1:] == ("store",) and isinstance(value, str):
-                value = value.rpartition("@")[2]  # a Redis URL's password never echoed
+                value = _without_secrets(value)  # a Redis URL's password never echoed
             msg += f" (got {value!r})"
         raise RelayConfigError(file, _key_path(err["loc"]) or "(top level)", msg) from None
     r = parsed.relay

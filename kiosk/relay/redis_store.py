@@ -81,7 +81,7 @@ class RedisStore:
         self._reader = asyncio.create_task(self._read_loop(), name="relay-redis-reader")
 
     def _where(self) -> str:
-        return self.url.split("@")[-1]  # never a password from the URL
+        return self.url.split("@")[-1].split("?")[0]  # never a password from the URL
 
     async def close(self) -> None:
         if self._reader is not None:
