@@ -62,7 +62,8 @@ def write_config(folder: Path, store: str = "sqlite",
     displays = [{"branch": b, "token_file": str(_private(folder / f"token-{b}", t))}
                 for b, t in tokens.items()]
     relay = {"webhook_secret_file": str(secret), "displays": displays, "store": store,
-             "client_buffer": 1024, "sqlite_sync": sync}
+             "client_buffer": 1024, "sqlite_sync": sync,
+             "max_streams_per_token": 2 * SCREENS_PER_BRANCH}  # a branch's screens share one
     cfg = folder / "kiosk.yaml"
     cfg.write_text(yaml.safe_dump({"branch": BRANCHES[0], "kiosk": {
         "id": "bench", "data_dir": str(folder / "data")}, "relay": relay}), encoding="utf-8")

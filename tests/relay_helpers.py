@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import queue
+import socket
 import threading
 import time
 from pathlib import Path
@@ -131,3 +132,38 @@ class SseReader(threading.Thread):
 
     def stop(self) -> None:
         self._stop = True
+
+
+def raw_stream(url: str, branch: str, token: str, rcvbuf: int | None = None,
+               timeout: float = 10) -> tuple[socket.socket, int]:
+    """Open a call stream over a bare socket (``rcvbuf``: a tiny receive buffer, set before
+    connecting); the socket after the response head, and the status."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(timeout)
+    sock.connect((host, int(port)))
+    sock.sendall(f"GET /v1/branches/{branch}/calls HTTP/1.1\r\nHost: relay\r\n"
+                 f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)  # byte by byte: nothing of the body is read
+        if not chunk:
+            break
+        head += chunk
+    return sock, int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+
+
+def tcp_state(sock: socket.socket) -> int:
+    """The kernel's TCP state of ``sock`` (Linux ``tcpi_state``: 1 established, 7 closed,
+    8 close-wait), read without consuming anything."""
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+
+
+def metric(url: str, name: str) -> float:
+    """One sample of the relay's ``/metrics`` (0 when absent)."""
+    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,9 @@ from tests.relay_helpers import (
     TOKEN_B,
     SseReader,
     call_body,
+    metric,
     post,
+    raw_stream,
     write_private,
 )
 
@@ -131,3 +134,51 @@ def test_metrics_without_a_token_refuse_a_remote_peer(tmp_path: Path) -> None:
 
     assert asyncio.run(fetch(("203.0.113.9", 40000))) == 403
     assert asyncio.run(fetch(("127.0.0.1", 40000))) == 200
+
+
+# --------------------------------------------------------------------------- streams per token
+
+
+def _wait(predicate: Callable[[], bool], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_one_display_token_may_hold_only_max_streams(tmp_path: Path) -> None:
+    with RelayServer(settings(tmp_path, max_streams_per_token=2)) as relay:
+        held = [raw_stream(relay.url, BRANCH_A, TOKEN_A) for _ in range(2)]
+        assert [status for _, status in held] == [200, 200]
+        url = f"{relay.url}/v1/branches/{BRANCH_A}/calls"
+        r = httpx.get(url, headers={"Authorization": f"Bearer {TOKEN_A}"}, timeout=10)
+        assert r.status_code == 429
+        assert int(r.headers["retry-after"]) > 0
+        assert metric(relay.url, "relay_streams_refused_total") == 1.0
+        # another token (another branch's screen) is not affected
+        other = SseReader(relay.url, BRANCH_B, TOKEN_B).start_connected()
+        assert other.status == 200
+        assert post(relay.url, call_body("B-1", "c-b1", branch=BRANCH_B)).status_code == 201
+        assert other.take(1)[0][1]["ticketId"] == "B-1"
+        # a screen that leaves frees its place
+        held[0][0].close()
+        assert _wait(lambda: metric(
+            relay.url, f'relay_screens{{branch="{BRANCH_A}"}}') == 1.0), "the stream stayed"
+        again, status = raw_stream(relay.url, BRANCH_A, TOKEN_A)
+        assert status == 200
+        _, status = raw_stream(relay.url, BRANCH_A, TOKEN_A)
+        assert status == 429
+        assert metric(relay.url, "relay_streams_refused_total") == 2.0
+        for sock in (again, held[1][0]):
+            sock.close()
+        other.stop()
+
+
+def test_the_stream_cap_is_a_setting(tmp_path: Path) -> None:
+    assert load_settings(_config(tmp_path)).max_streams_per_token == 8
+    assert load_settings(_config(tmp_path, max_streams_per_token=3)).max_streams_per_token == 3
+    with pytest.raises(RelayConfigError, match=r"relay\.max_streams_per_token"):
+        load_settings(_config(tmp_path, max_streams_per_token=0))
+

@@ -19,6 +19,9 @@ for another branch's), then one ``event: call`` per call with an increasing ``id
 ``data: {"ticketId", "poc": {"label"}, "queue": {"name"}, "at", "lang"?}``. With
 ``Last-Event-ID`` it first replays the day's calls after that id; without it, the day's
 last ``history`` calls. A ``: keep-alive`` comment every ``keepalive_s`` on a quiet stream.
+One display token holds at most ``max_streams_per_token`` streams at once (per relay
+process): one more is answered 429 with ``Retry-After``. A stream whose screen takes no data
+for ``send_timeout_s`` (it stopped reading; its socket and buffer are full) is reset.
 
 Nobody needs a login for ``/healthz``, so it says only whether the relay can store calls:
 no branch, no count. ``/metrics`` names branches and counts screens: with
@@ -49,13 +52,13 @@ from prometheus_client import (
 )
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kiosk.relay import contract
 from kiosk.relay.config import MAX_BODY, RelaySettings, is_loopback
-from kiosk.relay.hub import Hub, Screen
+from kiosk.relay.hub import GONE, SLOW, Hub, Screen
 from kiosk.relay.store import Call, Event, SqliteStore, Store, StoreError, now
 
 log = logging.getLogger("kiosk.relay")
@@ -64,6 +67,10 @@ WEBHOOK_PATH = "/webhooks/videsk"
 STREAM_PATH = "/v1/branches/{branch}/calls"
 REPLAY_MAX = 1000
 """At most this many missed calls are replayed to a reconnecting screen."""
+RETRY_AFTER_S = 30
+"""``Retry-After`` of a stream refused for its token's cap (429)."""
+_STREAM_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
+                   (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 FORWARDED = (b"forwarded", b"x-forwarded-for", b"x-real-ip")
 """Headers a reverse proxy adds: such a request came from another machine."""
 
@@ -85,6 +92,11 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0))
         self.slow_dropped = Counter("relay_screens_dropped", "Screens disconnected for "
                                     "falling too far behind", registry=self.registry)
+        self.stalled = Counter("relay_screens_stalled", "Screens disconnected because they "
+                               "took no data for send_timeout_s", registry=self.registry)
+        self.streams_refused = Counter("relay_streams_refused", "Streams refused (429): their "
+                                       "display token held max_streams_per_token already",
+                                       registry=self.registry)
 
 
 def open_store(settings: RelaySettings) -> Store:
@@ -109,6 +121,8 @@ class Relay:
         self._accepted = self.metrics.webhooks.labels("accepted", "stored")
         self.loop: asyncio.AbstractEventLoop | None = None
         """The loop serving the routes (set at start-up; tests run coroutines on it)."""
+        self._streams: dict[str, int] = {}
+        """Open streams by display token (``max_streams_per_token`` caps them)."""
 
     def today(self) -> str:
         """The current day (the relay's zone), the unit of replay and of duplicates."""
@@ -229,77 +243,124 @@ class Relay:
 
     # ---------------------------------------------------------------- screens
 
-    def _token_branch(self, request: Request) -> str | None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer":
+    def _display_token(self, headers: dict[bytes, bytes]) -> tuple[str, str] | None:
+        """The known display token the request bears and its branch, or None."""
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        if scheme.lower() != b"bearer":
             return None
-        given = token.strip().encode()
-        found: str | None = None
+        given = token.strip()
+        found: tuple[str, str] | None = None
         for known, branch in self.settings.displays.items():  # all compared, constant time
             if hmac.compare_digest(given, known.encode()):
-                found = branch
+                found = (known, branch)
         return found
 
-    async def calls(self, request: Request) -> Response:
-        branch = request.path_params["branch"]
-        allowed = self._token_branch(request)
-        if allowed is None:
-            return JSONResponse({"error": "a display token is required"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
+    async def calls(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``GET /v1/branches/{branch}/calls`` as a plain ASGI endpoint: it owns the
+        stream's whole life (its place under the token's cap, the send deadline, the
+        screen leaving)."""
+        branch: str = scope["path_params"]["branch"]
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        found = self._display_token(headers)
+        if found is None:
+            await JSONResponse({"error": "a display token is required"}, status_code=401,
+                               headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+            return
+        token, allowed = found
         if allowed != branch:
-            return JSONResponse({"error": "this token is for another branch"}, status_code=403)
+            await JSONResponse({"error": "this token is for another branch"},
+                               status_code=403)(scope, receive, send)
+            return
+        held = self._streams.get(token, 0)
+        cap = self.settings.max_streams_per_token
+        if held >= cap:
+            self.metrics.streams_refused.inc()
+            log.warning("relay: a display token of branch %s already holds %d streams "
+                        "(relay.max_streams_per_token): one more refused (429)", branch, held)
+            await JSONResponse({"error": "too many streams for this display token",
+                                "detail": f"at most {cap} at once"}, status_code=429,
+                               headers={"Retry-After": str(RETRY_AFTER_S)})(
+                                   scope, receive, send)
+            return
+        self._streams[token] = held + 1  # no await since the check: the cap holds
+        try:
+            await self._calls(scope, receive, send, branch, headers)
+        finally:
+            left = self._streams[token] - 1
+            if left:
+                self._streams[token] = left
+            else:
+                del self._streams[token]
+
+    async def _calls(self, scope: Scope, receive: Receive, send: Send, branch: str,
+                     headers: dict[bytes, bytes]) -> None:
         last: int | None = None
-        raw = request.headers.get("last-event-id", "").strip()
-        if raw.isascii() and raw.isdigit() and len(raw) <= 18:  # not "²", nor > SQLite's int
+        raw = headers.get(b"last-event-id", b"").strip()
+        if raw.isdigit() and len(raw) <= 18:  # bytes: ASCII digits only; not > SQLite's int
             last = int(raw)
         screen = Screen(branch, self.settings.client_buffer)
         self.hub.add(screen)
         try:
-            await self.store.watch(branch)
-            backlog = await self.store.since(branch, self.today(), last,
-                                             REPLAY_MAX if last is not None
-                                             else self.settings.history)
-        except StoreError as exc:
+            try:
+                await self.store.watch(branch)
+                backlog = await self.store.since(branch, self.today(), last,
+                                                 REPLAY_MAX if last is not None
+                                                 else self.settings.history)
+            except StoreError as exc:
+                log.error("relay: calls of branch %s cannot be read: %s", branch, exc)
+                await JSONResponse({"error": "store", "detail": "calls cannot be read now"},
+                                   status_code=503)(scope, receive, send)
+                return
+            watcher = asyncio.create_task(self._watch_leaving(receive, screen))
+            try:
+                await self._stream(scope, send, screen, backlog)
+            finally:
+                watcher.cancel()
+        finally:
             await self._leave(screen)
-            log.error("relay: calls of branch %s cannot be read: %s", branch, exc)
-            return JSONResponse({"error": "store", "detail": "calls cannot be read now"},
-                                status_code=503)
-        except BaseException:
-            await self._leave(screen)
-            raise
-        return StreamingResponse(self._stream(screen, backlog), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache",
-                                          "X-Accel-Buffering": "no"})
+
+    @staticmethod
+    async def _watch_leaving(receive: Receive, screen: Screen) -> None:
+        """End ``screen``'s stream when its client disconnects (a send to a gone client
+        never fails, so nothing else would notice)."""
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        screen.drop(GONE)
 
     async def _leave(self, screen: Screen) -> None:
         if self.hub.remove(screen) == 0:
             with contextlib.suppress(Exception):
                 await self.store.unwatch(screen.branch)
 
-    async def _stream(self, screen: Screen, backlog: list[Event]) -> AsyncIterator[bytes]:
+    async def _stream(self, scope: Scope, send: Send, screen: Screen,
+                      backlog: list[Event]) -> None:
         keepalive = self.settings.keepalive_s
-        try:
-            yield b"retry: 2000\n\n"
-            if backlog:
-                screen.last_id = backlog[-1].id
-                yield b"".join(ev.frame() for ev in backlog)
-            while True:
-                try:
-                    async with asyncio.timeout(keepalive):  # no task per wait, unlike wait_for
-                        ev = await screen.queue.get()
-                except TimeoutError:
-                    yield b": keep-alive\n\n"
-                    continue
+        first = b"retry: 2000\n\n"
+        if backlog:
+            screen.last_id = backlog[-1].id
+            first += b"".join(ev.frame() for ev in backlog)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": _STREAM_HEADERS})
+        await send({"type": "http.response.body", "body": first, "more_body": True})
+        while True:
+            try:
+                async with asyncio.timeout(keepalive):  # no task per wait, unlike wait_for
+                    ev = await screen.queue.get()
+            except TimeoutError:
+                frame = b": keep-alive\n\n"
+            else:
                 if ev is None:
-                    self.metrics.slow_dropped.inc()
-                    return
+                    break
                 if ev.id <= screen.last_id:
                     continue
                 screen.last_id = ev.id
                 self.metrics.latency.observe(max(0.0, now() - ev.received))
-                yield ev.frame()
-        finally:
-            await self._leave(screen)
+                frame = ev.frame()
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+        if screen.reason == SLOW:
+            self.metrics.slow_dropped.inc()
+        if screen.reason != GONE:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     # ---------------------------------------------------------------- health
 
@@ -363,7 +424,7 @@ def create_app(settings: RelaySettings, store: Store | None = None) -> Starlette
 
     app = Starlette(routes=[
         Route(WEBHOOK_PATH, _Asgi(relay.webhook), methods=["POST"]),
-        Route(STREAM_PATH, relay.calls, methods=["GET"]),
+        Route(STREAM_PATH, _Asgi(relay.calls), methods=["GET"]),
         Route("/healthz", relay.healthz, methods=["GET"]),
         Route("/metrics", relay.metrics_page, methods=["GET"]),
     ], lifespan=lifespan)

@@ -15,6 +15,8 @@ day a call belongs to). Every other key of the file is the kiosk's business and 
       require_jwt: false                  # also demand the provider's #jwt (HS256) bearer
       history: 10                         # calls a screen gets when it connects afresh
       keepalive_s: 15                     # SSE comment this often on a quiet stream
+      max_streams_per_token: 8            # streams one display token may hold (429 beyond)
+      send_timeout_s: 30                  # a stream that takes no data this long is closed
       metrics_token_file: /etc/kiosk/metrics-token   # 0600; /metrics then needs this bearer
                                           # token (without one: loopback peers only)
       displays:                           # one entry per calling screen (or per branch)
@@ -98,6 +100,13 @@ class RelaySection(_M):
     client_buffer: int = Field(256, ge=8, le=100_000)
     """Calls queued for one slow screen before it is disconnected (it then resumes with
     ``Last-Event-ID``, losing nothing)."""
+    max_streams_per_token: int = Field(8, ge=1, le=10_000)
+    """Streams one display token may hold open at once; one more is answered 429 with
+    ``Retry-After``. Per relay process: with Redis and N replicas a token may hold up to N
+    times this many."""
+    send_timeout_s: float = Field(30.0, gt=0, le=3600)
+    """Seconds a stream may wait for its screen to take data (socket and buffer full: it
+    stopped reading) before it is closed."""
     timezone: str | None = None
     """IANA zone whose midnight starts a new day of calls; default ``kiosk.timezone``,
     else UTC."""
@@ -197,6 +206,10 @@ class RelaySettings:
     """Seconds between SSE keep-alive comments."""
     client_buffer: int = 256
     """Calls queued for one screen before it is dropped as too slow."""
+    max_streams_per_token: int = 8
+    """Streams one display token may hold open at once (this process)."""
+    send_timeout_s: float = 30.0
+    """Seconds a stream may wait for its screen to take data before it is closed."""
     timezone: str = "UTC"
     """The zone whose midnight starts a new day."""
     host: str = "127.0.0.1"
@@ -308,6 +321,8 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
                          sqlite_sync=r.sqlite_sync,
                          require_jwt=r.require_jwt, history=r.history,
                          keepalive_s=r.keepalive_s, client_buffer=r.client_buffer,
+                         max_streams_per_token=r.max_streams_per_token,
+                         send_timeout_s=r.send_timeout_s,
                          timezone=tz, host=host, port=port)
 
 

@@ -17,6 +17,14 @@ from kiosk.relay.store import Event
 log = logging.getLogger(__name__)
 
 
+SLOW = "slow"
+"""Why a stream ended: it fell ``client_buffer`` calls behind."""
+GONE = "gone"
+"""Why a stream ended: the screen disconnected."""
+SHUTDOWN = "shutdown"
+"""Why a stream ended: the relay is stopping."""
+
+
 class Screen:
     """One connected SSE stream."""
 
@@ -25,6 +33,8 @@ class Screen:
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=buffer)
         self.last_id = 0
         self.dropped = False
+        self.reason = ""
+        """Why the stream ends (:data:`SLOW`, :data:`GONE`, :data:`SHUTDOWN`) once dropped."""
 
     def offer(self, event: Event) -> bool:
         """Queue ``event``; False (and the screen is closed) when it is too far behind."""
@@ -37,9 +47,12 @@ class Screen:
             return False
         return True
 
-    def drop(self) -> None:
+    def drop(self, reason: str = SLOW) -> None:
         """Disconnect this screen (its stream ends at its next read)."""
+        if self.dropped:
+            return
         self.dropped = True
+        self.reason = reason
         while True:  # make room for the sentinel
             try:
                 self.queue.get_nowait()
@@ -90,4 +103,4 @@ class Hub:
         """End every stream (shutdown)."""
         for group in list(self.screens.values()):
             for screen in list(group):
-                screen.drop()
+                screen.drop(SHUTDOWN)
