@@ -1,6 +1,7 @@
 """A tiny Server-Sent Events endpoint on a free loopback port, speaking the relay's
 screen protocol (``GET /v1/branches/{branch}/calls``, bearer token, ``Last-Event-ID``),
-with levers the real relay does not have: drop every connection, refuse with a status.
+with levers the real relay does not have: drop every connection, refuse with a status,
+flood the next stream with one endless line or event, send a compressed stream.
 Used by the call feed's own tests; the end-to-end tests use the real relay."""
 
 from __future__ import annotations
@@ -22,6 +23,15 @@ class SseStub:
         self.events: list[tuple[str, str]] = []
         self.requests: list[dict[str, str]] = []
         self.refuse_with: int | None = None
+        self.flood: bytes | None = None
+        """The next stream only: after the replay, this chunk again and again, with no
+        end of event, until the screen hangs up or :attr:`flood_limit` bytes went out."""
+        self.flood_limit = 32 * 1024 * 1024
+        self.flood_sent = 0
+        self.flood_cut = False
+        """Whether the screen hung up on the flood before its end."""
+        self.encoding: str | None = None
+        """The next stream only: this ``content-encoding`` header (the body stays plain)."""
         self._writers: list[asyncio.StreamWriter] = []
         self._server: asyncio.Server | None = None
         self._next = 0
@@ -93,8 +103,10 @@ class SseStub:
             await writer.drain()
             writer.close()
             return
+        encoding, self.encoding = self.encoding, None
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                     b"cache-control: no-cache\r\nconnection: close\r\n\r\n: hello\n\n")
+                     + (f"content-encoding: {encoding}\r\n".encode() if encoding else b"")
+                     + b"cache-control: no-cache\r\nconnection: close\r\n\r\n: hello\n\n")
         last = headers.get("last-event-id")
         replay = ([e for e in self.events if int(e[0]) > int(last)] if last
                   else self.events[-self.backlog:])
@@ -103,3 +115,18 @@ class SseStub:
         self._writers.append(writer)
         with contextlib.suppress(ConnectionError):
             await writer.drain()
+        flood, self.flood = self.flood, None
+        if flood is not None:
+            await self._flood(writer, flood)
+
+    async def _flood(self, writer: asyncio.StreamWriter, chunk: bytes) -> None:
+        self._writers.remove(writer)  # no call reaches this one: it is busy
+        try:
+            while self.flood_sent < self.flood_limit:
+                writer.write(chunk)
+                await writer.drain()
+                self.flood_sent += len(chunk)
+        except ConnectionError:
+            self.flood_cut = True
+            return
+        self._writers.append(writer)  # all sent: kept open, as a stuck relay would

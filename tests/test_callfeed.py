@@ -187,3 +187,61 @@ def test_only_todays_calls_are_shown() -> None:
                                             "at": (now - timedelta(days=i)).isoformat()}))
              for i in range(3)]
     assert [c.ticket_id for c in todays([c for c in calls if c])] == ["A-000"]
+
+
+@pytest.mark.parametrize(("flood", "what"), [
+    (b"data: " + b"x" * 65_536, "one endless line"),
+    (b"data: " + b"x" * 1000 + b"\n", "one endless event"),
+])
+async def test_an_endless_line_or_event_is_cut_off_and_the_feed_comes_back(
+        caplog: pytest.LogCaptureFixture, flood: bytes, what: str) -> None:
+    """A broken or hostile relay streams ~32 MB with no end of event: the screen drops the
+    stream at MAX_LINE / MAX_EVENT bytes (its memory stays bounded), says so once without
+    the data, reconnects and gets the next call."""
+    import tracemalloc
+    caplog.set_level(logging.DEBUG)
+    announced: list[str] = []
+    async with SseStub(BRANCH, TOKEN) as stub:
+        stub.push("A-001", "Cabina 1")
+        feed = feed_for(stub)
+        feed.subscribe(lambda f, new: announced.extend(c.ticket_id for c in new if f.fresh(c)))
+        stub.flood = flood
+        tracemalloc.start()
+        try:
+            feed.start()
+            await until(lambda: stub.flood_cut or stub.flood_sent >= stub.flood_limit,
+                        timeout=60)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        try:
+            assert stub.flood_cut, f"the screen read all of {what} ({stub.flood_sent} bytes)"
+            assert peak < 4 * 1024 * 1024, f"{peak} bytes held for {what}"
+            await until(lambda: feed.connected and len(stub.requests) >= 2)
+            stub.push("A-002", "Cabina 2")
+            await until(lambda: "A-002" in announced)
+            assert [c.ticket_id for c in feed.calls] == ["A-002", "A-001"]
+        finally:
+            await feed.aclose()
+    cut = [r for r in caplog.records if "protocol error" in r.getMessage()]
+    assert len(cut) == 1 and cut[0].levelno == logging.WARNING
+    assert "xxxxxxxx" not in caplog.text
+
+
+async def test_a_compressed_stream_is_refused_as_a_protocol_error(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The screen asks for an uncompressed stream (a small gzip body can inflate to
+    gigabytes); one that comes compressed all the same is dropped, and retried."""
+    caplog.set_level(logging.DEBUG)
+    async with SseStub(BRANCH, TOKEN) as stub:
+        stub.encoding = "gzip"
+        feed = feed_for(stub)
+        feed.start()
+        try:
+            await until(lambda: feed.connected and len(stub.requests) >= 2)
+            assert stub.requests[0]["accept-encoding"] == "identity"
+            stub.push("A-001", "Cabina 1")
+            await until(lambda: feed.calls)
+        finally:
+            await feed.aclose()
+    assert "protocol error" in caplog.text

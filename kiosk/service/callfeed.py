@@ -11,6 +11,11 @@ Listeners get ``(feed, received)`` after every change: ``received`` are the call
 received (none when only ``connected`` changed); :meth:`CallFeed.fresh` says whether one
 is recent enough to announce (see :data:`kiosk.service.calling.ANNOUNCE_WINDOW_S`).
 
+The relay is trusted with calls, not with this process's memory: a line longer than
+:data:`MAX_LINE` or an event longer than :data:`MAX_EVENT` (a broken or hostile relay
+streaming one endless line), or a compressed stream (asked for plain), ends the
+connection as a protocol error; the feed reconnects with the same growing wait.
+
 The token lives here, in the core process; it never reaches a log line or the link.
 """
 
@@ -20,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import statistics
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -64,6 +70,12 @@ READ_TIMEOUT_S = 45.0
 connection is dead though TCP has not noticed; reconnect."""
 KEEP = 20
 """Calls kept in memory (the screen shows ``calls.keep`` of them)."""
+MAX_LINE = 64 * 1024
+"""Longest line of the stream read (bytes). A call's event is well under 1 KiB (a ticket
+number, a booth, a queue name of at most a few hundred characters, a time), and the
+relay takes no webhook over 64 KB: a longer line is a broken or hostile relay."""
+MAX_EVENT = 64 * 1024
+"""Longest event read (the sum of its ``data:`` lines, in characters)."""
 
 
 class StreamRefused(Exception):
@@ -72,6 +84,37 @@ class StreamRefused(Exception):
     def __init__(self, status: int) -> None:
         self.status = status
         super().__init__(f"HTTP {status}")
+
+
+class StreamProtocolError(Exception):
+    """The relay broke the stream's rules (a line or an event over the limits, a
+    compressed body); the message says which, never the data."""
+
+
+_EOL = re.compile(rb"\r\n|\r|\n")
+
+
+async def bounded_lines(chunks: AsyncIterator[bytes], max_line: int = MAX_LINE
+                        ) -> AsyncIterator[str]:
+    """The lines of a byte stream (ended by CRLF, LF or CR, as the event-stream format
+    allows), decoded as UTF-8; :class:`StreamProtocolError` as soon as one grows past
+    ``max_line`` bytes, so no more than ``max_line`` plus one chunk is ever held."""
+    buf = bytearray()
+    async for chunk in chunks:
+        buf += chunk
+        start = 0
+        while (m := _EOL.search(buf, start)) is not None:
+            if m.group() == b"\r" and m.end() == len(buf):
+                break  # maybe the first half of a CRLF: wait for the next chunk
+            if m.start() - start > max_line:
+                break
+            yield buf[start:m.start()].decode("utf-8", "replace")
+            start = m.end()
+        del buf[:start]
+        if len(buf) > max_line + (1 if buf.endswith(b"\r") else 0):
+            raise StreamProtocolError(f"a line over {max_line // 1024} KiB")
+    if buf:
+        yield buf.decode("utf-8", "replace")
 
 
 @dataclass
@@ -84,11 +127,14 @@ class SseEvent:
     retry_ms: int | None = None
 
 
-async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[SseEvent]:
+async def sse_events(lines: AsyncIterator[str], max_event: int = MAX_EVENT
+                     ) -> AsyncIterator[SseEvent]:
     """Server-Sent Events from a stream's lines (the WHATWG event-stream format:
-    ``field: value`` lines, a blank line ends an event, ``:`` starts a comment)."""
+    ``field: value`` lines, a blank line ends an event, ``:`` starts a comment);
+    :class:`StreamProtocolError` when an event's data grows past ``max_event``."""
     event, event_id, retry = "", None, None
     data: list[str] = []
+    size = 0
     async for raw in lines:
         line = raw.rstrip("\r\n")
         if not line:
@@ -96,6 +142,7 @@ async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[SseEvent]:
                 yield SseEvent(event or "message", "\n".join(data), event_id, retry)
             event, retry = "", None
             data = []
+            size = 0
             continue
         if line.startswith(":"):
             continue
@@ -104,6 +151,9 @@ async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[SseEvent]:
         if name == "event":
             event = value
         elif name == "data":
+            size += len(value) + 1
+            if size > max_event:
+                raise StreamProtocolError(f"an event over {max_event // 1024} KiB")
             data.append(value)
         elif name == "id" and "\0" not in value:
             event_id = value
@@ -144,6 +194,7 @@ class CallFeed:
         self._wake = asyncio.Event()
         self._retry_ms: int | None = None
         self._refused = False
+        self._failures_before = 0
 
     @classmethod
     def from_config(cls, config: Config, token: SecretStr, **kw: object) -> CallFeed:
@@ -198,6 +249,13 @@ class CallFeed:
                 log.error("calls: %s%s", self.error,
                           ": check calls.token_file and the branch" if exc.status in
                           (401, 403, 404) else "")
+            except StreamProtocolError as exc:
+                # counted from before the connection, so a relay that keeps doing it
+                # meets the same growing wait as one that cannot be reached
+                self.failures = self._failures_before + 1
+                self.error = f"protocol error from the relay ({exc}); stream dropped"
+                log.log(logging.WARNING if self.failures in (1, 5) else logging.DEBUG,
+                        "calls: %s; retrying", self.error)
             except (httpx.TransportError, httpx.StreamError) as exc:
                 self.failures += 1
                 self.error = f"relay unreachable ({exc.__class__.__name__})"
@@ -217,6 +275,7 @@ class CallFeed:
 
     async def _stream(self) -> None:
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache",
+                   "Accept-Encoding": "identity",  # a small gzip body can inflate to GBs
                    "Authorization": f"Bearer {self._token.get_secret_value()}"}
         if self.last_event_id is not None:
             headers["Last-Event-ID"] = self.last_event_id
@@ -224,13 +283,16 @@ class CallFeed:
             ctype = resp.headers.get("content-type", "")
             if resp.status_code != 200 or not ctype.startswith("text/event-stream"):
                 raise StreamRefused(resp.status_code)
+            if resp.headers.get("content-encoding", "identity").lower() != "identity":
+                raise StreamProtocolError("a compressed stream, asked for plain")
             self.connects += 1
-            self.failures = 0
+            self._failures_before, self.failures = self.failures, 0
             self.error = ""
             log.info("calls: connected to the relay%s", "" if self.last_event_id is None
                      else f" (resuming after event {self.last_event_id})")
             self._set_connected(True)
-            async for ev in sse_events(resp.aiter_lines()):
+            # raw bytes (no decoding), cut into bounded lines: see MAX_LINE, MAX_EVENT
+            async for ev in sse_events(bounded_lines(resp.aiter_raw())):
                 if ev.retry_ms is not None:
                     self._retry_ms = ev.retry_ms
                 if ev.event != "call":
