@@ -150,7 +150,9 @@ def _wait(predicate: Callable[[], bool], timeout: float = 10) -> bool:
     return True
 
 
-def test_one_display_token_may_hold_only_max_streams(tmp_path: Path) -> None:
+def test_one_display_token_may_hold_only_max_streams(tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO")
     with RelayServer(settings(tmp_path, max_streams_per_token=2)) as relay:
         held = [raw_stream(relay.url, BRANCH_A, TOKEN_A) for _ in range(2)]
         assert [status for _, status in held] == [200, 200]
@@ -173,6 +175,8 @@ def test_one_display_token_may_hold_only_max_streams(tmp_path: Path) -> None:
         _, status = raw_stream(relay.url, BRANCH_A, TOKEN_A)
         assert status == 429
         assert metric(relay.url, "relay_streams_refused_total") == 2.0
+        assert caplog.text.count("more refused (429)") == 1  # a looping screen: one line
+        assert TOKEN_A not in caplog.text
         for sock in (again, held[1][0]):
             sock.close()
         other.stop()

@@ -39,6 +39,7 @@ import json
 import logging
 import socket
 import struct
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -130,6 +131,8 @@ class Relay:
         """The loop serving the routes (set at start-up; tests run coroutines on it)."""
         self._streams: dict[str, int] = {}
         """Open streams by display token (``max_streams_per_token`` caps them)."""
+        self._refusal_logged: dict[str, float] = {}
+        """When a token's next refusal may be logged (one line per ``RETRY_AFTER_S``)."""
         self.transport_of: Callable[[Scope], asyncio.Transport | None] = lambda scope: None
         """The connection serving ``scope``, set by :mod:`kiosk.relay.server` (ASGI has no
         such call): a stream bounds its socket's send buffer, and a stalled one is reset
@@ -286,8 +289,10 @@ class Relay:
         cap = self.settings.max_streams_per_token
         if held >= cap:
             self.metrics.streams_refused.inc()
-            log.warning("relay: a display token of branch %s already holds %d streams "
-                        "(relay.max_streams_per_token): one more refused (429)", branch, held)
+            if time.monotonic() >= self._refusal_logged.get(token, 0.0):  # no log flood
+                self._refusal_logged[token] = time.monotonic() + RETRY_AFTER_S
+                log.warning("relay: a display token of branch %s already holds %d streams "
+                            "(relay.max_streams_per_token): more refused (429)", branch, held)
             await JSONResponse({"error": "too many streams for this display token",
                                 "detail": f"at most {cap} at once"}, status_code=429,
                                headers={"Retry-After": str(RETRY_AFTER_S)})(
