@@ -27,6 +27,8 @@ from tests.relay_helpers import (
     metric,
     post,
     raw_stream,
+    sign,
+    tcp_state,
     write_private,
 )
 
@@ -182,3 +184,39 @@ def test_the_stream_cap_is_a_setting(tmp_path: Path) -> None:
     with pytest.raises(RelayConfigError, match=r"relay\.max_streams_per_token"):
         load_settings(_config(tmp_path, max_streams_per_token=0))
 
+
+# --------------------------------------------------------------------------- send deadline
+
+ESTABLISHED = 1
+
+
+def test_a_screen_that_stops_reading_is_closed_at_the_send_deadline(tmp_path: Path) -> None:
+    with RelayServer(settings(tmp_path, send_timeout_s=0.5)) as relay:
+        stalled, status = raw_stream(relay.url, BRANCH_A, TOKEN_A, rcvbuf=4096)
+        assert status == 200  # ...and it never reads again
+        good = SseReader(relay.url, BRANCH_A, TOKEN_A).start_connected()
+        label = "€" * 200  # big events fill the stalled socket's buffers sooner
+        sent = 0
+        with httpx.Client(base_url=relay.url, timeout=10) as client:
+            while tcp_state(stalled) == ESTABLISHED and sent < 1200:
+                body = call_body(f"S-{sent:04d}", f"s-{sent}", poc=label, queue_name=label)
+                r = client.post("/webhooks/videsk", content=body, headers=sign(body))
+                assert r.status_code == 201
+                [(_, data)] = good.take(1, timeout=5)  # the other screen is never held up
+                assert data["ticketId"] == f"S-{sent:04d}"
+                sent += 1
+        assert _wait(lambda: tcp_state(stalled) != ESTABLISHED), \
+            f"the stalled stream is still open after {sent} calls"
+        assert metric(relay.url, "relay_screens_stalled_total") == 1.0
+        assert _wait(lambda: metric(relay.url, f'relay_screens{{branch="{BRANCH_A}"}}') == 1.0)
+        assert post(relay.url, call_body("S-last", "s-last")).status_code == 201
+        assert good.take(1)[0][1]["ticketId"] == "S-last"
+        stalled.close()
+        good.stop()
+
+
+def test_the_send_deadline_is_a_setting(tmp_path: Path) -> None:
+    assert load_settings(_config(tmp_path)).send_timeout_s == 30.0
+    assert load_settings(_config(tmp_path, send_timeout_s=5)).send_timeout_s == 5.0
+    with pytest.raises(RelayConfigError, match=r"relay\.send_timeout_s"):
+        load_settings(_config(tmp_path, send_timeout_s=0))

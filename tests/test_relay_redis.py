@@ -27,6 +27,7 @@ from tests.relay_helpers import (
     call_body,
     event_id,
     post,
+    raw_stream,
 )
 
 
@@ -134,3 +135,16 @@ def test_a_replay_from_redis_is_capped_at_replay_max_newest_kept(
     screen = SseReader(a.url, BRANCH_A, TOKEN_A, last_id="0").start_connected()
     assert [i for i, _ in screen.take(2)] == ids[3:]
     assert screen.nothing_more()
+
+
+def test_the_stream_cap_holds_per_replica(redis_url: str, tmp_path: Path) -> None:
+    base = RelaySettings(secrets=(SECRET,), displays={TOKEN_A: BRANCH_A}, store=redis_url,
+                         sqlite_path=tmp_path / "unused.sqlite3", max_streams_per_token=1)
+    with RelayServer(base) as a, RelayServer(base) as b:
+        on_a, status_a = raw_stream(a.url, BRANCH_A, TOKEN_A)
+        on_b, status_b = raw_stream(b.url, BRANCH_A, TOKEN_A)  # as documented: per replica
+        assert (status_a, status_b) == (200, 200)
+        more, status = raw_stream(a.url, BRANCH_A, TOKEN_A)
+        assert status == 429
+        for sock in (on_a, on_b, more):
+            sock.close()

@@ -37,7 +37,9 @@ import contextlib
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator
+import socket
+import struct
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -67,6 +69,11 @@ WEBHOOK_PATH = "/webhooks/videsk"
 STREAM_PATH = "/v1/branches/{branch}/calls"
 REPLAY_MAX = 1000
 """At most this many missed calls are replayed to a reconnecting screen."""
+STREAM_SNDBUF = 64 * 1024
+"""A stream socket's kernel send buffer (SSE events are small): without it Linux grows it
+to megabytes, all held by a screen that stopped reading until ``send_timeout_s``."""
+_LINGER_RESET = struct.pack("ii", 1, 0)
+"""SO_LINGER on, 0 s: closing sends a reset and frees the socket's buffers at once."""
 RETRY_AFTER_S = 30
 """``Retry-After`` of a stream refused for its token's cap (429)."""
 _STREAM_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
@@ -123,6 +130,10 @@ class Relay:
         """The loop serving the routes (set at start-up; tests run coroutines on it)."""
         self._streams: dict[str, int] = {}
         """Open streams by display token (``max_streams_per_token`` caps them)."""
+        self.transport_of: Callable[[Scope], asyncio.Transport | None] = lambda scope: None
+        """The connection serving ``scope``, set by :mod:`kiosk.relay.server` (ASGI has no
+        such call): a stream bounds its socket's send buffer, and a stalled one is reset
+        (a close would wait for a buffer a screen that stopped reading never empties)."""
 
     def today(self) -> str:
         """The current day (the relay's zone), the unit of replay and of duplicates."""
@@ -298,6 +309,11 @@ class Relay:
         raw = headers.get(b"last-event-id", b"").strip()
         if raw.isdigit() and len(raw) <= 18:  # bytes: ASCII digits only; not > SQLite's int
             last = int(raw)
+        transport = self.transport_of(scope)
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:  # else the kernel lets a stalled stream hold megabytes
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
         screen = Screen(branch, self.settings.client_buffer)
         self.hub.add(screen)
         try:
@@ -334,33 +350,52 @@ class Relay:
 
     async def _stream(self, scope: Scope, send: Send, screen: Screen,
                       backlog: list[Event]) -> None:
+        """Send the stream; a send the screen does not take within ``send_timeout_s`` (it
+        stopped reading: its socket and our buffer are full) closes the connection."""
         keepalive = self.settings.keepalive_s
-        first = b"retry: 2000\n\n"
-        if backlog:
-            screen.last_id = backlog[-1].id
-            first += b"".join(ev.frame() for ev in backlog)
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": _STREAM_HEADERS})
-        await send({"type": "http.response.body", "body": first, "more_body": True})
-        while True:
-            try:
-                async with asyncio.timeout(keepalive):  # no task per wait, unlike wait_for
-                    ev = await screen.queue.get()
-            except TimeoutError:
-                frame = b": keep-alive\n\n"
-            else:
-                if ev is None:
-                    break
-                if ev.id <= screen.last_id:
-                    continue
-                screen.last_id = ev.id
-                self.metrics.latency.observe(max(0.0, now() - ev.received))
-                frame = ev.frame()
-            await send({"type": "http.response.body", "body": frame, "more_body": True})
-        if screen.reason == SLOW:
-            self.metrics.slow_dropped.inc()
-        if screen.reason != GONE:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        deadline = self.settings.send_timeout_s
+        try:
+            first = b"retry: 2000\n\n"
+            if backlog:
+                screen.last_id = backlog[-1].id
+                first += b"".join(ev.frame() for ev in backlog)
+            async with asyncio.timeout(deadline):
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": _STREAM_HEADERS})
+                await send({"type": "http.response.body", "body": first, "more_body": True})
+            while True:
+                try:
+                    async with asyncio.timeout(keepalive):  # no task per wait, unlike wait_for
+                        ev = await screen.queue.get()
+                except TimeoutError:
+                    frame = b": keep-alive\n\n"
+                else:
+                    if ev is None:
+                        break
+                    if ev.id <= screen.last_id:
+                        continue
+                    screen.last_id = ev.id
+                    self.metrics.latency.observe(max(0.0, now() - ev.received))
+                    frame = ev.frame()
+                async with asyncio.timeout(deadline):
+                    await send({"type": "http.response.body", "body": frame, "more_body": True})
+            if screen.reason == SLOW:
+                self.metrics.slow_dropped.inc()
+            if screen.reason != GONE:
+                async with asyncio.timeout(deadline):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except TimeoutError:
+            self.metrics.stalled.inc()
+            log.warning("relay: a screen of branch %s took no data for %g s: disconnected "
+                        "(it resumes from its last call)", screen.branch, deadline)
+            transport = self.transport_of(scope)
+            if transport is not None:
+                sock = transport.get_extra_info("socket")
+                if sock is not None:  # a reset: a plain close would still wait to send
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+                transport.abort()  # now, unsent data dropped
+                await asyncio.sleep(0)  # the server sees the connection lost before we return
 
     # ---------------------------------------------------------------- health
 

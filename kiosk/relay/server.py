@@ -14,6 +14,7 @@ thread on a free loopback port (:class:`RelayServer`), or in a process of its ow
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -31,6 +32,7 @@ from types import FrameType, TracebackType
 import httpx
 import uvicorn
 from starlette.applications import Starlette
+from starlette.types import Scope
 
 from kiosk.relay.app import Relay, create_app
 from kiosk.relay.config import RelaySettings
@@ -42,6 +44,15 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, relay: Relay) -> None:
         super().__init__(config)
         self.relay = relay
+        relay.transport_of = self.transport_of
+
+    def transport_of(self, scope: Scope) -> asyncio.Transport | None:
+        """The connection serving the request ``scope``, if it is still open."""
+        for conn in list(self.server_state.connections):
+            if getattr(getattr(conn, "cycle", None), "scope", None) is scope:
+                transport: asyncio.Transport | None = getattr(conn, "transport", None)
+                return transport
+        return None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         loop = self.relay.loop
