@@ -9,7 +9,9 @@ relay is gone the last calls stay; ``connected`` says so.
 
 Listeners get ``(feed, received)`` after every change: ``received`` are the calls just
 received (none when only ``connected`` changed); :meth:`CallFeed.fresh` says whether one
-is recent enough to announce (see :data:`kiosk.service.calling.ANNOUNCE_WINDOW_S`).
+is to be announced: recent enough (see :data:`kiosk.service.calling.ANNOUNCE_WINDOW_S`)
+and not announced by this screen before, even before a restart (the relay replays the
+day's last calls to a fresh connection: see :mod:`kiosk.service.announced`).
 
 The relay is trusted with calls, not with this process's memory: a line longer than
 :data:`MAX_LINE` or an event longer than :data:`MAX_EVENT` (a broken or hostile relay
@@ -30,11 +32,13 @@ import statistics
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import httpx
 
+from kiosk.service.announced import MARK_FILE, AnnouncedMark
 from kiosk.service.calling import Call, parse_call
 from kiosk.service.tasks import cancel
 
@@ -171,8 +175,12 @@ class CallFeed:
                  transport: httpx.AsyncBaseTransport | None = None,
                  backoff: Backoff = DEFAULT_BACKOFF, keep: int = KEEP,
                  clock: Callable[[], datetime] | None = None,
-                 read_timeout_s: float = READ_TIMEOUT_S) -> None:
+                 read_timeout_s: float = READ_TIMEOUT_S,
+                 mark_file: Path | None = None) -> None:
         self.url = f"{url.rstrip('/')}/v1/branches/{quote(branch, safe='')}/calls"
+        self.mark = AnnouncedMark(mark_file, scope=self.url)
+        """The newest call announced (kept in ``mark_file`` across restarts)."""
+        self._announced: list[Call] = []  # the last ones this run decided to announce
         self._token = token
         self._client = httpx.AsyncClient(
             transport=transport,
@@ -199,6 +207,7 @@ class CallFeed:
     @classmethod
     def from_config(cls, config: Config, token: SecretStr, **kw: object) -> CallFeed:
         assert config.calls is not None
+        kw.setdefault("mark_file", config.kiosk.data_dir / MARK_FILE)
         return cls(config.calls.url, config.branch, token, **kw)  # type: ignore[arg-type]
 
     def subscribe(self, listener: Listener) -> None:
@@ -220,6 +229,7 @@ class CallFeed:
         await cancel(self._task)
         self._task = None
         await self._client.aclose()
+        await self.mark.flush()
 
     # ----------------------------------------------------------------- the loop
 
@@ -311,11 +321,15 @@ class CallFeed:
         # newest first; a ticket called again (another booth) is listed once, at the top
         self.calls = [call, *(c for c in self.calls if c.ticket_id != call.ticket_id)]
         del self.calls[self.keep:]
+        if call.is_recent(self._clock()) and not self.mark.covers(call):
+            self.mark.record(call)  # decided once, here, whoever listens
+            self._announced = [call, *self._announced[:self.keep - 1]]
         self._notify([call])
 
     def fresh(self, call: Call) -> bool:
-        """Whether ``call`` is recent enough to chime and speak."""
-        return call.is_recent(self._clock())
+        """Whether ``call`` is to be chimed and spoken: recent, and not announced by this
+        screen before (see :mod:`kiosk.service.announced`)."""
+        return call in self._announced
 
 
 def call_wait_summary(waits: list[float]) -> str:
