@@ -23,6 +23,8 @@ class SseStub:
         self.events: list[tuple[str, str]] = []
         self.requests: list[dict[str, str]] = []
         self.refuse_with: int | None = None
+        self.retry_after: str | None = None
+        """With :attr:`refuse_with`: this ``Retry-After`` header (a 429's, a 503's)."""
         self.flood: bytes | None = None
         """The next stream only: after the replay, this chunk again and again, with no
         end of event, until the screen hangs up or :attr:`flood_limit` bytes went out."""
@@ -98,7 +100,8 @@ class SseStub:
         if status is None and headers.get("authorization") != f"Bearer {self.token}":
             status = 401
         if status is not None:
-            writer.write(f"HTTP/1.1 {status} No\r\ncontent-length: 0\r\n"
+            later = f"retry-after: {self.retry_after}\r\n" if self.retry_after else ""
+            writer.write(f"HTTP/1.1 {status} No\r\ncontent-length: 0\r\n{later}"
                          "connection: close\r\n\r\n".encode())
             await writer.drain()
             writer.close()

@@ -156,6 +156,40 @@ async def test_sse_parsing() -> None:
         ("call", "y", "7", None)]
 
 
+async def test_an_oversized_id_is_ignored() -> None:
+    """An ``id:`` is sent back as Last-Event-ID at every reconnect: one over 128
+    characters (the relay's are short numbers) is not kept."""
+    async def lines():  # type: ignore[no-untyped-def]
+        for line in ["id: 7", "data: a", "", "id: " + "9" * 129, "data: b", "",
+                     "id: " + "8" * 128, "data: c", ""]:
+            yield line
+    got = [ev async for ev in sse_events(lines())]
+    assert [e.id for e in got] == ["7", "7", "8" * 128]
+
+
+@pytest.mark.parametrize("retry_after", ["1", "Wed, 21 Oct 2015 07:28:00 GMT", "999999"])
+async def test_a_relay_that_says_retry_after_is_left_alone_that_long(retry_after: str) -> None:
+    """A 429 (too many streams for this token) or 503 with Retry-After: the screen waits
+    at least that long (at most its refused wait) before it asks again."""
+    async with SseStub(BRANCH, TOKEN) as stub:
+        stub.refuse_with, stub.retry_after = 429, retry_after
+        feed = CallFeed(stub.url, BRANCH, SecretStr(TOKEN), backoff=Backoff(
+            initial_s=0.01, max_s=0.05, jitter=0.0, refused_s=1.0))
+        feed.start()
+        try:
+            await until(lambda: len(stub.requests) >= 1)
+            await asyncio.sleep(0.6)
+            if retry_after.isdigit():
+                assert len(stub.requests) == 1  # still waiting
+            else:
+                assert len(stub.requests) > 2  # a date is not read: the usual short waits
+            assert "429" in feed.error
+            stub.refuse_with = None
+            await until(lambda: feed.connected, timeout=5)  # capped: it comes back
+        finally:
+            await feed.aclose()
+
+
 def test_backoff_doubles_and_is_capped() -> None:
     b = Backoff(initial_s=0.5, max_s=30, jitter=0)
     assert [b.delay(n) for n in (1, 2, 3, 8, 20)] == [0.5, 1.0, 2.0, 30, 30]

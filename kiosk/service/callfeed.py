@@ -80,13 +80,18 @@ number, a booth, a queue name of at most a few hundred characters, a time), and 
 relay takes no webhook over 64 KB: a longer line is a broken or hostile relay."""
 MAX_EVENT = 64 * 1024
 """Longest event read (the sum of its ``data:`` lines, in characters)."""
+MAX_ID = 128
+"""Longest event id kept (the relay's are short numbers): it goes back to the relay as
+``Last-Event-ID`` at every reconnect."""
 
 
 class StreamRefused(Exception):
-    """The relay answered with something other than an event stream."""
+    """The relay answered with something other than an event stream (``retry_after``:
+    the seconds its ``Retry-After`` asked for, when it gave a number)."""
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, retry_after: float | None = None) -> None:
         self.status = status
+        self.retry_after = retry_after
         super().__init__(f"HTTP {status}")
 
 
@@ -159,8 +164,8 @@ async def sse_events(lines: AsyncIterator[str], max_event: int = MAX_EVENT
             if size > max_event:
                 raise StreamProtocolError(f"an event over {max_event // 1024} KiB")
             data.append(value)
-        elif name == "id" and "\0" not in value:
-            event_id = value
+        elif name == "id" and "\0" not in value and len(value) <= MAX_ID:
+            event_id = value  # sent back at each reconnect: a long one is not kept
         elif name == "retry" and value.isdigit():
             retry = int(value)
 
@@ -201,6 +206,7 @@ class CallFeed:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._retry_ms: int | None = None
+        self._retry_after: float | None = None
         self._refused = False
         self._failures_before = 0
 
@@ -254,6 +260,7 @@ class CallFeed:
                 self.failures = 1  # a clean end (a relay restart): come back soon
             except StreamRefused as exc:
                 self.failures += 1
+                self._retry_after = exc.retry_after
                 self.error = f"the relay refused the stream ({exc})"
                 self._refused = exc.status in (401, 403, 404)
                 log.error("calls: %s%s", self.error,
@@ -279,6 +286,9 @@ class CallFeed:
         delay = self.backoff.refused_s if refused else self.backoff.delay(self.failures)
         if self._retry_ms is not None and not refused:
             delay = max(delay, min(self._retry_ms / 1000, self.backoff.max_s))
+        if self._retry_after is not None:  # a 429/503's Retry-After, within reason
+            delay = max(delay, min(self._retry_after, self.backoff.refused_s))
+            self._retry_after = None
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), delay)
@@ -292,7 +302,9 @@ class CallFeed:
         async with self._client.stream("GET", self.url, headers=headers) as resp:
             ctype = resp.headers.get("content-type", "")
             if resp.status_code != 200 or not ctype.startswith("text/event-stream"):
-                raise StreamRefused(resp.status_code)
+                later = resp.headers.get("retry-after", "").strip()
+                raise StreamRefused(resp.status_code,
+                                    float(later) if later.isdigit() else None)
             if resp.headers.get("content-encoding", "identity").lower() != "identity":
                 raise StreamProtocolError("a compressed stream, asked for plain")
             self.connects += 1
