@@ -111,7 +111,7 @@ def is_loopback_url(url: str) -> bool:
         host = urlsplit(url).hostname or ""
     except ValueError:
         return False
-    if host.rstrip(".").lower() == "localhost":
+    if host.lower() == "localhost":  # not "localhost.": a name for DNS, not /etc/hosts
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

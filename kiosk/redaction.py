@@ -83,7 +83,14 @@ def redact_url(value: str) -> str:
     for mark in "?#":
         if mark in rest:
             rest = rest.partition(mark)[0] + mark + "…"
-    return f"{scheme}{sep}{rest}"
+    # a port that is not a number may be a password (``https://user:s3cret``, no ``@``)
+    authority, slash, path = rest.partition("/")
+    host, colon, port = authority.rpartition(":")
+    if colon and not host.endswith("]") and "[" in host:
+        pass  # inside an IPv6 address: no port
+    elif colon and port and not (port.isascii() and port.isdigit()):
+        authority = f"{host}:…"
+    return f"{scheme}{sep}{authority}{slash}{path}"
 
 
 __all__ = ["MIN_SECRET", "REDACTED", "all_forms", "forms", "redact_url", "scrub",

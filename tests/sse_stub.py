@@ -34,6 +34,8 @@ class SseStub:
         """Whether the screen hung up on the flood before its end."""
         self.encoding: str | None = None
         """The next stream only: this ``content-encoding`` header (the body stays plain)."""
+        self.always_encoding = False
+        """Keep :attr:`encoding` for every stream, not only the next."""
         self._writers: list[asyncio.StreamWriter] = []
         self._server: asyncio.Server | None = None
         self._next = 0
@@ -106,7 +108,9 @@ class SseStub:
             await writer.drain()
             writer.close()
             return
-        encoding, self.encoding = self.encoding, None
+        encoding = self.encoding
+        if not self.always_encoding:
+            self.encoding = None
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                      + (f"content-encoding: {encoding}\r\n".encode() if encoding else b"")
                      + b"cache-control: no-cache\r\nconnection: close\r\n\r\n: hello\n\n")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -279,3 +280,59 @@ async def test_a_compressed_stream_is_refused_as_a_protocol_error(
         finally:
             await feed.aclose()
     assert "protocol error" in caplog.text
+
+
+async def test_a_relay_that_always_compresses_meets_a_growing_wait(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Each protocol error counts as a failure in a row: the waits grow as for a relay
+    that cannot be reached, and the warning is not repeated at every try."""
+    async with SseStub(BRANCH, TOKEN) as stub:
+        feed = CallFeed(stub.url, BRANCH, SecretStr(TOKEN), backoff=Backoff(
+            initial_s=0.02, max_s=5.0, jitter=0.0, refused_s=5.0))
+        stub.encoding = "gzip"
+        stub.always_encoding = True
+        feed.start()
+        try:
+            await asyncio.sleep(1.0)  # 0.02 0.04 0.08 0.16 0.32 (0.62 s) then 0.64
+        finally:
+            await feed.aclose()
+    assert 4 <= len(stub.requests) <= 7, len(stub.requests)
+    assert feed.failures >= 4
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) <= 2, [r.getMessage() for r in warnings]
+
+
+@pytest.mark.parametrize(("header", "body"), [
+    ("retry-after: \xb2", ""),  # "²": a digit to str.isdigit, not to float()
+    ("", "id: \u00b2\nevent: call\ndata: {\"ticketId\": \"A-1\", \"poc\": {\"label\": \"B\"}}\n\n"),
+    ("", "id: \u20ac\nevent: call\ndata: {\"ticketId\": \"A-1\", \"poc\": {\"label\": \"B\"}}\n\n"),
+])
+async def test_odd_characters_from_the_relay_never_stop_the_feed(header: str,
+                                                                 body: str) -> None:
+    """A Retry-After of "²", an id of "²" (not a number) or "€" (not sendable back in a
+    header): the feed goes on, and still shows the next call."""
+    import httpx
+
+    answers = {"n": 0}
+    at = datetime.now(UTC).isoformat()
+
+    def relay(request: httpx.Request) -> httpx.Response:
+        answers["n"] += 1
+        if header and answers["n"] == 1:
+            name, _, value = header.partition(": ")
+            return httpx.Response(429, headers={name: value.encode("latin-1")})
+        call = json.dumps({"ticketId": "A-2", "poc": {"label": "Cabina 2"}, "at": at})
+        text = body if answers["n"] == 1 else f"id: 5\nevent: call\ndata: {call}\n\n"
+        async def stream() -> AsyncIterator[bytes]:  # read as a stream, as a relay's is
+            yield text.encode()
+        return httpx.Response(200, headers={"content-type": "text/event-stream"},
+                              content=stream())
+
+    feed = CallFeed("http://127.0.0.1:9", BRANCH, SecretStr(TOKEN), backoff=FAST,
+                    transport=httpx.MockTransport(relay))
+    feed.start()
+    try:
+        await until(lambda: any(c.ticket_id == "A-2" for c in feed.calls), timeout=5)
+        assert feed._task is not None and not feed._task.done()
+    finally:
+        await feed.aclose()

@@ -50,6 +50,7 @@ def test_a_display_needs_no_api_key_printer_or_queues(tmp_path: Path) -> None:
     ("http://relay.example.com", "https://"),
     ("http://10.0.0.5:8787", "loopback"),
     ("http://127.0.0.1.evil.example", "loopback"),   # a name that only starts like one
+    ("http://localhost./", "loopback"),  # a name for DNS (the dot): not /etc/hosts's
     ("ftp://127.0.0.1", "http:// or https://"),
     ("https://", "http:// or https://"),
 ])
@@ -306,3 +307,14 @@ async def test_the_relay_never_logs_a_redis_password_from_the_url(
     await store.start(lambda branch, events: None)  # nothing listens: it says so
     await store.close()
     assert "does not answer" in caplog.text and SECRET not in caplog.text
+
+
+def test_a_password_written_as_a_port_is_not_quoted() -> None:
+    """``https://user:s3cret`` (no ``@``) reads as host ``user``, port ``s3cret``: the
+    port is not a number, so it is not quoted back either."""
+    from kiosk.redaction import redact_url
+    for url in ["https://user:s3cret", "https://user:s3cret/x", "redis://:s3cret",
+                "https://user:s3cret?x", "http://[::1]:s3cret"]:
+        assert "s3cret" not in redact_url(url), url
+    assert redact_url("https://relay.example:99999/x") == "https://relay.example:99999/x"
+    assert redact_url("http://[::1]:8787/x") == "http://[::1]:8787/x"

@@ -68,12 +68,24 @@ async def tap(widget: Any) -> None:
 
 
 async def tap_at(x: float, y: float, hold: float = 0.05) -> None:
+    await screen_settled()
     touch = _touch(x, y)
     touch.touch_down()
     await asyncio.sleep(hold)
     await frames(1)
     touch.touch_up()
     await frames(1)
+
+
+async def screen_settled() -> None:
+    """Wait until the screen manager is not between two screens: Kivy's ScreenManager
+    drops touches while a transition runs, even NoTransition's (done at the next Clock
+    tick), and a finger cannot tap a screen that is not shown yet either."""
+    from kivy.app import App
+    sm = getattr(App.get_running_app(), "root", None)
+    transition = getattr(sm, "transition", None)
+    if transition is not None:
+        await until(lambda: not transition.is_active, what="the screen change")
 
 
 async def key(code: int, modifiers: list[str] | None = None, codepoint: str = "") -> bool:

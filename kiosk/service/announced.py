@@ -38,7 +38,8 @@ MARK_FILE = "calls-announced.json"
 
 def _event_id(call: Call) -> int | None:
     """The call's relay event id as a number (the relay's ids are integers)."""
-    return int(call.event_id) if call.event_id.isdigit() else None
+    eid = call.event_id
+    return int(eid) if eid.isascii() and eid.isdigit() and len(eid) <= 18 else None
 
 
 class AnnouncedMark:

@@ -164,8 +164,9 @@ async def sse_events(lines: AsyncIterator[str], max_event: int = MAX_EVENT
             if size > max_event:
                 raise StreamProtocolError(f"an event over {max_event // 1024} KiB")
             data.append(value)
-        elif name == "id" and "\0" not in value and len(value) <= MAX_ID:
-            event_id = value  # sent back at each reconnect: a long one is not kept
+        elif name == "id" and len(value) <= MAX_ID and value.isascii() and (
+                value.isprintable()):
+            event_id = value  # sent back in a header at each reconnect: plain and short
         elif name == "retry" and value.isdigit():
             retry = int(value)
 
@@ -269,7 +270,7 @@ class CallFeed:
             except StreamProtocolError as exc:
                 # counted from before the connection, so a relay that keeps doing it
                 # meets the same growing wait as one that cannot be reached
-                self.failures = self._failures_before + 1
+                self.failures = max(self.failures, self._failures_before) + 1
                 self.error = f"protocol error from the relay ({exc}); stream dropped"
                 log.log(logging.WARNING if self.failures in (1, 5) else logging.DEBUG,
                         "calls: %s; retrying", self.error)
@@ -277,6 +278,11 @@ class CallFeed:
                 self.failures += 1
                 self.error = f"relay unreachable ({exc.__class__.__name__})"
                 log.log(logging.WARNING if self.failures in (1, 5) else logging.DEBUG,
+                        "calls: %s; retrying", self.error)
+            except Exception as exc:  # whatever the relay sent, the feed goes on
+                self.failures = max(self.failures, self._failures_before) + 1
+                self.error = f"unexpected answer from the relay ({exc.__class__.__name__})"
+                log.log(logging.ERROR if self.failures in (1, 5) else logging.DEBUG,
                         "calls: %s; retrying", self.error)
             self._set_connected(False)
             await self._pause()
@@ -303,8 +309,8 @@ class CallFeed:
             ctype = resp.headers.get("content-type", "")
             if resp.status_code != 200 or not ctype.startswith("text/event-stream"):
                 later = resp.headers.get("retry-after", "").strip()
-                raise StreamRefused(resp.status_code,
-                                    float(later) if later.isdigit() else None)
+                raise StreamRefused(resp.status_code, float(later) if later.isascii()
+                                    and later.isdigit() and len(later) < 10 else None)
             if resp.headers.get("content-encoding", "identity").lower() != "identity":
                 raise StreamProtocolError("a compressed stream, asked for plain")
             self.connects += 1
@@ -319,6 +325,7 @@ class CallFeed:
                     self._retry_ms = ev.retry_ms
                 if ev.event != "call":
                     continue
+                self._failures_before = 0  # a stream that works: a later fault starts over
                 self._receive(ev)
 
     def _receive(self, ev: SseEvent) -> None:
