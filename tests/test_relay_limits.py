@@ -16,6 +16,7 @@ import yaml
 
 from kiosk.relay import RelayConfigError, RelayServer, RelaySettings, load_settings
 from kiosk.relay.app import create_app
+from kiosk.relay.store import Event, SqliteStore
 from tests.relay_helpers import (
     BRANCH_A,
     BRANCH_B,
@@ -138,6 +139,30 @@ def test_metrics_without_a_token_refuse_a_remote_peer(tmp_path: Path) -> None:
     assert asyncio.run(fetch(("127.0.0.1", 40000))) == 200
 
 
+def test_refused_metrics_requests_cannot_flood_the_log(tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    app = create_app(settings(tmp_path))
+
+    async def refused(peers: range) -> list[int]:
+        statuses = []
+        for i in peers:  # each from another address: no per-peer allowance to exploit
+            transport = httpx.ASGITransport(app=app, client=(f"203.0.113.{i}", 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://relay") as c:
+                statuses.append((await c.get("/metrics")).status_code)
+        return statuses
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "/metrics refused" in r.getMessage()]
+
+    assert asyncio.run(refused(range(1, 51))) == [403] * 50
+    assert len(lines()) == 1  # one line, not 50 (at any level)
+    app.state.relay._metrics_refusal_logged = 0.0  # the interval has passed
+    assert asyncio.run(refused(range(51, 53))) == [403] * 2
+    assert len(lines()) == 2
+    assert "49 more refused" in lines()[1]  # the quiet ones are counted, not lost
+
+
 # --------------------------------------------------------------------------- streams per token
 
 
@@ -180,6 +205,39 @@ def test_one_display_token_may_hold_only_max_streams(tmp_path: Path,
         for sock in (again, held[1][0]):
             sock.close()
         other.stop()
+
+
+class _HangingStore(SqliteStore):
+    """A store whose backlog reads never answer while ``hang`` is set (a blackholed one)."""
+
+    hang = True
+
+    async def since(self, branch: str, day: str, after: int | None, limit: int) -> list[Event]:
+        if self.hang:
+            await asyncio.Event().wait()  # never set
+        return await super().since(branch, day, after, limit)
+
+
+def test_a_stream_whose_store_hangs_gets_503_and_gives_its_place_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("kiosk.relay.app.STORE_READ_TIMEOUT_S", 0.5)
+    s = settings(tmp_path, max_streams_per_token=1)
+    server = RelayServer(s)
+    store = _HangingStore(s.sqlite_path)
+    server.relay.store = store
+    with server as relay:
+        url = f"{relay.url}/v1/branches/{BRANCH_A}/calls"
+        r = httpx.get(url, headers={"Authorization": f"Bearer {TOKEN_A}"}, timeout=10)
+        assert r.status_code == 503  # not a request hung as long as the store is
+        assert int(r.headers["retry-after"]) > 0
+        assert r.json()["error"] == "store"
+        assert metric(relay.url, f'relay_screens{{branch="{BRANCH_A}"}}') == 0.0
+        store.hang = False  # the store is back: the token's one place is free again
+        screen = SseReader(relay.url, BRANCH_A, TOKEN_A).start_connected()
+        assert screen.status == 200
+        assert post(relay.url, call_body("H-1", "h-1")).status_code == 201
+        assert screen.take(1)[0][1]["ticketId"] == "H-1"
+        screen.stop()
 
 
 def test_the_stream_cap_is_a_setting(tmp_path: Path) -> None:

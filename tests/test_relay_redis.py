@@ -4,8 +4,10 @@ delivery to either is one call, ids stay ordered per branch."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ import pytest
 import redis
 
 from kiosk.relay import RelayServer, RelaySettings
+from kiosk.relay.redis_store import BLOCK_MS, SOCKET_TIMEOUT_S, RedisStore
 from kiosk.relay.server import free_port
 from tests.relay_helpers import (
     BRANCH_A,
@@ -148,3 +151,39 @@ def test_the_stream_cap_holds_per_replica(redis_url: str, tmp_path: Path) -> Non
         assert status == 429
         for sock in (on_a, on_b, more):
             sock.close()
+
+
+def test_a_blackholed_redis_gives_503s_not_hung_requests(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("kiosk.relay.redis_store.SOCKET_TIMEOUT_S", 0.5)
+    hole = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)  # the kernel accepts connections; nothing ever answers on them
+    store = f"redis://127.0.0.1:{hole.getsockname()[1]}/0"
+    settings = RelaySettings(secrets=(SECRET,), displays={TOKEN_A: BRANCH_A}, store=store,
+                             sqlite_path=tmp_path / "unused.sqlite3", max_streams_per_token=1)
+    try:
+        with RelayServer(settings) as relay:  # its start-up ping gives up too
+            assert httpx.get(relay.url + "/healthz", timeout=10).status_code == 503
+            assert post(relay.url, call_body()).status_code == 503  # the provider retries
+            for _ in range(2):  # cap 1: the first stream gave its place back
+                r = httpx.get(f"{relay.url}/v1/branches/{BRANCH_A}/calls",
+                              headers={"Authorization": f"Bearer {TOKEN_A}"}, timeout=10)
+                assert r.status_code == 503
+                assert int(r.headers["retry-after"]) > 0
+    finally:
+        hole.close()
+
+
+def test_the_redis_clients_bound_connects_and_reads_and_the_url_may_say_otherwise() -> None:
+    # older redis-py versions wait forever by default; the relay sets its own bound
+    assert BLOCK_MS / 1000 < SOCKET_TIMEOUT_S  # the reader's blocking XREAD fits in it
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0")
+    for client in (store._redis, store._reader_conn):
+        kwargs = client.connection_pool.connection_kwargs
+        assert kwargs["socket_timeout"] == SOCKET_TIMEOUT_S
+        assert kwargs["socket_connect_timeout"] == SOCKET_TIMEOUT_S
+    tuned = RedisStore(f"redis://127.0.0.1:{free_port()}/0?socket_timeout=9")
+    assert tuned._redis.connection_pool.connection_kwargs["socket_timeout"] == 9.0
+    for opened in (store, tuned):
+        asyncio.run(opened.close())

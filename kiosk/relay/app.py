@@ -20,8 +20,13 @@ for another branch's), then one ``event: call`` per call with an increasing ``id
 ``Last-Event-ID`` it first replays the day's calls after that id; without it, the day's
 last ``history`` calls. A ``: keep-alive`` comment every ``keepalive_s`` on a quiet stream.
 One display token holds at most ``max_streams_per_token`` streams at once (per relay
-process): one more is answered 429 with ``Retry-After``. A stream whose screen takes no data
-for ``send_timeout_s`` (it stopped reading; its socket and buffer are full) is reset.
+process): one more is answered 429 with ``Retry-After``. A stream starts with reading the
+store (the branch's backlog): a store that does not answer within ``STORE_READ_TIMEOUT_S``
+gets the stream a 503 with ``Retry-After``, and its place is free again. Each send to a
+screen must complete within ``send_timeout_s``, else the stream is reset; a send only waits
+once the socket's send buffer, the screen's receive window and uvicorn's buffer are full, so
+a screen that stops reading is reset only after that backlog has filled (at keep-alive rate
+that can take days, while it holds one of its token's places).
 
 Nobody needs a login for ``/healthz``, so it says only whether the relay can store calls:
 no branch, no count. ``/metrics`` names branches and counts screens: with
@@ -77,6 +82,14 @@ _LINGER_RESET = struct.pack("ii", 1, 0)
 """SO_LINGER on, 0 s: closing sends a reset and frees the socket's buffers at once."""
 RETRY_AFTER_S = 30
 """``Retry-After`` of a stream refused for its token's cap (429)."""
+STORE_READ_TIMEOUT_S = 5.0
+"""A stream's start (watching its branch, reading its backlog) waits this long at most for
+the store; then it is answered 503 and gives its place under the token's cap back."""
+STORE_RETRY_AFTER_S = 5
+"""``Retry-After`` of a stream whose store did not answer (503)."""
+METRICS_REFUSAL_LOG_S = 60.0
+"""At most one log line per this many seconds for refused ``/metrics`` requests (anyone
+can send them)."""
 _STREAM_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
                    (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 FORWARDED = (b"forwarded", b"x-forwarded-for", b"x-real-ip")
@@ -100,8 +113,8 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0))
         self.slow_dropped = Counter("relay_screens_dropped", "Screens disconnected for "
                                     "falling too far behind", registry=self.registry)
-        self.stalled = Counter("relay_screens_stalled", "Screens disconnected because they "
-                               "took no data for send_timeout_s", registry=self.registry)
+        self.stalled = Counter("relay_screens_stalled", "Screens disconnected because a send "
+                               "to them waited send_timeout_s", registry=self.registry)
         self.streams_refused = Counter("relay_streams_refused", "Streams refused (429): their "
                                        "display token held max_streams_per_token already",
                                        registry=self.registry)
@@ -133,6 +146,10 @@ class Relay:
         """Open streams by display token (``max_streams_per_token`` caps them)."""
         self._refusal_logged: dict[str, float] = {}
         """When a token's next refusal may be logged (one line per ``RETRY_AFTER_S``)."""
+        self._metrics_refusal_logged = 0.0
+        """When the next refused ``/metrics`` request may be logged."""
+        self._metrics_refused_quietly = 0
+        """Refused ``/metrics`` requests not logged since the last line."""
         self.transport_of: Callable[[Scope], asyncio.Transport | None] = lambda scope: None
         """The connection serving ``scope``, set by :mod:`kiosk.relay.server` (ASGI has no
         such call): a stream bounds its socket's send buffer, and a stalled one is reset
@@ -323,14 +340,19 @@ class Relay:
         self.hub.add(screen)
         try:
             try:
-                await self.store.watch(branch)
-                backlog = await self.store.since(branch, self.today(), last,
-                                                 REPLAY_MAX if last is not None
-                                                 else self.settings.history)
-            except StoreError as exc:
-                log.error("relay: calls of branch %s cannot be read: %s", branch, exc)
+                async with asyncio.timeout(STORE_READ_TIMEOUT_S):  # the slot is held meanwhile
+                    await self.store.watch(branch)
+                    backlog = await self.store.since(branch, self.today(), last,
+                                                     REPLAY_MAX if last is not None
+                                                     else self.settings.history)
+            except (StoreError, TimeoutError) as exc:
+                reason = str(exc) if isinstance(exc, StoreError) else \
+                    f"no answer within {STORE_READ_TIMEOUT_S:g} s"
+                log.error("relay: calls of branch %s cannot be read: %s", branch, reason)
                 await JSONResponse({"error": "store", "detail": "calls cannot be read now"},
-                                   status_code=503)(scope, receive, send)
+                                   status_code=503,
+                                   headers={"Retry-After": str(STORE_RETRY_AFTER_S)})(
+                                       scope, receive, send)
                 return
             watcher = asyncio.create_task(self._watch_leaving(receive, screen))
             try:
@@ -355,8 +377,10 @@ class Relay:
 
     async def _stream(self, scope: Scope, send: Send, screen: Screen,
                       backlog: list[Event]) -> None:
-        """Send the stream; a send the screen does not take within ``send_timeout_s`` (it
-        stopped reading: its socket and our buffer are full) closes the connection."""
+        """Send the stream; a send that does not complete within ``send_timeout_s`` resets
+        the connection. A send waits only once the socket's send buffer, the screen's
+        receive window and uvicorn's buffer are full, so the deadline starts then, not when
+        the screen stopped reading."""
         keepalive = self.settings.keepalive_s
         deadline = self.settings.send_timeout_s
         try:
@@ -391,8 +415,9 @@ class Relay:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
         except TimeoutError:
             self.metrics.stalled.inc()
-            log.warning("relay: a screen of branch %s took no data for %g s: disconnected "
-                        "(it resumes from its last call)", screen.branch, deadline)
+            log.warning("relay: a send to a screen of branch %s waited %g s (it stopped "
+                        "reading): disconnected (it resumes from its last call)",
+                        screen.branch, deadline)
             transport = self.transport_of(scope)
             if transport is not None:
                 sock = transport.get_extra_info("socket")
@@ -425,13 +450,25 @@ class Relay:
         forwarded = any(name in FORWARDED for name, _ in request.scope["headers"])
         return 200 if is_loopback(peer) and not forwarded else 403
 
+    def _log_metrics_refusal(self) -> None:
+        """One warning per :data:`METRICS_REFUSAL_LOG_S` for refused ``/metrics`` requests
+        (any peer can send them: no log flood), counting those it did not log."""
+        moment = time.monotonic()
+        if moment < self._metrics_refusal_logged:
+            self._metrics_refused_quietly += 1
+            return
+        more, self._metrics_refused_quietly = self._metrics_refused_quietly, 0
+        self._metrics_refusal_logged = moment + METRICS_REFUSAL_LOG_S
+        log.warning("relay: /metrics refused to a non-local peer (no metrics_token_file)%s",
+                    f"; {more} more refused since the last such line" if more else "")
+
     async def metrics_page(self, request: Request) -> Response:
         status = self._metrics_allowed(request)
         if status == 401:
             return JSONResponse({"error": "a metrics token is required"}, status_code=401,
                                 headers={"WWW-Authenticate": "Bearer"})
         if status == 403:
-            log.warning("relay: /metrics refused to a non-local peer (no metrics_token_file)")
+            self._log_metrics_refusal()
             return JSONResponse({"error": "metrics are served to this machine only (or set "
                                  "relay.metrics_token_file)"}, status_code=403)
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)

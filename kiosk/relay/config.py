@@ -16,7 +16,8 @@ day a call belongs to). Every other key of the file is the kiosk's business and 
       history: 10                         # calls a screen gets when it connects afresh
       keepalive_s: 15                     # SSE comment this often on a quiet stream
       max_streams_per_token: 8            # streams one display token may hold (429 beyond)
-      send_timeout_s: 30                  # a stream that takes no data this long is closed
+      send_timeout_s: 30                  # a send waiting this long resets the stream (a send
+                                          # waits only once the buffers on both ends are full)
       metrics_token_file: /etc/kiosk/metrics-token   # 0600; /metrics then needs this bearer
                                           # token (without one: loopback peers only)
       displays:                           # one entry per calling screen (or per branch)
@@ -105,8 +106,10 @@ class RelaySection(_M):
     ``Retry-After``. Per relay process: with Redis and N replicas a token may hold up to N
     times this many."""
     send_timeout_s: float = Field(30.0, gt=0, le=3600)
-    """Seconds a stream may wait for its screen to take data (socket and buffer full: it
-    stopped reading) before it is closed."""
+    """Seconds one send to a screen may wait before its stream is reset. A send waits only
+    once the socket's send buffer, the screen's receive window and the server's buffer are
+    full, so a screen that stopped reading is reset that long after they filled (at
+    keep-alive rate that can take days), not that long after it stopped."""
     timezone: str | None = None
     """IANA zone whose midnight starts a new day of calls; default ``kiosk.timezone``,
     else UTC."""
@@ -209,7 +212,7 @@ class RelaySettings:
     max_streams_per_token: int = 8
     """Streams one display token may hold open at once (this process)."""
     send_timeout_s: float = 30.0
-    """Seconds a stream may wait for its screen to take data before it is closed."""
+    """Seconds one send may wait (buffers full on both ends) before the stream is reset."""
     timezone: str = "UTC"
     """The zone whose midnight starts a new day."""
     host: str = "127.0.0.1"

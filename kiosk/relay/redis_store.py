@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 TTL_S = 3 * 24 * 3600
 BLOCK_MS = 250
 """The reader's XREAD wait; a newly watched branch joins the next read."""
+SOCKET_TIMEOUT_S = 5.0
+"""How long a connect to Redis, or one answer from it, may take before it fails (a
+blackholed Redis then gives 503s, not requests hung for the kernel's ~15 min). Well above
+:data:`BLOCK_MS`: the reader's blocking XREAD waits at most that for its answer. The URL's
+``?socket_timeout=`` / ``?socket_connect_timeout=`` override it (redis-py: the URL wins)."""
 
 _ADD = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) then return 0 end
@@ -55,8 +60,12 @@ class RedisStore:
     def __init__(self, url: str, today: Callable[[], str] | None = None) -> None:
         self.url = url
         # Any: redis-py's stubs type every answer as a union of bytes, str and None.
-        self._redis: Any = aioredis.Redis.from_url(url, decode_responses=True)
-        self._reader_conn: Any = aioredis.Redis.from_url(url, decode_responses=True)
+        self._redis: Any = aioredis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S,
+            socket_connect_timeout=SOCKET_TIMEOUT_S)
+        self._reader_conn: Any = aioredis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S,
+            socket_connect_timeout=SOCKET_TIMEOUT_S)
         self._add = self._redis.register_script(_ADD)
         self._publish: Publish = lambda branch, events: None
         self._watched: dict[str, str] = {}  # branch -> cursor (last entry id read)
