@@ -286,6 +286,8 @@ def test_a_bad_url_stops_start_up_without_echoing_its_secret(
     f"redis://user:{SECRET}@127.0.0.1:6379/0 extra",
     f"redis://127.0.0.1:6379/0?password={SECRET}",    # redis-py reads this one too
     f"mysql://user:{SECRET}@db.example/0",
+    f"redis://:{SECRET}",                             # a password where the port goes
+    f"redis://user:{SECRET}/0",                        # the same, with a user
 ])
 def test_a_bad_redis_url_stops_the_relay_without_echoing_its_password(
         tmp_path: Path, store: str) -> None:

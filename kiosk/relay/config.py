@@ -129,7 +129,9 @@ class RelaySection(_M):
     @field_validator("store")
     @classmethod
     def _store(cls, v: str) -> str:
-        if v != "sqlite" and not re.fullmatch(r"rediss?://[^\s/]+(/\d+)?", v):
+        if v != "sqlite" and not re.fullmatch(  # [user:password@]host[:port][/db]
+                r"rediss?://([^\s/@]*@)?(\[[0-9A-Fa-f:.]+\]|[^\s:/@?#\[\]]+)(:\d{1,5})?(/\d+)?",
+                v):
             raise ValueError("'sqlite' or a Redis URL like redis://127.0.0.1:6379/0")
         return v
 
@@ -259,7 +261,11 @@ def _without_secrets(url: str) -> str:
         rest = "…@" + rest.rpartition("@")[2]
     if "?" in rest:
         rest = rest.partition("?")[0] + "?…"
-    return f"{scheme}{sep}{rest}"
+    authority, slash, path = rest.partition("/")
+    host, colon, port = authority.rpartition(":")
+    if colon and port and not port.isdigit() and not ("[" in host and "]" not in host):
+        authority = f"{host}:…"  # a "port" that is not a number may be a password
+    return f"{scheme}{sep}{authority}{slash}{path}"
 
 
 def settings_from_mapping(data: Any, file: str) -> RelaySettings:
