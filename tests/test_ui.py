@@ -309,8 +309,13 @@ async def test_admin_exit_stops_the_app(tmp_path: Path) -> None:
     async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
         app.show_screen("admin")
         app.bind(on_stop=lambda *_: stopped.append(True))
-        await d.tap(app.screen("admin").ids.exit)
-        await d.frames(2)
+        await d.tap(app.screen("admin").ids.exit, after=False)  # no frame comes after
+        try:
+            async with asyncio.timeout(10):
+                while not stopped:
+                    await asyncio.sleep(0.01)
+        except asyncio.CancelledError:  # the app stopped and ended this scenario: as asked
+            assert stopped
     await run(tmp_path, scenario)
     assert stopped == [True]
 

@@ -61,20 +61,23 @@ def _touch(x: float, y: float) -> Any:
     return UnitTestTouch(x, y)
 
 
-async def tap(widget: Any) -> None:
+async def tap(widget: Any, after: bool = True) -> None:
     """Press and release in the middle of ``widget``, like a finger."""
     x, y = widget.to_window(*widget.center)
-    await tap_at(x, y)
+    await tap_at(x, y, after=after)
 
 
-async def tap_at(x: float, y: float, hold: float = 0.05) -> None:
+async def tap_at(x: float, y: float, hold: float = 0.05, after: bool = True) -> None:
+    """A finger's tap at window coordinates; ``after``: then a frame (not for a tap that
+    stops the app: no frame comes after that)."""
     await screen_settled()
     touch = _touch(x, y)
     touch.touch_down()
     await asyncio.sleep(hold)
     await frames(1)
     touch.touch_up()
-    await frames(1)
+    if after:
+        await frames(1)
 
 
 async def screen_settled() -> None:
