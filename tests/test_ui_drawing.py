@@ -59,7 +59,8 @@ async def test_the_scissor_clips_and_the_rounded_boxes_fit(tmp_path: Path) -> No
         from kivy.uix.widget import Widget
 
         from kiosk.ui.drawing import ClipScrollView, RoundedBox
-        layer = RelativeLayout(pos=(60, 50), size=(500, 700), size_hint=(None, None))
+        outer = RelativeLayout(pos=(20, 10), size=(900, 900), size_hint=(None, None))
+        layer = RelativeLayout(pos=(40, 40), size=(500, 700), size_hint=(None, None))
         view = ClipScrollView(pos=(40, 100), size=(200, 200), size_hint=(None, None),
                               do_scroll_x=False)
         content = Widget(size_hint=(1, None), height=1000)
@@ -69,6 +70,7 @@ async def test_the_scissor_clips_and_the_rounded_boxes_fit(tmp_path: Path) -> No
         content.bind(pos=lambda w, p: setattr(fill, "pos", p))
         view.add_widget(content)
         layer.add_widget(view)
+        outer.add_widget(layer)  # after: as a screen joins the window once it is built
         boxes = Widget()
         with boxes.canvas:
             Color(1, 1, 1, 1)
@@ -78,7 +80,7 @@ async def test_the_scissor_clips_and_the_rounded_boxes_fit(tmp_path: Path) -> No
         test = InstructionGroup()  # over the app, taken away after
         test.add(Color(0, 0, 0, 1))  # a black page, to see every pixel drawn
         test.add(Rectangle(size=Window.size))
-        test.add(layer.canvas)
+        test.add(outer.canvas)
         test.add(boxes.canvas)
         Window.canvas.after.add(test)
         view.scroll_y = 0.5  # content above and below the view
@@ -87,7 +89,7 @@ async def test_the_scissor_clips_and_the_rounded_boxes_fit(tmp_path: Path) -> No
             px = pixels(await d.screenshot("drawing-clip-and-boxes"))
         finally:
             Window.canvas.after.remove(test)
-        left, bottom = 60 + 40, 50 + 100  # the view in window coordinates
+        left, bottom = 20 + 40 + 40, 10 + 40 + 100  # the view in window coordinates
         assert white(px(left + 100, bottom + 100)) and white(px(left + 2, bottom + 2))
         assert white(px(left + 197, bottom + 197))
         for x, y in [(left + 100, bottom + 204), (left + 100, bottom - 5),

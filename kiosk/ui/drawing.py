@@ -170,13 +170,14 @@ class ClipScrollView(ScrollView):
         self._watch()
 
     def _watch(self, *_: Any) -> None:
-        """Follow the position of every parent (a parent that moves moves the scissor)."""
+        """Follow the position of every parent (a parent that moves moves the scissor),
+        and every parent's parent (a screen is built before it joins the window)."""
         for w in self._watched:
-            w.unbind(pos=self._place)
+            w.unbind(pos=self._place, parent=self._watch)
         self._watched = []
         w = self.parent
         while isinstance(w, Widget):  # up to the window
-            w.bind(pos=self._place)
+            w.bind(pos=self._place, parent=self._watch)
             self._watched.append(w)
             w = w.parent
         self._place()
