@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -14,11 +15,21 @@ from typing import Any
 
 import httpx
 
+from kiosk.relay import RelaySettings
+
 SECRET = b"s3cret-for-tests-0123456789abcdef"
 TOKEN_A = "display-token-branch-a-0123456789"
 TOKEN_B = "display-token-branch-b-0123456789"
 BRANCH_A = "652720d479497a1b62df288b"
 BRANCH_B = "652720d479497a1b62df2890"
+
+
+def settings(tmp_path: Path, **kw: object) -> RelaySettings:
+    """A test relay's settings: one secret, a token per branch, SQLite in ``tmp_path``;
+    ``kw`` overrides any of them."""
+    base = RelaySettings(secrets=(SECRET,), displays={TOKEN_A: BRANCH_A, TOKEN_B: BRANCH_B},
+                         sqlite_path=tmp_path / "relay.sqlite3", keepalive_s=15.0)
+    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
 
 
 def call_body(ticket: str = "A-042", call_id: str = "call-1", branch: str = BRANCH_A,

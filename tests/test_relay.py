@@ -17,7 +17,7 @@ import jwt
 import pytest
 import yaml
 
-from kiosk.relay import RelayConfigError, RelayServer, RelaySettings, load_settings, relay_process
+from kiosk.relay import RelayConfigError, RelayServer, load_settings, relay_process
 from kiosk.relay.config import check_listen
 from kiosk.relay.contract import SCHEMA, field_signature, parse, template
 from kiosk.relay.hub import Hub, Screen
@@ -32,17 +32,12 @@ from tests.relay_helpers import (
     call_body,
     event_id,
     post,
+    settings,
     sign,
     write_private,
 )
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def settings(tmp_path: Path, **kw: object) -> RelaySettings:
-    base = RelaySettings(secrets=(SECRET,), displays={TOKEN_A: BRANCH_A, TOKEN_B: BRANCH_B},
-                         sqlite_path=tmp_path / "relay.sqlite3", keepalive_s=15.0)
-    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture

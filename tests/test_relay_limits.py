@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from kiosk.relay import RelayConfigError, RelayServer, RelaySettings, load_settings
+from kiosk.relay import RelayConfigError, RelayServer, load_settings
 from kiosk.relay.app import create_app
 from kiosk.relay.store import Event, SqliteStore
 from tests.relay_helpers import (
@@ -28,18 +28,13 @@ from tests.relay_helpers import (
     metric,
     post,
     raw_stream,
+    settings,
     sign,
     tcp_state,
     write_private,
 )
 
 METRICS_TOKEN = "metrics-token-0123456789abcdefghij"
-
-
-def settings(tmp_path: Path, **kw: object) -> RelaySettings:
-    base = RelaySettings(secrets=(SECRET,), displays={TOKEN_A: BRANCH_A, TOKEN_B: BRANCH_B},
-                         sqlite_path=tmp_path / "relay.sqlite3", keepalive_s=15.0)
-    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture
