@@ -86,9 +86,8 @@ def redact_url(value: str) -> str:
     # a port that is not a number may be a password (``https://user:s3cret``, no ``@``)
     authority, slash, path = rest.partition("/")
     host, colon, port = authority.rpartition(":")
-    if colon and not host.endswith("]") and "[" in host:
-        pass  # inside an IPv6 address: no port
-    elif colon and port and not (port.isascii() and port.isdigit()):
+    inside_ipv6 = "[" in host and "]" not in host  # that colon is the address's own
+    if colon and port and not (port.isascii() and port.isdigit()) and not inside_ipv6:
         authority = f"{host}:…"
     return f"{scheme}{sep}{authority}{slash}{path}"
 

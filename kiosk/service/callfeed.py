@@ -267,22 +267,21 @@ class CallFeed:
                 log.error("calls: %s%s", self.error,
                           ": check calls.token_file and the branch" if exc.status in
                           (401, 403, 404) else "")
-            except StreamProtocolError as exc:
-                # counted from before the connection, so a relay that keeps doing it
-                # meets the same growing wait as one that cannot be reached
-                self.failures = max(self.failures, self._failures_before) + 1
-                self.error = f"protocol error from the relay ({exc}); stream dropped"
-                log.log(logging.WARNING if self.failures in (1, 5) else logging.DEBUG,
-                        "calls: %s; retrying", self.error)
             except (httpx.TransportError, httpx.StreamError) as exc:
                 self.failures += 1
                 self.error = f"relay unreachable ({exc.__class__.__name__})"
                 log.log(logging.WARNING if self.failures in (1, 5) else logging.DEBUG,
                         "calls: %s; retrying", self.error)
-            except Exception as exc:  # whatever the relay sent, the feed goes on
+            except Exception as exc:  # a protocol error, or whatever else the relay sent
+                # counted from before the connection, so a relay that keeps doing it
+                # meets the same growing wait as one that cannot be reached
                 self.failures = max(self.failures, self._failures_before) + 1
-                self.error = f"unexpected answer from the relay ({exc.__class__.__name__})"
-                log.log(logging.ERROR if self.failures in (1, 5) else logging.DEBUG,
+                protocol = isinstance(exc, StreamProtocolError)
+                self.error = (f"protocol error from the relay ({exc}); stream dropped"
+                              if protocol else
+                              f"unexpected answer from the relay ({exc.__class__.__name__})")
+                level = logging.WARNING if protocol else logging.ERROR
+                log.log(level if self.failures in (1, 5) else logging.DEBUG,
                         "calls: %s; retrying", self.error)
             self._set_connected(False)
             await self._pause()
