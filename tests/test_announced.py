@@ -5,7 +5,7 @@ against the loopback SSE stub, with the mark in a real file in the display's dat
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -20,6 +20,7 @@ from kiosk.service.callfeed import Backoff, CallFeed
 from kiosk.service.display import serve_display_in_process
 
 from .sse_stub import SseStub
+from .test_callfeed import until as feed_until
 
 BRANCH = "652720d479497a1b62df288b"
 TOKEN = "tok-restart-12345"
@@ -28,10 +29,7 @@ MARK_FILE = "calls-announced.json"
 FAST = Backoff(initial_s=0.02, max_s=0.1, jitter=0.0, refused_s=0.1)
 
 
-async def until(predicate: object, timeout: float = 15.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():  # type: ignore[operator]
-            await asyncio.sleep(0.01)
+until = functools.partial(feed_until, timeout=15.0)  # a display core starts slower
 
 
 def display_config(tmp_path: Path, url: str) -> Config:
