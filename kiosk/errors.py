@@ -8,6 +8,7 @@ a foreign exception.
 
     KioskError
     ├── ConfigError                 the config file (or key file) is unusable; start-up stops
+    │   └── RelayConfigError        the same, for the relay's section (kiosk.relay.config)
     ├── ApiError                    anything that went wrong talking to the Videsk API
     │   ├── RequestInvalid          we refused to send: the request breaks a documented limit
     │   ├── ApiStatusError          the API answered with an error status (has .status_code)
@@ -27,7 +28,7 @@ a foreign exception.
     │       ├── ConnectFailed       the connection never opened (nothing was sent)
     │       ├── ApiTimeout          no answer in time (the request may have landed)
     │       └── ConnectionLost      the connection broke after the request was sent
-    ├── StoreError                  the journal (SQLite) cannot be read or written
+    ├── StoreError                  a store (the journal, the relay's) cannot be read or written
     │   ├── ClockBehind             the clock says a day earlier than the journal has seen
     │   └── TicketNotFound          no issued ticket with that number (reprint)
     └── PrinterError                a ticket could not be printed (see kiosk.printing)
@@ -170,7 +171,8 @@ class ConnectionLost(TransportError):
 
 
 class StoreError(KioskError):
-    """The journal (SQLite) cannot be read or written."""
+    """A store cannot be read or written: the journal (SQLite), or the relay's (SQLite or
+    Redis; answered 5xx, so the provider retries)."""
 
 
 class ClockBehind(StoreError):

@@ -68,12 +68,13 @@ def all_forms(*secrets: str) -> list[str]:
     return sorted(out, key=len, reverse=True)
 
 
-def redact_url(value: str) -> str:
+def redact_url(value: str, *, url: bool = False) -> str:
     """``value`` as it may be quoted back (a config error): a URL without what may hold a
     secret: the user and password before ``@`` (``https://…@host``), the ``?query`` and the
     ``#fragment``. Also a malformed one: everything before the last ``@`` goes, so a
-    password with a stray ``/`` or space in it goes too. Anything else is left alone."""
-    if "://" not in value and "@" not in value:
+    password with a stray ``/`` or space in it goes too. Anything else is left alone,
+    unless ``url`` says it is meant as a URL (a store's ``host:s3cret`` loses its "port")."""
+    if "://" not in value and "@" not in value and not url:
         return value
     scheme, sep, rest = value.partition("://")
     if not sep:

@@ -1,8 +1,8 @@
 """The calling relay: receives the provider's QMS webhook and streams each branch's calls
 to its calling screens (Server-Sent Events).
 
-It stands apart from the kiosk, like a separate service: nothing here imports the rest of
-``kiosk``. Files:
+It stands apart from the kiosk, like a separate service: of ``kiosk`` it may import only
+the foundation (errors, secret files, loopback checks, redaction, i18n). Files:
 
 - ``config.py``: the ``relay:`` section of the YAML file, secrets and display tokens;
 - ``contract.py``: the webhook body we publish, its signature, ``webhook-template.json``;

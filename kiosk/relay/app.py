@@ -64,10 +64,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from kiosk.errors import StoreError
+from kiosk.netloc import is_loopback
 from kiosk.relay import contract
-from kiosk.relay.config import MAX_BODY, RelaySettings, is_loopback
+from kiosk.relay.config import MAX_BODY, RelaySettings
 from kiosk.relay.hub import GONE, SLOW, Hub, Screen
-from kiosk.relay.store import Call, Event, SqliteStore, Store, StoreError, now
+from kiosk.relay.store import Call, Event, SqliteStore, Store, now
 
 log = logging.getLogger("kiosk.relay")
 

@@ -1,7 +1,8 @@
 """The relay's settings: the ``relay:`` section of the kiosk's YAML file, validated here.
 
-The relay stands apart from the kiosk (it imports nothing from the rest of ``kiosk``), so
-it validates its own section with its own models, and reads only two keys besides it:
+The relay stands apart from the kiosk (of the rest of ``kiosk`` it imports only the
+foundation: errors, secret files, loopback checks, redaction, i18n), so it validates its
+own section with its own models, and reads only two keys besides it:
 ``kiosk.data_dir`` (where the SQLite store goes by default) and ``kiosk.timezone`` (the
 day a call belongs to). Every other key of the file is the kiosk's business and ignored.
 
@@ -30,9 +31,7 @@ expected; ``kiosk relay`` prints it and exits 2. Secrets and tokens are read int
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -41,18 +40,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kiosk.errors import ConfigError
+from kiosk.netloc import is_loopback
+from kiosk.redaction import redact_url
+from kiosk.secretfile import read_private_lines
+
 DEFAULT_LISTEN = "127.0.0.1:8787"
 MAX_BODY = 64 * 1024
 """Largest webhook body accepted (413 above)."""
 
 
-class RelayConfigError(Exception):
+class RelayConfigError(ConfigError):
     """The relay's config is unusable: names the file, the key and what was expected."""
-
-    def __init__(self, file: str, key: str, expected: str) -> None:
-        self.file, self.key, self.expected = file, key, expected
-        where = f"{file}: {key}" if key else file
-        super().__init__(f"{where}: {expected}")
 
 
 class _M(BaseModel):
@@ -174,18 +173,6 @@ def parse_listen(value: str) -> tuple[str, int]:
     return m.group(1), int(m.group(2))
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only ever listens on this machine."""
-    if host == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 on a dual-stack socket
-    return address.is_loopback or (mapped is not None and mapped.is_loopback)
-
-
 @dataclass(frozen=True)
 class RelaySettings:
     """Everything a relay needs, secrets read. Build it with :func:`load_settings` from a
@@ -223,49 +210,11 @@ class RelaySettings:
     """Its port."""
 
 
-def _read_private(file: str, key: str, path: Path, what: str) -> list[str]:
-    """The non-empty lines of a file that must be readable by its owner only (the rule and
-    the words of ``api.key_file``)."""
-    try:
-        st = path.stat()
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise RelayConfigError(file, key,
-                                   f"{path} readable by its owner only (run: chmod 600 {path})")
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-    except RelayConfigError:
-        raise
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RelayConfigError(file, key,
-                               f"a readable {what} file at {path} "
-                               f"({exc.__class__.__name__})") from None
-    lines = [ln for ln in lines if ln]
-    if not lines:
-        raise RelayConfigError(file, key, f"a {what} inside {path} (it is empty)")
-    return lines
-
-
 def _key_path(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
-
-
-def _without_secrets(url: str) -> str:
-    """A Redis URL as a config error may quote it: what precedes its last ``@`` (the user
-    and password) and its ``?query`` (redis-py reads ``?password=`` too) left out."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "", url
-    if "@" in rest:
-        rest = "…@" + rest.rpartition("@")[2]
-    if "?" in rest:
-        rest = rest.partition("?")[0] + "?…"
-    authority, slash, path = rest.partition("/")
-    host, colon, port = authority.rpartition(":")
-    if colon and port and not port.isdigit() and not ("[" in host and "]" not in host):
-        authority = f"{host}:…"  # a "port" that is not a number may be a password
-    return f"{scheme}{sep}{authority}{slash}{path}"
 
 
 def settings_from_mapping(data: Any, file: str) -> RelaySettings:
@@ -285,7 +234,7 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
         value = err.get("input")
         if kind not in ("extra_forbidden", "missing") and isinstance(value, str | int | float):
             if err["loc"][-1:] == ("store",) and isinstance(value, str):
-                value = _without_secrets(value)  # a Redis URL's password never echoed
+                value = redact_url(value, url=True)  # a Redis URL's password never echoed
             msg += f" (got {value!r})"
         raise RelayConfigError(file, _key_path(err["loc"]) or "(top level)", msg) from None
     r = parsed.relay
@@ -296,8 +245,9 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
         raise RelayConfigError(file, "kiosk.timezone", str(exc)) from None
     secrets: tuple[bytes, ...] = ()
     if r.webhook_secret_file is not None:
-        lines = _read_private(file, "relay.webhook_secret_file",
-                              r.webhook_secret_file.expanduser(), "webhook secret")
+        lines = read_private_lines(file, "relay.webhook_secret_file",
+                                   r.webhook_secret_file.expanduser(), "webhook secret",
+                                   error=RelayConfigError)
         if len(lines) > 2:
             raise RelayConfigError(file, "relay.webhook_secret_file",
                                    f"one or two secrets, one a line (found {len(lines)})")
@@ -308,7 +258,8 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
     displays: dict[str, str] = {}
     for i, d in enumerate(r.displays):
         key = f"relay.displays[{i}].token_file"
-        for token in _read_private(file, key, d.token_file.expanduser(), "display token"):
+        for token in read_private_lines(file, key, d.token_file.expanduser(), "display token",
+                                        error=RelayConfigError):
             if len(token) < 16:
                 raise RelayConfigError(file, key, "tokens of at least 16 characters")
             if displays.get(token, d.branch) != d.branch:
@@ -317,8 +268,9 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
             displays[token] = d.branch
     metrics_tokens: tuple[bytes, ...] = ()
     if r.metrics_token_file is not None:
-        lines = _read_private(file, "relay.metrics_token_file",
-                              r.metrics_token_file.expanduser(), "metrics token")
+        lines = read_private_lines(file, "relay.metrics_token_file",
+                                   r.metrics_token_file.expanduser(), "metrics token",
+                                   error=RelayConfigError)
         if len(lines) > 2 or any(len(t) < 16 for t in lines):
             raise RelayConfigError(file, "relay.metrics_token_file",
                                    "one or two tokens of at least 16 characters, one a line")

@@ -37,9 +37,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kiosk.i18n import LANGUAGES
+
 EVENT = "qms.ticket.assigned"
 SIGNATURE_HEADER = "x-kiosk-signature"
-LANGS = ("es", "en", "pt")
 _BRANCH_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
@@ -76,7 +77,7 @@ class Webhook(_M):
         """The customer's language from ``integrationData.lang``, if it is one we speak."""
         data = self.integrationData
         lang = data.get("lang") if isinstance(data, dict) else None
-        return lang if isinstance(lang, str) and lang in LANGS else None
+        return lang if isinstance(lang, str) and lang in LANGUAGES else None
 
 
 SCHEMA: dict[str, Any] = {

@@ -27,7 +27,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from kiosk.relay.store import Call, Event, Publish, StoreError
+from kiosk.errors import StoreError
+from kiosk.relay.store import Call, Event, Publish
 
 log = logging.getLogger(__name__)
 

@@ -27,16 +27,14 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from kiosk.errors import StoreError
+
 log = logging.getLogger(__name__)
 
 CHECKPOINT_S = 2.0
 """How often the WAL is checkpointed (``sqlite_sync: normal``)."""
 KEEP_DAYS = 14
 """Calls older than this many days are deleted at start-up."""
-
-
-class StoreError(Exception):
-    """The store could not keep a call (answered 5xx so the provider retries)."""
 
 
 @dataclass(frozen=True)

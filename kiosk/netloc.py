@@ -1,0 +1,32 @@
+"""Where a host or URL points: this machine (loopback) or elsewhere.
+
+Standard library only: the config, the call feed and the relay check with it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine: 127.0.0.0/8, ::1 (also as
+    ``::ffff:127.0.0.1`` on a dual-stack socket) or ``localhost``; not ``localhost.``,
+    a name for DNS rather than /etc/hosts."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url``'s host is this machine (see :func:`is_loopback`)."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    return is_loopback(host)
