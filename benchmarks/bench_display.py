@@ -38,10 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
+from kiosk.calls.feed import CallFeed  # noqa: E402
 from kiosk.config import config_from_mapping  # noqa: E402
+from kiosk.core.server import serve_display_in_process  # noqa: E402
 from kiosk.relay import RelayServer, RelaySettings  # noqa: E402
-from kiosk.service.callfeed import CallFeed  # noqa: E402
-from kiosk.service.display import serve_display_in_process  # noqa: E402
 
 BRANCH = "652720d479497a1b62df288b"
 SECRET = b"bench-secret-0123456789abcdef0123"

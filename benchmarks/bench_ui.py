@@ -84,10 +84,10 @@ BARE_NO_MSAA = BARE.format(extra='Config.set("graphics", "multisamples", "0")')
 KIOSK = COMMON + """
 sys.path.insert(0, {root!r})
 # what `kiosk --config FILE run` does: its core process starts first, then the UI loads
-from kiosk.service.spawn import start_core
+from kiosk.link.spawn import start_core
 started = start_core(["--config", {config!r}])
 import asyncio
-from kiosk.service.link import CoreProcess
+from kiosk.link.client import CoreProcess
 from kiosk.ui.run import run_ui
 
 async def main():

@@ -73,10 +73,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from kiosk.link.client import CoreProcess, CoreUnavailable, RemoteCore
+from kiosk.link.spawn import start_core
 from kiosk.mock import mock_process
 from kiosk.mock.scenario import Scenario
-from kiosk.service.link import CoreProcess, CoreUnavailable, RemoteCore
-from kiosk.service.spawn import start_core
 from kiosk.store.journal import JOURNAL_FILE
 
 BRANCH = "652720d479497a1b62df288b"

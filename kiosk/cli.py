@@ -26,7 +26,7 @@ never recover it or reserve numbers ahead (only the core, its owner, does:
 :mod:`kiosk.store.journal`).
 
 ``run`` and ``demo`` start the kiosk's core in a process of its own (``kiosk core``,
-:mod:`kiosk.service.core`) and show the UI beside it: see :mod:`kiosk.service.link`.
+:mod:`kiosk.core.main`) and show the UI beside it: see :mod:`kiosk.link.client`.
 
 Exit statuses are :class:`ExitStatus`, mapped from outcomes in one place; no outcome ever
 ends in a traceback.
@@ -43,19 +43,17 @@ from collections.abc import Awaitable, Callable
 from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
-from zoneinfo import ZoneInfo
 
 from kiosk import __version__
 from kiosk.errors import ApiError, ConfigError, KioskError, PrinterError
 from kiosk.i18n import LANGUAGES, format_wait
 from kiosk.logs import setup_logging
-from kiosk.service.outcomes import Outcome
+from kiosk.view.outcomes import Outcome
 
 if TYPE_CHECKING:  # loaded by the commands that use them: `kiosk run` must start light
     from kiosk.api import QmsClient
     from kiosk.config import Config
-    from kiosk.service.runtime import Runtime
-    from kiosk.store import Journal
+    from kiosk.core.runtime import Runtime
 
 log = logging.getLogger("kiosk")
 
@@ -186,7 +184,7 @@ async def _with_runtime(args: argparse.Namespace,
                         body: Callable[[Runtime], Awaitable[int]]) -> int:
     """A one-shot runtime: its journal opened to write, never to own (see module doc)."""
     from kiosk.config import load_api_key
-    from kiosk.service.runtime import open_runtime
+    from kiosk.core.runtime import open_runtime
     config, file = _load(args)
     rt = open_runtime(config, load_api_key(config, file), check_printer=True, access="write")
     try:
@@ -200,7 +198,7 @@ async def _with_runtime(args: argparse.Namespace,
 
 async def cmd_queues(args: argparse.Namespace, out: TextIO) -> int:
     from kiosk.config import load_api_key
-    from kiosk.service.queues import queue_views
+    from kiosk.tickets.queues import queue_views
     config, file = _load(args)  # the API only: the journal is not opened
     api = open_monitor_api(config, load_api_key(config, file))
     try:
@@ -227,7 +225,7 @@ async def cmd_queues(args: argparse.Namespace, out: TextIO) -> int:
 
 def open_monitor_api(config: Config, key: Any) -> QmsClient:
     """The API client as the kiosk makes it (no journal, no printer)."""
-    from kiosk.service.queues import open_monitor
+    from kiosk.tickets.queues import open_monitor
     return open_monitor(config, key).api
 
 
@@ -252,10 +250,11 @@ async def cmd_ticket(args: argparse.Namespace, out: TextIO) -> int:
         # Learn names, prefixes and waits first; a failure here still lets us try.
         await rt.monitor.poll_once()
         if given is not None:
-            from kiosk.service.cli_forms import FormNotSent, issue_with_form
+            from kiosk.tickets.cli_forms import FormNotSent, issue_with_form
             try:
-                result = await issue_with_form(rt, args.queue_id, given, lang,
-                                               print_ticket=not args.no_print)
+                assert rt.forms is not None
+                result = await issue_with_form(rt.service, rt.forms, args.queue_id, given,
+                                               lang, print_ticket=not args.no_print)
             except FormNotSent as exc:
                 what = "refused by the API" if exc.sent else "not sent"
                 for problem in exc.lines:
@@ -279,14 +278,15 @@ async def cmd_ticket(args: argparse.Namespace, out: TextIO) -> int:
 
 async def cmd_form(args: argparse.Namespace, out: TextIO) -> int:
     async def body(rt: Runtime) -> int:
-        from kiosk.service.cli_forms import show_form
-        return await show_form(rt, args.queue_id, args.lang or rt.config.kiosk.language,
+        from kiosk.tickets.cli_forms import show_form
+        assert rt.forms is not None
+        return await show_form(rt.forms, args.queue_id, args.lang or rt.config.kiosk.language,
                                as_json=args.json, out=out)
     return await _with_runtime(args, body)
 
 
 async def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
-    import asyncio
+    from kiosk.core.diagnostics import check
     failed = False
 
     def line(ok: bool, what: str, detail: str) -> None:
@@ -294,149 +294,20 @@ async def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         failed |= not ok
         print(f"{'ok  ' if ok else 'FAIL'} {what:<10} {detail}", file=out)
 
-    from kiosk.config import load_api_key
-    from kiosk.printing import TicketPrinter
-    from kiosk.service.queues import queue_views
     try:
         config, file = _load(args)
-        key = None if config.kiosk.mode == "display" else load_api_key(config, file)
     except ConfigError as exc:
         line(False, "config", str(exc))
         return ExitStatus.USAGE
-    line(True, "config", f"{file} (kiosk {config.kiosk.id}, {config.kiosk.mode} mode)")
-    if key is None:  # a calling screen: the relay and its token are all it needs
-        from kiosk.service.display import check_calls
-        await check_calls(config, file, line)
-        return ExitStatus.FAILED if failed else ExitStatus.OK
-    api = open_monitor_api(config, key)  # the journal only read: safe on a running kiosk
-    printer = TicketPrinter(config.printer, config.ticket, timezone=config.kiosk.timezone)
-    try:
-        try:
-            branches = await api.list_branches()
-            line(True, "api", f"{config.api.base_url} answers and accepts the key")
-            found = [b for b in branches if b.matches(config.branch)]
-            line(bool(found), "branch", f"{found[0].label or found[0].id}" if found
-                 else f"{config.branch} is not among the key's {len(branches)} branches")
-        except ApiError as exc:
-            line(False, "api", f"{config.api.base_url}: {exc}")
-        try:
-            queues = await api.list_queues(config.branch)
-            ids = {q.id for q in queues}
-            missing = [q.id for q in config.queues if q.id not in ids]
-            views = queue_views(config, queues, config.kiosk.language)
-            detail = ", ".join(f"{v.name} ({v.users})" for v in views)
-            if missing:
-                detail += (f"; not found: {', '.join(missing)} "
-                           "(use provider ids, not integrationIds)")
-            line(not missing and bool(views), "queues", detail or "none")
-        except ApiError as exc:
-            line(False, "queues", str(exc))
-        from kiosk.service.status import read as read_status
-        running, age = read_status(config.kiosk.data_dir)
-        if running is not None and age is not None:
-            line(age < 60, "running", f"kiosk pid {running.get('pid')}: status written "
-                 f"{age:.0f} s ago; API ok: {running['api']['ok']}; printer: "
-                 f"{running['printer']['state']}")
-            for what, problem in (running.get("faults") or {}).items():
-                line(False, what, f"the running kiosk says: {problem}")
-        for ok, what, detail in await asyncio.to_thread(_check_journal, config, api):
-            line(ok, what, detail)
-        if config.calls is not None:  # the relay's calls, and today's ticket-to-call time
-            from kiosk.service.display import check_calls
-            await check_calls(config, file, line, journal=_read_journal(config))
-        try:
-            printer.ready()
-        except ConfigError as exc:
-            line(False, "printer", str(exc))
-            return ExitStatus.FAILED
-        status = await asyncio.wrap_future(printer.submit_status())
-        line(status.can_print, "printer",
-             f"{config.printer.type} ({config.printer.paper_mm} mm, {config.printer.codepage}): "
-             f"{status}")
-    finally:
-        await api.aclose()
-        printer.close()
+    if not await check(config, file, line):
+        return ExitStatus.USAGE
     return ExitStatus.FAILED if failed else ExitStatus.OK
 
 
-def _check_journal(config: Config, api: QmsClient) -> list[tuple[bool, str, str]]:
-    """``kiosk check``'s journal and clock lines, the journal opened read-only."""
-    from kiosk.errors import StoreError
-    from kiosk.service.clock import TicketClock
-    from kiosk.store import Journal
-    from kiosk.store.journal import JOURNAL_FILE
-    clock = TicketClock(server_date=lambda: api.server_date)
-    lines: list[tuple[bool, str, str]] = []
-    latest: str | None = None
-    path = config.kiosk.data_dir / JOURNAL_FILE
-    try:
-        journal = Journal(config.kiosk.data_dir, kiosk_id=config.kiosk.id,
-                          timezone=config.kiosk.timezone, clock=clock, access="read")
-    except StoreError as exc:
-        if path.exists():
-            lines.append((False, "journal", str(exc)))
-        else:
-            problem = _unwritable(config.kiosk.data_dir)
-            lines.append((not problem, "journal", problem or str(exc)))
-    else:
-        try:
-            problem = journal.integrity()
-            counts = journal.counts()
-            latest = journal.latest_day()
-            unknown = counts.get("unknown", 0) + counts.get("uncertain", 0)
-            if problem != "ok":
-                lines.append((False, "journal", f"{path} is damaged: {problem}"))
-            else:
-                lines.append((unknown == 0, "journal", f"{path}: today {counts}" + (
-                    f"; {unknown} ticket(s) need a staff check (kiosk tickets)"
-                    if unknown else "")))
-        except StoreError as exc:
-            lines.append((False, "journal", str(exc)))
-        finally:
-            journal.close()
-    now = clock().astimezone(ZoneInfo(config.kiosk.timezone))
-    note = clock.note()
-    if latest is not None and now.date().isoformat() < latest:
-        lines.append((False, "clock", f"it is {now:%Y-%m-%d %H:%M} here but the journal has "
-                      f"tickets of {latest}: the kiosk issues nothing until the clock is "
-                      "right"))
-    elif note:
-        lines.append((False, "clock", note))
-    else:
-        seen = "agrees with the API's" if api.server_date else "(the API's not seen)"
-        lines.append((True, "clock", f"{now:%Y-%m-%d %H:%M %Z} {seen}"))
-    return lines
-
-
-def _read_journal(config: Config) -> Journal | None:
-    """The journal opened read-only (None if there is none, or it cannot be read: the
-    journal line says why)."""
-    from kiosk.errors import StoreError
-    from kiosk.store import Journal
-    try:
-        return Journal(config.kiosk.data_dir, kiosk_id=config.kiosk.id,
-                       timezone=config.kiosk.timezone, access="read")
-    except StoreError:
-        return None
-
-
-def _unwritable(folder: Path) -> str:
-    """Why the core could not make its journal in ``folder`` ("" if it could)."""
-    import os
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"the data folder {folder} cannot be created: {existing} is not a folder"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"the data folder {folder} cannot be written ({existing})"
-    return ""
-
-
 async def cmd_tickets(args: argparse.Namespace, out: TextIO) -> int:
-    from kiosk.service.ledger import record, table
     from kiosk.store import Journal
     from kiosk.store.journal import JOURNAL_FILE
+    from kiosk.tickets.ledger import record, table
     config, _ = _load(args)
     if not (config.kiosk.data_dir / JOURNAL_FILE).exists():
         records: list[dict[str, Any]] = []
@@ -560,7 +431,7 @@ async def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         print(line, file=out, flush=True)
 
     if args.headless:
-        from kiosk.service.demo import run_headless
+        from kiosk.demo.headless import run_headless
         await run_headless(echo, data_dir=args.data_dir)
         return ExitStatus.OK
     return await _run_ui(args, mode=args.mode, window=True, echo=echo)
@@ -574,7 +445,7 @@ async def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 async def _run_ui(args: argparse.Namespace, *, mode: str | None, window: bool | None,
                   echo: Callable[[str], None] | None = None) -> int:
     """The UI here; the core in the process main() started (``args.core``)."""
-    from kiosk.service.link import CoreProcess
+    from kiosk.link.client import CoreProcess
     from kiosk.ui.run import first_frame_then_stop, run_ui
     status = await run_ui(CoreProcess(*args.core), mode=mode,
                           fullscreen=False if window else None, echo=echo,
@@ -587,7 +458,7 @@ async def _run_ui(args: argparse.Namespace, *, mode: str | None, window: bool | 
 def cmd_hash_pin(out: TextIO) -> int:
     import getpass
 
-    from kiosk.service.admin import hash_pin
+    from kiosk.tickets.staff import hash_pin
     pin = getpass.getpass("admin PIN (6-12 digits): ") if sys.stdin.isatty() \
         else sys.stdin.readline().strip()
     try:
@@ -601,11 +472,37 @@ def cmd_hash_pin(out: TextIO) -> int:
 # --------------------------------------------------------------------------- main
 
 
+EXTRAS: dict[str, tuple[str, ...]] = {"relay": ("relay",), "webhook-template": ("relay",),
+                                      "mock-api": ("mock",), "demo": ("relay", "mock")}
+"""The extras (``pip install 'kiosk[relay]'``) a command needs beyond a lobby kiosk's."""
+EXTRA_MODULES: dict[str, tuple[str, ...]] = {
+    "relay": ("starlette", "uvicorn", "redis", "prometheus_client", "jwt"),
+    "mock": ("starlette", "uvicorn", "pybars")}
+
+
+def missing_extras(command: str) -> list[str]:
+    """The extras ``command`` needs that are not installed here (found, not imported:
+    the demo's UI process never loads the relay's libraries)."""
+    import importlib.util
+
+    def found(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            return False
+    return [extra for extra in EXTRAS.get(command, ())
+            if not all(found(m) for m in EXTRA_MODULES[extra])]
+
+
 def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     """Run ``kiosk``; returns the exit status."""
     stdout = out or sys.stdout
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
+    if missing := missing_extras(args.command):
+        print(f"kiosk: `kiosk {args.command}` needs what a lobby kiosk does not install: "
+              f"pip install 'kiosk[{','.join(missing)}]'", file=sys.stderr)
+        return ExitStatus.USAGE
     if args.command == "demo" and not args.headless and not args.smoke \
             and not _has_display():
         print("kiosk: no display here (DISPLAY is not set): playing the headless demo "
@@ -613,13 +510,13 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         args.headless = True
     if args.command == "run" or (args.command == "demo" and not args.headless):
         # The core process starts first thing, before this one loads asyncio and Kivy:
-        # both start-ups then run side by side (see kiosk.service.link).
-        from kiosk.service.spawn import start_core
+        # both start-ups then run side by side (see kiosk.link.client).
+        from kiosk.link.spawn import start_core
         core = ["-v"] * args.verbose + (["--config", args.config] if args.config else [])
-        if args.command == "demo":
-            core += ["--demo", "--demo-mode", args.mode] + (
+        if args.command == "demo":  # the demo's core: the mock API and a relay beside it
+            core = ["-v"] * args.verbose + ["--mode", args.mode] + (
                 ["--data-dir", str(args.data_dir)] if args.data_dir else [])
-        args.core = start_core(core)
+        args.core = start_core(core, entry="demo-core" if args.command == "demo" else "core")
     import asyncio
     try:
         if args.command == "mock-api":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import string
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,7 +36,9 @@ from pydantic import (
 
 from kiosk.colours import contrast
 from kiosk.errors import ConfigError
+from kiosk.netloc import is_loopback_url
 from kiosk.redaction import redact_url
+from kiosk.secretfile import read_private
 
 DEFAULT_CONFIG_PATH = Path("/etc/kiosk/kiosk.yaml")
 CONFIG_ENV = "KIOSK_CONFIG"
@@ -101,22 +102,6 @@ def base_url(v: str, credential: str) -> str:
         raise ValueError(f"an https:// URL (http:// only for a loopback host such as "
                          f"127.0.0.1 or localhost: {credential} would travel in clear)")
     return v.rstrip("/")
-
-
-def is_loopback_url(url: str) -> bool:
-    """Whether ``url``'s host is this machine: 127.0.0.0/8, ::1 or localhost."""
-    import ipaddress
-    from urllib.parse import urlsplit
-    try:
-        host = urlsplit(url).hostname or ""
-    except ValueError:
-        return False
-    if host.lower() == "localhost":  # not "localhost.": a name for DNS, not /etc/hosts
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class KioskSection(_Model):
@@ -533,26 +518,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 def read_secret_file(config_file: str, key: str, path: Path, what: str) -> SecretStr:
     """The secret in ``path`` (named by config key ``key``), which must be private."""
-    try:
-        st = path.stat()
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(config_file, key,
-                              f"{path} readable by its owner only (run: chmod 600 {path})")
-        secret = path.read_text(encoding="utf-8").strip()
-    except ConfigError:
-        raise
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(config_file, key,
-                          f"a readable {what} file at {path} ({exc.__class__.__name__})"
-                          ) from None
-    if not secret:
-        raise ConfigError(config_file, key, f"{_article(what)} {what} inside {path} "
-                          "(it is empty)")
-    return SecretStr(secret)
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"
+    return SecretStr(read_private(config_file, key, path, what))
 
 
 def load_display_token(config: Config, config_file: str) -> SecretStr:
@@ -589,19 +555,7 @@ def load_api_key(config: Config, config_file: str,
     if kf is None:
         raise ConfigError(config_file, "api.key_file",
                           f"a key file, or the environment variable {API_KEY_ENV}")
-    try:
-        st = kf.stat()
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(config_file, "api.key_file",
-                              f"{kf} readable by its owner only (run: chmod 600 {kf})")
-        key = kf.read_text(encoding="utf-8").strip()
-    except ConfigError:
-        raise
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(config_file, "api.key_file",
-                          f"a readable key file at {kf} ({exc.__class__.__name__})") from None
-    if not key:
-        raise ConfigError(config_file, "api.key_file", f"an API key inside {kf} (it is empty)")
+    key = read_private(config_file, "api.key_file", kf, "key")
     protect(key)
     problem = token_problem(key)
     if problem:

@@ -16,7 +16,7 @@ retry policy, so that each one waits for what it must and no longer.
     stop         = stop wait + UI_EXIT_S       systemd's TimeoutStopSec must be >= this
 
 This module stays light (standard library only): the UI process reads it too, with the
-numbers the core sends in its hello (:class:`kiosk.service.wire.UiSettings`).
+numbers the core sends in its hello (:class:`kiosk.link.codec.UiSettings`).
 """
 
 from __future__ import annotations

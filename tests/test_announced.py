@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from kiosk.calls.feed import Backoff, CallFeed
 from kiosk.config import Config, load_config, load_display_token
-from kiosk.service.callfeed import Backoff, CallFeed
-from kiosk.service.display import serve_display_in_process
+from kiosk.core.server import serve_display_in_process
 
 from .sse_stub import SseStub
 from .test_callfeed import until as feed_until

@@ -8,8 +8,8 @@ import wave
 from pathlib import Path
 from typing import Any
 
-from kiosk.service.calling import Call
 from kiosk.ui.announcer import Announcer
+from kiosk.view.calling import Call
 
 
 class _Sound:

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import SecretStr
 
-from kiosk.service.callfeed import Backoff, CallFeed, sse_events
-from kiosk.service.calling import (
+from kiosk.calls.feed import Backoff, CallFeed, sse_events
+from kiosk.view.calling import (
     Call,
     call_from_json,
     call_to_json,
@@ -216,7 +216,7 @@ def test_speech_in_the_tickets_language() -> None:
 
 
 def test_only_todays_calls_are_shown() -> None:
-    from kiosk.service.calling import todays
+    from kiosk.view.calling import todays
     now = datetime.now(UTC)
     calls = [parse_call(str(i), json.dumps({"ticketId": f"A-{i:03d}", "poc": {"label": "C"},
                                             "at": (now - timedelta(days=i)).isoformat()}))

@@ -19,12 +19,13 @@ import pytest
 import yaml
 
 from kiosk.config import Config
+from kiosk.core import admin
+from kiosk.core.runtime import open_runtime
 from kiosk.errors import ClockBehind
 from kiosk.mock import MockServer, MockState, create_app, mock_process
-from kiosk.service.clock import TicketClock
-from kiosk.service.outcomes import Outcome
-from kiosk.service.runtime import open_runtime
 from kiosk.store import Journal
+from kiosk.tickets.clock import TicketClock
+from kiosk.view.outcomes import Outcome
 
 from .conftest import ATENCION, FAST_RETRY, KEY, REPO, WallClock
 
@@ -77,7 +78,7 @@ async def test_a_clock_behind_the_journal_stops_issuing_and_says_so(
         assert r.outcome is Outcome.UNAVAILABLE and r.ticket_id == ""
         assert len(state.tickets) == 1  # nothing sent
         assert "journal already has tickets" in rt.faults()["clock"]
-        assert "CLOCK FAULT" in rt.admin_summary(rt.printer.last_status)
+        assert "CLOCK FAULT" in admin.summary(rt, rt.printer.last_status)
         utc_clock.advance(days=1)  # the clock is right again
         r = await rt.service.issue(ATENCION, language="es")
         assert r.outcome is Outcome.ISSUED and r.ticket_id not in ("A-001", "")
@@ -107,7 +108,7 @@ async def test_a_board_booted_on_yesterdays_time_numbers_on_the_apis_day(
     try:
         await rt.monitor.poll_once()  # the API's Date arrives
         assert "behind the API's" in rt.faults()["clock"]
-        assert "CLOCK FAULT" in rt.admin_summary(rt.printer.last_status)
+        assert "CLOCK FAULT" in admin.summary(rt, rt.printer.last_status)
         booted = [await rt.service.issue(ATENCION, language="es") for _ in range(2)]
         await rt.service.settle()
         behind[0] = timedelta(0)  # NTP answers

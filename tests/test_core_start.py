@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from kiosk.api import QmsClient
-from kiosk.service import core, link, queues
+from kiosk.core import main as core
+from kiosk.core import server
 from kiosk.store import journal as journal_module
+from kiosk.tickets import queues
 
 from .conftest import KEY, make_config
 
@@ -52,7 +54,7 @@ async def test_the_journal_is_checked_off_the_event_loop(
 
     monkeypatch.setattr(journal_module.Journal, "__init__", spy)
     monkeypatch.setattr(queues, "open_monitor", lambda *a, **kw: Monitor())
-    monkeypatch.setattr(link, "CoreServer", Server)
+    monkeypatch.setattr(server, "KioskServer", Server)
     await core._serve(None, config, KEY, "kiosk.yaml")  # type: ignore[arg-type]
     assert opened_on and loop_thread not in opened_on
     assert served and served[0].journal.owner is False  # closed again by rt.aclose()

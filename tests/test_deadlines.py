@@ -21,14 +21,17 @@ import pytest
 from kiosk.api import QmsClient
 from kiosk.api.client import MAX_BODY_BYTES, api_budget
 from kiosk.config import Config
+from kiosk.core.runtime import Runtime, open_runtime
+from kiosk.core.server import serve_in_process
+from kiosk.core.settings import deadlines_of, ui_settings
 from kiosk.deadlines import DEFAULT, Deadlines
 from kiosk.errors import AcceptedUnreadable, ApiError, ConnectFailed, MalformedResponse
+from kiosk.link import client as link_module
+from kiosk.link.client import CoreTimeout, RemoteCore
+from kiosk.link.codec import encode
+from kiosk.link.protocol import UiSettings
+from kiosk.link.watchdog import Watchdog
 from kiosk.mock import MockServer, MockState, ScriptedFault, default_scenario_path, load_scenario
-from kiosk.service import link as link_module
-from kiosk.service.link import CoreTimeout, RemoteCore, serve_in_process
-from kiosk.service.runtime import Runtime, open_runtime
-from kiosk.service.watchdog import Watchdog
-from kiosk.service.wire import UiSettings, deadlines_of, encode
 
 from .conftest import ATENCION, BRANCH, FAST_RETRY, KEY, REPO
 
@@ -195,7 +198,7 @@ def test_every_stop_limit_derives_from_the_api_timeout_in_one_place(
     slower = Deadlines(timeout_s=10)
     assert slower.stop_s > d.stop_s and slower.ui_tap_s > d.ui_tap_s
     config = config_factory(api={"base_url": "http://127.0.0.1:9", "timeout_s": 3})
-    settings = UiSettings.of(config)
+    settings = ui_settings(config)
     assert settings.tap_deadline_s == deadlines_of(config).ui_tap_s < d.ui_tap_s
     assert settings.stop_wait_s == deadlines_of(config).stop_wait_s
 
@@ -221,7 +224,7 @@ async def _silent_core(settings: UiSettings) -> tuple[RemoteCore, socket.socket]
 
 async def test_the_ui_s_request_to_a_silent_core_ends_at_its_deadline(
         config_factory: Callable[..., Config]) -> None:
-    settings = replace(UiSettings.of(config_factory()), tap_deadline_s=0.5)
+    settings = replace(ui_settings(config_factory()), tap_deadline_s=0.5)
     remote, core_end = await _silent_core(settings)
     try:
         result, took = await _timed(remote.issue(ATENCION, language="es"), 30)
@@ -289,7 +292,7 @@ async def test_a_core_that_is_alive_but_stuck_starves_the_watchdog(
         tmp_path: Path, config_factory: Callable[..., Config]) -> None:
     systemd = _Systemd(tmp_path)
     env = {"NOTIFY_SOCKET": systemd.path, "WATCHDOG_USEC": "1000000"}
-    remote, core_end = await _silent_core(UiSettings.of(config_factory()))
+    remote, core_end = await _silent_core(ui_settings(config_factory()))
     watchdog = Watchdog(env, check=remote.ping)
     try:
         watchdog.start()

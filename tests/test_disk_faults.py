@@ -16,9 +16,10 @@ import httpx
 import pytest
 
 from kiosk.config import Config
+from kiosk.core import admin
+from kiosk.core.runtime import Runtime, open_runtime
 from kiosk.mock import MockState, create_app
-from kiosk.service.outcomes import Outcome
-from kiosk.service.runtime import Runtime, open_runtime
+from kiosk.view.outcomes import Outcome
 
 from .conftest import ATENCION, CUENTAS, FAST_RETRY, KEY
 
@@ -92,7 +93,7 @@ async def test_a_busy_journal_after_a_201_still_gives_the_number(
     assert "A-001" in caplog.text and "locked" in caplog.text
     fault = rt.faults()["journal"]
     assert "A-001" in fault and "locked" in fault
-    assert "JOURNAL FAULT" in rt.admin_summary(rt.printer.last_status)
+    assert "JOURNAL FAULT" in admin.summary(rt, rt.printer.last_status)
     assert rt.journal.find("A-001").outcome == "pending"  # type: ignore[union-attr]
 
     other.execute("ROLLBACK")  # the other writer is done

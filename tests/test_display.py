@@ -20,10 +20,11 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from kiosk.calls.feed import Backoff, CallFeed
 from kiosk.config import config_from_mapping
-from kiosk.service.callfeed import Backoff, CallFeed
-from kiosk.service.display import open_call_feed, serve_display_in_process
-from kiosk.service.speech import synthesize
+from kiosk.core import admin
+from kiosk.core.server import serve_display_in_process
+from kiosk.view.speech import synthesize
 
 from . import ui_driver as d
 from .conftest import REPO
@@ -191,10 +192,11 @@ async def test_the_kiosk_strip_and_journal_record_its_tickets_calls(tmp_path: Pa
     webhook reaches the relay, the kiosk's core reads the call off the relay's stream
     (all real HTTP over loopback); the home's "now calling" strip shows it and the
     journal records when and where this kiosk's ticket was called (kiosk window)."""
-    from kiosk.service.demo import BRANCH as DEMO_BRANCH
-    from kiosk.service.demo import demo_runtime
-    from kiosk.service.demo_calls import demo_relay
-    from kiosk.service.link import CoreServer, RemoteCore
+    from kiosk.core.server import KioskServer
+    from kiosk.demo.calls import demo_relay
+    from kiosk.demo.headless import BRANCH as DEMO_BRANCH
+    from kiosk.demo.headless import demo_runtime
+    from kiosk.link.client import RemoteCore
     from kiosk.ui.run import run_ui
 
     from .relay_helpers import call_body, post, sign
@@ -204,8 +206,8 @@ async def test_the_kiosk_strip_and_journal_record_its_tickets_calls(tmp_path: Pa
         secret = relay.secret_file.read_text().strip().encode()
         async with demo_runtime(tmp_path, relay=relay) as (rt, _mock):
             ui_end, core_end = socket.socketpair()
-            server = await CoreServer.connect(core_end)
-            feed = open_call_feed(server, rt, relay.token, backoff=FAST)
+            server = await KioskServer.connect(core_end)
+            feed = server.open_call_feed(rt, relay.token, backoff=FAST)
             served = asyncio.ensure_future(server.serve(rt))
             core = await RemoteCore.connect(ui_end)
 
@@ -239,10 +241,10 @@ async def test_the_kiosk_strip_and_journal_record_its_tickets_calls(tmp_path: Pa
                     await screenshot("kiosk-es-home-now-calling")
                     assert rt.journal.calls_of("Z-900") == []
                     assert len(rt.journal.call_waits()) == 1
-                    from kiosk.service.status import snapshot
+                    from kiosk.core.status import snapshot
                     assert snapshot(rt)["calls"] == {"connected": True, "error": None,
                                                      "on_screen": 2}
-                    summary = rt.admin_summary(rt.printer.last_status)
+                    summary = admin.summary(rt, rt.printer.last_status)
                     assert "Calls today: 1 called, median" in summary
                     assert relay.token.get_secret_value() not in summary
                 except BaseException as exc:

@@ -129,8 +129,8 @@ async def test_the_core_process_of_a_display_sends_calls_and_no_secret(tmp_path:
     relay's calls reach the UI over the link, the token never does."""
     import asyncio
 
-    from kiosk.service.link import RemoteCore
-    from kiosk.service.spawn import start_core
+    from kiosk.link.client import RemoteCore
+    from kiosk.link.spawn import start_core
 
     from .sse_stub import SseStub
     token = tmp_path / "token"
@@ -164,10 +164,10 @@ async def test_the_core_process_of_a_display_sends_calls_and_no_secret(tmp_path:
 
 
 async def test_a_displays_staff_screen_needs_the_pin_and_shows_no_token(tmp_path: Path) -> None:
-    from kiosk.service.admin import hash_pin
-    from kiosk.service.callfeed import Backoff, CallFeed
-    from kiosk.service.display import serve_display_in_process
-    from kiosk.service.link import CoreUnavailable
+    from kiosk.calls.feed import Backoff, CallFeed
+    from kiosk.core.server import serve_display_in_process
+    from kiosk.link.client import CoreUnavailable
+    from kiosk.tickets.staff import hash_pin
 
     from .sse_stub import SseStub
     token = tmp_path / "token"

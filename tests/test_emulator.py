@@ -14,11 +14,11 @@ import zxingcpp
 from PIL import Image
 
 from kiosk.config import Config, PrinterConfig, TicketConfig
+from kiosk.core.runtime import open_runtime
 from kiosk.errors import PrinterNotReady, PrintFailed
 from kiosk.mock import MockState, create_app
 from kiosk.printing import State, TicketPrinter
-from kiosk.service.outcomes import Outcome
-from kiosk.service.runtime import open_runtime
+from kiosk.view.outcomes import Outcome
 
 from .conftest import ATENCION, FAST_RETRY, KEY
 from .emulator import Emulator
@@ -157,7 +157,7 @@ def rt_with_emulator(config_factory: Callable[..., Config], state: MockState,
 
 async def test_out_of_paper_the_customer_still_gets_a_ticket_and_staff_can_reprint(
         rt_with_emulator: object, emu: Emulator) -> None:
-    from kiosk.service.runtime import Runtime
+    from kiosk.core.runtime import Runtime
     rt = rt_with_emulator
     assert isinstance(rt, Runtime)
     try:

@@ -15,10 +15,12 @@ import pytest
 import yaml
 
 from kiosk.api import QmsClient
+from kiosk.core import admin
+from kiosk.core.runtime import Runtime, open_runtime
 from kiosk.errors import BadRequest, Unprocessable
 from kiosk.mock import MockServer, MockState, ScriptedFault, create_app
-from kiosk.service.formflow import submit_and_issue
-from kiosk.service.forms import (
+from kiosk.tickets.formflow import submit_and_issue
+from kiosk.view.forms import (
     HONEYPOT,
     FieldDef,
     FormAnswer,
@@ -30,8 +32,7 @@ from kiosk.service.forms import (
     submission_values,
     values_by_id,
 )
-from kiosk.service.outcomes import IssueResult, Outcome
-from kiosk.service.runtime import Runtime, open_runtime
+from kiosk.view.outcomes import IssueResult, Outcome
 
 from .conftest import ATENCION, BRANCH, CUENTAS, FAST_RETRY, KEY, REPO, SEGUROS, make_config
 
@@ -276,7 +277,7 @@ async def test_submit_then_enqueue_with_the_submission(rt: Runtime, state: MockS
     for value in ("Ana Pérez", "ana.perez@example.com"):
         assert value not in caplog.text
         assert value.encode() not in stored and value.encode() not in paper
-    assert "Forms: 1 sent" in rt.admin_summary(await rt.printer_status())
+    assert "Forms: 1 sent" in admin.summary(rt, await admin.printer_status(rt))
 
 
 async def test_local_refusal_sends_nothing(rt: Runtime, state: MockState) -> None:
@@ -434,7 +435,9 @@ async def test_over_the_link_values_reach_videsk_only(rt: Runtime, state: MockSt
     with every logger at DEBUG; what the customer typed appears in no log line."""
     import asyncio
 
-    from kiosk.service.link import serve_in_process
+    from kiosk.core.server import serve_in_process
+
+    from .test_staff import raw
     caplog.set_level(logging.DEBUG)
     core, served = await serve_in_process(rt)
     try:
@@ -455,8 +458,8 @@ async def test_over_the_link_values_reach_videsk_only(rt: Runtime, state: MockSt
         assert isinstance(failed, IssueResult) and failed.outcome is Outcome.UNAVAILABLE
         # a request the core cannot read: answered with an error, its args unlogged
         with pytest.raises(Exception, match="values must be an object"):
-            await core._call("submit_form", {"queue_id": SEGUROS, "language": "es",
-                                             "values": ["Ana Pérez"]})
+            await raw(core, "submit_form", {"queue_id": SEGUROS, "language": "es",
+                                            "values": ["Ana Pérez"]})
         ok = await core.submit_form(SEGUROS, values, language="es")
         assert isinstance(ok, IssueResult) and ok.outcome is Outcome.ISSUED
         assert ok.printing is not None and (await ok.printing)[0]

@@ -16,16 +16,17 @@ import pytest
 from kiosk.api import QmsClient
 from kiosk.api.models import Queue
 from kiosk.config import Config
+from kiosk.core.runtime import open_runtime
+from kiosk.core.server import serve_in_process
 from kiosk.i18n import format_wait
+from kiosk.link.protocol import MAX_CARDS
 from kiosk.mock import MockServer, MockState, ScriptedFault, default_scenario_path, load_scenario
 from kiosk.mock.hostile import BIDI_NAME, HOSTILE_NAME, HUGE_NAME
 from kiosk.printing import TicketData
 from kiosk.printing.text import encode
-from kiosk.service.link import MAX_CARDS, serve_in_process
-from kiosk.service.outcomes import Outcome
-from kiosk.service.queues import QueueMonitor
-from kiosk.service.runtime import open_runtime
 from kiosk.textclean import NAME_MAX, clean_text
+from kiosk.tickets.queues import QueueMonitor
+from kiosk.view.outcomes import Outcome
 
 from .conftest import ATENCION, BRANCH, CUENTAS, FAST_RETRY, KEY
 from .test_printing import printer
@@ -203,7 +204,7 @@ async def test_the_link_stays_up_with_a_200kb_name_or_2000_queues(
 
 
 def test_form_labels_and_hints_from_the_api_are_cleaned_too() -> None:
-    from kiosk.service.forms import FieldDef
+    from kiosk.view.forms import FieldDef
     fd = FieldDef.from_api({"_id": "f1", "type": "text", "name": "n",
                             "label": {"es": HOSTILE_NAME}, "hint": BIDI_NAME + HUGE_NAME})
     assert fd.title("es") == "Cajapú V"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from kiosk.config import Config
+from kiosk.core.runtime import open_runtime
 from kiosk.mock import MockServer, MockState, default_scenario_path, load_scenario
 from kiosk.mock.hostile import HOSTILE_NAME
-from kiosk.service.outcomes import Outcome
-from kiosk.service.runtime import open_runtime
+from kiosk.view.outcomes import Outcome
 
 from .conftest import CUENTAS, FAST_RETRY, KEY
 from .emulator import Emulator

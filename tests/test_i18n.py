@@ -21,7 +21,7 @@ def used_messages() -> set[str]:
         text = path.read_text(encoding="utf-8")
         for m in CALL.finditer(text):
             found.add("".join(re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(1))))
-    from kiosk.service import messages
+    from kiosk.view import messages
     found |= set(messages._MESSAGES.values()) | {messages.NOT_PRINTED, messages.UNCERTAIN}
     from kiosk.i18n import MONTHS
     found |= set(MONTHS)

@@ -11,11 +11,11 @@ import httpx
 import pytest
 
 from kiosk.config import Config
+from kiosk.core.runtime import Runtime, open_runtime
 from kiosk.mock import MockServer, MockState, ScriptedFault, create_app
 from kiosk.printing import TicketPrinter
 from kiosk.printing.model import TicketData
-from kiosk.service.outcomes import Outcome
-from kiosk.service.runtime import Runtime, open_runtime
+from kiosk.view.outcomes import Outcome
 
 from .conftest import ATENCION, CREDITOS, CUENTAS, FAST_RETRY, KEY, SEGUROS, WallClock
 

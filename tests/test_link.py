@@ -1,4 +1,4 @@
-"""The link between the UI process and the core process (kiosk.service.link): the same
+"""The link between the UI process and the core process (kiosk.link.client): the same
 answers as the runtime itself, nothing secret on the wire, and a clean end either way."""
 
 from __future__ import annotations
@@ -13,19 +13,20 @@ from pathlib import Path
 
 import pytest
 
+from kiosk.core.server import serve_in_process
+from kiosk.core.settings import ui_settings
+from kiosk.demo.headless import demo_runtime
 from kiosk.errors import ConnectFailed, MalformedResponse, Unauthorized
-from kiosk.mock import ScriptedFault
-from kiosk.service.demo import demo_runtime
-from kiosk.service.link import CoreUnavailable, serve_in_process
-from kiosk.service.outcomes import IssueResult, Outcome, QueueSnapshot, QueueView
-from kiosk.service.presentation import out_of_service
-from kiosk.service.wire import (
-    UiSettings,
+from kiosk.link.client import CoreUnavailable
+from kiosk.link.codec import (
     result_from_json,
     result_to_json,
     snapshot_from_json,
     snapshot_to_json,
 )
+from kiosk.mock import ScriptedFault
+from kiosk.view.outcomes import IssueResult, Outcome, QueueSnapshot, QueueView
+from kiosk.view.presentation import out_of_service
 
 from .conftest import REPO
 
@@ -92,7 +93,7 @@ async def test_the_ui_gets_views_tickets_and_the_paper_and_nothing_secret(
             return line
         core._reader.readline = spy  # type: ignore[method-assign]
         settings = await core.ready()
-        assert settings == UiSettings.of(rt.config) and settings.admin
+        assert settings == ui_settings(rt.config) and settings.admin
         await asyncio.wait_for(core.polled(), 10)
         assert [v.id for v in core.views("en")] == [v.id for v in rt.service.views("en")]
         assert core.snapshot.error is None and core.snapshot.fetched_at is not None

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 
 from kiosk.api import QmsClient
 from kiosk.errors import ServerError, Unauthorized
 from kiosk.mock import MockState, ScriptedFault, create_app
-from kiosk.service.outcomes import QueueSnapshot
-from kiosk.service.queues import AUTH_BACKOFF_S, MAX_BACKOFF_S, QueueMonitor
+from kiosk.tickets.queues import AUTH_BACKOFF_S, MAX_BACKOFF_S, QueueMonitor
+from kiosk.view.outcomes import QueueSnapshot
 
 from .conftest import BRANCH, FakeClock
 
@@ -68,7 +69,7 @@ async def test_refused_key_polls_slowly(state: MockState) -> None:
 
 async def test_runs_in_background_and_notifies(api: QmsClient, state: MockState) -> None:
     m = QueueMonitor(api, BRANCH, period_s=1)
-    seen: list[QueueSnapshot] = []
+    seen: list[QueueSnapshot[Any]] = []
     m.subscribe(seen.append)
     m.start()
     await asyncio.sleep(0.05)
@@ -94,7 +95,7 @@ async def test_a_queue_missing_from_an_answer_keeps_its_data_and_its_own_age(
         api: QmsClient, state: MockState, clock: FakeClock) -> None:
     """A queue whose item the API answered unreadable keeps its last good data, with its
     own age (its card says how old), while the others are fresh; gone for 10 min: dropped."""
-    from kiosk.service.queues import KEEP_MISSING_S
+    from kiosk.tickets.queues import KEEP_MISSING_S
     m = QueueMonitor(api, BRANCH, period_s=5, clock=clock)
     first = {q.id: q for q in (await m.poll_once()).queues}
     clock.advance(40)

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kiosk.link.client import CoreProcess, RemoteCore
+from kiosk.link.spawn import start_core
 from kiosk.mock import MockServer, MockState
-from kiosk.service.link import CoreProcess, RemoteCore
-from kiosk.service.outcomes import Outcome
-from kiosk.service.spawn import start_core
 from kiosk.store import Journal
+from kiosk.view.outcomes import Outcome
 
 from .conftest import ATENCION, CUENTAS, KEY, REPO, make_config
 

@@ -20,10 +20,11 @@ import httpx
 import pytest
 
 from kiosk.config import Config
+from kiosk.core.reload import reload_from
+from kiosk.core.runtime import open_runtime
+from kiosk.core.status import StatusWriter, read
+from kiosk.link.watchdog import Watchdog, notify, watchdog_period
 from kiosk.mock import MockServer, MockState, create_app
-from kiosk.service.runtime import open_runtime
-from kiosk.service.status import StatusWriter, read
-from kiosk.service.watchdog import Watchdog, notify, watchdog_period
 
 from .conftest import FAST_RETRY, KEY, REPO
 
@@ -207,7 +208,7 @@ async def test_reload_with_a_bad_file_keeps_the_old_config(
     bad = tmp_path / "kiosk.yaml"
     bad.write_text("branch: x\nkiosk: {id: a, colour: red}\n")
     try:
-        message = await rt.reload_from(str(bad))
+        message = await reload_from(rt, str(bad))
         assert message.startswith("Not reloaded, old config kept")
         assert "kiosk.colour: unknown key" in caplog.text
         assert rt.config is cfg and rt.service.config is cfg
@@ -240,7 +241,7 @@ async def test_reload_applies_every_live_change(config_factory: Callable[..., Co
     new = write_config(tmp_path / "new.yaml", cfg, queues=queues,  # type: ignore[arg-type]
                        ticket={"header": ["Banco Nuevo"]}, ui={"refresh_s": 9})
     try:
-        message = await rt.reload_from(str(new))
+        message = await reload_from(rt, str(new))
         assert message == "Reloaded: queues, ui.refresh_s, ticket.header"
         assert rt.monitor.period_s == 9
         assert rt.printer.ticket_cfg.header == ["Banco Nuevo"]
@@ -263,8 +264,8 @@ async def test_reload_needing_a_restart_changes_nothing(
     """A branch (or kiosk id, numbering, printer, API) change is refused whole, with "needs
     a restart" on the staff screen and in the log: the queues shown and the tickets issued
     stay on one branch (before, a new branch reached issuing but not the monitor)."""
-    from kiosk.service.admin import hash_pin
-    from kiosk.service.link import serve_in_process
+    from kiosk.core.server import serve_in_process
+    from kiosk.tickets.staff import hash_pin
     cfg = config_factory(ui={"admin_pin_hash": hash_pin("123456", iterations=100_000)})
     rt = open_runtime(cfg, KEY, transport=httpx.ASGITransport(app=create_app(state)),
                       retry=FAST_RETRY)
@@ -293,8 +294,8 @@ async def test_reload_needing_a_restart_changes_nothing(
 @pytest.mark.slow
 async def test_sighup_reload_in_the_running_app(tmp_path: Path,
                                                 caplog: pytest.LogCaptureFixture) -> None:
-    from kiosk.service.demo import demo_runtime
-    from kiosk.service.link import serve_in_process
+    from kiosk.core.server import serve_in_process
+    from kiosk.demo.headless import demo_runtime
     from kiosk.ui.run import run_ui
 
     from . import ui_driver as d

@@ -22,11 +22,11 @@ import pytest
 
 from kiosk import cli
 from kiosk.config import Config, load_api_key, load_config
+from kiosk.core import status
+from kiosk.core.runtime import open_runtime
+from kiosk.core.server import serve_in_process
 from kiosk.errors import ConfigError
 from kiosk.logs import Redact
-from kiosk.service import status
-from kiosk.service.link import serve_in_process
-from kiosk.service.runtime import open_runtime
 
 from .conftest import ATENCION, FAST_RETRY, REPO
 
@@ -109,7 +109,7 @@ def test_the_key_leaves_the_environment_once_read(
 
 def test_the_ui_hands_the_key_to_the_core_and_keeps_none(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from kiosk.service import spawn
+    from kiosk.link import spawn
     seen: dict[str, object] = {}
 
     class FakePopen:
@@ -213,7 +213,7 @@ async def test_the_key_reaches_no_log_status_staff_screen_journal_or_link(
             f"Illegal header value {request.headers['authorization']!r}; "
             f"json {json.dumps(SECRET)}; url {urllib.parse.quote(SECRET, safe='')}")
 
-    from kiosk.service.admin import hash_pin
+    from kiosk.tickets.staff import hash_pin
     config = config_factory(ui={"admin_pin_hash": hash_pin("123456", iterations=100_000)})
     rt = open_runtime(config, SECRET, transport=httpx.MockTransport(handler), retry=FAST_RETRY)
     sent: list[bytes] = []

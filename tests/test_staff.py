@@ -15,13 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
+from kiosk.core.runtime import open_runtime
+from kiosk.core.server import serve_in_process
+from kiosk.demo.headless import demo_runtime
 from kiosk.errors import ConfigError
+from kiosk.link.client import CoreUnavailable, RemoteCore
 from kiosk.mock import MockState, create_app
-from kiosk.service.admin import hash_pin
-from kiosk.service.demo import demo_runtime
-from kiosk.service.link import CoreUnavailable, RemoteCore, serve_in_process
-from kiosk.service.runtime import open_runtime
-from kiosk.service.staff import MAX_FAILURES, PinAnswer, StaffAccess
+from kiosk.tickets.staff import MAX_FAILURES, PinAnswer, StaffAccess, hash_pin
 
 from .conftest import ATENCION, FAST_RETRY, KEY, REPO, make_config
 
@@ -119,7 +119,7 @@ async def test_the_pin_is_hashed_off_the_event_loop(tmp_path: Path) -> None:
             ticks += 1
             await asyncio.sleep(0)
 
-    from kiosk.service import admin
+    from kiosk.tickets import staff as admin
     hashed_on: list[int] = []
     original = admin.verify_pin
 
@@ -167,7 +167,13 @@ def test_a_malformed_pin_hash_is_a_config_error_at_load(tmp_path: Path, bad: str
 
 
 async def raw(core: RemoteCore, op: str, args: dict[str, Any]) -> Any:
-    return await core._call(op, args)
+    """A request as a UI that does not play by the protocol's types could send it."""
+    from dataclasses import make_dataclass
+
+    from kiosk.link.protocol import Request
+    cls = make_dataclass("Raw", [(k, Any) for k in args], bases=(Request,), frozen=True,
+                         namespace={"op": op})
+    return await core.call(cls(**args))
 
 
 async def test_only_offered_queues_and_our_languages(tmp_path: Path) -> None:
@@ -177,9 +183,11 @@ async def test_only_offered_queues_and_our_languages(tmp_path: Path) -> None:
             await core.ready()
             await asyncio.wait_for(core.polled(), 10)
             other = "652a1ae848880e168884ffff"  # a queue id this kiosk does not offer
-            for queue_id in (other, "../branches", "", 42):
+            for queue_id in (other, "../branches", ""):
                 with pytest.raises(CoreUnavailable, match="not offered"):
                     await raw(core, "issue", {"queue_id": queue_id, "language": "es"})
+            with pytest.raises(CoreUnavailable, match="queue_id must be a string"):
+                await raw(core, "issue", {"queue_id": 42, "language": "es"})
             with pytest.raises(CoreUnavailable, match="language"):
                 await raw(core, "issue", {"queue_id": ATENCION, "language": "xx"})
             assert mock.state.tickets == []  # nothing reached the API

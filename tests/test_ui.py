@@ -15,11 +15,11 @@ import pytest
 import zxingcpp
 from PIL import Image
 
+from kiosk.core.runtime import Runtime
+from kiosk.core.server import serve_in_process
+from kiosk.demo.headless import demo_runtime
 from kiosk.mock import ScriptedFault
 from kiosk.printing.backends import NoBackend
-from kiosk.service.demo import demo_runtime
-from kiosk.service.link import serve_in_process
-from kiosk.service.runtime import Runtime
 
 from . import ui_driver as d
 from .escpos_text import decode
@@ -297,7 +297,7 @@ async def test_admin_with_the_pin(tmp_path: Path) -> None:
         await d.tap(admin.ids.back)  # staff leave: the core closes their session
         assert app.sm.current == "home"
         await d.frames(3)
-        from kiosk.service.link import CoreUnavailable
+        from kiosk.link.client import CoreUnavailable
         with pytest.raises(CoreUnavailable, match="no staff session"):
             await app.core.admin("test_print", "es")
     await run(tmp_path, scenario)

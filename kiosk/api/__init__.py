@@ -1,5 +1,11 @@
-"""The Videsk QMS API: an async client (:class:`QmsClient`), its typed answers, and the
-one place where HTTP statuses and httpx errors become :mod:`kiosk.errors`."""
+"""The Videsk QMS API: an async client, its typed answers, and the one place where HTTP
+statuses and httpx errors become :mod:`kiosk.errors`.
+
+- ``client.py``  :class:`QmsClient`: requests, retries, deadlines, status -> error mapping
+- ``models.py``  the API's answers as typed models (queues, branches, forms, enqueue)
+
+May import only the foundation (httpx and pydantic besides): the use cases call it.
+"""
 
 from __future__ import annotations
 

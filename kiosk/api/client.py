@@ -299,7 +299,7 @@ class QmsClient:
         self._rand = rand
         self.server_date: tuple[datetime, float] | None = None
         """The API's last ``Date`` header and the monotonic time it came (a second opinion
-        on the local clock: :mod:`kiosk.service.clock`)."""
+        on the local clock: :mod:`kiosk.tickets.clock`)."""
         self._date_raw = ""
         """The ``Date`` header :attr:`server_date` was read from (parsed once)."""
         self._bad_items: set[str] = set()

@@ -1,12 +1,14 @@
 """Tickets on paper: a layout model, ESC/POS rendering, a PNG preview, backends, status.
 
-- ``model``     :class:`TicketData` (the facts) → :class:`TicketLayout` (what is drawn)
-- ``render``    the layout as ESC/POS bytes (python-escpos), in one pinned code page
-- ``preview``   the layout as a PNG that looks like the paper
-- ``text``      encoding with the closest-ASCII fallback
-- ``backends``  network, serial, usb, file, cups, virtual, none
-- ``status``    ``DLE EOT`` replies parsed into a :class:`PrinterStatus`
-- ``printer``   :class:`TicketPrinter`: the worker that runs jobs one at a time
+- ``model.py``     :class:`TicketData` (the facts) → :class:`TicketLayout` (what is drawn)
+- ``render.py``    the layout as ESC/POS bytes (python-escpos), in one pinned code page
+- ``preview.py``   the layout as a PNG that looks like the paper
+- ``text.py``      encoding with the closest-ASCII fallback
+- ``backends.py``  network, serial, usb, file, cups, virtual, none
+- ``status.py``    ``DLE EOT`` replies parsed into a :class:`PrinterStatus`
+- ``printer.py``   :class:`TicketPrinter`: the worker that runs jobs one at a time
+
+May import :mod:`kiosk.config` (the printer's and ticket's sections) and the foundation.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""Local storage: the SQLite journal of ticket attempts and the ticket numbers."""
+"""Local storage: the SQLite journal of ticket attempts, and the ticket numbers.
+
+- ``journal.py``  :class:`Journal`: every number reserved, claimed and answered, fsynced
+
+May import only the foundation (and SQLite, from the standard library).
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,126 @@
+"""The demo's calling loop: mock API → QMS webhook → relay → calling screens.
+
+Nothing to configure: :func:`demo_relay` starts a relay on a free loopback port with a
+fresh webhook secret and display token (files 0600 in the demo's folder), the mock sends
+its webhook there when an agent takes a ticket (:func:`with_webhook`), and the kiosk's
+config gets a ``calls`` section pointing at it (:func:`add_calls`). The kiosk's home then
+shows "now calling" (``ui.calls``), and ``kiosk demo --mode display`` shows the calling
+screen while customers keep arriving (:func:`lobby`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from kiosk.calls.feed import CallFeed
+from kiosk.config import Config, config_from_mapping
+from kiosk.mock.scenario import Scenario
+from kiosk.relay import RelayServer, RelaySettings
+from kiosk.view.calling import Call
+from kiosk.view.outcomes import Outcome
+
+log = logging.getLogger(__name__)
+
+CALL_DELAY_S = (2.0, 5.0)
+"""From a ticket to its call by a mock agent (before WEBHOOK_SCALE)."""
+WEBHOOK_SCALE = 0.6
+"""The demo's calls come 1.2 to 3 seconds after the ticket."""
+
+
+@dataclass
+class DemoRelay:
+    """The demo's relay and what a screen needs to reach it."""
+
+    server: RelayServer
+    branch: str
+    token: SecretStr
+    token_file: Path
+    secret_file: Path
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+def _private(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+@contextlib.contextmanager
+def demo_relay(folder: Path, branch: str, timezone: str = "UTC") -> Iterator[DemoRelay]:
+    """A relay on a free loopback port for ``branch``, with a new secret and token."""
+    secret = secrets.token_urlsafe(32)
+    token = secrets.token_urlsafe(32)
+    secret_file = _private(folder / "relay" / "webhook-secret", secret)
+    token_file = _private(folder / "relay" / "display-token", token)
+    settings = RelaySettings(secrets=(secret.encode(),), displays={token: branch},
+                             sqlite_path=folder / "relay" / "relay.sqlite3",
+                             timezone=timezone, keepalive_s=10)
+    with RelayServer(settings) as server:
+        yield DemoRelay(server, branch, SecretStr(token), token_file, secret_file)
+
+
+def with_webhook(scenario: Scenario, relay: DemoRelay) -> Scenario:
+    """``scenario`` with the mock's QMS webhook sent to ``relay``."""
+    hook = scenario.webhook.model_copy(update={
+        "url": f"{relay.url}/webhooks/videsk", "secret_file": relay.secret_file,
+        "delay_s": CALL_DELAY_S, "time_scale": WEBHOOK_SCALE})
+    return scenario.model_copy(update={"webhook": hook})
+
+
+def add_calls(data: dict[str, Any], relay: DemoRelay) -> None:
+    """Point a config mapping at the demo's relay, with the "now calling" strip on."""
+    data["calls"] = {"url": relay.url, "token_file": str(relay.token_file)}
+    data.setdefault("ui", {})["calls"] = True
+
+
+def display_config(kiosk: Config, relay: DemoRelay) -> Config:
+    """A calling screen's config for the demo's branch (beside the demo kiosk)."""
+    return config_from_mapping({
+        "branch": kiosk.branch,
+        "kiosk": {"id": "demo-tv", "mode": "display", "data_dir": str(kiosk.kiosk.data_dir),
+                  "language": kiosk.kiosk.language, "timezone": kiosk.kiosk.timezone},
+        "calls": {"url": relay.url, "token_file": str(relay.token_file)},
+        "ticket": {"branch_label": kiosk.ticket.branch_label or "Sucursal Providencia"},
+        "ui": {"fullscreen": False, "admin_pin_hash": kiosk.ui.admin_pin_hash
+               .get_secret_value() if kiosk.ui.admin_pin_hash else None},
+    }, "(demo display)")
+
+
+def echo_calls(echo: Callable[[str], None]) -> Callable[[CallFeed, list[Call]], None]:
+    """A feed listener printing each call (the headless demo)."""
+    def listener(feed: CallFeed, received: list[Call]) -> None:
+        for call in received:
+            echo(f"{'':<30} >> now calling {call.ticket_id} → {call.poc}")
+    return listener
+
+
+async def lobby(rt: Any, rng: random.Random | None = None,
+                every_s: tuple[float, float] = (3.0, 7.0)) -> None:
+    """Customers keep arriving and taking tickets (``kiosk demo --mode display``), in
+    queues that have agents, in the three languages; until cancelled."""
+    rng = rng or random.Random()
+    while True:
+        await rt.monitor.poll_once()
+        open_queues = [q for q in rt.service.views("es") if q.users > 0]
+        if open_queues:
+            q = rng.choice(open_queues)
+            lang = rng.choice(("es", "es", "en", "pt"))
+            r = await rt.service.issue(q.id, language=lang)
+            if r.outcome is Outcome.ISSUED:
+                log.info("demo lobby: %s took %s (%s)", lang, r.ticket_id, q.name)
+        await asyncio.sleep(rng.uniform(*every_s))

@@ -1,0 +1,45 @@
+"""A day's tickets as staff and auditors read them: ``kiosk tickets [--date] [--json]``.
+
+Read from the journal opened read-only, so it never disturbs a running kiosk. Each
+attempt that was sent to the API (never an armed or void number) becomes one record:
+``ticketId``, ``queue`` (``id``, ``name``), ``outcome`` (as ``kiosk ticket`` says it, or
+``uncertain`` / ``unknown`` when the ticket's fate is not known: a timeout, a crash, or
+an attempt still waiting for its answer), ``printed``, ``videskId``, ``time`` (when the
+number was taken, in the branch's time zone) and ``detail`` for staff.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from kiosk.store import TicketRow
+from kiosk.view.outcomes import Outcome
+
+KNOWN = {o.value for o in Outcome} | {"uncertain", "unknown"}
+
+
+def outcome_of(row: TicketRow) -> str:
+    """The row's outcome as reported: ``pending`` (in flight, or a crash before its
+    recovery) and anything unexpected read ``unknown``."""
+    return row.outcome if row.outcome in KNOWN else "unknown"
+
+
+def record(row: TicketRow, timezone: str) -> dict[str, Any]:
+    """One ticket for ``--json``."""
+    taken = datetime.fromisoformat(row.created_at).astimezone(ZoneInfo(timezone))
+    return {"ticketId": row.ticket_id, "queue": {"id": row.queue_id, "name": row.queue_name},
+            "outcome": outcome_of(row), "printed": row.printed, "videskId": row.videsk_id,
+            "time": taken.isoformat(timespec="seconds"), "day": row.day,
+            "detail": row.detail or row.print_error}
+
+
+def table(records: list[dict[str, Any]]) -> list[str]:
+    """The same records as lines of a table for people."""
+    lines = [f"{'time':<9}{'ticket':<12}{'outcome':<15}{'printed':<9}{'queue':<28}videsk id"]
+    for r in records:
+        lines.append(f"{r['time'][11:19]:<9}{r['ticketId'][:11]:<12}{r['outcome']:<15}"
+                     f"{'yes' if r['printed'] else 'no':<9}{r['queue']['name'][:27]:<28}"
+                     f"{r['videskId'] or '-'}")
+    return lines

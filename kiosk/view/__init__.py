@@ -1,0 +1,12 @@
+"""Pure Python both processes use to show things: what the UI process may import.
+
+- ``outcomes.py``      what a tap comes to, and the views of a queue
+- ``messages.py``      the one table of outcome -> the customer's words
+- ``presentation.py``  cards' texts, freshness, out of service, the QR's modules
+- ``forms.py``         a queue's form and the provider's field rules
+- ``calling.py``       a call: "A-042 → Cabina 3", and how it is spoken
+- ``speech.py``        espeak-ng on a worker, and the chime
+
+May import only the foundation (no pydantic, httpx, SQLite or Kivy): the UI process
+loads it at start.
+"""
