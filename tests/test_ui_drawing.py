@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from kiosk.service.runtime import Runtime
+from kiosk.core.runtime import Runtime
 
 from . import ui_driver as d
 from .test_ui import ATENCION, SEGUROS, card, run
@@ -34,7 +34,7 @@ async def test_no_screen_draws_what_a_software_renderer_pays_for(tmp_path: Path)
     async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
         from kivy.core.window import Window
 
-        from kiosk.ui.app import SCREENS
+        from kiosk.ui.app import KioskApp
         await forms_known(app)
         await d.tap(card(app, SEGUROS))  # the form, its fields and keyboard live
         await on_form(app)
@@ -43,7 +43,7 @@ async def test_no_screen_draws_what_a_software_renderer_pays_for(tmp_path: Path)
         await d.tap(card(app, ATENCION))
         await d.until(lambda: app.sm.current == "ticket", what="ticket screen")
         assert d.costly_drawing(Window) == []
-        for name in ["home", *SCREENS]:
+        for name in ["home", *KioskApp.SCREENS]:
             assert d.costly_drawing(app.screen(name)) == [], name
     await run(tmp_path, scenario)
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from kiosk.core.runtime import Runtime
 from kiosk.mock import ScriptedFault
-from kiosk.service.runtime import Runtime
 
 from . import ui_driver as d
 from .conftest import REPO
@@ -360,3 +360,34 @@ def test_text_fields_start_quietly(tmp_path: Path) -> None:
     assert "first frame with live queue data" in p.stdout
     for alarming in ("CRITICAL", "ERROR", "WARNING", "Traceback", "xclip", "xsel"):
         assert alarming not in p.stderr, p.stderr[-3000:]
+
+
+async def test_a_forms_ticket_never_waits_on_a_stuck_printer(tmp_path: Path) -> None:
+    """A form's ticket goes through the same flow as a tap: the paper is waited for within
+    the print deadline. Before, the form awaited the printer with no deadline: a printer
+    that never answered left "Printing your ticket…" on screen for good."""
+    from concurrent.futures import Future
+    from dataclasses import replace
+
+    async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
+        never: list[Future[None]] = []
+
+        def stuck(*args: Any, **kw: Any) -> Future[None]:
+            never.append(Future())  # a job the printer took and never finishes
+            return never[-1]
+        rt.printer.submit = stuck  # type: ignore[method-assign]
+        app.core.settings = replace(app.core.settings, print_deadline_s=1.0)
+        await forms_known(app)
+        await d.tap(card(app, SEGUROS))
+        await on_form(app)
+        await fill_good(app)
+        await d.tap(app.screen("form").ids.send)
+        await d.until(lambda: app.sm.current == "ticket", what="ticket screen")
+        assert app.screen("ticket").printed is None  # "Printing your ticket…"
+        await d.until(lambda: app.screen("ticket").printed is False, timeout=10,
+                      what="the print deadline")
+        s = app.screen("ticket")
+        assert s.number in s.message  # "please note your number"
+        assert never and not never[0].done()
+        never[0].set_result(None)  # let the core's side end
+    await run(tmp_path, scenario)

@@ -1,6 +1,6 @@
 """Chime and speak each new call, one after the other, without ever blocking a frame.
 
-Synthesis (espeak-ng, :mod:`kiosk.service.speech`) runs on one worker thread; the app's
+Synthesis (espeak-ng, :mod:`kiosk.view.speech`) runs on one worker thread; the app's
 asyncio loop (Kivy's main thread) loads the finished WAV (a few milliseconds) and starts
 and stops playback. SDL is not called from the worker: SDL_mixer opening the audio
 device on another thread while the main thread polls SDL's events deadlocked both.
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kiosk.service.calling import Call, announce_language, speech_text
-from kiosk.service.speech import SpeechUnavailable, chime, sound_dir, synthesize, wav_seconds
+from kiosk.view.calling import Call, announce_language, speech_text
+from kiosk.view.speech import SpeechUnavailable, chime, sound_dir, synthesize, wav_seconds
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from kivy.properties import BooleanProperty, ListProperty, NumericProperty, Stri
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.widget import Widget
 
-from kiosk.service.calling import Call, local_time
 from kiosk.ui.screens import KioskScreen
+from kiosk.view.calling import Call, local_time
 
 FLASHES = 4
 """How many times a new call blinks."""

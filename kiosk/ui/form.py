@@ -3,37 +3,23 @@ physical keyboard or keypad), checked field by field as the customer types, then
 
 Layout in ``kv/form.kv`` (portrait kiosk: fields, then the keyboard below; landscape
 tablet: fields beside the buttons, the keyboard across the bottom). The rules are
-:mod:`kiosk.service.forms` (pure Python, shared with the core, which checks again).
+:mod:`kiosk.view.forms` (pure Python, shared with the core, which checks again).
 
 Privacy: the values live in the text boxes only while the form is on screen. Leaving the
 screen for any reason (the ticket, Back, the idle reset) wipes them (:meth:`FormScreen.wipe`);
 nothing here logs them; the lobby clipboard (:class:`LobbyClipboard`) keeps nothing.
 
-The flow, called by the app: :func:`open_form` (a tap on a queue that needs a form, the
-form cached), :func:`open_after_428` (a 428 met anyway), :func:`submit`.
+The on-screen keyboard is :mod:`kiosk.ui.keyboard`; opening the form and sending it is
+the ticket flow's (:mod:`kiosk.ui.flow`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from kivy.clock import Clock
-from kivy.event import EventDispatcher
-from kivy.graphics import (
-    Canvas,
-    ClearBuffers,
-    ClearColor,
-    Color,
-    Fbo,
-    PopMatrix,
-    PushMatrix,
-    Rectangle,
-    Translate,
-)
 from kivy.metrics import dp
 from kivy.properties import (
     BooleanProperty,
@@ -51,12 +37,10 @@ from kivy.uix.textinput import TextInput
 from kivy.uix.widget import Widget
 
 from kiosk.i18n import t
-from kiosk.service.forms import FieldDef, FormAnswer, FormDef, Problem, check_field, keep_values
-from kiosk.service.link import CoreTimeout
-from kiosk.service.outcomes import IssueResult, Outcome
-from kiosk.ui.drawing import RoundedBox
+from kiosk.ui.keyboard import LAYOUTS, OnScreenKeyboard  # noqa: F401 - form.kv places it
 from kiosk.ui.screens import KioskScreen
 from kiosk.ui.widgets import Focusable, app_ref
+from kiosk.view.forms import FieldDef, FormDef, Problem, check_field
 
 log = logging.getLogger(__name__)
 
@@ -134,201 +118,9 @@ class FieldBlock(BoxLayout):
     """The field's text box (None for a choice field)."""
 
 
-class KeyButton(ButtonBehavior, Label):
-    """One key of the on-screen keyboard."""
-
-    key = StringProperty("")
-    wide = NumericProperty(1.0)
-    special = BooleanProperty(False)
-    on = BooleanProperty(False)
-
-
-class SpaceKey(KeyButton):
-    """The space bar: a key with a mark of its own (a key with nothing to draw draws
-    nothing: see kiosk/ui/drawing.py)."""
-
-
-ACCENTS = "á é í ó ú ü ã õ â ê ô à"
-LAYOUTS: dict[str, list[str]] = {
-    "text": ["1 2 3 4 5 6 7 8 9 0", "q w e r t y u i o p", "a s d f g h j k l ñ",
-             "⇧ z x c v b n m ç ⌫", ACCENTS, ", . - ' space ⏎"],
-    "email": ["1 2 3 4 5 6 7 8 9 0", "q w e r t y u i o p", "a s d f g h j k l ñ",
-              "⇧ z x c v b n m _ ⌫", "@ . - .com .cl .es .pt", "⏎"],
-    "url": ["1 2 3 4 5 6 7 8 9 0", "q w e r t y u i o p", "a s d f g h j k l /",
-            "⇧ z x c v b n m : ⌫", "https:// www. . - .com", "⏎"],
-    "number": ["7 8 9", "4 5 6", "1 2 3", "- 0 ⌫", ". ⏎"],
-}
-WIDE = {"space": 4.0, "⏎": 2.0, ".com": 1.6, "https://": 2.2, "www.": 1.4, "⌫": 1.5,
-        "⇧": 1.5}
-
-
-class OnScreenKeyboard(BoxLayout, EventDispatcher):
-    """A large keyboard for a lobby: Spanish and Portuguese letters, ``@`` and ``.com``
-    for an email, digits only for a number. Dispatches ``on_key(text)``, where text is a
-    character or string to type, or one of ``⌫`` (erase) and ``⏎`` (next / send).
-
-    Drawn as one picture: its panel and keys are drawn into a texture (an Fbo), drawn again
-    only when a key changes (its label, the layout, the size), so a frame draws one
-    rectangle for the whole keyboard; a keystroke's frame is the text box's. A pressed key
-    is a shade drawn over the picture, and the capitals go back to small letters a frame
-    after the letter shows, so neither redraws it in that frame (kiosk/ui/drawing.py says
-    what a frame costs without a GPU)."""
-
-    layout = StringProperty("text")
-    shift = BooleanProperty(False)
-    enter_text = StringProperty("⏎")
-    """What the enter key says: "Next", or "Get my number" on the last field."""
-    panel = ListProperty([0.03, 0.10, 0.22, 1])
-    page = ListProperty([0, 0, 0, 1])
-    """The screen's colour behind the panel's rounded corners (the picture is opaque)."""
-    keys: list[KeyButton] = []  # noqa: RUF012 - replaced per instance
-
-    __events__ = ("on_key",)
-
-    def __init__(self, **kw: Any) -> None:
-        self.canvas = Canvas()  # before Widget.__init__, which would make its own
-        with self.canvas:
-            self._fbo = Fbo(size=(1, 1))
-            Color(1, 1, 1, 1)
-            self._picture = Rectangle(size=(1, 1), texture=self._fbo.texture)
-            self._shade_colour = Color(0, 0, 0, 0)
-            self._shade = RoundedBox(size=(0, 0), radius=[dp(10)])
-        with self._fbo.before:
-            self._page_colour = ClearColor(0, 0, 0, 1)
-            ClearBuffers()
-            PushMatrix()
-            self._origin = Translate(0, 0)  # the keys are placed in the screen's coordinates
-            self._panel_colour = Color(*self.panel)
-            self._panel = RoundedBox(size=(0, 0), radius=[dp(18)])
-        with self._fbo.after:
-            PopMatrix()
-        self._shaded: KeyButton | None = None
-        self._relabel_due = False
-        super().__init__(**kw)
-        self._built = ""
-        self._rows: dict[str, tuple[list[BoxLayout], list[KeyButton]]] = {}
-        self.bind(layout=lambda *_: self._build(), shift=lambda *_: self._relabel_later(),
-                  enter_text=lambda *_: self._relabel(), pos=self._place, size=self._place,
-                  panel=self._paint, page=self._paint)
-        self._paint()
-        self._build()
-
-    # the keys' canvases go into the picture, not the screen
-    @contextmanager
-    def _into_picture(self) -> Iterator[None]:
-        canvas, self.canvas = self.canvas, self._fbo
-        try:
-            yield
-        finally:
-            self.canvas = canvas
-
-    def add_widget(self, widget: Widget, *args: Any, **kw: Any) -> None:
-        with self._into_picture():
-            super().add_widget(widget, *args, **kw)
-
-    def remove_widget(self, widget: Widget, *args: Any, **kw: Any) -> None:
-        with self._into_picture():
-            super().remove_widget(widget, *args, **kw)
-
-    def _paint(self, *_: Any) -> None:
-        self._page_colour.rgba = [*self.page[:3], 1]
-        self._panel_colour.rgba = list(self.panel)
-        self._shade_colour.rgba = [*self.panel[:3], 0.2]  # a pressed key: a shade of it
-
-    def _place(self, *_: Any) -> None:
-        x, y = round(self.x), round(self.y)  # whole pixels: the picture is not resampled
-        w, h = max(1, round(self.width)), max(1, round(self.height))
-        if tuple(self._fbo.size) != (w, h):
-            self._fbo.size = (w, h)
-            self._fbo.texture.mag_filter = self._fbo.texture.min_filter = "nearest"
-            self._picture.texture = self._fbo.texture
-        self._picture.pos, self._picture.size = (x, y), (w, h)
-        self._origin.xy = (-x, -y)
-        self._panel.pos, self._panel.size = (x, y), (w, h)
-        if self._shaded is not None:
-            self._shade_key(self._shaded, self._shaded.state)
-
-    def _shade_key(self, b: KeyButton, state: str) -> None:
-        if state == "down":
-            self._shaded = b
-            self._shade.pos, self._shade.size = b.pos, b.size  # keys share our coordinates
-        elif b is self._shaded:
-            self._shaded = None
-            self._shade.size = (0, 0)
-
-    def on_key(self, text: str) -> None:
-        return None
-
-    def _build(self) -> None:
-        if self._built == self.layout:
-            return
-        self._built = self.layout
-        self.clear_widgets()
-        if self.layout not in self._rows:  # each layout's keys are made once
-            lines: list[BoxLayout] = []
-            keys: list[KeyButton] = []
-            for row in LAYOUTS.get(self.layout, []):
-                line = BoxLayout(spacing=dp(8))
-                for key in row.split(" "):
-                    cls = SpaceKey if key == "space" else KeyButton
-                    b = cls(key=key, wide=WIDE.get(key, 1.0),
-                            special=key in ("⇧", "⌫", "⏎", "space"))
-                    b.size_hint_x = b.wide
-                    b.bind(on_release=self._pressed, state=self._shade_key)
-                    line.add_widget(b)
-                    keys.append(b)
-                lines.append(line)
-            self._rows[self.layout] = (lines, keys)
-        lines, self.keys = self._rows[self.layout]
-        for line in lines:
-            self.add_widget(line)
-        self._relabel()
-
-    def _relabel_later(self) -> None:
-        """The keys' new labels (after Shift), once the frame with the typed letter is
-        on screen: drawing the keyboard again is not that frame's work."""
-        if self._relabel_due:
-            return
-        self._relabel_due = True
-        from kivy.core.window import Window
-
-        def after(*_: Any) -> None:
-            Window.unbind(on_flip=after)
-            self._relabel()
-
-        Window.bind(on_flip=after)
-
-    def _relabel(self) -> None:
-        self._relabel_due = False
-        for b in self.keys:
-            b.on = b.key == "⇧" and self.shift
-            b.text = self.label(b.key)
-
-    def label(self, key: str) -> str:
-        if key == "space":
-            return ""
-        if key == "⏎":
-            return str(self.enter_text)
-        return key.upper() if self.shift and len(key) == 1 else key
-
-    def _pressed(self, b: KeyButton) -> None:
-        key = b.key
-        if key == "⇧":
-            self.shift = not self.shift
-            return
-        if key == "space":
-            key = " "
-        elif len(key) == 1 and self.shift:
-            key = key.upper()
-            self.shift = False
-        self.dispatch("on_key", key)
-
-
-# --------------------------------------------------------------------------- the screen
-
-
 class FormScreen(KioskScreen):
-    """The queue's form. The app opens it with :meth:`open`; it sends with :func:`submit`."""
+    """The queue's form. The flow opens it with :meth:`open` (:mod:`kiosk.ui.flow`); its
+send button hands the values to the app, which sends them."""
 
     kv = "form"
 
@@ -675,110 +467,12 @@ class FormScreen(KioskScreen):
         for block in self.blocks.values():  # no more typing while it is being sent
             if block.text_input is not None:
                 block.text_input.focus = False
-        app_ref()._spawn(submit(app_ref(), self.queue_id, self.values()))
+        app_ref().submit_form(self.queue_id, self.values())
 
     def back(self) -> None:
         self.wipe()
         app_ref().go_home()
 
 
-# --------------------------------------------------------------------------- the flow
-
-
-def _queue_name(app: Any, queue_id: str) -> str:
-    for v in app.core.views(app.lang):
-        if v.id == queue_id:
-            return str(v.name)
-    return ""
-
-
-def show_form(app: Any, form: FormDef, *, name: str = "", values: dict[str, Any] | None = None,
-              problems: dict[str, Problem] | None = None, note: str = "") -> None:
-    s: FormScreen = app.screen("form")
-    s.open(form, name or _queue_name(app, form.queue_id), app.lang, values=values,
-           problems=problems, note=note)
-    app.show_screen("form")
-    s.focus_first()
-    app.timings["form_on_screen"] = time.perf_counter()
-
-
-def open_form(app: Any, queue_id: str) -> bool:
-    """A tap on a queue: if it needs a form (known ahead of time), the form opens and
-    no number is taken yet. False: the queue needs no form, go on as usual."""
-    form = app.core.forms.get(queue_id)
-    if form is None:
-        return False
-    app.timings["tap"] = time.perf_counter()
-    show_form(app, form)
-    return True
-
-
-async def open_after_428(app: Any, result: IssueResult) -> bool:
-    """The API asked for a form the kiosk did not know of: fetch it and open it."""
-    try:
-        form = await app.core.form(result.queue.id)
-    except Exception:
-        log.exception("the form of queue %s could not be fetched", result.queue.id)
-        return False
-    if form is None:
-        return False
-    show_form(app, form, name=result.queue.name)
-    return True
-
-
-async def submit(app: Any, queue_id: str, values: dict[str, Any]) -> None:
-    """Send the form (the core checks it again), then show the ticket, or the form again
-    with the reasons next to the fields."""
-    s: FormScreen = app.screen("form")
-    data = None
-    if app.mode == "tablet":
-        customer = app.screen("home").customer()
-        data = {"customer": customer} if customer else None
-    app.timings["form_sent"] = time.perf_counter()
-    try:
-        answer = await app.core.submit_form(queue_id, values, language=app.lang,
-                                            integration_data=data)
-    except CoreTimeout:  # the core may have issued it: the customer asks staff
-        s.wipe()
-        app.tap_timed_out()
-        return
-    except Exception:  # never crash in front of a customer
-        log.exception("sending a form failed")
-        s.wipe()
-        app.show_out_of_service()
-        return
-    if app.sm.current != "form" or s.queue_id != queue_id:
-        return  # the customer left meanwhile (idle reset): the answer is for nobody
-    if isinstance(answer, FormAnswer):
-        assert answer.form is not None
-        typed = s.values()
-        kept = keep_values(answer.form, {**typed, **_by_name(s.form, typed)})
-        changed = any(p.rule == "changed" for p in answer.problems.values())
-        note = (t("This form was just updated. Please check it and send it again.", app.lang)
-                if changed else t("Please check the marked fields.", app.lang))
-        problems = {k: p for k, p in answer.problems.items() if p.rule != "changed"}
-        show_form(app, answer.form, name=s.queue_name, values=kept, problems=problems,
-                  note=note)
-        return
-    s.wipe()  # nothing typed stays on screen once the form is done
-    result = answer
-    if result.outcome is Outcome.FORM_REQUIRED:
-        app._message(t("A few details first", app.lang), result.message)
-        return
-    app.result = result
-    app.show_result(result)
-    if result.printing is not None:
-        printed, _ = await result.printing
-        if app.result is result and app.sm.current == "ticket":
-            app._show_printed(result, printed)
-
-
-def _by_name(form: FormDef | None, values: dict[str, Any]) -> dict[str, Any]:
-    """The same values keyed by field name too, so they survive a field whose id changed."""
-    if form is None:
-        return {}
-    return {fd.name: values[fd.id] for fd in form.shown if fd.name and fd.id in values}
-
-
-__all__ = ["FormScreen", "LobbyClipboard", "OnScreenKeyboard", "open_after_428", "open_form",
-           "quiet_clipboard", "submit"]
+__all__ = ["FieldBlock", "FormInput", "FormScreen", "LobbyClipboard", "OptionButton",
+           "quiet_clipboard"]

@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from kiosk.service.link import STOP_WAIT_S, CoreFailed, CoreProcess, RemoteCore
-from kiosk.service.watchdog import Watchdog
+from kiosk.link.client import STOP_WAIT_S, CoreFailed, CoreProcess, RemoteCore
+from kiosk.link.watchdog import Watchdog
 from kiosk.ui import boot
 
 log = logging.getLogger(__name__)
@@ -99,11 +99,15 @@ async def run_ui(core: CoreProcess | RemoteCore, *, mode: str | None = None,
     full = settings.fullscreen if fullscreen is None else fullscreen
     boot.configure(mode, size=size, fullscreen=full, touchscreen=settings.touchscreen,
                    fit_display=fit_display)  # a window on a developer's screen: fits it
-    from kiosk.ui.app import KioskApp  # imports Kivy's window: after configure()
+    # imports Kivy's window: after configure()
+    if mode == "display":
+        from kiosk.ui.display import CallingApp as app_class
+    else:
+        from kiosk.ui.app import KioskApp as app_class
 
     boot.apply_scale(mode)  # a window smaller than designed: the same layout, smaller
 
-    app = KioskApp(link, mode=mode, fullscreen=full)
+    app = app_class(link, mode=mode, fullscreen=full)
     app.preload()
     # The core polls the queues as soon as it has its config; the first frame waits a
     # moment for them, so that it shows the queues rather than cards that fill in later.

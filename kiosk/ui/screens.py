@@ -15,9 +15,9 @@ from kivy.properties import (
 from kivy.uix.screenmanager import Screen
 from kivy.uix.widget import Widget
 
-from kiosk.service.outcomes import QueueView
-from kiosk.service.presentation import agents_text, card_freshness, wait_text
 from kiosk.ui.widgets import KioskButton, QueueCard, app_ref
+from kiosk.view.outcomes import QueueView
+from kiosk.view.presentation import agents_text, card_freshness, wait_text
 
 
 class KioskScreen(Screen):
