@@ -53,8 +53,9 @@ venv_ok() {
 }
 
 setup_venv() {
-    # $1: "runtime" (the demo: only what the kiosk needs to run) or "dev" (the tests,
-    # the linters and the build tools too). A dev install serves the demo as well.
+    # $1: "runtime" (the demo: the kiosk, and the relay and mock API it runs beside it)
+    # or "dev" (the tests, the linters and the build tools too). A dev install serves the
+    # demo as well.
     local extras=$1 stamp=.venv/.kiosk-installed want have
     want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
     if [ ! -x .venv/bin/python ]; then
@@ -70,9 +71,9 @@ setup_venv() {
         say "installing kiosk and its ${extras/dev/development} dependencies into .venv"
         .venv/bin/python -m pip install -q --upgrade pip
         if [ "$extras" = dev ]; then
-            .venv/bin/python -m pip install -q -e ".[dev]"
+            .venv/bin/python -m pip install -q -e ".[dev,relay,mock]"
         else
-            .venv/bin/python -m pip install -q -e .
+            .venv/bin/python -m pip install -q -e ".[relay,mock]"
         fi
         echo "$want $extras" > "$stamp"
     fi

@@ -210,3 +210,63 @@ def test_run_stops_cleanly_on_sigterm_with_its_core(cfg_file: Path, cli_env: dic
     assert "the kiosk core exited with status" not in err  # and then ended cleanly
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(cfg_file) not in ps  # the core is gone too
+
+
+HIDE = """
+import importlib.abc, sys
+class Hide(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {hidden!r}:
+            raise ModuleNotFoundError(name)
+        return None
+sys.meta_path.insert(0, Hide())
+sys.argv = ['kiosk', *{args!r}]
+import runpy
+runpy.run_module('kiosk', run_name='__main__')
+"""
+RELAY_AND_MOCK = ["starlette", "uvicorn", "redis", "prometheus_client", "jwt", "pybars"]
+
+
+def kiosk_without(hidden: list[str], *args: str, env: dict[str, str]
+                  ) -> subprocess.CompletedProcess[str]:
+    """``kiosk ARGS`` where the libraries of ``hidden`` cannot be imported (a lobby
+    kiosk installed without the relay's and the mock's extras)."""
+    code = HIDE.format(hidden=set(hidden), args=list(args))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=60, cwd=REPO)
+
+
+@pytest.mark.parametrize(("command", "extra"), [
+    (["relay"], "relay"), (["mock-api"], "mock"), (["webhook-template"], "relay"),
+    (["demo", "--headless"], "relay,mock")])
+def test_a_command_without_its_extra_names_the_one_line_to_install(
+        cli_env: dict[str, str], command: list[str], extra: str) -> None:
+    p = kiosk_without(RELAY_AND_MOCK, *command, env=cli_env)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().splitlines()[-1] == (
+        f"kiosk: `kiosk {command[0]}` needs what a lobby kiosk does not install: "
+        f"pip install 'kiosk[{extra}]'")
+    assert "Traceback" not in p.stderr
+
+
+def test_a_lobby_kiosk_issues_and_checks_without_the_extras(
+        cfg_file: Path, cli_env: dict[str, str], state: MockState) -> None:
+    """The base install is all a kiosk runs: a ticket, and `kiosk check`, with the relay's
+    and the mock's libraries out of reach."""
+    p = kiosk_without(RELAY_AND_MOCK, "--config", str(cfg_file), "ticket", ATENCION, "--json",
+                      env=cli_env)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["outcome"] == "issued"
+    p = kiosk_without(RELAY_AND_MOCK, "--config", str(cfg_file), "check", env=cli_env)
+    assert "Traceback" not in p.stderr and "ok   api" in p.stdout, p.stdout + p.stderr
+
+
+def test_an_extra_not_found_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from kiosk import cli
+    assert cli.missing_extras("demo") == [] and cli.missing_extras("ticket") == []
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "redis" else real(name, *a))
+    assert cli.missing_extras("demo") == ["relay"] and cli.missing_extras("mock-api") == []
