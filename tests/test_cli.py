@@ -59,7 +59,9 @@ def test_ticket_issued(cfg_file: Path, cli_env: dict[str, str], state: MockState
     assert out["outcome"] == "issued" and out["ticketId"] == "A-001"
     assert out["queue"] == {"id": ATENCION, "name": "Atención a clientes"}
     assert out["videskId"] == state.tickets[0].id and out["printed"] is True
-    assert set(out) == {"outcome", "ticketId", "queue", "videskId", "printed", "message"}
+    assert set(out) == {"outcome", "ticketId", "queue", "videskId", "printed", "message",
+                        "priority"}
+    assert out["priority"] is None  # a regular ticket
 
 
 def test_ticket_no_agents_lists_alternatives(cfg_file: Path, cli_env: dict[str, str]) -> None:

@@ -96,6 +96,7 @@ def check_journal(config: Config, api: QmsClient) -> list[tuple[bool, str, str]]
     from kiosk.store import Journal
     from kiosk.store.journal import JOURNAL_FILE
     from kiosk.tickets.clock import TicketClock
+    from kiosk.tickets.ledger import priority_summary
     clock = TicketClock(server_date=lambda: api.server_date)
     lines: list[tuple[bool, str, str]] = []
     latest: str | None = None
@@ -113,6 +114,7 @@ def check_journal(config: Config, api: QmsClient) -> list[tuple[bool, str, str]]
         try:
             problem = journal.integrity()
             counts = journal.counts()
+            priority = journal.priority_counts()
             latest = journal.latest_day()
             unknown = counts.get("unknown", 0) + counts.get("uncertain", 0)
             if problem != "ok":
@@ -121,6 +123,9 @@ def check_journal(config: Config, api: QmsClient) -> list[tuple[bool, str, str]]
                 lines.append((unknown == 0, "journal", f"{path}: today {counts}" + (
                     f"; {unknown} ticket(s) need a staff check (kiosk tickets)"
                     if unknown else "")))
+                if config.priority.enabled or priority:
+                    lines.append((True, "priority", "issued today by reason: "
+                                  + priority_summary(priority)))
         except StoreError as exc:
             lines.append((False, "journal", str(exc)))
         finally:
