@@ -260,7 +260,7 @@ async def test_a_reason_not_offered_sends_nothing(config_factory: Callable[..., 
         await rt.service.issue(ATENCION, priority="vip")
     off = await open_rt(config_factory(kiosk={"id": "k2", "data_dir": str(
         rt.config.kiosk.data_dir.parent / "other"), "timezone": "America/Santiago"}))
-    with pytest.raises(NotOffered, match="priority.enabled is false"):
+    with pytest.raises(NotOffered, match=r"priority\.enabled is false"):
         await off.service.issue(ATENCION, priority="senior")
     assert state.tickets == [] and rt.journal.rows() == []
 
