@@ -30,6 +30,12 @@ def reason_button(app: Any, reason: str) -> Any:
     return next(b for b in app.screen("priority").buttons if b.reason == reason)
 
 
+async def on(app: Any, screen: str) -> None:
+    """Wait for ``screen``, laid out (a finger taps what it sees)."""
+    await d.until(lambda: app.sm.current == screen, what=screen)
+    await d.frames(3)
+
+
 async def test_priority_by_touch(tmp_path: Path) -> None:
     async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
         home = app.screen("home")
@@ -102,6 +108,7 @@ async def test_priority_by_keypad(tmp_path: Path) -> None:
         assert app.sm.current == "home" and app.priority is None
         # Escape on the services goes back to the reasons, then home
         await d.tap(app.screen("home").ids.priority)
+        await on(app, "priority")
         await d.tap(reason_button(app, "infant"))
         await d.until(lambda: app.sm.current == "priority_queues", what="the services")
         await d.key(K_ESCAPE)
@@ -114,10 +121,11 @@ async def test_priority_by_keypad(tmp_path: Path) -> None:
 async def test_a_406_keeps_the_priority_for_the_alternative(tmp_path: Path) -> None:
     async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
         await d.tap(app.screen("home").ids.priority)
+        await on(app, "priority")
         await d.tap(reason_button(app, "disability"))
-        await d.until(lambda: app.sm.current == "priority_queues", what="the services")
+        await on(app, "priority_queues")
         await d.tap(card(app, CREDITOS, "priority_queues"))  # nobody there today
-        await d.until(lambda: app.sm.current == "noagents", what="no agents")
+        await on(app, "noagents")
         await d.screenshot("kiosk-es-priority-noagents")
         assert mock.state.enqueues[-1].ticket_id == "CP-001"
         await d.tap(card(app, ATENCION, "noagents"))  # one tap takes the alternative
@@ -133,14 +141,15 @@ async def test_priority_without_a_reason(tmp_path: Path) -> None:
 
     async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
         await d.tap(app.screen("home").ids.priority)  # straight to the services
-        await d.until(lambda: app.sm.current == "priority_queues", what="the services")
+        await on(app, "priority_queues")
         assert app.screen("priority_queues").reason_text == ""
         await d.screenshot("kiosk-es-priority-queues-no-reason")
         await d.tap(card(app, CUENTAS, "priority_queues"))
-        await d.until(lambda: app.sm.current == "ticket", what="the ticket")
+        await on(app, "ticket")
         assert app.screen("ticket").number == "BP-001"
         assert mock.state.tickets[-1].integration_data["priority"] is True
         await d.tap(app.screen("ticket").ids.done)
+        await on(app, "home")
         await d.tap(app.screen("home").ids.priority)
         await d.until(lambda: app.sm.current == "priority_queues", what="the services")
         app.screen("priority_queues").back()  # Back: home (there are no reasons)
