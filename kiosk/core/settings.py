@@ -40,7 +40,7 @@ def ui_settings(config: Config) -> UiSettings:
         priority_reasons={r.id: {str(k): v for k, v in r.texts.items()}
                           for r in config.priority.reasons},
         reach=ui.reach,
-        audio=ui.audio.enabled and config.kiosk.mode != "display",
+        audio=ui.audio.enabled and config.kiosk.mode == "kiosk",
         audio_device=ui.audio.device, audio_volume=ui.audio.volume,
         audio_hold_s=ui.audio.hold_s,
         audio_voices={str(k): v for k, v in ui.audio.voices.items()},

@@ -88,6 +88,8 @@ class KioskApp(LobbyApp):
         self.reach_line = LOW_REACH_LINE if self.low_reach else 1.0
         self.guide: Any = None
         """Audio guidance's voice (:class:`kiosk.ui.guide.Guide`), made when first used."""
+        self.guide_synth: Any = None
+        """The synthesiser guidance uses (None: espeak-ng; tests stub it at its edge)."""
         self.audio_why = "not checked yet"
         """Why audio guidance is not offered ("" when it is)."""
         self.audio_checked = False
@@ -375,8 +377,10 @@ class KioskApp(LobbyApp):
             return
         if self.guide is None:
             from kiosk.ui.guide import Guide
+            from kiosk.view.speech import synthesize
             self.guide = Guide(voices=self.settings.audio_voices,
-                               volume=self.settings.audio_volume)
+                               volume=self.settings.audio_volume,
+                               synth=self.guide_synth or synthesize)
             self.guide.start()
         if not self.audio_on:
             self.guide.volume = self.settings.audio_volume  # each visit starts the same

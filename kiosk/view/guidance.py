@@ -166,4 +166,4 @@ def sentences(text: str) -> str:
     """``text`` tidied for the synthesiser: one line, no double spaces or empty
     sentences."""
     text = re.sub(r"\s+", " ", text).strip()
-    return re.sub(r"(\.\s*){2,}", ". ", text)
+    return re.sub(r"(\.\s*){2,}", ". ", text).strip()

@@ -19,6 +19,7 @@ import ctypes.util
 import glob
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 from kiosk.view.speech import espeak
@@ -37,10 +38,14 @@ class _Spec(ctypes.Structure):
 
 def sdl_library() -> str | None:
     """The SDL library Kivy plays sounds with (its wheel's own copy, else the system's)."""
+    places = []
     spec = importlib.util.find_spec("kivy")  # found, not imported
     if spec is not None and spec.origin:
-        libs = sorted(glob.glob(str(Path(spec.origin).resolve().parent.parent / "Kivy.libs"
-                                    / "libSDL2-2*.so*")))
+        places.append(Path(spec.origin).resolve().parent.parent / "Kivy.libs")
+    if frozen := getattr(sys, "_MEIPASS", None):  # the one-folder build
+        places += [Path(frozen), Path(frozen) / "Kivy.libs"]
+    for place in places:
+        libs = sorted(glob.glob(str(place / "libSDL2-2*.so*")))
         if libs:
             return libs[0]
     return ctypes.util.find_library("SDL2-2.0") or ctypes.util.find_library("SDL2")
