@@ -239,3 +239,37 @@ async def test_no_sound_device_no_guidance(tmp_path: Path,
         await d.screenshot("kiosk-es-home-no-audio")
         await asyncio.sleep(0)
     await run(tmp_path, scenario)
+
+
+async def test_the_form_is_guided_without_saying_what_was_typed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if audio_window(monkeypatch, "test_the_form_is_guided_without_saying_what_was_typed",
+                    "disk", tmp_path):
+        return
+    from .test_ui import SEGUROS
+
+    async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
+        from kivy.core.window import Window
+        app.guide_synth = Voice()
+        await d.until(lambda: app.audio_checked and SEGUROS in app.core.forms,
+                      what="sound and forms known")
+        app.start_audio()
+        await d.tap(card(app, SEGUROS))
+        await d.until(lambda: app.sm.current == "form", what="the form")
+        n = len(app.focus_items())
+        said = await heard(app, "Seguros.*", "the form said")
+        assert said == ("Seguros. Unos datos primero y luego su número. 4 campos. Nombre y "
+                        f"apellido, vacío, botón 1 de {n}.")
+        for ch in "Bea Lima":
+            Window.dispatch("on_textinput", ch)
+        await d.frames(1)
+        await press(9)  # Tab: the next field
+        assert await heard(app, "Correo.*") == f"Correo electrónico, vacío, botón 2 de {n}."
+        await press(9)  # a choice: its option, chosen or not
+        assert await heard(app, "Tipo de seguro.*") == \
+            f"Tipo de seguro: Auto, no elegido, botón 3 de {n}."
+        await press(K_ESCAPE)  # back home: said, the form wiped
+        await heard(app, "¡Bienvenido!.*", "home again")
+        assert not any("Bea" in s.text or "Lima" in s.text for s in app.guide.said)
+        assert not any("Bea" in text for text, _ in app.guide_synth.asked)
+    await run(tmp_path, scenario)
