@@ -114,20 +114,36 @@ def measured_contrast(img: Image.Image, box: tuple[int, int, int, int]) -> tuple
     return contrast(hexa(fg), hexa(bg)), hexa(fg), hexa(bg)
 
 
+def hints(root: Any) -> list[tuple[Any, tuple[int, int, int, int]]]:
+    """The placeholders shown in empty text boxes (not the one being typed into: its
+    cursor is drawn there), each with the line its text sits on, in window coordinates."""
+    from kivy.uix.textinput import TextInput
+    found = []
+    for w in root.walk(restrict=True):
+        if isinstance(w, TextInput) and not w.text and w.hint_text and not w.focus \
+                and shown(w):
+            x0, y0 = w.to_window(w.x + w.padding[0], w.top - w.padding[1] - w.line_height)
+            x1, y1 = w.to_window(w.right - w.padding[2], w.top - w.padding[1])
+            found.append((w, (int(x0), int(y0), int(x1), int(y1))))
+    return found
+
+
 async def contrast_problems(app: Any, name: str) -> list[str]:
-    """Every text on the current screen below 7:1, measured from a screenshot's pixels."""
+    """Every text on the current screen below 7:1 (placeholders included), measured from
+    a screenshot's pixels."""
     shot = await d.screenshot(name)
     img = Image.open(shot).convert("RGB")
     bad = []
     measured = 0
-    for w in labels(app.sm.current_screen):
-        box = text_box(w)
+    screen = app.sm.current_screen
+    for w, box in [(w, text_box(w)) for w in labels(screen)] + hints(screen):
         if box[2] - box[0] < 3 or box[3] - box[1] < 3:
             continue
         ratio, fg, bg = measured_contrast(img, box)
         measured += 1
         if ratio < 7:
-            bad.append(f"{name}: {w.text[:40]!r} {fg} on {bg}: {ratio:.2f}:1")
+            text = w.text or f"(placeholder) {w.hint_text}"
+            bad.append(f"{name}: {text[:40]!r} {fg} on {bg}: {ratio:.2f}:1")
     assert measured >= 2, f"{name}: no text measured"
     return bad
 
@@ -186,6 +202,12 @@ async def test_high_contrast_every_text_7_to_1_from_the_pixels(tmp_path: Path) -
         bad += await contrast_problems(app, "kiosk-es-ticket-high-contrast")
         await d.tap(app.screen("ticket").ids.done)
 
+        await d.until(lambda: SEGUROS in app.core.forms, what="forms learned")
+        await d.tap(card(app, SEGUROS))  # the form: its labels, hints and placeholders
+        await d.until(lambda: app.sm.current == "form", what="the form")
+        await d.frames(4)
+        bad += await contrast_problems(app, "kiosk-es-form-high-contrast")
+        await d.tap(app.screen("form").ids.back)
         app.set_language("en")
         await d.frames(3)
         mock.state.push_faults(ScriptedFault(on="enqueue", answer=503))
