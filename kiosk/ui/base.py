@@ -190,7 +190,7 @@ class LobbyApp(App):
         home_cls = self.home_class()
         self._load_kv(home_cls.kv)
         sm = Screens(transition=NoTransition())  # unclipped: kiosk/ui/drawing.py says why
-        sm.add_widget(home_cls(name="home"))
+        sm.add_widget(self._made(home_cls))
         sm.bind(current=lambda *_: self._screen_changed())
         self._ring = FocusRing(self.c_focus)
         self._root = sm
@@ -291,8 +291,13 @@ class LobbyApp(App):
         if not self.sm.has_screen(name):
             cls = self.SCREENS[name]
             self._load_kv(cls.kv)
-            self.sm.add_widget(cls(name=name))
+            self.sm.add_widget(self._made(cls, name))
         return self.sm.get_screen(name)
+
+    def _made(self, cls: type[KioskScreen], name: str = "home") -> KioskScreen:
+        """A screen, told the reach it lays out for."""
+        return cls(name=name, low_reach=self.low_reach,
+                   reach_line=getattr(self, "reach_line", 1.0))
 
     def show_screen(self, name: str) -> None:
         """Make ``name`` the current screen."""

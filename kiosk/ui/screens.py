@@ -35,6 +35,14 @@ class KioskScreen(Screen):
 
     kv: ClassVar[str] = ""
     """The kv file (in ``ui/kv``) with this screen's rule: loaded when first needed."""
+    low_reach = BooleanProperty(False)
+    """``ui.reach: low`` (set by the app as it builds the screen): the layouts read it
+    here, not from the app, so a layout still settling as the app stops needs no app."""
+    reach_line = NumericProperty(1.0)
+    """The part of the screen's height its controls may take."""
+    text_scale = NumericProperty(1.0)
+    """The app's text scale, where a screen's layout needs it (its kv rule follows the
+    app)."""
 
     def focusables(self) -> list[Widget]:
         return []

@@ -29,6 +29,8 @@ class KioskButton(Focusable, ButtonBehavior, Label):
 
     bg = ListProperty([0.04, 0.43, 0.31, 1])
     fg = ListProperty([1, 1, 1, 1])
+    outlined = BooleanProperty(False)
+    """Drawn with a border (the high-contrast theme; the kv rule follows the app)."""
 
 
 class QueueCard(Focusable, ButtonBehavior, BoxLayout):
@@ -46,6 +48,8 @@ class QueueCard(Focusable, ButtonBehavior, BoxLayout):
     """True while this card's ticket is being requested."""
     compact = BooleanProperty(False)
     """Smaller, for the greeter's landscape tablet."""
+    scale = NumericProperty(1.0)
+    """The app's text scale (the kv rule follows it; the layout reads it here)."""
     stale = StringProperty("")
     """How old this card's data is, once it is stale ("Updated 2 min ago"); else empty."""
     needs_form = BooleanProperty(False)
@@ -64,13 +68,14 @@ class AccessButton(Focusable, ButtonBehavior, BoxLayout):
     active = BooleanProperty(False)
     speaker = BooleanProperty(False)
     """Draw a loudspeaker as the icon (the shipped font has none)."""
+    outlined = BooleanProperty(False)
+    scale = NumericProperty(1.0)
 
     @staticmethod
-    def speaker_shape(icon: Widget) -> list[float]:
+    def speaker_shape(icon: Widget, scale: float) -> list[float]:
         """A loudspeaker's outline around ``icon``'s centre, as a triangle fan's vertices
         (x, y, u, v), the sound's arcs drawn beside it by the kv rule."""
-        from kivy.app import App
-        u = sp(4) * getattr(App.get_running_app(), "scale", 1.0)
+        u = sp(4) * scale
         cx, cy = icon.center_x - 1.5 * u, icon.center_y
         points = [(-7, -2.5), (-7, 2.5), (-4, 2.5), (-0.5, 6), (-0.5, -6), (-4, -2.5)]
         return [v for x, y in points for v in (cx + x * u, cy + y * u, 0.0, 0.0)]
@@ -82,6 +87,7 @@ class ToggleChip(Focusable, ButtonBehavior, BoxLayout):
     value = StringProperty("")
     text = StringProperty("")
     selected = BooleanProperty(False)
+    outlined = BooleanProperty(False)
 
 
 class QRCode(Widget):
