@@ -3,9 +3,10 @@
 ::
 
     kiosk [--config PATH] queues [--json]        the branch's queues, agents, average wait
-    kiosk [--config PATH] ticket QUEUE [--json] [--form-json FILE]
+    kiosk [--config PATH] ticket QUEUE [--json] [--form-json FILE] [--priority [REASON]]
                                                  issue one ticket (and print it); with the
-                                                 queue's form filled in from FILE
+                                                 queue's form filled in from FILE; a
+                                                 priority ticket (for REASON)
     kiosk [--config PATH] form QUEUE [--json]    the fields of the queue's form
     kiosk [--config PATH] check                  config, API, branch, queues, printer
     kiosk [--config PATH] print-test [--preview PNG]   a sample ticket, and the printer's state
@@ -45,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from kiosk import __version__
-from kiosk.errors import ApiError, ConfigError, KioskError, PrinterError
+from kiosk.errors import ApiError, ConfigError, KioskError, NotOffered, PrinterError
 from kiosk.i18n import LANGUAGES, format_wait
 from kiosk.logs import setup_logging
 from kiosk.view.outcomes import Outcome
@@ -108,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print one JSON object")
     t.add_argument("--lang", choices=LANGUAGES, help="the customer's language")
     t.add_argument("--no-print", action="store_true", help="do not print the ticket")
+    t.add_argument("--priority", metavar="REASON", nargs="?", const="",
+                   help="a priority ticket, for REASON (one of priority.reasons' ids; "
+                        "alone where priority.ask_reason is false): exit 2 naming a reason "
+                        "that is not offered, nothing sent")
     t.add_argument("--form-json", metavar="FILE", type=Path,
                    help="the queue's form as a JSON object {field name or id: value}: "
                         "checked here (exit 2 if a field is refused, nothing sent), sent, "
@@ -245,6 +250,9 @@ async def cmd_ticket(args: argparse.Namespace, out: TextIO) -> int:
     given = _read_form_json(args.form_json) if args.form_json else None
 
     async def body(rt: Runtime) -> int:
+        if args.priority is not None and not rt.config.priority.offered(args.priority):
+            from kiosk.tickets.issuing import not_offered
+            raise NotOffered(not_offered(rt.config, args.priority))  # nothing sent yet
         rt.service.branch_label = await rt.branch_label()
         lang = args.lang or rt.config.kiosk.language
         # Learn names, prefixes and waits first; a failure here still lets us try.
@@ -254,7 +262,8 @@ async def cmd_ticket(args: argparse.Namespace, out: TextIO) -> int:
             try:
                 assert rt.forms is not None
                 result = await issue_with_form(rt.service, rt.forms, args.queue_id, given,
-                                               lang, print_ticket=not args.no_print)
+                                               lang, print_ticket=not args.no_print,
+                                               priority=args.priority)
             except FormNotSent as exc:
                 what = "refused by the API" if exc.sent else "not sent"
                 for problem in exc.lines:
@@ -262,11 +271,14 @@ async def cmd_ticket(args: argparse.Namespace, out: TextIO) -> int:
                 return ExitStatus.REJECTED if exc.sent else ExitStatus.USAGE
         else:
             result = await rt.service.issue(args.queue_id, language=lang,
-                                            print_ticket=not args.no_print)
+                                            print_ticket=not args.no_print,
+                                            priority=args.priority)
         if args.json:
             print(json.dumps(result.as_json(), ensure_ascii=False), file=out)
         else:
             print(result.message, file=out)
+            if result.priority is not None:
+                print(f"(priority: {result.priority or 'no reason asked'})", file=out)
             if result.alternatives:
                 for q in result.alternatives:
                     print(f"  - {q.name} ({q.users} available): kiosk ticket {q.id}", file=out)
@@ -533,6 +545,9 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         return asyncio.run(handlers[args.command](args, stdout))
     except ConfigError as exc:
         print(f"kiosk: config error: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    except NotOffered as exc:  # a usage error: nothing was sent
+        print(f"kiosk: {exc}", file=sys.stderr)
         return ExitStatus.USAGE
     except KioskError as exc:
         print(f"kiosk: {exc}", file=sys.stderr)

@@ -47,6 +47,7 @@ API_KEY_ENV = "VIDESK_API_KEY"
 Language = Literal["es", "en", "pt"]
 LANGUAGES: tuple[Language, ...] = ("es", "en", "pt")
 
+DEFAULT_VOICES: dict[Language, str] = {"es": "es-419", "en": "en-us", "pt": "pt-br"}
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9]{1,4}$")
 _FORMAT_FIELDS = {"prefix", "seq", "kiosk"}
@@ -152,6 +153,10 @@ class QueueConfig(_Model):
     """Letters before the ticket number (``A`` gives ``A-042``); default: from the name."""
     names: dict[Language, str] = Field(default_factory=dict)
     """Per-language display names overriding the API's name, e.g. ``{en: Customer care}``."""
+    priority_queue: str | None = None
+    """The bank's preferential segment for this queue in Videsk (its id), where priority
+    tickets go; unset: priority tickets join this same queue. Either way the ticket carries
+    ``integrationData.priority``."""
 
     @field_validator("prefix")
     @classmethod
@@ -161,31 +166,48 @@ class QueueConfig(_Model):
         return v
 
 
+def ticket_format(v: str) -> str:
+    """``v`` if it is a ticket number format (``{prefix}``, ``{seq}`` required, ``{kiosk}``)
+    whose numbers fit the API; ValueError saying what is expected."""
+    try:
+        names = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
+    except ValueError as exc:
+        raise ValueError(f"a valid Python format string ({exc})") from exc
+    if names - _FORMAT_FIELDS:
+        extra = ", ".join(sorted(names - _FORMAT_FIELDS))
+        raise ValueError(f"only the fields {{prefix}}, {{seq}}, {{kiosk}} (not {extra})")
+    if "seq" not in names:
+        raise ValueError("a format that contains {seq}")
+    try:
+        sample = v.format(prefix="WXYZ", seq=99999, kiosk="k" * 32)
+    except (ValueError, KeyError, IndexError) as exc:
+        raise ValueError(f"a format that renders ({exc})") from exc
+    if len(sample) > TICKET_ID_MAX:
+        raise ValueError(f"a format whose numbers fit the API's {TICKET_ID_MAX} characters")
+    return v
+
+
 class NumberingConfig(_Model):
     """How ticket numbers read."""
 
     format: str = "{prefix}-{seq:03d}"
     """Python format with ``{prefix}``, ``{seq}`` (required) and ``{kiosk}`` (this kiosk's id)."""
+    priority_format: str = "{prefix}P-{seq:03d}"
+    """The same for priority tickets (``priority.enabled``): ``AP-007``, a sequence of its
+    own per prefix. Start-up refuses a format whose numbers could equal ``format``'s."""
 
-    @field_validator("format")
+    @field_validator("format", "priority_format")
     @classmethod
     def _format(cls, v: str) -> str:
-        try:
-            names = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
-        except ValueError as exc:
-            raise ValueError(f"a valid Python format string ({exc})") from exc
-        if names - _FORMAT_FIELDS:
-            extra = ", ".join(sorted(names - _FORMAT_FIELDS))
-            raise ValueError(f"only the fields {{prefix}}, {{seq}}, {{kiosk}} (not {extra})")
-        if "seq" not in names:
-            raise ValueError("a format that contains {seq}")
-        try:
-            sample = v.format(prefix="WXYZ", seq=99999, kiosk="k" * 32)
-        except (ValueError, KeyError, IndexError) as exc:
-            raise ValueError(f"a format that renders ({exc})") from exc
-        if len(sample) > TICKET_ID_MAX:
-            raise ValueError(f"a format whose numbers fit the API's {TICKET_ID_MAX} characters")
-        return v
+        return ticket_format(v)
+
+
+def espeak_voices(v: dict[Language, str]) -> dict[Language, str]:
+    """``v`` if every voice is an espeak-ng voice name; ValueError otherwise."""
+    for voice in v.values():
+        if not re.fullmatch(r"[A-Za-z0-9_+-]{1,40}", voice):
+            raise ValueError("espeak-ng voice names such as 'es-419'")
+    return v
 
 
 def _is_pin_hash(value: str) -> bool:
@@ -204,6 +226,80 @@ def _is_pin_hash(value: str) -> bool:
     except (binascii.Error, ValueError):
         return False
     return len(salt) >= 8 and len(digest) == 32
+
+
+KEY_NAMES = "Kivy key codes: the keypad's 0-9 are 256-265, its / * - + are 267-270 and its " \
+    "Enter 271; Escape 27, Backspace 8, F1-F12 282-293"
+
+
+class AudioKeys(_Model):
+    """The keys of audio guidance (Kivy key codes: the keypad's 0-9 are 256-265, its
+    ``/ * - +`` are 267-270; Escape 27, Backspace 8; F1-F12 282-293). The arrows, Tab,
+    Enter and Space work as always; a key may have one role only."""
+
+    hold_start: list[int] = Field(default_factory=lambda: [261])
+    """Held for ``hold_s``: audio guidance starts (default: the keypad's 5, which has a
+    raised dot). Pressed briefly while guidance is on: the item in focus is chosen."""
+    start: list[int] = Field(default_factory=list)
+    """Pressed once: audio guidance starts (a dedicated key, e.g. a keypad's headphone
+    key)."""
+    previous: list[int] = Field(default_factory=lambda: [264, 260])
+    """The item before (besides the arrows): the keypad's 8 and 4."""
+    next: list[int] = Field(default_factory=lambda: [258, 262])
+    """The item after (besides the arrows): the keypad's 2 and 6."""
+    repeat: list[int] = Field(default_factory=lambda: [256, 268])
+    """Say the screen and the item in focus again: the keypad's 0 and ``*``."""
+    back: list[int] = Field(default_factory=lambda: [27, 8, 267])
+    """Back (as the screen's Back button): Escape, Backspace, the keypad's ``/``."""
+    volume_up: list[int] = Field(default_factory=lambda: [270])
+    """Louder: the keypad's ``+``."""
+    volume_down: list[int] = Field(default_factory=lambda: [269])
+    """Softer: the keypad's ``-``."""
+
+    @model_validator(mode="after")
+    def _one_role_each(self) -> AudioKeys:
+        seen: dict[int, str] = {}
+        for role in type(self).model_fields:
+            for code in getattr(self, role):
+                if not 0 < code < 0x110000:
+                    raise ValueError(f"ui.audio.keys.{role}: {code} is not a key code "
+                                     f"({KEY_NAMES})")
+                if code in seen:
+                    raise ValueError(f"key {code} has two roles ({seen[code]} and {role})")
+                seen[code] = role
+        return self
+
+
+class AudioConfig(_Model):
+    """Audio guidance (EN 301 549 5.1.3, ADA 707.5): every screen and each item in focus
+    spoken (espeak-ng, offline), started from a key or a large on-screen button. With no
+    sound output the mode is offered nowhere, and ``kiosk check`` says why."""
+
+    enabled: bool = True
+    """Offer audio guidance (where a sound device and espeak-ng are there)."""
+    device: str = ""
+    """The sound output, as ALSA names it (``hw:1,0``, ``plughw:CARD=Device``; ``aplay -L``
+    lists them): SDL reads it from ``AUDIODEV``. Empty: the system's default output."""
+    volume: float = Field(0.8, ge=0.1, le=1.0)
+    """Volume at the start of each guided visit (0.1 to 1); the keys change it by tenths."""
+    hold_s: float = Field(1.5, ge=0.5, le=5.0)
+    """How long ``keys.hold_start`` is held to start guidance."""
+    voices: dict[Language, str] = Field(default_factory=lambda: dict(DEFAULT_VOICES))
+    """espeak-ng voice per language (``espeak-ng --voices`` lists them)."""
+    keys: AudioKeys = AudioKeys()
+    """Which key does what."""
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v and not re.fullmatch(r"[A-Za-z0-9_.,:=@/+-]{1,80}", v):
+            raise ValueError("an ALSA device name such as 'hw:1,0' or 'plughw:CARD=Device'")
+        return v
+
+    @field_validator("voices")
+    @classmethod
+    def _voices(cls, v: dict[Language, str]) -> dict[Language, str]:
+        return espeak_voices(v)
 
 
 class UiConfig(_Model):
@@ -228,6 +324,12 @@ class UiConfig(_Model):
     calls: bool = False
     """Show a "now calling" strip on the kiosk's home screen, from the relay's stream
     (needs the ``calls`` section)."""
+    reach: Literal["normal", "low"] = "normal"
+    """``low``: every control a customer needs sits in the lower 55% of a portrait screen
+    (a wheelchair user's forward reach, ADA 308.2.1: see README), the top kept for
+    information."""
+    audio: AudioConfig = AudioConfig()
+    """Audio guidance: its sound output, volume, voices and keys."""
 
     @field_validator("admin_pin_hash")
     @classmethod
@@ -297,9 +399,6 @@ class PrinterConfig(_Model):
         return self
 
 
-DEFAULT_VOICES: dict[Language, str] = {"es": "es-419", "en": "en-us", "pt": "pt-br"}
-
-
 class CallsConfig(_Model):
     """Where the calls come from: the relay (``kiosk relay``) this branch's screens
     connect out to. The branch is the config's ``branch``."""
@@ -332,10 +431,7 @@ class CallsConfig(_Model):
     @field_validator("voices")
     @classmethod
     def _voices(cls, v: dict[Language, str]) -> dict[Language, str]:
-        for voice in v.values():
-            if not re.fullmatch(r"[A-Za-z0-9_+-]{1,40}", voice):
-                raise ValueError("espeak-ng voice names such as 'es-419'")
-        return v
+        return espeak_voices(v)
 
 
 Lines = list[str] | dict[Language, list[str]]
@@ -357,7 +453,9 @@ class TicketConfig(_Model):
     show_branch: bool = True
     """Print the branch name."""
     show_datetime: bool = True
-    """Print the date and time (in the branch's time zone, the customer's language)."""
+    """Print the arrival time and the date ("Llegada 10:42 · 27 nov 2026", in the branch's
+    time zone and the customer's language): the customer's proof of their wait (Brazil's
+    "lei da fila")."""
     show_wait: bool = True
     """Print the estimated wait from the queue's average waiting time."""
 
@@ -388,6 +486,94 @@ class TicketConfig(_Model):
         return by_lang.get(lang) or by_lang.get("es") or next(iter(by_lang.values()), [])
 
 
+_REASON_RE = re.compile(r"^[a-z][a-z0-9_-]{0,23}$")
+
+
+class PriorityReason(_Model):
+    """One reason for preferential attention, as the customer reads it."""
+
+    id: str
+    """Sent to Videsk as ``integrationData.priority`` and kept in the journal: lower-case
+    letters, digits, ``_`` or ``-``, at most 24 characters."""
+    texts: dict[Language, str]
+    """What the button says, in es, en and pt (all three)."""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _REASON_RE.match(v):
+            raise ValueError("1-24 lower-case letters, digits, '_' or '-', starting with a "
+                             "letter")
+        return v
+
+    @field_validator("texts")
+    @classmethod
+    def _texts(cls, v: dict[Language, str]) -> dict[Language, str]:
+        missing = [lang for lang in LANGUAGES if not v.get(lang, "").strip()]
+        if missing:
+            raise ValueError(f"a text in each of es, en and pt (missing: {', '.join(missing)})")
+        if any(len(text) > 80 for text in v.values()):
+            raise ValueError("texts of at most 80 characters")
+        return v
+
+
+DEFAULT_REASONS: tuple[tuple[str, dict[Language, str]], ...] = (
+    ("senior", {"es": "Persona mayor (60 años o más)", "en": "Older person (60 or over)",
+                "pt": "Pessoa idosa (60 anos ou mais)"}),
+    ("pregnant", {"es": "Embarazada o en lactancia", "en": "Pregnant or breastfeeding",
+                  "pt": "Gestante ou lactante"}),
+    ("disability", {"es": "Persona con discapacidad", "en": "Person with a disability",
+                    "pt": "Pessoa com deficiência"}),
+    ("infant", {"es": "Con un niño pequeño", "en": "With a small child",
+                "pt": "Com criança de colo"}),
+)
+
+
+class PriorityConfig(_Model):
+    """Preferential attention (Chile's Ley 21.768, Brazil's Lei 10.048): a "priority"
+    button on the home screen (a toggle on the greeter's tablet). A priority ticket is
+    numbered with ``numbering.priority_format``, goes to the queue's ``priority_queue``
+    (else the queue itself) and carries ``integrationData.priority``: the reason's id, or
+    ``true`` when no reason is asked."""
+
+    enabled: bool = False
+    """Offer priority tickets."""
+    ask_reason: bool = True
+    """Ask the customer why (one of ``reasons``); ``false``: no question asked (the bank
+    prefers not to), ``integrationData.priority`` is ``true``."""
+    reasons: list[PriorityReason] = Field(default_factory=lambda: [
+        PriorityReason(id=i, texts=dict(texts)) for i, texts in DEFAULT_REASONS])
+    """The reasons offered, in order (default: ``senior``, ``pregnant``, ``disability``,
+    ``infant``)."""
+
+    @model_validator(mode="after")
+    def _reasons(self) -> PriorityConfig:
+        ids = [r.id for r in self.reasons]
+        if len(set(ids)) != len(ids):
+            raise ValueError("priority reasons with different ids")
+        if self.ask_reason and not self.reasons:
+            raise ValueError("at least one priority reason (or ask_reason: false)")
+        if len(self.reasons) > 8:
+            raise ValueError("at most 8 priority reasons (one screen of buttons)")
+        return self
+
+    def offered(self, reason: str | None) -> bool:
+        """Whether ``reason`` may be asked for here: a reason id of ours when reasons are
+        asked, ``""`` (no reason) when they are not."""
+        if not self.enabled or reason is None:
+            return False
+        if self.ask_reason:
+            return any(r.id == reason for r in self.reasons)
+        return reason == ""
+
+    def text(self, reason: str, lang: str) -> str:
+        """What ``reason`` reads in ``lang`` (its id when it is not one of ours)."""
+        for r in self.reasons:
+            if r.id == reason:
+                return next((v for k, v in r.texts.items() if k == lang), reason)
+        return reason
+
+
 class Config(_Model):
     """The whole kiosk config."""
 
@@ -414,6 +600,8 @@ class Config(_Model):
     """The relay to take calls from: needed by ``kiosk.mode: display`` and by the kiosk's
     "now calling" strip (``ui.calls``); with it, the kiosk also journals when each of its
     tickets was called."""
+    priority: PriorityConfig = PriorityConfig()
+    """Preferential attention: priority tickets, their reasons."""
 
     @field_validator("branch")
     @classmethod
@@ -443,6 +631,94 @@ class Config(_Model):
     def queue(self, queue_id: str) -> QueueConfig | None:
         """The configured entry for ``queue_id``, if any."""
         return next((q for q in self.queues if q.id == queue_id), None)
+
+    def numbering_problem(self) -> str:
+        """Why the priority numbers could equal the regular ones ("" when they cannot).
+        Checked at load: the journal would skip such a number, but a customer or an agent
+        would read two tickets with one number."""
+        if not self.priority.enabled:
+            return ""
+        prefixes: list[str | None] = [*sorted({q.prefix for q in self.queues if q.prefix})]
+        if not self.queues or any(q.prefix is None for q in self.queues):
+            prefixes.append(None)  # a prefix derived from a queue's name: one letter
+        example = formats_collide(self.numbering.format, self.numbering.priority_format,
+                                  prefixes, self.kiosk.id)
+        if example is None:
+            return ""
+        return (f"a format whose numbers differ from numbering.format's ({example!r} could "
+                "be a regular and a priority number): e.g. \"{prefix}P-{seq:03d}\"")
+
+
+# --------------------------------------------------------------------------- numbers
+
+_Token = tuple[frozenset[str], bool]
+"""One part of a number: the characters it may be, and whether it repeats (one or more)."""
+_ANY_PREFIX = frozenset(string.ascii_uppercase + string.digits)
+"""What a prefix derived from a queue's name may be (one letter or digit)."""
+
+
+def _tokens(fmt: str, prefix: str | None, kiosk: str) -> list[_Token]:
+    """``fmt`` as parts: literal characters, the prefix and the kiosk id as they render,
+    ``{seq}`` as a run of the characters it renders with (digits, padding)."""
+    f = string.Formatter()
+    out: list[_Token] = []
+    for literal, name, given_spec, conversion in f.parse(fmt):
+        out += [(frozenset(c), False) for c in literal]
+        if name is None:
+            continue
+        spec = given_spec or ""
+        if name == "seq":  # as many characters as it renders at least, then more
+            shown = [f.format_field(f.convert_field(n, conversion), spec)
+                     for n in (0, 1, 9, 42, 99999, 0xABCDEF)]
+            chars = frozenset("".join(shown))
+            out += [(chars, False)] * (min(map(len, shown)) - 1) + [(chars, True)]
+        elif name == "prefix" and prefix is None:
+            out.append((_ANY_PREFIX, False))
+        else:
+            value = f.convert_field(prefix if name == "prefix" else kiosk, conversion)
+            out += [(frozenset(c), False) for c in f.format_field(value, spec)]
+    return out
+
+
+def _closure(states: frozenset[tuple[int, bool]], tokens: list[_Token]
+             ) -> frozenset[tuple[int, bool]]:
+    """``(k, True)`` (inside a run) may also have left it."""
+    return states | {(k + 1, False) for k, inside in states if inside}
+
+
+def _step(states: frozenset[tuple[int, bool]], tokens: list[_Token], c: str
+          ) -> frozenset[tuple[int, bool]]:
+    nxt: set[tuple[int, bool]] = set()
+    for k, _inside in states:  # inside a run or not, the run's characters go on
+        if k < len(tokens) and c in tokens[k][0]:
+            repeats = tokens[k][1]
+            nxt.add((k, True) if repeats else (k + 1, False))
+    return _closure(frozenset(nxt), tokens)
+
+
+def formats_collide(a: str, b: str, prefixes: list[str | None], kiosk: str) -> str | None:
+    """A number that format ``a`` and format ``b`` could both give, for any two of
+    ``prefixes`` (None: a prefix derived from a queue's name) and any sequence numbers;
+    None when there is none. Exact for the parts' shapes (a search over both formats as
+    automata), so it never refuses formats that cannot collide."""
+    for pa in prefixes:
+        for pb in prefixes:
+            ta, tb = _tokens(a, pa, kiosk), _tokens(b, pb, kiosk)
+            alphabet = sorted(set().union(*(t[0] for t in ta + tb)))
+            start = (_closure(frozenset({(0, False)}), ta),
+                     _closure(frozenset({(0, False)}), tb))
+            seen = {start: ""}
+            todo = [start]
+            while todo:
+                sa, sb = state = todo.pop(0)
+                if (len(ta), False) in sa and (len(tb), False) in sb:
+                    return seen[state]
+                for c in alphabet:
+                    nxt = (_step(sa, ta, c), _step(sb, tb, c))
+                    if nxt[0] and nxt[1] and nxt not in seen:
+                        seen[nxt] = seen[state] + c
+                        todo.append(nxt)
+    return None
 
 
 # --------------------------------------------------------------------------- loading
@@ -489,11 +765,14 @@ def config_from_mapping(data: Any, file: str) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(file, "", "a YAML mapping of keys (api, branch, kiosk, ...) at the top")
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(file, _key_path(first["loc"]) or "(top level)",
                           _describe(first, Config)) from None
+    if problem := config.numbering_problem():
+        raise ConfigError(file, "numbering.priority_format", problem)
+    return config
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:

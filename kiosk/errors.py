@@ -9,6 +9,8 @@ a foreign exception.
     KioskError
     ├── ConfigError                 the config file (or key file) is unusable; start-up stops
     │   └── RelayConfigError        the same, for the relay's section (kiosk.relay.config)
+    ├── NotOffered                  a ticket asked for what this kiosk does not offer (a
+    │                               priority reason); nothing was sent
     ├── ApiError                    anything that went wrong talking to the Videsk API
     │   ├── RequestInvalid          we refused to send: the request breaks a documented limit
     │   ├── ApiStatusError          the API answered with an error status (has .status_code)
@@ -58,6 +60,11 @@ class ConfigError(KioskError):
         self.expected = expected
         where = f"{file}: {key}" if key else file
         super().__init__(f"{where}: {expected}")
+
+
+class NotOffered(KioskError):
+    """A ticket asked for what this kiosk does not offer (a priority reason not in its
+    ``priority.reasons``, or priority where it is off); nothing was sent."""
 
 
 # --------------------------------------------------------------------------- api

@@ -1,7 +1,8 @@
 """A small ESC/POS reader for tests: what a byte stream says, as text lines.
 
-It knows the commands kiosk sends (ESC @, ESC t, ESC a, ESC E, ESC !, GS !, GS ( k,
-GS v 0, GS V, DLE EOT) and decodes text in the code page selected by ``ESC t``.
+It knows the commands kiosk sends (ESC @, ESC t, ESC a, ESC E, ESC !, GS !, GS B, GS ( k,
+GS v 0, GS V, DLE EOT) and decodes text in the code page selected by ``ESC t``; the lines
+printed white on black (``GS B 1``) are listed in ``facts["inverted"]``.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ CODEPAGES = {0: "cp437", 2: "cp850", 16: "cp1252", 19: "cp858"}
 
 def decode(data: bytes) -> tuple[list[str], dict[str, object]]:
     """The printed lines, and facts seen on the way (code page, QR content, cut, sizes)."""
-    facts: dict[str, object] = {"qr": [], "sizes": [], "cut": False, "raster_bytes": 0}
+    facts: dict[str, object] = {"qr": [], "sizes": [], "cut": False, "raster_bytes": 0,
+                                "inverted": []}
     codec = "cp437"
+    inverted = False
     lines: list[str] = []
     text = bytearray()
     i = 0
@@ -35,6 +38,9 @@ def decode(data: bytes) -> tuple[list[str], dict[str, object]]:
             if cmd == ord("!"):
                 facts["sizes"].append(data[i + 2])  # type: ignore[attr-defined]
                 i += 3
+            elif cmd == ord("B"):
+                inverted = bool(data[i + 2] & 1)
+                i += 3
             elif cmd == ord("("):  # GS ( k pL pH cn fn [params]
                 n = data[i + 3] | data[i + 4] << 8
                 body = data[i + 5:i + 5 + n]
@@ -53,6 +59,8 @@ def decode(data: bytes) -> tuple[list[str], dict[str, object]]:
                 raise ValueError(f"unexpected GS {cmd:#x} at {i}")
         elif b == 0x0A:
             lines.append(text.decode(codec))
+            if inverted:
+                facts["inverted"].append(lines[-1])  # type: ignore[attr-defined]
             text.clear()
             i += 1
         else:

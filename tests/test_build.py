@@ -22,7 +22,8 @@ def test_frozen_build(tmp_path: Path, server: MockServer, cli_env: dict[str, str
                            env={**cli_env, "DIST": str(tmp_path / "dist")})
     assert build.returncode == 0, build.stderr[-3000:]
     exe = tmp_path / "dist" / "kiosk" / "kiosk"
-    env = {**cli_env, "KIVY_HOME": str(tmp_path / "kivy")}
+    env = {**cli_env, "KIVY_HOME": str(tmp_path / "kivy"), "SDL_AUDIODRIVER": "disk",
+           "SDL_DISKAUDIOFILE": str(tmp_path / "audio.raw")}  # a sound output: check's audio
 
     version = subprocess.run([str(exe), "--version"], capture_output=True, text=True,
                              timeout=60, cwd=tmp_path)

@@ -59,7 +59,9 @@ def test_ticket_issued(cfg_file: Path, cli_env: dict[str, str], state: MockState
     assert out["outcome"] == "issued" and out["ticketId"] == "A-001"
     assert out["queue"] == {"id": ATENCION, "name": "Atención a clientes"}
     assert out["videskId"] == state.tickets[0].id and out["printed"] is True
-    assert set(out) == {"outcome", "ticketId", "queue", "videskId", "printed", "message"}
+    assert set(out) == {"outcome", "ticketId", "queue", "videskId", "printed", "message",
+                        "priority"}
+    assert out["priority"] is None  # a regular ticket
 
 
 def test_ticket_no_agents_lists_alternatives(cfg_file: Path, cli_env: dict[str, str]) -> None:
@@ -114,12 +116,35 @@ def test_api_unreachable_is_unavailable_without_traceback(tmp_path: Path,
     assert q.returncode == 8 and "Traceback" not in q.stderr
 
 
-def test_check_all_good(cfg_file: Path, cli_env: dict[str, str]) -> None:
-    p = kiosk("--config", str(cfg_file), "check", env=cli_env)
+def with_sound(env: dict[str, str], tmp_path: Path, driver: str = "disk") -> dict[str, str]:
+    """``env`` with SDL's audio driver forced (``disk``: a sound output, into a file)."""
+    return {**env, "SDL_AUDIODRIVER": driver, "SDL_DISKAUDIOFILE": str(tmp_path / "a.raw")}
+
+
+def test_check_all_good(cfg_file: Path, cli_env: dict[str, str], tmp_path: Path) -> None:
+    p = kiosk("--config", str(cfg_file), "check", env=with_sound(cli_env, tmp_path))
     assert p.returncode == 0, p.stdout + p.stderr
     names = [line.split()[1] for line in p.stdout.splitlines()]
-    assert names == ["config", "api", "branch", "queues", "journal", "clock", "printer"]
+    assert names == ["config", "api", "branch", "queues", "journal", "clock", "printer",
+                     "audio"]
     assert all(line.startswith("ok") for line in p.stdout.splitlines())
+    assert "ok   audio      audio guidance offered: sound plays on the default output" \
+        in p.stdout
+
+
+def test_check_says_why_audio_guidance_is_offered_nowhere(
+        cfg_file: Path, cli_env: dict[str, str], tmp_path: Path) -> None:
+    p = kiosk("--config", str(cfg_file), "check", env=with_sound(cli_env, tmp_path, "dummy"))
+    assert p.returncode == 1
+    assert ("FAIL audio      audio guidance is offered nowhere: no sound output: SDL's dummy "
+            "audio driver plays nothing (SDL_AUDIODRIVER=dummy)") in p.stdout
+    assert p.stderr == ""  # nothing from the sound libraries leaks out
+    cfg = yaml.safe_load(cfg_file.read_text())
+    cfg["ui"] = {**cfg.get("ui", {}), "audio": {"enabled": False}}
+    off = tmp_path / "off.yaml"
+    off.write_text(yaml.safe_dump(cfg))
+    p = kiosk("--config", str(off), "check", env=with_sound(cli_env, tmp_path, "dummy"))
+    assert p.returncode == 0 and "ok   audio      audio guidance off" in p.stdout
 
 
 def test_check_reports_a_refused_key(cfg_file: Path, cli_env: dict[str, str]) -> None:

@@ -90,7 +90,8 @@ async def test_issued_and_printed(rt: Runtime, state: MockState) -> None:
     assert r.message == "Su número es A-001. Retire su ticket y espere a ser llamado."
     assert r.as_json() == {"outcome": "issued", "ticketId": "A-001",
                            "queue": {"id": ATENCION, "name": "Atención a clientes"},
-                           "videskId": r.videsk_id, "printed": True, "message": r.message}
+                           "videskId": r.videsk_id, "printed": True, "message": r.message,
+                           "priority": None}
 
 
 async def test_language_picks_name_override_and_message(rt: Runtime) -> None:

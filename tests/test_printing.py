@@ -64,7 +64,7 @@ def test_default_ticket_says_what_it_should(paper_mm: int) -> None:
     lines, facts = decode(printer(paper_mm).render(DATA))
     assert [line for line in lines if line] == [
         "Banco Ejemplo", "Sucursal Providencia", "Su número", "A-042", "Atención a clientes",
-        "Sucursal Providencia", "27 nov 2026, 14:05", "Espera estimada: ~3 min",
+        "Sucursal Providencia", "Llegada 14:05 · 27 nov 2026", "Espera estimada: ~3 min",
         "Gracias por su visita"]
     assert facts["codepage"] == "cp858"
     assert facts["qr"] == ["https://example.com/t/A-042"]  # native GS ( k

@@ -4,6 +4,7 @@ core's table of handlers, one per request, shared by the kiosk's and the display
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 from pathlib import Path
@@ -30,15 +31,23 @@ FORM = FormDef.from_api("q1", {"_id": "f1", "version": 2, "fields": [
 
 REQUESTS: list[p.Request] = [
     p.Issue("q1", "es", {"customer": "Ana"}), p.Issue("q1", "pt"), p.GetForm("q1"),
-    p.SubmitForm("q1", "en", {"n1": "Ana"}, None), p.BranchLabel(), p.PollSoon(),
+    p.Issue("q1", "es", None, "senior"), p.Issue("q1", "en", None, ""),  # priority
+    p.SubmitForm("q1", "en", {"n1": "Ana"}, None), p.SubmitForm("q1", "es", {}, None, "infant"),
+    p.BranchLabel(), p.PollSoon(),
     p.WarmUp(), p.CheckPin("123456"), p.Admin("refresh", "es"), p.AdminClose(),
     p.Reload(), p.Ping()]
 EVENTS: list[p.Event] = [
     p.Hello(SETTINGS, "demo"), p.Fatal(2), p.Settings(SETTINGS),
+    p.Settings(dataclasses.replace(
+        SETTINGS, priority=True, priority_ask=False, priority_reasons={"senior": {"es": "x"}},
+        reach="low", audio=True, audio_device="hw:1,0", audio_volume=0.5,
+        audio_voices={"es": "es-419"}, audio_keys={"hold_start": [261]})),
     p.Queues(1.5, 0, None, {"es": [VIEW], "en": []}),
+    p.Queues(1.5, 0, None, {"es": [VIEW]}, {"es": [dataclasses.replace(VIEW, users=0)]}),
     p.Queues(None, 3, p.ApiProblem("Unauthorized", "HTTP 401", 401, "bad key"), {}),
     p.Forms({"q1": FORM, "q2": None}), p.Printed(7, False, "paper out"),
-    p.Calls([CALL], True, [CALL])]
+    p.Calls([CALL], True, [CALL]),
+    p.Calls([dataclasses.replace(CALL, ticket_id="AP-001", priority="senior")], True)]
 
 
 def test_every_request_class_is_listed_and_tested() -> None:
@@ -65,6 +74,8 @@ def test_an_event_crosses_the_link_whole(event: p.Event) -> None:
     ("issue", {"queue_id": 42, "language": "es"}, "issue: queue_id must be a string"),
     ("issue", {"queue_id": "q", "language": "es", "integration_data": "x"},
      "integration_data must be an object or null"),
+    ("issue", {"queue_id": "q", "language": "es", "priority": True},
+     "issue: priority must be a string or null"),
     ("submit_form", {"queue_id": "q", "language": "es", "values": ["Ana"]},
      "values must be an object"),
     ("check_pin", {"pin": 123456}, "check_pin: pin must be a string"),

@@ -34,15 +34,17 @@ K_TAB, K_ENTER, K_ESCAPE, K_DOWN = 9, 13, 27, 274
 Scenario = Callable[[Any, Runtime, Any], Awaitable[None]]
 
 
-async def run(tmp_path: Path, scenario: Scenario, mode: str = "kiosk", **kw: Any) -> None:
+async def run(tmp_path: Path, scenario: Scenario, mode: str = "kiosk",
+              config: Callable[[dict[str, Any]], None] | None = None, **kw: Any) -> None:
     """Start the app on this loop, run ``scenario(app, runtime, mock)``, stop the app.
 
     The app talks to the runtime over a real link (the messages a core process would
     send), served here so that the scenario can look at the runtime and the mock too.
+    ``config(data)`` edits the demo's config before it is loaded.
     """
     from kiosk.ui.run import run_ui
     errors: list[BaseException] = []
-    async with demo_runtime(tmp_path) as (rt, mock):
+    async with demo_runtime(tmp_path, changes=config) as (rt, mock):
         core, served = await serve_in_process(rt)
         async def driver(app: Any) -> None:
             try:
@@ -212,7 +214,7 @@ async def test_idle_returns_home_in_the_default_language(tmp_path: Path) -> None
 
 async def test_keyboard_only(tmp_path: Path) -> None:
     async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
-        for _ in range(4):  # Español, English, Português, then the first card
+        for _ in range(5):  # Español, English, Português, priority, then the first card
             await d.key(K_TAB)
         assert app._ring.widget is app.screen("home").cards[0]
         await d.screenshot("kiosk-es-home-keyboard-focus")

@@ -151,7 +151,7 @@ async def test_form_keyboard_only(tmp_path: Path) -> None:
     async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
         from kivy.core.window import Window
         await forms_known(app)
-        for _ in range(3 + 4):  # languages, then the cards: Seguros is the fourth
+        for _ in range(3 + 1 + 4):  # languages, priority, the cards: Seguros is the fourth
             await d.key(K_TAB)
         assert app._ring.widget is card(app, SEGUROS)
         await d.key(K_ENTER)

@@ -51,6 +51,12 @@ def summary(rt: Runtime, printer: PrinterStatus) -> str:
            and age is not None else f"{snap.error or 'not reached yet'}")
     counts = rt.counts()
     today = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+    if rt.config.priority.enabled:
+        from kiosk.tickets.ledger import priority_summary
+        try:
+            today += f"\nPriority today: {priority_summary(rt.journal.priority_counts())}"
+        except StoreError:  # reported among the faults below
+            today += "\nPriority today: unknown"
     faults = "".join(f"\n{what.upper()} FAULT: {problem}"
                      for what, problem in rt.faults().items())
     text = (f"Kiosk {rt.config.kiosk.id} · kiosk {__version__}\n"

@@ -1,6 +1,7 @@
 """What ``kiosk check`` finds out about a device, line by line: its config, the API and
 its key, the branch and queues, the running kiosk's own word (``status.json``), the
-journal and the clock, the relay and its token, the printer.
+journal and the clock, the relay and its token, the printer, and whether audio guidance
+can be heard (a kiosk).
 
 Safe on a running kiosk: the journal is only read, the API only asked. Each line is
 ``line(ok, what, detail)``; the staff screen's summary is :mod:`kiosk.core.admin`.
@@ -85,10 +86,26 @@ async def check(config: Config, file: str, line: Line) -> bool:
         line(status.can_print, "printer",
              f"{config.printer.type} ({config.printer.paper_mm} mm, {config.printer.codepage}): "
              f"{status}")
+        if config.kiosk.mode == "kiosk":
+            line(*check_audio(config))
     finally:
         await api.aclose()
         printer.close()
     return True
+
+
+def check_audio(config: Config) -> tuple[bool, str, str]:
+    """The audio line: guidance off, offered (a sound output plays here), or offered
+    nowhere and why (the UI asks the same question of SDL at start)."""
+    from kiosk.view.sound import sound_output
+    audio = config.ui.audio
+    if not audio.enabled:
+        return True, "audio", "audio guidance off (ui.audio.enabled: false)"
+    why = sound_output(audio.device, quiet=True)
+    if why:
+        return False, "audio", f"audio guidance is offered nowhere: {why}"
+    where = f"ALSA device {audio.device}" if audio.device else "the default output"
+    return True, "audio", f"audio guidance offered: sound plays on {where}"
 
 
 def check_journal(config: Config, api: QmsClient) -> list[tuple[bool, str, str]]:
@@ -96,6 +113,7 @@ def check_journal(config: Config, api: QmsClient) -> list[tuple[bool, str, str]]
     from kiosk.store import Journal
     from kiosk.store.journal import JOURNAL_FILE
     from kiosk.tickets.clock import TicketClock
+    from kiosk.tickets.ledger import priority_summary
     clock = TicketClock(server_date=lambda: api.server_date)
     lines: list[tuple[bool, str, str]] = []
     latest: str | None = None
@@ -113,6 +131,7 @@ def check_journal(config: Config, api: QmsClient) -> list[tuple[bool, str, str]]
         try:
             problem = journal.integrity()
             counts = journal.counts()
+            priority = journal.priority_counts()
             latest = journal.latest_day()
             unknown = counts.get("unknown", 0) + counts.get("uncertain", 0)
             if problem != "ok":
@@ -121,6 +140,9 @@ def check_journal(config: Config, api: QmsClient) -> list[tuple[bool, str, str]]
                 lines.append((unknown == 0, "journal", f"{path}: today {counts}" + (
                     f"; {unknown} ticket(s) need a staff check (kiosk tickets)"
                     if unknown else "")))
+                if config.priority.enabled or priority:
+                    lines.append((True, "priority", "issued today by reason: "
+                                  + priority_summary(priority)))
         except StoreError as exc:
             lines.append((False, "journal", str(exc)))
         finally:

@@ -51,7 +51,13 @@ from kiosk.link.protocol import (
     request_from_json,
 )
 from kiosk.logs import redact_text
-from kiosk.tickets.staff import NotAllowed, StaffAccess, check_request, offered_queue_ids
+from kiosk.tickets.staff import (
+    NotAllowed,
+    StaffAccess,
+    check_priority,
+    check_request,
+    offered_queue_ids,
+)
 from kiosk.view.forms import FormAnswer, FormDef, problems_to_json
 from kiosk.view.outcomes import IssueResult, QueueSnapshot, QueueView
 
@@ -285,18 +291,20 @@ class KioskServer(CoreServer):
         config = self._config
         assert config is not None
 
-        def views(lang: str) -> list[QueueView]:
+        def views(lang: str, priority: bool = False) -> list[QueueView]:
             if self._rt is not None:
-                shown = self._rt.service.views(lang)
+                shown = self._rt.service.views(lang, priority=priority)
             else:
-                shown = queue_views(config, list(snapshot.queues), lang)
+                shown = queue_views(config, list(snapshot.queues), lang, priority=priority)
             if len(shown) > MAX_CARDS and not self._warned_cards:
                 self._warned_cards = True
                 log.warning("the branch lists %d queues: the screen shows the first %d "
                             "(list the ones to show under queues: in the config)",
                             len(shown), MAX_CARDS)
             return shown[:MAX_CARDS]
-        self.send(queues_event(snapshot, {lang: views(lang) for lang in LANGUAGES}))
+        priority = {lang: views(lang, True) for lang in LANGUAGES} \
+            if config.priority.enabled else None
+        self.send(queues_event(snapshot, {lang: views(lang) for lang in LANGUAGES}, priority))
 
     def _on_forms(self, forms: dict[str, FormDef | None]) -> None:
         self.send(Forms(dict(forms)))
@@ -323,9 +331,10 @@ class KioskServer(CoreServer):
         queue_id, lang, data = check_request(offered_queue_ids(rt.config, rt.monitor),
                                              request.queue_id, request.language,
                                              request.integration_data)
+        priority = check_priority(rt.config, request.priority)
         r = await rt.service.issue(
             queue_id, language=lang, integration_data=data, wait_print=False,
-            print_ticket=rt.config.printer.type != "none")
+            print_ticket=rt.config.printer.type != "none", priority=priority)
         return self._ticket_answer(rid, r)
 
     async def _form(self, rid: int, request: GetForm) -> dict[str, Any]:
@@ -343,9 +352,10 @@ class KioskServer(CoreServer):
         queue_id, lang, data = check_request(offered_queue_ids(rt.config, rt.monitor),
                                              request.queue_id, request.language,
                                              request.integration_data)
+        priority = check_priority(rt.config, request.priority)
         answer = await submit_and_issue(
             rt.service, rt.forms, queue_id, request.values,
-            language=lang, integration_data=data,
+            language=lang, integration_data=data, priority=priority,
             wait_print=False, print_ticket=rt.config.printer.type != "none")
         if isinstance(answer, FormAnswer):
             assert answer.form is not None

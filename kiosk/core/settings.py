@@ -34,4 +34,15 @@ def ui_settings(config: Config) -> UiSettings:
         chime=calls.chime if calls else False,
         speech=calls.speech if calls else False,
         voices={str(k): v for k, v in calls.voices.items()} if calls else {},
-        tap_deadline_s=d.ui_tap_s, print_deadline_s=d.ui_print_s, stop_wait_s=d.stop_wait_s)
+        tap_deadline_s=d.ui_tap_s, print_deadline_s=d.ui_print_s, stop_wait_s=d.stop_wait_s,
+        priority=config.priority.enabled and config.kiosk.mode != "display",
+        priority_ask=config.priority.ask_reason,
+        priority_reasons={r.id: {str(k): v for k, v in r.texts.items()}
+                          for r in config.priority.reasons},
+        reach=ui.reach,
+        audio=ui.audio.enabled and config.kiosk.mode == "kiosk",
+        audio_device=ui.audio.device, audio_volume=ui.audio.volume,
+        audio_hold_s=ui.audio.hold_s,
+        audio_voices={str(k): v for k, v in ui.audio.voices.items()},
+        audio_keys={role: list(getattr(ui.audio.keys, role))
+                    for role in type(ui.audio.keys).model_fields})

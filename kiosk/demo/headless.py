@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -63,9 +64,11 @@ MORNING: list[tuple[str, str, str]] = [
 ]
 
 
-def demo_config(data_dir: Path, api_url: str, relay: DemoRelay | None = None) -> Config:
+def demo_config(data_dir: Path, api_url: str, relay: DemoRelay | None = None,
+                changes: Callable[[dict[str, Any]], None] | None = None) -> Config:
     """``kiosk/data/demo.yaml`` (also ``config/demo.yaml``), pointed at ``api_url`` and
-    with its journal and tickets in ``data_dir``; with ``relay``, its calls too."""
+    with its journal and tickets in ``data_dir``; with ``relay``, its calls too;
+    ``changes(data)`` edits the parsed YAML before it is validated (tests)."""
     path = Path(__file__).resolve().parent.parent / "data" / "demo.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["api"]["base_url"] = api_url
@@ -73,6 +76,8 @@ def demo_config(data_dir: Path, api_url: str, relay: DemoRelay | None = None) ->
     data["printer"]["path"] = str(data_dir / "tickets")
     if relay is not None:
         add_calls(data, relay)
+    if changes is not None:
+        changes(data)
     return config_from_mapping(data, str(path))
 
 
@@ -153,17 +158,19 @@ async def _last_calls(rt: Runtime, feed: CallFeed, results: list[IssueResult],
 @contextlib.asynccontextmanager
 async def demo_runtime(data_dir: Path | None = None, scenario: Scenario | None = None,
                        relay: DemoRelay | None = None,
+                       changes: Callable[[dict[str, Any]], None] | None = None,
                        ) -> AsyncIterator[tuple[Runtime, MockServer]]:
     """The mock API on a free loopback port (its clock sped up) and a kiosk wired to it
-    with the demo config; ``data_dir`` defaults to a new temp folder. With ``relay``
-    (:func:`~kiosk.demo.calls.demo_relay`), the mock's agents call each ticket
-    through it and the kiosk's config has its ``calls``."""
+    with the demo config (edited by ``changes``, see :func:`demo_config`); ``data_dir``
+    defaults to a new temp folder. With ``relay`` (:func:`~kiosk.demo.calls.demo_relay`),
+    the mock's agents call each ticket through it and the kiosk's config has its
+    ``calls``."""
     folder = data_dir or Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
     scen = scenario or load_scenario(default_scenario_path())
     if relay is not None:
         scen = with_webhook(scen, relay)
     with MockServer(MockState(scen, clock=lambda: time.monotonic() * SPEED)) as mock:
-        rt = open_runtime(demo_config(folder, mock.url, relay), DEMO_KEY)
+        rt = open_runtime(demo_config(folder, mock.url, relay, changes), DEMO_KEY)
         try:
             rt.service.branch_label = await rt.branch_label()
             yield rt, mock

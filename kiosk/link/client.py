@@ -98,6 +98,7 @@ class RemoteCore:
         self._printing: dict[int, asyncio.Future[tuple[bool, str]]] = {}
         self._listeners: list[Callable[[QueueSnapshot[Any]], None]] = []
         self._views: dict[str, list[QueueView]] = {}
+        self._priority_views: dict[str, list[QueueView]] = {}
         self._hello: asyncio.Future[UiSettings] = asyncio.get_running_loop().create_future()
         self._polled = asyncio.Event()
         self.settings: UiSettings | None = None
@@ -133,8 +134,11 @@ class RemoteCore:
         """Return once the core has sent the queues (or a failed poll) the first time."""
         await self._polled.wait()
 
-    def views(self, lang: str) -> list[QueueView]:
-        """The queues as the cards show them in ``lang``, from the last poll."""
+    def views(self, lang: str, *, priority: bool = False) -> list[QueueView]:
+        """The queues as the cards show them in ``lang``, from the last poll; ``priority``:
+        as a priority customer sees them (the regular ones where the core sent none)."""
+        if priority and lang in self._priority_views:
+            return list(self._priority_views[lang])
         return list(self._views.get(lang, ()))
 
     def subscribe(self, listener: Callable[[QueueSnapshot[Any]], None]) -> None:
@@ -166,9 +170,11 @@ class RemoteCore:
         return str(await self.call(BranchLabel()))
 
     async def issue(self, queue_id: str, *, language: str,
-                    integration_data: dict[str, Any] | None = None) -> IssueResult:
-        """Ask for a ticket; ``printing`` on the result resolves when the paper is out."""
-        answer = await self._ticket(Issue(queue_id, language, integration_data))
+                    integration_data: dict[str, Any] | None = None,
+                    priority: str | None = None) -> IssueResult:
+        """Ask for a ticket (``priority``: a priority ticket, for this reason id);
+        ``printing`` on the result resolves when the paper is out."""
+        answer = await self._ticket(Issue(queue_id, language, integration_data, priority))
         assert isinstance(answer, IssueResult)
         return answer
 
@@ -182,10 +188,11 @@ class RemoteCore:
 
     async def submit_form(self, queue_id: str, values: dict[str, Any], *, language: str,
                           integration_data: dict[str, Any] | None = None,
-                          ) -> IssueResult | FormAnswer:
+                          priority: str | None = None) -> IssueResult | FormAnswer:
         """Send the customer's form, then get the ticket; or the form back, with the
         problems to show next to its fields."""
-        return await self._ticket(SubmitForm(queue_id, language, values, integration_data))
+        return await self._ticket(SubmitForm(queue_id, language, values, integration_data,
+                                             priority))
 
     async def check_pin(self, pin: str) -> tuple[bool, float]:
         """Whether the PIN opened the staff session, and how long the pad is locked."""
@@ -316,6 +323,7 @@ class RemoteCore:
 
     def _on_queues(self, event: Queues) -> None:
         self._views = event.views
+        self._priority_views = event.priority_views
         self.views_at = time.monotonic()
         self.snapshot = snapshot_of(event, self.views_at)
         self._polled.set()

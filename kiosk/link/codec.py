@@ -67,7 +67,9 @@ def event_to_json(event: Event) -> dict[str, Any]:
         out.update(age_s=event.age_s, failures=event.failures,
                    error=None if event.error is None else asdict(event.error),
                    views={lang: [asdict(v) for v in views]
-                          for lang, views in event.views.items()})
+                          for lang, views in event.views.items()},
+                   priority_views={lang: [asdict(v) for v in views]
+                                   for lang, views in event.priority_views.items()})
     elif isinstance(event, Forms):
         out["forms"] = {qid: f.to_json() if f else None for qid, f in event.forms.items()}
     elif isinstance(event, Printed):
@@ -101,7 +103,9 @@ def event_from_json(msg: dict[str, Any]) -> Event:
             error=None if e is None else ApiProblem(**{f.name: e[f.name]
                                                       for f in fields(ApiProblem)}),
             views={str(lang): [view_from_json(v) for v in views]
-                   for lang, views in msg["views"].items()})
+                   for lang, views in msg["views"].items()},
+            priority_views={str(lang): [view_from_json(v) for v in views]
+                            for lang, views in msg.get("priority_views", {}).items()})
     if cls is Forms:
         return Forms({str(qid): FormDef.from_json(f) if f else None
                       for qid, f in msg["forms"].items()})
@@ -136,7 +140,7 @@ def result_to_json(r: IssueResult) -> dict[str, Any]:
             "message": r.message, "language": r.language, "videsk_id": r.videsk_id,
             "printed": r.printed, "print_error": r.print_error,
             "alternatives": [asdict(q) for q in r.alternatives], "uncertain": r.uncertain,
-            "detail": r.detail, "qr": r.qr,
+            "detail": r.detail, "qr": r.qr, "priority": r.priority,
             "issued_at": r.issued_at.isoformat() if r.issued_at else None}
 
 
@@ -147,7 +151,7 @@ def result_from_json(d: dict[str, Any],
         message=d["message"], language=d["language"], videsk_id=d["videsk_id"],
         printed=d["printed"], print_error=d["print_error"],
         alternatives=tuple(view_from_json(q) for q in d["alternatives"]), uncertain=d["uncertain"],
-        detail=d["detail"], qr=d["qr"], printing=printing,
+        detail=d["detail"], qr=d["qr"], printing=printing, priority=d.get("priority"),
         issued_at=datetime.fromisoformat(d["issued_at"]) if d["issued_at"] else None)
 
 
@@ -161,10 +165,12 @@ def problem_of(err: ApiError | None) -> ApiProblem | None:
         api_message=err.api_message if isinstance(err, ApiStatusError) else "")
 
 
-def queues_event(snapshot: QueueSnapshot[Any], views: dict[str, list[QueueView]]) -> Queues:
+def queues_event(snapshot: QueueSnapshot[Any], views: dict[str, list[QueueView]],
+                 priority_views: dict[str, list[QueueView]] | None = None) -> Queues:
     """The :class:`Queues` event for ``snapshot`` (its age taken now)."""
     return Queues(age_s=snapshot.age(), failures=snapshot.failures,
-                  error=problem_of(snapshot.error), views=views)
+                  error=problem_of(snapshot.error), views=views,
+                  priority_views=priority_views or {})
 
 
 def error_from_problem(e: ApiProblem) -> ApiError:

@@ -73,6 +73,27 @@ class UiSettings:
     """How long the UI waits for the paper once the number is on screen."""
     stop_wait_s: float = DEFAULT.stop_wait_s
     """How long the UI waits for the core to exit once the link is closed."""
+    priority: bool = False
+    """Offer priority tickets (the home's button, the greeter's toggle)."""
+    priority_ask: bool = True
+    """Ask the customer for a reason (else priority tickets carry none)."""
+    priority_reasons: dict[str, dict[str, str]] = field(default_factory=dict)
+    """The reasons offered, in order: ``{id: {lang: text}}``."""
+    reach: str = "normal"
+    """``low``: every control in the lower part of a portrait screen (``ui.reach``)."""
+    audio: bool = False
+    """Offer audio guidance (``ui.audio.enabled``; the UI finds out if it can be heard)."""
+    audio_device: str = ""
+    """The sound output (ALSA's name; empty: the default)."""
+    audio_volume: float = 0.8
+    """Volume at the start of each guided visit (0.1 to 1)."""
+    audio_hold_s: float = 1.5
+    """How long the start key is held."""
+    audio_voices: dict[str, str] = field(default_factory=dict)
+    """espeak-ng voice per language, for guidance."""
+    audio_keys: dict[str, list[int]] = field(default_factory=dict)
+    """Kivy key codes by role (``hold_start``, ``start``, ``previous``, ``next``,
+    ``repeat``, ``back``, ``volume_up``, ``volume_down``)."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> UiSettings:
@@ -93,12 +114,16 @@ class Request:
 class Issue(Request):
     """A ticket for ``queue_id``: answered ``{"result": IssueResult, "printing": bool}``,
     then a :class:`Printed` event when the paper is out. The core takes only a queue this
-    device offers, a language of ours, and ``integration_data`` without its own keys."""
+    device offers, a language of ours, ``integration_data`` without its own keys, and a
+    ``priority`` reason it offers (NotAllowed otherwise)."""
 
     op: ClassVar[str] = "issue"
     queue_id: str
     language: str
     integration_data: dict[str, Any] | None = None
+    priority: str | None = None
+    """A priority ticket, for this reason id (``""`` where no reason is asked); None: a
+    regular ticket."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +146,8 @@ class SubmitForm(Request):
     values: dict[str, Any]
     """``{field id: "text" | ["option", ...]}``: never logged on either side."""
     integration_data: dict[str, Any] | None = None
+    priority: str | None = None
+    """As :attr:`Issue.priority`."""
 
 
 @dataclass(frozen=True)
@@ -296,6 +323,9 @@ class Queues(Event):
     failures: int
     error: ApiProblem | None
     views: dict[str, list[QueueView]]
+    priority_views: dict[str, list[QueueView]] = field(default_factory=dict)
+    """The same cards as a priority customer sees them (their preferential segments'
+    agents and waits), when priority tickets are offered."""
 
 
 @dataclass(frozen=True)

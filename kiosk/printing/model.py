@@ -12,7 +12,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from kiosk.config import TicketConfig
-from kiosk.i18n import format_datetime, format_wait, t
+from kiosk.i18n import MONTHS, format_wait, t
 
 # Printable dots per line and characters per line (Font A, 12 dots wide) per paper width.
 PAPER_DOTS = {58: 384, 80: 576}
@@ -36,6 +36,8 @@ class TicketData:
     wait_minutes: float | None = None
     """Estimated wait from the queue's ``avgWaitingTime``, in minutes."""
     videsk_id: str | None = None
+    priority: bool = False
+    """A priority ticket: it says "Atención preferente" under the number."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,8 @@ class TicketLayout:
     header: tuple[str, ...]
     number_label: str
     number: str
+    priority: str
+    """"Atención preferente" on a priority ticket (never its reason); else empty."""
     queue: str
     branch: str
     when: str
@@ -65,6 +69,14 @@ class TicketLayout:
         return PAPER_DOTS[self.paper_mm]
 
 
+def arrival_line(moment: datetime, lang: str) -> str:
+    """When the customer took the number, as the ticket says it: "Llegada 10:42 · 27 nov
+    2026" (``moment`` in the branch's time zone)."""
+    day = f"{moment.day} {t(MONTHS[moment.month - 1], lang)} {moment.year}"
+    return t("Arrival {time}", lang, time=f"{moment.hour:02d}:{moment.minute:02d}") + \
+        f" · {day}"
+
+
 def qr_content(template: str | None, data: TicketData) -> str | None:
     """The QR's content from its template, or None for no QR."""
     if not template:
@@ -79,12 +91,13 @@ def build_layout(data: TicketData, ticket: TicketConfig, *, paper_mm: int = 80,
     lang = data.language
     when = ""
     if ticket.show_datetime:
-        when = format_datetime(data.issued_at.astimezone(ZoneInfo(timezone)), lang)
+        when = arrival_line(data.issued_at.astimezone(ZoneInfo(timezone)), lang)
     wait = ""
     if ticket.show_wait and data.wait_minutes is not None:
         wait = t("Estimated wait: {wait}", lang, wait=format_wait(data.wait_minutes, lang))
     return TicketLayout(
         paper_mm=paper_mm, header=tuple(ticket.lines("header", lang)),
-        number_label=t("Your number", lang), number=data.ticket_id, queue=data.queue_name,
+        number_label=t("Your number", lang), number=data.ticket_id,
+        priority=t("Priority service", lang) if data.priority else "", queue=data.queue_name,
         branch=data.branch_label if ticket.show_branch else "", when=when, wait=wait,
         qr=qr_content(ticket.qr, data), footer=tuple(ticket.lines("footer", lang)), logo=logo)

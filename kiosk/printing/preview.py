@@ -31,12 +31,13 @@ def _font(bold: bool, size: int) -> ImageFont.FreeTypeFont:
 
 
 def _text_block(text: str, *, width: int, scale_w: int = 1, scale_h: int = 1,
-                bold: bool = False) -> Image.Image:
-    """One line of text in Font A metrics, magnified like ``GS !``, centred on ``width``."""
+                bold: bool = False, invert: bool = False) -> Image.Image:
+    """One line of text in Font A metrics, magnified like ``GS !``, centred on ``width``;
+    ``invert``: white on black (``GS B``)."""
     font = _font(bold, 20)  # DejaVu Sans Mono at 20 px advances 12 px: Font A's width
     w = max(1, round(font.getlength(text)))
-    line = Image.new("L", (w, CHAR_H), 255)
-    ImageDraw.Draw(line).text((0, 1), text, font=font, fill=0)
+    line = Image.new("L", (w, CHAR_H), 0 if invert else 255)
+    ImageDraw.Draw(line).text((0, 1), text, font=font, fill=255 if invert else 0)
     if scale_w != 1 or scale_h != 1:
         line = line.resize((w * scale_w, CHAR_H * scale_h), Image.Resampling.NEAREST)
     # As on the printer, the paper moves by the line spacing or by a taller line's height.
@@ -72,6 +73,8 @@ def render_preview(layout: TicketLayout, *, codepage: str = "CP858",
     lines(layout.number_label)
     k = number_magnification(layout.number, layout.paper_mm)
     lines(layout.number, cols_=cols // k, scale_w=k, scale_h=k, bold=True)
+    if layout.priority:
+        lines(layout.priority, scale_h=2, bold=True, invert=True)
     lines(layout.queue, scale_h=2, bold=True)
     for text in (layout.branch, layout.when):
         if text:

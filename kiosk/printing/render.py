@@ -130,6 +130,10 @@ def render(layout: TicketLayout, *, profile: str = "default", codepage: str = "C
     p.set(bold=True, custom_size=True, width=k, height=k)
     _lines(p, layout.number, cols // k, codepage)
     p._raw(GS_SIZE_NORMAL)
+    if layout.priority:  # white on black, across the paper: seen at a glance
+        p.set(bold=True, normal_textsize=True, double_height=True, invert=True)
+        _lines(p, layout.priority, cols, codepage)
+        p.set(bold=False, normal_textsize=True, invert=False)
     p.set(bold=True, normal_textsize=True, double_height=True)
     _lines(p, layout.queue, cols, codepage)
     p.set(bold=False, normal_textsize=True)

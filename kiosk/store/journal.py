@@ -41,6 +41,15 @@ left ``pending`` (claimed or reserved, maybe sent, no answer recorded) becomes
 claimed becomes ``void``: never sent, never reused, a gap of at most one number per
 prefix per restart.
 
+Priority tickets (preferential attention) are numbered with a format of their own and a
+sequence of their own per prefix (the counter ``priority:A`` beside ``A``), reserved on
+the spot (never armed: they are few); ``tickets.priority`` holds the reason's id (``''``:
+priority without a reason asked; NULL: a regular ticket).
+
+Schema versions: 1, then 2 (``tickets.priority``). A journal written by an older kiosk is
+migrated when it is opened to write (one ``ALTER TABLE`` in the opening transaction);
+read-only, it is read as it is (its tickets are all regular).
+
 The day never goes backwards: a number is refused (:class:`~kiosk.errors.ClockBehind`)
 when the clock's day is earlier than the latest day the journal has numbered on. A
 journal that cannot be opened, or fails SQLite's integrity check, is never replaced by a
@@ -64,7 +73,7 @@ from zoneinfo import ZoneInfo
 
 from kiosk.errors import ClockBehind, StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 JOURNAL_FILE = "journal.sqlite3"
 OWNER_LOCK = "journal.lock"
 """Held (``flock`` exclusive) by the process that owns the journal, for its life."""
@@ -99,6 +108,7 @@ CREATE TABLE IF NOT EXISTS tickets (
     created_at  TEXT NOT NULL,
     answered_at TEXT,
     updated_at  TEXT NOT NULL,
+    priority    TEXT,
     UNIQUE (day, ticket_id)
 );
 CREATE INDEX IF NOT EXISTS tickets_by_outcome ON tickets (day, outcome);
@@ -140,6 +150,8 @@ class TicketRow:
     answered_at: str | None
     """When the API's answer was recorded (UTC, ISO 8601)."""
     updated_at: str
+    priority: str | None = None
+    """A priority ticket's reason id (``""``: no reason asked); None: a regular ticket."""
 
 
 def derive_prefix(name: str, fallback: str = "T") -> str:
@@ -173,6 +185,7 @@ class Journal:
         self._owner_fd: int | None = None
         self._users_fd: int | None = None
         self._db: sqlite3.Connection | None = None
+        self._priority_column = True
         try:
             if access == "read":
                 self._db = self._open_read_only(busy_timeout_s)
@@ -201,6 +214,8 @@ class Journal:
                                      f"(schema {version} > {SCHEMA_VERSION})")
                 for statement in filter(str.strip, (_SCHEMA + _CALLS_SCHEMA).split(";")):
                     db.execute(statement)
+                if "priority" not in _columns(db, "tickets"):  # schema 1: migrated
+                    db.execute("ALTER TABLE tickets ADD COLUMN priority TEXT")
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             self._release()
@@ -224,6 +239,7 @@ class Journal:
         j.access, j.path, j.fault, j.owner = "own", Path(data_dir) / JOURNAL_FILE, reason, False
         j._owner_fd = j._users_fd = None
         j._db = None
+        j._priority_column = True
         return j
 
     def _open_read_only(self, busy_timeout_s: float) -> sqlite3.Connection:
@@ -234,6 +250,7 @@ class Journal:
         db.row_factory = sqlite3.Row
         db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fails if not a database
+        self._priority_column = "priority" in _columns(db, "tickets")  # not in schema 1
         return db
 
     @property
@@ -330,23 +347,27 @@ class Journal:
     # ------------------------------------------------------------------ numbers
 
     def reserve(self, *, queue_id: str, queue_name: str, prefix: str, fmt: str,
-                language: str = "", outcome: str = "pending") -> TicketRow:
+                language: str = "", outcome: str = "pending", priority: str | None = None
+                ) -> TicketRow:
         """Take the next number for ``prefix`` today and record the attempt as ``outcome``.
+        A priority ticket (``priority``: its reason id, ``""`` for none) takes the next
+        number of the prefix's priority sequence (:func:`sequence_of`).
 
         Committed durably before it returns: the number is spent whatever happens next.
         """
         now = self._now()
+        counter = sequence_of(prefix, priority)
         with self._tx() as db:
             day = self.today()
             seen = db.execute("SELECT max(day) FROM counters").fetchone()[0]
             if seen is not None and day < seen:
                 raise ClockBehind(day, seen)
             row = db.execute("UPDATE counters SET seq = seq + 1 WHERE day = ? AND prefix = ? "
-                             "RETURNING seq", (day, prefix)).fetchone()
+                             "RETURNING seq", (day, counter)).fetchone()
             seq = row[0] if row else 1
             if row is None:
                 db.execute("INSERT INTO counters (day, prefix, seq) VALUES (?, ?, 1)",
-                           (day, prefix))
+                           (day, counter))
             ticket_id = fmt.format(prefix=prefix, seq=seq, kiosk=self.kiosk_id)
             # Defensive: a format that ignores the prefix could repeat another prefix's id.
             while db.execute("SELECT 1 FROM tickets WHERE day = ? AND ticket_id = ?",
@@ -354,12 +375,13 @@ class Journal:
                 seq += 1
                 ticket_id = fmt.format(prefix=prefix, seq=seq, kiosk=self.kiosk_id)
             db.execute("UPDATE counters SET seq = ? WHERE day = ? AND prefix = ?",
-                       (seq, day, prefix))
+                       (seq, day, counter))
             cur = db.execute(
                 "INSERT INTO tickets (day, ticket_id, seq, queue_id, queue_name, kiosk_id, "
-                "language, outcome, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "language, outcome, created_at, updated_at, priority) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (day, ticket_id, seq, queue_id, queue_name, self.kiosk_id, language, outcome,
-                 now, now))
+                 now, now, priority))
             row_id = cur.lastrowid
         assert row_id is not None
         return self._get_row(row_id)
@@ -488,6 +510,17 @@ class Journal:
                 "AND printed = 0", (d,)).fetchone()[0]
         return out
 
+    def priority_counts(self, day: str | None = None) -> dict[str, int]:
+        """Issued priority tickets of ``day`` (today by default) by reason id (``""``: no
+        reason asked); empty for a journal of schema 1, read as it is."""
+        if not self._priority_column:
+            return {}
+        with self._reading() as db:
+            rows = db.execute("SELECT priority, COUNT(*) FROM tickets WHERE day = ? AND "
+                              "outcome = 'issued' AND priority IS NOT NULL GROUP BY priority "
+                              "ORDER BY priority", (day or self.today(),)).fetchall()
+        return {r[0]: r[1] for r in rows}
+
     # ------------------------------------------------------------------ calls
 
     def record_call(self, ticket_id: str, poc: str, called_at: datetime) -> bool:
@@ -522,6 +555,16 @@ class Journal:
                 "WHERE c.day = ? GROUP BY c.ticket_id", (day or self.today(),)).fetchall()
         return [max(0.0, (datetime.fromisoformat(called) - datetime.fromisoformat(issued))
                     .total_seconds()) for issued, called in rows]
+
+
+def sequence_of(prefix: str, priority: str | None) -> str:
+    """The counter a number is taken from: the prefix's, or its priority sequence's (a
+    key no prefix can be: prefixes are letters and digits)."""
+    return prefix if priority is None else f"priority:{prefix}"
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
 
 
 def _lock_file(path: Path, operation: int) -> int:

@@ -35,14 +35,15 @@ def _describe(form: FormDef, answer: FormAnswer) -> list[str]:
 
 async def issue_with_form(service: TicketService, catalog: FormCatalog, queue_id: str,
                           given: dict[str, Any], lang: str, *,
-                          print_ticket: bool) -> IssueResult:
+                          print_ticket: bool, priority: str | None = None) -> IssueResult:
     """Check ``given`` ({field name or id: value}) against the queue's form, send it, then
     issue the ticket. Raises :class:`FormNotSent`."""
     form = await catalog.fetch(queue_id)
     if form is None:
         if given:
             raise FormNotSent([f"queue {queue_id} needs no form; nothing was sent"], sent=False)
-        return await service.issue(queue_id, language=lang, print_ticket=print_ticket)
+        return await service.issue(queue_id, language=lang, print_ticket=print_ticket,
+                                   priority=priority)
     values, unknown = values_by_id(form, given)
     if unknown:
         raise FormNotSent([f'field "{k}": not in the form of queue {queue_id} (see kiosk '
@@ -51,7 +52,7 @@ async def issue_with_form(service: TicketService, catalog: FormCatalog, queue_id
     if problems:
         raise FormNotSent(_describe(form, FormAnswer(form, problems)), sent=False)
     answer = await submit_and_issue(service, catalog, queue_id, values, language=lang,
-                                    print_ticket=print_ticket)
+                                    print_ticket=print_ticket, priority=priority)
     if isinstance(answer, FormAnswer):
         assert answer.form is not None
         raise FormNotSent(_describe(answer.form, answer), sent=answer.sent)

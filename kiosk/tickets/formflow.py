@@ -14,7 +14,8 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any, Literal
 
-from kiosk.errors import ApiError, BadRequest, NotFound
+from kiosk.errors import ApiError, BadRequest, NotFound, NotOffered
+from kiosk.tickets.issuing import not_offered
 from kiosk.view.forms import (
     FormAnswer,
     check_form,
@@ -52,15 +53,19 @@ async def submit_and_issue(
     integration_data: dict[str, Any] | None = None,
     print_ticket: bool = True,
     wait_print: bool = True,
+    priority: str | None = None,
 ) -> IssueResult | FormAnswer:
     """Check and send the customer's form for ``queue_id``, then issue the ticket.
 
     Returns a :class:`FormAnswer` when the form goes back to the customer: refused here
     (``sent=False``, nothing sent) or by the provider's 400 (the form refetched, the
     reason on its field). Otherwise the ticket's :class:`IssueResult`, exactly as a tap
-    on a queue without a form gives it (406 alternatives, printing, fallbacks).
+    on a queue without a form gives it (406 alternatives, printing, fallbacks);
+    ``priority``: a priority ticket (:meth:`TicketService.issue`).
     """
     lang = language or service.config.kiosk.language
+    if priority is not None and not service.config.priority.offered(priority):
+        raise NotOffered(not_offered(service.config, priority))  # before the form is sent
     try:
         form = await catalog.form_for(queue_id)
     except ApiError as exc:
@@ -68,7 +73,8 @@ async def submit_and_issue(
                           f"form not fetched: {exc.__class__.__name__}: {exc}")
     if form is None:  # the queue needs no form (any more): a ticket as usual
         return await service.issue(queue_id, language=lang, integration_data=integration_data,
-                                   print_ticket=print_ticket, wait_print=wait_print)
+                                   print_ticket=print_ticket, wait_print=wait_print,
+                                   priority=priority)
     problems = check_form(form, values)
     if problems:
         catalog.refused += 1
@@ -92,7 +98,8 @@ async def submit_and_issue(
         if fresh is None:  # the form is gone: a ticket as usual
             return await service.issue(queue_id, language=lang,
                                        integration_data=integration_data,
-                                       print_ticket=print_ticket, wait_print=wait_print)
+                                       print_ticket=print_ticket, wait_print=wait_print,
+                                       priority=priority)
         if fresh.version != form.version:
             problem = problem_from_api(fresh, "the form changed", "changed")
         elif fresh.field(problem.field_id) is None and fresh.shown:
@@ -102,7 +109,8 @@ async def submit_and_issue(
         with contextlib.suppress(ApiError):
             await catalog.fetch(queue_id)
         return await service.issue(queue_id, language=lang, integration_data=integration_data,
-                                   print_ticket=print_ticket, wait_print=wait_print)
+                                   print_ticket=print_ticket, wait_print=wait_print,
+                                   priority=priority)
     except ApiError as exc:
         log.info("form for queue %s not sent: %s", queue_id, exc)
         return _no_ticket(service, queue_id, outcome_for(exc), lang,
@@ -111,4 +119,4 @@ async def submit_and_issue(
     log.info("form for queue %s saved (submission %s)", queue_id, sub.submission)
     return await service.issue(queue_id, language=lang, integration_data=integration_data,
                                form=sub.submission, print_ticket=print_ticket,
-                               wait_print=wait_print)
+                               wait_print=wait_print, priority=priority)

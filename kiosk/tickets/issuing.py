@@ -47,6 +47,7 @@ from kiosk.errors import (
     ApiTimeout,
     ClockBehind,
     ConnectionLost,
+    NotOffered,
     PrinterError,
     StoreError,
     TicketNotFound,
@@ -54,9 +55,14 @@ from kiosk.errors import (
 from kiosk.printing.model import TicketData, qr_content
 from kiosk.store import Journal, TicketRow
 from kiosk.tickets.health import Health
-from kiosk.tickets.queues import QueueMonitor, queue_views, unknown_queue_view
+from kiosk.tickets.queues import (
+    QueueMonitor,
+    priority_segment,
+    queue_views,
+    unknown_queue_view,
+)
 from kiosk.view.messages import customer_message
-from kiosk.view.outcomes import IssueResult, Outcome, QueueView, outcome_for
+from kiosk.view.outcomes import IssueResult, Outcome, QueueView, outcome_for, priority_value
 
 if TYPE_CHECKING:
     from kiosk.tickets.formcatalog import FormCatalog
@@ -115,13 +121,16 @@ class TicketService:
     def _known_queues(self) -> list[Queue]:
         return list(self.monitor.snapshot.queues) if self.monitor else []
 
-    def views(self, lang: str, queues: list[Queue] | None = None) -> list[QueueView]:
-        """The queues to show, from ``queues`` or the monitor's last good state."""
+    def views(self, lang: str, queues: list[Queue] | None = None, *,
+              priority: bool = False) -> list[QueueView]:
+        """The queues to show, from ``queues`` or the monitor's last good state;
+        ``priority``: as a priority customer sees them (the preferential segments' agents
+        and waits, see :func:`~kiosk.tickets.queues.queue_views`)."""
         ages = None
         if queues is None and self.monitor is not None:  # how old each card's data is
             ages = self.monitor.ages()
         views = queue_views(self.config, self._known_queues() if queues is None else queues,
-                            lang, ages)
+                            lang, ages, priority=priority)
         if self.forms is not None:  # mark the cards of queues that need a form
             views = [replace(v, needs_form=True) if self.forms.needs(v.id) else v
                      for v in views]
@@ -131,20 +140,23 @@ class TicketService:
         """The queues, fresh from the API (for the CLI)."""
         return self.views(lang, await self.api.list_queues(self.config.branch))
 
-    def view(self, queue_id: str, lang: str) -> QueueView:
+    def view(self, queue_id: str, lang: str, *, priority: bool = False) -> QueueView:
         """``queue_id`` as the cards show it in ``lang`` (a placeholder if unknown)."""
-        for v in self.views(lang):
+        for v in self.views(lang, priority=priority):
             if queue_id == v.id:
                 return v
         return unknown_queue_view(self.config, queue_id, lang)
 
-    async def _alternatives(self, queue_id: str, lang: str) -> tuple[QueueView, ...]:
-        """Queues with agents now: fresh from the API, else the monitor's last state."""
+    async def _alternatives(self, queue_id: str, lang: str, priority: bool = False
+                            ) -> tuple[QueueView, ...]:
+        """Queues with agents now: fresh from the API, else the monitor's last state (for
+        a priority ticket, their preferential segments')."""
         try:
-            views = self.views(lang, await self.api.list_queues(self.config.branch, retries=0))
+            views = self.views(lang, await self.api.list_queues(self.config.branch, retries=0),
+                               priority=priority)
         except ApiError as exc:
             log.info("could not refresh queues for alternatives: %s", exc)
-            views = self.views(lang)
+            views = self.views(lang, priority=priority)
         return tuple(v for v in views if v.users > 0 and v.id != queue_id)[:MAX_ALTERNATIVES]
 
     # ----------------------------------------------------------------- numbers
@@ -160,14 +172,20 @@ class TicketService:
             log.warning("%d ticket attempt(s) were interrupted by a crash; marked 'unknown' "
                         "in %s", recovered, self.journal.path)
 
-    async def _take_number(self, view: QueueView, lang: str) -> TicketRow:
+    async def _take_number(self, view: QueueView, lang: str,
+                           priority: str | None = None) -> TicketRow:
         await self._own_journal()
         prefix = view.prefix
+        name = view.api_name or view.name
+        if priority is not None:  # few: reserved on the spot, from their own sequence
+            return await asyncio.to_thread(
+                self.journal.reserve, queue_id=priority_segment(self.config, view.id),
+                queue_name=name, prefix=prefix, fmt=self.config.numbering.priority_format,
+                language=lang, priority=priority)
         pending = self._arming.get(prefix)
         if pending is not None:
             await pending
         armed = self._armed.pop(prefix, None)
-        name = view.api_name or view.name
         if armed is not None:
             if armed.day == self.journal.today():
                 await asyncio.to_thread(  # fsynced: off the event loop
@@ -220,35 +238,47 @@ class TicketService:
         form: str | None = None,
         print_ticket: bool = True,
         wait_print: bool = True,
+        priority: str | None = None,
     ) -> IssueResult:
         """Issue one ticket for ``queue_id`` (an id or integrationId) and print it.
 
         ``wait_print=False`` returns as soon as the API answered, with printing under way in
         ``result.printing`` (the UI shows the number at once, the paper follows).
+        ``priority``: a priority ticket, for this reason id (``""`` where no reason is
+        asked): numbered with ``numbering.priority_format``, sent to the queue's
+        ``priority_queue`` (else the queue), ``integrationData.priority`` set.
+        :class:`~kiosk.errors.NotOffered` (nothing sent) for a reason not offered here.
         """
+        if priority is not None and not self.config.priority.offered(priority):
+            raise NotOffered(not_offered(self.config, priority))
         async with self.busy:
             return await self._issue(queue_id, language, integration_data, form, print_ticket,
-                                     wait_print)
+                                     wait_print, priority)
 
     async def _issue(self, queue_id: str, language: str | None,
                      integration_data: dict[str, Any] | None, form: str | None,
-                     print_ticket: bool, wait_print: bool) -> IssueResult:
+                     print_ticket: bool, wait_print: bool,
+                     priority: str | None = None) -> IssueResult:
         lang = language or self.config.kiosk.language
-        view = self.view(queue_id, lang)
+        view = self.view(queue_id, lang, priority=priority is not None)
         try:
-            row = await self._take_number(view, lang)
+            row = await self._take_number(view, lang, priority)
         except StoreError as exc:  # nothing was sent: out of service, and staff told why
             return self._not_numbered(view, lang, exc)
         if self.health.faults().get("clock"):
             self.health.clear("clock")
         data = {**(integration_data or {}),  # ours last: a caller cannot override them
                 "source": "kiosk", "kiosk": self.config.kiosk.id, "day": row.day, "lang": lang}
+        segment = queue_id
+        if priority is not None:
+            data["priority"] = priority_value(priority)
+            segment = priority_segment(self.config, queue_id)
 
         videsk_id: str | None = None
         uncertain = False
         detail = ""
         try:
-            answer = await self.api.enqueue(self.config.branch, queue_id, row.ticket_id,
+            answer = await self.api.enqueue(self.config.branch, segment, row.ticket_id,
                                             integration_data=data, form=form)
             outcome, videsk_id = Outcome.ISSUED, answer.id
         except AcceptedUnreadable as exc:
@@ -266,23 +296,25 @@ class TicketService:
                      lambda: self.journal.finish(row.row_id, journal_outcome,
                                                  videsk_id=videsk_id, detail=detail,
                                                  wait_min=wait))
-        log.info("ticket %s queue=%s outcome=%s%s", row.ticket_id, queue_id, journal_outcome,
-                 f" ({detail})" if detail else "")
+        log.info("ticket %s queue=%s%s outcome=%s%s", row.ticket_id, queue_id,
+                 "" if priority is None else f" priority={priority or 'yes'} segment={segment}",
+                 journal_outcome, f" ({detail})" if detail else "")
 
         alternatives: tuple[QueueView, ...] = ()
         if outcome is Outcome.NO_AGENTS:
-            alternatives = await self._alternatives(queue_id, lang)
+            alternatives = await self._alternatives(queue_id, lang, priority is not None)
             if self.monitor:
                 self.monitor.poll_soon()
 
-        self._arm_next(view.prefix)
+        if priority is None:
+            self._arm_next(view.prefix)
         printed: bool | None = None
         print_error = ""
         printing: asyncio.Future[tuple[bool, str]] | None = None
         ticket = TicketData(
             ticket_id=row.ticket_id, queue_id=view.id, queue_name=view.name,
             issued_at=issued_at, language=lang, branch_label=self.branch_label,
-            wait_minutes=wait, videsk_id=videsk_id)
+            wait_minutes=wait, videsk_id=videsk_id, priority=priority is not None)
         if outcome is Outcome.ISSUED and print_ticket:
             printing = asyncio.ensure_future(self.print(ticket, row.row_id))
             if wait_print:
@@ -296,7 +328,7 @@ class TicketService:
             alternatives=alternatives, uncertain=uncertain, detail=detail,
             issued_at=issued_at if outcome is Outcome.ISSUED else None, row_id=row.row_id,
             qr=qr_content(self.config.ticket.qr, ticket) if outcome is Outcome.ISSUED else None,
-            printing=printing if not wait_print else None)
+            printing=printing if not wait_print else None, priority=priority)
 
     def _not_numbered(self, view: QueueView, lang: str, exc: StoreError) -> IssueResult:
         """No number could be taken: nothing was sent, the tap is out of service."""
@@ -354,5 +386,18 @@ class TicketService:
             queue_name=view.name if view.api_name else (row.queue_name or view.name),
             issued_at=datetime.fromisoformat(row.answered_at or row.updated_at),
             language=row.language,
-            branch_label=self.branch_label, wait_minutes=row.wait_min, videsk_id=row.videsk_id)
+            branch_label=self.branch_label, wait_minutes=row.wait_min, videsk_id=row.videsk_id,
+            priority=row.priority is not None)
         return await self.print(ticket, row.row_id)
+
+
+def not_offered(config: Config, priority: str) -> str:
+    """Why ``priority`` is refused here, naming it and what is offered."""
+    p = config.priority
+    if not p.enabled:
+        return "priority tickets are not offered here (priority.enabled is false)"
+    if not p.ask_reason:
+        return (f"priority reason {priority!r} is not offered: this kiosk asks no reason "
+                "(priority.ask_reason is false)")
+    offered = ", ".join(r.id for r in p.reasons)
+    return f"priority reason {priority!r} is not offered (offered: {offered})"

@@ -5,7 +5,8 @@ attempt that was sent to the API (never an armed or void number) becomes one rec
 ``ticketId``, ``queue`` (``id``, ``name``), ``outcome`` (as ``kiosk ticket`` says it, or
 ``uncertain`` / ``unknown`` when the ticket's fate is not known: a timeout, a crash, or
 an attempt still waiting for its answer), ``printed``, ``videskId``, ``time`` (when the
-number was taken, in the branch's time zone) and ``detail`` for staff.
+number was taken, in the branch's time zone), ``priority`` (the reason's id, ``true``
+when no reason is asked, null for a regular ticket) and ``detail`` for staff.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from kiosk.store import TicketRow
-from kiosk.view.outcomes import Outcome
+from kiosk.view.outcomes import Outcome, priority_value
 
 KNOWN = {o.value for o in Outcome} | {"uncertain", "unknown"}
 
@@ -32,14 +33,25 @@ def record(row: TicketRow, timezone: str) -> dict[str, Any]:
     return {"ticketId": row.ticket_id, "queue": {"id": row.queue_id, "name": row.queue_name},
             "outcome": outcome_of(row), "printed": row.printed, "videskId": row.videsk_id,
             "time": taken.isoformat(timespec="seconds"), "day": row.day,
-            "detail": row.detail or row.print_error}
+            "priority": priority_value(row.priority), "detail": row.detail or row.print_error}
 
 
 def table(records: list[dict[str, Any]]) -> list[str]:
     """The same records as lines of a table for people."""
-    lines = [f"{'time':<9}{'ticket':<12}{'outcome':<15}{'printed':<9}{'queue':<28}videsk id"]
+    lines = [f"{'time':<9}{'ticket':<12}{'outcome':<15}{'printed':<9}{'priority':<12}"
+             f"{'queue':<28}videsk id"]
     for r in records:
+        priority = r["priority"]
+        shown = "-" if priority is None else "yes" if priority is True else str(priority)
         lines.append(f"{r['time'][11:19]:<9}{r['ticketId'][:11]:<12}{r['outcome']:<15}"
-                     f"{'yes' if r['printed'] else 'no':<9}{r['queue']['name'][:27]:<28}"
-                     f"{r['videskId'] or '-'}")
+                     f"{'yes' if r['printed'] else 'no':<9}{shown[:11]:<12}"
+                     f"{r['queue']['name'][:27]:<28}{r['videskId'] or '-'}")
     return lines
+
+
+def priority_summary(counts: dict[str, int]) -> str:
+    """Issued priority tickets by reason, for staff: "senior 3, pregnant 1" ("no reason"
+    where none is asked); "none" when there are none."""
+    if not counts:
+        return "none"
+    return ", ".join(f"{reason or 'no reason'} {n}" for reason, n in counts.items())

@@ -47,9 +47,12 @@ def _prefix(qc: QueueConfig | None, name: str) -> str:
 
 
 def queue_views(config: Config, queues: list[Queue], lang: str,
-                ages: dict[str, float] | None = None) -> list[QueueView]:
+                ages: dict[str, float] | None = None, *, priority: bool = False
+                ) -> list[QueueView]:
     """The queues to show, in config order (or the API's when none are configured);
-    ``ages``: how old each queue's data is (seconds)."""
+    ``ages``: how old each queue's data is (seconds). ``priority``: as a priority customer
+    sees them: a queue with a ``priority_queue`` shows that segment's agents and wait
+    (when the API lists it), under the queue's own name and prefix."""
     ages = ages or {}
     by_id = {q.id: q for q in queues}
     pairs: list[tuple[QueueConfig | None, Queue]]
@@ -57,11 +60,23 @@ def queue_views(config: Config, queues: list[Queue], lang: str,
         pairs = [(qc, by_id[qc.id]) for qc in config.queues if qc.id in by_id]
     else:
         pairs = [(None, q) for q in queues]
-    return [QueueView(id=q.id, name=_name(qc, lang, q.name), api_name=q.name, users=q.users,
-                      avg_waiting_time=q.avg_waiting_time,
-                      wait_minutes=wait_in_minutes(q.avg_waiting_time, config.api.wait_unit),
-                      prefix=_prefix(qc, q.name), age_s=ages.get(q.id))
-            for qc, q in pairs]
+    views = []
+    for qc, q in pairs:
+        live = q
+        if priority and qc is not None and qc.priority_queue in by_id:
+            live = by_id[qc.priority_queue]
+        views.append(QueueView(
+            id=q.id, name=_name(qc, lang, q.name), api_name=q.name, users=live.users,
+            avg_waiting_time=live.avg_waiting_time,
+            wait_minutes=wait_in_minutes(live.avg_waiting_time, config.api.wait_unit),
+            prefix=_prefix(qc, q.name), age_s=ages.get(live.id, ages.get(q.id))))
+    return views
+
+
+def priority_segment(config: Config, queue_id: str) -> str:
+    """Where a priority ticket for ``queue_id`` goes: its ``priority_queue``, else itself."""
+    qc = config.queue(queue_id)
+    return (qc.priority_queue if qc is not None else None) or queue_id
 
 
 def unknown_queue_view(config: Config, queue_id: str, lang: str) -> QueueView:

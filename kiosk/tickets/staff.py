@@ -15,8 +15,9 @@ The UI process shows screens; it is not trusted with decisions. The core keeps:
   does not reset it. The PIN is hashed on a worker thread (200k PBKDF2 rounds would stop
   the event loop, and with it the queues and the watchdog);
 - the **customer's request**: only a queue this kiosk offers (its configured queues, or
-  the branch's when none are configured), a language of ours, and ``integrationData``
-  whose own keys (``source``, ``kiosk``, ``day``, ``lang``) the UI cannot set.
+  the branch's when none are configured), a language of ours, a priority reason it
+  offers, and ``integrationData`` whose own keys (``source``, ``kiosk``, ``day``,
+  ``lang``, ``priority``) the UI cannot set.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ MAX_FAILURES = 5
 FIRST_LOCKOUT_S = 30.0
 MAX_LOCKOUT_S = 15 * 60.0
 LOCKOUT_FILE = "admin-lockout.json"
-RESERVED_DATA_KEYS = frozenset({"source", "kiosk", "day", "lang"})
+RESERVED_DATA_KEYS = frozenset({"source", "kiosk", "day", "lang", "priority"})
 """``integrationData`` keys the core sets itself (the UI's values are refused)."""
 
 
@@ -214,6 +215,19 @@ def offered_queue_ids(config: Config, monitor: QueueMonitor) -> set[str]:
     if config.queues:
         return {q.id for q in config.queues}
     return {q.id for q in monitor.snapshot.queues}
+
+
+def check_priority(config: Config, priority: Any) -> str | None:
+    """The UI's priority reason, checked against the config's (:class:`NotAllowed`
+    naming it otherwise): None for a regular ticket."""
+    if priority is None:
+        return None
+    if not isinstance(priority, str) or not config.priority.offered(priority):
+        from kiosk.tickets.issuing import not_offered
+        why = not_offered(config, str(priority)[:40])
+        log.warning("ticket request refused: %s", why)
+        raise NotAllowed(why)
+    return priority
 
 
 def check_request(offered: set[str], queue_id: Any, language: Any,

@@ -25,7 +25,7 @@ from kivy.clock import Clock
 from kivy.core.window import Window
 from kivy.lang import Builder
 from kivy.metrics import mm
-from kivy.properties import ListProperty, NumericProperty, StringProperty
+from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 from kivy.uix.widget import Widget
 
@@ -53,6 +53,10 @@ class LobbyApp(App):
 
     lang = StringProperty("es")
     scale = NumericProperty(1.0)
+    high_contrast = BooleanProperty(False)
+    """The high-contrast theme (one tap from home; until the idle reset)."""
+    low_reach = BooleanProperty(False)
+    """``ui.reach: low``: every control in the lower part of the screen."""
     branch = StringProperty("")
     clock_text = StringProperty("")
 
@@ -68,6 +72,13 @@ class LobbyApp(App):
     c_warn = ListProperty()
     c_on_warn = ListProperty()
     c_pressed = ListProperty()
+    c_focus = ListProperty()
+    c_outline = ListProperty()
+    """Borders of buttons and cards (see-through, except in high contrast)."""
+    c_badge = ListProperty()
+    c_on_badge = ListProperty()
+    c_priority = ListProperty()
+    c_on_priority = ListProperty()
 
     SCREENS: ClassVar[dict[str, type[KioskScreen]]] = {"pin": PinScreen, "admin": AdminScreen}
     """The screens besides home, built the first time they are shown."""
@@ -84,14 +95,8 @@ class LobbyApp(App):
         self.stopping = False
         s = self.settings
         self.theme = theme or Theme(brand=s.brand_color, accent=s.accent_color)
-        th = self.theme
-        self.c_brand, self.c_on_brand = rgba(th.brand), rgba(th.on_brand)
-        self.c_brand_light = [min(1.0, c + 0.12) for c in rgba(th.brand)[:3]] + [1.0]
-        self.c_card, self.c_on_card = rgba(th.card), rgba(th.on_card)
-        self.c_muted_card, self.c_on_muted = rgba(th.muted_card), rgba(th.on_muted)
-        self.c_accent, self.c_on_accent = rgba(th.accent), rgba(th.on_accent)
-        self.c_warn, self.c_on_warn = rgba(th.warn), rgba(th.on_warn)
-        self.c_pressed = rgba("#B7C3D6")
+        self.use_theme(self.theme)
+        self.low_reach = s.reach == "low" and mode != "tablet"
         self.lang = s.language
         self.last_activity = time.monotonic()
         self.timings: dict[str, float] = {}
@@ -105,6 +110,29 @@ class LobbyApp(App):
         self._root: ScreenManager | None = None
         self._events: list[Any] = []  # Clock events to cancel at stop (the Clock outlives us)
         self._calls_day = ""
+
+    def use_theme(self, th: Theme) -> None:
+        """Colour every screen with ``th`` (the kv rules follow the app's colours)."""
+        self.c_brand, self.c_on_brand = rgba(th.brand), rgba(th.on_brand)
+        self.c_brand_light = th.lighter()
+        self.c_card, self.c_on_card = rgba(th.card), rgba(th.on_card)
+        self.c_muted_card, self.c_on_muted = rgba(th.muted_card), rgba(th.on_muted)
+        self.c_accent, self.c_on_accent = rgba(th.accent), rgba(th.on_accent)
+        self.c_warn, self.c_on_warn = rgba(th.warn), rgba(th.on_warn)
+        self.c_pressed, self.c_focus = rgba(th.pressed), rgba(th.focus)
+        self.c_outline = rgba(th.outline) if th.outline else [0.0, 0.0, 0.0, 0.0]
+        self.c_badge, self.c_on_badge = rgba(th.badge), rgba(th.on_badge)
+        self.c_priority, self.c_on_priority = rgba(th.priority), rgba(th.on_priority)
+        ring = getattr(self, "_ring", None)  # None while the app is being made
+        if ring is not None:
+            ring.set_colour(self.c_focus)
+        if self.root is not None:
+            Window.clearcolor = self.c_brand
+
+    def toggle_contrast(self) -> None:
+        """The high-contrast theme on or off (off again at the idle reset)."""
+        self.high_contrast = not self.high_contrast
+        self.use_theme(Theme.high_contrast() if self.high_contrast else self.theme)
 
     # ----------------------------------------------------------------- what subclasses add
 
@@ -127,10 +155,22 @@ class LobbyApp(App):
     def refresh(self) -> None:
         """Show the core's state again."""
 
+    def key_hook(self, key: int, down: bool) -> bool:
+        """A key pressed (``down``) or released, before the app's own keys: True when a
+        subclass took it (audio guidance's keys)."""
+        return False
+
+    def focus_moved(self, widget: Widget) -> None:
+        """The keyboard's focus moved to ``widget``."""
+
+    def screen_shown(self) -> None:
+        """Another screen is now shown."""
+
     def at_rest(self) -> bool:
-        """Nothing to reset on the idle timer: home, in the default language and size."""
+        """Nothing to reset on the idle timer: home, in the default language, size and
+        colours."""
         return bool(self.sm.current == "home" and self.lang == self.settings.language
-                    and self.scale == 1.0)
+                    and self.scale == 1.0 and not self.high_contrast)
 
     # ----------------------------------------------------------------- building
 
@@ -150,9 +190,9 @@ class LobbyApp(App):
         home_cls = self.home_class()
         self._load_kv(home_cls.kv)
         sm = Screens(transition=NoTransition())  # unclipped: kiosk/ui/drawing.py says why
-        sm.add_widget(home_cls(name="home"))
+        sm.add_widget(self._made(home_cls))
         sm.bind(current=lambda *_: self._screen_changed())
-        self._ring = FocusRing(rgba(self.theme.focus))
+        self._ring = FocusRing(self.c_focus)
         self._root = sm
 
     def build(self) -> Widget:
@@ -164,7 +204,8 @@ class LobbyApp(App):
         # The brand colour is every screen's background through the window's clear
         # colour: a full-window rectangle per screen would fill every pixel twice per frame.
         Window.clearcolor = self.c_brand
-        Window.bind(on_key_down=self._on_key_down, on_request_close=self._on_request_close)
+        Window.bind(on_key_down=self._on_key_down, on_key_up=self._on_key_up,
+                    on_request_close=self._on_request_close)
         # Bound after Kivy's own (the settings panel on F1): every key that reaches
         # on_keyboard stops here.
         Window.bind(on_keyboard=self._swallow_key)
@@ -212,6 +253,8 @@ class LobbyApp(App):
         self.core.unsubscribe_calls(self._on_calls)
         self.stopped()
         Window.unbind(on_keyboard=self._swallow_key)
+        Window.unbind(on_key_down=self._on_key_down, on_key_up=self._on_key_up,
+                      on_request_close=self._on_request_close)
         for ev in (*self._events, self._return_ev, self._hold_ev):
             if ev is not None:
                 ev.cancel()
@@ -248,8 +291,13 @@ class LobbyApp(App):
         if not self.sm.has_screen(name):
             cls = self.SCREENS[name]
             self._load_kv(cls.kv)
-            self.sm.add_widget(cls(name=name))
+            self.sm.add_widget(self._made(cls, name))
         return self.sm.get_screen(name)
+
+    def _made(self, cls: type[KioskScreen], name: str = "home") -> KioskScreen:
+        """A screen, told the reach it lays out for."""
+        return cls(name=name, low_reach=self.low_reach,
+                   reach_line=getattr(self, "reach_line", 1.0))
 
     def show_screen(self, name: str) -> None:
         """Make ``name`` the current screen."""
@@ -264,6 +312,8 @@ class LobbyApp(App):
         if reset:
             self.lang = self.settings.language
             self.scale = 1.0
+            if self.high_contrast:
+                self.toggle_contrast()
         self.show_screen("home")
         self.refresh()
 
@@ -363,14 +413,20 @@ class LobbyApp(App):
         if self.sm.current != "admin" and self._on_admin:  # staff left: the core closes
             self.core.admin_close()                        # their session
         self._on_admin = self.sm.current == "admin"
+        self.screen_shown()
 
     def focus_items(self) -> list[Widget]:
         screen: KioskScreen = self.sm.current_screen
         return [w for w in screen.focusables() if not w.disabled and w.opacity > 0]
 
+    def _on_key_up(self, window: Any, key: int, *args: Any) -> bool:
+        return self.key_hook(key, False)
+
     def _on_key_down(self, window: Any, key: int, scancode: int, codepoint: str | None,
                      modifiers: list[str]) -> bool:
         self.last_activity = time.monotonic()
+        if self.key_hook(key, True):
+            return True
         screen: KioskScreen = self.sm.current_screen
         ring = self._ring
         assert ring is not None
@@ -412,3 +468,4 @@ class LobbyApp(App):
         self._ring.move_to(widget)
         if hasattr(widget, "focus") and not isinstance(widget, Focusable):
             widget.focus = True  # a TextInput takes the keys
+        self.focus_moved(widget)

@@ -37,11 +37,12 @@ def stop_flash(*widgets: Widget | None) -> None:
 
 
 class CallRow(BoxLayout):
-    """One earlier call in the list: ticket, booth, time."""
+    """One earlier call in the list: ticket, booth, time (and a mark for priority)."""
 
     ticket = StringProperty("")
     poc = StringProperty("")
     when = StringProperty("")
+    priority = BooleanProperty(False)
 
 
 class CallingScreen(KioskScreen):
@@ -54,8 +55,10 @@ class CallingScreen(KioskScreen):
     queue = StringProperty("")
     connected = BooleanProperty(True)
     flash = NumericProperty(0.0)
+    priority = BooleanProperty(False)
+    """The latest call is a priority ticket's: marked "priority service"."""
     earlier = ListProperty([])
-    """The earlier calls shown, as ``(ticket, poc, time)``."""
+    """The earlier calls shown, as ``(ticket, poc, time, priority)``."""
 
     def show(self, *_: Any, **__: Any) -> None:  # the app's queue refresh: nothing here
         return
@@ -65,14 +68,15 @@ class CallingScreen(KioskScreen):
         self.ticket = latest.ticket_id if latest else ""
         self.poc = latest.poc if latest else ""
         self.queue = latest.queue if latest else ""
+        self.priority = bool(latest and latest.priority)
         self.connected = connected
-        rows = [(c.ticket_id, c.poc, local_time(c)) for c in calls[1:keep]]
+        rows = [(c.ticket_id, c.poc, local_time(c), bool(c.priority)) for c in calls[1:keep]]
         if rows != self.earlier:
             self.earlier = rows
             box = self.ids.rows
             box.clear_widgets()
-            for ticket, poc, when in rows:
-                box.add_widget(CallRow(ticket=ticket, poc=poc, when=when))
+            for ticket, poc, when, priority in rows:
+                box.add_widget(CallRow(ticket=ticket, poc=poc, when=when, priority=priority))
 
     def new_call(self) -> None:
         flash(self)

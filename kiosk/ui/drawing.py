@@ -183,8 +183,9 @@ class ClipScrollView(ScrollView):
         self._place()
 
     def _place(self, *_: Any) -> None:
+        # x + width, not right: called on a size change, before the aliases follow it
         x0, y0 = self.to_window(self.x, self.y)
-        x1, y1 = self.to_window(self.right, self.top)
+        x1, y1 = self.to_window(self.x + self.width, self.y + self.height)
         clip = self._clip
         if clip is None:
             return

@@ -86,7 +86,8 @@ async def take_ticket(app: Any, queue_id: str) -> None:
         app.busy_queue = ""
 
     result = await ask(app, app.core.issue(queue_id, language=app.lang,
-                                           integration_data=customer_data(app)),
+                                           integration_data=customer_data(app),
+                                           priority=app.priority),
                        what="issuing a ticket", undo=free)
     free()
     if result is not None:
@@ -143,7 +144,8 @@ async def submit_form(app: Any, queue_id: str, values: dict[str, Any]) -> None:
     s = app.screen("form")
     app.timings["form_sent"] = time.perf_counter()
     answer = await ask(app, app.core.submit_form(queue_id, values, language=app.lang,
-                                                 integration_data=customer_data(app)),
+                                                 integration_data=customer_data(app),
+                                                 priority=app.priority),
                        what="sending a form", undo=s.wipe)
     if answer is None:
         return

@@ -40,6 +40,7 @@ from kiosk.i18n import t
 from kiosk.ui.keyboard import LAYOUTS, OnScreenKeyboard  # noqa: F401 - form.kv places it
 from kiosk.ui.screens import KioskScreen
 from kiosk.ui.widgets import Focusable, app_ref
+from kiosk.view import guidance
 from kiosk.view.forms import FieldDef, FormDef, Problem, check_field
 
 log = logging.getLogger(__name__)
@@ -369,6 +370,29 @@ send button hands the values to the app, which sends them."""
     def focusables(self) -> list[Widget]:
         ids = self.ids
         return [*self.field_items(), ids.send, ids.back]
+
+    def spoken(self, lang: str) -> str:
+        return guidance.form(str(self.queue_name), len(self.blocks), lang)
+
+    def spoken_item(self, widget: Widget, lang: str) -> str:
+        """A field as its label says it, whether it is filled in (never what was typed:
+        it goes to Videsk and nowhere else, not to a loudspeaker nor the log), and its
+        problem; a choice as its option, chosen or not; a button as its text."""
+        for block in self.blocks.values():
+            if widget not in block.inputs:
+                continue
+            if isinstance(widget, OptionButton):
+                state = t("chosen", lang) if widget.selected else t("not chosen", lang)
+                return f"{block.title}: {widget.text}, {state}"
+            parts = [str(block.title)]
+            if not block.required:
+                parts.append(t("(optional)", lang))
+            parts.append(t("filled in", lang) if getattr(widget, "text", "") else
+                         t("empty", lang))
+            if block.error:
+                parts.append(str(block.error))
+            return ", ".join(parts)
+        return super().spoken_item(widget, lang)
 
     def focused_item(self) -> Widget | None:
         ring = app_ref()._ring

@@ -97,6 +97,8 @@ async def run_ui(core: CoreProcess | RemoteCore, *, mode: str | None = None,
         echo(link.note)
     mode = mode or settings.mode
     full = settings.fullscreen if fullscreen is None else fullscreen
+    if settings.audio_device:  # audio guidance's output: ALSA's device, read by SDL
+        os.environ["AUDIODEV"] = settings.audio_device
     boot.configure(mode, size=size, fullscreen=full, touchscreen=settings.touchscreen,
                    fit_display=fit_display)  # a window on a developer's screen: fits it
     # imports Kivy's window: after configure()

@@ -15,22 +15,65 @@ from kivy.properties import (
 from kivy.uix.screenmanager import Screen
 from kivy.uix.widget import Widget
 
-from kiosk.ui.widgets import KioskButton, QueueCard, app_ref
+from kiosk.i18n import t
+from kiosk.ui.widgets import (
+    AccessButton,
+    KioskButton,
+    PriorityButton,
+    QueueCard,
+    ToggleChip,
+    app_ref,
+)
+from kiosk.view import guidance
 from kiosk.view.outcomes import QueueView
 from kiosk.view.presentation import agents_text, card_freshness, wait_text
 
 
 class KioskScreen(Screen):
-    """Common to all screens: what the keyboard can reach, and what Escape does."""
+    """Common to all screens: what the keyboard can reach, what Escape does, and what
+    audio guidance says."""
 
     kv: ClassVar[str] = ""
     """The kv file (in ``ui/kv``) with this screen's rule: loaded when first needed."""
+    low_reach = BooleanProperty(False)
+    """``ui.reach: low`` (set by the app as it builds the screen): the layouts read it
+    here, not from the app, so a layout still settling as the app stops needs no app."""
+    reach_line = NumericProperty(1.0)
+    """The part of the screen's height its controls may take."""
+    text_scale = NumericProperty(1.0)
+    """The app's text scale, where a screen's layout needs it (its kv rule follows the
+    app)."""
 
     def focusables(self) -> list[Widget]:
         return []
 
     def back(self) -> None:
         app_ref().go_home()
+
+    def spoken(self, lang: str) -> str:
+        """What audio guidance says of this screen as it opens (the item in focus is said
+        after it: :meth:`spoken_item`)."""
+        return ""
+
+    def spoken_item(self, widget: Widget, lang: str) -> str:
+        """What audio guidance says of ``widget`` when it has the focus."""
+        return spoken_widget(widget, lang)
+
+
+def spoken_widget(widget: Widget, lang: str) -> str:
+    """A control as audio guidance says it, from what it shows."""
+    if isinstance(widget, QueueCard) and widget.view is not None:
+        return guidance.queue_item(widget.view, lang)
+    if isinstance(widget, PriorityButton):
+        return (t("Priority service", lang) + ". "
+                + t("If you have the right to be served first", lang))
+    if isinstance(widget, AccessButton):
+        state = t("on", lang) if widget.active else t("off", lang)
+        return f"{widget.text}, {state}"
+    if isinstance(widget, ToggleChip):
+        return f"{widget.text}, " + (t("chosen", lang) if widget.selected else
+                                     t("not chosen", lang))
+    return str(getattr(widget, "text", "")).replace("\n", " ")
 
 
 def _issue(queue_id: str) -> None:
@@ -54,6 +97,7 @@ def _sync_cards(container: Widget, views: list[QueueView], lang: str, *,
             card = QueueCard(queue_id=v.id, compact=compact)
             card.bind(on_release=lambda c: on_tap(c.queue_id))
             container.add_widget(card)
+        card.view = v
         card.title = v.name
         card.prefix = v.prefix
         card.agents = agents_text(v, lang)
@@ -94,38 +138,121 @@ class QueueScreen(KioskScreen):
 
 
 class HomeScreen(QueueScreen):
-    """Branch, clock, languages, one live card per queue."""
+    """Branch, clock, languages, the priority button, one live card per queue, large
+    text, high contrast, audio guidance."""
 
     kv = "home"
 
     def show(self, views: list[QueueView], lang: str, busy_id: str = "") -> None:
+        self.compact = bool(app_ref().low_reach)  # the cards fit the lower part
         self.columns = 1 if self.height >= self.width else 2
         super().show(views, lang, busy_id)
 
     def focusables(self) -> list[Widget]:
-        langs = self.ids.langs.ids
-        return [langs.lang_es, langs.lang_en, langs.lang_pt, *self.cards, self.ids.large_text]
+        langs, ids = self.ids.langs.ids, self.ids
+        return [langs.lang_es, langs.lang_en, langs.lang_pt, ids.priority, *self.cards,
+                ids.audio, ids.contrast, ids.large_text]
 
     def back(self) -> None:  # Escape on home does nothing (and never exits)
         return
 
+    def spoken(self, lang: str) -> str:
+        return guidance.home(t("Welcome! Choose a service to get your number.", lang),
+                             [c.view for c in self.cards if c.view is not None], lang,
+                             priority=bool(app_ref().priority_offered))
+
 
 class GreeterScreen(QueueScreen):
-    """The greeter's tablet: a customer name or reference, then the queue."""
+    """The greeter's tablet: a customer name or reference, priority or not, then the
+    queue."""
 
     kv = "greeter"
 
     compact = True
+    chips: list[ToggleChip] = []  # noqa: RUF012 - replaced per instance
+
+    def show_priority(self, reasons: dict[str, dict[str, str]], ask: bool, chosen: str | None,
+                      lang: str) -> None:
+        """The priority toggle: "regular" and one chip per reason (or one "priority"
+        chip where no reason is asked); ``chosen``: the app's priority (None: regular)."""
+        wanted = [("-", t("Regular service", lang))]
+        if ask:
+            wanted += [(rid, texts.get(lang) or rid) for rid, texts in reasons.items()]
+        else:
+            wanted.append(("", t("Priority service", lang)))
+        if [(c.value, c.text) for c in self.chips] != wanted:
+            box = self.ids.priority
+            box.clear_widgets()
+            self.chips = []
+            for value, text in wanted:
+                chip = ToggleChip(value=value, text=text)
+                chip.bind(on_release=lambda c: app_ref().set_priority(
+                    None if c.value == "-" else c.value))
+                box.add_widget(chip)
+                self.chips.append(chip)
+        for chip in self.chips:
+            chip.selected = chip.value == ("-" if chosen is None else chosen)
 
     def focusables(self) -> list[Widget]:
         langs = self.ids.langs.ids
-        return [self.ids.customer, *self.cards, langs.lang_es, langs.lang_en, langs.lang_pt]
+        return [self.ids.customer, *self.chips, *self.cards, langs.lang_es, langs.lang_en,
+                langs.lang_pt]
 
     def customer(self) -> str:
         return str(self.ids.customer.text).strip()
 
     def clear(self) -> None:
         self.ids.customer.text = ""
+
+
+class PriorityScreen(KioskScreen):
+    """Priority service: why (one large button per reason)."""
+
+    kv = "priority"
+
+    buttons: list[KioskButton] = []  # noqa: RUF012 - replaced per instance
+
+    def show(self, reasons: dict[str, dict[str, str]], lang: str) -> None:
+        from kivy.factory import Factory
+        box = self.ids.reasons
+        box.clear_widgets()
+        self.buttons = []
+        for rid, texts in reasons.items():
+            button = Factory.ReasonButton(text=texts.get(lang) or rid)
+            button.reason = rid
+            button.bind(on_release=lambda b: app_ref().choose_priority(b.reason))
+            box.add_widget(button)
+            self.buttons.append(button)
+
+    def focusables(self) -> list[Widget]:
+        return [*self.buttons, self.ids.back]
+
+    def spoken(self, lang: str) -> str:
+        return guidance.priority_reasons(len(self.buttons), lang)
+
+
+class PriorityQueuesScreen(QueueScreen):
+    """The services, as a priority customer sees them (their preferential segments'
+    agents and waits); a tap takes a priority ticket."""
+
+    kv = "priority"
+
+    reason_text = StringProperty("")
+    """The reason chosen, as the customer read it ("" where none is asked)."""
+
+    def show(self, views: list[QueueView], lang: str, busy_id: str = "") -> None:
+        self.compact = bool(app_ref().low_reach)
+        self.columns = 1 if self.height >= self.width else 2
+        super().show(views, lang, busy_id)
+
+    def focusables(self) -> list[Widget]:
+        return [*self.cards, self.ids.back]
+
+    def back(self) -> None:
+        app_ref().priority_back()
+
+    def spoken(self, lang: str) -> str:
+        return guidance.priority_queues(self.reason_text, lang)
 
 
 class TicketScreen(KioskScreen):
@@ -140,9 +267,18 @@ class TicketScreen(KioskScreen):
     qr = ListProperty([])
     printed = ObjectProperty(None, allownone=True)
     """None while printing (or nothing to print), then True or False."""
+    priority = StringProperty("")
+    """"Priority service" on a priority ticket; else empty."""
+    wait_minutes: float | None = None
+    """The wait shown, in minutes (said in words by audio guidance)."""
 
     def focusables(self) -> list[Widget]:
         return [self.ids.done]
+
+    def spoken(self, lang: str) -> str:
+        said = guidance.ticket(str(self.number), str(self.queue), self.wait_minutes, lang,
+                               priority=bool(self.priority))
+        return f"{said} {self.message}"
 
 
 class NoAgentsScreen(KioskScreen):
@@ -153,6 +289,8 @@ class NoAgentsScreen(KioskScreen):
     queue_id = StringProperty("")
     message = StringProperty("")
     has_alternatives = BooleanProperty(False)
+    priority = StringProperty("")
+    """"Priority service" when the customer asked for it (the alternatives are too)."""
     cards: list[QueueCard] = []  # noqa: RUF012 - replaced per instance
 
     def show(self, queue_id: str, message: str, alternatives: list[QueueView],
@@ -166,6 +304,12 @@ class NoAgentsScreen(KioskScreen):
 
     def focusables(self) -> list[Widget]:
         return [*self.cards, self.ids.retry, self.ids.back]
+
+    def spoken(self, lang: str) -> str:
+        more = (t("These services have people available now:", lang) if self.cards else
+                t("Nobody is available in any service right now. Please try again in a few "
+                  "minutes or ask our staff.", lang))
+        return guidance.message(t("We're sorry", lang), f"{self.message} {more}")
 
 
 class MessageScreen(KioskScreen):
@@ -183,6 +327,9 @@ class MessageScreen(KioskScreen):
     def back(self) -> None:
         if self.can_go_back:
             app_ref().go_home()
+
+    def spoken(self, lang: str) -> str:
+        return guidance.message(self.title, self.message)
 
 
 class OutOfServiceScreen(MessageScreen):

@@ -7,7 +7,7 @@ from typing import Any
 from kivy.clock import Clock
 from kivy.graphics import Color, Line, Rectangle, SmoothLine
 from kivy.graphics.texture import Texture
-from kivy.metrics import dp
+from kivy.metrics import dp, sp
 from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
@@ -29,11 +29,15 @@ class KioskButton(Focusable, ButtonBehavior, Label):
 
     bg = ListProperty([0.04, 0.43, 0.31, 1])
     fg = ListProperty([1, 1, 1, 1])
+    outlined = BooleanProperty(False)
+    """Drawn with a border (the high-contrast theme; the kv rule follows the app)."""
 
 
 class QueueCard(Focusable, ButtonBehavior, BoxLayout):
     """One queue on the home screen: name, agents now, average wait."""
 
+    view: Any = None
+    """The :class:`~kiosk.view.outcomes.QueueView` shown (what audio guidance says)."""
     queue_id = StringProperty("")
     title = StringProperty("")
     agents = StringProperty("")
@@ -44,10 +48,46 @@ class QueueCard(Focusable, ButtonBehavior, BoxLayout):
     """True while this card's ticket is being requested."""
     compact = BooleanProperty(False)
     """Smaller, for the greeter's landscape tablet."""
+    scale = NumericProperty(1.0)
+    """The app's text scale (the kv rule follows it; the layout reads it here)."""
     stale = StringProperty("")
     """How old this card's data is, once it is stale ("Updated 2 min ago"); else empty."""
     needs_form = BooleanProperty(False)
     """The queue asks for a few details first (a form opens on tap)."""
+
+
+class PriorityButton(Focusable, ButtonBehavior, BoxLayout):
+    """The home's "priority service": then the reasons, or straight to the services."""
+
+
+class AccessButton(Focusable, ButtonBehavior, BoxLayout):
+    """Large text, high contrast, audio guidance: an icon over its name, lit while on."""
+
+    icon = StringProperty("")
+    text = StringProperty("")
+    active = BooleanProperty(False)
+    speaker = BooleanProperty(False)
+    """Draw a loudspeaker as the icon (the shipped font has none)."""
+    outlined = BooleanProperty(False)
+    scale = NumericProperty(1.0)
+
+    @staticmethod
+    def speaker_shape(icon: Widget, scale: float) -> list[float]:
+        """A loudspeaker's outline around ``icon``'s centre, as a triangle fan's vertices
+        (x, y, u, v), the sound's arcs drawn beside it by the kv rule."""
+        u = sp(4) * scale
+        cx, cy = icon.center_x - 1.5 * u, icon.center_y
+        points = [(-7, -2.5), (-7, 2.5), (-4, 2.5), (-0.5, 6), (-0.5, -6), (-4, -2.5)]
+        return [v for x, y in points for v in (cx + x * u, cy + y * u, 0.0, 0.0)]
+
+
+class ToggleChip(Focusable, ButtonBehavior, BoxLayout):
+    """One of a few choices, one chosen at a time (the greeter's priority toggle)."""
+
+    value = StringProperty("")
+    text = StringProperty("")
+    selected = BooleanProperty(False)
+    outlined = BooleanProperty(False)
 
 
 class QRCode(Widget):
@@ -142,6 +182,12 @@ class FocusRing:
         self._line: Line | None = None
         self._col: Color | None = None
 
+    def set_colour(self, colour: list[float]) -> None:
+        """A new theme's ring colour (the ring shown, if any, takes it at once)."""
+        self.colour = list(colour)
+        if self._col is not None:
+            self._col.rgba = self.colour
+
     def move_to(self, widget: Widget | None) -> None:
         if self.widget is not None:
             if isinstance(self.widget, Focusable):
@@ -178,5 +224,5 @@ def app_ref() -> Any:
     return App.get_running_app()
 
 
-__all__ = ["FocusRing", "Focusable", "KioskButton", "QRCode", "QueueCard", "Spinner",
-           "app_ref"]
+__all__ = ["AccessButton", "FocusRing", "Focusable", "KioskButton", "PriorityButton",
+           "QRCode", "QueueCard", "Spinner", "ToggleChip", "app_ref"]

@@ -6,6 +6,8 @@
 - ``forms.py``         a queue's form and the provider's field rules
 - ``calling.py``       a call: "A-042 → Cabina 3", and how it is spoken
 - ``speech.py``        espeak-ng on a worker, and the chime
+- ``guidance.py``      what audio guidance says of each screen and item in focus
+- ``sound.py``         whether a sound can be played here (asked of SDL, without Kivy)
 
 May import only the foundation (no pydantic, httpx, SQLite or Kivy): the UI process
 loads it at start.

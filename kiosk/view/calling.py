@@ -41,6 +41,9 @@ class Call:
     """When the relay received the call: ISO 8601, UTC."""
     lang: str
     """The ticket's language (es, en, pt) when the kiosk that issued it said so, else ""."""
+    priority: str = ""
+    """A priority ticket's reason id as the kiosk sent it (``"yes"`` when it asked none);
+    "" for a regular ticket. The screen marks priority calls."""
 
     def moment(self) -> datetime | None:
         """``at`` as an aware datetime (None if unreadable)."""
@@ -84,7 +87,18 @@ def parse_call(event_id: str, data: str) -> Call | None:
     return Call(event_id=_clean(event_id), ticket_id=ticket, poc=label,
                 queue=_clean(queue.get("name")) if isinstance(queue, dict) else "",
                 at=_clean(body.get("at")) or datetime.now(UTC).isoformat(timespec="seconds"),
-                lang=lang if lang in LANGUAGES else "")
+                lang=lang if lang in LANGUAGES else "", priority=_priority(body.get("priority")))
+
+
+_REASON = re.compile(r"[a-z][a-z0-9_-]{0,23}")
+
+
+def _priority(value: Any) -> str:
+    """The call's ``priority`` (the kiosk's ``integrationData.priority``, passed through
+    by the relay): a reason id, or ``true`` (read ``"yes"``); anything else is no mark."""
+    if value is True:
+        return "yes"
+    return value if isinstance(value, str) and _REASON.fullmatch(value) else ""
 
 
 def call_to_json(call: Call) -> dict[str, Any]:

@@ -96,6 +96,8 @@ class IssueResult:
     printing: asyncio.Future[tuple[bool, str]] | None = field(default=None, repr=False,
                                                               compare=False)
     """With ``issue(wait_print=False)``: resolves to (printed, error) when the paper is out."""
+    priority: str | None = None
+    """A priority ticket: its reason id (``""`` when no reason is asked); None: regular."""
 
     def as_json(self) -> dict[str, object]:
         """The ``kiosk ticket --json`` object."""
@@ -106,6 +108,7 @@ class IssueResult:
             "videskId": self.videsk_id,
             "printed": bool(self.printed),
             "message": self.message,
+            "priority": priority_value(self.priority),
         }
         if self.outcome is Outcome.NO_AGENTS:
             out["alternatives"] = [{"id": q.id, "name": q.name, "users": q.users}
@@ -113,6 +116,15 @@ class IssueResult:
         if self.uncertain:
             out["uncertain"] = True
         return out
+
+
+def priority_value(priority: str | None) -> str | bool | None:
+    """A ticket's priority as JSON says it (``integrationData.priority``, ``kiosk ticket
+    --json``, ``kiosk tickets --json``): the reason's id, ``true`` when no reason was
+    asked, null for a regular ticket."""
+    if priority is None:
+        return None
+    return priority or True
 
 
 def outcome_for(exc: ApiError) -> Outcome:
