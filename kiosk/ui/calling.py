@@ -37,11 +37,12 @@ def stop_flash(*widgets: Widget | None) -> None:
 
 
 class CallRow(BoxLayout):
-    """One earlier call in the list: ticket, booth, time."""
+    """One earlier call in the list: ticket, booth, time (and whether it was a re-call)."""
 
     ticket = StringProperty("")
     poc = StringProperty("")
     when = StringProperty("")
+    recall = BooleanProperty(False)
 
 
 class CallingScreen(KioskScreen):
@@ -53,9 +54,11 @@ class CallingScreen(KioskScreen):
     poc = StringProperty("")
     queue = StringProperty("")
     connected = BooleanProperty(True)
+    recall = BooleanProperty(False)
+    """The latest call is a re-call of its ticket (a small mark says so)."""
     flash = NumericProperty(0.0)
     earlier = ListProperty([])
-    """The earlier calls shown, as ``(ticket, poc, time)``."""
+    """The earlier calls shown, as ``(ticket, poc, time, recall)``."""
 
     def show(self, *_: Any, **__: Any) -> None:  # the app's queue refresh: nothing here
         return
@@ -65,14 +68,15 @@ class CallingScreen(KioskScreen):
         self.ticket = latest.ticket_id if latest else ""
         self.poc = latest.poc if latest else ""
         self.queue = latest.queue if latest else ""
+        self.recall = bool(latest and latest.recall)
         self.connected = connected
-        rows = [(c.ticket_id, c.poc, local_time(c)) for c in calls[1:keep]]
+        rows = [(c.ticket_id, c.poc, local_time(c), c.recall) for c in calls[1:keep]]
         if rows != self.earlier:
             self.earlier = rows
             box = self.ids.rows
             box.clear_widgets()
-            for ticket, poc, when in rows:
-                box.add_widget(CallRow(ticket=ticket, poc=poc, when=when))
+            for ticket, poc, when, recall in rows:
+                box.add_widget(CallRow(ticket=ticket, poc=poc, when=when, recall=recall))
 
     def new_call(self) -> None:
         flash(self)
@@ -88,10 +92,12 @@ class CallStrip(BoxLayout):
     latest = StringProperty("")
     others = StringProperty("")
     connected = BooleanProperty(True)
+    recall = BooleanProperty(False)
     flash = NumericProperty(0.0)
 
     def show_calls(self, calls: list[Call], connected: bool) -> None:
         self.active = bool(calls)
+        self.recall = bool(calls and calls[0].recall)
         self.connected = connected
         self.latest = f"{calls[0].ticket_id} → {calls[0].poc}" if calls else ""
         self.others = "    ".join(f"{c.ticket_id} → {c.poc}" for c in calls[1:3])

@@ -41,6 +41,9 @@ class Call:
     """When the relay received the call: ISO 8601, UTC."""
     lang: str
     """The ticket's language (es, en, pt) when the kiosk that issued it said so, else ""."""
+    recall: bool = False
+    """The same ticket was called before that day (a new call: another booth, or again):
+    the relay's ``"recall": true``. Shown with a small "Re-call" mark."""
 
     def moment(self) -> datetime | None:
         """``at`` as an aware datetime (None if unreadable)."""
@@ -84,7 +87,7 @@ def parse_call(event_id: str, data: str) -> Call | None:
     return Call(event_id=_clean(event_id), ticket_id=ticket, poc=label,
                 queue=_clean(queue.get("name")) if isinstance(queue, dict) else "",
                 at=_clean(body.get("at")) or datetime.now(UTC).isoformat(timespec="seconds"),
-                lang=lang if lang in LANGUAGES else "")
+                lang=lang if lang in LANGUAGES else "", recall=body.get("recall") is True)
 
 
 def call_to_json(call: Call) -> dict[str, Any]:
@@ -92,7 +95,8 @@ def call_to_json(call: Call) -> dict[str, Any]:
 
 
 def call_from_json(data: dict[str, Any]) -> Call:
-    return Call(**{k: str(data.get(k, "")) for k in Call.__slots__})
+    fields: dict[str, Any] = {k: str(data.get(k, "")) for k in Call.__slots__ if k != "recall"}
+    return Call(**fields, recall=data.get("recall") is True)
 
 
 # --------------------------------------------------------------------------- words
