@@ -1,4 +1,4 @@
-"""The webhook contract we publish: its body, its signature, its template.
+"""The webhook contract we publish: its body, its proofs (a JWT, or an HMAC), its templates.
 
 The provider's "Notificación ticket QMS" webhook has no fixed body: the account's admin
 pastes our template (``kiosk webhook-template``; the file ``webhook-template.json`` next
@@ -9,7 +9,19 @@ to this module) into the provider's console, and the provider renders it per cal
 
 (:data:`SCHEMA` is its JSON Schema.)
 
-**What the signature covers.** The provider's ``hmac`` helper signs one value of the
+**The JWT (the default template).** ``Authorization: Bearer {{#jwt}}...{{/jwt}}``: the
+provider's ``#jwt`` helper signs, just before each request, a payload that names the call
+(``branch``, ``ticketId``, ``callId``, ``queue``, ``poc: {id, label}``) with an ES256
+private key held only in the provider's secret ``kioskJwtPrivateKey``, ``expiresIn: 1m``.
+:func:`verify_jwt` checks it with the public key (``relay.jwt_public_key_file``; or HS256
+with the webhook secret), then that it is *bound* (each claim equals the body's field) and
+*fresh* (``iat`` within ``jwt_window_s`` of now, ``exp`` not past and at most
+``jwt_max_lifetime_s`` after ``iat``); the store refuses a JWT it has seen in that window.
+So a captured delivery cannot be altered, nor replayed after the window, nor within it.
+
+**The HMAC (``webhook-template-hmac.json``, weaker).** No key pair, but no time in it: a
+captured delivery replays for as long as the relay remembers its ``callId`` (31 days).
+**What the HMAC signature covers.** The provider's ``hmac`` helper signs one value of the
 template's context (``{{hmac data secret}}``), not the request body it is rendering: no
 variable holds the rendered body. So the template signs the fields that matter with the
 helper nested (Handlebars subexpressions), each step keyed by the previous one's hex::
@@ -32,6 +44,8 @@ import hmac
 import html
 import json
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
 
@@ -67,7 +81,9 @@ class Webhook(_M):
 
     event: Literal["qms.ticket.assigned"]
     ticketId: str = Field(min_length=1, max_length=50)
-    callId: str = Field(min_length=1, max_length=128)
+    callId: str = Field("", max_length=128)
+    """The provider's call id: a repeated delivery carries the same one. Empty when the
+    sender has none (then the same ticket to the same booth within minutes is one call)."""
     branch: Ref
     queue: QueueRef = QueueRef(id="", name="")
     poc: Ref
@@ -85,13 +101,14 @@ SCHEMA: dict[str, Any] = {
     "$id": "https://github.com/kiosk/kiosk/relay/webhook.schema.json",
     "title": "kiosk relay: the QMS ticket-assigned webhook",
     "type": "object",
-    "required": ["event", "ticketId", "callId", "branch", "poc"],
+    "required": ["event", "ticketId", "branch", "poc"],
     "properties": {
         "event": {"const": EVENT},
         "ticketId": {"type": "string", "minLength": 1, "maxLength": 50,
                      "description": "the number on the customer's ticket, e.g. A-042"},
-        "callId": {"type": "string", "minLength": 1, "maxLength": 128,
-                   "description": "the provider's call id: the idempotency key"},
+        "callId": {"type": "string", "maxLength": 128,
+                   "description": "the provider's call id: the idempotency key (without "
+                   "it, the same ticket to the same booth within 5 minutes is one call)"},
         "branch": {"type": "object", "required": ["id"], "properties": {
             "id": {"type": "string", "minLength": 1, "maxLength": 64},
             "label": {"type": "string", "maxLength": 200}}},
@@ -196,8 +213,135 @@ def fields_signed(header: str | None, call: Webhook, secrets: tuple[bytes, ...])
     return ok
 
 
-def template() -> dict[str, Any]:
-    """The published webhook template (``webhook-template.json``)."""
-    text = resources.files(__package__).joinpath("webhook-template.json").read_text("utf-8")
+# --------------------------------------------------------------------------- the JWT
+
+JWT_LEEWAY_S = 30
+"""Clock difference tolerated on ``exp`` (the provider signs just before sending)."""
+HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+EC_ALGORITHMS = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
+RSA_ALGORITHMS = ("RS256", "RS384", "RS512")
+
+
+class JwtRefused(Exception):
+    """A bearer JWT the relay will not accept; ``reason`` is the refusal's kind."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        """``bad_jwt`` (not ours, malformed, wrong algorithm), ``stale_jwt`` (outside its
+        time window) or ``unbound_jwt`` (its claims are not this call)."""
+
+
+@dataclass(frozen=True)
+class JwtAccepted:
+    """A JWT that passed: the store keeps ``replay_key`` for ``replay_ttl_s`` and refuses
+    it a second time."""
+
+    replay_key: str
+    replay_ttl_s: int
+
+
+def bearer(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, else None."""
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _keys_for(alg: str, secrets: Sequence[bytes], keys: Sequence[Any]) -> list[Any]:
+    if alg in HMAC_ALGORITHMS:
+        return list(secrets)
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    if alg in EC_ALGORITHMS:
+        return [k for k in keys if isinstance(k, ec.EllipticCurvePublicKey)
+                and k.curve.name == EC_ALGORITHMS[alg]]
+    if alg in RSA_ALGORITHMS:
+        return [k for k in keys if isinstance(k, rsa.RSAPublicKey)]
+    return []
+
+
+def _same(claim: Any, value: str) -> bool:
+    """A claim equals the body's field (Handlebars may have HTML-escaped either: the
+    body is unescaped by :func:`parse`)."""
+    return isinstance(claim, str) and (claim == value or html.unescape(claim) == value)
+
+
+def verify_jwt(token: str, call: Webhook, *, secrets: Sequence[bytes], keys: Sequence[Any],
+               now: float, window_s: int, max_lifetime_s: int) -> JwtAccepted:
+    """Check a bearer JWT against ``call``: signed by one of ``keys`` (ES/RS) or
+    ``secrets`` (HS), fresh, and bound to the call; :class:`JwtRefused` otherwise."""
+    import jwt
+    try:
+        alg = jwt.get_unverified_header(token).get("alg")
+    except jwt.PyJWTError:
+        raise JwtRefused("bad_jwt", "not a JWT") from None
+    if not isinstance(alg, str) or not (candidates := _keys_for(alg, secrets, keys)):
+        raise JwtRefused("bad_jwt", f"algorithm {str(alg)[:10]!r} not accepted here")
+    claims: dict[str, Any] | None = None
+    for key in candidates:  # two during a change: the first that verifies
+        try:
+            claims = jwt.decode(token, key, algorithms=[alg], options={
+                "require": ["exp", "iat"], "verify_exp": False, "verify_iat": False,
+                "verify_nbf": False, "verify_aud": False, "verify_iss": False})
+            break
+        except jwt.MissingRequiredClaimError as exc:
+            raise JwtRefused("stale_jwt", f"no {exc.claim!r} claim: not bounded in "
+                             "time") from None
+        except jwt.PyJWTError:
+            continue
+    if claims is None:
+        raise JwtRefused("bad_jwt", "JWT signature not valid")
+    iat, exp, nbf = claims.get("iat"), claims.get("exp"), claims.get("nbf", 0)
+    if not all(isinstance(v, int | float) and not isinstance(v, bool)
+               for v in (iat, exp, nbf)):
+        raise JwtRefused("stale_jwt", "iat, exp and nbf must be numbers")
+    assert isinstance(iat, int | float) and isinstance(exp, int | float)
+    if abs(now - iat) > window_s:
+        raise JwtRefused("stale_jwt", f"issued {now - iat:+.0f} s from now (the window is "
+                         f"±{window_s} s)")
+    if exp - iat > max_lifetime_s:
+        raise JwtRefused("stale_jwt", f"exp {exp - iat:.0f} s after iat (at most "
+                         f"{max_lifetime_s} s)")
+    if now > exp + JWT_LEEWAY_S:
+        raise JwtRefused("stale_jwt", "expired")
+    if isinstance(nbf, int | float) and now + JWT_LEEWAY_S < nbf:
+        raise JwtRefused("stale_jwt", "not valid yet (nbf)")
+    poc = claims.get("poc")
+    bound = (_same(claims.get("branch"), call.branch.id)
+             and _same(claims.get("ticketId"), call.ticketId)
+             and _same(claims.get("callId", ""), call.callId)
+             and isinstance(poc, dict) and _same(poc.get("label"), call.poc.label)
+             and _same(poc.get("id", ""), call.poc.id)
+             and ("queue" not in claims or _same(claims["queue"], call.queue.name)))
+    if not bound:
+        raise JwtRefused("unbound_jwt", "the JWT names another call (branch, ticketId, "
+                         "callId, queue or poc differ from the body)")
+    horizon = max(exp + JWT_LEEWAY_S, iat + window_s)
+    return JwtAccepted("jwt:" + hashlib.sha256(token.encode()).hexdigest(),
+                       max(1, int(horizon - now) + 1))
+
+
+def new_key_pair() -> tuple[str, str]:
+    """A new ES256 (P-256) key pair as PEM: (private PKCS#8, public SubjectPublicKeyInfo)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, public.decode()
+
+
+# --------------------------------------------------------------------------- templates
+
+TEMPLATES = {"jwt": "webhook-template.json", "hmac": "webhook-template-hmac.json"}
+"""The published templates: ``jwt`` (the default: bound and fresh) and ``hmac`` (weaker)."""
+
+
+def template(kind: str = "jwt") -> dict[str, Any]:
+    """A published webhook template (:data:`TEMPLATES`)."""
+    text = resources.files(__package__).joinpath(TEMPLATES[kind]).read_text("utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
