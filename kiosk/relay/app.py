@@ -234,8 +234,12 @@ class Relay:
         if s.require_jwt:
             return self._reject(401, "missing_jwt", "a bearer JWT is required "
                                 "(relay.require_jwt)", call)
-        if header is None or not s.secrets:
-            return self._reject(401, "missing_signature", "no X-Kiosk-Signature", call)
+        if header is None:
+            return self._reject(401, "missing_signature", "no X-Kiosk-Signature and no "
+                                "bearer JWT", call)
+        if not s.secrets:
+            return self._reject(401, "missing_signature", "an X-Kiosk-Signature, but no "
+                                "webhook secret here to check it: send the JWT", call)
         return None
 
     async def webhook(self, scope: Scope, receive: Receive, send: Send) -> None:
