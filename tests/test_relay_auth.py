@@ -170,6 +170,49 @@ def test_a_bound_fresh_es256_jwt_is_a_call_and_its_replay_is_refused(
     assert 'relay_webhooks_total{reason="replayed_jwt",result="rejected"} 1.0' in metrics
 
 
+def test_a_replay_with_its_signature_reworked_is_still_a_replay(
+        jwt_relay: RelayServer, es256: tuple[Any, Any]) -> None:
+    """ECDSA signatures are malleable ((r, s) and (r, n - s) both verify) and base64 has
+    spare bits: the replay cache keys a JWT by what it signs, not by its spelling."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    body = call_body("A-042", "call-1")
+    headers = jwt_headers(body, es256[0])
+    token = headers["Authorization"].removeprefix("Bearer ")
+    assert post(jwt_relay.url, body, headers).status_code == 201
+    head, payload, sig = token.split(".")
+    raw = base64.urlsafe_b64decode(sig + "==")
+    order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # P-256's n
+    r, s_ = raw[:32], int.from_bytes(raw[32:], "big")
+    twin = base64.urlsafe_b64encode(r + (order - s_).to_bytes(32, "big")).decode().rstrip("=")
+    assert isinstance(es256[1], ec.EllipticCurvePublicKey)
+    r2 = post(jwt_relay.url, body, {"Authorization": f"Bearer {head}.{payload}.{twin}"})
+    assert (r2.status_code, r2.json()["error"]) == (401, "replayed_jwt")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(sig[-1])
+    spare = sig[:-1] + alphabet[last ^ 0b0011]  # 86 characters for 64 bytes: 4 spare bits
+    assert spare != sig and base64.urlsafe_b64decode(spare + "==") == raw
+    r3 = post(jwt_relay.url, body, {"Authorization": f"Bearer {head}.{payload}.{spare}"})
+    assert (r3.status_code, r3.json()["error"]) == (401, "replayed_jwt")
+    for spelled in (f"{head}.{payload}.{sig}=", f"{head}.{payload}.{sig[:-1]}+"):
+        r4 = post(jwt_relay.url, body, {"Authorization": f"Bearer {spelled}"})
+        assert (r4.status_code, r4.json()["error"]) == (401, "bad_jwt"), spelled
+
+
+@pytest.mark.parametrize("header", [
+    b'{"alg": "ES256", "crit": ["exp"]}', b'{"alg": "ES256", "b64": false}',
+    b'{"alg": "none"}', b'{"alg": "PS256"}', b"[" * 3000, b"\xff\xfe", b'"ES256"'])
+def test_a_jwt_header_the_relay_does_not_implement_is_refused(
+        jwt_relay: RelayServer, es256: tuple[Any, Any], header: bytes) -> None:
+    import base64
+    body = call_body("A-042", "call-1")
+    token = jwt_headers(body, es256[0])["Authorization"].removeprefix("Bearer ")
+    forged = base64.urlsafe_b64encode(header).decode().rstrip("=")
+    r = post(jwt_relay.url, body, {"Authorization": "Bearer " + forged + token[token.index("."):]})
+    assert (r.status_code, r.json()["error"]) == (401, "bad_jwt")
+
+
 @pytest.mark.parametrize(("issued", "lifetime", "claims", "reason"), [
     (-600, 60, {}, "stale_jwt"),  # issued 10 min ago: outside ±5 min
     (600, 60, {}, "stale_jwt"),  # 10 min in the future

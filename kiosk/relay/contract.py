@@ -39,11 +39,14 @@ the relay accepts either, checked in constant time against each configured secre
 
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
 import hmac
 import html
 import json
 import re
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -220,6 +223,7 @@ JWT_LEEWAY_S = 30
 HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 EC_ALGORITHMS = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
 RSA_ALGORITHMS = ("RS256", "RS384", "RS512")
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class JwtRefused(Exception):
@@ -248,16 +252,87 @@ def bearer(authorization: str) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-def _keys_for(alg: str, secrets: Sequence[bytes], keys: Sequence[Any]) -> list[Any]:
+_HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
+
+
+def _b64(segment: str) -> bytes:
+    """A base64url JWS segment, strictly: only the URL-safe alphabet, no padding."""
+    if not segment.isascii() or not _B64URL.fullmatch(segment):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+@functools.cache
+def _crypto() -> Any:
+    """``cryptography``'s pieces the JWT needs, imported once (the relay's extra)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+    digests = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}
+    return types.SimpleNamespace(
+        InvalidSignature=InvalidSignature, ec=ec, rsa=rsa, dss=utils.encode_dss_signature,
+        pkcs1=padding.PKCS1v15(), digests=digests,
+        ecdsa={bits: ec.ECDSA(d) for bits, d in digests.items()})
+
+
+def _verify_signature(alg: str, key: Any, signing_input: bytes, signature: bytes) -> bool:
+    """Whether ``signature`` is ``alg``'s over ``signing_input`` with ``key`` (a secret for
+    HS*, an EC or RSA public key object otherwise; a key of another kind never is)."""
+    bits = alg[2:]
     if alg in HMAC_ALGORITHMS:
-        return list(secrets)
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    if alg in EC_ALGORITHMS:
-        return [k for k in keys if isinstance(k, ec.EllipticCurvePublicKey)
-                and k.curve.name == EC_ALGORITHMS[alg]]
-    if alg in RSA_ALGORITHMS:
-        return [k for k in keys if isinstance(k, rsa.RSAPublicKey)]
-    return []
+        return isinstance(key, bytes) and hmac.compare_digest(
+            hmac.new(key, signing_input, _HASHES[bits]).digest(), signature)
+    c = _crypto()
+    try:
+        if alg in EC_ALGORITHMS:
+            if not (isinstance(key, c.ec.EllipticCurvePublicKey)
+                    and key.curve.name == EC_ALGORITHMS[alg]):
+                return False
+            size = (key.curve.key_size + 7) // 8
+            if len(signature) != 2 * size:  # JWS: r || s, fixed width
+                return False
+            der = c.dss(int.from_bytes(signature[:size], "big"),
+                        int.from_bytes(signature[size:], "big"))
+            key.verify(der, signing_input, c.ecdsa[bits])
+            return True
+        if alg in RSA_ALGORITHMS and isinstance(key, c.rsa.RSAPublicKey):
+            key.verify(signature, signing_input, c.pkcs1, c.digests[bits])
+            return True
+    except c.InvalidSignature:
+        return False
+    return False
+
+
+def _decode(token: str, secrets: Sequence[bytes], keys: Sequence[Any]
+            ) -> tuple[dict[str, Any], bytes]:
+    """A compact JWS's claims, once its signature verifies under one of ``keys`` (ES*,
+    RS*) or ``secrets`` (HS*), and its signing input (what the replay cache keeps: the
+    signature itself is malleable). :class:`JwtRefused` otherwise."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise JwtRefused("bad_jwt", "not a JWT")
+    try:
+        header = json.loads(_b64(parts[0]))
+        signature = _b64(parts[2])
+    except (ValueError, RecursionError):
+        raise JwtRefused("bad_jwt", "not a JWT") from None
+    alg = header.get("alg") if isinstance(header, dict) else None
+    if not isinstance(alg, str) or alg not in (*HMAC_ALGORITHMS, *EC_ALGORITHMS,
+                                               *RSA_ALGORITHMS):
+        raise JwtRefused("bad_jwt", f"algorithm {str(alg)[:10]!r} not accepted here")
+    if "crit" in header or "b64" in header:  # extensions we do not implement
+        raise JwtRefused("bad_jwt", "a JWS extension (crit, b64) not accepted here")
+    signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
+    candidates = list(secrets) if alg in HMAC_ALGORITHMS else list(keys)
+    if not any(_verify_signature(alg, k, signing_input, signature) for k in candidates):
+        raise JwtRefused("bad_jwt", "JWT signature not valid")
+    try:
+        claims = json.loads(_b64(parts[1]))
+    except (ValueError, RecursionError):
+        raise JwtRefused("bad_jwt", "a JWT payload that is not JSON") from None
+    if not isinstance(claims, dict):
+        raise JwtRefused("bad_jwt", "a JWT payload that is not an object")
+    return claims, signing_input
 
 
 def _same(claim: Any, value: str) -> bool:
@@ -270,27 +345,10 @@ def verify_jwt(token: str, call: Webhook, *, secrets: Sequence[bytes], keys: Seq
                now: float, window_s: int, max_lifetime_s: int) -> JwtAccepted:
     """Check a bearer JWT against ``call``: signed by one of ``keys`` (ES/RS) or
     ``secrets`` (HS), fresh, and bound to the call; :class:`JwtRefused` otherwise."""
-    import jwt
-    try:
-        alg = jwt.get_unverified_header(token).get("alg")
-    except jwt.PyJWTError:
-        raise JwtRefused("bad_jwt", "not a JWT") from None
-    if not isinstance(alg, str) or not (candidates := _keys_for(alg, secrets, keys)):
-        raise JwtRefused("bad_jwt", f"algorithm {str(alg)[:10]!r} not accepted here")
-    claims: dict[str, Any] | None = None
-    for key in candidates:  # two during a change: the first that verifies
-        try:
-            claims = jwt.decode(token, key, algorithms=[alg], options={
-                "require": ["exp", "iat"], "verify_exp": False, "verify_iat": False,
-                "verify_nbf": False, "verify_aud": False, "verify_iss": False})
-            break
-        except jwt.MissingRequiredClaimError as exc:
-            raise JwtRefused("stale_jwt", f"no {exc.claim!r} claim: not bounded in "
-                             "time") from None
-        except jwt.PyJWTError:
-            continue
-    if claims is None:
-        raise JwtRefused("bad_jwt", "JWT signature not valid")
+    claims, signing_input = _decode(token, secrets, keys)
+    for claim in ("exp", "iat"):
+        if claim not in claims:
+            raise JwtRefused("stale_jwt", f"no {claim!r} claim: not bounded in time")
     iat, exp, nbf = claims.get("iat"), claims.get("exp"), claims.get("nbf", 0)
     if not all(isinstance(v, int | float) and not isinstance(v, bool)
                for v in (iat, exp, nbf)):
@@ -317,7 +375,7 @@ def verify_jwt(token: str, call: Webhook, *, secrets: Sequence[bytes], keys: Seq
         raise JwtRefused("unbound_jwt", "the JWT names another call (branch, ticketId, "
                          "callId, queue or poc differ from the body)")
     horizon = max(exp + JWT_LEEWAY_S, iat + window_s)
-    return JwtAccepted("jwt:" + hashlib.sha256(token.encode()).hexdigest(),
+    return JwtAccepted("jwt:" + hashlib.sha256(signing_input).hexdigest(),
                        max(1, int(horizon - now) + 1))
 
 
