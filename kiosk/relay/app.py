@@ -316,9 +316,8 @@ class Relay:
             data["lang"] = lang
         stored = Call(branch=call.branch.id, day=at.date().isoformat(), call_id=call.callId,
                       ticket_id=call.ticketId, data=data, received=received,
-                      poc=call.poc.label)
-        if auth is not None:
-            stored = stored.with_key(auth.replay_key, auth.replay_ttl_s)
+                      poc=call.poc.label, replay_key=auth.replay_key if auth else "",
+                      replay_ttl_s=auth.replay_ttl_s if auth else 0)
         try:
             event = await self.store.add(stored)
         except Replayed:

@@ -36,7 +36,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -93,14 +93,9 @@ class Call:
 
     def payloads(self) -> tuple[str, str]:
         """The SSE ``data:`` JSON for a first call of the ticket that day, and for a
-        re-call (``"recall": true``)."""
+        re-call (``"recall": true``, last)."""
         first = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
-        again = json.dumps({**self.data, "recall": True}, ensure_ascii=False,
-                           separators=(",", ":"))
-        return first, again
-
-    def with_key(self, key: str, ttl_s: int) -> Call:
-        return replace(self, replay_key=key, replay_ttl_s=ttl_s)
+        return first, first[:-1] + ',"recall":true}'  # data is a non-empty JSON object
 
 
 @dataclass(frozen=True)
@@ -174,18 +169,14 @@ CREATE TABLE IF NOT EXISTS seen (
     key TEXT PRIMARY KEY,
     expires REAL NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS counters (
-    branch TEXT PRIMARY KEY,
-    n INTEGER NOT NULL
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
 """``events``: the calls screens get; ``seen``: what makes a delivery the same call (and
-JWTs used), until ``expires``; ``counters``: each branch's ``n`` in this epoch;
-``meta``: ``epoch``."""
+JWTs used), until ``expires``; ``meta``: ``epoch``. Each branch's ``n`` in this run's epoch
+is counted in memory (one writer; a new epoch at every start)."""
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -213,6 +204,8 @@ class SqliteStore:
         self.inline = self.sync == "NORMAL"
         self.epoch = 0
         """This run's epoch (taken at start: above every earlier run's)."""
+        self._counts: dict[str, int] = {}
+        """Each branch's calls in this epoch (a failed commit leaves a gap: harmless)."""
         self._clock = clock
         self._checkpointer: asyncio.Task[None] | None = None
         self._db: sqlite3.Connection | None = None
@@ -268,7 +261,7 @@ class SqliteStore:
             self.epoch = next_epoch(self._time(), before)
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?)",
                        (self.epoch,))
-            db.execute("DELETE FROM counters")  # each branch counts from 1 in this epoch
+            db.execute("DROP TABLE IF EXISTS counters")  # an early version's
             self._prune(db)
             db.execute("COMMIT")
         except BaseException:
@@ -376,14 +369,13 @@ class SqliteStore:
             raise
         return out
 
-    def _first(self, db: sqlite3.Connection, key: str, ttl_s: int, moment: float) -> bool:
-        """Whether ``key`` is new (or expired); it is kept ``ttl_s`` from now either way."""
-        row = db.execute("SELECT expires FROM seen WHERE key = ?", (key,)).fetchone()
-        if row is not None and row[0] >= moment:
-            return False
-        db.execute("INSERT OR REPLACE INTO seen (key, expires) VALUES (?, ?)",
-                   (key, moment + ttl_s))
-        return True
+    @staticmethod
+    def _first(db: sqlite3.Connection, key: str, ttl_s: int, moment: float) -> bool:
+        """Whether ``key`` is new (or its time is over); then it is kept ``ttl_s``."""
+        cur = db.execute("INSERT INTO seen (key, expires) VALUES (?, ?) ON CONFLICT (key) "
+                         "DO UPDATE SET expires = excluded.expires WHERE expires < ?",
+                         (key, moment + ttl_s, moment))
+        return cur.rowcount == 1
 
     def _insert_one(self, db: sqlite3.Connection, c: Call) -> Event | object | None:
         if c.replay_key and not self._first(db, c.replay_key, c.replay_ttl_s, c.received):
@@ -395,11 +387,10 @@ class SqliteStore:
                            "ticket_id = ? LIMIT 1", (c.branch, c.day, c.ticket_id)).fetchone()
         first, recall = c.payloads()
         data = recall if again else first
-        (n,) = db.execute("INSERT INTO counters (branch, n) VALUES (?, 1) ON CONFLICT (branch) "
-                          "DO UPDATE SET n = n + 1 RETURNING n", (c.branch,)).fetchone()
+        n = self._counts[c.branch] = self._counts.get(c.branch, 0) + 1
         if n >= EPOCH_SPAN:
             raise sqlite3.OperationalError("the branch's ids are exhausted: restart the relay")
-        event_id = self.epoch * EPOCH_SPAN + int(n)
+        event_id = self.epoch * EPOCH_SPAN + n
         db.execute("INSERT INTO events (branch, id, day, ticket_id, data, received) "
                    "VALUES (?, ?, ?, ?, ?, ?)",
                    (c.branch, event_id, c.day, c.ticket_id, data, c.received))
