@@ -9,11 +9,12 @@ day a call belongs to). Every other key of the file is the kiosk's business and 
 ::
 
     relay:
-      listen: 127.0.0.1:8787              # host:port; a non-loopback host needs a secret
+      listen: 127.0.0.1:8787              # host:port (behind the TLS proxy)
       webhook_secret_file: /etc/kiosk/webhook-secret   # 0600; one secret a line (two: rotation)
+                                          # (the HMAC template's; or jwt_public_key_file)
       store: sqlite                       # or redis://host:port/db
       sqlite_sync: normal                 # full: also survive a power cut (slower)
-      require_jwt: false                  # also demand the provider's #jwt (HS256) bearer
+      require_jwt: false                  # only calls with the template's bound, fresh JWT
       history: 10                         # calls a screen gets when it connects afresh
       keepalive_s: 15                     # SSE comment this often on a quiet stream
       max_streams_per_token: 8            # streams one display token may hold (429 beyond)
@@ -115,7 +116,8 @@ class RelaySection(_M):
     listen: str = DEFAULT_LISTEN
     """``host:port`` to listen on; ``--host``/``--port`` override it."""
     webhook_secret_file: Path | None = None
-    """File with the webhook secret(s), one a line, mode 0600. Required off loopback."""
+    """File with the webhook secret(s), one a line, mode 0600: the HMAC template's key (and
+    HS256 JWTs'). The relay needs it or ``jwt_public_key_file`` (else it will not start)."""
     store: str = "sqlite"
     """``sqlite`` (a file in ``kiosk.data_dir``) or ``redis://host:port/db`` for replicas."""
     sqlite_path: Path | None = None
@@ -126,7 +128,9 @@ class RelaySection(_M):
     flushed to the disk before the 2xx (survives a power cut; each batch of calls then
     waits for the disk: see benchmarks/bench_relay.py)."""
     require_jwt: bool = False
-    """Also demand an HS256 JWT (the provider's ``#jwt`` helper) in ``Authorization``."""
+    """Take only calls with a bound, fresh bearer JWT (the default template's, checked with
+    ``jwt_public_key_file`` or, HS256, the webhook secret): an HMAC signature alone is
+    refused. Needs one of those keys (else the relay will not start)."""
     history: int = Field(10, ge=0, le=200)
     """How many of the day's last calls a screen gets when it connects without
     ``Last-Event-ID``."""

@@ -19,12 +19,13 @@ with the webhook secret), then that it is *bound* (each claim equals the body's 
 ``jwt_max_lifetime_s`` after ``iat``); the store refuses a JWT it has seen in that window.
 So a captured delivery cannot be altered, nor replayed after the window, nor within it.
 
-**The HMAC (``webhook-template-hmac.json``, weaker).** No key pair, but no time in it: a
-captured delivery replays for as long as the relay remembers its ``callId`` (31 days).
-**What the HMAC signature covers.** The provider's ``hmac`` helper signs one value of the
-template's context (``{{hmac data secret}}``), not the request body it is rendering: no
-variable holds the rendered body. So the template signs the fields that matter with the
-helper nested (Handlebars subexpressions), each step keyed by the previous one's hex::
+**The HMAC (``webhook-template-hmac.json``, weaker).** No key pair (the relay holds the
+signing secret) and no time in it: a captured delivery is "the same call" only for as long
+as the relay remembers its ``callId`` (31 days). What it covers: the provider's ``hmac``
+helper signs one value of the template's context (``{{hmac data secret}}``), not the
+request body it is rendering: no variable holds the rendered body. So the template signs
+the fields that matter with the helper nested (Handlebars subexpressions), each step keyed
+by the previous one's hex::
 
     X-Kiosk-Signature: sha256={{hmac call.id (hmac poc.label (hmac segment.name
                         (hmac call.ticketId (hmac branch.id secrets.kioskWebhookSecret))))}}
