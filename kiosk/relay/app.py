@@ -248,8 +248,8 @@ class Relay:
         received = now()
         headers: dict[bytes, bytes] = dict(scope["headers"])
         client: tuple[str, int] | None = scope.get("client")
-        local = client is not None and is_loopback(client[0]) and not any(
-            name in FORWARDED for name in headers)
+        local = self.settings.allow_unsigned and client is not None and not any(
+            name in FORWARDED for name in headers) and is_loopback(client[0])
         length = headers.get(b"content-length", b"")
         body: bytes | None = None
         if not (length.isdigit() and int(length) > MAX_BODY):
