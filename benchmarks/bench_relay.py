@@ -3,7 +3,7 @@
 1. Ingest: signed webhooks per second into ``kiosk relay`` (SQLite store, each call
    committed before its answer; the default ``sqlite_sync: normal``, and ``full`` for
    comparison), beside a bare Starlette endpoint answering 204 on the same uvicorn
-   settings. Signed as the default template signs them (``--auth jwt``: a bound ES256 JWT,
+   settings. Signed as the default template signs them (``--auth jwt``: a bound RS256 JWT,
    checked with the public key, its replay key stored with the call), or with the HMAC
    template's signature (``--auth hmac``). Both run in their own process; the load comes
    from this process over raw keep-alive HTTP/1.1 connections (cheap, so the client is
@@ -36,6 +36,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -87,12 +88,16 @@ def ticket_id(run: str, n: int) -> str:
     return f"{run}-{n:06d}"
 
 
-def _keys() -> tuple[str, str]:
-    """The provider's ES256 key pair (private, public PEM), made once."""
+def _keys() -> tuple[Any, str]:
+    """The provider's RS256 key pair (the private key loaded once: loading a PEM checks
+    the RSA key, tens of ms; the public key as PEM), made once."""
     if not _KEYS:
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
         from kiosk.relay.contract import new_key_pair
-        _KEYS["pair"] = new_key_pair()
-    pair: tuple[str, str] = _KEYS["pair"]  # type: ignore[assignment]
+        private, public = new_key_pair()
+        _KEYS["pair"] = (load_pem_private_key(private.encode(), None), public)
+    pair: tuple[Any, str] = _KEYS["pair"]  # type: ignore[assignment]
     return pair
 
 
@@ -109,7 +114,7 @@ def webhook_request(port: int, n: int, branch: str, run: str) -> bytes:
         token = jwt.encode({"iat": now, "exp": now + 60, "branch": branch,
                             "ticketId": call["ticketId"], "callId": call["callId"],
                             "queue": "Caja", "poc": {"id": "p", "label": "Cabina 3"}},
-                           _keys()[0], algorithm="ES256")
+                           _keys()[0], algorithm="RS256")
         proof = f"Authorization: Bearer {token}"
     else:
         proof = f"X-Kiosk-Signature: sha256={hmac.new(SECRET, body, hashlib.sha256).hexdigest()}"
@@ -325,7 +330,7 @@ def main() -> int:
     ap.add_argument("--skip-redis", action="store_true")
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--auth", choices=("jwt", "hmac"), default="jwt",
-                    help="sign as the default template (a bound ES256 JWT) or with the HMAC")
+                    help="sign as the default template (a bound RS256 JWT) or with the HMAC")
     args = ap.parse_args()
     AUTH["mode"] = args.auth
     ok = True
@@ -338,7 +343,7 @@ def main() -> int:
         cfg_other, _ = write_config(folder / "other", sync=other)
         cores = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout
         print(f"machine: {cores.strip()} cores (shared); loopback; uvicorn, one process each; "
-              f"webhooks signed with {'a bound ES256 JWT' if args.auth == 'jwt' else 'HMAC'}")
+              f"webhooks signed with {'a bound RS256 JWT' if args.auth == 'jwt' else 'HMAC'}")
         with baseline_process() as base_port, relay_process(cfg) as relay, \
                 relay_process(cfg_other) as relay_other:
             relay_port = int(relay.url.rsplit(":", 1)[1])

@@ -430,7 +430,7 @@ def cmd_webhook_template(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_webhook_keys(args: argparse.Namespace, out: TextIO) -> int:
-    """Write an ES256 key pair: the public key for the relay, the private one as the
+    """Write an RS256 key pair: the public key for the relay, the private one as the
     provider's secret ``kioskJwtPrivateKey`` (a JSON string, what the template inserts)."""
     from kiosk.relay.contract import new_key_pair
     folder: Path = args.dir

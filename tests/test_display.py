@@ -233,7 +233,7 @@ async def test_the_kiosk_strip_and_journal_record_its_tickets_calls(tmp_path: Pa
                     # another kiosk's ticket is shown, not journalled here
                     body = call_body("Z-900", "call-z", DEMO_BRANCH, "Cabina 9", lang="es")
                     assert (await asyncio.to_thread(
-                        post, relay.url, body, jwt_headers(body, key))).status_code < 300
+                        post, relay.url, body, jwt_headers(body, key, "RS256"))).status_code < 300
                     await d.until(lambda: strip.latest == "Z-900 → Cabina 9", what="Z-900")
                     assert strip.others == f"{number} → {poc}"
                     await d.until(lambda: strip.flash > 0, what="the flash")
@@ -250,7 +250,7 @@ async def test_the_kiosk_strip_and_journal_record_its_tickets_calls(tmp_path: Pa
                     # Z-900 called again to another booth: a re-call, marked on the band
                     body = call_body("Z-900", "call-z2", DEMO_BRANCH, "Cabina 2", lang="es")
                     assert (await asyncio.to_thread(
-                        post, relay.url, body, jwt_headers(body, key))).status_code == 201
+                        post, relay.url, body, jwt_headers(body, key, "RS256"))).status_code == 201
                     await d.until(lambda: strip.latest == "Z-900 → Cabina 2", what="re-call")
                     assert strip.recall and strip.others == f"{number} → {poc}"
                     await d.until(lambda: strip.flash > 0, what="the re-call's flash")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 import uvicorn
 from starlette.applications import Starlette
@@ -131,19 +132,23 @@ def test_an_agent_taking_a_ticket_calls_it_on_the_branch_screen(tmp_path: Path,
 
 
 def test_5xx_is_retried_three_times_spaced_then_given_up(tmp_path: Path) -> None:
-    with Receiver([503, 500, 502, 503, 503]) as rx, mock_with_webhook(tmp_path, rx.url) as mock:
+    scale = 0.02  # retries 1.2, 2.4, 3.6 s apart: each JWT has its own iat (whole seconds)
+    with Receiver([503, 500, 502, 503, 503]) as rx, \
+            mock_with_webhook(tmp_path, rx.url, time_scale=scale) as mock:
         enqueue(mock, "A-001")
         log = attempts(mock, 4)
         time.sleep(0.5)
         assert [a["status"] for a in httpx.get(mock.url + "/_mock/webhooks").json()] == \
             [503, 500, 502, 503]
         gaps = [b - a for a, b in zip(rx.times, rx.times[1:], strict=False)]
-        # the provider's 60 s, 120 s, 180 s, scaled by 0.005: incremental
-        assert [round(g, 1) >= round(d * 0.005, 1) for g, d in zip(gaps, (60, 120, 180),
+        # the provider's 60 s, 120 s, 180 s, scaled: incremental
+        assert [round(g, 1) >= round(d * scale, 1) for g, d in zip(gaps, (60, 120, 180),
                                                                     strict=True)] == [True] * 3
         assert len({a["callId"] for a in log}) == 1
         assert len(set(rx.bodies)) == 1  # the same call each time
-        assert len(set(rx.authorizations)) == 4  # its JWT signed anew for each attempt
+        iats = [jwt.decode(a.removeprefix("Bearer "), options={"verify_signature": False})
+                ["iat"] for a in rx.authorizations]
+        assert iats == sorted(iats) and len(set(iats)) == 4  # signed anew for each attempt
 
 
 def test_a_5xx_then_success_is_one_delivered_call(tmp_path: Path, relay: RelayServer) -> None:
@@ -208,14 +213,14 @@ def test_the_jwt_helper_signs_as_jsonwebtoken_does() -> None:
     claims = jwt.decode(token, "k" * 32, algorithms=["HS256"])
     assert claims["exp"] - claims["iat"] == 300
     assert (claims["jti"], claims["iss"], claims["callId"]) == ("j-1", "v", "c")
-    es = sign_jwt({"payload": {"a": 1}, "privateKey": PRIVATE,
-                   "options": {"algorithm": "ES256", "expiresIn": 60}})
-    assert jwt.get_unverified_header(es)["alg"] == "ES256"
+    rs = sign_jwt({"payload": {"a": 1}, "privateKey": PRIVATE,
+                   "options": {"algorithm": "RS256", "expiresIn": 60}})
+    assert jwt.get_unverified_header(rs)["alg"] == "RS256"
     for spec, message in [({"payload": {}, "privateKey": ""}, "must have a value"),
                           ({"payload": {}, "privateKey": "k", "options": {
                               "expiresIn": "soon"}}, "timespan"),
                           ({"payload": {}, "privateKey": "not a pem", "options": {
-                              "algorithm": "ES256"}}, "Error")]:
+                              "algorithm": "RS256"}}, "Error")]:
         with pytest.raises(TemplateError, match=message):
             sign_jwt(spec)
 

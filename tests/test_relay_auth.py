@@ -160,8 +160,8 @@ def test_a_bound_fresh_es256_jwt_is_a_call_and_its_replay_is_refused(
     assert post(jwt_relay.url, body, headers).status_code == 201
     r = post(jwt_relay.url, body, headers)  # the same token again, within its window
     assert (r.status_code, r.json()["error"]) == (401, "replayed_jwt")
-    # the provider's retry signs anew: a repeated delivery, one call
-    again = post(jwt_relay.url, body, jwt_headers(body, es256[0], issued=time.time() - 1))
+    # the provider's retry (60 s on) signs anew, another iat: a repeated delivery, one call
+    again = post(jwt_relay.url, body, jwt_headers(body, es256[0], issued=time.time() - 5))
     assert again.status_code == 200
     [(_, data)] = screen.take(1)
     assert data["ticketId"] == "A-042"
@@ -300,6 +300,7 @@ def test_kiosk_webhook_keys_makes_a_pair_the_template_and_relay_agree_on(
     secret = tmp_path / "keys" / "webhook-jwt.provider-secret"
     public = tmp_path / "keys" / "webhook-jwt.pub"
     assert secret.stat().st_mode & 0o777 == 0o600
+    assert len(secret.read_text().strip()) <= 2000  # the provider's limit for a secret
     assert "BEGIN PRIVATE KEY" not in public.read_text()
     assert main(["webhook-keys", str(tmp_path / "keys")], out=io.StringIO()) == 2  # kept
     # the provider renders the default template with the secret as pasted

@@ -26,6 +26,7 @@ publishes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
@@ -127,6 +128,19 @@ def _span_s(value: Any, option: str) -> float:
     return float(m.group(1)) * _MS_UNITS.get(m.group(2).lower() or "ms", 0.001)
 
 
+@functools.lru_cache(maxsize=8)
+def _private_key(pem: str) -> Any:
+    """A PEM private key, loaded once (an RSA key's checks take tens of ms); a string that
+    is not a PEM key (an HS* secret) as it is."""
+    if "PRIVATE KEY-----" not in pem:
+        return pem
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    try:
+        return load_pem_private_key(pem.encode(), None)
+    except (ValueError, TypeError) as exc:
+        raise TemplateError(f"Error: {exc}") from None
+
+
 def sign_jwt(spec: Any) -> str:
     """What the provider's ``#jwt`` helper makes of ``{payload, privateKey, options}``."""
     import jwt
@@ -153,9 +167,10 @@ def sign_jwt(spec: Any) -> str:
     else:
         raise TemplateError("Error: payload is required")
     try:
+        signer = _private_key(key)
         if isinstance(claims, str):
-            return jwt.api_jws.encode(claims.encode(), key, algorithm=alg, headers=header)
-        return jwt.encode(claims, key, algorithm=alg, headers=header)
+            return jwt.api_jws.encode(claims.encode(), signer, algorithm=alg, headers=header)
+        return jwt.encode(claims, signer, algorithm=alg, headers=header)
     except (jwt.PyJWTError, ValueError, TypeError, NotImplementedError) as exc:
         raise TemplateError(f"Error: {exc}") from None
 

@@ -26,7 +26,7 @@ day a call belongs to). Every other key of the file is the kiosk's business and 
         - {branch: 652720d479497a1b62df288b, token_file: /etc/kiosk/display-providencia}
       # who may send calls, and whose day it is
       jwt_public_key_file: /etc/kiosk/webhook-jwt.pub  # PEM public key(s) of the provider's
-                                          # #jwt (ES256/RS256); the private key stays there
+                                          # #jwt (RS256/ES256); the private key stays there
       jwt_window_s: 300                   # a JWT's iat within this of now; replays kept as long
       jwt_max_lifetime_s: 900             # exp at most this long after iat
       allow_unsigned: false               # development only: unsigned calls from this machine
@@ -160,9 +160,10 @@ class RelaySection(_M):
 
     # -- who may send calls, and whose day it is --
     jwt_public_key_file: Path | None = None
-    """PEM file with the public key(s) the provider's ``#jwt`` helper signs with (ES256 on
-    P-256, or RS256 on a 2048+ bit RSA key; two keys, one after the other, during a
-    change). The relay holds only the public key: a private key here stops start-up."""
+    """PEM file with the public key(s) the provider's ``#jwt`` helper signs with (RS256 on a
+    2048+ bit RSA key, as ``kiosk webhook-keys`` makes it, or ES256 on P-256; two keys, one
+    after the other, during a change). The relay holds only the public key: a private key
+    here stops start-up."""
     jwt_window_s: int = Field(300, ge=30, le=3600)
     """A JWT's ``iat`` must be within this many seconds of the relay's clock (either way),
     and a JWT is refused once it is older: so a captured one can be replayed only in this
