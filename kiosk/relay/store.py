@@ -206,6 +206,10 @@ class SqliteStore:
         """This run's epoch (taken at start: above every earlier run's)."""
         self._counts: dict[str, int] = {}
         """Each branch's calls in this epoch (a failed commit leaves a gap: harmless)."""
+        self._jwts: dict[str, float] = {}
+        """JWTs used, until when (the replay cache: one process, so in memory; after a
+        restart a replay within its window is still its call's ``callId``: a repeated
+        delivery, kept on disk)."""
         self._clock = clock
         self._checkpointer: asyncio.Task[None] | None = None
         self._db: sqlite3.Connection | None = None
@@ -280,6 +284,7 @@ class SqliteStore:
         cutoff = (date.fromtimestamp(moment) - timedelta(days=KEEP_DAYS)).isoformat()
         db.execute("DELETE FROM events WHERE day < ?", (cutoff,))
         db.execute("DELETE FROM seen WHERE expires < ?", (moment,))
+        self._jwts = {k: t for k, t in self._jwts.items() if t >= moment}
         self._next_prune = time.monotonic() + PRUNE_S
 
     def _prune_now(self) -> None:
@@ -378,8 +383,10 @@ class SqliteStore:
         return cur.rowcount == 1
 
     def _insert_one(self, db: sqlite3.Connection, c: Call) -> Event | object | None:
-        if c.replay_key and not self._first(db, c.replay_key, c.replay_ttl_s, c.received):
-            return _REPLAYED
+        if c.replay_key:
+            if self._jwts.get(c.replay_key, 0.0) >= c.received:
+                return _REPLAYED
+            self._jwts[c.replay_key] = c.received + c.replay_ttl_s
         key, ttl = c.dedup()
         if not self._first(db, key, ttl, c.received):
             return None
