@@ -83,6 +83,14 @@ def write_config(folder: Path, store: str = "sqlite",
     return cfg, tokens
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds ``pid`` has used (user + system, Linux ``/proc``)."""
+    import os
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def ticket_id(run: str, n: int) -> str:
     """Unique per run: a ticket repeated the same day would be a duplicate."""
     return f"{run}-{n:06d}"
@@ -143,8 +151,9 @@ uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifesp
 
 
 @contextlib.contextmanager
-def baseline_process() -> Iterator[int]:
-    """The bare 204 endpoint in its own process, on the relay's uvicorn settings."""
+def baseline_process() -> Iterator[tuple[int, int]]:
+    """The bare 204 endpoint in its own process, on the relay's uvicorn settings; its port
+    and pid."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", BASELINE_APP, str(port)])
     try:
@@ -158,7 +167,7 @@ def baseline_process() -> Iterator[int]:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError("the baseline did not start") from None
                 time.sleep(0.05)
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -344,18 +353,25 @@ def main() -> int:
         cores = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout
         print(f"machine: {cores.strip()} cores (shared); loopback; uvicorn, one process each; "
               f"webhooks signed with {'a bound RS256 JWT' if args.auth == 'jwt' else 'HMAC'}")
-        with baseline_process() as base_port, relay_process(cfg) as relay, \
+        with baseline_process() as (base_port, base_pid), relay_process(cfg) as relay, \
                 relay_process(cfg_other) as relay_other:
             relay_port = int(relay.url.rsplit(":", 1)[1])
             sides = {"baseline": base_port, "relay": relay_port,
                      "other": int(relay_other.url.rsplit(":", 1)[1])}
+            pids = {"baseline": base_pid, "relay": relay.proc.pid,
+                    "other": relay_other.proc.pid}
             rates: dict[str, list[float]] = {name: [] for name in sides}
+            cpus: dict[str, list[float]] = {name: [] for name in sides}
+            """CPU ms per webhook of the process measured (what a busy machine disturbs
+            least: its rate also depends on what else runs)."""
             for r in range(0 if args.skip_ingest else args.rounds + 1):  # round 0: warm-up
                 for name, port in sides.items():
                     reqs = [webhook_request(port, r * args.requests + n,
                                             BRANCHES[n % len(BRANCHES)], f"ingest{r}")
                             for n in range(args.requests)]
+                    before = cpu_s(pids[name])
                     rate, statuses = asyncio.run(throughput(port, reqs))
+                    used = cpu_s(pids[name]) - before
                     want = 204 if name == "baseline" else 201
                     bad = sum(1 for s in statuses if s != want)
                     if bad:
@@ -363,6 +379,7 @@ def main() -> int:
                         ok = False
                     if r:
                         rates[name].append(rate)
+                        cpus[name].append(used * 1000 / args.requests)
             if not args.skip_ingest:
                 base = statistics.median(rates["baseline"])
                 rel = statistics.median(rates["relay"])
@@ -374,6 +391,11 @@ def main() -> int:
                       f"{rel / base:.2f} (goal >= 0.5: {verdict})")
                 print(f"  relay, sqlite_sync={other}: {alt:,.0f}/s -> ratio {alt / base:.2f} "
                       "(for comparison)")
+                cpu = {name: statistics.median(v) for name, v in cpus.items()}
+                print(f"  CPU per webhook (medians): bare {cpu['baseline']:.2f} ms, relay "
+                      f"{cpu['relay']:.2f} ms ({args.sync}), {cpu['other']:.2f} ms ({other}) "
+                      f"-> bare/relay {cpu['baseline'] / cpu['relay']:.2f} (what a quiet "
+                      "machine's ratio tends to)")
                 ok &= rel / base >= 0.5
             lat, got, want = asyncio.run(latency([relay_port], tokens, args.calls, "lat1",
                                                  args.gap_ms / 1000))
