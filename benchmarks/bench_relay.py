@@ -3,8 +3,11 @@
 1. Ingest: signed webhooks per second into ``kiosk relay`` (SQLite store, each call
    committed before its answer; the default ``sqlite_sync: normal``, and ``full`` for
    comparison), beside a bare Starlette endpoint answering 204 on the same uvicorn
-   settings. Both run in their own process; the load comes from this process over
-   raw keep-alive HTTP/1.1 connections (cheap, so the client is not what is measured).
+   settings. Signed as the default template signs them (``--auth jwt``: a bound RS256 JWT,
+   checked with the public key, its replay key stored with the call), or with the HMAC
+   template's signature (``--auth hmac``). Both run in their own process; the load comes
+   from this process over raw keep-alive HTTP/1.1 connections (cheap, so the client is
+   not what is measured).
    Rounds alternate between the two so a noisy machine slows both alike.
    Goal: relay >= 0.5 x baseline.
 2. Latency: webhook sent -> the event read by a screen, with 500 screens connected over
@@ -13,7 +16,7 @@
    (``redis-server`` started here on a free port), screens split between the replicas
    and webhooks sent to both in turn.
 
-    .venv/bin/python benchmarks/bench_relay.py [--requests 3000] [--calls 300]
+    .venv/bin/python benchmarks/bench_relay.py [--requests 3000] [--calls 300] [--auth hmac]
 """
 
 from __future__ import annotations
@@ -33,12 +36,16 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from kiosk.relay.server import free_port, relay_process, wait_healthy
 
 SECRET = b"bench-secret-0123456789abcdefghij"
+AUTH = {"mode": "jwt"}
+"""How webhooks are signed: ``jwt`` (the default template's) or ``hmac``."""
+_KEYS: dict[str, object] = {}
 BRANCHES = [f"branch{i:02d}" for i in range(50)]
 SCREENS_PER_BRANCH = 10
 CONNECTIONS = 32
@@ -61,13 +68,27 @@ def write_config(folder: Path, store: str = "sqlite",
     tokens = {b: f"token-{b}-{hashlib.sha256(b.encode()).hexdigest()[:24]}" for b in BRANCHES}
     displays = [{"branch": b, "token_file": str(_private(folder / f"token-{b}", t))}
                 for b, t in tokens.items()]
-    relay = {"webhook_secret_file": str(secret), "displays": displays, "store": store,
-             "client_buffer": 1024, "sqlite_sync": sync,
-             "max_streams_per_token": 2 * SCREENS_PER_BRANCH}  # a branch's screens share one
+    relay: dict[str, object] = {
+        "displays": displays, "store": store, "client_buffer": 1024, "sqlite_sync": sync,
+        "max_streams_per_token": 2 * SCREENS_PER_BRANCH}  # a branch's screens share one
+    if AUTH["mode"] == "jwt":
+        public = folder / "webhook-jwt.pub"
+        public.write_text(str(_keys()[1]), encoding="ascii")
+        relay.update(jwt_public_key_file=str(public), require_jwt=True)
+    else:
+        relay["webhook_secret_file"] = str(secret)
     cfg = folder / "kiosk.yaml"
     cfg.write_text(yaml.safe_dump({"branch": BRANCHES[0], "kiosk": {
         "id": "bench", "data_dir": str(folder / "data")}, "relay": relay}), encoding="utf-8")
     return cfg, tokens
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds ``pid`` has used (user + system, Linux ``/proc``)."""
+    import os
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ticket_id(run: str, n: int) -> str:
@@ -75,16 +96,38 @@ def ticket_id(run: str, n: int) -> str:
     return f"{run}-{n:06d}"
 
 
+def _keys() -> tuple[Any, str]:
+    """The provider's RS256 key pair (the private key loaded once: loading a PEM checks
+    the RSA key, tens of ms; the public key as PEM), made once."""
+    if not _KEYS:
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        from kiosk.relay.contract import new_key_pair
+        private, public = new_key_pair()
+        _KEYS["pair"] = (load_pem_private_key(private.encode(), None), public)
+    pair: tuple[Any, str] = _KEYS["pair"]  # type: ignore[assignment]
+    return pair
+
+
 def webhook_request(port: int, n: int, branch: str, run: str) -> bytes:
-    """One signed webhook as raw HTTP/1.1 bytes."""
-    body = json.dumps({
-        "event": "qms.ticket.assigned", "ticketId": ticket_id(run, n), "callId": f"{run}-{n}",
-        "branch": {"id": branch, "label": branch}, "queue": {"id": "q", "name": "Caja"},
-        "poc": {"id": "p", "label": "Cabina 3"}, "integrationData": {"lang": "es"}},
-        separators=(",", ":")).encode()
-    sig = hmac.new(SECRET, body, hashlib.sha256).hexdigest()
+    """One signed webhook as raw HTTP/1.1 bytes (signed as :data:`AUTH` says)."""
+    call = {"event": "qms.ticket.assigned", "ticketId": ticket_id(run, n),
+            "callId": f"{run}-{n}", "branch": {"id": branch, "label": branch},
+            "queue": {"id": "q", "name": "Caja"}, "poc": {"id": "p", "label": "Cabina 3"},
+            "integrationData": {"lang": "es"}}
+    body = json.dumps(call, separators=(",", ":")).encode()
+    if AUTH["mode"] == "jwt":  # what the provider's #jwt renders from the default template
+        import jwt
+        now = int(time.time())
+        token = jwt.encode({"iat": now, "exp": now + 60, "branch": branch,
+                            "ticketId": call["ticketId"], "callId": call["callId"],
+                            "queue": "Caja", "poc": {"id": "p", "label": "Cabina 3"}},
+                           _keys()[0], algorithm="RS256")
+        proof = f"Authorization: Bearer {token}"
+    else:
+        proof = f"X-Kiosk-Signature: sha256={hmac.new(SECRET, body, hashlib.sha256).hexdigest()}"
     return (f"POST /webhooks/videsk HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Content-Type: application/json\r\nX-Kiosk-Signature: sha256={sig}\r\n"
+            f"Content-Type: application/json\r\n{proof}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
@@ -108,8 +151,9 @@ uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifesp
 
 
 @contextlib.contextmanager
-def baseline_process() -> Iterator[int]:
-    """The bare 204 endpoint in its own process, on the relay's uvicorn settings."""
+def baseline_process() -> Iterator[tuple[int, int]]:
+    """The bare 204 endpoint in its own process, on the relay's uvicorn settings; its port
+    and pid."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", BASELINE_APP, str(port)])
     try:
@@ -123,7 +167,7 @@ def baseline_process() -> Iterator[int]:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError("the baseline did not start") from None
                 time.sleep(0.05)
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -294,7 +338,10 @@ def main() -> int:
                     help="relay.sqlite_sync of the relay measured against the goals")
     ap.add_argument("--skip-redis", action="store_true")
     ap.add_argument("--skip-ingest", action="store_true")
+    ap.add_argument("--auth", choices=("jwt", "hmac"), default="jwt",
+                    help="sign as the default template (a bound RS256 JWT) or with the HMAC")
     args = ap.parse_args()
+    AUTH["mode"] = args.auth
     ok = True
     other = "full" if args.sync == "normal" else "normal"
     with tempfile.TemporaryDirectory() as d:
@@ -304,19 +351,27 @@ def main() -> int:
         cfg, tokens = write_config(folder / "main", sync=args.sync)
         cfg_other, _ = write_config(folder / "other", sync=other)
         cores = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout
-        print(f"machine: {cores.strip()} cores (shared); loopback; uvicorn, one process each")
-        with baseline_process() as base_port, relay_process(cfg) as relay, \
+        print(f"machine: {cores.strip()} cores (shared); loopback; uvicorn, one process each; "
+              f"webhooks signed with {'a bound RS256 JWT' if args.auth == 'jwt' else 'HMAC'}")
+        with baseline_process() as (base_port, base_pid), relay_process(cfg) as relay, \
                 relay_process(cfg_other) as relay_other:
             relay_port = int(relay.url.rsplit(":", 1)[1])
             sides = {"baseline": base_port, "relay": relay_port,
                      "other": int(relay_other.url.rsplit(":", 1)[1])}
+            pids = {"baseline": base_pid, "relay": relay.proc.pid,
+                    "other": relay_other.proc.pid}
             rates: dict[str, list[float]] = {name: [] for name in sides}
+            cpus: dict[str, list[float]] = {name: [] for name in sides}
+            """CPU ms per webhook of the process measured (what a busy machine disturbs
+            least: its rate also depends on what else runs)."""
             for r in range(0 if args.skip_ingest else args.rounds + 1):  # round 0: warm-up
                 for name, port in sides.items():
                     reqs = [webhook_request(port, r * args.requests + n,
                                             BRANCHES[n % len(BRANCHES)], f"ingest{r}")
                             for n in range(args.requests)]
+                    before = cpu_s(pids[name])
                     rate, statuses = asyncio.run(throughput(port, reqs))
+                    used = cpu_s(pids[name]) - before
                     want = 204 if name == "baseline" else 201
                     bad = sum(1 for s in statuses if s != want)
                     if bad:
@@ -324,6 +379,7 @@ def main() -> int:
                         ok = False
                     if r:
                         rates[name].append(rate)
+                        cpus[name].append(used * 1000 / args.requests)
             if not args.skip_ingest:
                 base = statistics.median(rates["baseline"])
                 rel = statistics.median(rates["relay"])
@@ -335,6 +391,11 @@ def main() -> int:
                       f"{rel / base:.2f} (goal >= 0.5: {verdict})")
                 print(f"  relay, sqlite_sync={other}: {alt:,.0f}/s -> ratio {alt / base:.2f} "
                       "(for comparison)")
+                cpu = {name: statistics.median(v) for name, v in cpus.items()}
+                print(f"  CPU per webhook (medians): bare {cpu['baseline']:.2f} ms, relay "
+                      f"{cpu['relay']:.2f} ms ({args.sync}), {cpu['other']:.2f} ms ({other}) "
+                      f"-> bare/relay {cpu['baseline'] / cpu['relay']:.2f} (what a quiet "
+                      "machine's ratio tends to)")
                 ok &= rel / base >= 0.5
             lat, got, want = asyncio.run(latency([relay_port], tokens, args.calls, "lat1",
                                                  args.gap_ms / 1000))

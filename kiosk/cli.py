@@ -14,9 +14,10 @@
     kiosk [--config PATH] tickets [--date D] [--json]  a day's tickets, from the journal
     kiosk [--config PATH] run [--window]         the touch UI, in the config's mode
     kiosk mock-api [--host H] [--port P] [--scenario FILE] [--webhook-url URL
-                   --webhook-secret-file FILE]
+                   --webhook-secret-file FILE --webhook-jwt-key-file FILE]
     kiosk [--config PATH] relay [--host H] [--port P]   the calling relay (kiosk.relay)
-    kiosk webhook-template [--json]              the provider webhook template to paste
+    kiosk webhook-template [--json] [--hmac]     the provider webhook template to paste
+    kiosk webhook-keys DIR                       a key pair for the template's JWT
     kiosk demo [--headless] [--mode kiosk|tablet|display]   the UI (or a morning) against
                                                  the mock, its calls through a relay
     kiosk hash-pin                               hash an admin PIN for ui.admin_pin_hash
@@ -146,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="send the QMS ticket webhook here when an agent takes a ticket")
     m.add_argument("--webhook-secret-file", metavar="FILE", type=Path,
                    help="the webhook secret (the relay's relay.webhook_secret_file)")
+    m.add_argument("--webhook-jwt-key-file", metavar="FILE", type=Path,
+                   help="the provider's secret kioskJwtPrivateKey (from kiosk webhook-keys)")
 
     rl = sub.add_parser("relay", help="the calling relay: QMS webhook in, calls to screens")
     rl.add_argument("--host", help="listen address (default: relay.listen)")
@@ -153,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     wt = sub.add_parser("webhook-template", help="print the webhook template for the provider")
     wt.add_argument("--json", action="store_true", help="the template file as JSON")
+    wt.add_argument("--hmac", action="store_true",
+                    help="the HMAC template (weaker: no time in it) instead of the JWT one")
+
+    wk = sub.add_parser("webhook-keys", help="make the key pair of the template's JWT")
+    wk.add_argument("dir", type=Path, help="where to write webhook-jwt.pub (the relay's "
+                    "relay.jwt_public_key_file) and webhook-jwt.provider-secret")
 
     r = sub.add_parser("run", help="the touch UI (kiosk or tablet, from the config)")
     r.add_argument("--window", action="store_true", help="a window instead of fullscreen")
@@ -381,10 +390,11 @@ def cmd_mock_api(args: argparse.Namespace) -> int:
     from kiosk.mock import default_scenario_path, load_scenario
     from kiosk.mock.server import serve_forever
     scenario = load_scenario(args.scenario or default_scenario_path())
-    if args.webhook_url or args.webhook_secret_file:
+    if args.webhook_url or args.webhook_secret_file or args.webhook_jwt_key_file:
         hook = scenario.webhook.model_copy(update={
             k: v for k, v in (("url", args.webhook_url),
-                              ("secret_file", args.webhook_secret_file)) if v})
+                              ("secret_file", args.webhook_secret_file),
+                              ("jwt_key_file", args.webhook_jwt_key_file)) if v})
         scenario = scenario.model_copy(update={"webhook": hook})
     serve_forever(scenario, host=args.host, port=args.port,
                   log_level="info" if args.verbose else "warning")
@@ -408,15 +418,13 @@ def cmd_relay(args: argparse.Namespace) -> int:
     except RelayConfigError as exc:
         print(f"kiosk: config error: {exc}", file=sys.stderr)
         return ExitStatus.USAGE
-    if not settings.secrets:
-        log.warning("relay: no webhook secret: unsigned webhooks are accepted (loopback only)")
     serve_forever(settings, log_level="info" if args.verbose else "warning")
     return ExitStatus.OK
 
 
 def cmd_webhook_template(args: argparse.Namespace, out: TextIO) -> int:
     from kiosk.relay.contract import template
-    t = template()
+    t = template("hmac" if args.hmac else "jwt")
     if args.json:
         print(json.dumps(t, ensure_ascii=False, indent=2), file=out)
         return ExitStatus.OK
@@ -430,6 +438,33 @@ def cmd_webhook_template(args: argparse.Namespace, out: TextIO) -> int:
         print(f"  {name}: {value}", file=out)
     print("Body:", file=out)
     print(t["body"], file=out)
+    return ExitStatus.OK
+
+
+def cmd_webhook_keys(args: argparse.Namespace, out: TextIO) -> int:
+    """Write an RS256 key pair: the public key for the relay, the private one as the
+    provider's secret ``kioskJwtPrivateKey`` (a JSON string, what the template inserts)."""
+    from kiosk.relay.contract import new_key_pair
+    folder: Path = args.dir
+    public, secret = folder / "webhook-jwt.pub", folder / "webhook-jwt.provider-secret"
+    for path in (public, secret):
+        if path.exists():
+            print(f"kiosk: {path} exists: not replaced (move it aside to make a new pair)",
+                  file=sys.stderr)
+            return ExitStatus.USAGE
+    private_pem, public_pem = new_key_pair()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(private_pem) + "\n")
+        public.write_text(public_pem, encoding="ascii")
+    except OSError as exc:
+        print(f"kiosk: cannot write the keys in {folder}: {exc.strerror}", file=sys.stderr)
+        return ExitStatus.USAGE
+    print(f"{public}: the relay's relay.jwt_public_key_file", file=out)
+    print(f"{secret}: paste its one line as the provider's secret kioskJwtPrivateKey, "
+          "then delete this file (the relay never needs it)", file=out)
     return ExitStatus.OK
 
 
@@ -485,11 +520,12 @@ def cmd_hash_pin(out: TextIO) -> int:
 
 
 EXTRAS: dict[str, tuple[str, ...]] = {"relay": ("relay",), "webhook-template": ("relay",),
+                                      "webhook-keys": ("relay",),
                                       "mock-api": ("mock",), "demo": ("relay", "mock")}
 """The extras (``pip install 'kiosk[relay]'``) a command needs beyond a lobby kiosk's."""
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
-    "relay": ("starlette", "uvicorn", "redis", "prometheus_client", "jwt"),
-    "mock": ("starlette", "uvicorn", "pybars")}
+    "relay": ("starlette", "uvicorn", "redis", "prometheus_client", "jwt", "cryptography"),
+    "mock": ("starlette", "uvicorn", "pybars", "jwt", "cryptography")}
 
 
 def missing_extras(command: str) -> list[str]:
@@ -537,6 +573,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
             return cmd_relay(args)
         if args.command == "webhook-template":
             return cmd_webhook_template(args, stdout)
+        if args.command == "webhook-keys":
+            return cmd_webhook_keys(args, stdout)
         if args.command == "hash-pin":
             return cmd_hash_pin(stdout)
         handlers = {"queues": cmd_queues, "ticket": cmd_ticket, "check": cmd_check,

@@ -64,6 +64,31 @@ def event_id(r: httpx.Response) -> int:
     return int(r.headers["x-relay-event-id"])
 
 
+def jwt_headers(body: bytes, key: Any, alg: str = "ES256", *, issued: float | None = None,
+                lifetime: float = 60, **claims: Any) -> dict[str, str]:
+    """Headers with a bearer JWT bound to ``body``'s call, as the default template makes
+    it (``claims`` override or add claims; a claim set to None is left out)."""
+    import jwt
+    call = json.loads(body)
+    iat = int(time.time() if issued is None else issued)
+    payload: dict[str, Any] = {
+        "iat": iat, "exp": int(iat + lifetime), "branch": call["branch"]["id"],
+        "ticketId": call["ticketId"], "callId": call.get("callId", ""),
+        "queue": call.get("queue", {}).get("name", ""),
+        "poc": {"id": call["poc"].get("id", ""), "label": call["poc"]["label"]}}
+    payload.update(claims)
+    payload = {k: v for k, v in payload.items() if v is not None}
+    token = jwt.encode(payload, key, algorithm=alg)
+    return {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+
+
+def es256_pair() -> tuple[Any, Any]:
+    """A fresh ES256 key pair (private, public key objects)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    private = ec.generate_private_key(ec.SECP256R1())
+    return private, private.public_key()
+
+
 def write_private(path: Path, text: str, mode: int = 0o600) -> Path:
     path.write_text(text, encoding="utf-8")
     path.chmod(mode)

@@ -199,11 +199,11 @@ async def test_the_kiosk_strip_and_journal_record_its_tickets_calls(tmp_path: Pa
     from kiosk.link.client import RemoteCore
     from kiosk.ui.run import run_ui
 
-    from .relay_helpers import call_body, post, sign
+    from .relay_helpers import call_body, jwt_headers, post
 
     errors: list[BaseException] = []
     with demo_relay(tmp_path, DEMO_BRANCH, "America/Santiago") as relay:
-        secret = relay.secret_file.read_text().strip().encode()
+        key = relay.private_key  # the demo's relay takes only the JWT the provider signs
         async with demo_runtime(tmp_path, relay=relay) as (rt, _mock):
             ui_end, core_end = socket.socketpair()
             server = await KioskServer.connect(core_end)
@@ -233,7 +233,7 @@ async def test_the_kiosk_strip_and_journal_record_its_tickets_calls(tmp_path: Pa
                     # another kiosk's ticket is shown, not journalled here
                     body = call_body("Z-900", "call-z", DEMO_BRANCH, "Cabina 9", lang="es")
                     assert (await asyncio.to_thread(
-                        post, relay.url, body, sign(body, secret))).status_code < 300
+                        post, relay.url, body, jwt_headers(body, key, "RS256"))).status_code < 300
                     await d.until(lambda: strip.latest == "Z-900 → Cabina 9", what="Z-900")
                     assert strip.others == f"{number} → {poc}"
                     await d.until(lambda: strip.flash > 0, what="the flash")
@@ -247,6 +247,17 @@ async def test_the_kiosk_strip_and_journal_record_its_tickets_calls(tmp_path: Pa
                     summary = admin.summary(rt, rt.printer.last_status)
                     assert "Calls today: 1 called, median" in summary
                     assert relay.token.get_secret_value() not in summary
+                    # Z-900 called again to another booth: a re-call, marked on the band
+                    body = call_body("Z-900", "call-z2", DEMO_BRANCH, "Cabina 2", lang="es")
+                    assert (await asyncio.to_thread(
+                        post, relay.url, body, jwt_headers(body, key, "RS256"))).status_code == 201
+                    await d.until(lambda: strip.latest == "Z-900 → Cabina 2", what="re-call")
+                    assert strip.recall and strip.others == f"{number} → {poc}"
+                    await d.until(lambda: strip.flash > 0, what="the re-call's flash")
+                    from kiosk.ui.calling import stop_flash
+                    stop_flash(strip)  # the picture at rest
+                    strip.flash = 0.0
+                    await screenshot("kiosk-es-home-now-calling-recall")
                 except BaseException as exc:
                     errors.append(exc)
                 finally:
@@ -315,6 +326,31 @@ async def test_the_display_calls_through_the_real_relay(tmp_path: Path) -> None:
                 await d.until(lambda: screen.connected and screen.ticket == "B-001",
                               timeout=20, what="the call missed while away")
                 assert [r[0] for r in screen.earlier] == ["A-042", "A-041", "A-040"]
+                assert not screen.recall
+                # A-042 called again, to another booth: a new call, marked, said again
+                body = call_body("A-042", "c4", BRANCH, "Cabina 5", lang="en")
+                assert (await asyncio.to_thread(post, again.url, body)).status_code == 201
+                await d.until(lambda: screen.ticket == "A-042" and screen.poc == "Cabina 5",
+                              what="the re-call")
+                assert screen.recall and screen.ids.recall.opacity == 1
+                assert screen.ids.recall.text.endswith("Nuevo llamado")
+                await d.until(lambda: any(said.text == "Number A 0 42, Cabina 5."
+                                          for said in app.announcer.spoken), timeout=20,
+                              what="the re-call said")
+                assert [r[0] for r in screen.earlier] == ["B-001", "A-041", "A-040"]
+                from kiosk.ui.calling import stop_flash
+                stop_flash(screen)
+                screen.flash = 0.0
+                await screenshot("display-es-recall")
+                body = call_body("C-001", "c5", BRANCH, "Cabina 2", lang="es")
+                assert (await asyncio.to_thread(post, again.url, body)).status_code == 201
+                await d.until(lambda: screen.ticket == "C-001", what="the next call")
+                assert not screen.recall and screen.ids.recall.opacity == 0
+                assert [(r[0], r[4]) for r in screen.earlier[:2]] == [("A-042", True),
+                                                                      ("B-001", False)]
+                stop_flash(screen)
+                screen.flash = 0.0
+                await screenshot("display-es-recall-earlier")
             finally:
                 await asyncio.to_thread(second.__exit__, None, None, None)
         slow = Backoff(initial_s=60, max_s=60, jitter=0.0, refused_s=60)  # reconnect on cue

@@ -23,6 +23,8 @@ VIEW = QueueView(id="q1", name="Atención", api_name="Atención", users=2,
                  avg_waiting_time=60.0, wait_minutes=1.0, prefix="A")
 CALL = Call(event_id="3", ticket_id="A-042", poc="Cabina 3", queue="Atención",
             at="2026-12-02T10:00:00Z", lang="es")
+RECALL = Call(event_id="4", ticket_id="A-042", poc="Cabina 5", queue="Atención",
+              at="2026-12-02T10:05:00Z", lang="es", recall=True)
 SETTINGS = p.UiSettings(kiosk_id="k1", mode="kiosk", language="es", fullscreen=False,
                         touchscreen=True, idle_timeout_s=30, refresh_s=10,
                         brand_color="#0B3D91", accent_color="#FFB300", admin=True)
@@ -46,7 +48,7 @@ EVENTS: list[p.Event] = [
     p.Queues(1.5, 0, None, {"es": [VIEW]}, {"es": [dataclasses.replace(VIEW, users=0)]}),
     p.Queues(None, 3, p.ApiProblem("Unauthorized", "HTTP 401", 401, "bad key"), {}),
     p.Forms({"q1": FORM, "q2": None}), p.Printed(7, False, "paper out"),
-    p.Calls([CALL], True, [CALL]),
+    p.Calls([CALL], True, [CALL]), p.Calls([RECALL, CALL], False, []),
     p.Calls([dataclasses.replace(CALL, ticket_id="AP-001", priority="senior")], True)]
 
 
@@ -138,3 +140,13 @@ async def test_a_display_refuses_a_ticket_request_and_stays_up(tmp_path: Path) -
     finally:
         await core.aclose()
         await asyncio.wait_for(served, 10)
+
+
+def test_a_re_call_is_read_off_the_relays_event_and_only_a_true_says_so() -> None:
+    from kiosk.view.calling import parse_call
+    base = '{"ticketId": "A-042", "poc": {"label": "Cabina 5"}, "at": "2026-12-02T10:05:00Z"'
+    again = parse_call("4", base + ', "recall": true}')
+    assert again is not None and again.recall
+    for other in ("}", ', "recall": false}', ', "recall": "true"}', ', "recall": 1}'):
+        call = parse_call("4", base + other)
+        assert call is not None and not call.recall, other

@@ -31,6 +31,7 @@ from tests.relay_helpers import (
     SseReader,
     call_body,
     event_id,
+    jwt_headers,
     post,
     settings,
     sign,
@@ -133,19 +134,23 @@ def test_an_unsigned_oversized_body_streamed_without_length_is_413(relay: RelayS
     assert r.status_code == 413
 
 
-def test_a_repeated_delivery_is_one_call(relay: RelayServer) -> None:
+def test_a_repeated_delivery_is_one_call_and_a_new_call_id_a_recall(
+        relay: RelayServer) -> None:
     screen = SseReader(relay.url, BRANCH_A, TOKEN_A).start_connected()
-    body = call_body("A-042", "call-1")
+    body = call_body("A-042", "call-1", poc="Cabina 3")
     first = post(relay.url, body)
     again = post(relay.url, body)
-    # the provider's other delivery of the same ticket: another call id, same day
-    other_id = post(relay.url, call_body("A-042", "call-1-retry"))
-    assert (first.status_code, again.status_code, other_id.status_code) == (201, 200, 200)
+    # the agent moved the ticket to another booth: a new call id, a new call (issue 16.5)
+    moved = post(relay.url, call_body("A-042", "call-2", poc="Cabina 5"))
+    assert (first.status_code, again.status_code, moved.status_code) == (201, 200, 201)
     assert again.headers["x-relay-duplicate"] == "true" and again.content == b""
-    assert len(screen.take(1)) == 1
+    got = screen.take(2)
+    assert [d["poc"]["label"] for _, d in got] == ["Cabina 3", "Cabina 5"]
+    assert "recall" not in got[0][1] and got[1][1]["recall"] is True
     assert screen.nothing_more()
     metrics = httpx.get(relay.url + "/metrics").text
-    assert "relay_duplicates_total 2.0" in metrics
+    assert "relay_duplicates_total 1.0" in metrics
+    assert "relay_recalls_total 1.0" in metrics
 
 
 def test_a_second_secret_works_during_a_rotation(tmp_path: Path) -> None:
@@ -157,18 +162,21 @@ def test_a_second_secret_works_during_a_rotation(tmp_path: Path) -> None:
         assert post(relay.url, body, sign(body, SECRET)).status_code == 201
 
 
-def test_a_required_jwt_must_be_valid_and_fresh(tmp_path: Path) -> None:
+def test_a_required_jwt_must_be_valid_fresh_and_bound(tmp_path: Path) -> None:
     with RelayServer(settings(tmp_path, require_jwt=True)) as relay:
         body = call_body("A-1", "c-1")
-        assert post(relay.url, body).status_code == 401
-        expired = jwt.encode({"exp": int(time.time()) - 60}, SECRET, algorithm="HS256")
-        assert post(relay.url, body, {**sign(body), "Authorization": f"Bearer {expired}"}
-                    ).status_code == 401
-        wrong = jwt.encode({"exp": int(time.time()) + 60}, b"x" * 32, algorithm="HS256")
-        assert post(relay.url, body, {**sign(body), "Authorization": f"Bearer {wrong}"}
-                    ).status_code == 401
-        good = jwt.encode({"exp": int(time.time()) + 60}, SECRET, algorithm="HS256")
-        assert post(relay.url, body, {**sign(body), "Authorization": f"Bearer {good}"}
+        r = post(relay.url, body)  # an HMAC alone is not enough here
+        assert (r.status_code, r.json()["error"]) == (401, "missing_jwt")
+        expired = jwt_headers(body, SECRET, "HS256", issued=time.time() - 200)
+        assert post(relay.url, body, expired).json()["error"] == "stale_jwt"
+        # the old optional JWT: fresh, but it names no call
+        unbound = jwt.encode({"iat": int(time.time()), "exp": int(time.time()) + 60}, SECRET,
+                             algorithm="HS256")
+        r = post(relay.url, body, {"Authorization": f"Bearer {unbound}"})
+        assert (r.status_code, r.json()["error"]) == (401, "unbound_jwt")
+        wrong = jwt_headers(body, b"x" * 32, "HS256")
+        assert post(relay.url, body, wrong).json()["error"] == "bad_jwt"
+        assert post(relay.url, body, {**sign(body), **jwt_headers(body, SECRET, "HS256")}
                     ).status_code == 201
 
 
@@ -326,22 +334,26 @@ def test_a_bad_relay_section_names_the_key(tmp_path: Path, relay: dict[str, obje
     assert f"kiosk.yaml: {key}:" in str(err.value)
 
 
-def test_no_public_address_without_a_secret(tmp_path: Path) -> None:
+def test_no_address_without_a_key_and_unsigned_calls_on_loopback_only(tmp_path: Path) -> None:
     s = dataclasses.replace(load_settings(_write_config(tmp_path)), secrets=(), host="0.0.0.0")
-    with pytest.raises(RelayConfigError, match="only a loopback address"):
-        check_listen(s, "kiosk.yaml")
-    check_listen(dataclasses.replace(s, host="127.0.0.1"), "kiosk.yaml")
+    for host in ("0.0.0.0", "127.0.0.1"):  # issue 16.3: loopback behind a proxy is public
+        with pytest.raises(RelayConfigError, match=r"relay\.webhook_secret_file: .*only signed"):
+            check_listen(dataclasses.replace(s, host=host), "kiosk.yaml")
+    with pytest.raises(RelayConfigError, match=r"relay\.allow_unsigned"):
+        check_listen(dataclasses.replace(s, allow_unsigned=True), "kiosk.yaml")
+    check_listen(dataclasses.replace(s, host="127.0.0.1", allow_unsigned=True), "kiosk.yaml")
 
 
-def test_kiosk_relay_refuses_a_public_address_without_a_secret(tmp_path: Path) -> None:
+@pytest.mark.parametrize("listen", ["0.0.0.0:8787", "127.0.0.1:8787"])
+def test_kiosk_relay_refuses_to_start_without_a_secret(tmp_path: Path, listen: str) -> None:
     cfg = tmp_path / "kiosk.yaml"
     cfg.write_text(yaml.safe_dump({"branch": BRANCH_A, "kiosk": {"id": "r"},
-                                   "relay": {"listen": "0.0.0.0:8787"}}), encoding="utf-8")
+                                   "relay": {"listen": listen}}), encoding="utf-8")
     proc = subprocess.run([sys.executable, "-m", "kiosk", "--config", str(cfg), "relay"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
-    assert "relay.webhook_secret_file" in proc.stderr
-    assert "0.0.0.0" in proc.stderr
+    assert "kiosk.yaml: relay.webhook_secret_file: " in proc.stderr
+    assert "only signed calls" in proc.stderr
 
 
 def test_the_kiosk_config_accepts_a_relay_section(tmp_path: Path) -> None:
@@ -353,10 +365,10 @@ def test_the_kiosk_config_accepts_a_relay_section(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- contract
 
 
-def test_the_template_renders_a_call_the_relay_accepts() -> None:
+def test_the_hmac_template_renders_a_call_the_relay_accepts() -> None:
     import pybars
 
-    t = template()
+    t = template("hmac")
     ctx = {"call": {"id": "64f0c0ffee", "ticketId": "A-042"},
            "branch": {"id": BRANCH_A, "label": "Sucursal \"Providencia\""},
            "segment": {"id": "q1", "name": "Atención & cuentas"},
@@ -386,9 +398,13 @@ def test_kiosk_webhook_template_prints_it() -> None:
     from kiosk.cli import main
     out = StringIO()
     assert main(["webhook-template"], out=out) == 0
-    text = out.getvalue()
-    assert "X-Kiosk-Signature: sha256={{hmac call.id" in text
+    text = out.getvalue()  # the JWT one by default (issue 16.4)
+    assert "Authorization: Bearer {{#jwt}}" in text and "X-Kiosk-Signature" not in text
+    assert '"privateKey": {{{secrets.kioskJwtPrivateKey}}}' in text
     assert '"ticketId": "{{call.ticketId}}"' in text
+    out = StringIO()
+    assert main(["webhook-template", "--hmac"], out=out) == 0
+    assert "X-Kiosk-Signature: sha256={{hmac call.id" in out.getvalue()
     out = StringIO()
     assert main(["webhook-template", "--json"], out=out) == 0
     assert json.loads(out.getvalue())["method"] == "POST"

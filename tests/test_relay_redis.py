@@ -1,11 +1,14 @@
 """Two relay replicas on one real Redis (``redis-server``, started here on a free
 loopback port): a call received by one reaches the screens of the other, a repeated
-delivery to either is one call, ids stay ordered per branch."""
+delivery to either is one call, ids stay ordered per branch; Redis killed and started
+again (without persistence, with AOF, back to an older snapshot) and a replica killed
+lose no call answered 2xx (issue 16)."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import shutil
 import socket
 import subprocess
@@ -17,9 +20,11 @@ import httpx
 import pytest
 import redis
 
-from kiosk.relay import RelayServer, RelaySettings
+from kiosk.relay import RelayServer, RelaySettings, relay_process
 from kiosk.relay.redis_store import BLOCK_MS, SOCKET_TIMEOUT_S, RedisStore
 from kiosk.relay.server import free_port
+from kiosk.relay.store import EPOCH_SPAN
+from tests.redis_helpers import RedisProcess
 from tests.relay_helpers import (
     BRANCH_A,
     BRANCH_B,
@@ -93,10 +98,14 @@ def test_a_duplicate_sent_to_the_other_replica_is_one_call(
     body = call_body("A-042", "call-1")
     assert post(a.url, body).status_code == 201
     assert post(b.url, body).status_code == 200
-    assert post(b.url, call_body("A-042", "call-other")).status_code == 200  # same ticket, day
-    assert len(screen.take(1)) == 1
+    assert post(a.url, body).status_code == 200
+    recall = post(b.url, call_body("A-042", "call-other", poc="Cabina 6"))  # a new call
+    assert recall.status_code == 201
+    [(_, first), (_, again)] = screen.take(2)
+    assert "recall" not in first and again["recall"] is True
+    assert again["poc"] == {"label": "Cabina 6"}
     assert screen.nothing_more(1.0)
-    assert "relay_duplicates_total 2.0" in httpx.get(b.url + "/metrics").text
+    assert "relay_duplicates_total 1.0" in httpx.get(b.url + "/metrics").text
 
 
 def test_ids_are_ordered_per_branch_across_replicas_and_replay_works(
@@ -110,7 +119,8 @@ def test_ids_are_ordered_per_branch_across_replicas_and_replay_works(
         ids.append(event_id(r))
     assert ids == sorted(ids) and len(set(ids)) == 6
     other = event_id(post(a.url, call_body("Z-001", "z-1", branch=BRANCH_B)))
-    assert other == 1  # each branch counts on its own
+    assert other % EPOCH_SPAN == 1  # each branch counts on its own: 6 calls of A unseen
+    assert [i % EPOCH_SPAN for i in ids] == [1, 2, 3, 4, 5, 6]
     replay = SseReader(a.url, BRANCH_A, TOKEN_A, last_id=str(ids[2])).start_connected()
     assert [d["ticketId"] for _, d in replay.take(3)] == ["A-003", "A-004", "A-005"]
     fresh = SseReader(b.url, BRANCH_A, TOKEN_A).start_connected()  # history=3 on b
@@ -187,3 +197,112 @@ def test_the_redis_clients_bound_connects_and_reads_and_the_url_may_say_otherwis
     assert tuned._redis.connection_pool.connection_kwargs["socket_timeout"] == 9.0
     for opened in (store, tuned):
         asyncio.run(opened.close())
+
+
+# --------------------------------------------------------------------------- issue 16
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("persistence", ["none", "aof", "rdb"])
+def test_calls_answered_2xx_across_a_redis_restart_reach_every_screen_once_in_order(
+        tmp_path: Path, persistence: str) -> None:
+    """Issue 16.1: two replicas on one Redis; Redis killed (-9) and started again, without
+    persistence (everything gone), with AOF (nothing gone) or back to an older snapshot
+    (RDB: the state goes back). Calls after it are answered 201 at once (no 503 from the
+    pooled connections), reach the screens connected on both replicas in order and once
+    each, and a screen resuming with its Last-Event-ID gets them too; a screen that
+    connects later gets what the store kept."""
+    with RedisProcess(tmp_path, persistence) as server:
+        base = RelaySettings(secrets=(SECRET,), displays={TOKEN_A: BRANCH_A},
+                             store=server.url, sqlite_path=tmp_path / "unused.sqlite3",
+                             history=50)
+        with RelayServer(base) as a, RelayServer(base) as b:
+            on_a = SseReader(a.url, BRANCH_A, TOKEN_A).start_connected()
+            on_b = SseReader(b.url, BRANCH_A, TOKEN_A).start_connected()
+            before = []
+            for i in range(3):
+                before.append(event_id(post((a, b)[i % 2].url,
+                                            call_body(f"A-{i:03d}", f"before-{i}"))))
+                if i == 0 and persistence == "rdb":
+                    server.save()  # what Redis comes back with: the first call only
+            assert [i for i, _ in on_a.take(3)] == before == [i for i, _ in on_b.take(3)]
+            server.restart()
+            after = []
+            for i in range(7):
+                r = post((b, a)[i % 2].url, call_body(f"B-{i:03d}", f"after-{i}"))
+                assert r.status_code == 201, (i, r.status_code, r.text)
+                after.append(event_id(r))
+            assert after == sorted(after) and min(after) > max(before)
+            for screen in (on_a, on_b):
+                assert [i for i, _ in screen.take(7)] == after
+                assert screen.nothing_more()
+            resumed = SseReader(a.url, BRANCH_A, TOKEN_A, last_id=str(before[-1]))
+            assert [i for i, _ in resumed.start_connected().take(7)] == after
+            kept = {"none": [], "aof": before, "rdb": before[:1]}[persistence]
+            fresh = SseReader(b.url, BRANCH_A, TOKEN_A).start_connected()
+            assert [i for i, _ in fresh.take(len(kept) + 7)] == kept + after
+            assert fresh.nothing_more()
+            for replica in (a, b):
+                assert "relay_store_epochs_total 1.0" in httpx.get(replica.url + "/metrics").text
+
+
+@pytest.mark.slow
+def test_a_replica_killed_loses_nothing_its_screens_resume_on_the_other(
+        tmp_path: Path) -> None:
+    """A replica killed -9 (its screens reconnect to the other with Last-Event-ID) and
+    started again: every call answered 201 meanwhile reaches them."""
+    import yaml
+
+    from tests.relay_helpers import write_private
+    with RedisProcess(tmp_path, "aof") as server:
+        secret = write_private(tmp_path / "secret", SECRET.decode())
+        token = write_private(tmp_path / "token", TOKEN_A)
+        config = tmp_path / "relay.yaml"
+        config.write_text(yaml.safe_dump({"kiosk": {"data_dir": str(tmp_path / "d")}, "relay": {
+            "webhook_secret_file": str(secret), "store": server.url,
+            "displays": [{"branch": BRANCH_A, "token_file": str(token)}]}}))
+        base = RelaySettings(secrets=(SECRET,), displays={TOKEN_A: BRANCH_A},
+                             store=server.url, sqlite_path=tmp_path / "unused.sqlite3")
+        with RelayServer(base) as a, relay_process(config) as b:
+            on_b = SseReader(b.url, BRANCH_A, TOKEN_A).start_connected()
+            first = [event_id(post(a.url, call_body(f"A-{i}", f"c-{i}"))) for i in range(2)]
+            assert [i for i, _ in on_b.take(2)] == first
+            b.kill()
+            missed = [event_id(post(a.url, call_body(f"B-{i}", f"d-{i}"))) for i in range(3)]
+            moved = SseReader(a.url, BRANCH_A, TOKEN_A, last_id=str(first[-1]))
+            assert [i for i, _ in moved.start_connected().take(3)] == missed
+            with relay_process(config) as b2:
+                back = SseReader(b2.url, BRANCH_A, TOKEN_A, last_id=str(missed[0]))
+                back.start_connected()
+                assert [i for i, _ in back.take(2)] == missed[1:]
+                last = event_id(post(b2.url, call_body("C-1", "e-1")))
+                assert back.take(1)[0][0] == moved.take(1)[0][0] == last
+
+
+def test_a_jwt_used_on_one_replica_is_refused_on_the_other(redis_url: str,
+                                                           tmp_path: Path) -> None:
+    from tests.relay_helpers import es256_pair, jwt_headers
+    redis.Redis.from_url(redis_url).flushdb()
+    private, public = es256_pair()
+    base = RelaySettings(jwt_keys=(public,), require_jwt=True, displays={TOKEN_A: BRANCH_A},
+                         store=redis_url, sqlite_path=tmp_path / "unused.sqlite3")
+    with RelayServer(base) as a, RelayServer(base) as b:
+        body = call_body("A-042", "call-1")
+        headers = jwt_headers(body, private)
+        assert post(a.url, body, headers).status_code == 201
+        r = post(b.url, body, headers)
+        assert (r.status_code, r.json()["error"]) == (401, "replayed_jwt")
+        signed = headers["Authorization"][7:].rsplit(".", 1)[0]  # what the key is of
+        ttl = redis.Redis.from_url(redis_url).ttl(
+            "kiosk:relay:jwt:" + hashlib.sha256(signed.encode()).hexdigest())
+        assert 60 < ttl <= 300 + 60 + 60  # kept for its window (plus Redis' minute)
+
+
+def test_a_call_id_is_remembered_31_days_in_redis(redis_url: str, tmp_path: Path) -> None:
+    redis.Redis.from_url(redis_url).flushdb()
+    base = RelaySettings(secrets=(SECRET,), displays={TOKEN_A: BRANCH_A}, store=redis_url,
+                         sqlite_path=tmp_path / "unused.sqlite3")
+    with RelayServer(base) as relay:
+        assert post(relay.url, call_body("A-1", "call-31")).status_code == 201
+    ttl = redis.Redis.from_url(redis_url).ttl("kiosk:relay:call:call-31")
+    assert ttl >= 31 * 86400

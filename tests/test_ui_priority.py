@@ -79,7 +79,7 @@ async def test_priority_by_keypad(tmp_path: Path) -> None:
         for _ in range(2):  # Español, English
             await d.key(K_TAB)
         await d.key(K_ENTER)
-        assert app.lang == "en"
+        await d.until(lambda: app.lang == "en", what="English (a key press releases 50 ms later)")
         await d.key(K_TAB)
         await d.key(K_TAB)  # Português, then the priority button
         assert app._ring.widget is app.screen("home").ids.priority

@@ -1,8 +1,10 @@
 """The demo's calling loop: mock API → QMS webhook → relay → calling screens.
 
 Nothing to configure: :func:`demo_relay` starts a relay on a free loopback port with a
-fresh webhook secret and display token (files 0600 in the demo's folder), the mock sends
-its webhook there when an agent takes a ticket (:func:`with_webhook`), and the kiosk's
+fresh key pair for the webhook's JWT (the relay holds the public key, the mock the private
+one as the provider would) and a display token (files 0600 in the demo's folder), the mock
+sends its JWT-signed webhook there when an agent takes a ticket (:func:`with_webhook`),
+and the kiosk's
 config gets a ``calls`` section pointing at it (:func:`add_calls`). The kiosk's home then
 shows "now calling" (``ui.calls``), and ``kiosk demo --mode display`` shows the calling
 screen while customers keep arriving (:func:`lobby`).
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import secrets
@@ -26,6 +29,8 @@ from kiosk.calls.feed import CallFeed
 from kiosk.config import Config, config_from_mapping
 from kiosk.mock.scenario import Scenario
 from kiosk.relay import RelayServer, RelaySettings
+from kiosk.relay.config import read_public_keys
+from kiosk.relay.contract import new_key_pair
 from kiosk.view.calling import Call
 from kiosk.view.outcomes import Outcome
 
@@ -45,11 +50,18 @@ class DemoRelay:
     branch: str
     token: SecretStr
     token_file: Path
-    secret_file: Path
+    jwt_key_file: Path
+    """The provider's secret ``kioskJwtPrivateKey`` (the private key as a JSON string)."""
 
     @property
     def url(self) -> str:
         return self.server.url
+
+    @property
+    def private_key(self) -> str:
+        """The JWT's private key (PEM): what the provider signs with."""
+        pem: str = json.loads(self.jwt_key_file.read_text(encoding="utf-8"))
+        return pem
 
 
 def _private(path: Path, text: str) -> Path:
@@ -62,22 +74,27 @@ def _private(path: Path, text: str) -> Path:
 
 @contextlib.contextmanager
 def demo_relay(folder: Path, branch: str, timezone: str = "UTC") -> Iterator[DemoRelay]:
-    """A relay on a free loopback port for ``branch``, with a new secret and token."""
-    secret = secrets.token_urlsafe(32)
+    """A relay on a free loopback port for ``branch`` that takes only JWT-signed calls,
+    with a new key pair and display token."""
+    private_pem, public_pem = new_key_pair()
     token = secrets.token_urlsafe(32)
-    secret_file = _private(folder / "relay" / "webhook-secret", secret)
+    jwt_key_file = _private(folder / "relay" / "webhook-jwt.provider-secret",
+                            json.dumps(private_pem))
+    public_file = folder / "relay" / "webhook-jwt.pub"
+    public_file.write_text(public_pem, encoding="ascii")
     token_file = _private(folder / "relay" / "display-token", token)
-    settings = RelaySettings(secrets=(secret.encode(),), displays={token: branch},
-                             sqlite_path=folder / "relay" / "relay.sqlite3",
-                             timezone=timezone, keepalive_s=10)
+    settings = RelaySettings(
+        jwt_keys=read_public_keys("(demo)", "relay.jwt_public_key_file", public_file),
+        require_jwt=True, displays={token: branch},
+        sqlite_path=folder / "relay" / "relay.sqlite3", timezone=timezone, keepalive_s=10)
     with RelayServer(settings) as server:
-        yield DemoRelay(server, branch, SecretStr(token), token_file, secret_file)
+        yield DemoRelay(server, branch, SecretStr(token), token_file, jwt_key_file)
 
 
 def with_webhook(scenario: Scenario, relay: DemoRelay) -> Scenario:
     """``scenario`` with the mock's QMS webhook sent to ``relay``."""
     hook = scenario.webhook.model_copy(update={
-        "url": f"{relay.url}/webhooks/videsk", "secret_file": relay.secret_file,
+        "url": f"{relay.url}/webhooks/videsk", "jwt_key_file": relay.jwt_key_file,
         "delay_s": CALL_DELAY_S, "time_scale": WEBHOOK_SCALE})
     return scenario.model_copy(update={"webhook": hook})
 

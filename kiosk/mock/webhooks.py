@@ -3,9 +3,12 @@
 When a mock agent takes a ticket (an accepted enqueue), after ``webhook.delay_s`` the mock
 renders the published template (``kiosk/relay/webhook-template.json``, or
 ``webhook.template``) with Handlebars (pybars3) over the provider's variables (``call``,
-``segment``, ``branch``, ``poc``, ``integrationData``, ``secrets``) and an ``hmac`` helper
-that behaves like the provider's (``{{hmac data secret [algorithm] [encoding]}}``, the
-same errors), and sends it:
+``segment``, ``branch``, ``poc``, ``integrationData``, ``secrets``) and helpers that behave
+like the provider's: ``{{hmac data secret [algorithm] [encoding]}}`` (the same errors) and
+the block ``{{#jwt}}{"payload", "privateKey", "options"}{{/jwt}}`` (or ``{{#jwt
+secrets.x}}{{/jwt}}``, the JSON in a secret), which signs just before each attempt, as
+``jsonwebtoken`` does (``iat`` now, ``expiresIn`` like ``"1m"``, HS/RS/ES algorithms), and
+sends it:
 
 - a status >= 500 or 429 (or no answer at all) is retried after 60 s, then 120 s, then
   180 s: at most 3 retries;
@@ -23,6 +26,7 @@ publishes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
@@ -57,6 +61,9 @@ class WebhookSpec(BaseModel):
     """The receiver (``http://127.0.0.1:8787/webhooks/videsk``); unset: no webhooks."""
     secret_file: Path | None = None
     """File holding the account secret ``kioskWebhookSecret`` (the relay's secret)."""
+    jwt_key_file: Path | None = None
+    """File holding the account secret ``kioskJwtPrivateKey``: the private key as a JSON
+    string (``kiosk webhook-keys`` writes it); the relay holds the public key."""
     template: Path | None = None
     """Template file (JSON: method, url, headers, body); default: the published one."""
     delay_s: tuple[float, float] = (2.0, 6.0)
@@ -99,6 +106,86 @@ def hmac_helper(this: Any, data: Any = None, secret: Any = None, algorithm: Any 
     return digest.decode("latin1")
 
 
+_MS_UNITS = {"ms": 0.001, "millisecond": 0.001, "milliseconds": 0.001, "msec": 0.001,
+             "msecs": 0.001, "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
+             "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60, "h": 3600,
+             "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400,
+             "days": 86400, "w": 604800, "week": 604800, "weeks": 604800,
+             "mo": 2629800, "month": 2629800, "months": 2629800, "y": 31557600,
+             "yr": 31557600, "yrs": 31557600, "year": 31557600, "years": 31557600}
+
+
+def _span_s(value: Any, option: str) -> float:
+    """``expiresIn``/``notBefore`` in seconds, as ``jsonwebtoken`` reads them: a number is
+    seconds, a string goes through ``ms`` ("1m", "5 seconds"; bare digits: milliseconds)."""
+    import re
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    m = re.fullmatch(r"\s*(-?\d*\.?\d+)\s*([a-zA-Z]*)\s*", str(value))
+    if not m or (m.group(2) and m.group(2).lower() not in _MS_UNITS):
+        raise TemplateError(f'"{option}" should be a number of seconds or a string '
+                            "representing a timespan")
+    return float(m.group(1)) * _MS_UNITS.get(m.group(2).lower() or "ms", 0.001)
+
+
+@functools.lru_cache(maxsize=8)
+def _private_key(pem: str) -> Any:
+    """A PEM private key, loaded once (an RSA key's checks take tens of ms); a string that
+    is not a PEM key (an HS* secret) as it is."""
+    if "PRIVATE KEY-----" not in pem:
+        return pem
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    try:
+        return load_pem_private_key(pem.encode(), None)
+    except (ValueError, TypeError) as exc:
+        raise TemplateError(f"Error: {exc}") from None
+
+
+def sign_jwt(spec: Any) -> str:
+    """What the provider's ``#jwt`` helper makes of ``{payload, privateKey, options}``."""
+    import jwt
+    if not isinstance(spec, dict):
+        raise TemplateError("Error: the #jwt content must be a JSON object")
+    payload, key, options = spec.get("payload"), spec.get("privateKey"), spec.get("options")
+    options = options if isinstance(options, dict) else {}
+    if not isinstance(key, str) or not key:
+        raise TemplateError("Error: secretOrPrivateKey must have a value")
+    alg = str(options.get("algorithm", "HS256"))
+    header = options.get("header") if isinstance(options.get("header"), dict) else None
+    if isinstance(payload, str):
+        claims: dict[str, Any] | str = payload
+    elif isinstance(payload, dict):
+        now = int(time.time())
+        claims = {"iat": now, **payload}
+        for option, claim in (("expiresIn", "exp"), ("notBefore", "nbf")):
+            if option in options:
+                claims[claim] = int(now + _span_s(options[option], option))
+        for option, claim in (("audience", "aud"), ("issuer", "iss"), ("subject", "sub"),
+                              ("jwtid", "jti")):
+            if option in options:
+                claims[claim] = options[option]
+    else:
+        raise TemplateError("Error: payload is required")
+    try:
+        signer = _private_key(key)
+        if isinstance(claims, str):
+            return jwt.api_jws.encode(claims.encode(), signer, algorithm=alg, headers=header)
+        return jwt.encode(claims, signer, algorithm=alg, headers=header)
+    except (jwt.PyJWTError, ValueError, TypeError, NotImplementedError) as exc:
+        raise TemplateError(f"Error: {exc}") from None
+
+
+def jwt_helper(this: Any, options: Any, static: Any = None, *rest: Any) -> str:
+    """The provider's block helper ``#jwt``: its content (or the secret ``static``) is
+    JSON ``{payload, privateKey, options}``; it renders the signed token."""
+    text = static if isinstance(static, str) else str(options["fn"](this))
+    try:
+        spec = json.loads(text)
+    except ValueError:
+        raise TemplateError("Error: the #jwt content is not valid JSON") from None
+    return sign_jwt(spec)
+
+
 Renderer = Callable[[dict[str, Any]], tuple[str, str, dict[str, str], str]]
 
 
@@ -107,7 +194,7 @@ def compile_template(template: dict[str, Any]) -> Renderer:
     renders a context into method, url, headers and body."""
     import pybars
     compiler = pybars.Compiler()
-    helpers = {"hmac": hmac_helper}
+    helpers = {"hmac": hmac_helper, "jwt": jwt_helper}
     try:
         parts = {name: compiler.compile(str(value))
                  for name, value in template.get("headers", {}).items()}
@@ -160,6 +247,7 @@ class Deliveries:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _render: Renderer | None = None
     _secret: str = ""
+    _jwt_key: str = ""
 
     def __post_init__(self) -> None:
         if not self.enabled:
@@ -173,6 +261,12 @@ class Deliveries:
                 raise ConfigError(str(self.spec.secret_file), "webhook.secret_file",
                                   f"a readable secret file ({exc.__class__.__name__})") from None
             self._secret = lines[0] if lines else ""
+        if self.spec.jwt_key_file is not None:
+            try:
+                self._jwt_key = self.spec.jwt_key_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(str(self.spec.jwt_key_file), "webhook.jwt_key_file",
+                                  f"a readable key file ({exc.__class__.__name__})") from None
 
     @property
     def enabled(self) -> bool:
@@ -192,7 +286,8 @@ class Deliveries:
             "poc": {"id": f"poc-{poc_n + 1}",
                     "label": self.spec.pocs[poc_n] if self.spec.pocs else ""},
             "integrationData": integration_data if integration_data is not None else {},
-            "secrets": {"kioskWebhookSecret": self._secret} if self._secret else {},
+            "secrets": {k: v for k, v in (("kioskWebhookSecret", self._secret),
+                                          ("kioskJwtPrivateKey", self._jwt_key)) if v},
         }
         lo, hi = self.spec.delay_s
         delay = self.rng.uniform(lo, hi) * self.spec.time_scale
@@ -204,17 +299,17 @@ class Deliveries:
         await asyncio.sleep(delay)
         ticket_id, call_id = context["call"]["ticketId"], context["call"]["id"]
         assert self._render is not None
-        try:
-            method, _, headers, body = self._render(context)
-        except TemplateError as exc:
-            self.log.append(Attempt(ticket_id, call_id, 1, None, str(exc), "parsing",
-                                    time.time()))
-            log.warning("mock webhook for %s not sent: %s", ticket_id, exc)
-            return
         url = str(self.spec.url)
         scale = self.spec.time_scale
         async with httpx.AsyncClient(timeout=self.spec.timeout_s) as client:
             for attempt in range(1, len(RETRY_DELAYS_S) + 2):
+                try:  # rendered for each attempt: a #jwt is signed just before sending
+                    method, _, headers, body = self._render(context)
+                except TemplateError as exc:
+                    self.log.append(Attempt(ticket_id, call_id, attempt, None, str(exc),
+                                            "parsing", time.time()))
+                    log.warning("mock webhook for %s not sent: %s", ticket_id, exc)
+                    return
                 status: int | None = None
                 error = ""
                 try:

@@ -10,13 +10,21 @@
 Webhook answers follow the provider's retry rules: 201 when the call was stored (only
 after the store committed it; header ``X-Relay-Event-Id``, no body), 200 for a repeated
 delivery of a stored call (header ``X-Relay-Duplicate: true``, no body), 401 for a
-bad or missing signature (or JWT), 400 for a body that is not a call, 413 above 64 KB,
-503 when storing failed (the provider retries later). Reasons are logged and counted;
-secrets, signatures and tokens never are.
+bad or missing signature or JWT (a JWT not bound to the call, outside its time window, or
+used before), 400 for a body that is not a call, 413 above 64 KB, 503 when storing
+failed (the provider retries later). Who may send calls: a bound, fresh JWT
+(:func:`kiosk.relay.contract.verify_jwt`), or, unless ``require_jwt``, an HMAC signature;
+unsigned calls only with ``allow_unsigned`` and from this machine (a loopback peer whose
+request carries no proxy's forwarding header). Refusals are logged at most once a minute
+per reason (:class:`~kiosk.relay.ratelog.RateLimitedLog`) and all counted; outside data is
+quoted (``%r``) in every log line; secrets, signatures and tokens never reach one.
 
 The stream: ``Authorization: Bearer <display token>`` (401 without a known token, 403
 for another branch's), then one ``event: call`` per call with an increasing ``id:`` and
-``data: {"ticketId", "poc": {"label"}, "queue": {"name"}, "at", "lang"?}``. With
+``data: {"ticketId", "poc": {"label"}, "queue": {"name"}, "at", "lang"?, "recall"?}``
+(``recall: true`` when the ticket was called before that day; ``at`` in the branch's time
+zone, whose midnight starts its day). Ids are decimal, increasing per branch, and never go
+back (see :mod:`kiosk.relay.store`). With
 ``Last-Event-ID`` it first replays the day's calls after that id; without it, the day's
 last ``history`` calls. A ``: keep-alive`` comment every ``keepalive_s`` on a quiet stream.
 One display token holds at most ``max_streams_per_token`` streams at once (per relay
@@ -49,7 +57,6 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import jwt
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -67,9 +74,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from kiosk.errors import StoreError
 from kiosk.netloc import is_loopback
 from kiosk.relay import contract
-from kiosk.relay.config import MAX_BODY, RelaySettings
+from kiosk.relay.config import MAX_BODY, RelaySettings, check_keys
 from kiosk.relay.hub import GONE, SLOW, Hub, Screen
-from kiosk.relay.store import Call, Event, SqliteStore, Store, now
+from kiosk.relay.ratelog import RateLimitedLog
+from kiosk.relay.store import Call, Event, Replayed, SqliteStore, Store, now
 
 log = logging.getLogger("kiosk.relay")
 
@@ -92,6 +100,8 @@ STORE_RETRY_AFTER_S = 5
 METRICS_REFUSAL_LOG_S = 60.0
 """At most one log line per this many seconds for refused ``/metrics`` requests (anyone
 can send them)."""
+REFUSAL_LOG_S = 60.0
+"""At most one log line per this many seconds per kind of refused webhook."""
 _STREAM_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
                    (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 FORWARDED = (b"forwarded", b"x-forwarded-for", b"x-real-ip")
@@ -120,6 +130,12 @@ class Metrics:
         self.streams_refused = Counter("relay_streams_refused", "Streams refused (429): their "
                                        "display token held max_streams_per_token already",
                                        registry=self.registry)
+        self.recalls = Counter("relay_recalls", "Calls of a ticket called before that day "
+                               "(a new callId: shown and announced again)",
+                               registry=self.registry)
+        self.epochs = Counter("relay_store_epochs", "New store epochs seen while running "
+                              "(the store went back: Redis restarted or lost its data)",
+                              registry=self.registry)
 
 
 def open_store(settings: RelaySettings) -> Store:
@@ -127,21 +143,28 @@ def open_store(settings: RelaySettings) -> Store:
     if settings.store == "sqlite":
         return SqliteStore(settings.sqlite_path, settings.sqlite_sync)
     from kiosk.relay.redis_store import RedisStore
-    zone = ZoneInfo(settings.timezone)
-    return RedisStore(settings.store,
-                      today=lambda: datetime.now(zone).date().isoformat())
+    return RedisStore(settings.store)  # its days: Relay.today (set by Relay)
 
 
 class Relay:
     """The routes over one store and hub."""
 
     def __init__(self, settings: RelaySettings, store: Store | None = None) -> None:
+        check_keys(settings, "(relay settings)")  # never a relay that takes unsigned calls
         self.settings = settings
         self.store = store if store is not None else open_store(settings)
         self.metrics = Metrics()
         self.hub = Hub(on_change=lambda b, n: self.metrics.screens.labels(b).set(n))
         self.zone = ZoneInfo(settings.timezone)
+        self._zones = {b: ZoneInfo(z) for b, z in settings.zones.items()}
         self._accepted = self.metrics.webhooks.labels("accepted", "stored")
+        self.refusals = RateLimitedLog(log, REFUSAL_LOG_S, counter=self.metrics.webhooks,
+                                       labels=("rejected",))
+        """Webhook refusals: one log line a minute per reason, every one counted."""
+        # the Redis store says when its ids went back, and follows each branch's day
+        if hasattr(self.store, "on_epoch") and hasattr(self.store, "today"):
+            self.store.on_epoch = self._epoch_changed
+            self.store.today = self.today
         self.loop: asyncio.AbstractEventLoop | None = None
         """The loop serving the routes (set at start-up; tests run coroutines on it)."""
         self._streams: dict[str, int] = {}
@@ -157,36 +180,76 @@ class Relay:
         such call): a stream bounds its socket's send buffer, and a stalled one is reset
         (a close would wait for a buffer a screen that stopped reading never empties)."""
 
-    def today(self) -> str:
-        """The current day (the relay's zone), the unit of replay and of duplicates."""
-        return datetime.now(self.zone).date().isoformat()
+    def zone_of(self, branch: str) -> ZoneInfo:
+        """The time zone whose midnight starts ``branch``'s day."""
+        return self._zones.get(branch, self.zone)
+
+    def today(self, branch: str) -> str:
+        """``branch``'s current day (its own zone): the unit of replay and of re-calls."""
+        return datetime.fromtimestamp(now(), self.zone_of(branch)).date().isoformat()
+
+    def _epoch_changed(self, old: int, new: int) -> None:
+        self.metrics.epochs.inc()
+        log.warning("relay: the store went back (Redis restarted or lost its data): new "
+                    "epoch %d (was %d); ids continue above every earlier one, so screens "
+                    "and replicas resume with no reset", new, old)
 
     # ---------------------------------------------------------------- webhook
 
-    def _reject(self, status: int, reason: str, detail: str) -> tuple[int, bytes | int]:
-        self.metrics.webhooks.labels("rejected", reason).inc()
-        log.warning("relay: webhook refused (%d %s): %s", status, reason, detail)
+    def _reject(self, status: int, reason: str, detail: str,
+                call: contract.Webhook | None = None) -> tuple[int, bytes | int]:
+        """Refuse a webhook: counted, logged at most once a minute per reason. ``detail``
+        is our own words (it is also the answer's); the call's fields are quoted."""
+        if call is None:
+            self.refusals.warning(reason, "relay: webhook refused (%d %s): %s", status,
+                                  reason, detail)
+        else:
+            self.refusals.warning(reason, "relay: webhook refused (%d %s): %s (branch %r, "
+                                  "ticket %r, call %r)", status, reason, detail,
+                                  call.branch.id, call.ticketId, call.callId)
         return status, json.dumps({"error": reason, "detail": detail}).encode()
 
-    def _jwt_ok(self, authorization: str) -> bool | None:
-        """True/False for a present bearer JWT; None when there is none."""
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None
-        for secret in self.settings.secrets:
+    def _authenticate(self, call: contract.Webhook, body: bytes, header: str | None,
+                      token: str | None, raw_ok: bool, local: bool, received: float
+                      ) -> contract.JwtAccepted | tuple[int, bytes | int] | None:
+        """Who sent ``call``: a JWT's replay key, None (a valid HMAC, or an unsigned call
+        allowed here), or the refusal."""
+        s = self.settings
+        if header is not None and s.secrets and not (
+                raw_ok or contract.fields_signed(header, call, s.secrets)):
+            return self._reject(401, "bad_signature", "signature not valid", call)
+        if token is not None:
             try:
-                jwt.decode(token.strip(), secret, algorithms=["HS256"], leeway=5,
-                           options={"require": ["exp"]})
-                return True
-            except jwt.PyJWTError:
-                continue
-        return False
+                return contract.verify_jwt(token, call, secrets=s.secrets, keys=s.jwt_keys,
+                                           now=received, window_s=s.jwt_window_s,
+                                           max_lifetime_s=s.jwt_max_lifetime_s)
+            except contract.JwtRefused as exc:
+                return self._reject(401, exc.reason, str(exc), call)
+        if header is None and s.allow_unsigned:
+            if local:
+                return None
+            return self._reject(401, "missing_signature", "unsigned calls are taken only "
+                                "from this machine (relay.allow_unsigned), not through a "
+                                "proxy or from another machine", call)
+        if s.require_jwt:
+            return self._reject(401, "missing_jwt", "a bearer JWT is required "
+                                "(relay.require_jwt)", call)
+        if header is None:
+            return self._reject(401, "missing_signature", "no X-Kiosk-Signature and no "
+                                "bearer JWT", call)
+        if not s.secrets:
+            return self._reject(401, "missing_signature", "an X-Kiosk-Signature, but no "
+                                "webhook secret here to check it: send the JWT", call)
+        return None
 
     async def webhook(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /webhooks/videsk`` as a plain ASGI endpoint (the hot path: no Request
         object, the body read at most to :data:`MAX_BODY`)."""
         received = now()
         headers: dict[bytes, bytes] = dict(scope["headers"])
+        client: tuple[str, int] | None = scope.get("client")
+        local = self.settings.allow_unsigned and client is not None and not any(
+            name in FORWARDED for name in headers) and is_loopback(client[0])
         length = headers.get(b"content-length", b"")
         body: bytes | None = None
         if not (length.isdigit() and int(length) > MAX_BODY):
@@ -209,7 +272,7 @@ class Relay:
         else:
             status, payload = await self._webhook(
                 body, headers.get(b"x-kiosk-signature", b"").decode("latin-1") or None,
-                headers.get(b"authorization", b"").decode("latin-1"), received)
+                headers.get(b"authorization", b"").decode("latin-1"), received, local)
         if isinstance(payload, int):  # stored (201) or a duplicate (200): no body, so the
             # whole answer leaves in one write (its meaning is the status; the id a header)
             answer = [(b"content-length", b"0")]
@@ -226,28 +289,25 @@ class Relay:
         await send({"type": "http.response.body", "body": payload})
 
     async def _webhook(self, body: bytes, header: str | None, authorization: str,
-                       received: float) -> tuple[int, bytes | int]:
+                       received: float, local: bool = False) -> tuple[int, bytes | int]:
         """The status and a JSON body, or for a stored call its event id (0: a duplicate)."""
         secrets = self.settings.secrets
+        token = contract.bearer(authorization) if authorization else None
         raw_ok = bool(secrets) and contract.body_signed(header, body, secrets)
         try:
             call = contract.parse(body)
         except contract.Malformed as exc:
-            if secrets and not raw_ok:  # unauthenticated first: say nothing about the body
-                return self._reject(401, "missing_signature" if not header
-                                    else "bad_signature", "signature not valid")
+            unsigned_ok = self.settings.allow_unsigned and local and not (header or token)
+            if not (raw_ok or unsigned_ok):  # unauthenticated: say nothing about the body
+                return self._reject(401, "missing_signature" if not (header or token)
+                                    else "bad_signature", "signature not valid (or the body "
+                                    "is not a call: it is not read unsigned)")
             return self._reject(400, "malformed", str(exc))
-        if secrets:
-            if not header:
-                return self._reject(401, "missing_signature",
-                                    f"no X-Kiosk-Signature ({call.branch.id} {call.ticketId!r})")
-            if not (raw_ok or contract.fields_signed(header, call, secrets)):
-                return self._reject(401, "bad_signature",
-                                    f"signature not valid ({call.branch.id} {call.ticketId!r})")
-            jwt_ok = self._jwt_ok(authorization) if authorization else None
-            if jwt_ok is False or (jwt_ok is None and self.settings.require_jwt):
-                return self._reject(401, "bad_jwt", "bearer JWT missing, expired or not valid")
-        at = datetime.fromtimestamp(received, self.zone)
+        auth = self._authenticate(call, body, header, token, raw_ok, local, received)
+        if isinstance(auth, tuple):
+            return auth
+        zone = self.zone_of(call.branch.id)
+        at = datetime.fromtimestamp(received, zone)
         data: dict[str, object] = {"ticketId": call.ticketId, "poc": {"label": call.poc.label},
                                    "queue": {"name": call.queue.name},
                                    "at": at.isoformat(timespec="seconds")}
@@ -255,23 +315,30 @@ class Relay:
         if lang:
             data["lang"] = lang
         stored = Call(branch=call.branch.id, day=at.date().isoformat(), call_id=call.callId,
-                      ticket_id=call.ticketId, data=data, received=received)
+                      ticket_id=call.ticketId, data=data, received=received,
+                      poc=call.poc.label, replay_key=auth.replay_key if auth else "",
+                      replay_ttl_s=auth.replay_ttl_s if auth else 0)
         try:
             event = await self.store.add(stored)
+        except Replayed:
+            return self._reject(401, "replayed_jwt", "this JWT was used before", call)
         except StoreError as exc:
             self.metrics.webhooks.labels("failed", "store").inc()
-            log.error("relay: call %s %s not stored: %s", call.branch.id, call.ticketId, exc)
+            log.error("relay: call %r %r not stored: %s", call.branch.id, call.ticketId, exc)
             return 503, b'{"error": "store", "detail": "not stored; retry later"}'
         if event is None:
             self.metrics.webhooks.labels("duplicate", "duplicate").inc()
             self.metrics.duplicates.inc()
-            log.info("relay: repeated delivery of %s %s (call %s): one call",
+            log.info("relay: repeated delivery of %r %r (call %r): one call",
                      call.branch.id, call.ticketId, call.callId)
             return 200, 0
         self._accepted.inc()
+        recall = event.data.endswith(',"recall":true}')
+        if recall:
+            self.metrics.recalls.inc()
         if log.isEnabledFor(logging.INFO):
-            log.info("relay: call %s -> %s (branch %s, event %d)", call.ticketId,
-                     call.poc.label, call.branch.id, event.id)
+            log.info("relay: call %r -> %r (branch %r, event %d%s)", call.ticketId,
+                     call.poc.label, call.branch.id, event.id, ", a re-call" if recall else "")
         return 201, event.id
 
     # ---------------------------------------------------------------- screens
@@ -344,7 +411,7 @@ class Relay:
             try:
                 async with asyncio.timeout(STORE_READ_TIMEOUT_S):  # the slot is held meanwhile
                     await self.store.watch(branch)
-                    backlog = await self.store.since(branch, self.today(), last,
+                    backlog = await self.store.since(branch, self.today(branch), last,
                                                      REPLAY_MAX if last is not None
                                                      else self.settings.history)
             except (StoreError, TimeoutError) as exc:
@@ -494,6 +561,9 @@ def create_app(settings: RelaySettings, store: Store | None = None) -> Starlette
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         relay.loop = asyncio.get_running_loop()
+        if settings.allow_unsigned:
+            log.warning("relay: UNSIGNED WEBHOOKS ARE ACCEPTED from this machine "
+                        "(relay.allow_unsigned: for development only; never in production)")
         await relay.store.start(relay.hub.publish)
         try:
             yield

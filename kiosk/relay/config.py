@@ -9,11 +9,12 @@ day a call belongs to). Every other key of the file is the kiosk's business and 
 ::
 
     relay:
-      listen: 127.0.0.1:8787              # host:port; a non-loopback host needs a secret
+      listen: 127.0.0.1:8787              # host:port (behind the TLS proxy)
       webhook_secret_file: /etc/kiosk/webhook-secret   # 0600; one secret a line (two: rotation)
+                                          # (the HMAC template's; or jwt_public_key_file)
       store: sqlite                       # or redis://host:port/db
       sqlite_sync: normal                 # full: also survive a power cut (slower)
-      require_jwt: false                  # also demand the provider's #jwt (HS256) bearer
+      require_jwt: false                  # only calls with the template's bound, fresh JWT
       history: 10                         # calls a screen gets when it connects afresh
       keepalive_s: 15                     # SSE comment this often on a quiet stream
       max_streams_per_token: 8            # streams one display token may hold (429 beyond)
@@ -23,6 +24,18 @@ day a call belongs to). Every other key of the file is the kiosk's business and 
                                           # token (without one: loopback peers only)
       displays:                           # one entry per calling screen (or per branch)
         - {branch: 652720d479497a1b62df288b, token_file: /etc/kiosk/display-providencia}
+      # who may send calls, and whose day it is
+      jwt_public_key_file: /etc/kiosk/webhook-jwt.pub  # PEM public key(s) of the provider's
+                                          # #jwt (RS256/ES256); the private key stays there
+      jwt_window_s: 300                   # a JWT's iat within this of now; replays kept as long
+      jwt_max_lifetime_s: 900             # exp at most this long after iat
+      allow_unsigned: false               # development only: unsigned calls from this machine
+      branches:                           # a branch's own time zone (its day of calls)
+        - {id: 652720d479497a1b62df288b, timezone: America/Santiago}
+
+The relay refuses to start without a key to check calls with (``webhook_secret_file`` or
+``jwt_public_key_file``) unless ``allow_unsigned`` (loopback only), and with
+``require_jwt`` but no key for the JWT (:func:`check_keys`).
 
 A bad file raises :class:`RelayConfigError` naming the file, the key and what was
 expected; ``kiosk relay`` prints it and exits 2. Secrets and tokens are read into
@@ -58,6 +71,18 @@ class _M(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _branch_id(v: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", v):
+        raise ValueError("a branch id: 1-64 letters, digits, '_', '.' or '-'")
+    return v
+
+
+def _timezone(v: str | None) -> str | None:
+    if v is not None:
+        _zone(v)
+    return v
+
+
 class DisplayConfig(_M):
     """One calling screen's access: its token sees only its branch."""
 
@@ -65,13 +90,24 @@ class DisplayConfig(_M):
     """The branch's provider id, as the webhook's ``branch.id`` carries it."""
     token_file: Path
     """File holding the screen's token (mode 0600; one token a line, two during a change)."""
+    timezone: str | None = None
+    """The branch's IANA time zone (its day of calls), if ``relay.branches`` does not say."""
 
-    @field_validator("branch")
-    @classmethod
-    def _branch(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", v):
-            raise ValueError("a branch id: 1-64 letters, digits, '_', '.' or '-'")
-        return v
+    _branch = field_validator("branch")(_branch_id)
+    _tz = field_validator("timezone")(_timezone)
+
+
+class BranchConfig(_M):
+    """A branch's own settings: the time zone whose midnight starts its day of calls."""
+
+    id: str
+    """The branch's provider id (``branch.id`` in the webhook)."""
+    timezone: str
+    """IANA zone, e.g. ``America/Bogota``: a call's day (history, replay, re-calls) is the
+    branch's local day."""
+
+    _id = field_validator("id")(_branch_id)
+    _tz = field_validator("timezone")(_timezone)
 
 
 class RelaySection(_M):
@@ -80,7 +116,8 @@ class RelaySection(_M):
     listen: str = DEFAULT_LISTEN
     """``host:port`` to listen on; ``--host``/``--port`` override it."""
     webhook_secret_file: Path | None = None
-    """File with the webhook secret(s), one a line, mode 0600. Required off loopback."""
+    """File with the webhook secret(s), one a line, mode 0600: the HMAC template's key (and
+    HS256 JWTs'). The relay needs it or ``jwt_public_key_file`` (else it will not start)."""
     store: str = "sqlite"
     """``sqlite`` (a file in ``kiosk.data_dir``) or ``redis://host:port/db`` for replicas."""
     sqlite_path: Path | None = None
@@ -91,7 +128,9 @@ class RelaySection(_M):
     flushed to the disk before the 2xx (survives a power cut; each batch of calls then
     waits for the disk: see benchmarks/bench_relay.py)."""
     require_jwt: bool = False
-    """Also demand an HS256 JWT (the provider's ``#jwt`` helper) in ``Authorization``."""
+    """Take only calls with a bound, fresh bearer JWT (the default template's, checked with
+    ``jwt_public_key_file`` or, HS256, the webhook secret): an HMAC signature alone is
+    refused. Needs one of those keys (else the relay will not start)."""
     history: int = Field(10, ge=0, le=200)
     """How many of the day's last calls a screen gets when it connects without
     ``Last-Event-ID``."""
@@ -119,6 +158,26 @@ class RelaySection(_M):
     during a change). Without it ``/metrics`` answers only loopback peers whose request no
     proxy forwarded."""
 
+    # -- who may send calls, and whose day it is --
+    jwt_public_key_file: Path | None = None
+    """PEM file with the public key(s) the provider's ``#jwt`` helper signs with (RS256 on a
+    2048+ bit RSA key, as ``kiosk webhook-keys`` makes it, or ES256 on P-256; two keys, one
+    after the other, during a change). The relay holds only the public key: a private key
+    here stops start-up."""
+    jwt_window_s: int = Field(300, ge=30, le=3600)
+    """A JWT's ``iat`` must be within this many seconds of the relay's clock (either way),
+    and a JWT is refused once it is older: so a captured one can be replayed only in this
+    window, and the replay cache (in the store) keeps every JWT seen that long."""
+    jwt_max_lifetime_s: int = Field(900, ge=10, le=3600)
+    """A JWT whose ``exp`` is more than this many seconds after its ``iat`` is refused."""
+    allow_unsigned: bool = False
+    """Development only: accept unsigned webhooks from this machine (a loopback peer whose
+    request carries no ``Forwarded``, ``X-Forwarded-For`` or ``X-Real-IP``). Only on a
+    loopback ``listen``; logged loudly at start."""
+    branches: list[BranchConfig] = Field(default_factory=list)
+    """Per-branch settings, ``{id, timezone}``: a branch not listed (nor given a
+    ``timezone`` in ``displays``) uses ``relay.timezone``."""
+
     @field_validator("listen")
     @classmethod
     def _listen(cls, v: str) -> str:
@@ -134,12 +193,7 @@ class RelaySection(_M):
             raise ValueError("'sqlite' or a Redis URL like redis://127.0.0.1:6379/0")
         return v
 
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str | None) -> str | None:
-        if v is not None:
-            _zone(v)
-        return v
+    _tz = field_validator("timezone")(_timezone)
 
 
 class _KioskPart(BaseModel):
@@ -179,7 +233,7 @@ class RelaySettings:
     file, or directly in tests."""
 
     secrets: tuple[bytes, ...] = field(default=(), repr=False)
-    """Webhook secrets (two during a rotation); empty: unsigned webhooks (loopback only)."""
+    """Webhook secrets (two during a rotation): the HMAC signature's keys and HS256's."""
     displays: dict[str, str] = field(default_factory=dict, repr=False)
     """Display token -> the branch it may read."""
     metrics_tokens: tuple[bytes, ...] = field(default=(), repr=False)
@@ -191,7 +245,7 @@ class RelaySettings:
     sqlite_sync: str = "normal"
     """``normal`` or ``full`` (see ``relay.sqlite_sync``)."""
     require_jwt: bool = False
-    """Demand an HS256 bearer JWT besides the signature."""
+    """Demand a bound, fresh bearer JWT (an HMAC signature alone is refused)."""
     history: int = 10
     """Calls a fresh screen gets."""
     keepalive_s: float = 15.0
@@ -203,11 +257,27 @@ class RelaySettings:
     send_timeout_s: float = 30.0
     """Seconds one send may wait (buffers full on both ends) before the stream is reset."""
     timezone: str = "UTC"
-    """The zone whose midnight starts a new day."""
+    """The zone whose midnight starts a new day (a branch without its own)."""
     host: str = "127.0.0.1"
     """Where ``kiosk relay`` listens."""
     port: int = 8787
     """Its port."""
+
+    # -- who may send calls, and whose day it is --
+    jwt_keys: tuple[Any, ...] = field(default=(), repr=False)
+    """Public keys (``cryptography`` EC or RSA key objects) of the provider's ``#jwt``."""
+    jwt_window_s: int = 300
+    """A JWT's ``iat`` within this of now; seen JWTs are kept this long (replays)."""
+    jwt_max_lifetime_s: int = 900
+    """Longest ``exp - iat`` accepted."""
+    allow_unsigned: bool = False
+    """Development: unsigned webhooks from a local peer (no forwarding header) accepted."""
+    zones: dict[str, str] = field(default_factory=dict)
+    """Branch id -> its IANA time zone (others: :attr:`timezone`)."""
+
+    def zone_of(self, branch: str) -> str:
+        """The time zone whose midnight starts ``branch``'s day."""
+        return self.zones.get(branch, self.timezone)
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
@@ -275,6 +345,18 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
             raise RelayConfigError(file, "relay.metrics_token_file",
                                    "one or two tokens of at least 16 characters, one a line")
         metrics_tokens = tuple(t.encode() for t in lines)
+    jwt_keys: tuple[Any, ...] = ()
+    if r.jwt_public_key_file is not None:
+        jwt_keys = read_public_keys(file, "relay.jwt_public_key_file",
+                                    r.jwt_public_key_file.expanduser())
+    zones: dict[str, str] = {}
+    for key, branch, zone in [*((f"relay.branches[{i}].timezone", b.id, b.timezone)
+                                for i, b in enumerate(r.branches)),
+                              *((f"relay.displays[{i}].timezone", d.branch, d.timezone)
+                                for i, d in enumerate(r.displays) if d.timezone)]:
+        if zones.setdefault(branch, zone) != zone:
+            raise RelayConfigError(file, key, f"one time zone per branch ({branch} is "
+                                   f"{zones[branch]} elsewhere in the file)")
     host, port = parse_listen(r.listen)
     sqlite = (r.sqlite_path or parsed.kiosk.data_dir / "relay.sqlite3").expanduser()
     return RelaySettings(secrets=secrets, displays=displays, metrics_tokens=metrics_tokens,
@@ -284,7 +366,10 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
                          keepalive_s=r.keepalive_s, client_buffer=r.client_buffer,
                          max_streams_per_token=r.max_streams_per_token,
                          send_timeout_s=r.send_timeout_s,
-                         timezone=tz, host=host, port=port)
+                         timezone=tz, host=host, port=port,
+                         jwt_keys=jwt_keys, jwt_window_s=r.jwt_window_s,
+                         jwt_max_lifetime_s=r.jwt_max_lifetime_s,
+                         allow_unsigned=r.allow_unsigned, zones=zones)
 
 
 def load_settings(path: str | Path) -> RelaySettings:
@@ -306,9 +391,59 @@ def load_settings(path: str | Path) -> RelaySettings:
     return settings_from_mapping(data, str(p))
 
 
-def check_listen(settings: RelaySettings, file: str) -> None:
-    """Refuse a non-loopback address without a webhook secret."""
-    if not settings.secrets and not is_loopback(settings.host):
+def read_public_keys(file: str, key: str, path: Path) -> tuple[Any, ...]:
+    """The PEM public keys in ``path`` (EC P-256/384/521 or RSA of 2048+ bits), for the
+    JWT; :class:`RelayConfigError` naming ``key`` otherwise (and for a private key: the
+    relay must never hold the provider's signing key)."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RelayConfigError(file, key, f"a readable PEM file at {path} "
+                               f"({exc.__class__.__name__})") from None
+    if "PRIVATE KEY" in text:
+        raise RelayConfigError(file, key, f"a public key: {path} holds a private key (keep "
+                               "it in the provider's secret only; see packaging/README.md)")
+    blocks = re.findall(r"-----BEGIN PUBLIC KEY-----.*?-----END PUBLIC KEY-----", text,
+                        flags=re.S)
+    if not 1 <= len(blocks) <= 2:
+        raise RelayConfigError(file, key, f"one or two PEM public keys ('-----BEGIN PUBLIC "
+                               f"KEY-----') in {path} (found {len(blocks)})")
+    keys: list[Any] = []
+    for block in blocks:
+        try:
+            public = load_pem_public_key(block.encode())
+        except ValueError:
+            raise RelayConfigError(file, key, f"a valid PEM public key in {path}") from None
+        if isinstance(public, rsa.RSAPublicKey) and public.key_size < 2048:
+            raise RelayConfigError(file, key, "an RSA key of at least 2048 bits")
+        if not isinstance(public, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+            raise RelayConfigError(file, key, "an EC (ES256) or RSA (RS256) public key")
+        keys.append(public)
+    return tuple(keys)
+
+
+def check_keys(settings: RelaySettings, file: str) -> None:
+    """Refuse settings that would let unsigned calls in: no key to check a call with
+    (unless ``allow_unsigned``), or ``require_jwt`` with no key for the JWT."""
+    has_key = bool(settings.secrets or settings.jwt_keys)
+    if settings.require_jwt and not has_key:
+        raise RelayConfigError(file, "relay.require_jwt",
+                               "a key to check the JWT with: relay.jwt_public_key_file "
+                               "(ES256/RS256) or relay.webhook_secret_file (HS256)")
+    if not has_key and not settings.allow_unsigned:
         raise RelayConfigError(file, "relay.webhook_secret_file",
-                               f"a webhook secret file to listen on {settings.host} "
-                               "(only a loopback address may run without one)")
+                               "a webhook secret file (or relay.jwt_public_key_file): the "
+                               "relay accepts only signed calls (relay.allow_unsigned: "
+                               "true is for development on this machine only)")
+
+
+def check_listen(settings: RelaySettings, file: str) -> None:
+    """Refuse unsafe start-up settings: those of :func:`check_keys`, and unsigned calls
+    allowed on a non-loopback address."""
+    check_keys(settings, file)
+    if settings.allow_unsigned and not is_loopback(settings.host):
+        raise RelayConfigError(file, "relay.allow_unsigned",
+                               f"false to listen on {settings.host} (unsigned calls are for "
+                               "development on a loopback address only)")

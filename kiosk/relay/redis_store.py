@@ -1,38 +1,53 @@
 """The Redis store: several relay replicas behind one load balancer share calls.
 
-Keys (``{b}`` a branch id, ``{d}`` a day)::
+Keys (``{b}`` a branch id, ``{d}`` the branch's local day, ``{e}`` an epoch)::
 
-    kiosk:relay:call:{callId}          SET NX: the call was stored (TTL 3 days)
-    kiosk:relay:ticket:{b}:{d}:{t}     SET NX: the branch's ticket t was called that day
-    kiosk:relay:seq:{b}                INCR: the branch's last event id (never expires)
-    kiosk:relay:calls:{b}:{d}          a stream per branch and day; entry ids ``<n>-0``
+    kiosk:relay:epoch                  HASH e, run: the epoch and the Redis run it began in
+    kiosk:relay:seq:{e}                HASH branch -> n, the branch's calls in epoch e
+    kiosk:relay:call:{callId}          the call was stored (31 days)
+    kiosk:relay:near:{hash}            a call without callId (ticket, booth; 5 min)
+    kiosk:relay:jwt:{hash}             a JWT used (its time window)
+    kiosk:relay:tickets:{b}:{d}        SET: the tickets called that day (re-calls)
+    kiosk:relay:calls:{b}:{d}          a stream per branch and day; entry ids ``<id>-0``
 
-One Lua script does both SET NX, the INCR and the XADD atomically, so a repeated delivery
-on any replica is one call and ids are gap-free and ordered per branch. Each replica runs
-one reader that XREADs (blocking) the streams of the branches its screens watch, so a
-screen on replica B gets a call that replica A received. Redis must persist (AOF with
-``appendfsync everysec`` or ``always``) for a stored call to survive Redis itself.
+One Lua script (:data:`_ADD`) does it all atomically, so a repeated delivery on any
+replica is one call and ids are ordered per branch. Event ids are ``epoch * 10^8 + n``
+(:mod:`kiosk.relay.store`): the script starts a new epoch (the Redis clock in seconds,
+above the last one) whenever the epoch record is missing (Redis lost its data) or was
+written by another Redis run (``run_id`` changes at every restart, which may have
+restored an older state: everysec AOF, an RDB snapshot). So ids never go back: screens,
+replicas' read cursors and streams resume above them with no reset to coordinate.
+
+Each replica runs one reader that XREADs (blocking) the streams of the branches its
+screens watch, so a screen on replica B gets a call that replica A received. Every client
+retries a command once on a connection error (the pooled connections of a restarted Redis
+each fail once). Redis must persist (AOF, ``appendfsync always`` for no loss, or
+``everysec``: up to a second of calls) for a stored call to survive Redis itself; a
+single Redis (or a Sentinel pair), not a Cluster; ``maxmemory-policy noeviction``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from kiosk.errors import StoreError
-from kiosk.relay.store import Call, Event, Publish
+from kiosk.relay.store import EPOCH_SPAN, Call, Event, Publish, Replayed
 
 log = logging.getLogger(__name__)
 
 TTL_S = 3 * 24 * 3600
+"""How long a day's stream and ticket set are kept."""
 BLOCK_MS = 250
 """The reader's XREAD wait; a newly watched branch joins the next read."""
 SOCKET_TIMEOUT_S = 5.0
@@ -42,52 +57,100 @@ blackholed Redis then gives 503s, not requests hung for the kernel's ~15 min). W
 ``?socket_timeout=`` / ``?socket_connect_timeout=`` override it (redis-py: the URL wins)."""
 
 _ADD = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) then return 0 end
-if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then return 0 end
-local n = redis.call('INCR', KEYS[3])
-redis.call('XADD', KEYS[4], n .. '-0', 'data', ARGV[1], 'received', ARGV[2])
-redis.call('EXPIRE', KEYS[4], ARGV[3])
-return n
+local SPAN = 100000000
+local received = tonumber(ARGV[3])
+local function first_use(key, ttl)  -- new, or its time is over (the relay's clock)
+  local held = redis.call('GET', key)
+  if held and (held == '1' or tonumber(held) >= received) then return false end
+  redis.call('SET', key, string.format('%.3f', received + ttl), 'EX', ttl + 60)
+  return true
+end
+if ARGV[9] ~= '0' and not first_use(KEYS[5], tonumber(ARGV[9])) then return {-1, 0, 0} end
+if not first_use(KEYS[1], tonumber(ARGV[4])) then return {0, 0, 0} end
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or '?'
+local rec = redis.call('HMGET', KEYS[4], 'e', 'run')
+local e = tonumber(rec[1])
+local function new_epoch(before)
+  local t = tonumber(redis.call('TIME')[1])
+  local n = math.max(t, (before or 0) + 1, tonumber(ARGV[8]) + 1)
+  redis.call('HSET', KEYS[4], 'e', string.format('%d', n), 'run', run)
+  if before then redis.call('DEL', 'kiosk:relay:seq:' .. string.format('%d', before)) end
+  return n
+end
+if (not e) or rec[2] ~= run then e = new_epoch(e) end
+local fresh = redis.call('SADD', KEYS[2], ARGV[7]) == 1
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+local data = fresh and ARGV[1] or ARGV[2]
+local n, ok
+for _ = 1, 2 do
+  n = redis.call('HINCRBY', 'kiosk:relay:seq:' .. string.format('%d', e), ARGV[6], 1)
+  if n >= SPAN then
+    ok = {err = 'ids exhausted'}
+  else
+    ok = redis.pcall('XADD', KEYS[3], string.format('%d%08d-0', e, n), 'data', data,
+                     'received', ARGV[3])
+  end
+  if type(ok) ~= 'table' or not ok.err then break end
+  e = new_epoch(e)  -- the stream holds a later id than this epoch's: the next epoch, once
+end
+if type(ok) == 'table' and ok.err then  -- not stored: forget it was seen (5xx, retried)
+  redis.call('DEL', KEYS[1])
+  if ARGV[9] ~= '0' then redis.call('DEL', KEYS[5]) end
+  if fresh then redis.call('SREM', KEYS[2], ARGV[7]) end
+  return redis.error_reply('XADD: ' .. ok.err)
+end
+redis.call('EXPIRE', KEYS[3], ARGV[5])
+return {e, n, fresh and 0 or 1}
 """
+"""KEYS: dedup key, the day's tickets, the day's stream, the epoch record, the JWT key.
+ARGV: data, data of a re-call, received, dedup TTL, day TTL, branch, ticket, the highest
+epoch this replica has seen, the JWT key's TTL (0: none). A dedup or JWT key holds the
+relay-clock time it is kept until (Redis expires it a minute later). Returns
+``{e, n, recall}``; ``{0, ...}`` a repeated delivery; ``{-1, ...}`` a JWT used before."""
 
 
 def _stream(branch: str, day: str) -> str:
     return f"kiosk:relay:calls:{branch}:{day}"
 
 
+def _client(url: str) -> Any:
+    # Any: redis-py's stubs type every answer as a union of bytes, str and None.
+    return aioredis.Redis.from_url(
+        url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S,
+        socket_connect_timeout=SOCKET_TIMEOUT_S,
+        # a restarted Redis closed every pooled connection: each command retries once
+        # on a fresh one (never a timeout: a blackholed Redis would double the wait)
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)))
+
+
 class RedisStore:
     """Calls in Redis, shared by every replica that points at it."""
 
-    def __init__(self, url: str, today: Callable[[], str] | None = None) -> None:
+    def __init__(self, url: str, today: Callable[[str], str] | None = None) -> None:
         self.url = url
-        # Any: redis-py's stubs type every answer as a union of bytes, str and None.
-        self._redis: Any = aioredis.Redis.from_url(
-            url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S,
-            socket_connect_timeout=SOCKET_TIMEOUT_S)
-        self._reader_conn: Any = aioredis.Redis.from_url(
-            url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S,
-            socket_connect_timeout=SOCKET_TIMEOUT_S)
+        self._redis: Any = _client(url)
+        self._reader_conn: Any = _client(url)
         self._add = self._redis.register_script(_ADD)
         self._publish: Publish = lambda branch, events: None
         self._watched: dict[str, str] = {}  # branch -> cursor (last entry id read)
-        self._day: str = ""
+        self._days: dict[str, str] = {}  # branch -> the day its cursor is in
         self._reader: asyncio.Task[None] | None = None
-        self._today = today
+        self.today = today
+        """Branch -> its current day (the relay's :meth:`Relay.today`)."""
+        self.epoch = 0
+        """The highest epoch this replica has seen (a new one must be above it)."""
+        self.on_epoch: Callable[[int, int], None] = lambda old, new: None
+        """Called when a stored call shows a new epoch (the store went back)."""
 
-    def set_today(self, today: Callable[[], str]) -> None:
-        """Which day the reader follows (the app's :meth:`Relay.today`)."""
-        self._today = today
-
-    def _current_day(self) -> str:
-        if self._today is not None:
-            return self._today()
+    def _day(self, branch: str) -> str:
+        if self.today is not None:
+            return self.today(branch)
         return datetime.now().date().isoformat()
 
     async def start(self, publish: Publish) -> None:
         self._publish = publish
         if not await self.ping():  # start all the same: 503s until Redis is back
             log.warning("relay: Redis at %s does not answer yet", self._where())
-        self._day = self._current_day()
         self._reader = asyncio.create_task(self._read_loop(), name="relay-redis-reader")
 
     def _where(self) -> str:
@@ -102,15 +165,31 @@ class RedisStore:
         await self._redis.aclose()
 
     async def add(self, call: Call) -> Event | None:
-        data = json.dumps(call.data, ensure_ascii=False, separators=(",", ":"))
-        keys = [f"kiosk:relay:call:{call.call_id}",
-                f"kiosk:relay:ticket:{call.branch}:{call.day}:{call.ticket_id}",
-                f"kiosk:relay:seq:{call.branch}", _stream(call.branch, call.day)]
+        first, again = call.payloads()
+        key, ttl = call.dedup()
+        replay = call.replay_key or "-"
+        keys = [f"kiosk:relay:{key}", f"kiosk:relay:tickets:{call.branch}:{call.day}",
+                _stream(call.branch, call.day), "kiosk:relay:epoch",
+                "kiosk:relay:" + (replay if call.replay_key else "jwt:-")]
+        args = [first, again, repr(call.received), ttl, TTL_S, call.branch, call.ticket_id,
+                self.epoch, call.replay_ttl_s if call.replay_key else 0]
         try:
-            n = int(await self._add(keys=keys, args=[data, repr(call.received), TTL_S]))
+            epoch, n, recall = (int(x) for x in await self._add(keys=keys, args=args))
         except (RedisError, OSError) as exc:
             raise StoreError(f"Redis: {exc}") from None
-        return Event(n, call.branch, data, call.received) if n else None
+        if epoch == -1:
+            raise Replayed()
+        if epoch == 0:
+            return None
+        self._saw_epoch(epoch)
+        return Event(epoch * EPOCH_SPAN + n, call.branch, again if recall else first,
+                     call.received)
+
+    def _saw_epoch(self, epoch: int) -> None:
+        if epoch > self.epoch:
+            old, self.epoch = self.epoch, epoch
+            if old:
+                self.on_epoch(old, epoch)
 
     async def since(self, branch: str, day: str, after: int | None, limit: int) -> list[Event]:
         key = _stream(branch, day)
@@ -132,17 +211,19 @@ class RedisStore:
     async def watch(self, branch: str) -> None:
         if branch in self._watched:
             return
-        key = _stream(branch, self._day or self._current_day())
+        day = self._day(branch)
         try:
-            last = await self._redis.xrevrange(key, count=1)
+            last = await self._redis.xrevrange(_stream(branch, day), count=1)
         except (RedisError, OSError) as exc:
             raise StoreError(f"Redis: {exc}") from None
         # From the stream's present end: what the screen's backlog read misses (stored
         # after it), the reader delivers; the screen skips ids it already has.
         self._watched[branch] = last[0][0] if last else "0-0"
+        self._days[branch] = day
 
     async def unwatch(self, branch: str) -> None:
         self._watched.pop(branch, None)
+        self._days.pop(branch, None)
 
     async def ping(self) -> bool:
         try:
@@ -152,15 +233,18 @@ class RedisStore:
 
     async def _read_loop(self) -> None:
         while True:
-            day = self._current_day()
-            if day != self._day:  # midnight: follow the new day's streams from their start
-                self._day = day
-                self._watched = dict.fromkeys(self._watched, "0-0")
             if not self._watched:
                 await asyncio.sleep(BLOCK_MS / 1000)
                 continue
-            streams = {_stream(b, day): cursor for b, cursor in self._watched.items()}
-            names = {_stream(b, day): b for b in self._watched}
+            streams: dict[str, str] = {}
+            names: dict[str, str] = {}
+            for branch in list(self._watched):
+                day = self._day(branch)
+                if day != self._days.get(branch):  # the branch's midnight: its new day's
+                    self._days[branch] = day       # stream, from its start
+                    self._watched[branch] = "0-0"
+                streams[_stream(branch, day)] = self._watched[branch]
+                names[_stream(branch, day)] = branch
             try:
                 answer = await self._reader_conn.xread(streams, block=BLOCK_MS)
             except (RedisError, OSError) as exc:
@@ -168,8 +252,11 @@ class RedisStore:
                 await asyncio.sleep(1.0)
                 continue
             for key, entries in answer or []:
-                branch = names.get(key)
-                if branch is None or branch not in self._watched or not entries:
+                reader = names.get(key)
+                if reader is None or reader not in self._watched or not entries:
                     continue
+                branch = reader
                 self._watched[branch] = entries[-1][0]
-                self._publish(branch, [self._event(branch, i, f) for i, f in entries])
+                events = [self._event(branch, i, f) for i, f in entries]
+                self._saw_epoch(events[-1].epoch)
+                self._publish(branch, events)

@@ -1,15 +1,28 @@
-"""Where calls are kept: the store interface and its SQLite implementation.
+"""Where calls are kept: the store interface, event ids, and the SQLite store.
 
-A store keeps each call once (a repeated ``callId``, or the same branch and ``ticketId``
-the same day, is a duplicate), gives it an event id that increases per branch, and feeds
-the calls it stores to the :class:`~kiosk.relay.hub.Hub` in id order per branch.
+**Event ids** are decimal integers, increasing per branch and never going back, even when
+the store itself goes back (a Redis restarted without persistence, or restored from an
+older snapshot; a SQLite file lost with its machine's power): an id is ``epoch *``
+:data:`EPOCH_SPAN` ``+ n``, where ``n`` counts the branch's calls (1, 2, ...) and the
+*epoch* is a time in seconds taken whenever the store may have lost anything (a new
+SQLite store, every relay start on SQLite, every Redis restart or loss of its data),
+always above the epoch before. So a screen's ``Last-Event-ID``, a replica's read cursor
+and a stream's last id from before a reset are all below every call after it: nobody
+waits for an id that will never come. Each branch counts its own calls (ids say nothing
+of other branches' volume).
+
+**What is one call.** A repeated delivery of a call (the same ``callId``) is one call,
+remembered :data:`DEDUP_CALL_S` (31 days: an HMAC-signed delivery has no time in it, so
+this is its replay protection). A new ``callId`` is a new call, even for a ticket called
+before: when the same ticket was called before the same (branch-local) day, its event
+says ``"recall": true``. Without a ``callId``, the same ticket to the same booth within
+:data:`DEDUP_NEAR_S` is one call. A bound JWT may be used once (``Call.replay_key``).
 
 :class:`SqliteStore` (the default, one relay): one file in WAL mode; the webhook is
 answered only after the COMMIT, so a call answered 2xx survives a crash or a kill -9 of
 the relay (``synchronous=NORMAL``, the default ``relay.sqlite_sync: normal``), or also a
 power cut (``full``: the WAL is flushed to the disk first). Concurrent webhooks share one
-transaction (group commit), so a burst costs one commit, not one per call. Event ids are
-SQLite's AUTOINCREMENT row ids: increasing for every branch, across days.
+transaction (group commit), so a burst costs one commit, not one per call.
 :mod:`kiosk.relay.redis_store` is the replicated one.
 """
 
@@ -17,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import sqlite3
@@ -34,7 +48,19 @@ log = logging.getLogger(__name__)
 CHECKPOINT_S = 2.0
 """How often the WAL is checkpointed (``sqlite_sync: normal``)."""
 KEEP_DAYS = 14
-"""Calls older than this many days are deleted at start-up."""
+"""Calls older than this many days are deleted (at start-up, then daily)."""
+PRUNE_S = 3600.0
+"""How often the SQLite store deletes what it no longer needs."""
+EPOCH_SPAN = 10**8
+"""Ids of one epoch: ``epoch * EPOCH_SPAN + n``, ``n`` below it (18 digits until 2286)."""
+DEDUP_CALL_S = 31 * 24 * 3600
+"""How long a ``callId`` is remembered (a repeated delivery, or a replay, is one call)."""
+DEDUP_NEAR_S = 300
+"""Without a ``callId``: the same ticket to the same booth within this is one call."""
+
+
+class Replayed(Exception):
+    """The call's JWT was used before (a replay within its time window)."""
 
 
 @dataclass(frozen=True)
@@ -43,12 +69,33 @@ class Call:
 
     branch: str
     day: str
+    """The branch's local day the call belongs to (``YYYY-MM-DD``)."""
     call_id: str
+    """The provider's call id; "" when the webhook carried none."""
     ticket_id: str
     data: dict[str, Any]
     """What a screen receives: ticketId, poc.label, queue.name, at, lang."""
     received: float
     """Wall-clock time the webhook arrived (for the latency histogram)."""
+    poc: str = ""
+    """The booth's label (the no-``callId`` rule: same ticket, same booth, minutes)."""
+    replay_key: str = ""
+    """A JWT's key, used once (empty: no JWT)."""
+    replay_ttl_s: int = 0
+    """How long the store keeps ``replay_key``."""
+
+    def dedup(self) -> tuple[str, int]:
+        """The key that makes a delivery "the same call", and how long it is kept."""
+        if self.call_id:
+            return "call:" + self.call_id, DEDUP_CALL_S
+        near = json.dumps([self.branch, self.ticket_id, self.poc], ensure_ascii=False)
+        return "near:" + hashlib.sha256(near.encode()).hexdigest(), DEDUP_NEAR_S
+
+    def payloads(self) -> tuple[str, str]:
+        """The SSE ``data:`` JSON for a first call of the ticket that day, and for a
+        re-call (``"recall": true``, last)."""
+        first = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
+        return first, first[:-1] + ',"recall":true}'  # data is a non-empty JSON object
 
 
 @dataclass(frozen=True)
@@ -65,6 +112,15 @@ class Event:
         """The SSE frame."""
         return f"id: {self.id}\nevent: call\ndata: {self.data}\n\n".encode()
 
+    @property
+    def epoch(self) -> int:
+        return self.id // EPOCH_SPAN
+
+
+def next_epoch(now: float, before: int | None) -> int:
+    """A new epoch: the time in seconds, and above the one ``before``."""
+    return max(int(now), (before or 0) + 1)
+
 
 Publish = Callable[[str, list[Event]], None]
 """Hands a branch's new events (in id order) to the hub."""
@@ -80,11 +136,12 @@ class Store(Protocol):
         """Finish pending writes and close."""
 
     async def add(self, call: Call) -> Event | None:
-        """Keep ``call``; its event, or ``None`` for a duplicate. :class:`StoreError`."""
+        """Keep ``call``; its event, or ``None`` for a repeated delivery.
+        :class:`Replayed` for a JWT used before; :class:`StoreError` when not stored."""
 
     async def since(self, branch: str, day: str, after: int | None, limit: int) -> list[Event]:
-        """The day's events of ``branch`` after id ``after`` (all of them, oldest first);
-        without ``after``, the last ``limit`` ones."""
+        """The day's events of ``branch`` after id ``after`` (at most the newest ``limit``,
+        oldest first); without ``after``, the last ``limit`` ones."""
 
     async def watch(self, branch: str) -> None:
         """A screen of ``branch`` is about to read: make sure its new calls reach the hub."""
@@ -97,27 +154,63 @@ class Store(Protocol):
 
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS calls (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+CREATE TABLE IF NOT EXISTS events (
     branch TEXT NOT NULL,
+    id INTEGER NOT NULL,
     day TEXT NOT NULL,
-    call_id TEXT NOT NULL UNIQUE,
     ticket_id TEXT NOT NULL,
     data TEXT NOT NULL,
     received REAL NOT NULL,
-    UNIQUE (branch, day, ticket_id)
-);
-CREATE INDEX IF NOT EXISTS calls_by_branch ON calls (branch, day, id);
+    PRIMARY KEY (branch, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_by_day ON events (branch, day, id);
+CREATE INDEX IF NOT EXISTS events_by_ticket ON events (branch, day, ticket_id);
+CREATE TABLE IF NOT EXISTS seen (
+    key TEXT PRIMARY KEY,
+    expires REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
 """
+"""``events``: the calls screens get; ``seen``: what makes a delivery the same call (and
+JWTs used), until ``expires``; ``meta``: ``epoch``. Each branch's ``n`` in this run's epoch
+is counted in memory (one writer; a new epoch at every start)."""
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """A store from before per-branch ids (one ``calls`` table, ids shared by branches):
+    its calls move to ``events`` with their ids (all below any epoch's), its call ids to
+    ``seen``."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'calls'"
+                      ).fetchone():
+        return
+    db.execute("INSERT OR IGNORE INTO events (branch, id, day, ticket_id, data, received) "
+               "SELECT branch, id, day, ticket_id, data, received FROM calls")
+    db.execute("INSERT OR IGNORE INTO seen (key, expires) SELECT 'call:' || call_id, "
+               "received + ? FROM calls", (DEDUP_CALL_S,))
+    db.execute("DROP TABLE calls")
+    log.info("relay: the SQLite store was moved to per-branch event ids")
 
 
 class SqliteStore:
     """Calls in one SQLite file, written by one writer task with group commit."""
 
-    def __init__(self, path: Path, sync: str = "normal") -> None:
+    def __init__(self, path: Path, sync: str = "normal",
+                 clock: Callable[[], float] | None = None) -> None:
         self.path = path
         self.sync = "FULL" if sync == "full" else "NORMAL"
         self.inline = self.sync == "NORMAL"
+        self.epoch = 0
+        """This run's epoch (taken at start: above every earlier run's)."""
+        self._counts: dict[str, int] = {}
+        """Each branch's calls in this epoch (a failed commit leaves a gap: harmless)."""
+        self._jwts: dict[str, float] = {}
+        """JWTs used, until when (the replay cache: one process, so in memory; after a
+        restart a replay within its window is still its call's ``callId``: a repeated
+        delivery, kept on disk)."""
+        self._clock = clock
         self._checkpointer: asyncio.Task[None] | None = None
         self._db: sqlite3.Connection | None = None
         self._pending: list[tuple[Call, asyncio.Future[Event | None]]] = []
@@ -125,6 +218,7 @@ class SqliteStore:
         self._writer: asyncio.Task[None] | None = None
         self._publish: Publish = lambda branch, events: None
         self._closing = False
+        self._next_prune = 0.0
 
     async def start(self, publish: Publish) -> None:
         self._publish = publish
@@ -151,18 +245,59 @@ class SqliteStore:
         finally:
             db.close()
 
+    def _time(self) -> float:
+        return self._clock() if self._clock is not None else now()  # now(): a test's seam
+
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={self.sync}")
+        db.execute("PRAGMA synchronous=FULL")  # the new epoch is on disk before any call
         if self.inline:
             db.execute("PRAGMA wal_autocheckpoint=0")
         db.execute("PRAGMA busy_timeout=5000")
         db.executescript(_SCHEMA)
-        cutoff = (date.today() - timedelta(days=KEEP_DAYS)).isoformat()
-        db.execute("DELETE FROM calls WHERE day < ?", (cutoff,))
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            _migrate(db)
+            row = db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+            before = int(row[0]) if row else None
+            self.epoch = next_epoch(self._time(), before)
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?)",
+                       (self.epoch,))
+            db.execute("DROP TABLE IF EXISTS counters")  # an early version's
+            self._prune(db)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            db.close()
+            raise
+        db.execute(f"PRAGMA synchronous={self.sync}")
+        if before is not None:
+            log.info("relay: store epoch %d (was %d): ids continue above the last run's",
+                     self.epoch, before)
         self._db = db
+
+    def _prune(self, db: sqlite3.Connection) -> None:
+        """Delete calls past :data:`KEEP_DAYS` and expired dedup keys (in a transaction)."""
+        moment = self._time()
+        cutoff = (date.fromtimestamp(moment) - timedelta(days=KEEP_DAYS)).isoformat()
+        db.execute("DELETE FROM events WHERE day < ?", (cutoff,))
+        db.execute("DELETE FROM seen WHERE expires < ?", (moment,))
+        self._jwts = {k: t for k, t in self._jwts.items() if t >= moment}
+        self._next_prune = time.monotonic() + PRUNE_S
+
+    def _prune_now(self) -> None:
+        db = self._db
+        if db is None:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._prune(db)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     async def close(self) -> None:
         if self._checkpointer is not None:
@@ -204,37 +339,69 @@ class SqliteStore:
                             fut.set_exception(StoreError(f"storing failed: {exc}"))
                 else:
                     by_branch: dict[str, list[Event]] = {}
-                    for ev in events:
-                        if ev is not None:
-                            by_branch.setdefault(ev.branch, []).append(ev)
                     for (_, fut), ev in zip(batch, events, strict=True):
-                        if not fut.done():
-                            fut.set_result(ev)
+                        if isinstance(ev, Event):
+                            by_branch.setdefault(ev.branch, []).append(ev)
+                        if fut.done():
+                            continue
+                        if ev is _REPLAYED:
+                            fut.set_exception(Replayed())
+                        else:
+                            fut.set_result(ev if isinstance(ev, Event) else None)
                     for branch, evs in by_branch.items():
                         self._publish(branch, evs)
+            if time.monotonic() >= self._next_prune and not self._closing:
+                try:
+                    await asyncio.to_thread(self._prune_now)
+                except sqlite3.Error as exc:
+                    log.warning("relay: pruning old calls failed: %s (retried later)", exc)
+                    self._next_prune = time.monotonic() + 60
             if self._closing and not self._pending:
                 return
 
-    def _insert(self, calls: list[Call]) -> list[Event | None]:
+    def _insert(self, calls: list[Call]) -> list[Event | object | None]:
         db = self._db
         if db is None:
             raise sqlite3.OperationalError("closed")
-        out: list[Event | None] = []
+        out: list[Event | object | None] = []
         db.execute("BEGIN IMMEDIATE")
         try:
             for c in calls:
-                data = json.dumps(c.data, ensure_ascii=False, separators=(",", ":"))
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO calls (branch, day, call_id, ticket_id, data, "
-                    "received) VALUES (?, ?, ?, ?, ?, ?)",
-                    (c.branch, c.day, c.call_id, c.ticket_id, data, c.received))
-                out.append(Event(int(cur.lastrowid or 0), c.branch, data, c.received)
-                           if cur.rowcount == 1 else None)
+                out.append(self._insert_one(db, c))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         return out
+
+    @staticmethod
+    def _first(db: sqlite3.Connection, key: str, ttl_s: int, moment: float) -> bool:
+        """Whether ``key`` is new (or its time is over); then it is kept ``ttl_s``."""
+        cur = db.execute("INSERT INTO seen (key, expires) VALUES (?, ?) ON CONFLICT (key) "
+                         "DO UPDATE SET expires = excluded.expires WHERE expires < ?",
+                         (key, moment + ttl_s, moment))
+        return cur.rowcount == 1
+
+    def _insert_one(self, db: sqlite3.Connection, c: Call) -> Event | object | None:
+        if c.replay_key:
+            if self._jwts.get(c.replay_key, 0.0) >= c.received:
+                return _REPLAYED
+            self._jwts[c.replay_key] = c.received + c.replay_ttl_s
+        key, ttl = c.dedup()
+        if not self._first(db, key, ttl, c.received):
+            return None
+        again = db.execute("SELECT 1 FROM events WHERE branch = ? AND day = ? AND "
+                           "ticket_id = ? LIMIT 1", (c.branch, c.day, c.ticket_id)).fetchone()
+        first, recall = c.payloads()
+        data = recall if again else first
+        n = self._counts[c.branch] = self._counts.get(c.branch, 0) + 1
+        if n >= EPOCH_SPAN:
+            raise sqlite3.OperationalError("the branch's ids are exhausted: restart the relay")
+        event_id = self.epoch * EPOCH_SPAN + n
+        db.execute("INSERT INTO events (branch, id, day, ticket_id, data, received) "
+                   "VALUES (?, ?, ?, ?, ?, ?)",
+                   (c.branch, event_id, c.day, c.ticket_id, data, c.received))
+        return Event(event_id, c.branch, data, c.received)
 
     async def since(self, branch: str, day: str, after: int | None, limit: int) -> list[Event]:
         return await asyncio.to_thread(self._since, branch, day, after, limit)
@@ -243,16 +410,11 @@ class SqliteStore:
         # A reader connection of its own: WAL lets it read while the writer commits.
         db = sqlite3.connect(self.path, check_same_thread=False)
         try:
-            if after is None:
-                rows = db.execute(
-                    "SELECT id, data, received FROM calls WHERE branch = ? AND day = ? "
-                    "ORDER BY id DESC LIMIT ?", (branch, day, limit)).fetchall()
-                rows.reverse()
-            else:  # at most ``limit`` of them, the newest (as without ``after``)
-                rows = db.execute(
-                    "SELECT id, data, received FROM calls WHERE branch = ? AND day = ? "
-                    "AND id > ? ORDER BY id DESC LIMIT ?", (branch, day, after, limit)).fetchall()
-                rows.reverse()
+            rows = db.execute(  # the newest ``limit`` after ``after``
+                "SELECT id, data, received FROM events WHERE branch = ? AND day = ? "
+                "AND id > ? ORDER BY id DESC LIMIT ?",
+                (branch, day, -1 if after is None else after, limit)).fetchall()
+            rows.reverse()
         finally:
             db.close()
         return [Event(int(i), branch, str(d), float(r)) for i, d, r in rows]
@@ -265,6 +427,10 @@ class SqliteStore:
 
     async def ping(self) -> bool:
         return self._writer is not None and not self._writer.done()
+
+
+_REPLAYED = object()
+"""What :meth:`SqliteStore._insert_one` returns for a JWT seen before."""
 
 
 def now() -> float:

@@ -37,12 +37,14 @@ def stop_flash(*widgets: Widget | None) -> None:
 
 
 class CallRow(BoxLayout):
-    """One earlier call in the list: ticket, booth, time (and a mark for priority)."""
+    """One earlier call in the list: ticket, booth, time (and marks for a priority ticket
+    and a re-call)."""
 
     ticket = StringProperty("")
     poc = StringProperty("")
     when = StringProperty("")
     priority = BooleanProperty(False)
+    recall = BooleanProperty(False)
 
 
 class CallingScreen(KioskScreen):
@@ -54,11 +56,13 @@ class CallingScreen(KioskScreen):
     poc = StringProperty("")
     queue = StringProperty("")
     connected = BooleanProperty(True)
+    recall = BooleanProperty(False)
+    """The latest call is a re-call of its ticket (a small mark says so)."""
     flash = NumericProperty(0.0)
     priority = BooleanProperty(False)
     """The latest call is a priority ticket's: marked "priority service"."""
     earlier = ListProperty([])
-    """The earlier calls shown, as ``(ticket, poc, time, priority)``."""
+    """The earlier calls shown, as ``(ticket, poc, time, priority, recall)``."""
 
     def show(self, *_: Any, **__: Any) -> None:  # the app's queue refresh: nothing here
         return
@@ -69,14 +73,17 @@ class CallingScreen(KioskScreen):
         self.poc = latest.poc if latest else ""
         self.queue = latest.queue if latest else ""
         self.priority = bool(latest and latest.priority)
+        self.recall = bool(latest and latest.recall)
         self.connected = connected
-        rows = [(c.ticket_id, c.poc, local_time(c), bool(c.priority)) for c in calls[1:keep]]
+        rows = [(c.ticket_id, c.poc, local_time(c), bool(c.priority), c.recall)
+                for c in calls[1:keep]]
         if rows != self.earlier:
             self.earlier = rows
             box = self.ids.rows
             box.clear_widgets()
-            for ticket, poc, when, priority in rows:
-                box.add_widget(CallRow(ticket=ticket, poc=poc, when=when, priority=priority))
+            for ticket, poc, when, priority, recall in rows:
+                box.add_widget(CallRow(ticket=ticket, poc=poc, when=when, priority=priority,
+                                       recall=recall))
 
     def new_call(self) -> None:
         flash(self)
@@ -92,10 +99,12 @@ class CallStrip(BoxLayout):
     latest = StringProperty("")
     others = StringProperty("")
     connected = BooleanProperty(True)
+    recall = BooleanProperty(False)
     flash = NumericProperty(0.0)
 
     def show_calls(self, calls: list[Call], connected: bool) -> None:
         self.active = bool(calls)
+        self.recall = bool(calls and calls[0].recall)
         self.connected = connected
         self.latest = f"{calls[0].ticket_id} → {calls[0].poc}" if calls else ""
         self.others = "    ".join(f"{c.ticket_id} → {c.poc}" for c in calls[1:3])

@@ -44,6 +44,9 @@ class Call:
     priority: str = ""
     """A priority ticket's reason id as the kiosk sent it (``"yes"`` when it asked none);
     "" for a regular ticket. The screen marks priority calls."""
+    recall: bool = False
+    """The same ticket was called before that day (a new call: another booth, or again):
+    the relay's ``"recall": true``. Shown with a small "Re-call" mark."""
 
     def moment(self) -> datetime | None:
         """``at`` as an aware datetime (None if unreadable)."""
@@ -87,7 +90,8 @@ def parse_call(event_id: str, data: str) -> Call | None:
     return Call(event_id=_clean(event_id), ticket_id=ticket, poc=label,
                 queue=_clean(queue.get("name")) if isinstance(queue, dict) else "",
                 at=_clean(body.get("at")) or datetime.now(UTC).isoformat(timespec="seconds"),
-                lang=lang if lang in LANGUAGES else "", priority=_priority(body.get("priority")))
+                lang=lang if lang in LANGUAGES else "", priority=_priority(body.get("priority")),
+                recall=body.get("recall") is True)
 
 
 _REASON = re.compile(r"[a-z][a-z0-9_-]{0,23}")
@@ -106,7 +110,8 @@ def call_to_json(call: Call) -> dict[str, Any]:
 
 
 def call_from_json(data: dict[str, Any]) -> Call:
-    return Call(**{k: str(data.get(k, "")) for k in Call.__slots__})
+    fields: dict[str, Any] = {k: str(data.get(k, "")) for k in Call.__slots__ if k != "recall"}
+    return Call(**fields, recall=data.get("recall") is True)
 
 
 # --------------------------------------------------------------------------- words

@@ -1,0 +1,423 @@
+"""Who may send the relay a call (issue 16, items 3, 4, 7 and the refusal log), over real
+loopback HTTP: no key, no relay (unless ``allow_unsigned``, for this machine only and
+never through a proxy); a JWT that is signed (ES256, RS256, HS256), bound to the call and
+fresh, used once; the HMAC mode's memory of a call id (31 days); outside data quoted in
+every log line; refusals logged once a minute per reason and all counted."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from kiosk.relay import RelayConfigError, RelayServer, load_settings, relay_process
+from kiosk.relay.store import DEDUP_CALL_S
+from tests.relay_helpers import (
+    BRANCH_A,
+    SECRET,
+    TOKEN_A,
+    SseReader,
+    call_body,
+    es256_pair,
+    jwt_headers,
+    metric,
+    post,
+    settings,
+    sign,
+    write_private,
+)
+
+
+def _pem(public: Any) -> str:
+    return public.public_bytes(serialization.Encoding.PEM,
+                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+@pytest.fixture(scope="module")
+def es256() -> tuple[Any, Any]:
+    return es256_pair()
+
+
+@pytest.fixture
+def jwt_relay(tmp_path: Path, es256: tuple[Any, Any]) -> Iterator[RelayServer]:
+    """A relay that holds only the provider's public key (the default template's)."""
+    with RelayServer(settings(tmp_path, secrets=(), jwt_keys=(es256[1],),
+                              require_jwt=True)) as server:
+        yield server
+
+
+def _config(tmp_path: Path, **relay: Any) -> Path:
+    token = write_private(tmp_path / "display-a", TOKEN_A + "\n")
+    section = {"displays": [{"branch": BRANCH_A, "token_file": str(token)}], **relay}
+    path = tmp_path / "relay.yaml"
+    path.write_text(yaml.safe_dump({"kiosk": {"data_dir": str(tmp_path / "data")},
+                                    "relay": section}), encoding="utf-8")
+    return path
+
+
+def _kiosk_relay(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kiosk", "--config", str(config), "relay",
+                           "--port", "1"], capture_output=True, text=True, timeout=60)
+
+
+# --------------------------------------------------------------------------- start-up
+
+
+def test_require_jwt_without_a_key_refuses_to_start(tmp_path: Path) -> None:
+    p = _kiosk_relay(_config(tmp_path, require_jwt=True, allow_unsigned=True))
+    assert p.returncode == 2
+    assert "relay.yaml: relay.require_jwt: a key to check the JWT with" in p.stderr
+
+
+def test_allow_unsigned_refuses_a_public_address(tmp_path: Path) -> None:
+    p = _kiosk_relay(_config(tmp_path, allow_unsigned=True, listen="0.0.0.0:8787"))
+    assert p.returncode == 2
+    assert "relay.allow_unsigned: false to listen on 0.0.0.0" in p.stderr
+
+
+def test_a_relay_built_without_a_key_refuses_to_exist(tmp_path: Path) -> None:
+    with pytest.raises(RelayConfigError, match=r"relay\.webhook_secret_file"):
+        RelayServer(settings(tmp_path, secrets=()))
+    with pytest.raises(RelayConfigError, match=r"relay\.require_jwt"):
+        RelayServer(settings(tmp_path, secrets=(), require_jwt=True, allow_unsigned=True))
+
+
+@pytest.mark.slow
+def test_allow_unsigned_takes_calls_from_this_machine_only(tmp_path: Path) -> None:
+    with relay_process(_config(tmp_path, allow_unsigned=True)) as proc:
+        body = call_body("A-001", "c-1")
+        assert post(proc.url, body, {}).status_code == 201  # loopback, nothing forwarded
+        for i, forwarded in enumerate([{"X-Forwarded-For": "203.0.113.9"},
+                                       {"Forwarded": "for=203.0.113.9"},
+                                       {"X-Real-IP": "203.0.113.9"},
+                                       {"x-forwarded-for": "127.0.0.1"}]):
+            r = post(proc.url, call_body(f"A-00{i + 2}", f"c-{i + 2}"), forwarded)
+            assert (r.status_code, r.json()["error"]) == (401, "missing_signature"), forwarded
+        bad = call_body("A-009", "c-9")  # a bad signature is refused even here
+        assert post(proc.url, bad, {"X-Kiosk-Signature": "sha256=" + "0" * 64}
+                    ).status_code == 401
+
+
+def test_allow_unsigned_is_logged_loudly_at_start(tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "kiosk.relay")
+    with RelayServer(settings(tmp_path, secrets=(), allow_unsigned=True)) as relay:
+        assert post(relay.url, call_body(), {}).status_code == 201
+        r = post(relay.url, call_body("B-1", "b-1"), {"X-Forwarded-For": "198.51.100.7"})
+        assert r.status_code == 401
+    assert any("UNSIGNED WEBHOOKS ARE ACCEPTED" in r.getMessage() for r in caplog.records)
+
+
+def test_a_forwarded_request_is_never_local_for_metrics_either(tmp_path: Path) -> None:
+    with RelayServer(settings(tmp_path)) as relay:
+        assert httpx.get(relay.url + "/metrics").status_code == 200
+        for header in ("Forwarded", "X-Forwarded-For", "X-Real-IP"):
+            r = httpx.get(relay.url + "/metrics", headers={header: "127.0.0.1"})
+            assert r.status_code == 403, header
+
+
+# --------------------------------------------------------------------------- the JWT
+
+
+def _hs256_signed_with(body: bytes, key: bytes) -> dict[str, str]:
+    """The classic algorithm confusion: HS256 keyed with the relay's *public* key (PyJWT
+    refuses to make it, so by hand)."""
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+    call = json.loads(body)
+    now = int(time.time())
+    payload = {"iat": now, "exp": now + 60, "branch": call["branch"]["id"],
+               "ticketId": call["ticketId"], "callId": call["callId"],
+               "queue": call["queue"]["name"], "poc": call["poc"]}
+    signing = b64(b'{"alg":"HS256","typ":"JWT"}') + "." + b64(json.dumps(payload).encode())
+    sig = b64(hmac.new(key, signing.encode(), hashlib.sha256).digest())
+    return {"Authorization": f"Bearer {signing}.{sig}"}
+
+
+def test_a_bound_fresh_es256_jwt_is_a_call_and_its_replay_is_refused(
+        jwt_relay: RelayServer, es256: tuple[Any, Any]) -> None:
+    screen = SseReader(jwt_relay.url, BRANCH_A, TOKEN_A).start_connected()
+    body = call_body("A-042", "call-1", poc="Cabina 3")
+    headers = jwt_headers(body, es256[0])
+    assert post(jwt_relay.url, body, headers).status_code == 201
+    r = post(jwt_relay.url, body, headers)  # the same token again, within its window
+    assert (r.status_code, r.json()["error"]) == (401, "replayed_jwt")
+    # the provider's retry (60 s on) signs anew, another iat: a repeated delivery, one call
+    again = post(jwt_relay.url, body, jwt_headers(body, es256[0], issued=time.time() - 5))
+    assert again.status_code == 200
+    [(_, data)] = screen.take(1)
+    assert data["ticketId"] == "A-042"
+    assert screen.nothing_more()
+    metrics = httpx.get(jwt_relay.url + "/metrics").text
+    assert 'relay_webhooks_total{reason="replayed_jwt",result="rejected"} 1.0' in metrics
+
+
+def test_a_replay_with_its_signature_reworked_is_still_a_replay(
+        jwt_relay: RelayServer, es256: tuple[Any, Any]) -> None:
+    """ECDSA signatures are malleable ((r, s) and (r, n - s) both verify) and base64 has
+    spare bits: the replay cache keys a JWT by what it signs, not by its spelling."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    body = call_body("A-042", "call-1")
+    headers = jwt_headers(body, es256[0])
+    token = headers["Authorization"].removeprefix("Bearer ")
+    assert post(jwt_relay.url, body, headers).status_code == 201
+    head, payload, sig = token.split(".")
+    raw = base64.urlsafe_b64decode(sig + "==")
+    order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # P-256's n
+    r, s_ = raw[:32], int.from_bytes(raw[32:], "big")
+    twin = base64.urlsafe_b64encode(r + (order - s_).to_bytes(32, "big")).decode().rstrip("=")
+    assert isinstance(es256[1], ec.EllipticCurvePublicKey)
+    r2 = post(jwt_relay.url, body, {"Authorization": f"Bearer {head}.{payload}.{twin}"})
+    assert (r2.status_code, r2.json()["error"]) == (401, "replayed_jwt")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(sig[-1])
+    spare = sig[:-1] + alphabet[last ^ 0b0011]  # 86 characters for 64 bytes: 4 spare bits
+    assert spare != sig and base64.urlsafe_b64decode(spare + "==") == raw
+    r3 = post(jwt_relay.url, body, {"Authorization": f"Bearer {head}.{payload}.{spare}"})
+    assert (r3.status_code, r3.json()["error"]) == (401, "replayed_jwt")
+    for spelled in (f"{head}.{payload}.{sig}=", f"{head}.{payload}.{sig[:-1]}+"):
+        r4 = post(jwt_relay.url, body, {"Authorization": f"Bearer {spelled}"})
+        assert (r4.status_code, r4.json()["error"]) == (401, "bad_jwt"), spelled
+
+
+@pytest.mark.parametrize("header", [
+    b'{"alg": "ES256", "crit": ["exp"]}', b'{"alg": "ES256", "b64": false}',
+    b'{"alg": "none"}', b'{"alg": "PS256"}', b"[" * 3000, b"\xff\xfe", b'"ES256"'])
+def test_a_jwt_header_the_relay_does_not_implement_is_refused(
+        jwt_relay: RelayServer, es256: tuple[Any, Any], header: bytes) -> None:
+    import base64
+    body = call_body("A-042", "call-1")
+    token = jwt_headers(body, es256[0])["Authorization"].removeprefix("Bearer ")
+    forged = base64.urlsafe_b64encode(header).decode().rstrip("=")
+    r = post(jwt_relay.url, body, {"Authorization": "Bearer " + forged + token[token.index("."):]})
+    assert (r.status_code, r.json()["error"]) == (401, "bad_jwt")
+
+
+@pytest.mark.parametrize(("issued", "lifetime", "claims", "reason"), [
+    (-600, 60, {}, "stale_jwt"),  # issued 10 min ago: outside ±5 min
+    (600, 60, {}, "stale_jwt"),  # 10 min in the future
+    (-120, 60, {}, "stale_jwt"),  # expired (30 s leeway)
+    (0, 10 * 365 * 86400, {}, "stale_jwt"),  # exp ten years ahead (issue 16.4)
+    (0, 16 * 60, {}, "stale_jwt"),  # over the 15 minutes allowed
+    (0, 60, {"exp": None}, "stale_jwt"),  # no exp: not bounded in time
+    (0, 60, {"iat": None}, "stale_jwt"),
+    (0, 60, {"nbf": int(time.time()) + 3600}, "stale_jwt"),
+    (0, 60, {"ticketId": "A-043"}, "unbound_jwt"),  # another call's token (captured)
+    (0, 60, {"callId": "call-2"}, "unbound_jwt"),
+    (0, 60, {"branch": "652720d479497a1b62df2890"}, "unbound_jwt"),
+    (0, 60, {"poc": {"id": "poc-3", "label": "Cabina 9"}}, "unbound_jwt"),
+    (0, 60, {"poc": {"id": "poc-4", "label": "Cabina 3"}}, "unbound_jwt"),
+    (0, 60, {"queue": "Seguros"}, "unbound_jwt"),
+    (0, 60, {"poc": None}, "unbound_jwt"),
+    (0, 60, {"branch": None}, "unbound_jwt"),
+])
+def test_a_jwt_out_of_time_or_of_another_call_is_refused(
+        jwt_relay: RelayServer, es256: tuple[Any, Any], issued: float, lifetime: float,
+        claims: dict[str, Any], reason: str) -> None:
+    body = call_body("A-042", "call-1", poc="Cabina 3")
+    headers = jwt_headers(body, es256[0], issued=time.time() + issued, lifetime=lifetime,
+                          **claims)
+    r = post(jwt_relay.url, body, headers)
+    assert (r.status_code, r.json()["error"]) == (401, reason)
+    # the same call with a good token still goes through: nothing was burnt
+    assert post(jwt_relay.url, body, jwt_headers(body, es256[0])).status_code == 201
+
+
+def test_a_jwt_with_another_key_or_algorithm_is_refused(
+        tmp_path: Path, jwt_relay: RelayServer, es256: tuple[Any, Any]) -> None:
+    body = call_body("A-042", "call-1")
+    other, _ = es256_pair()
+    for headers in (
+            jwt_headers(body, other),  # another key
+            _hs256_signed_with(body, _pem(es256[1]).encode()),  # the public key as secret
+            jwt_headers(body, SECRET, "HS256"),  # no secret here: HS256 has no key
+            {"Authorization": "Bearer " + jwt.encode(
+                {"iat": int(time.time()), "exp": int(time.time()) + 60},
+                None, algorithm="none")},  # type: ignore[arg-type]
+            {"Authorization": "Bearer not.a.jwt"}):
+        r = post(jwt_relay.url, body, headers)
+        assert (r.status_code, r.json()["error"]) == (401, "bad_jwt"), headers
+    r = post(jwt_relay.url, body, sign(body))  # HMAC without the JWT: require_jwt
+    assert r.status_code == 401
+
+
+def test_rs256_and_key_rotation_from_a_pem_file(tmp_path: Path,
+                                                es256: tuple[Any, Any]) -> None:
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = tmp_path / "webhook-jwt.pub"
+    pem.write_text(_pem(es256[1]) + _pem(rsa_key.public_key()), encoding="ascii")
+    s = load_settings(_config(tmp_path, jwt_public_key_file=str(pem), require_jwt=True))
+    with RelayServer(dataclasses.replace(s, sqlite_path=tmp_path / "r.sqlite3")) as relay:
+        for i, (key, alg) in enumerate([(es256[0], "ES256"), (rsa_key, "RS256")]):
+            body = call_body(f"A-{i}", f"c-{i}")
+            assert post(relay.url, body, jwt_headers(body, key, alg)).status_code == 201
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("not a key", "one or two PEM public keys"),
+    ("-----BEGIN PRIVATE KEY-----\nMIG...\n-----END PRIVATE KEY-----\n", "holds a private key"),
+    ("small", "at least 2048 bits"),
+])
+def test_a_bad_public_key_file_stops_start_up(tmp_path: Path, text: str,
+                                              expected: str) -> None:
+    pem = tmp_path / "webhook-jwt.pub"
+    if text == "small":
+        text = _pem(rsa.generate_private_key(public_exponent=65537,
+                                             key_size=1024).public_key())
+    pem.write_text(text, encoding="ascii")
+    with pytest.raises(RelayConfigError) as err:
+        load_settings(_config(tmp_path, jwt_public_key_file=str(pem)))
+    assert "relay.jwt_public_key_file" in str(err.value) and expected in str(err.value)
+
+
+def test_kiosk_webhook_keys_makes_a_pair_the_template_and_relay_agree_on(
+        tmp_path: Path) -> None:
+    from kiosk.cli import main
+    from kiosk.mock.webhooks import compile_template
+    from kiosk.relay.contract import template
+    out = io.StringIO()
+    assert main(["webhook-keys", str(tmp_path / "keys")], out=out) == 0
+    secret = tmp_path / "keys" / "webhook-jwt.provider-secret"
+    public = tmp_path / "keys" / "webhook-jwt.pub"
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert len(secret.read_text().strip()) <= 2000  # the provider's limit for a secret
+    assert "BEGIN PRIVATE KEY" not in public.read_text()
+    assert main(["webhook-keys", str(tmp_path / "keys")], out=io.StringIO()) == 2  # kept
+    # the provider renders the default template with the secret as pasted
+    render = compile_template(template())
+    ctx = {"call": {"id": "64f0c0ffee", "ticketId": "A-042"},
+           "branch": {"id": BRANCH_A, "label": "Sucursal \"Providencia\""},
+           "segment": {"id": "q1", "name": "Atención & cuentas"},
+           "poc": {"id": "p3", "label": "Cabina <3>"}, "integrationData": {"lang": "pt"},
+           "secrets": {"kioskJwtPrivateKey": secret.read_text().strip()}}
+    _, _, headers, body = render(ctx)
+    s = load_settings(_config(tmp_path, jwt_public_key_file=str(public), require_jwt=True))
+    with RelayServer(dataclasses.replace(s, sqlite_path=tmp_path / "r.sqlite3")) as relay:
+        screen = SseReader(relay.url, BRANCH_A, TOKEN_A).start_connected()
+        assert post(relay.url, body.encode(), headers).status_code == 201
+        [(_, data)] = screen.take(1)
+        assert data["poc"] == {"label": "Cabina <3>"}
+        assert data["queue"] == {"name": "Atención & cuentas"}
+        forged = body.replace("Cabina &lt;3&gt;", "Cabina 9")  # bound: the booth is signed
+        r = post(relay.url, forged.encode(), render(ctx)[2])
+        assert (r.status_code, r.json()["error"]) == (401, "unbound_jwt")
+
+
+# --------------------------------------------------------------------------- the HMAC
+
+
+def _on_a_clock(offset: str) -> dict[str, str]:
+    """``env`` for a process on a clock ``offset`` from ours (libfaketime)."""
+    import glob
+    import os
+    libs = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
+    assert libs, "faketime is not installed (packaging/dev.sh test installs it as root)"
+    return dict(os.environ, LD_PRELOAD=libs[0], FAKETIME=offset,
+                FAKETIME_DONT_FAKE_MONOTONIC="1")
+
+
+@pytest.mark.slow
+def test_an_hmac_delivery_replayed_15_days_later_is_still_one_call(tmp_path: Path) -> None:
+    """A captured HMAC delivery has no time in it: replayed 15 days later (by then the
+    relay has restarted and dropped the call itself) it is still the same call, 200,
+    never a new call on the screens (issue 16.4). The relay runs on a clock 15 days on."""
+    assert DEDUP_CALL_S >= 30 * 86400
+    secret = write_private(tmp_path / "secret", SECRET.decode())
+    config = _config(tmp_path, webhook_secret_file=str(secret))
+    captured = call_body("A-010", "call-10")
+    headers = sign(captured)
+    with relay_process(config) as proc:
+        first = post(proc.url, captured, headers)
+        assert first.status_code == 201
+    with relay_process(config, env=_on_a_clock("+15d")) as proc:
+        screen = SseReader(proc.url, BRANCH_A, TOKEN_A, last_id="0").start_connected()
+        r = post(proc.url, captured, headers)
+        assert r.status_code == 200 and r.headers["x-relay-duplicate"] == "true"
+        assert screen.nothing_more()
+
+
+# --------------------------------------------------------------------------- logs
+
+
+def _log_text(caplog: pytest.LogCaptureFixture) -> str:
+    fmt = logging.Formatter("%(levelname)s %(name)s: %(message)s")
+    return "\n".join(fmt.format(r) for r in caplog.records)
+
+
+def test_hostile_signed_text_never_forges_a_log_line(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, es256: tuple[Any, Any]) -> None:
+    """A booth label, ticket or call id with a line break (signed: the provider sent it)
+    is quoted in every line the relay logs: accepted, repeated, refused (issue 16.7)."""
+    caplog.set_level(logging.INFO)
+    forged = "\nW kiosk.relay: relay: call Z-999"
+    with RelayServer(settings(tmp_path, jwt_keys=(es256[1],))) as relay:
+        body = call_body("A-1" + forged, "c-1" + forged, poc="Cabina 3" + forged + "\u2028x")
+        assert post(relay.url, body).status_code == 201
+        assert post(relay.url, body).status_code == 200  # logged as a repeated delivery
+        unbound = jwt_headers(body, es256[0], ticketId="other")
+        assert post(relay.url, body, unbound).status_code == 401
+        stale = jwt_headers(body, es256[0], issued=time.time() - 900)
+        assert post(relay.url, body, stale).status_code == 401
+        import base64
+        hostile = ".".join(base64.urlsafe_b64encode(part).decode().rstrip("=") for part in (
+            b'{"alg": "X\\nW kiosk.relay: relay: call Z-999"}', b'{"a": 1}', b"sig"))
+        r = post(relay.url, body, {"Authorization": f"Bearer {hostile}"})
+        assert (r.status_code, r.json()["error"]) == (401, "bad_jwt")
+    text = _log_text(caplog)
+    assert "Z-999" in text  # the hostile text was logged, quoted
+    lines = text.splitlines()
+    assert not any(line.startswith("W kiosk.relay: relay: call Z-999") for line in lines)
+    assert len(lines) == len(caplog.records)  # one line per record: no line break inside
+    assert not any("\u2028" in line for line in lines)
+
+
+def test_refusals_are_logged_once_a_minute_per_reason_and_all_counted(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "kiosk.relay")
+    with RelayServer(settings(tmp_path)) as relay:
+        body = call_body()
+        for _ in range(40):
+            assert post(relay.url, body, {"X-Kiosk-Signature": "sha256=" + "1" * 64}
+                        ).status_code == 401
+        for _ in range(5):
+            assert post(relay.url, body, {}).status_code == 401
+        refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+        assert len(refused) == 2, refused  # one per reason, not 45
+        assert metric(relay.url, 'relay_webhooks_total{reason="bad_signature",'
+                                 'result="rejected"}') == 40
+        assert metric(relay.url, 'relay_webhooks_total{reason="missing_signature",'
+                                 'result="rejected"}') == 5
+        relay.relay.refusals._kinds["bad_signature"].next_log = 0  # a minute later
+        assert post(relay.url, body, {"X-Kiosk-Signature": "sha256=" + "1" * 64}
+                    ).status_code == 401
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refused) == 3 and "39 more refused since" in refused[-1]
+
+
+def test_the_answer_to_a_refusal_names_the_reason_only(jwt_relay: RelayServer,
+                                                       es256: tuple[Any, Any]) -> None:
+    body = call_body("A-042", "call-1")
+    r = post(jwt_relay.url, body, jwt_headers(body, es256[0], issued=time.time() - 3600))
+    data = r.json()
+    assert set(data) == {"error", "detail"} and data["error"] == "stale_jwt"
+    assert "Bearer" not in json.dumps(data)
