@@ -34,15 +34,16 @@ def settings(tmp_path: Path, **kw: object) -> RelaySettings:
 
 def call_body(ticket: str = "A-042", call_id: str = "call-1", branch: str = BRANCH_A,
               poc: str = "Cabina 3", queue_name: str = "Atención a clientes",
-              lang: str | None = "en") -> bytes:
-    """A webhook body as the published template renders it."""
+              lang: str | None = "en", priority: str = "") -> bytes:
+    """A webhook body as the published template renders it (``priority``: what
+    ``{{integrationData.priority}}`` renders, "" for a regular ticket)."""
     data: dict[str, Any] = {
         "event": "qms.ticket.assigned", "ticketId": ticket, "callId": call_id,
         "branch": {"id": branch, "label": "Sucursal Providencia"},
         "queue": {"id": "652a1ae848880e168884e49b", "name": queue_name},
         "poc": {"id": "poc-3", "label": poc},
         "integrationData": {"lang": lang or "", "source": "kiosk", "kiosk": "lobby-1",
-                            "day": "2026-12-01"}}
+                            "day": "2026-12-01", "priority": priority}}
     return json.dumps(data, ensure_ascii=False).encode()
 
 

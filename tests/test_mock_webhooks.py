@@ -131,6 +131,24 @@ def test_an_agent_taking_a_ticket_calls_it_on_the_branch_screen(tmp_path: Path,
         assert attempt["status"] == 201
 
 
+def test_a_priority_ticket_is_marked_on_the_screen(tmp_path: Path, relay: RelayServer) -> None:
+    """What a kiosk sends at enqueue (integrationData.priority, the reason id) comes back
+    in the provider's webhook, rendered from the published template, and on the screen."""
+    screen = SseReader(relay.url, BRANCH, TOKEN_A).start_connected()
+    with mock_with_webhook(tmp_path, relay.url + "/webhooks/videsk") as mock:
+        r = httpx.post(f"{mock.url}{PREFIX}/branches/{BRANCH}/queues/{ATENCION}",
+                       headers={"Authorization": f"Bearer {KEY}"},
+                       json={"ticketId": "AP-001", "integrationData": {
+                           "lang": "es", "source": "kiosk", "kiosk": "lobby-1",
+                           "day": "2026-12-01", "priority": "pregnant"}})
+        assert r.status_code == 201
+        enqueue(mock, "A-043", lang="es")
+        events = dict((data["ticketId"], data) for _, data in screen.take(2))
+    assert events["AP-001"]["priority"] == "pregnant"
+    assert "priority" not in events["A-043"]
+    screen.stop()
+
+
 def test_5xx_is_retried_three_times_spaced_then_given_up(tmp_path: Path) -> None:
     scale = 0.02  # retries 1.2, 2.4, 3.6 s apart: each JWT has its own iat (whole seconds)
     with Receiver([503, 500, 502, 503, 503]) as rx, \

@@ -75,6 +75,22 @@ def test_lang_is_left_out_when_absent_or_unknown(relay: RelayServer) -> None:
     assert all("lang" not in data for _, data in events)
 
 
+def test_a_priority_tickets_call_is_marked_for_the_screens(relay: RelayServer) -> None:
+    """integrationData.priority, as the template renders it (the reason id, "true" where
+    the kiosk asks none, "" for a regular ticket), reaches the screens as "priority";
+    anything else is no mark."""
+    from kiosk.view.calling import parse_call
+    screen = SseReader(relay.url, BRANCH_A, TOKEN_A).start_connected()
+    for i, given in enumerate(("senior", "true", "", "Senior<b>", "x" * 40)):
+        body = call_body(f"AP-00{i}", f"c{i}", priority=given)
+        assert post(relay.url, body).status_code == 201
+    events = screen.take(5)
+    assert [data.get("priority") for _, data in events] == ["senior", True, None, None, None]
+    calls = [parse_call(ev_id, json.dumps(data)) for ev_id, data in events]
+    assert [c.priority for c in calls] == ["senior", "yes", "", "", ""]
+    screen.stop()
+
+
 @pytest.mark.parametrize(("headers", "reason"), [
     ({"Content-Type": "application/json"}, "missing_signature"),
     ({"X-Kiosk-Signature": "sha256=" + "0" * 64}, "bad_signature"),

@@ -314,6 +314,9 @@ class Relay:
         lang = call.lang()
         if lang:
             data["lang"] = lang
+        priority = call.priority()
+        if priority is not None:  # a priority ticket's call is marked on the screens
+            data["priority"] = priority
         stored = Call(branch=call.branch.id, day=at.date().isoformat(), call_id=call.callId,
                       ticket_id=call.ticketId, data=data, received=received,
                       poc=call.poc.label, replay_key=auth.replay_key if auth else "",

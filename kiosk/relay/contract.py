@@ -60,6 +60,8 @@ from kiosk.i18n import LANGUAGES
 EVENT = "qms.ticket.assigned"
 SIGNATURE_HEADER = "x-kiosk-signature"
 _BRANCH_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_REASON_RE = re.compile(r"[a-z][a-z0-9_-]{0,23}")
+"""A priority reason id as the kiosk's config names them (``senior``, ``pregnant``...)."""
 
 
 class _M(BaseModel):
@@ -99,6 +101,16 @@ class Webhook(_M):
         lang = data.get("lang") if isinstance(data, dict) else None
         return lang if isinstance(lang, str) and lang in LANGUAGES else None
 
+    def priority(self) -> str | bool | None:
+        """A priority ticket's mark from ``integrationData.priority`` (the kiosk's reason id,
+        or ``true`` where it asks none; the template renders either as text): the reason,
+        True, or None for a regular ticket or anything else."""
+        data = self.integrationData
+        value = data.get("priority") if isinstance(data, dict) else None
+        if value is True or value == "true":
+            return True
+        return value if isinstance(value, str) and _REASON_RE.fullmatch(value) else None
+
 
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -124,7 +136,8 @@ SCHEMA: dict[str, Any] = {
             "label": {"type": "string", "minLength": 1, "maxLength": 200,
                       "description": "the booth the customer goes to, e.g. Cabina 3"}}},
         "integrationData": {"description": "what the kiosk sent at enqueue: lang, source, "
-                            "kiosk, day (lang one of es, en, pt picks the announcement)"},
+                            "kiosk, day, priority (lang one of es, en, pt picks the "
+                            "announcement; priority, a reason id or true, marks the call)"},
     },
 }
 
