@@ -107,19 +107,28 @@ async def bounded_lines(chunks: AsyncIterator[bytes], max_line: int = MAX_LINE
                         ) -> AsyncIterator[str]:
     """The lines of a byte stream (ended by CRLF, LF or CR, as the event-stream format
     allows), decoded as UTF-8; :class:`StreamProtocolError` as soon as one grows past
-    ``max_line`` bytes, so no more than ``max_line`` plus one chunk is ever held."""
+    ``max_line`` bytes, so no more than ``max_line`` plus one chunk is ever held.
+
+    Linear in the bytes received however they are cut: each byte is searched for a line
+    end once (a line sent a byte at a time is not searched again from its start with
+    every byte)."""
     buf = bytearray()
+    scanned = 0  # buf[:scanned] holds no line end: the next search starts there
     async for chunk in chunks:
         buf += chunk
         start = 0
-        while (m := _EOL.search(buf, start)) is not None:
+        while (m := _EOL.search(buf, max(start, scanned))) is not None:
             if m.group() == b"\r" and m.end() == len(buf):
-                break  # maybe the first half of a CRLF: wait for the next chunk
+                scanned = m.start()  # maybe the first half of a CRLF: wait for the next
+                break                # chunk, then look at this \r again
             if m.start() - start > max_line:
                 break
             yield buf[start:m.start()].decode("utf-8", "replace")
             start = m.end()
-        del buf[:start]
+        else:
+            scanned = len(buf)
+        del buf[:start]  # from the front of a bytearray: O(1), no copy of the rest
+        scanned = max(0, scanned - start)
         if len(buf) > max_line + (1 if buf.endswith(b"\r") else 0):
             raise StreamProtocolError(f"a line over {max_line // 1024} KiB")
     if buf:
