@@ -16,6 +16,7 @@ import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -141,6 +142,32 @@ def test_slow_headers_slow_bodies_and_idle_keep_alive_are_closed(
     lines = [r.getMessage() for r in caplog.records if r.name == "kiosk.relay.guard"]
     assert sum("no whole request headers" in line for line in lines) == 1  # once a minute
     assert sum("body did not arrive" in line for line in lines) == 1
+
+
+@pytest.mark.slow
+def test_a_client_that_never_reads_its_answers_is_reset(tmp_path: Path) -> None:
+    """Requests pipelined by a client that reads nothing: the answers fill the buffers,
+    the relay's writes pause, and the connection held its place for good (a busy one,
+    never evicted). Now reset ``send_timeout_s`` + 5 s after the writes paused."""
+    with RelayServer(settings(tmp_path, send_timeout_s=0.5)) as relay:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((relay.host, relay.port))
+        requests = b"GET /metrics HTTP/1.1\r\nHost: relay\r\n\r\n" * 3000
+        sender = threading.Thread(target=_send_quietly, args=(sock, requests), daemon=True)
+        sender.start()
+        assert _wait(lambda: refused(relay.url, "send_stalled") == 1.0, timeout=30)
+        with pytest.raises(OSError):
+            for _ in range(1000):  # what the buffers hold, then the reset
+                if not sock.recv(65536):
+                    raise ConnectionResetError
+        sock.close()
+        sender.join(timeout=10)
+
+
+def _send_quietly(sock: socket.socket, data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        sock.sendall(data)
 
 
 # --------------------------------------------------------------------------- the cap
