@@ -10,7 +10,7 @@
 # Set-up is idempotent and quick when nothing changed: a virtual environment in .venv
 # with the project installed editable; for the tests also the ESC/POS printer emulator
 # (emupos, Python 3.13, in .tools/emupos) and the system packages the tests need
-# (systemd-analyze, espeak-ng; installed when run as root).
+# (systemd-analyze, espeak-ng, redis-server, caddy; installed when run as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -130,6 +130,10 @@ case "${1:-}" in
         if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
             say "installing redis-server (the relay's replica tests start one)"
             apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+        fi
+        if ! command -v caddy >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+            say "installing caddy (the relay's shipped Caddyfile is run in front of it)"
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy
         fi
         say "ruff"
         .venv/bin/ruff check kiosk tests benchmarks
