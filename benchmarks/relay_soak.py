@@ -464,10 +464,14 @@ def reconcile(soak: Soak) -> tuple[dict[str, int], list[str]]:
     def wiped_between(a: float, b: float) -> bool:
         return any(a <= w <= b for w in soak.wipes)
 
+    again_after_wipe = 0
     for times in accepted.values():
         times.sort()
-        figures["accepted twice"] += sum(
-            1 for a, b in itertools.pairwise(times) if not wiped_between(a, b))
+        for a, b in itertools.pairwise(times):
+            if wiped_between(a, b):
+                again_after_wipe += 1
+            else:
+                figures["accepted twice"] += 1
 
     end = time.monotonic()
     by_branch: dict[int, list[tuple[tuple[str, str], float]]] = defaultdict(list)
@@ -522,7 +526,8 @@ def reconcile(soak: Soak) -> tuple[dict[str, int], list[str]]:
                  f"connections {sum(len(s.connected) for s in soak.screens)}, "
                  f"calls received {sum(len(s.received) for s in soak.screens)}, refused "
                  f"{dict(sum((s.refusals for s in soak.screens), Counter()))}")
-    lines.append(f"not received, excused by a wipe of the store {excused}")
+    lines.append(f"not received, excused by a wipe of the store {excused}; accepted as new "
+                 f"again after a wipe (a repeat or a replay the store forgot) {again_after_wipe}")
     if lost_by:
         lines.append("lost (screen, call) pairs, by what the call was: " + ", ".join(
             f"{what} {n}" for what, n in lost_by.most_common()))

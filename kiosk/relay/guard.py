@@ -31,8 +31,7 @@ is served by :class:`GuardedProtocol` (uvicorn's h11 protocol, watched), and one
 Metrics: ``relay_connections_refused_total{reason}`` (``header_timeout``,
 ``body_timeout``, ``evicted``, ``full``, ``send_stalled``, ``accept_error``,
 ``invalid_request``, ``server_warning``, ``loop_error``, ``setup_error``),
-``relay_connections{state}``
-(``waiting``, ``busy``), ``relay_connections_max``.
+``relay_connections{state}`` (``waiting``, ``busy``), ``relay_connections_max``.
 """
 
 from __future__ import annotations

@@ -41,6 +41,8 @@ from kiosk.relay.app import Relay, create_app
 from kiosk.relay.config import RelaySettings, connection_cap, open_file_limit
 from kiosk.relay.guard import Acceptor, ConnectionGuard
 
+log = logging.getLogger("kiosk.relay")
+
 MAX_HEADERS = 16 * 1024
 """The largest request head (request line and headers) read; a larger one is a 400."""
 
@@ -86,6 +88,10 @@ class _Server(uvicorn.Server):
         # uvicorn calls close() and wait_closed() on these at shutdown, as on its servers
         self.servers = [Acceptor(sock, create_protocol, self.guard, loop)  # type: ignore[misc]
                         for sock in sockets]
+        for sock in sockets:
+            host, port = sock.getsockname()[:2]
+            log.info("relay: listening on %s:%d (at most %d connections)", host, port,
+                     self.guard.max_connections)
         self.started = True
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
