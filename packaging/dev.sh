@@ -10,7 +10,7 @@
 # Set-up is idempotent and quick when nothing changed: a virtual environment in .venv
 # with the project installed editable; for the tests also the ESC/POS printer emulator
 # (emupos, Python 3.13, in .tools/emupos) and the system packages the tests need
-# (systemd-analyze, espeak-ng, redis-server, caddy; installed when run as root).
+# (installed when run as root: see `test` below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -115,25 +115,19 @@ case "${1:-}" in
         shift
         setup_venv dev
         setup_emupos
-        if ! command -v systemd-analyze >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-            say "installing systemd-analyze (the unit is verified by the tests)"
-            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd
-        fi
-        if ! command -v faketime >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-            say "installing faketime (the clock tests run the kiosk on a wrong clock)"
-            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime
-        fi
-        if ! command -v espeak-ng >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-            say "installing espeak-ng (the calling screen's speech is tested)"
-            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng
-        fi
-        if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-            say "installing redis-server (the relay's replica tests start one)"
-            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
-        fi
-        if ! command -v caddy >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-            say "installing caddy (the relay's shipped Caddyfile is run in front of it)"
-            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy
+        # What the tests use from Debian, installed at once when run as root (CI):
+        # systemd-analyze (the units are scored), faketime (a wrong clock), espeak-ng
+        # (speech), redis-server (the relay's replicas), promtool (the fleet's alerts),
+        # caddy (the relay's shipped Caddyfile is run in front of it).
+        missing=()
+        for need in systemd-analyze:systemd faketime:faketime espeak-ng:espeak-ng \
+                    redis-server:redis-server promtool:prometheus caddy:caddy; do
+            command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need#*:}")
+        done
+        if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
+            say "installing ${missing[*]} (the tests use them)"
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+                --no-install-recommends "${missing[@]}"
         fi
         say "ruff"
         .venv/bin/ruff check kiosk tests benchmarks

@@ -2,7 +2,7 @@
 
 A fault here does not stop the core (a core that exits is restarted by systemd, and fails
 again, in a loop that tells nobody anything). It is logged once when it appears and once
-when it clears, shown on the staff screen (:meth:`Runtime.admin_summary`), written to the
+when it clears, shown on the staff screen (:func:`kiosk.core.admin.summary`), written to the
 status file (``kiosk check`` reads it) and, where it stops issuing, given as the detail
 of an ``unavailable`` tap.
 """
