@@ -26,13 +26,15 @@ Reconciled and printed, each by count (all must be 0, exit status 1 otherwise):
   sent and still there a while after, never received (unless a wipe of the store explains
   it: the call was stored before the wipe and the screen was not connected all along
   between its answer and the wipe);
-- shown twice: a screen received a call more often than the relays accepted it as new;
+- shown twice: a screen received a call more often than the relays accepted it as new
+  (201, or a sending that got no answer or a 5xx: it may have been stored);
 - at the wrong branch: a screen received another branch's call;
 - unsigned accepted: a delivery with a bad or no signature answered 2xx, or shown;
 - accepted twice: one call accepted as new (201) twice with no wipe of the store between
   (a repeated delivery or a replay taken for a new call);
-- re-calls refused: a re-call to another booth (a new ``callId``) answered as a duplicate
-  (so never shown: a loss the provider never retries).
+- re-calls refused: a re-call to another booth (a new ``callId``) answered 2xx but never
+  accepted as a new call (taken for a repeated delivery: never shown, and the provider
+  never retries).
 
 Figures that explain the rest are printed too (never acknowledged, excused by a wipe,
 latency from the webhook's first sending to a screen).
@@ -134,6 +136,8 @@ def plan(n: int, branches: int, seed: int, mix: dict[str, float] | None = None
     out: list[Delivery] = []
     calls: list[Delivery] = []  # signed deliveries of a call: what repeats, re-calls and
     tickets: dict[int, int] = defaultdict(int)  # replays draw from
+    booths: dict[str, set[str]] = defaultdict(set)  # where each ticket was called: one
+    # (ticket, booth) is one call, so a key is one callId (its repeats and replays aside)
     kinds, weights = zip(*(mix or MIX).items(), strict=True)
     for i in range(n):
         kind = rng.choices(kinds, weights)[0]
@@ -144,12 +148,16 @@ def plan(n: int, branches: int, seed: int, mix: dict[str, float] | None = None
             out.append(Delivery(i, kind, source.branch, source.key, source.body,
                                 source.headers))
             continue
-        if kind == "recall":
+        if kind == "recall":  # to a booth this ticket was not called to: another call
             source = rng.choice(calls)
             b, ticket = source.branch, source.key[0]
-            booth = f"Cabina {rng.randint(1, 40)}"
-            while booth == source.key[1]:
-                booth = f"Cabina {rng.randint(1, 40)}"
+            free = [n for n in range(1, 41) if f"Cabina {n}" not in booths[ticket]]
+            if not free:
+                kind, source = "repeat", rng.choice(calls[-20:])
+                out.append(Delivery(i, kind, source.branch, source.key, source.body,
+                                    source.headers))
+                continue
+            booth = f"Cabina {rng.choice(free)}"
         else:
             b = rng.randrange(branches)
             tickets[b] += 1
@@ -168,6 +176,7 @@ def plan(n: int, branches: int, seed: int, mix: dict[str, float] | None = None
                    {"Content-Type": "application/json"} if rng.random() < 0.5 else
                    signed_headers(body, WRONG_SECRET, call))
         d = Delivery(i, kind, b, (ticket, booth), body, headers, signed)
+        booths[ticket].add(booth)
         out.append(d)
         if signed:
             calls.append(d)
@@ -295,6 +304,8 @@ class Soak:
     wipes: list[float] = field(default_factory=list)
     faults: list[tuple[float, str]] = field(default_factory=list)
     stopping: bool = False
+    began: float = 0.0
+    """When the provider began sending (the times printed are from it)."""
     sent: int = 0
     progress: asyncio.Condition = field(default_factory=asyncio.Condition)
     """Notified at each delivery sent (the faults wait for their moment on it)."""
@@ -375,7 +386,7 @@ async def deliver(soak: Soak, d: Delivery, client: httpx.AsyncClient) -> None:
 
 async def provider(soak: Soak, client: httpx.AsyncClient) -> None:
     gap = 1.0 / soak.args.rate
-    began = time.monotonic()
+    began = soak.began = time.monotonic()
     busy = asyncio.Semaphore(24)
     tasks: set[asyncio.Task[None]] = set()
 
@@ -436,12 +447,16 @@ def reconcile(soak: Soak) -> tuple[dict[str, int], list[str]]:
     first_sent: dict[tuple[str, str], float] = {}
     branch_of: dict[tuple[str, str], int] = {}
     made_by: dict[tuple[str, str], str] = {}  # the kind of the call's first delivery
-    refused_recalls: set[tuple[str, str]] = set()
+    recalls: set[tuple[str, str]] = set()
     accepted: dict[tuple[str, str], list[float]] = defaultdict(list)  # 201s
+    unsure: Counter[tuple[str, str]] = Counter()
     figures = dict.fromkeys(FIGURES, 0)
+    examples: dict[str, list[tuple[str, str]]] = defaultdict(list)
     outcomes: Counter[tuple[str, int]] = Counter()
+    of_key: dict[tuple[str, str], list[Delivery]] = defaultdict(list)
     never = 0
     for d in soak.deliveries:
+        of_key[d.key].append(d)
         for _, status in d.attempts:
             outcomes[d.kind, status] += 1
         first_sent.setdefault(d.key, d.attempts[0][0] if d.attempts else 0.0)
@@ -457,21 +472,29 @@ def reconcile(soak: Soak) -> tuple[dict[str, int], list[str]]:
         acked.setdefault(d.key, ok[0])
         acked[d.key] = min(acked[d.key], ok[0])
         accepted[d.key] += [t for t, status in d.attempts if status == 201]
-        if d.kind == "recall" and d.attempts[0][1] == 200:  # its first sending, answered
-            figures["re-calls refused"] += 1  # "a repeated delivery": never shown
-            refused_recalls.add(d.key)
+        # a sending with no answer (or a 5xx) may have stored the call all the same
+        unsure[d.key] += sum(1 for _, status in d.attempts if status == 0 or status >= 500)
+        if d.kind == "recall":
+            recalls.add(d.key)
 
     def wiped_between(a: float, b: float) -> bool:
         return any(a <= w <= b for w in soak.wipes)
 
+    # a re-call answered 2xx, but never as a new call by any of its deliveries (one of its
+    # repeats may come first), all of them answered: taken for a repeated delivery
+    refused_recalls = {key for key in recalls
+                       if key in acked and not accepted.get(key) and not unsure[key]}
+    figures["re-calls refused"] = len(refused_recalls)
+    examples["re-calls refused"] += [(key[0], key[1]) for key in sorted(refused_recalls)]
     again_after_wipe = 0
-    for times in accepted.values():
+    for key, times in accepted.items():
         times.sort()
         for a, b in itertools.pairwise(times):
             if wiped_between(a, b):
                 again_after_wipe += 1
             else:
                 figures["accepted twice"] += 1
+                examples["accepted twice"].append(key)
 
     end = time.monotonic()
     by_branch: dict[int, list[tuple[tuple[str, str], float]]] = defaultdict(list)
@@ -491,9 +514,11 @@ def reconcile(soak: Soak) -> tuple[dict[str, int], list[str]]:
                 figures["at the wrong branch"] += 1
             if key in unsigned_keys:
                 figures["unsigned accepted"] += 1
-        for key, n in got.items():
-            if n > max(1, len(accepted.get(key, ()))):
-                figures["shown twice"] += n - max(1, len(accepted.get(key, ())))
+        for key, n in got.items():  # more often than the relays may have stored it
+            allowed = max(1, len(accepted.get(key, ())) + unsure[key])
+            if n > allowed:
+                figures["shown twice"] += n - allowed
+                examples["shown twice"].append(key)
         if screen.first_connected is None:
             continue
         left = screen.left if screen.left is not None else end
@@ -510,6 +535,7 @@ def reconcile(soak: Soak) -> tuple[dict[str, int], list[str]]:
                 excused += 1
                 continue
             figures["lost"] += 1
+            examples["lost"].append(key)
             lost_by["a re-call answered as a duplicate" if key in refused_recalls else
                     "a call answered after a wipe of the store" if any(
                         w < t_ack for w in soak.wipes) else f"a {made_by[key]} call"] += 1
@@ -536,7 +562,15 @@ def reconcile(soak: Soak) -> tuple[dict[str, int], list[str]]:
         lines.append(f"first sending to a screen: p50 {statistics.median(latencies) * 1000:.0f}"
                      f" ms, p99 {latencies[int(len(latencies) * 0.99)] * 1000:.0f} ms "
                      "(retries and replays included)")
-    lines.append("faults: " + "; ".join(name for _, name in soak.faults))
+    lines.append("faults: " + "; ".join(f"{name} at {t - soak.began:.1f} s"
+                                        for t, name in soak.faults))
+    for figure, keys in examples.items():  # what happened to a few of them
+        for key in list(dict.fromkeys(keys))[:3]:
+            story = "; ".join(
+                f"{d.kind} #{d.index} " + ",".join(
+                    f"{status or 'none'}@{t - soak.began:.2f}s" for t, status in d.attempts)
+                for d in of_key[key])
+            lines.append(f"  e.g. {figure}: {key[0]} to {key[1]!r}: {story}")
     return figures, lines
 
 
