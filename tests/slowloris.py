@@ -206,7 +206,7 @@ def attack_process(port: int, *, idle: int, headers: int, body: int,
                    wait_open: int = 0) -> Iterator[Callable[[], dict[str, int]]]:
     """:class:`Slowloris` in a process of its own (this script), against
     ``127.0.0.1:port``; yields a function that reads its latest figures (see
-    :meth:`Slowloris.stats`), once ``wait_open`` connections are held."""
+    :meth:`Slowloris.stats`), once ``wait_open`` connections were held at once."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "stats.json"
         proc = subprocess.Popen(
@@ -224,7 +224,7 @@ def attack_process(port: int, *, idle: int, headers: int, body: int,
 
         try:
             deadline = time.monotonic() + 60
-            while not out.exists() or stats()["held"] < wait_open:
+            while not out.exists() or stats()["most_held"] < wait_open:
                 assert proc.poll() is None, "the attack ended"
                 assert time.monotonic() < deadline, f"the attack holds {stats()}"
                 time.sleep(0.05)

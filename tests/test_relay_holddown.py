@@ -103,6 +103,20 @@ def _closed_after(sock: socket.socket, trickle: bytes = b"", limit_s: float = 10
     return _lifetimes({"it": (sock, trickle)}, limit_s)["it"]
 
 
+QUIET_HOST = "127.0.0.23"
+"""A loopback address of its own for the tests that count connections: another program
+on this machine that probes a port it thinks free (on 127.0.0.1) never adds one."""
+
+
+def _connections(relay: RelayServer, screens: list[SseReader]) -> str:
+    """What the relay holds, for a failure's message."""
+    conns = [(c._phase, str(c.conn.their_state), c.client)
+             for c in relay._server.server_state.connections]
+    refusals = [ln for ln in httpx.get(relay.url + "/metrics").text.splitlines()
+                if ln.startswith("relay_connections")]
+    return f"screens {[s.status for s in screens]}; {refusals}; {conns}"
+
+
 def refused(url: str, reason: str) -> float:
     return metric(url, f'relay_connections_refused_total{{reason="{reason}"}}')
 
@@ -179,11 +193,12 @@ def test_at_the_cap_the_longest_waiting_is_evicted_and_busy_ones_are_kept(
     closes the silent one that waited longest, never a stream; a webhook still gets in.
     With every place busy (20 streams) a newcomer is answered 503 at once."""
     s = settings(tmp_path, max_connections=20, max_streams_per_token=50)
-    with RelayServer(s) as relay:
+    with RelayServer(s, host=QUIET_HOST) as relay:
         screens = [SseReader(relay.url, BRANCH_A, TOKEN_A).start_connected() for _ in range(3)]
         silent = [_connect(relay) for _ in range(17)]
-        assert _wait(lambda: relay.relay.metrics.registry.get_sample_value(
-            "relay_connections", {"state": "waiting"}) == 17)
+        gauge = relay.relay.metrics.registry.get_sample_value
+        if not _wait(lambda: gauge("relay_connections", {"state": "waiting"}) == 17):
+            raise AssertionError(_connections(relay, screens))
         newcomer = _connect(relay)
         assert _closed_after(silent[0], limit_s=3) < 3  # the oldest silent one made room
         others = _lifetimes({str(i): (sock, b"") for i, sock in enumerate(silent[1:3])},
@@ -198,11 +213,12 @@ def test_at_the_cap_the_longest_waiting_is_evicted_and_busy_ones_are_kept(
             sock.close()
         for screen in screens:
             screen.stop()
-        assert _wait(lambda: relay.relay.metrics.registry.get_sample_value(
-            "relay_connections", {"state": "busy"}) in (0.0, 3.0))
+        assert _wait(lambda: gauge("relay_connections", {"state": "busy"}) in (0.0, 3.0)), \
+            (gauge("relay_connections", {"state": "busy"}),
+             gauge("relay_connections", {"state": "waiting"}))
 
     s = settings(tmp_path, max_connections=20, max_streams_per_token=50)
-    with RelayServer(s) as relay:
+    with RelayServer(s, host=QUIET_HOST) as relay:
         streams = [raw_stream(relay.url, BRANCH_A, TOKEN_A) for _ in range(20)]
         assert [status for _, status in streams] == [200] * 20
         with _connect(relay) as late:
