@@ -406,7 +406,7 @@ def cmd_relay(args: argparse.Namespace) -> int:
 
     from kiosk.config import resolve_path
     from kiosk.relay import RelayConfigError, load_settings
-    from kiosk.relay.config import check_listen
+    from kiosk.relay.config import check_limits, check_listen
     from kiosk.relay.server import serve_forever
     path = resolve_path(args.config)
     try:
@@ -415,6 +415,7 @@ def cmd_relay(args: argparse.Namespace) -> int:
             settings = dataclasses.replace(settings, host=args.host or settings.host,
                                            port=args.port or settings.port)
         check_listen(settings, str(path))
+        check_limits(settings, str(path))
     except RelayConfigError as exc:
         print(f"kiosk: config error: {exc}", file=sys.stderr)
         return ExitStatus.USAGE

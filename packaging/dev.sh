@@ -117,10 +117,11 @@ case "${1:-}" in
         setup_emupos
         # What the tests use from Debian, installed at once when run as root (CI):
         # systemd-analyze (the units are scored), faketime (a wrong clock), espeak-ng
-        # (speech), redis-server (the relay's replicas), promtool (the fleet's alerts).
+        # (speech), redis-server (the relay's replicas), promtool (the fleet's alerts),
+        # caddy (the relay's shipped Caddyfile is run in front of it).
         missing=()
         for need in systemd-analyze:systemd faketime:faketime espeak-ng:espeak-ng \
-                    redis-server:redis-server promtool:prometheus; do
+                    redis-server:redis-server promtool:prometheus caddy:caddy; do
             command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need#*:}")
         done
         if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then

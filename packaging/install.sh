@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
-# Turn a Debian 12 / Raspberry Pi OS machine (x86-64 or arm64) into a kiosk.
+# Turn a Debian 12 / Raspberry Pi OS machine (x86-64 or arm64) into a kiosk, or into the
+# branches' calling relay.
 #
-#   sudo packaging/install.sh              install or upgrade this checkout
+#   sudo packaging/install.sh              install or upgrade this checkout (a kiosk)
+#   sudo packaging/install.sh --relay      the calling relay instead: kiosk[relay], the
+#                                          kiosk-relay user and service (enabled), its
+#                                          config and a fresh webhook secret
 #   packaging/install.sh --root DIR        write everything under DIR instead of /, and
 #                                          skip what only a live system can do (packages,
-#                                          the kiosk user, systemd and udev reloads)
+#                                          the system user, systemd and udev reloads)
 #
-# Idempotent: running it twice changes nothing. Upgrade-safe: the config in /etc/kiosk and
-# the journal in /var/lib/kiosk are never overwritten. See packaging/README.md.
+# Idempotent: running it twice changes nothing. Upgrade-safe: the config and secrets in
+# /etc/kiosk and the data in /var/lib are never overwritten. Both roles on one machine
+# share /opt/kiosk (the second adds its extras). See packaging/README.md.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 ROOT=""
+ROLE=kiosk
 while [ $# -gt 0 ]; do
     case "$1" in
         --root) ROOT=$(realpath -m "$2"); shift 2 ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        --relay) ROLE=relay; shift ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -28,8 +35,16 @@ if [ "$LIVE" = yes ] && [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-PACKAGES=(python3 python3-venv cage xwayland libgl1 libegl1 libgles2 libmtdev1
-          libsdl2-2.0-0 libusb-1.0-0 cups-client espeak-ng)  # espeak-ng: a calling screen's voice
+if [ "$ROLE" = relay ]; then
+    PACKAGES=(python3 python3-venv)
+    USER_NAME=kiosk-relay
+    EXTRAS=relay
+else
+    PACKAGES=(python3 python3-venv cage xwayland libgl1 libegl1 libgles2 libmtdev1
+              libsdl2-2.0-0 libusb-1.0-0 cups-client espeak-ng)  # espeak-ng: a calling screen's voice
+    USER_NAME=kiosk
+    EXTRAS=usb,serial
+fi
 
 # 1. system packages
 if [ "$LIVE" = yes ]; then
@@ -47,19 +62,22 @@ else
     skip "apt-get install ${PACKAGES[*]}"
 fi
 
-# 2. the kiosk system user
+# 2. the system user: kiosk (with its devices' groups), or kiosk-relay (no groups)
 if [ "$LIVE" = yes ]; then
-    if id kiosk >/dev/null 2>&1; then
-        say "unchanged" "user kiosk"
+    if id "$USER_NAME" >/dev/null 2>&1; then
+        say "unchanged" "user $USER_NAME"
+    elif [ "$ROLE" = relay ]; then
+        useradd --system --home-dir /var/lib/kiosk-relay --shell /usr/sbin/nologin kiosk-relay
+        say "created" "user kiosk-relay"
     else
         useradd --system --home-dir /var/lib/kiosk --shell /usr/sbin/nologin \
                 --groups video,input,render,lp,dialout,audio kiosk
         say "created" "user kiosk"
     fi
 else
-    skip "useradd kiosk"
+    skip "useradd $USER_NAME"
 fi
-OWNER=$(id kiosk >/dev/null 2>&1 && echo kiosk || echo root)
+OWNER=$(id "$USER_NAME" >/dev/null 2>&1 && echo "$USER_NAME" || echo root)
 
 # put SRC DEST MODE: install a file of ours, saying whether anything changed
 put() {
@@ -72,17 +90,28 @@ put() {
     fi
 }
 
-# 3. folders
+# 3. folders (the relay's state directory is systemd's: StateDirectory=kiosk-relay)
 install -d -m 0755 "$ROOT/opt/kiosk" "$ROOT/etc/kiosk"
-install -d -m 0750 "$ROOT/var/lib/kiosk"
-[ "$OWNER" = kiosk ] && [ "$(id -u)" = 0 ] && chown kiosk:kiosk "$ROOT/var/lib/kiosk"
-say "ok" "/opt/kiosk /etc/kiosk /var/lib/kiosk"
+if [ "$ROLE" = relay ]; then
+    install -d -m 0700 "$ROOT/var/lib/kiosk-relay"
+    [ "$OWNER" = kiosk-relay ] && [ "$(id -u)" = 0 ] && chown kiosk-relay:kiosk-relay "$ROOT/var/lib/kiosk-relay"
+    say "ok" "/opt/kiosk /etc/kiosk /var/lib/kiosk-relay"
+else
+    install -d -m 0750 "$ROOT/var/lib/kiosk"
+    [ "$OWNER" = kiosk ] && [ "$(id -u)" = 0 ] && chown kiosk:kiosk "$ROOT/var/lib/kiosk"
+    say "ok" "/opt/kiosk /etc/kiosk /var/lib/kiosk"
+fi
 
-# 4. the application: a copy of the source and a virtual environment
+# 4. the application: a copy of the source and a virtual environment, with the extras of
+# every role installed here so far (the stamp: version, commit, extras)
 version=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$SRC/kiosk/__init__.py")
+commit=$(cd "$SRC" && git rev-parse HEAD 2>/dev/null || echo src)
 stamp="$ROOT/opt/kiosk/venv/.kiosk-version"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$version $(cd "$SRC" && git rev-parse HEAD 2>/dev/null || echo src)" ]; then
-    say "unchanged" "/opt/kiosk/venv (kiosk $version)"
+had_version="" had_commit="" had_extras=""
+[ -f "$stamp" ] && read -r had_version had_commit had_extras < "$stamp"
+want=$(printf '%s\n' ${had_extras//,/ } ${EXTRAS//,/ } | sort -u | paste -sd, -)
+if [ "$had_version $had_commit $had_extras" = "$version $commit $want" ]; then
+    say "unchanged" "/opt/kiosk/venv (kiosk $version [$want])"
 else
     rm -rf "$ROOT/opt/kiosk/src"
     mkdir -p "$ROOT/opt/kiosk/src"
@@ -90,9 +119,51 @@ else
         --exclude=__pycache__ -cf - .) | tar -C "$ROOT/opt/kiosk/src" -xf -
     [ -x "$ROOT/opt/kiosk/venv/bin/python" ] || python3 -m venv "$ROOT/opt/kiosk/venv"
     "$ROOT/opt/kiosk/venv/bin/python" -m pip install -q --upgrade pip
-    "$ROOT/opt/kiosk/venv/bin/python" -m pip install -q "$ROOT/opt/kiosk/src[usb,serial]"
-    echo "$version $(cd "$SRC" && git rev-parse HEAD 2>/dev/null || echo src)" > "$stamp"
-    say "installed" "/opt/kiosk/venv (kiosk $version)"
+    "$ROOT/opt/kiosk/venv/bin/python" -m pip install -q "$ROOT/opt/kiosk/src[$want]"
+    echo "$version $commit $want" > "$stamp"
+    say "installed" "/opt/kiosk/venv (kiosk $version [$want])"
+fi
+
+if [ "$ROLE" = relay ]; then
+    # 5. the relay's config and the webhook's keys: created once, never overwritten. The
+    # config names no secret itself: 0640 root:kiosk-relay; the provider's private key
+    # 0600 root (the relay never reads it).
+    GROUP=$(getent group kiosk-relay >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && echo kiosk-relay || echo "")
+    if [ -f "$ROOT/etc/kiosk/relay.yaml" ]; then
+        chmod 0640 "$ROOT/etc/kiosk/relay.yaml"
+        say "kept" "/etc/kiosk/relay.yaml"
+    else
+        install -m 0640 "$SRC/config/relay.yaml" "$ROOT/etc/kiosk/relay.yaml"
+        say "created" "/etc/kiosk/relay.yaml (edit it: kiosk.timezone, relay.displays)"
+    fi
+    [ -n "$GROUP" ] && chown root:kiosk-relay "$ROOT/etc/kiosk/relay.yaml"
+    # The webhook's key pair (the default template: a JWT the provider signs with RS256):
+    # the relay keeps the public key; the private one is for the provider's console only.
+    if [ -s "$ROOT/etc/kiosk/webhook-jwt.pub" ]; then
+        say "kept" "/etc/kiosk/webhook-jwt.pub"
+    else
+        "$ROOT/opt/kiosk/venv/bin/kiosk" webhook-keys "$ROOT/etc/kiosk" >/dev/null
+        chmod 0644 "$ROOT/etc/kiosk/webhook-jwt.pub"
+        say "created" "/etc/kiosk/webhook-jwt.pub (the relay's key; its private half is in"
+        say "created" "/etc/kiosk/webhook-jwt.provider-secret: paste its one line as the" \
+            "provider's secret kioskJwtPrivateKey, then delete it)"
+    fi
+    [ "$OWNER" = kiosk-relay ] && [ "$(id -u)" = 0 ] && [ -f "$ROOT/etc/kiosk/webhook-jwt.provider-secret" ] \
+        && chown root:root "$ROOT/etc/kiosk/webhook-jwt.provider-secret"
+
+    # 6. its systemd unit (ours: replaced on upgrade); the TLS proxy's config is in
+    # /opt/kiosk/src/packaging/caddy/Caddyfile (see packaging/README.md)
+    put "$SRC/packaging/systemd/kiosk-relay.service" "$ROOT/etc/systemd/system/kiosk-relay.service" 644
+
+    # 7. start it
+    if [ "$LIVE" = yes ]; then
+        systemctl daemon-reload
+        systemctl enable kiosk-relay.service >/dev/null 2>&1
+        say "enabled" "kiosk-relay.service (starts at boot; now: systemctl start kiosk-relay)"
+    else
+        skip "systemctl daemon-reload; systemctl enable kiosk-relay"
+    fi
+    exit 0
 fi
 
 # 5. config and the API key: created once, never overwritten

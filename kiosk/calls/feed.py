@@ -18,7 +18,10 @@ The relay is trusted with calls, not with this process's memory: a line longer t
 streaming one endless line), or a compressed stream (asked for plain), ends the
 connection as a protocol error; the feed reconnects with the same growing wait.
 
-The token lives here, in the core process; it never reaches a log line or the link.
+The token lives here, in the core process; it never reaches a log line or the link. A
+relay on this machine is reached directly, never through a proxy of the environment
+(``HTTP_PROXY``, ``ALL_PROXY``): over ``http://`` that proxy would read the token in
+clear (see :func:`relay_client`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from urllib.parse import quote
 import httpx
 
 from kiosk.calls.announced import MARK_FILE, AnnouncedMark
+from kiosk.netloc import is_loopback_url
 from kiosk.tasks import cancel
 from kiosk.view.calling import Call, parse_call
 
@@ -107,19 +111,28 @@ async def bounded_lines(chunks: AsyncIterator[bytes], max_line: int = MAX_LINE
                         ) -> AsyncIterator[str]:
     """The lines of a byte stream (ended by CRLF, LF or CR, as the event-stream format
     allows), decoded as UTF-8; :class:`StreamProtocolError` as soon as one grows past
-    ``max_line`` bytes, so no more than ``max_line`` plus one chunk is ever held."""
+    ``max_line`` bytes, so no more than ``max_line`` plus one chunk is ever held.
+
+    Linear in the bytes received however they are cut: each byte is searched for a line
+    end once (a line sent a byte at a time is not searched again from its start with
+    every byte)."""
     buf = bytearray()
+    scanned = 0  # buf[:scanned] holds no line end: the next search starts there
     async for chunk in chunks:
         buf += chunk
         start = 0
-        while (m := _EOL.search(buf, start)) is not None:
+        while (m := _EOL.search(buf, max(start, scanned))) is not None:
             if m.group() == b"\r" and m.end() == len(buf):
-                break  # maybe the first half of a CRLF: wait for the next chunk
+                scanned = m.start()  # maybe the first half of a CRLF: wait for the next
+                break                # chunk, then look at this \r again
             if m.start() - start > max_line:
                 break
             yield buf[start:m.start()].decode("utf-8", "replace")
             start = m.end()
-        del buf[:start]
+        else:
+            scanned = len(buf)
+        del buf[:start]  # from the front of a bytearray: O(1), no copy of the rest
+        scanned = max(0, scanned - start)
         if len(buf) > max_line + (1 if buf.endswith(b"\r") else 0):
             raise StreamProtocolError(f"a line over {max_line // 1024} KiB")
     if buf:
@@ -171,6 +184,17 @@ async def sse_events(lines: AsyncIterator[str], max_event: int = MAX_EVENT
             retry = int(value)
 
 
+def relay_client(url: str, timeout: httpx.Timeout | float,
+                 transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The HTTP client for the relay at ``url``. A loopback relay (``http://`` is allowed
+    only there) is reached directly: the environment's proxies are not used for it (httpx
+    would send a plain request with the display token to an ``HTTP_PROXY``). A relay
+    elsewhere (``https://``) may be reached through them: the proxy then only tunnels TLS
+    (``CONNECT``) and never sees the token."""
+    return httpx.AsyncClient(transport=transport, timeout=timeout,
+                             trust_env=not is_loopback_url(url))
+
+
 Listener = Callable[["CallFeed", list[Call]], None]
 
 
@@ -188,9 +212,8 @@ class CallFeed:
         """The newest call announced (kept in ``mark_file`` across restarts)."""
         self._announced: list[Call] = []  # the last ones this run decided to announce
         self._token = token
-        self._client = httpx.AsyncClient(
-            transport=transport,
-            timeout=httpx.Timeout(CONNECT_TIMEOUT_S, read=read_timeout_s))
+        self._client = relay_client(url, httpx.Timeout(CONNECT_TIMEOUT_S, read=read_timeout_s),
+                                    transport)
         self.backoff = backoff
         self.keep = keep
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -372,7 +395,7 @@ async def probe_relay(url: str, branch: str, token: SecretStr, *,
     stream with this token: ``[(ok, what, detail), ...]`` (the token never in them)."""
     out: list[tuple[bool, str, str]] = []
     base = url.rstrip("/")
-    async with httpx.AsyncClient(transport=transport, timeout=timeout_s) as client:
+    async with relay_client(base, timeout_s, transport) as client:
         try:
             health = await client.get(f"{base}/healthz")
         except httpx.HTTPError as exc:

@@ -8,10 +8,13 @@ the foundation (errors, secret files, loopback checks, redaction, i18n). Files:
 - ``contract.py``: the webhook body we publish, its signature, ``webhook-template.json``;
 - ``app.py``: the routes (webhook, SSE stream, health, metrics);
 - ``hub.py``: fan-out to connected screens, slow ones dropped;
+- ``guard.py``: nobody holds it down: the accept loop, deadlines for headers and bodies,
+  the cap on connections below the open-file limit;
 - ``ratelog.py``: refusals logged at most once a minute per kind, all counted;
 - ``store.py``: the store interface and the SQLite store (one relay);
 - ``redis_store.py``: the Redis store (several replicas);
-- ``server.py``: uvicorn, in the foreground, on a thread, or in its own process.
+- ``server.py``: uvicorn (under the guard), in the foreground, on a thread, or in its own
+  process.
 """
 
 from __future__ import annotations

@@ -22,6 +22,11 @@ day a call belongs to). Every other key of the file is the kiosk's business and 
                                           # waits only once the buffers on both ends are full)
       metrics_token_file: /etc/kiosk/metrics-token   # 0600; /metrics then needs this bearer
                                           # token (without one: loopback peers only)
+      # connections (kiosk.relay.guard): nobody holds the relay down
+      max_connections: null               # default: the open-file limit less 192
+      header_timeout_s: 10                # from accept (or the last answer) to whole headers
+      body_timeout_s: 10                  # from the headers to the whole body
+      keepalive_idle_s: 5                 # an idle keep-alive connection is closed after this
       displays:                           # one entry per calling screen (or per branch)
         - {branch: 652720d479497a1b62df288b, token_file: /etc/kiosk/display-providencia}
       # who may send calls, and whose day it is
@@ -45,6 +50,7 @@ expected; ``kiosk relay`` prints it and exits 2. Secrets and tokens are read int
 from __future__ import annotations
 
 import re
+import resource
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -61,6 +67,14 @@ from kiosk.secretfile import read_private_lines
 DEFAULT_LISTEN = "127.0.0.1:8787"
 MAX_BODY = 64 * 1024
 """Largest webhook body accepted (413 above)."""
+FD_RESERVE = 192
+"""Open files kept for everything but client connections: the store (SQLite's files, the
+Redis connections), logs, the listening socket, the event loop's own, and the connections
+evicted in one turn of the loop, whose files close on the next (at most
+``kiosk.relay.guard.ACCEPT_BATCH``). ``relay.max_connections`` may be at most the
+open-file limit less this."""
+MIN_CONNECTIONS = 16
+"""The fewest connections a relay can work with."""
 
 
 class RelayConfigError(ConfigError):
@@ -178,6 +192,22 @@ class RelaySection(_M):
     """Per-branch settings, ``{id, timezone}``: a branch not listed (nor given a
     ``timezone`` in ``displays``) uses ``relay.timezone``."""
 
+    # ---- connections: nobody holds the relay down (kiosk.relay.guard)
+    max_connections: int | None = Field(None, ge=MIN_CONNECTIONS, le=1_000_000)
+    """Open connections at most (screens' streams, webhooks, health checks, and those
+    still sending their request). Default: the process's open-file limit (systemd's
+    ``LimitNOFILE``) less 192; more than that stops start-up. At the cap a new connection
+    takes the place of the one that has waited longest for its request to arrive; when
+    every connection is busy it is answered 503."""
+    header_timeout_s: float = Field(10.0, gt=0, le=300)
+    """Seconds from a connection's accept (or the end of its last answer) to the end of
+    its request's headers; a connection that sends them slower is closed."""
+    body_timeout_s: float = Field(10.0, gt=0, le=300)
+    """Seconds from the end of a request's headers to the end of its body (a webhook's);
+    a slower body closes the connection."""
+    keepalive_idle_s: float = Field(5.0, gt=0, le=300)
+    """Seconds an idle keep-alive connection is kept open after an answer."""
+
     @field_validator("listen")
     @classmethod
     def _listen(cls, v: str) -> str:
@@ -258,6 +288,14 @@ class RelaySettings:
     """Seconds one send may wait (buffers full on both ends) before the stream is reset."""
     timezone: str = "UTC"
     """The zone whose midnight starts a new day (a branch without its own)."""
+    max_connections: int | None = None
+    """Open connections at most; None: the open-file limit less :data:`FD_RESERVE`."""
+    header_timeout_s: float = 10.0
+    """Accept (or last answer) to the end of the request's headers, at most."""
+    body_timeout_s: float = 10.0
+    """End of headers to the end of the body, at most."""
+    keepalive_idle_s: float = 5.0
+    """An idle keep-alive connection is closed after this."""
     host: str = "127.0.0.1"
     """Where ``kiosk relay`` listens."""
     port: int = 8787
@@ -366,6 +404,10 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
                          keepalive_s=r.keepalive_s, client_buffer=r.client_buffer,
                          max_streams_per_token=r.max_streams_per_token,
                          send_timeout_s=r.send_timeout_s,
+                         max_connections=r.max_connections,
+                         header_timeout_s=r.header_timeout_s,
+                         body_timeout_s=r.body_timeout_s,
+                         keepalive_idle_s=r.keepalive_idle_s,
                          timezone=tz, host=host, port=port,
                          jwt_keys=jwt_keys, jwt_window_s=r.jwt_window_s,
                          jwt_max_lifetime_s=r.jwt_max_lifetime_s,
@@ -447,3 +489,36 @@ def check_listen(settings: RelaySettings, file: str) -> None:
         raise RelayConfigError(file, "relay.allow_unsigned",
                                f"false to listen on {settings.host} (unsigned calls are for "
                                "development on a loopback address only)")
+
+
+def open_file_limit() -> int:
+    """This process's open-file limit (the soft ``RLIMIT_NOFILE``: systemd's
+    ``LimitNOFILE``, a shell's ``ulimit -n``)."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return 1 << 20 if soft == resource.RLIM_INFINITY else soft
+
+
+def connection_cap(max_connections: int | None, nofile: int) -> int:
+    """The relay's cap on open connections for the setting ``max_connections`` (None: as
+    many as the open-file limit ``nofile`` leaves, less :data:`FD_RESERVE`); ValueError
+    saying what would do when the setting does not fit under the limit."""
+    room = nofile - FD_RESERVE
+    if max_connections is None:
+        if room < MIN_CONNECTIONS:
+            raise ValueError(f"an open-file limit of at least {MIN_CONNECTIONS + FD_RESERVE}"
+                             f" (it is {nofile}: raise LimitNOFILE or ulimit -n)")
+        return room
+    if max_connections > room:
+        raise ValueError(f"at most {room} with the open-file limit of {nofile} (that less "
+                         f"{FD_RESERVE} for the relay's own files): lower it, or raise "
+                         "LimitNOFILE (ulimit -n)")
+    return max_connections
+
+
+def check_limits(settings: RelaySettings, file: str) -> int:
+    """The connection cap for this process, or :class:`RelayConfigError` naming
+    ``relay.max_connections`` when it does not fit under the open-file limit."""
+    try:
+        return connection_cap(settings.max_connections, open_file_limit())
+    except ValueError as exc:
+        raise RelayConfigError(file, "relay.max_connections", str(exc)) from None

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -24,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -33,18 +35,70 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.types import Scope
+from uvicorn.config import STARTUP_FAILURE
 
 from kiosk.relay.app import Relay, create_app
-from kiosk.relay.config import RelaySettings
+from kiosk.relay.config import RelaySettings, connection_cap, open_file_limit
+from kiosk.relay.guard import Acceptor, ConnectionGuard
+
+log = logging.getLogger("kiosk.relay")
+
+MAX_HEADERS = 16 * 1024
+"""The largest request head (request line and headers) read; a larger one is a 400."""
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, ending the SSE streams first when asked to stop (they never end alone)."""
+    """uvicorn under a :class:`~kiosk.relay.guard.ConnectionGuard` (deadlines, the cap on
+    connections, rate-limited logs of refusals and accept errors), ending the SSE streams
+    first when asked to stop (they never end alone)."""
 
-    def __init__(self, config: uvicorn.Config, relay: Relay) -> None:
-        super().__init__(config)
-        self.relay = relay
-        relay.transport_of = self.transport_of
+    def __init__(self, app: Starlette, host: str, port: int, log_level: str) -> None:
+        self.relay: Relay = app.state.relay
+        settings = self.relay.settings
+        self.guard = ConnectionGuard(
+            connection_cap(settings.max_connections, open_file_limit()),
+            header_timeout_s=settings.header_timeout_s,
+            body_timeout_s=settings.body_timeout_s, send_timeout_s=settings.send_timeout_s,
+            registry=self.relay.metrics.registry)
+        super().__init__(uvicorn.Config(
+            app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on",
+            timeout_graceful_shutdown=3, http=self.guard.protocol_class(),
+            timeout_keep_alive=settings.keepalive_idle_s,
+            h11_max_incomplete_event_size=MAX_HEADERS))
+        self.relay.transport_of = self.transport_of
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's start-up, with the guard's accept loop instead of asyncio's server."""
+        if not sockets:
+            raise ValueError("the relay serves sockets it was given (listening_socket)")
+        await self.lifespan.startup()
+        if self.lifespan.should_exit:
+            sys.exit(STARTUP_FAILURE)
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self.guard.loop_exception)
+        logging.getLogger("uvicorn.error").addFilter(self.guard.uvicorn_filter)
+        config = self.config
+
+        def create_protocol() -> asyncio.Protocol:
+            protocol: asyncio.Protocol = config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state,
+                app_state=self.lifespan.state, _loop=loop)
+            return protocol
+
+        # uvicorn calls close() and wait_closed() on these at shutdown, as on its servers
+        self.servers = [Acceptor(sock, create_protocol, self.guard, loop)  # type: ignore[misc]
+                        for sock in sockets]
+        for sock in sockets:
+            host, port = sock.getsockname()[:2]
+            log.info("relay: listening on %s:%d (at most %d connections)", host, port,
+                     self.guard.max_connections)
+        self.started = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().shutdown(sockets)
+        finally:
+            logging.getLogger("uvicorn.error").removeFilter(self.guard.uvicorn_filter)
 
     def transport_of(self, scope: Scope) -> asyncio.Transport | None:
         """The connection serving the request ``scope``, if it is still open."""
@@ -62,11 +116,6 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def _config(app: Starlette, host: str, port: int, log_level: str) -> uvicorn.Config:
-    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                          lifespan="on", timeout_graceful_shutdown=3)
-
-
 def listening_socket(host: str, port: int) -> socket.socket:
     """A bound TCP socket; TCP_NODELAY on accepted sockets needs IPPROTO_TCP here (see
     kiosk.mock.server for the 40 ms it otherwise costs)."""
@@ -80,7 +129,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def serve_forever(settings: RelaySettings, log_level: str = "info") -> None:
     """Run the relay until interrupted (``kiosk relay``)."""
     app = create_app(settings)
-    server = _Server(_config(app, settings.host, settings.port, log_level), app.state.relay)
+    server = _Server(app, settings.host, settings.port, log_level)
     sock = listening_socket(settings.host, settings.port)
     try:
         server.run(sockets=[sock])
@@ -100,7 +149,7 @@ class RelayServer:
         self.relay: Relay = self.app.state.relay
         self._sock = listening_socket(host, 0)
         self.host, self.port = self._sock.getsockname()[:2]
-        self._server = _Server(_config(self.app, host, self.port, "warning"), self.relay)
+        self._server = _Server(self.app, host, self.port, "warning")
         self._thread = threading.Thread(target=self._server.run,
                                         kwargs={"sockets": [self._sock]},
                                         name="relay", daemon=True)
@@ -159,7 +208,7 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None = None,
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            if httpx.get(url + "/healthz", timeout=0.5).status_code == 200:
+            if httpx.get(url + "/healthz", timeout=0.5, trust_env=False).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -168,24 +217,40 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None = None,
         time.sleep(0.05)
 
 
+def _limit_open_files(nofile: int) -> Callable[[], None]:
+    def limit() -> None:  # in the child, before exec
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+    return limit
+
+
 @contextlib.contextmanager
 def relay_process(config: Path, port: int | None = None, env: Mapping[str, str] | None = None,
-                  timeout_s: float = 20.0) -> Iterator[RelayProcess]:
+                  timeout_s: float = 20.0, *, nofile: int | None = None,
+                  log_path: Path | None = None) -> Iterator[RelayProcess]:
     """``kiosk --config CONFIG relay`` in its own process on a free loopback port; yields
-    once ``/healthz`` answers, stops it (SIGTERM) at the end unless it was killed."""
+    once ``/healthz`` answers, stops it (SIGTERM) at the end unless it was killed.
+
+    ``nofile``: its open-file limit (soft and hard, as systemd's ``LimitNOFILE``);
+    ``log_path``: where its log (stderr) goes, appended (default: a temporary file)."""
     port = port or free_port()
     args = [sys.executable, "-m", "kiosk", "--config", str(config), "relay",
             "--host", "127.0.0.1", "--port", str(port)]
-    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)  a pipe nobody reads could fill and stall the relay
+    # a file, not a pipe: a pipe nobody reads could fill and stall the relay
+    log = (log_path.open("ab") if log_path is not None
+           else tempfile.TemporaryFile())  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(args, env=dict(env) if env is not None else dict(os.environ),  # noqa: S603
-                            stdout=subprocess.DEVNULL, stderr=log)
+                            stdout=subprocess.DEVNULL, stderr=log,
+                            preexec_fn=_limit_open_files(nofile) if nofile else None)  # noqa: PLW1509
     handle = RelayProcess(f"http://127.0.0.1:{port}", proc)
     try:
         try:
             wait_healthy(handle.url, proc, timeout_s)
         except RuntimeError:
-            log.seek(0)
-            tail = log.read().decode(errors="replace").strip()[-800:]
+            log.flush()
+            with (log_path.open("rb") if log_path is not None else contextlib.nullcontext(log)
+                  ) as f:
+                f.seek(0)
+                tail = f.read().decode(errors="replace").strip()[-800:]
             raise RuntimeError(f"the relay did not start: {tail}") from None
         yield handle
     finally:

@@ -1,0 +1,57 @@
+"""The relay's soak, smaller (benchmarks/relay_soak.py runs 20,000 webhooks): 1,200
+webhooks over 10 branches through two relay replicas on one Redis, 40 screens coming and
+going, the relays killed -9 and Redis restarted; every reconciliation figure must be 0."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+FIGURES = ("lost", "shown twice", "at the wrong branch", "unsigned accepted",
+           "accepted twice", "re-calls refused")
+
+
+def soak(tmp_path: Path, *args: str) -> tuple[dict[str, int], str]:
+    p = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "relay_soak.py"), "--webhooks", "1200",
+         "--branches", "10", "--screens", "40", "--relay-kills", "2", "--rate", "60",
+         "--screen-life", "15", "--work", str(tmp_path / "soak"), *args],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    out = p.stdout + p.stderr[-3000:]
+    figures = {name: int(m.group(1)) for name in FIGURES
+               if (m := re.search(rf"^  {name} +(\d+)$", p.stdout, re.M))}
+    assert set(figures) == set(FIGURES), out
+    assert (p.returncode == 0) == (not any(figures.values())), out
+    # it really went through what it says: kills, restarts, every kind of delivery
+    assert re.search(r"^faults: .*kill -9 relay A.*kill -9 relay B", p.stdout, re.M), out
+    assert "restart redis" in p.stdout, out
+    answers = re.search(r"^answers: (.*)$", p.stdout, re.M)
+    assert answers is not None, out
+    for seen in ("new/201", "repeat/200", "replay/200", "bad_signature/401"):
+        assert seen in answers.group(1), out
+    return figures, out
+
+
+def test_kill_9s_and_redis_restarts_with_aof_lose_nothing(tmp_path: Path) -> None:
+    """Two relay kill -9s and two Redis restarts that keep its data (AOF, appendfsync
+    always); repeated deliveries, replays, bad signatures; no re-calls."""
+    figures, out = soak(tmp_path, "--redis-restarts", "2", "--wipes", "0",
+                        "--recall-share", "0", "--seed", "4")
+    assert figures == dict.fromkeys(FIGURES, 0), out
+    assert "relay soak: OK" in out
+
+
+def test_the_full_mix_with_a_redis_that_loses_its_data(tmp_path: Path) -> None:
+    """The same, with re-calls to other booths and one Redis restart that loses all its
+    data (a Redis without persistence)."""
+    figures, out = soak(tmp_path, "--redis-restarts", "2", "--wipes", "1", "--seed", "3")
+    assert "restart redis, its data lost" in out
+    assert figures == dict.fromkeys(FIGURES, 0), out
