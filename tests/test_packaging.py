@@ -349,8 +349,12 @@ def test_unit_locks_the_console_and_waits_for_the_clock() -> None:
     assert "time-sync.target" in " ".join(unit_values("Wants")).split()
     assert unit_values("DevicePolicy") == ["closed"]
     allowed = " ".join(unit_values("DeviceAllow"))
-    for dev in ("char-drm", "char-input", "char-usb_device", "char-ttyUSB", "/dev/tty1"):
-        assert dev in allowed, dev  # the display, touch, printers, its console
+    for dev in ("char-drm", "char-input", "char-usb_device", "char-ttyUSB", "/dev/tty1",
+                "char-alsa"):
+        assert dev in allowed, dev  # the display, touch, printers, its console, speakers
+    # the loudspeaker: a calling screen's voice and audio guidance reach the sound card
+    # (before, DevicePolicy=closed left /dev/snd out, and the unit's user had no audio)
+    assert "audio" in unit_values("SupplementaryGroups")[0].split()
     assert not any(v.startswith("KIVY_HOME=/var") for v in unit_values("Environment"))
 
 
