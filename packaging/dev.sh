@@ -118,10 +118,12 @@ case "${1:-}" in
         # What the tests use from Debian, installed at once when run as root (CI):
         # systemd-analyze (the units are scored), faketime (a wrong clock), espeak-ng
         # (speech), redis-server (the relay's replicas), promtool (the fleet's alerts),
-        # caddy (the relay's shipped Caddyfile is run in front of it).
+        # caddy (the relay's shipped Caddyfile is run in front of it), chromium and its
+        # driver (the phone ticket's and the fleet's pages, in a real browser).
         missing=()
         for need in systemd-analyze:systemd faketime:faketime espeak-ng:espeak-ng \
-                    redis-server:redis-server promtool:prometheus caddy:caddy; do
+                    redis-server:redis-server promtool:prometheus caddy:caddy \
+                    chromium:chromium chromedriver:chromium-driver; do
             command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need#*:}")
         done
         if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
