@@ -225,6 +225,7 @@ async def test_the_kiosk_strip_and_journal_record_its_tickets_calls(tmp_path: Pa
                     await d.until(lambda: app.sm.current == "ticket", what="ticket")
                     number = app.screen("ticket").number
                     await d.tap(app.screen("ticket").ids.done)
+                    await d.until(lambda: app.sm.current == "home", what="home again")
                     await d.until(lambda: strip.latest.startswith(f"{number} → Cabina "),
                                   timeout=20, what="the agent's call on the strip")
                     await d.until(lambda: rt.journal.calls_of(number), what="journalled")
@@ -258,6 +259,21 @@ async def test_the_kiosk_strip_and_journal_record_its_tickets_calls(tmp_path: Pa
                     stop_flash(strip)  # the picture at rest
                     strip.flash = 0.0
                     await screenshot("kiosk-es-home-now-calling-recall")
+                    # a priority ticket's call: marked on the band as on the calling screen
+                    assert not strip.priority
+                    body = call_body("ZP-003", "call-zp", DEMO_BRANCH, "Cabina 4", lang="es",
+                                     priority="senior")
+                    assert (await asyncio.to_thread(
+                        post, relay.url, body, jwt_headers(body, key, "RS256"))).status_code == 201
+                    await d.until(lambda: strip.latest == "ZP-003 → Cabina 4", what="priority")
+                    assert strip.priority and not strip.recall
+                    stop_flash(strip)
+                    strip.flash = 0.0
+                    await d.frames(2)
+                    mark = next(w for w in strip.walk(restrict=True)
+                                if getattr(w, "text", "") == "Atención preferente")
+                    assert mark.width > 0 and mark.opacity == 1
+                    await screenshot("kiosk-es-home-now-calling-priority")
                 except BaseException as exc:
                     errors.append(exc)
                 finally:

@@ -100,11 +100,15 @@ class CallStrip(BoxLayout):
     others = StringProperty("")
     connected = BooleanProperty(True)
     recall = BooleanProperty(False)
+    priority = BooleanProperty(False)
+    """The latest call is a priority ticket's: marked "priority service", as on the
+    calling screen."""
     flash = NumericProperty(0.0)
 
     def show_calls(self, calls: list[Call], connected: bool) -> None:
         self.active = bool(calls)
         self.recall = bool(calls and calls[0].recall)
+        self.priority = bool(calls and calls[0].priority)
         self.connected = connected
         self.latest = f"{calls[0].ticket_id} → {calls[0].poc}" if calls else ""
         self.others = "    ".join(f"{c.ticket_id} → {c.poc}" for c in calls[1:3])
