@@ -10,6 +10,7 @@ the event loop (``asyncio.to_thread``).
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from datetime import datetime
@@ -105,6 +106,13 @@ def compose(rt: Runtime, printer: PrinterStatus | None = None) -> DeviceState:
         called_today=len(waits),
         call_wait_median_s=statistics.median(waits) if waits else None,
         uptime_s=int(time.monotonic() - rt.started), details=details)
+
+
+async def asked(rt: Runtime) -> DeviceState:
+    """The state with the printer asked now (its paper sensor read: DLE EOT 4), on the
+    printer's own thread behind any job, then composed off the loop: each heartbeat."""
+    status = await asyncio.wrap_future(rt.printer.submit_status())
+    return await asyncio.to_thread(compose, rt, status)
 
 
 def compose_display(config: Config, feed: CallFeed, started: float,
