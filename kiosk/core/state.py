@@ -48,10 +48,10 @@ def role_of(config: Config) -> str:
     return config.kiosk.mode
 
 
-def compose(rt: Runtime, printer: PrinterStatus | None = None) -> DeviceState:
-    """A kiosk's or tablet's state now; ``printer``: a fresh answer (default: the last
-    one the printer gave)."""
-    config = rt.config
+def words(rt: Runtime, printer: PrinterStatus | None = None
+          ) -> tuple[str, str, str, str, dict[str, str]]:
+    """(printer, api, clock, journal, details) from what is in memory (no journal read,
+    no printer query): what the heartbeat watches for a change."""
     details: dict[str, str] = {}
     printer = printer or rt.printer.last_status
     word = printer_word(printer)
@@ -69,7 +69,6 @@ def compose(rt: Runtime, printer: PrinterStatus | None = None) -> DeviceState:
     clock = "wrong" if "clock" in faults else "skewed" if rt.clock.note() else "ok"
     if clock != "ok":
         details["clock"] = faults.get("clock") or rt.clock.note()
-    skew = rt.clock.skew()
     journal = "ok"
     if rt.journal.fault is not None:
         journal = "unavailable"
@@ -77,6 +76,22 @@ def compose(rt: Runtime, printer: PrinterStatus | None = None) -> DeviceState:
     elif "journal" in faults:
         journal = "fault"
         details["journal"] = faults["journal"]
+    return word, api, clock, journal, details
+
+
+def watched(rt: Runtime) -> tuple[str, ...]:
+    """What a change of is sent to the hub at once (:meth:`DeviceState.words`)."""
+    word, api, clock, journal, _ = words(rt)
+    return DeviceState(role=role_of(rt.config), version=__version__, printer=word, api=api,
+                       clock=clock, journal=journal, numbers=rt.numbers).words()
+
+
+def compose(rt: Runtime, printer: PrinterStatus | None = None) -> DeviceState:
+    """A kiosk's or tablet's state now; ``printer``: a fresh answer (default: the last
+    one the printer gave)."""
+    config = rt.config
+    word, api, clock, journal, details = words(rt, printer)
+    skew = rt.clock.skew()
     tickets: dict[str, int] = {}
     priority: dict[str, int] = {}
     waits: list[float] = []
