@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -186,9 +187,10 @@ async def test_a_displays_staff_screen_needs_the_pin_and_shows_no_token(tmp_path
                 await core.admin("refresh", "es")
             assert (await core.check_pin("111111"))[0] is False
             assert (await core.check_pin("246810"))[0] is True
-            note, info = await core.admin("test_print", "es")
-            assert note == "A display has no printer" and f"Relay {relay.url}" in info
-            assert "tok-staff-321" not in info
+            note, state = await core.admin("test_print", "es")
+            assert note == "Una pantalla no tiene impresora"
+            assert (state.role, state.printer, state.api) == ("display", "none", "none")
+            assert "tok-staff-321" not in json.dumps(state.to_json())
         finally:
             await core.aclose()
             await served

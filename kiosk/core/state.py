@@ -102,8 +102,7 @@ def compose(rt: Runtime, printer: PrinterStatus | None = None) -> DeviceState:
             day = rt.journal.today()
             tickets = rt.journal.counts(day)
             priority = rt.journal.priority_counts(day)
-            if rt.calls is not None:
-                waits = rt.journal.call_waits(day)
+            waits = rt.journal.call_waits(day)  # the relay's calls, as journalled
             row = rt.journal.last_issued()
             if row is not None:
                 last = row.answered_at or row.created_at
