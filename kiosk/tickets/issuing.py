@@ -67,6 +67,7 @@ from kiosk.view.outcomes import IssueResult, Outcome, QueueView, outcome_for, pr
 
 if TYPE_CHECKING:
     from kiosk.hub.leases import LeaseKeeper
+    from kiosk.hub.outbox import ReportSender
     from kiosk.tickets.formcatalog import FormCatalog
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,9 @@ class TicketService:
         """Held while a ticket is being issued (a config reload waits for it)."""
         self.forms: FormCatalog | None = None
         """Which queues need a form (set by :func:`~kiosk.core.runtime.open_runtime`)."""
+        self.reports: ReportSender | None = None
+        """With a hub, in the core: what delivers the outbox's reports (woken after each
+        report written)."""
         self.leases: LeaseKeeper | None = None
         """With a hub: what keeps blocks of numbers ahead (set by
         :func:`~kiosk.core.runtime.open_runtime` for the core)."""
@@ -347,10 +351,13 @@ class TicketService:
         issued_at = self._clock()
         journal_outcome = "uncertain" if uncertain else outcome.value
         wait = view.wait_minutes if view.api_name else None
+        report = self._report(row, view, lang, issued_at, journal_outcome, priority)
         self._record(row.ticket_id, f"outcome {journal_outcome} videsk id {videsk_id}",
                      lambda: self.journal.finish(row.row_id, journal_outcome,
                                                  videsk_id=videsk_id, detail=detail,
-                                                 wait_min=wait))
+                                                 wait_min=wait, report=report))
+        if report is not None and self.reports is not None:
+            self.reports.notify()
         log.info("ticket %s queue=%s%s outcome=%s%s", row.ticket_id, queue_id,
                  "" if priority is None else f" priority={priority or 'yes'} segment={segment}",
                  journal_outcome, f" ({detail})" if detail else "")
@@ -384,6 +391,19 @@ class TicketService:
             issued_at=issued_at if outcome is Outcome.ISSUED else None, row_id=row.row_id,
             qr=qr_content(self.config.ticket.qr, ticket) if outcome is Outcome.ISSUED else None,
             printing=printing if not wait_print else None, priority=priority)
+
+    def _report(self, row: TicketRow, view: QueueView, lang: str, issued_at: datetime,
+                outcome: str, priority: str | None) -> dict[str, Any] | None:
+        """The ticket's report for the hub (docs/hub.md), when there is a hub and the
+        customer may be queued (``issued``, ``uncertain``); None otherwise."""
+        if self.config.hub is None or outcome not in ("issued", "uncertain"):
+            return None
+        local = issued_at.astimezone(self.journal.tz)
+        return {"ticketId": row.ticket_id,
+                "queue": {"id": view.id, "name": view.api_name or view.name},
+                "lang": lang, "issuedAt": local.isoformat(timespec="seconds"),
+                "outcome": outcome, "device": self.config.kiosk.id,
+                "priority": priority_value(priority), "phone": None}
 
     def _not_numbered(self, view: QueueView, lang: str, exc: StoreError) -> IssueResult:
         """No number could be taken: nothing was sent, the tap is out of service."""
