@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,7 +23,8 @@ from starlette.routing import Route
 
 from kiosk.core.runtime import Runtime, open_runtime
 from kiosk.core.state import asked, compose_display, watched
-from kiosk.hub.heartbeat import Heartbeat, HubRefused
+from kiosk.hub.client import HubClient
+from kiosk.hub.heartbeat import Heartbeat
 from kiosk.mock import MockState, create_app
 from kiosk.relay.server import listening_socket
 from kiosk.view.devicestate import DeviceState
@@ -80,14 +82,10 @@ class RecordingHub:
 
 
 def putter(client: httpx.AsyncClient, url: str, device: str) -> Any:
-    """``PUT /v1/devices/{device}/state`` with the device's token."""
-    async def put(body: dict[str, Any]) -> None:
-        r = await client.put(f"{url}/v1/devices/{device}/state", json=body,
-                             headers={"Authorization": f"Bearer {TOKEN}"})
-        if r.status_code in (401, 403):
-            raise HubRefused(f"HTTP {r.status_code}")
-        r.raise_for_status()
-    return put
+    """The device's real client of the hub: ``HubClient.put_state``."""
+    hub = HubClient(url, "652720d479497a1b62df288b", device, SecretStr(TOKEN))
+    hub.http = client  # closed by the fixture
+    return hub.put_state
 
 
 @pytest.fixture
@@ -114,7 +112,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 def kiosk_heartbeat(rt: Runtime, hub: RecordingHub, client: httpx.AsyncClient,
                     every_s: float, check_s: float = 0.05) -> Heartbeat:
     def answered(word: str) -> None:
-        rt.hub = word
+        rt.hub_word = word
     return Heartbeat(lambda: asked(rt), lambda: watched(rt),
                      putter(client, hub.url, rt.config.kiosk.id), every_s=every_s,
                      check_s=check_s, answered=answered)
@@ -136,7 +134,7 @@ async def test_every_period_the_contracts_body(rt: Runtime, hub: RecordingHub,
                          "clock", "clock_skew_s", "journal", "numbers", "tickets_today",
                          "forms_today", "priority_today", "last_ticket_at", "uptime_s"}
     assert (body["role"], body["in_service"], body["printer"]) == ("kiosk", True, "unknown")
-    assert rt.hub == "ok" and compose_hub_word(rt) == "ok"
+    assert rt.hub_word == "ok" and compose_hub_word(rt) == "ok"
 
 
 def compose_hub_word(rt: Runtime) -> str:
@@ -180,7 +178,7 @@ async def test_only_the_latest_counts_while_the_hub_is_away(
             rt.service.health.clear(fault)
         rt.service.health.set("journal", "3 record(s) not written")  # the latest state
         await asyncio.sleep(0.6)
-        assert rt.hub == "unreachable"
+        assert rt.hub_word == "unreachable"
         assert hb.failed >= 3 and len(hub.bodies) == 1
         attempts = hub.attempts
         await asyncio.sleep(0.6)
@@ -194,7 +192,7 @@ async def test_only_the_latest_counts_while_the_hub_is_away(
         for _, _, body in later:  # only the state as it is: none of the missed ones
             assert (body["journal"], body["clock"], body["in_service"]) == (
                 "fault", "ok", True)
-        assert rt.hub == "ok"
+        assert rt.hub_word == "ok"
     finally:
         await hb.stop()
 
@@ -204,7 +202,7 @@ async def test_a_refused_token_is_said(rt: Runtime, hub: RecordingHub,
     hub.token = "another-token"
     hb = kiosk_heartbeat(rt, hub, client, every_s=60)
     assert not await hb.beat()
-    assert (hb.word, rt.hub) == ("refused", "refused")
+    assert (hb.word, rt.hub_word) == ("refused", "refused")
     assert hub.bodies == []
 
 

@@ -206,7 +206,7 @@ STATES: list[tuple[str, Any, Any]] = [
         "kiosk issues nothing until the clock is right"), lambda s: s.clock == "wrong"),
     ("journal-fault", lambda rt, mock, emu: rt.service.health.set(
         "journal", "2 record(s) not written: disk full"), lambda s: s.journal == "fault"),
-    ("hub-away", lambda rt, mock, emu: setattr(rt, "hub", "unreachable"),
+    ("hub-away", lambda rt, mock, emu: setattr(rt, "hub_word", "unreachable"),
      lambda s: s.hub == "unreachable"),
     ("api-refused", lambda rt, mock, emu: (mock.state.push_faults(
         ScriptedFault(on="queues", answer=401, times=1000)), rt.monitor.poll_soon()),
@@ -234,7 +234,7 @@ async def walk_the_states(app: Any, rt: Runtime, mock: Any, emu: Emulator, prefi
         emu.clear_faults()
         rt.service.health.clear("clock")
         rt.service.health.clear("journal")
-        rt.hub = "none"
+        rt.hub_word = "none"
         setup(rt, mock, emu)
         app.lang = lang
         await refreshed(app, admin, check, f"{name} shown")

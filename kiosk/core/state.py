@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from kiosk.calls.feed import CallFeed
     from kiosk.config import Config
     from kiosk.core.runtime import Runtime
+    from kiosk.hub.heartbeat import Heartbeat
 
 _PRINTER_WORDS = {State.READY: "ok", State.PAPER_NEAR_END: "paper_low",
                   State.PAPER_OUT: "paper_out", State.COVER_OPEN: "cover_open",
@@ -76,6 +77,8 @@ def words(rt: Runtime, printer: PrinterStatus | None = None
     elif "journal" in faults:
         journal = "fault"
         details["journal"] = faults["journal"]
+    if "numbers" in faults:
+        details["numbers"] = faults["numbers"]
     return word, api, clock, journal, details
 
 
@@ -83,7 +86,7 @@ def watched(rt: Runtime) -> tuple[str, ...]:
     """What a change of is sent to the hub at once (:meth:`DeviceState.words`)."""
     word, api, clock, journal, _ = words(rt)
     return DeviceState(role=role_of(rt.config), version=__version__, printer=word, api=api,
-                       clock=clock, journal=journal, numbers=rt.numbers).words()
+                       clock=clock, journal=journal, numbers=rt.numbers()).words()
 
 
 def compose(rt: Runtime, printer: PrinterStatus | None = None) -> DeviceState:
@@ -115,7 +118,7 @@ def compose(rt: Runtime, printer: PrinterStatus | None = None) -> DeviceState:
     return DeviceState(
         role=role_of(config), version=__version__, printer=word, api=api, clock=clock,
         clock_skew_s=None if skew is None else skew.total_seconds(), journal=journal,
-        numbers=rt.numbers, hub=rt.hub, tickets=tickets, priority_today=priority,
+        numbers=rt.numbers(), hub=rt.hub_word, tickets=tickets, priority_today=priority,
         forms_sent=sent, forms_refused=refused, last_ticket_at=last,
         called_today=len(waits),
         call_wait_median_s=statistics.median(waits) if waits else None,
@@ -127,6 +130,19 @@ async def asked(rt: Runtime) -> DeviceState:
     printer's own thread behind any job, then composed off the loop: each heartbeat."""
     status = await asyncio.wrap_future(rt.printer.submit_status())
     return await asyncio.to_thread(compose, rt, status)
+
+
+def heartbeat(rt: Runtime) -> Heartbeat | None:
+    """A kiosk's or tablet's heartbeat to its hub (None without a hub): every
+    ``hub.heartbeat_s``, the printer asked each time, and at once on a change."""
+    if rt.hub is None or rt.config.hub is None:
+        return None
+    from kiosk.hub.heartbeat import Heartbeat
+
+    def answered(word: str) -> None:
+        rt.hub_word = word
+    return Heartbeat(lambda: asked(rt), lambda: watched(rt), rt.hub.put_state,
+                     every_s=rt.config.hub.heartbeat_s, answered=answered)
 
 
 def compose_display(config: Config, feed: CallFeed, started: float,

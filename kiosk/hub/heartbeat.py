@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
+from kiosk.errors import HubError
 from kiosk.tasks import cancel
 from kiosk.view.devicestate import DeviceState
 
@@ -25,11 +26,9 @@ CHECK_S = 1.0
 """How often the watched words are compared (cheap: nothing is asked of the printer)."""
 
 Put = Callable[[dict[str, Any]], Awaitable[None]]
-"""Sends one body (``PUT /v1/devices/{id}/state``); raises when the hub did not take it."""
-
-
-class HubRefused(Exception):
-    """The hub answered the heartbeat with 401 or 403 (the device's token)."""
+"""Sends one body (``PUT /v1/devices/{id}/state``: :meth:`HubClient.put_state
+<kiosk.hub.client.HubClient.put_state>`); raises :class:`~kiosk.errors.HubError` when
+the hub did not take it."""
 
 
 class Heartbeat:
@@ -82,16 +81,16 @@ class Heartbeat:
         try:
             async with asyncio.timeout(max(self.every_s, 1.0)):
                 await self._put(body)
-        except HubRefused as exc:
-            self._answer("refused", exc)
+        except HubError as exc:  # this one is dropped: the next says the state then
+            self._answer("refused" if exc.status in (401, 403) else "unreachable", exc)
             return False
-        except Exception as exc:  # the hub away, slow or broken: this one is dropped
+        except TimeoutError as exc:
             self._answer("unreachable", exc)
             return False
         self._answer("ok", None)
         return True
 
-    def _answer(self, word: str, exc: Exception | None) -> None:
+    def _answer(self, word: str, exc: BaseException | None) -> None:
         if exc is None:
             self.sent += 1
         else:
