@@ -6,7 +6,7 @@
     POST /fleet/login           form field ``token``: the fleet token -> a session cookie
     POST /fleet/logout          the cookie cleared
     GET  /fleet/data            the page's content as JSON (signed in), polled by fleet.js
-    GET  /fleet/static/{name}   base.css, fleet.css, fleet.js
+    GET  /fleet/static/{name}   base.css, fleet.css, fleet.js, icon.svg
 
 Signing in: the fleet token is typed into a form (never in a URL) and compared in
 constant time; the answer sets the cookie ``kiosk_fleet`` (HttpOnly, SameSite=Strict,
@@ -17,7 +17,8 @@ are taken only from the page's own origin (``Origin`` and ``Sec-Fetch-Site``), a
 cookie is never sent by another site (SameSite=Strict), so no other site can sign in,
 out, or read the fleet (no CORS). Every answer carries a strict Content-Security-Policy
 (same-origin styles, scripts and requests only; no frames), ``no-store``, ``nosniff``,
-``no-referrer``. Words are Spanish first, English and Portuguese (``Accept-Language``).
+``Referrer-Policy: same-origin`` (no address leaves the site; the browser still sends
+``Origin`` to its own). Words are Spanish first, English and Portuguese (``Accept-Language``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 STATIC_FILES = {"base.css": "text/css; charset=utf-8", "fleet.css": "text/css; charset=utf-8",
-                "fleet.js": "text/javascript; charset=utf-8"}
+                "fleet.js": "text/javascript; charset=utf-8", "icon.svg": "image/svg+xml"}
 COOKIE = "kiosk_fleet"
 SESSION_S = 12 * 3600
 """How long a sign-in lasts."""
@@ -53,7 +54,7 @@ MAX_FORM = 4096
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
        "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-store",
-           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
            "X-Frame-Options": "DENY"}
 
 STATE_WORDS = {"ok": "Working", "warning": "Warning", "error": "Fault", "offline": "Offline",
@@ -133,14 +134,15 @@ def session_ok(value: str | None, tokens: Sequence[bytes], moment: float) -> boo
 
 
 def same_origin(request: Request) -> bool:
-    """Whether a POST comes from this site's own page (no other site signs in or out)."""
+    """Whether a POST comes from this site's own page (no other site signs in or out):
+    the browser's ``Sec-Fetch-Site`` when it sends one, else ``Origin`` must be ours."""
     site = request.headers.get("sec-fetch-site")
-    if site is not None and site not in ("same-origin", "none"):
-        return False
+    if site is not None:
+        return site in ("same-origin", "none")
     origin = request.headers.get("origin")
-    if origin is None:  # browsers send it with every POST; a script or curl may not
+    if origin is None:  # browsers send one with every POST; a script or curl may not
         return True
-    return urlsplit(origin).netloc == request.headers.get("host", "")
+    return origin != "null" and urlsplit(origin).netloc == request.headers.get("host", "")
 
 
 def over_https(request: Request) -> bool:
@@ -187,8 +189,7 @@ class FleetPage:
                                  "id": v.id, "role": v.role,
                                  "role_word": t(ROLE_WORDS[v.role], lang),
                                  "state": v.state, "state_word": t(STATE_WORDS[v.state], lang),
-                                 "reason_word": t(REASON_WORDS[v.reason], lang)
-                                 if v.reason else "",
+                                 "reason_word": self.why(v, lang),
                                  "printer": v.printer,
                                  "printer_word": t(PRINTER_WORDS[v.printer], lang),
                                  "seen_word": seen_words(None if v.last_seen is None
@@ -202,6 +203,15 @@ class FleetPage:
                 "updated": t(PAGE_WORDS["updated"], lang, time=clock),
                 "poll_s": max(1.0, min(self.fleet.heartbeat_s / 3, 10.0)),
                 "words": self.words(lang)}
+
+    @staticmethod
+    def why(v: DeviceView, lang: str) -> str:
+        """Why a device is in its state, and what to do (the printer's own words when the
+        printer is why it is out of service: "Load paper")."""
+        if v.reason is None:
+            return ""
+        reason = v.printer if v.reason == "printer" and v.printer in REASON_WORDS else v.reason
+        return t(REASON_WORDS[reason], lang)
 
     @staticmethod
     def words(lang: str) -> dict[str, str]:
