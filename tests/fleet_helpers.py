@@ -36,9 +36,10 @@ def beat(role: str = "kiosk", **kw: Any) -> dict[str, Any]:
     """A healthy heartbeat body (``kw`` overrides keys)."""
     body: dict[str, Any] = {
         "role": role, "version": "0.9.0", "in_service": True, "reason": None,
-        "printer": "none" if role == "display" else "ok", "api": "ok", "clock_skew_s": 0.4,
+        "printer": "none" if role == "display" else "ok", "api": "ok", "clock": "ok",
+        "clock_skew_s": 0.4,
         "journal": "ok", "numbers": "shared", "tickets_today": 41, "forms_today": 3,
-        "priority_today": {"senior": 2}, "last_ticket_at": "2026-12-02T09:14:03-03:00",
+        "priority_today": {"senior": 2, "": 1}, "last_ticket_at": "2026-12-02T09:14:03-03:00",
         "uptime_s": 5231}
     body.update(kw)
     return body

@@ -50,7 +50,8 @@ def test_a_device_reports_its_state_with_its_own_token_only(relay: RelayServer) 
 
 
 @pytest.mark.parametrize(("key", "value"), [
-    ("printer", "paper_gone"), ("reason", "coffee"), ("api", "maybe"), ("journal", "meh"),
+    ("printer", "paper_gone"), ("reason", "coffee"), ("api", "down"), ("journal", "meh"),
+    ("clock", "late"),
     ("numbers", "borrowed"), ("in_service", "yes"), ("tickets_today", -1),
     ("tickets_today", 1.5), ("clock_skew_s", "0.4"), ("version", "1.0 <script>"),
     ("priority_today", {"senior": "two"}), ("last_ticket_at", "yesterday"), ("role", "tablet"),
@@ -131,7 +132,7 @@ def test_states_worst_first_with_their_reasons(relay: RelayServer) -> None:
     assert lobby["printer"] == "paper_out" and lobby["faults"] == ["printer"]
     assert lobby["in_service"] is False and lobby["version"] == "0.9.0"
     assert lobby["branch"] == BRANCH_A and lobby["role"] == "kiosk"
-    assert lobby["tickets_today"] == 41 and lobby["priority_today"] == {"senior": 2}
+    assert lobby["tickets_today"] == 41 and lobby["priority_today"] == {"senior": 2, "": 1}
     seen = time.time() - time.mktime(time.strptime(lobby["last_seen"],
                                                    "%Y-%m-%dT%H:%M:%S+00:00")) + time.timezone
     assert -2 < seen < 10
@@ -206,7 +207,7 @@ def test_with_redis_every_replica_sees_every_device(tmp_path: Path) -> None:
         settings = fleet_settings(tmp_path, store=server.url)
         with RelayServer(settings) as a, RelayServer(settings) as b:
             assert put_state(a.url, "lobby-1", beat(printer="paper_out")).status_code == 204
-            assert put_state(b.url, "greeter", beat("tablet", api="down")).status_code == 204
+            assert put_state(b.url, "greeter", beat("tablet", api="refused")).status_code == 204
             for replica in (a, b):
                 states = by_id(replica.url)
                 assert states["lobby-1"]["reason"] == "paper_out"
@@ -245,7 +246,8 @@ def test_metrics_carry_one_series_set_per_configured_device(relay: RelayServer) 
     url = relay.url
     put_state(url, "lobby-1", beat(printer="paper_low", clock_skew_s=-900.0,
                                    tickets_today=17))
-    put_state(url, "greeter", beat("tablet", in_service=False, reason="api", api="down"))
+    put_state(url, "greeter", beat("tablet", in_service=False, reason="api",
+                                   api="unreachable"))
     text = metrics_text(url)
     lobby = {"branch": BRANCH_A, "device": "lobby-1", "role": "kiosk"}
     assert sample(text, "kiosk_device_up", **lobby) == 1
@@ -315,7 +317,8 @@ def test_assess_has_a_word_for_every_state_and_reason() -> None:
     base = beat()
     cases = [None, base, beat(printer="paper_low"), beat(printer="paper_out"),
              beat(printer="cover_open"), beat(printer="offline"), beat(printer="unknown"),
-             beat(numbers="offline"), beat(api="down"), beat(clock_skew_s=301.0),
+             beat(numbers="offline"), beat(api="unreachable"), beat(clock="skewed"),
+             beat(clock_skew_s=301.0),
              beat(journal="fault"),
              *(beat(in_service=False, reason=r) for r in ("api", "printer", "clock", "journal",
                                                           "numbers"))]
@@ -337,3 +340,38 @@ def test_every_word_of_the_fleet_is_translated(lang: str) -> None:
             assert t(english, lang, time="12:00") != english.format(time="12:00"), (lang,
                                                                                     english)
 
+
+
+@pytest.mark.parametrize(("state", "expected"), [
+    ({}, ("ok", None)),
+    ({"printer": "paper_low"}, ("warning", "paper_low")),
+    ({"printer": "paper_out"}, ("error", "printer")),
+    ({"printer": "cover_open"}, ("error", "printer")),
+    ({"printer": "unknown"}, ("warning", "printer_unknown")),
+    ({"api": "unreachable"}, ("error", "api")),
+    ({"api": "refused"}, ("error", "api")),
+    ({"clock": "skewed", "clock_skew_s": 400.0}, ("warning", "clock")),
+    ({"clock": "wrong"}, ("error", "clock")),
+    ({"journal": "fault"}, ("warning", "journal")),
+    ({"journal": "unavailable"}, ("error", "journal")),
+    ({"numbers": "offline"}, ("warning", "numbers_offline")),
+    ({"priority_today": {"": 2, "senior": 1}, "last_ticket_at": "2026-12-02T12:01:02.123456+00:00"},
+     ("ok", None)),
+])
+def test_the_devices_own_heartbeat_is_taken(relay: RelayServer, state: dict[str, object],
+                                            expected: tuple[str, str | None]) -> None:
+    """The body the device composes (kiosk.view.devicestate, the device's side of the
+    contract) is what the hub takes, and the hub reads it as the device means it."""
+    from kiosk.view.devicestate import DeviceState
+    kw: dict[str, object] = {"printer": "ok", "api": "ok", "numbers": "shared",
+                             "tickets": {"issued": 5}, **state}
+    body = DeviceState(role="kiosk", version="0.9.0", **kw).heartbeat()  # type: ignore[arg-type]
+    r = put_state(relay.url, "lobby-1", body)
+    assert r.status_code == 204, r.text
+    d = by_id(relay.url)["lobby-1"]
+    assert (d["state"], d["reason"]) == expected
+    assert d["tickets_today"] == 5
+    screen = DeviceState(role="display", version="0.9.0", printer="none", api="none",
+                         journal="none").heartbeat()
+    assert put_state(relay.url, "tv-1", screen).status_code == 204
+    assert by_id(relay.url)["tv-1"]["state"] == "ok"

@@ -27,7 +27,7 @@ FOUNDATION = {"kiosk", "kiosk.errors", "kiosk.deadlines", "kiosk.textclean", "ki
 
 EVERYTHING = {"kiosk.api", "kiosk.printing", "kiosk.store", "kiosk.config", "kiosk.view",
               "kiosk.link", "kiosk.tickets", "kiosk.calls", "kiosk.core", "kiosk.demo",
-              "kiosk.mock", "kiosk.relay", "kiosk.ui", "kiosk.cli"}
+              "kiosk.mock", "kiosk.relay", "kiosk.ui", "kiosk.cli", "kiosk.hub"}
 
 ALLOWED: dict[str, set[str]] = {
     # the UI process: what it shows comes over the link
@@ -40,6 +40,7 @@ ALLOWED: dict[str, set[str]] = {
     "kiosk.tickets": {"kiosk.api", "kiosk.printing", "kiosk.store", "kiosk.config",
                       "kiosk.view"},
     "kiosk.calls": {"kiosk.config", "kiosk.store", "kiosk.view"},
+    "kiosk.hub": {"kiosk.config", "kiosk.view"},
     "kiosk.api": set(),
     "kiosk.printing": {"kiosk.config"},
     "kiosk.store": set(),

@@ -13,7 +13,7 @@ import asyncio
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from kiosk.errors import ApiError, ConfigError, StoreError
@@ -73,6 +73,8 @@ async def check(config: Config, file: str, line: Line) -> bool:
                  f"{running['printer']['state']}")
             for what, problem in (running.get("faults") or {}).items():
                 line(False, what, f"the running kiosk says: {problem}")
+            if isinstance(state := running.get("state"), dict):
+                line(*state_line(state))
         for ok, what, detail in await asyncio.to_thread(check_journal, config, api):
             line(ok, what, detail)
         if config.calls is not None:  # the relay's calls, and today's ticket-to-call time
@@ -92,6 +94,18 @@ async def check(config: Config, file: str, line: Line) -> bool:
         await api.aclose()
         printer.close()
     return True
+
+
+def state_line(state: dict[str, Any]) -> tuple[bool, str, str]:
+    """The running device's state (status.json's ``state``, what the heartbeat sends):
+    in service or out and why, and each concern's word."""
+    from kiosk.view.devicestate import DeviceState
+    s = DeviceState.from_json(state)
+    words = (f"printer {s.printer}, API {s.api}, clock {s.clock}, journal {s.journal}, "
+             f"numbers {s.numbers}, hub {s.hub}; {s.tickets_today} ticket(s) today")
+    if s.in_service:
+        return True, "state", f"in service: {words}"
+    return False, "state", f"OUT OF SERVICE ({s.reason}): {words}"
 
 
 def check_audio(config: Config) -> tuple[bool, str, str]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -54,6 +55,14 @@ class Runtime:
     """Which queues need a form, and their forms (refreshed while the UI is served)."""
     calls: CallFeed | None = None
     """The relay's calls, when the config has a ``calls`` section (set by the core)."""
+    started: float = field(default_factory=time.monotonic)
+    """Monotonic time the runtime was made (the state's uptime)."""
+    numbers: str = "local"
+    """How tickets are numbered: ``local``, ``shared`` (the hub's leases) or ``offline``
+    (docs/hub.md)."""
+    hub: str = "none"
+    """The heartbeat's last answer (:mod:`kiosk.hub`): ``ok``, ``unreachable``,
+    ``refused``; ``none`` without a hub."""
 
     def faults(self) -> dict[str, str]:
         """What staff must know is wrong now: the journal, the clock (see

@@ -1,8 +1,9 @@
 """The running kiosk's state in one JSON file, for monitoring and ``kiosk check``.
 
 ``<data_dir>/status.json`` is rewritten atomically every few seconds: ticket counts, API
-and printer state, journal and clock faults, the last error, the kiosk's id and version.
-No secret is ever in it.
+and printer state, journal and clock faults, the last error, the kiosk's id and version,
+and under ``state`` the device's state as the staff screen and the heartbeat show it
+(:mod:`kiosk.core.state`). No secret is ever in it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ STATUS_FILE = "status.json"
 
 
 def snapshot(rt: Runtime) -> dict[str, Any]:
-    """What the status file says now."""
+    """What the status file says now (reads the journal: off the event loop)."""
+    from kiosk.core.state import compose
+    state = compose(rt)
     snap = rt.monitor.snapshot
     age = snap.age()
     printer = rt.printer.last_status
@@ -49,6 +52,7 @@ def snapshot(rt: Runtime) -> dict[str, Any]:
         "faults": rt.faults(),
         "last_error": str(snap.error) if snap.error else (
             printer.detail if not printer.can_print else None),
+        "state": state.to_json(),
     }
 
 
@@ -86,7 +90,7 @@ class StatusWriter:
     async def _run(self) -> None:
         while True:
             try:
-                await asyncio.to_thread(write, self.path, snapshot(self.rt))
+                await asyncio.to_thread(lambda: write(self.path, snapshot(self.rt)))
             except OSError as exc:
                 log.warning("status file %s not written: %s", self.path, exc)
             await asyncio.sleep(self.period_s)

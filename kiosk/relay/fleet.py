@@ -14,9 +14,9 @@ an older hub), at most :data:`MAX_STATE_BODY` bytes, and only the latest is kept
 ``offline`` once ``OFFLINE_AFTER`` heartbeat intervals pass with none, ``unknown`` until
 its first. Its state (:func:`assess`): ``error`` when out of service, or its paper is out
 or its cover open; ``warning`` for paper low, numbers offline, the API away (still in
-service), a clock more than :data:`CLOCK_FAULT_S` off, a journal fault, a printer that
-does not answer or whose state is unknown; else ``ok``. ``reason`` says why, in one word
-(:data:`REASONS`), and ``faults`` lists every fault standing.
+service), a clock ``skewed`` (or more than :data:`CLOCK_FAULT_S` off), a journal fault,
+a printer that does not answer or whose state is unknown; else ``ok``. ``reason`` says
+why, in one word (:data:`REASONS`), and ``faults`` lists every fault standing.
 
 The operations team's page is :mod:`kiosk.relay.fleet_page`.
 """
@@ -77,7 +77,8 @@ class DeviceLike(Protocol):
 
 
 _Count = Annotated[int, Field(ge=0, le=10_000_000)]
-_Word = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,40}$")]
+_Word = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{0,40}$")]
+"""A priority reason's id (``""``: a priority ticket with no reason asked)."""
 
 
 class Heartbeat(BaseModel):
@@ -96,12 +97,17 @@ class Heartbeat(BaseModel):
     printer: Literal["ok", "paper_low", "paper_out", "cover_open", "offline", "unknown",
                      "none"]
     """The printer's state (``none``: a device without one)."""
-    api: Literal["ok", "down", "unknown", "none"]
-    """Whether the ticket API answers (``none``: a device that does not use it)."""
+    api: Literal["ok", "unreachable", "refused", "none"]
+    """Whether the ticket API answers (``refused``: the key or the branch; ``none``: a
+    device that does not use it)."""
+    clock: Literal["ok", "skewed", "wrong"] | None = None
+    """``skewed``: over 5 min off the API's (a warning); ``wrong``: behind the journal's day
+    (out of service); left out by older devices."""
     clock_skew_s: float | None = Field(None, ge=-1e9, le=1e9, allow_inf_nan=False)
     """The device's clock less the API's, seconds (null: not known)."""
-    journal: Literal["ok", "fault"]
-    """Whether its journal (the local record) can be written."""
+    journal: Literal["ok", "fault", "unavailable", "none"]
+    """Its journal (the local record): ``fault``, records not written (a warning);
+    ``unavailable``, it cannot be used (out of service); ``none``: a device without one."""
     numbers: Literal["shared", "offline", "local"]
     """Where its numbers come from (``offline``: the offline format, the hub away)."""
     tickets_today: _Count = 0
@@ -217,10 +223,11 @@ def faults_of(beat: dict[str, Any]) -> tuple[str, ...]:
     reason = beat.get("reason")
     skew = beat.get("clock_skew_s")
     standing = {
-        "api": beat["api"] == "down",
+        "api": beat["api"] in ("unreachable", "refused"),
         "printer": beat["printer"] in ("paper_out", "cover_open", "offline"),
-        "clock": skew is not None and abs(float(skew)) > CLOCK_FAULT_S,
-        "journal": beat["journal"] == "fault",
+        "clock": beat.get("clock") in ("skewed", "wrong")
+        or (skew is not None and abs(float(skew)) > CLOCK_FAULT_S),
+        "journal": beat["journal"] in ("fault", "unavailable"),
         "numbers": beat["numbers"] == "offline"}
     return tuple(f for f in FAULTS if standing[f] or reason == f)
 

@@ -8,6 +8,7 @@
 - ``speech.py``        espeak-ng on a worker, and the chime
 - ``guidance.py``      what audio guidance says of each screen and item in focus
 - ``sound.py``         whether a sound can be played here (asked of SDL, without Kivy)
+- ``devicestate.py``   a device's state: what status.json, staff and the hub are told
 
 May import only the foundation (no pydantic, httpx, SQLite or Kivy): the UI process
 loads it at start.

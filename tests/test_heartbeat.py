@@ -1,0 +1,234 @@
+"""The heartbeat (issue 19): the device's state to the hub over real HTTP on loopback,
+every period and at once on a change; only the latest counts (nothing queued while the
+hub is away); kiosks, tablets and calling screens."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from kiosk.core.runtime import Runtime, open_runtime
+from kiosk.core.state import asked, compose_display, watched
+from kiosk.hub.heartbeat import Heartbeat, HubRefused
+from kiosk.mock import MockState, create_app
+from kiosk.relay.server import listening_socket
+from kiosk.view.devicestate import DeviceState
+
+from .conftest import FAST_RETRY, KEY, make_config
+
+TOKEN = "device-token-lobby-1-0123456789abcdef"
+
+
+class RecordingHub:
+    """A hub on loopback that records each heartbeat's body; ``up = False``: it answers
+    503 and records nothing (the hub away); ``token``: the one it takes."""
+
+    def __init__(self) -> None:
+        self.bodies: list[tuple[float, str, dict[str, Any]]] = []
+        self.attempts = 0
+        self.up = True
+        self.token = TOKEN
+
+        async def put(request: Request) -> Response:
+            self.attempts += 1
+            if request.headers.get("authorization") != f"Bearer {self.token}":
+                return Response(status_code=401)
+            if not self.up:
+                return Response(status_code=503)
+            self.bodies.append((time.monotonic(), request.path_params["device"],
+                                json.loads(await request.body())))
+            return Response(status_code=204)
+
+        self._sock = listening_socket("127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._server = uvicorn.Server(uvicorn.Config(
+            Starlette(routes=[Route("/v1/devices/{device}/state", put, methods=["PUT"])]),
+            log_level="warning", lifespan="off"))
+        self._thread = threading.Thread(target=self._server.run,
+                                        kwargs={"sockets": [self._sock]}, daemon=True)
+
+    def __enter__(self) -> RecordingHub:
+        self._thread.start()
+        while not self._server.started:
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
+        self._sock.close()
+
+    async def wait(self, count: int, timeout: float = 10) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while len(self.bodies) < count:
+            assert time.monotonic() < deadline, f"{len(self.bodies)} of {count} heartbeats"
+            await asyncio.sleep(0.02)
+        return [b for _, _, b in self.bodies]
+
+
+def putter(client: httpx.AsyncClient, url: str, device: str) -> Any:
+    """``PUT /v1/devices/{device}/state`` with the device's token."""
+    async def put(body: dict[str, Any]) -> None:
+        r = await client.put(f"{url}/v1/devices/{device}/state", json=body,
+                             headers={"Authorization": f"Bearer {TOKEN}"})
+        if r.status_code in (401, 403):
+            raise HubRefused(f"HTTP {r.status_code}")
+        r.raise_for_status()
+    return put
+
+
+@pytest.fixture
+def hub() -> Iterator[RecordingHub]:
+    with RecordingHub() as h:
+        yield h
+
+
+@pytest.fixture
+async def rt(tmp_path: Path, state: MockState) -> AsyncIterator[Runtime]:
+    runtime = open_runtime(make_config(tmp_path), KEY, retry=FAST_RETRY,
+                           transport=httpx.ASGITransport(app=create_app(state)))
+    await runtime.monitor.poll_once()
+    yield runtime
+    await runtime.aclose()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=2) as c:
+        yield c
+
+
+def kiosk_heartbeat(rt: Runtime, hub: RecordingHub, client: httpx.AsyncClient,
+                    every_s: float, check_s: float = 0.05) -> Heartbeat:
+    def answered(word: str) -> None:
+        rt.hub = word
+    return Heartbeat(lambda: asked(rt), lambda: watched(rt),
+                     putter(client, hub.url, rt.config.kiosk.id), every_s=every_s,
+                     check_s=check_s, answered=answered)
+
+
+async def test_every_period_the_contracts_body(rt: Runtime, hub: RecordingHub,
+                                               client: httpx.AsyncClient) -> None:
+    hb = kiosk_heartbeat(rt, hub, client, every_s=0.3)
+    hb.start()
+    try:
+        bodies = await hub.wait(3)
+    finally:
+        await hb.stop()
+    gaps = [b[0] - a[0] for a, b in zip(hub.bodies, hub.bodies[1:], strict=False)]
+    assert all(g > 0.2 for g in gaps), gaps  # every period, not every check
+    assert {d for _, d, _ in hub.bodies} == {"test-1"}
+    body = bodies[-1]
+    assert set(body) == {"role", "version", "in_service", "reason", "printer", "api",
+                         "clock", "clock_skew_s", "journal", "numbers", "tickets_today",
+                         "forms_today", "priority_today", "last_ticket_at", "uptime_s"}
+    assert (body["role"], body["in_service"], body["printer"]) == ("kiosk", True, "unknown")
+    assert rt.hub == "ok" and compose_hub_word(rt) == "ok"
+
+
+def compose_hub_word(rt: Runtime) -> str:
+    from kiosk.core.state import compose
+    return compose(rt).hub
+
+
+async def test_at_once_on_a_change(rt: Runtime, hub: RecordingHub,
+                                   client: httpx.AsyncClient) -> None:
+    hb = kiosk_heartbeat(rt, hub, client, every_s=60)
+    hb.start()
+    try:
+        await hub.wait(1)
+        t0 = time.monotonic()
+        rt.service.health.set("clock", "it is 2026-12-01 here but the journal has 2026-12-02")
+        bodies = await hub.wait(2, timeout=2)
+        assert time.monotonic() - t0 < 1.0  # not 60 s later
+        assert (bodies[1]["in_service"], bodies[1]["reason"], bodies[1]["clock"]) == (
+            False, "clock", "wrong")
+        rt.service.health.clear("clock")
+        bodies = await hub.wait(3, timeout=2)
+        assert bodies[2]["in_service"] is True
+        await asyncio.sleep(0.3)
+        assert len(hub.bodies) == 3  # nothing changed: nothing sent until the period
+    finally:
+        await hb.stop()
+
+
+async def test_only_the_latest_counts_while_the_hub_is_away(
+        rt: Runtime, hub: RecordingHub, client: httpx.AsyncClient) -> None:
+    """Three changes while the hub is away: when it is back it gets one heartbeat, the
+    state as it is then, never the ones it missed."""
+    hb = kiosk_heartbeat(rt, hub, client, every_s=0.5)
+    hb.start()
+    try:
+        await hub.wait(1)
+        hub.up = False
+        for fault in ("journal", "clock", "journal"):
+            rt.service.health.set(fault, f"{fault} fault for the test")
+            await asyncio.sleep(0.15)
+            rt.service.health.clear(fault)
+        rt.service.health.set("journal", "3 record(s) not written")  # the latest state
+        await asyncio.sleep(0.6)
+        assert rt.hub == "unreachable"
+        assert hb.failed >= 3 and len(hub.bodies) == 1
+        attempts = hub.attempts
+        await asyncio.sleep(0.6)
+        assert hub.attempts - attempts <= 2  # while away: once a period, not a flood
+        hub.up = True
+        await hub.wait(2, timeout=5)
+        first = hub.bodies[1][0]
+        await asyncio.sleep(0.2)  # under a period: a backlog would arrive now
+        later = hub.bodies[1:]
+        assert len([at for at, _, _ in later if at - first < 0.2]) == 1, later
+        for _, _, body in later:  # only the state as it is: none of the missed ones
+            assert (body["journal"], body["clock"], body["in_service"]) == (
+                "fault", "ok", True)
+        assert rt.hub == "ok"
+    finally:
+        await hb.stop()
+
+
+async def test_a_refused_token_is_said(rt: Runtime, hub: RecordingHub,
+                                       client: httpx.AsyncClient) -> None:
+    hub.token = "another-token"
+    hb = kiosk_heartbeat(rt, hub, client, every_s=60)
+    assert not await hb.beat()
+    assert (hb.word, rt.hub) == ("refused", "refused")
+    assert hub.bodies == []
+
+
+async def test_a_calling_screen_beats_too(hub: RecordingHub, client: httpx.AsyncClient,
+                                          tmp_path: Path) -> None:
+    from kiosk.calls.feed import CallFeed
+    from kiosk.config import config_from_mapping
+    config = config_from_mapping({
+        "branch": "652720d479497a1b62df288b",
+        "kiosk": {"id": "tv-1", "mode": "display", "data_dir": str(tmp_path)},
+        "calls": {"url": "http://127.0.0.1:9", "token_file": str(tmp_path / "t")}},
+        "display.yaml")
+    feed = CallFeed.from_config(config, "display-token-0123456789abcdef")  # type: ignore[arg-type]
+    started = time.monotonic()
+
+    async def state() -> DeviceState:
+        return compose_display(config, feed, started)
+    hb = Heartbeat(state, lambda: feed.connected, putter(client, hub.url, "tv-1"),
+                   every_s=60)
+    try:
+        assert await hb.beat()
+        (_, device, body), = hub.bodies
+        assert device == "tv-1"
+        assert (body["role"], body["printer"], body["api"], body["in_service"]) == (
+            "display", "none", "none", True)
+    finally:
+        await feed.aclose()
