@@ -230,3 +230,57 @@ async def test_a_calling_screen_beats_too(hub: RecordingHub, client: httpx.Async
             "display", "none", "none", True)
     finally:
         await feed.aclose()
+
+
+# --------------------------------------------------------------------------- the real hub
+
+
+async def test_a_kiosks_heartbeat_through_the_real_relay(tmp_path: Path,
+                                                         state: MockState) -> None:
+    """The core's own heartbeat (kiosk.core.state.heartbeat, as `kiosk core` starts it)
+    through HubClient to the relay's PUT: /v1/fleet shows the device, its change within a
+    second, and a token the hub does not know is said on the staff screen."""
+    from kiosk.core.state import compose, heartbeat
+    from kiosk.relay.server import RelayServer
+    from tests.fleet_helpers import TOKENS, by_id, fleet_settings
+    from tests.relay_helpers import BRANCH_A
+    token_file = tmp_path / "device-token"
+    token_file.write_text(TOKENS["lobby-1"])
+    token_file.chmod(0o600)
+    with RelayServer(fleet_settings(tmp_path)) as relay:
+        config = make_config(tmp_path, branch=BRANCH_A, kiosk__id="lobby-1",
+                             hub={"url": relay.url, "token_file": str(token_file),
+                                  "heartbeat_s": 30})
+        hub = HubClient.from_config(config, SecretStr(TOKENS["lobby-1"]))
+        rt = open_runtime(config, KEY, retry=FAST_RETRY, hub=hub,
+                          transport=httpx.ASGITransport(app=create_app(state)))
+        try:
+            await rt.monitor.poll_once()
+            hb = heartbeat(rt)
+            assert hb is not None and hb.every_s == 30
+            hb.check_s = 0.05
+            hb.start()
+
+            async def fleet_says(check: Any, what: str) -> dict[str, Any]:
+                deadline = time.monotonic() + 5
+                while True:
+                    d = (await asyncio.to_thread(by_id, relay.url))["lobby-1"]
+                    if check(d):
+                        return d
+                    assert time.monotonic() < deadline, (what, d)
+                    await asyncio.sleep(0.05)
+
+            d = await fleet_says(lambda d: d["last_seen"] is not None, "first heartbeat")
+            assert (d["branch"], d["role"], d["printer"]) == (BRANCH_A, "kiosk", "unknown")
+            assert rt.hub_word == "ok" and compose(rt).hub == "ok"
+            t0 = time.monotonic()
+            rt.service.health.set("clock", "it is 2026-12-01 here but the journal has "
+                                  "tickets of 2026-12-02")
+            d = await fleet_says(lambda d: d["state"] == "error", "the clock's fault")
+            assert d["reason"] == "clock" and time.monotonic() - t0 < 2  # not 30 s later
+            await hb.stop()
+            hub._token = SecretStr("a-token-the-hub-does-not-know-0123")
+            assert not await hb.beat()
+            assert rt.hub_word == "refused"
+        finally:
+            await rt.aclose()

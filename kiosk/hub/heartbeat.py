@@ -84,7 +84,7 @@ class Heartbeat:
         except HubError as exc:  # this one is dropped: the next says the state then
             self._answer("refused" if exc.status in (401, 403) else "unreachable", exc)
             return False
-        except TimeoutError as exc:
+        except Exception as exc:  # a timeout, or a sender that maps no error: not taken
             self._answer("unreachable", exc)
             return False
         self._answer("ok", None)

@@ -16,6 +16,11 @@ the foundation (errors, secret files, loopback checks, redaction, i18n). Files:
 - ``store.py``: the store interface and the SQLite store (one relay);
 - ``redis_store.py``: the Redis store (several replicas);
 - ``ledger.py``: the branch's numbers (leases) and its day of tickets, SQLite or Redis;
+- ``fleet.py``: the devices' heartbeats in (``PUT /v1/devices/{id}/state``), their states
+  out (``GET /v1/fleet``, the ``kiosk_device_*`` series of ``/metrics``);
+- ``fleet_store.py``: the devices' last heartbeats (SQLite table, or a Redis hash);
+- ``fleet_page.py``: the operations team's page ``/fleet`` (sign-in, live), with
+  ``templates/`` (Jinja2, shared with the phone's page) and ``static/`` (CSS, script);
 - ``server.py``: uvicorn (under the guard), in the foreground, on a thread, or in its own
   process.
 """

@@ -7,6 +7,9 @@
     POST /v1/branches/{branch}/leases      a block of ticket numbers (kiosk.relay.ledger)
     GET  /healthz                          200 {"status": "ok"} | 503 {"status": "unavailable"}
     GET  /metrics                          Prometheus text format (bearer token, or loopback)
+    PUT  /v1/devices/{id}/state            a device's heartbeat (kiosk.relay.fleet)
+    GET  /v1/fleet                         every device's state (the fleet token)
+    /fleet                                 the operations team's page (kiosk.relay.fleet_page)
 
 Webhook answers follow the provider's retry rules: 201 when the call was stored (only
 after the store committed it; header ``X-Relay-Event-Id``, no body), 200 for a repeated
@@ -80,6 +83,9 @@ from kiosk.netloc import is_loopback
 from kiosk.relay import contract
 from kiosk.relay.config import MAX_BODY, RelaySettings, check_keys
 from kiosk.relay.devices import Action, Refused, access_of
+from kiosk.relay.fleet import Fleet, FleetApi, FleetCollector
+from kiosk.relay.fleet_page import FleetPage
+from kiosk.relay.fleet_store import open_states
 from kiosk.relay.hub import GONE, SLOW, Hub, Screen
 from kiosk.relay.ledger import MAX_COUNT, SEED_RETRY_AFTER_S, Ledger, NotSeeded, open_ledger
 from kiosk.relay.ratelog import RateLimitedLog
@@ -175,6 +181,12 @@ class Relay:
         self.metrics = Metrics()
         self.access = access_of(settings.devices, settings.displays, settings.fleet_tokens)
         """Who may do what: the devices' and the fleet's tokens (kiosk.relay.devices)."""
+        self.fleet = Fleet(self.access.by_id.values(), settings.heartbeat_s,
+                           open_states(settings.store, settings.sqlite_path))
+        """The devices' heartbeats and states (:mod:`kiosk.relay.fleet`)."""
+        self.metrics.registry.register(FleetCollector(self.fleet))
+        self.fleet_api = FleetApi(self.fleet, self.access, now)
+        self.fleet_page = FleetPage(self.fleet, self.access, settings.fleet_tokens, now)
         self.hub = Hub(on_change=lambda b, n: self.metrics.screens.labels(b).set(n))
         self.zone = ZoneInfo(settings.timezone)
         self._zones = {b: ZoneInfo(z) for b, z in settings.zones.items()}
@@ -583,6 +595,11 @@ class Relay:
             self._log_metrics_refusal()
             return JSONResponse({"error": "metrics are served to this machine only (or set "
                                  "relay.metrics_token_file)"}, status_code=403)
+        try:  # the per-device series (kiosk.relay.fleet.FleetCollector) as of now
+            await self.fleet.views(now())
+        except StoreError as exc:  # none rather than stale ones: the scrape shows the gap
+            self.fleet.snapshot = []
+            log.error("relay: the fleet cannot be read for /metrics: %s", exc)
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -653,6 +670,7 @@ def create_app(settings: RelaySettings, store: Store | None = None) -> Starlette
             log.warning("relay: UNSIGNED WEBHOOKS ARE ACCEPTED from this machine "
                         "(relay.allow_unsigned: for development only; never in production)")
         await relay.store.start(relay.hub.publish)
+        await relay.fleet.states.start()
         try:
             await relay.ledger.start()
         except BaseException:
@@ -665,6 +683,7 @@ def create_app(settings: RelaySettings, store: Store | None = None) -> Starlette
             try:
                 await relay.ledger.close()
             finally:
+                await relay.fleet.states.close()
                 await relay.store.close()
 
     app = Starlette(routes=[
@@ -673,6 +692,9 @@ def create_app(settings: RelaySettings, store: Store | None = None) -> Starlette
         Route(LEASES_PATH, relay.leases, methods=["POST"]),
         Route("/healthz", relay.healthz, methods=["GET"]),
         Route("/metrics", relay.metrics_page, methods=["GET"]),
+        Route("/v1/devices/{id}/state", relay.fleet_api.put_state, methods=["PUT"]),
+        Route("/v1/fleet", relay.fleet_api.list, methods=["GET"]),
+        *relay.fleet_page.routes(),
     ], lifespan=lifespan)
     app.state.relay = relay
     return app
