@@ -193,6 +193,14 @@ def nothing_cut(admin: Any) -> list[str]:
             and not getattr(w, "shorten", False) and w.texture_size[1] > w.height + 2]
 
 
+def hub_away(rt: Runtime) -> None:
+    """The kiosk's config with a hub, whose last heartbeat was not taken."""
+    from kiosk.config import HubConfig
+    hub = HubConfig(url="http://127.0.0.1:9", token_file=Path("/nonexistent"))
+    rt.config = rt.config.model_copy(update={"hub": hub})
+    rt.hub_word = "unreachable"
+
+
 STATES: list[tuple[str, Any, Any]] = [
     ("in-service", lambda rt, mock, emu: None, lambda s: s.printer == "ok" and s.in_service),
     ("paper-low", lambda rt, mock, emu: emu.fault("paper-near-end"),
@@ -206,8 +214,8 @@ STATES: list[tuple[str, Any, Any]] = [
         "kiosk issues nothing until the clock is right"), lambda s: s.clock == "wrong"),
     ("journal-fault", lambda rt, mock, emu: rt.service.health.set(
         "journal", "2 record(s) not written: disk full"), lambda s: s.journal == "fault"),
-    ("hub-away", lambda rt, mock, emu: setattr(rt, "hub_word", "unreachable"),
-     lambda s: s.hub == "unreachable"),
+    ("hub-away", lambda rt, mock, emu: hub_away(rt),
+     lambda s: s.hub == "unreachable" and s.numbers == "shared"),
     ("api-refused", lambda rt, mock, emu: (mock.state.push_faults(
         ScriptedFault(on="queues", answer=401, times=1000)), rt.monitor.poll_soon()),
      lambda s: s.api == "refused"),
@@ -234,7 +242,7 @@ async def walk_the_states(app: Any, rt: Runtime, mock: Any, emu: Emulator, prefi
         emu.clear_faults()
         rt.service.health.clear("clock")
         rt.service.health.clear("journal")
-        rt.hub_word = "none"
+        rt.hub_word = "waiting"
         setup(rt, mock, emu)
         app.lang = lang
         await refreshed(app, admin, check, f"{name} shown")

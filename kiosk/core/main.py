@@ -148,5 +148,6 @@ def display_heartbeat(server: DisplayServer, config: Config, feed: CallFeed,
 
     def answered(word: str) -> None:
         server.hub = word
+    server.hub = "waiting"
     return Heartbeat(state, lambda: feed.connected, hub.put_state,
                      every_s=config.hub.heartbeat_s, answered=answered)

@@ -60,9 +60,9 @@ class Runtime:
     """The relay's calls, when the config has a hub (set by the core)."""
     started: float = field(default_factory=time.monotonic)
     """Monotonic time the runtime was made (the state's uptime)."""
-    hub_word: str = "none"
+    hub_word: str = "waiting"
     """The heartbeat's last answer (:mod:`kiosk.hub.heartbeat`): ``ok``, ``unreachable``,
-    ``refused``; ``none`` without a hub, or before the first."""
+    ``refused``; ``waiting`` before the first (the state says ``none`` without a hub)."""
     hub: HubClient | None = None
     """The one client of the branch's hub, when the config has one (closed by
     :meth:`aclose`)."""

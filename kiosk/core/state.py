@@ -118,7 +118,8 @@ def compose(rt: Runtime, printer: PrinterStatus | None = None) -> DeviceState:
     return DeviceState(
         role=role_of(config), version=__version__, printer=word, api=api, clock=clock,
         clock_skew_s=None if skew is None else skew.total_seconds(), journal=journal,
-        numbers=rt.numbers(), hub=rt.hub_word, tickets=tickets, priority_today=priority,
+        numbers=rt.numbers(), hub=rt.hub_word if rt.config.hub is not None else "none",
+        tickets=tickets, priority_today=priority,
         forms_sent=sent, forms_refused=refused, last_ticket_at=last,
         called_today=len(waits),
         call_wait_median_s=statistics.median(waits) if waits else None,

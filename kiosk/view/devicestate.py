@@ -28,8 +28,9 @@ JOURNAL = ("ok", "fault", "unavailable", "none")
 cannot be used (nothing is issued)."""
 NUMBERS = ("shared", "offline", "local")
 """Leases from the hub; the offline format in use; no hub configured."""
-HUB = ("ok", "unreachable", "refused", "none")
-"""The heartbeat's last answer: taken; not reached; refused (token); no hub configured."""
+HUB = ("ok", "unreachable", "refused", "waiting", "none")
+"""The heartbeat's last answer: taken; not reached; refused (token); none yet; no hub
+configured (this device's own view: never sent to the hub)."""
 REASONS = ("api", "printer", "clock", "journal", "numbers")
 """Why a device is out of service, in the order they are looked for."""
 STOPPING_PRINTER = frozenset({"paper_out", "cover_open", "offline"})

@@ -82,6 +82,7 @@ _WORDS: dict[str, dict[str, tuple[str, str, str]]] = {
                         "IT."),
         "refused": (WARNING, "Access refused",
                     "Call IT: the central office does not accept this device's token."),
+        "waiting": (OFF, "Connecting…", ""),
         "none": (OFF, "Not set up", ""),
     },
 }
