@@ -291,3 +291,10 @@ async def test_the_staff_screen_on_the_tablet(tmp_path: Path,
                               ("es",))
         assert app.screen("admin").landscape
     await run(tmp_path, scenario, mode="tablet", config=on_the_emulator(emu))
+
+
+def test_a_calling_screen_shows_only_what_it_has() -> None:
+    screen = DeviceState(role="display", version="1", printer="none", api="none",
+                         journal="none", hub="unreachable")
+    assert [r.concern for r in staffwords.rows(screen, "es")] == ["clock", "hub"]
+    assert staffwords.banner(screen, "es") == ("warning", "En servicio, con avisos")

@@ -105,9 +105,8 @@ def rows(state: DeviceState, lang: str) -> list[Row]:
     out = []
     for concern, words in _WORDS.items():
         value = getattr(state, concern)
-        if value == "none" and concern in ("api", "journal", "printer") \
-                and state.role == "display":
-            continue
+        if state.role == "display" and concern in ("api", "journal", "printer", "numbers"):
+            continue  # a calling screen has none of these
         level, word, advice = words.get(value, _UNKNOWN)
         out.append(Row(concern, t(_TITLES[concern], lang), level, t(word, lang),
                        t(advice, lang) if advice else "",
