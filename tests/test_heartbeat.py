@@ -279,3 +279,37 @@ async def test_a_kiosks_heartbeat_through_the_real_relay(tmp_path: Path,
             assert rt.hub_word == "refused"
         finally:
             await rt.aclose()
+
+
+async def test_a_calling_screens_heartbeat_through_the_real_relay(tmp_path: Path) -> None:
+    """`kiosk core`'s display heartbeat (kiosk.core.main.display_heartbeat) through the
+    calling screen's HubClient to the relay: /v1/fleet shows the screen, in service."""
+    import types
+
+    from kiosk.calls.feed import CallFeed
+    from kiosk.config import config_from_mapping
+    from kiosk.core.main import display_heartbeat
+    from kiosk.relay.server import RelayServer
+    from tests.fleet_helpers import TOKENS, by_id, fleet_settings
+    from tests.relay_helpers import BRANCH_A
+    token_file = tmp_path / "device-token"
+    token_file.write_text(TOKENS["tv-1"])
+    token_file.chmod(0o600)
+    with RelayServer(fleet_settings(tmp_path)) as relay:
+        config = config_from_mapping({
+            "branch": BRANCH_A,
+            "kiosk": {"id": "tv-1", "mode": "display", "data_dir": str(tmp_path / "d")},
+            "hub": {"url": relay.url, "token_file": str(token_file)}}, "display.yaml")
+        hub = HubClient.from_config(config, SecretStr(TOKENS["tv-1"]))
+        feed = CallFeed.from_config(config, SecretStr(TOKENS["tv-1"]), client=hub.http)
+        server = types.SimpleNamespace(started=time.monotonic(), hub="none")
+        beat = display_heartbeat(server, config, feed, hub)  # type: ignore[arg-type]
+        try:
+            assert server.hub == "waiting" and beat.every_s == 30
+            assert await beat.beat()
+            assert server.hub == "ok"
+            d = (await asyncio.to_thread(by_id, relay.url))["tv-1"]
+            assert (d["role"], d["state"], d["printer"]) == ("display", "ok", "none")
+        finally:
+            await feed.aclose()
+            await hub.aclose()
