@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -68,10 +69,10 @@ def test_good_relay_urls(tmp_path: Path, url: str) -> None:
 
 def test_display_mode_without_calls_names_what_is_missing(tmp_path: Path) -> None:
     text = f"branch: b\nkiosk: {{id: tv, mode: display, data_dir: {tmp_path}}}\n"
-    with pytest.raises(ConfigError, match=r"needs a calls section \(calls.url"):
+    with pytest.raises(ConfigError, match=r"needs a hub section \(hub.url"):
         load_config(write(tmp_path, text))
     text = f"branch: b\nkiosk: {{id: k, data_dir: {tmp_path}}}\nui: {{calls: true}}\n"
-    with pytest.raises(ConfigError, match=r"ui\.calls needs a calls section"):
+    with pytest.raises(ConfigError, match=r"ui\.calls needs a hub section"):
         load_config(write(tmp_path, text))
 
 
@@ -186,9 +187,10 @@ async def test_a_displays_staff_screen_needs_the_pin_and_shows_no_token(tmp_path
                 await core.admin("refresh", "es")
             assert (await core.check_pin("111111"))[0] is False
             assert (await core.check_pin("246810"))[0] is True
-            note, info = await core.admin("test_print", "es")
-            assert note == "A display has no printer" and f"Relay {relay.url}" in info
-            assert "tok-staff-321" not in info
+            note, state = await core.admin("test_print", "es")
+            assert note == "Una pantalla no tiene impresora"
+            assert (state.role, state.printer, state.api) == ("display", "none", "none")
+            assert "tok-staff-321" not in json.dumps(state.to_json())
         finally:
             await core.aclose()
             await served

@@ -200,3 +200,66 @@ def test_print_test_command_prints_to_the_emulator(emu: Emulator, tmp_path: Path
     p = subprocess.run([sys.executable, "-m", "kiosk", "--config", str(cfg), "print-test"],
                        capture_output=True, text=True, env=cli_env, timeout=60)
     assert p.returncode == 1 and "cover_open" in p.stdout + p.stderr
+
+
+# ----------------------------------------------------------------------- the state (issue 19)
+
+
+@pytest.mark.parametrize(("fault", "word", "reason"), [
+    (None, "ok", None),
+    ("paper-near-end", "paper_low", None),  # a warning: never a reason to stop issuing
+    ("paper-out", "paper_out", "printer"),
+    ("cover-open", "cover_open", "printer"),
+    ("offline", "offline", "printer"),
+])
+async def test_the_state_reads_the_paper_sensor_on_every_heartbeat(
+        rt_with_emulator: object, emu: Emulator, fault: str | None, word: str,
+        reason: str | None) -> None:
+    """Each heartbeat asks the printer (DLE EOT 1, 2, 4) before it is composed; with the
+    paper near its end the kiosk still issues and prints, and says paper low."""
+    from kiosk.core.runtime import Runtime
+    from kiosk.core.state import asked, compose
+    rt = rt_with_emulator
+    assert isinstance(rt, Runtime)
+    try:
+        await rt.monitor.poll_once()
+        if fault:
+            emu.fault(fault)
+        assert compose(rt).printer == "unknown"  # not asked yet: never "ok"
+        s = await asked(rt)
+        assert (s.printer, s.reason) == (word, reason)
+        if fault in (None, "paper-near-end"):
+            before = len(emu.receipts())
+            r = await rt.service.issue(ATENCION, language="es")
+            assert r.outcome is Outcome.ISSUED and r.printed  # printed, paper low or not
+            emu.wait_receipts(before + 1)
+            assert compose(rt).printer == word  # the job's own query: before the ticket
+        if fault:
+            emu.fault(fault, active=False)
+            assert (await asked(rt)).printer == "ok"  # comes back when fixed
+    finally:
+        await rt.aclose()
+
+
+async def test_a_printer_that_does_not_answer_is_unknown(
+        config_factory: Callable[..., Config], state: MockState) -> None:
+    """A printer that takes the connection but never answers a status query: unknown,
+    never ok (and no ticket is sent to it)."""
+    from kiosk.core.state import asked
+    silent = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: held.append(silent.accept()[0]), daemon=True).start()
+    cfg = config_factory(printer={"type": "network", "host": "127.0.0.1",
+                                  "port": silent.getsockname()[1], "profile": "TM-T20II",
+                                  "timeout_s": 0.5})
+    rt = open_runtime(cfg, KEY, transport=httpx.ASGITransport(app=create_app(state)),
+                      retry=FAST_RETRY)
+    try:
+        s = await asked(rt)
+        assert s.printer == "unknown" and s.in_service
+        assert "no valid answer" in s.details["printer"]
+    finally:
+        await rt.aclose()
+        for c in held:
+            c.close()
+        silent.close()

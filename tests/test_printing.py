@@ -159,8 +159,8 @@ def test_unknown_codepage_and_profile_are_config_errors() -> None:
     (0x1A, 0x32, 0x7E, State.PAPER_OUT, Paper.OUT),
     (0x1A, 0x16, 0x12, State.COVER_OPEN, Paper.OK),
     (0x1A, 0x12, 0x12, State.OFFLINE, Paper.OK),
-    (None, None, None, State.OFFLINE, Paper.UNKNOWN),
-    (0xFF, 0x12, 0x12, State.OFFLINE, Paper.UNKNOWN),   # not a status byte: unknown
+    (None, None, None, State.UNKNOWN, Paper.UNKNOWN),   # no answer: unknown, not offline
+    (0xFF, 0x12, 0x12, State.UNKNOWN, Paper.UNKNOWN),   # not a status byte: unknown
     (0x12, None, None, State.READY, Paper.UNKNOWN),     # paper unknown is not "paper OK"
 ])
 def test_parse_dle_eot(r1: int | None, r2: int | None, r4: int | None, state: State,

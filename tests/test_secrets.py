@@ -243,7 +243,7 @@ async def test_the_key_reaches_no_log_status_staff_screen_journal_or_link(
     places = {
         "log": caplog.text,
         "status.json": status_text,
-        "staff screen": staff + note,
+        "staff screen": json.dumps(staff.to_json()) + note,
         "result": r.detail + r.message,
         "link": b"".join(sent).decode(),
         "snapshot": str(snap.error),

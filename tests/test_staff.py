@@ -49,7 +49,7 @@ async def test_staff_actions_are_refused_without_the_pin(tmp_path: Path) -> None
             assert not (tmp_path / "tickets" / "print-test.png").exists()
             assert (await core.check_pin(DEMO_PIN)) == (True, 0.0)
             note, _ = await core.admin("test_print", "es")
-            assert note == "Test ticket printed"
+            assert note == "Ticket de prueba impreso"  # in the staff's language
             core.admin_close()  # staff leave the screen (or the idle reset does)
             with pytest.raises(CoreUnavailable, match="no staff session"):
                 await core.admin("refresh", "es")

@@ -283,19 +283,19 @@ async def test_admin_with_the_pin(tmp_path: Path) -> None:
         for k in "999999":
             pin.press(k)
         pin.press("OK")
-        await d.until(lambda: pin.note == "Wrong PIN", what="PIN refused")
+        await d.until(lambda: pin.note == "PIN incorrecto", what="PIN refused")
         assert app.sm.current == "pin"
         for k in "123456":
             await d.tap(next(b for b in pin.keys if b.text == k))
         await d.tap(next(b for b in pin.keys if b.text == "OK"))
         await d.until(lambda: app.sm.current == "admin", what="admin screen")
         admin = app.screen("admin")
-        await d.until(lambda: "Printer" in admin.info, what="admin info")
+        await d.until(lambda: admin.state is not None, what="admin state")
         await d.tap(admin.ids.test_print)
-        await d.until(lambda: admin.note == "Test ticket printed", what="test print")
+        await d.until(lambda: admin.note == "Ticket de prueba impreso", what="test print")
         assert (tmp_path / "tickets" / "print-test.png").exists()
         await d.screenshot("kiosk-admin")
-        assert "mock.kiosk.key" not in admin.info
+        assert "mock.kiosk.key" not in " ".join(screen_texts(admin))
         await d.tap(admin.ids.back)  # staff leave: the core closes their session
         assert app.sm.current == "home"
         await d.frames(3)
@@ -389,10 +389,20 @@ async def test_the_staff_screen_says_the_clock_is_wrong(tmp_path: Path) -> None:
         pin.press("OK")
         await d.until(lambda: app.sm.current == "admin", what="admin screen")
         admin = app.screen("admin")
-        await d.until(lambda: "CLOCK FAULT" in admin.info, what="clock fault shown")
-        assert "1 d 0 h behind the API's" in admin.info
+        await d.until(lambda: admin.state is not None and admin.state.clock == "skewed",
+                      what="clock fault shown")
+        texts = screen_texts(admin)
+        assert "Reloj" in texts and "Desfasado" in texts
+        assert any(x.startswith("Llame a TI: la hora está mal") for x in texts)
+        assert any("1 d 0 h behind the API's" in x for x in texts)  # for IT
         await d.screenshot("kiosk-admin-clock-fault")
     await run(tmp_path, scenario)
+
+
+def screen_texts(screen: Any) -> list[str]:
+    """Every text a label of ``screen`` shows."""
+    from kivy.uix.label import Label
+    return [w.text for w in screen.walk(restrict=True) if isinstance(w, Label) and w.text]
 
 
 def outside_the_window(app: Any) -> list[str]:

@@ -8,6 +8,7 @@ printer and the PIN hash, and serves one UI over the link.
 - ``admin.py``        the staff screen's actions and summary
 - ``diagnostics.py``  ``kiosk check``, line by line
 - ``status.py``       ``status.json`` for monitoring
+- ``state.py``        the device's state in one place: status.json, check, staff, heartbeat
 - ``reload.py``       a new config, all or nothing
 
 May import anything of ``kiosk`` but :mod:`kiosk.ui`, :mod:`kiosk.relay`, :mod:`kiosk.mock`

@@ -26,7 +26,12 @@ from kiosk.logs import Redact, setup_logging
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
+    from kiosk.calls.feed import CallFeed
     from kiosk.config import Config
+    from kiosk.core.server import DisplayServer
+    from kiosk.hub.client import HubClient
+    from kiosk.hub.heartbeat import Heartbeat
+    from kiosk.view.devicestate import DeviceState
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +53,7 @@ def main(argv: list[str]) -> int:
         config = load_config(path)
         display = config.kiosk.mode == "display"  # no API key: only the relay's token
         key = None if display else load_api_key(config, str(path))
-        token = None if config.calls is None else load_display_token(config, str(path))
+        token = None if config.hub is None else load_display_token(config, str(path))
     except ConfigError as exc:
         print(f"kiosk: config error: {exc}", file=sys.stderr)
         sock.sendall(fatal_line(2))
@@ -90,13 +95,24 @@ async def _serve(sock: socket.socket, config: Config, key: SecretStr, path: str,
     from kiosk.core.runtime import open_runtime
     # Off the loop: the journal's integrity check and recovery read the whole file
     # (~0.6 s for 50 MB), while the link and the poll go on.
-    rt = await asyncio.to_thread(open_runtime, config, key, monitor=monitor)
+    hub = None
+    if token is not None:  # the hub: numbers, reports, the calls
+        from kiosk.hub.client import HubClient
+        hub = HubClient.from_config(config, token)
+    rt = await asyncio.to_thread(open_runtime, config, key, monitor=monitor, hub=hub)
+    rt.start_hub()
+    from kiosk.core.state import heartbeat
+    beat = heartbeat(rt)  # this device's state to the hub
+    if beat is not None:
+        beat.start()
     feed = None
-    if token is not None:  # the relay's calls: the home's strip, and the journal's records
+    if token is not None:  # the calls: the home's strip, the journal's records
         feed = server.open_call_feed(rt, token)
     try:
         await server.serve(rt, config_path=path)
     finally:
+        if beat is not None:
+            await beat.stop()
         if feed is not None:
             await feed.aclose()
         await rt.aclose()
@@ -106,8 +122,32 @@ async def _serve_display(sock: socket.socket, config: Config, token: SecretStr) 
     from kiosk.calls.feed import CallFeed
     from kiosk.core.server import DisplayServer
     server = await DisplayServer.connect(sock, greeted=True)
-    feed = CallFeed.from_config(config, token)
+    from kiosk.hub.client import HubClient
+    hub = HubClient.from_config(config, token)
+    feed = CallFeed.from_config(config, token, client=hub.http)
+    beat = display_heartbeat(server, config, feed, hub)
+    beat.start()
     try:
         await server.serve_display(config, feed)
     finally:
+        await beat.stop()
         await feed.aclose()
+        await hub.aclose()
+
+
+def display_heartbeat(server: DisplayServer, config: Config, feed: CallFeed,
+                      hub: HubClient) -> Heartbeat:
+    """A calling screen's heartbeat: its state every ``hub.heartbeat_s``, and at once
+    when its stream of calls connects or drops."""
+    from kiosk.core.state import compose_display
+    from kiosk.hub.heartbeat import Heartbeat
+    assert config.hub is not None
+
+    async def state() -> DeviceState:
+        return compose_display(config, feed, server.started, server.hub)
+
+    def answered(word: str) -> None:
+        server.hub = word
+    server.hub = "waiting"
+    return Heartbeat(state, lambda: feed.connected, hub.put_state,
+                     every_s=config.hub.heartbeat_s, answered=answered)

@@ -20,12 +20,12 @@ import contextlib
 import json
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from kiosk import __version__
 from kiosk.core.settings import deadlines_of, ui_settings
-from kiosk.i18n import LANGUAGES
+from kiosk.i18n import LANGUAGES, t
 from kiosk.link.codec import encode, event_line, hello_line, queues_event, result_to_json
 from kiosk.link.protocol import (
     LINE_LIMIT,
@@ -243,6 +243,8 @@ class KioskServer(CoreServer):
         from kiosk.calls.recorder import CallRecorder
         config = rt.config
         assert config.calls is not None
+        if rt.hub is not None:  # one connection pool to the hub per core
+            kw.setdefault("client", rt.hub.http)
         feed = CallFeed.from_config(config, token, **kw)
         self.watch_calls(feed, config.calls.keep)
         feed.subscribe(CallRecorder(rt.journal))
@@ -375,22 +377,28 @@ class KioskServer(CoreServer):
     async def _warm_up(self, rid: int, request: WarmUp) -> None:
         self._runtime().warm_up()
 
-    async def _admin(self, rid: int, request: Admin) -> tuple[str, str]:
+    async def _admin(self, rid: int, request: Admin) -> tuple[str, dict[str, Any]]:
         from kiosk.core import admin
+        from kiosk.core.state import compose
         assert self.staff is not None
         self.staff.require_session()
         rt = self._runtime()
         note = ""
+        lang = request.lang if request.lang in LANGUAGES else rt.config.kiosk.language
         if request.action == "test_print":
-            ok, err = await admin.test_print(rt, request.lang)
-            note = "Test ticket printed" if ok else f"Not printed: {err}"
+            ok, err = await admin.test_print(rt, lang)
+            note = t("Test ticket printed", lang) if ok \
+                else t("Not printed: {error}", lang, error=err)
         elif request.action == "reprint_last":
             number, ok, err = await admin.reprint_last(rt)
-            note = f"{number} printed again" if ok else f"Not printed: {err}"
+            note = t("{number} printed again", lang, number=number) if ok \
+                else t("Not printed: {error}", lang, error=err if number
+                       else t("No ticket issued yet", lang))
         elif request.action == "reload":
             note = await self._reload()
-        status = await admin.printer_status(rt)
-        return note, admin.summary(rt, status)
+        status = await admin.printer_status(rt)  # asked now: the paper sensor too
+        state = await asyncio.to_thread(compose, rt, status)
+        return note, state.to_json()
 
     async def _reload_request(self, rid: int, request: Reload) -> str:
         return await self._reload()
@@ -416,6 +424,10 @@ class DisplayServer(CoreServer):
         super().__init__(*args, **kw)
         self.feed: CallFeed | None = None
         self.display_config: Config | None = None
+        self.started = time.monotonic()
+        """When this calling screen's core started (its state's uptime)."""
+        self.hub = "none"
+        """The heartbeat's last answer (:mod:`kiosk.hub`)."""
 
     def handlers(self) -> dict[type[Request], Handler]:
         return {**super().handlers(), BranchLabel: self._branch_label,
@@ -452,17 +464,18 @@ class DisplayServer(CoreServer):
     async def _warm_up(self, rid: int, request: WarmUp) -> None:
         return None
 
-    async def _admin(self, rid: int, request: Admin) -> tuple[str, str]:
-        from kiosk.calls.feed import relay_summary
+    async def _admin(self, rid: int, request: Admin) -> tuple[str, dict[str, Any]]:
+        from kiosk.core.state import compose_display
         assert self.staff is not None
         self.staff.require_session()
         config, feed = self._parts()
         note = ""
+        lang = request.lang if request.lang in LANGUAGES else config.kiosk.language
         if request.action == "reload":
             note = DISPLAY_RELOAD
         elif request.action in ("test_print", "reprint_last"):
-            note = "A display has no printer"
-        return note, f"Display {config.kiosk.id} · kiosk {__version__}\n{relay_summary(feed)}"
+            note = t("A display has no printer", lang)
+        return note, compose_display(config, feed, self.started, self.hub).to_json()
 
     async def _reload(self, rid: int, request: Reload) -> str:
         return DISPLAY_RELOAD

@@ -1,8 +1,10 @@
 """The running kiosk's state in one JSON file, for monitoring and ``kiosk check``.
 
 ``<data_dir>/status.json`` is rewritten atomically every few seconds: ticket counts, API
-and printer state, journal and clock faults, the last error, the kiosk's id and version.
-No secret is ever in it.
+and printer state, where numbers come from (``numbers``: ``local``, ``shared`` through the
+hub, ``offline``), journal, clock and numbers faults, the last error, the kiosk's id and
+version, and under ``state`` the device's state as the staff screen and the heartbeat show
+it (:mod:`kiosk.core.state`). No secret is ever in it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from kiosk import __version__
 from kiosk.core.runtime import Runtime
+from kiosk.errors import StoreError
 from kiosk.logs import redact_text
 from kiosk.tasks import cancel
 
@@ -27,7 +30,9 @@ STATUS_FILE = "status.json"
 
 
 def snapshot(rt: Runtime) -> dict[str, Any]:
-    """What the status file says now."""
+    """What the status file says now (reads the journal: off the event loop)."""
+    from kiosk.core.state import compose
+    state = compose(rt)
     snap = rt.monitor.snapshot
     age = snap.age()
     printer = rt.printer.last_status
@@ -45,11 +50,32 @@ def snapshot(rt: Runtime) -> dict[str, Any]:
                 "error": str(snap.error) if snap.error else None},
         "printer": {"type": rt.config.printer.type, "state": printer.state.value,
                     "detail": printer.detail},
+        "numbers": _numbers(rt),
+        **({"reports": {"waiting": _outbox(rt), "hub_error": rt.reports.error or None}}
+           if rt.reports is not None else {}),
         "tickets_today": rt.counts(),
         "faults": rt.faults(),
         "last_error": str(snap.error) if snap.error else (
             printer.detail if not printer.can_print else None),
+        "state": state.to_json(),
     }
+
+
+def _numbers(rt: Runtime) -> dict[str, Any]:
+    """Where numbers come from (``local``, ``shared``, ``offline``) and, with a hub, why
+    it gave none last time."""
+    keeper = rt.leases
+    return {"state": rt.numbers(),
+            **({"hub_error": keeper.error or None, "blocks_leased": keeper.leases}
+               if keeper is not None else {})}
+
+
+def _outbox(rt: Runtime) -> int | None:
+    """Reports waiting for the hub (None when the journal cannot say)."""
+    try:
+        return rt.journal.outbox_size()
+    except StoreError:  # the journal's fault is reported with the faults
+        return None
 
 
 def write(path: Path, data: dict[str, Any]) -> None:
@@ -86,7 +112,7 @@ class StatusWriter:
     async def _run(self) -> None:
         while True:
             try:
-                await asyncio.to_thread(write, self.path, snapshot(self.rt))
+                await asyncio.to_thread(lambda: write(self.path, snapshot(self.rt)))
             except OSError as exc:
                 log.warning("status file %s not written: %s", self.path, exc)
             await asyncio.sleep(self.period_s)

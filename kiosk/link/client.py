@@ -55,6 +55,7 @@ from kiosk.link.protocol import (
     WarmUp,
 )
 from kiosk.view.calling import Call
+from kiosk.view.devicestate import DeviceState
 from kiosk.view.forms import FormAnswer, FormDef, problems_from_json
 from kiosk.view.outcomes import IssueResult, QueueSnapshot, QueueView
 
@@ -203,10 +204,13 @@ class RemoteCore:
         """Close the staff session (answer not awaited)."""
         self._fire(AdminClose())
 
-    async def admin(self, action: str, lang: str) -> tuple[str, str]:
-        """Run a staff action (test_print, reprint_last, reload, refresh): (note, info)."""
-        note, info = await self.call(Admin(action, lang))
-        return str(note), str(info)
+    async def admin(self, action: str, lang: str) -> tuple[str, DeviceState]:
+        """Run a staff action (test_print, reprint_last, reload, refresh): (note, the
+        device's state as the core composed it after the action)."""
+        note, state = await self.call(Admin(action, lang))
+        if not isinstance(state, dict):
+            raise CoreUnavailable("the core's answer to a staff action is not a state")
+        return str(note), DeviceState.from_json(state)
 
     async def reload(self) -> str:
         """Reload the config file (SIGHUP); says what happened."""

@@ -183,7 +183,9 @@ class CheckPin(Request):
 @dataclass(frozen=True)
 class Admin(Request):
     """A staff action (``test_print``, ``reprint_last``, ``reload``, ``refresh``):
-    answered ``[note, info]``; refused without a staff session."""
+    answered ``[note, state]`` (a :class:`~kiosk.view.devicestate.DeviceState`'s JSON,
+    composed after the action, the printer asked); refused without a staff session.
+    ``lang``: the staff's language, for the note."""
 
     op: ClassVar[str] = "admin"
     action: str

@@ -36,7 +36,7 @@ class State(StrEnum):
     PAPER_OUT = "paper_out"
     COVER_OPEN = "cover_open"
     OFFLINE = "offline"
-    """Reached, but it says it cannot print (or does not answer status queries)."""
+    """Reached, and it says it cannot print."""
     UNREACHABLE = "unreachable"
     """The connection could not be opened."""
     NOT_QUERIED = "not_queried"
@@ -44,7 +44,7 @@ class State(StrEnum):
     NONE = "none"
     """No printer configured."""
     UNKNOWN = "unknown"
-    """Not asked yet."""
+    """Not asked yet, or no valid answer to a status query (nothing is sent to it)."""
 
 
 CAN_PRINT = frozenset({State.READY, State.PAPER_NEAR_END, State.NOT_QUERIED})
@@ -76,8 +76,8 @@ def valid(reply: int | None) -> bool:
 
 def parse(printer: int | None, offline_cause: int | None, paper: int | None) -> PrinterStatus:
     """The status from the replies to DLE EOT 1, 2 and 4 (``None``: no reply)."""
-    if not valid(printer):
-        return PrinterStatus(State.OFFLINE, detail="no valid answer to a status query")
+    if not valid(printer):  # it did not answer: we do not know, never "ok" or "offline"
+        return PrinterStatus(State.UNKNOWN, detail="no valid answer to a status query")
     assert printer is not None
     online = not printer & 0x08
     cover = bool(offline_cause & 0x04) if valid(offline_cause) and offline_cause else None

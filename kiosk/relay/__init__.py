@@ -1,10 +1,12 @@
-"""The calling relay: receives the provider's QMS webhook and streams each branch's calls
-to its calling screens (Server-Sent Events).
+"""The calling relay, the branch's hub: receives the provider's QMS webhook and streams
+each branch's calls to its calling screens (Server-Sent Events); hands out the branch's
+ticket numbers in blocks and keeps its day of tickets (docs/hub.md).
 
 It stands apart from the kiosk, like a separate service: of ``kiosk`` it may import only
 the foundation (errors, secret files, loopback checks, redaction, i18n). Files:
 
-- ``config.py``: the ``relay:`` section of the YAML file, secrets and display tokens;
+- ``config.py``: the ``relay:`` section of the YAML file, secrets and device tokens;
+- ``devices.py``: the branch's devices, their roles, who may do what (docs/hub.md);
 - ``contract.py``: the webhook body we publish, its signature, ``webhook-template.json``;
 - ``app.py``: the routes (webhook, SSE stream, health, metrics);
 - ``hub.py``: fan-out to connected screens, slow ones dropped;
@@ -13,6 +15,12 @@ the foundation (errors, secret files, loopback checks, redaction, i18n). Files:
 - ``ratelog.py``: refusals logged at most once a minute per kind, all counted;
 - ``store.py``: the store interface and the SQLite store (one relay);
 - ``redis_store.py``: the Redis store (several replicas);
+- ``ledger.py``: the branch's numbers (leases) and its day of tickets, SQLite or Redis;
+- ``fleet.py``: the devices' heartbeats in (``PUT /v1/devices/{id}/state``), their states
+  out (``GET /v1/fleet``, the ``kiosk_device_*`` series of ``/metrics``);
+- ``fleet_store.py``: the devices' last heartbeats (SQLite table, or a Redis hash);
+- ``fleet_page.py``: the operations team's page ``/fleet`` (sign-in, live), with
+  ``templates/`` (Jinja2, shared with the phone's page) and ``static/`` (CSS, script);
 - ``server.py``: uvicorn (under the guard), in the foreground, on a thread, or in its own
   process.
 """

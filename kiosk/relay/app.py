@@ -4,8 +4,12 @@
 
     POST /webhooks/videsk                  the provider's QMS webhook (kiosk.relay.contract)
     GET  /v1/branches/{branch}/calls       Server-Sent Events for a branch's screens
+    POST /v1/branches/{branch}/leases      a block of ticket numbers (kiosk.relay.ledger)
     GET  /healthz                          200 {"status": "ok"} | 503 {"status": "unavailable"}
     GET  /metrics                          Prometheus text format (bearer token, or loopback)
+    PUT  /v1/devices/{id}/state            a device's heartbeat (kiosk.relay.fleet)
+    GET  /v1/fleet                         every device's state (the fleet token)
+    /fleet                                 the operations team's page (kiosk.relay.fleet_page)
 
 Webhook answers follow the provider's retry rules: 201 when the call was stored (only
 after the store committed it; header ``X-Relay-Event-Id``, no body), 200 for a repeated
@@ -19,15 +23,16 @@ request carries no proxy's forwarding header). Refusals are logged at most once 
 per reason (:class:`~kiosk.relay.ratelog.RateLimitedLog`) and all counted; outside data is
 quoted (``%r``) in every log line; secrets, signatures and tokens never reach one.
 
-The stream: ``Authorization: Bearer <display token>`` (401 without a known token, 403
-for another branch's), then one ``event: call`` per call with an increasing ``id:`` and
+The stream: ``Authorization: Bearer <device token>``, any device of the branch (401
+without a known token, 403 for another branch's: :mod:`kiosk.relay.devices`), then one
+``event: call`` per call with an increasing ``id:`` and
 ``data: {"ticketId", "poc": {"label"}, "queue": {"name"}, "at", "lang"?, "recall"?}``
 (``recall: true`` when the ticket was called before that day; ``at`` in the branch's time
 zone, whose midnight starts its day). Ids are decimal, increasing per branch, and never go
 back (see :mod:`kiosk.relay.store`). With
 ``Last-Event-ID`` it first replays the day's calls after that id; without it, the day's
 last ``history`` calls. A ``: keep-alive`` comment every ``keepalive_s`` on a quiet stream.
-One display token holds at most ``max_streams_per_token`` streams at once (per relay
+One device holds at most ``max_streams_per_token`` streams at once (per relay
 process): one more is answered 429 with ``Retry-After``. A stream starts with reading the
 store (the branch's backlog): a store that does not answer within ``STORE_READ_TIMEOUT_S``
 gets the stream a 503 with ``Retry-After``, and its place is free again. Each send to a
@@ -50,11 +55,13 @@ import contextlib
 import hmac
 import json
 import logging
+import re
 import socket
 import struct
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from prometheus_client import (
@@ -75,7 +82,12 @@ from kiosk.errors import StoreError
 from kiosk.netloc import is_loopback
 from kiosk.relay import contract
 from kiosk.relay.config import MAX_BODY, RelaySettings, check_keys
+from kiosk.relay.devices import Action, Refused, access_of
+from kiosk.relay.fleet import Fleet, FleetApi, FleetCollector
+from kiosk.relay.fleet_page import FleetPage
+from kiosk.relay.fleet_store import open_states
 from kiosk.relay.hub import GONE, SLOW, Hub, Screen
+from kiosk.relay.ledger import MAX_COUNT, SEED_RETRY_AFTER_S, Ledger, NotSeeded, open_ledger
 from kiosk.relay.ratelog import RateLimitedLog
 from kiosk.relay.store import Call, Event, Replayed, SqliteStore, Store, now
 
@@ -83,6 +95,12 @@ log = logging.getLogger("kiosk.relay")
 
 WEBHOOK_PATH = "/webhooks/videsk"
 STREAM_PATH = "/v1/branches/{branch}/calls"
+LEASES_PATH = "/v1/branches/{branch}/leases"
+MAX_HUB_BODY = 8 * 1024
+"""Largest body of a device's request to the hub (a lease, a ticket report): 413 above."""
+SEQUENCE = re.compile(r"[A-Za-z0-9:_-]{1,40}")
+"""A lease's counter: the prefix (``A``) or ``priority:A``."""
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 REPLAY_MAX = 1000
 """At most this many missed calls are replayed to a reconnecting screen."""
 STREAM_SNDBUF = 64 * 1024
@@ -128,11 +146,14 @@ class Metrics:
         self.stalled = Counter("relay_screens_stalled", "Screens disconnected because a send "
                                "to them waited send_timeout_s", registry=self.registry)
         self.streams_refused = Counter("relay_streams_refused", "Streams refused (429): their "
-                                       "display token held max_streams_per_token already",
+                                       "device held max_streams_per_token already",
                                        registry=self.registry)
         self.recalls = Counter("relay_recalls", "Calls of a ticket called before that day "
                                "(a new callId: shown and announced again)",
                                registry=self.registry)
+        self.leases = Counter("relay_leases", "Lease requests by result (leased, day: 409, "
+                              "refused: 4xx, unavailable: 503)", ["result"],
+                              registry=self.registry)
         self.epochs = Counter("relay_store_epochs", "New store epochs seen while running "
                               "(the store went back: Redis restarted or lost its data)",
                               registry=self.registry)
@@ -149,11 +170,23 @@ def open_store(settings: RelaySettings) -> Store:
 class Relay:
     """The routes over one store and hub."""
 
-    def __init__(self, settings: RelaySettings, store: Store | None = None) -> None:
+    def __init__(self, settings: RelaySettings, store: Store | None = None,
+                 ledger: Ledger | None = None) -> None:
         check_keys(settings, "(relay settings)")  # never a relay that takes unsigned calls
         self.settings = settings
         self.store = store if store is not None else open_store(settings)
+        self.ledger = ledger if ledger is not None else open_ledger(settings.store,
+                                                                    settings.sqlite_path)
+        """The branch's numbers (and, kiosk.relay.ledger, its tickets)."""
         self.metrics = Metrics()
+        self.access = access_of(settings.devices, settings.displays, settings.fleet_tokens)
+        """Who may do what: the devices' and the fleet's tokens (kiosk.relay.devices)."""
+        self.fleet = Fleet(self.access.by_id.values(), settings.heartbeat_s,
+                           open_states(settings.store, settings.sqlite_path))
+        """The devices' heartbeats and states (:mod:`kiosk.relay.fleet`)."""
+        self.metrics.registry.register(FleetCollector(self.fleet))
+        self.fleet_api = FleetApi(self.fleet, self.access, now)
+        self.fleet_page = FleetPage(self.fleet, self.access, settings.fleet_tokens, now)
         self.hub = Hub(on_change=lambda b, n: self.metrics.screens.labels(b).set(n))
         self.zone = ZoneInfo(settings.timezone)
         self._zones = {b: ZoneInfo(z) for b, z in settings.zones.items()}
@@ -168,9 +201,9 @@ class Relay:
         self.loop: asyncio.AbstractEventLoop | None = None
         """The loop serving the routes (set at start-up; tests run coroutines on it)."""
         self._streams: dict[str, int] = {}
-        """Open streams by display token (``max_streams_per_token`` caps them)."""
+        """Open streams by device id (``max_streams_per_token`` caps them)."""
         self._refusal_logged: dict[str, float] = {}
-        """When a token's next refusal may be logged (one line per ``RETRY_AFTER_S``)."""
+        """When a device's next refusal may be logged (one line per ``RETRY_AFTER_S``)."""
         self._metrics_refusal_logged = 0.0
         """When the next refused ``/metrics`` request may be logged."""
         self._metrics_refused_quietly = 0
@@ -346,43 +379,29 @@ class Relay:
 
     # ---------------------------------------------------------------- screens
 
-    def _display_token(self, headers: dict[bytes, bytes]) -> tuple[str, str] | None:
-        """The known display token the request bears and its branch, or None."""
-        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
-        if scheme.lower() != b"bearer":
-            return None
-        given = token.strip()
-        found: tuple[str, str] | None = None
-        for known, branch in self.settings.displays.items():  # all compared, constant time
-            if hmac.compare_digest(given, known.encode()):
-                found = (known, branch)
-        return found
-
     async def calls(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``GET /v1/branches/{branch}/calls`` as a plain ASGI endpoint: it owns the
         stream's whole life (its place under the token's cap, the send deadline, the
-        screen leaving)."""
+        screen leaving). Any device of the branch may read its calls."""
         branch: str = scope["path_params"]["branch"]
         headers: dict[bytes, bytes] = dict(scope["headers"])
-        found = self._display_token(headers)
-        if found is None:
-            await JSONResponse({"error": "a display token is required"}, status_code=401,
-                               headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+        try:
+            device = self.access.device(headers.get(b"authorization"), Action.CALLS,
+                                        branch=branch)
+        except Refused as exc:
+            await refusal(exc)(scope, receive, send)
             return
-        token, allowed = found
-        if allowed != branch:
-            await JSONResponse({"error": "this token is for another branch"},
-                               status_code=403)(scope, receive, send)
-            return
+        token = device.id  # the cap is per device (a rotation's two tokens share it)
         held = self._streams.get(token, 0)
         cap = self.settings.max_streams_per_token
         if held >= cap:
             self.metrics.streams_refused.inc()
             if time.monotonic() >= self._refusal_logged.get(token, 0.0):  # no log flood
                 self._refusal_logged[token] = time.monotonic() + RETRY_AFTER_S
-                log.warning("relay: a display token of branch %s already holds %d streams "
-                            "(relay.max_streams_per_token): more refused (429)", branch, held)
-            await JSONResponse({"error": "too many streams for this display token",
+                log.warning("relay: device %s of branch %s already holds %d streams "
+                            "(relay.max_streams_per_token): more refused (429)", token,
+                            branch, held)
+            await JSONResponse({"error": "too many streams for this device",
                                 "detail": f"at most {cap} at once"}, status_code=429,
                                headers={"Retry-After": str(RETRY_AFTER_S)})(
                                    scope, receive, send)
@@ -499,6 +518,39 @@ class Relay:
                 transport.abort()  # now, unsent data dropped
                 await asyncio.sleep(0)  # the server sees the connection lost before we return
 
+    # ---------------------------------------------------------------- the hub
+
+    async def leases(self, request: Request) -> Response:
+        """``POST /v1/branches/{branch}/leases``: the next block of a counter
+        (docs/hub.md)."""
+        branch: str = request.path_params["branch"]
+        try:
+            device = self.access.device(request.headers.get("authorization"), Action.LEASE,
+                                        branch=branch)
+            body = await read_json(request)
+            sequence, day, count = _lease_request(body)
+        except Refused as exc:
+            self.metrics.leases.labels("refused").inc()
+            return refusal(exc)
+        today = self.today(branch)
+        if day != today:  # a lease belongs to one day: the device's clock or day is off
+            self.metrics.leases.labels("day").inc()
+            log.info("relay: lease refused to %s: day %s, the branch's is %s", device.id,
+                     day, today)
+            return JSONResponse({"error": "day", "day": today}, status_code=409)
+        try:
+            lease = await self.ledger.lease(branch, day, sequence, count)
+        except StoreError as exc:
+            self.metrics.leases.labels("unavailable").inc()
+            log.error("relay: no lease for %s (%s %s): %s", device.id, sequence, day, exc)
+            retry = SEED_RETRY_AFTER_S if isinstance(exc, NotSeeded) else STORE_RETRY_AFTER_S
+            return JSONResponse({"error": "store", "detail": "no numbers now; retry later"},
+                                status_code=503, headers={"Retry-After": str(retry)})
+        self.metrics.leases.labels("leased").inc()
+        log.info("relay: numbers %s %d-%d of %s to %s", sequence, lease.first, lease.last,
+                 day, device.id)
+        return JSONResponse(lease.json(), status_code=201)
+
     # ---------------------------------------------------------------- health
 
     async def healthz(self, request: Request) -> Response:
@@ -543,7 +595,57 @@ class Relay:
             self._log_metrics_refusal()
             return JSONResponse({"error": "metrics are served to this machine only (or set "
                                  "relay.metrics_token_file)"}, status_code=403)
+        try:  # the per-device series (kiosk.relay.fleet.FleetCollector) as of now
+            await self.fleet.views(now())
+        except StoreError as exc:  # none rather than stale ones: the scrape shows the gap
+            self.fleet.snapshot = []
+            log.error("relay: the fleet cannot be read for /metrics: %s", exc)
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def read_json(request: Request, limit: int = MAX_HUB_BODY) -> dict[str, Any]:
+    """The request's JSON object, read to ``limit`` bytes at most; :class:`Refused` (413
+    above it, 400 for anything but a JSON object)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise Refused(413, f"a body of at most {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Refused(413, f"a body of at most {limit} bytes")
+        chunks.append(chunk)
+    try:
+        body = json.loads(b"".join(chunks))
+    except (ValueError, RecursionError):
+        raise Refused(400, "a JSON body") from None
+    if not isinstance(body, dict):
+        raise Refused(400, "a JSON object")
+    return body
+
+
+def _lease_request(body: dict[str, Any]) -> tuple[str, str, int]:
+    """``sequence``, ``day`` and ``count`` of a lease request; :class:`Refused` (400)
+    naming the field."""
+    sequence, day, count = body.get("sequence"), body.get("day"), body.get("count")
+    if not isinstance(sequence, str) or not SEQUENCE.fullmatch(sequence):
+        raise Refused(400, "sequence: 1-40 letters, digits, ':', '_' or '-' (A, priority:A)")
+    if not isinstance(day, str) or not DAY.fullmatch(day):
+        raise Refused(400, "day: the branch-local day, YYYY-MM-DD")
+    try:
+        date.fromisoformat(day)
+    except ValueError:
+        raise Refused(400, "day: the branch-local day, YYYY-MM-DD") from None
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
+        raise Refused(400, f"count: a whole number from 1 to {MAX_COUNT}")
+    return sequence, day, count
+
+
+def refusal(exc: Refused) -> JSONResponse:
+    """The answer to a refused request (401 asks for a bearer token)."""
+    return JSONResponse({"error": exc.error}, status_code=exc.status,
+                        headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
 
 
 class _Asgi:
@@ -568,17 +670,31 @@ def create_app(settings: RelaySettings, store: Store | None = None) -> Starlette
             log.warning("relay: UNSIGNED WEBHOOKS ARE ACCEPTED from this machine "
                         "(relay.allow_unsigned: for development only; never in production)")
         await relay.store.start(relay.hub.publish)
+        await relay.fleet.states.start()
+        try:
+            await relay.ledger.start()
+        except BaseException:
+            await relay.store.close()
+            raise
         try:
             yield
         finally:
             relay.hub.close_all()
-            await relay.store.close()
+            try:
+                await relay.ledger.close()
+            finally:
+                await relay.fleet.states.close()
+                await relay.store.close()
 
     app = Starlette(routes=[
         Route(WEBHOOK_PATH, _Asgi(relay.webhook), methods=["POST"]),
         Route(STREAM_PATH, _Asgi(relay.calls), methods=["GET"]),
+        Route(LEASES_PATH, relay.leases, methods=["POST"]),
         Route("/healthz", relay.healthz, methods=["GET"]),
         Route("/metrics", relay.metrics_page, methods=["GET"]),
+        Route("/v1/devices/{id}/state", relay.fleet_api.put_state, methods=["PUT"]),
+        Route("/v1/fleet", relay.fleet_api.list, methods=["GET"]),
+        *relay.fleet_page.routes(),
     ], lifespan=lifespan)
     app.state.relay = relay
     return app

@@ -45,6 +45,16 @@ class FormCatalog:
         """Forms the provider accepted since start (counts for staff, never values)."""
         self.refused = 0
         """Forms refused: locally before sending, or by the provider's 400."""
+        self._day: str | None = None
+        self._base = (0, 0)
+
+    def today(self, day: str) -> tuple[int, int]:
+        """Forms sent and refused on ``day`` (the branch's today), counted since start."""
+        if self._day is None:
+            self._day = day
+        elif self._day != day:  # a new day: count from here
+            self._day, self._base = day, (self.sent, self.refused)
+        return self.sent - self._base[0], self.refused - self._base[1]
 
     def subscribe(self, listener: Callable[[dict[str, FormDef | None]], None]) -> None:
         self._listeners.append(listener)

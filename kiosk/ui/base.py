@@ -364,9 +364,10 @@ class LobbyApp(App):
             self.show_screen("admin")
             self.admin_action("refresh")
         elif locked_s > 0:  # the core counts wrong PINs; it says how long to wait
-            self.screen("pin").note = f"Too many wrong PINs: wait {locked_s:.0f} s"
+            self.screen("pin").note = self.tr("Too many wrong PINs: wait {n} s", self.lang,
+                                              n=f"{locked_s:.0f}")
         else:
-            self.screen("pin").note = "Wrong PIN"
+            self.screen("pin").note = self.tr("Wrong PIN", self.lang)
 
     def admin_action(self, name: str) -> None:
         self.spawn(self._admin_action(name))
@@ -378,10 +379,11 @@ class LobbyApp(App):
             self.stop()
             return
         try:
-            s.note, s.info = await self.core.admin(name, self.lang)
+            s.note, state = await self.core.admin(name, self.lang)
+            s.show(state, self.lang, self.settings.kiosk_id, self.settings.priority_reasons)
         except Exception as exc:
             log.exception("admin action %s failed", name)
-            s.note = f"Failed: {exc}"
+            s.note = self.tr("Not done: {error}", self.lang, error=exc)
         if name == "reload":
             self.refresh()
 

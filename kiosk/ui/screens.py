@@ -18,13 +18,16 @@ from kivy.uix.widget import Widget
 from kiosk.i18n import t
 from kiosk.ui.widgets import (
     AccessButton,
+    FigureRow,
     KioskButton,
     PriorityButton,
     QueueCard,
+    StatusRow,
     ToggleChip,
     app_ref,
 )
-from kiosk.view import guidance
+from kiosk.view import guidance, staffwords
+from kiosk.view.devicestate import DeviceState
 from kiosk.view.outcomes import QueueView
 from kiosk.view.presentation import agents_text, card_freshness, wait_text
 
@@ -367,13 +370,51 @@ class PinScreen(KioskScreen):
 
 
 class AdminScreen(KioskScreen):
-    """API state, printer state, today's counts; test print, reprint, reload, exit."""
+    """The staff screen: the device's state as rows with a colour and a word (API,
+    printer, clock, journal, numbers, hub) and what to do about each fault; today's
+    figures; test print, reprint, reload, refresh, exit. In the staff's language
+    (:mod:`kiosk.view.staffwords`): never a raw identifier."""
 
     kv = "admin"
 
-    info = StringProperty("")
     note = StringProperty("")
+    state = ObjectProperty(None, allownone=True)
+    """The :class:`~kiosk.view.devicestate.DeviceState` the core sent last."""
+    device_line = StringProperty("")
+    banner_text = StringProperty("")
+    banner_bg = ListProperty([0.37, 0.42, 0.48, 1])
+    banner_fg = ListProperty([1, 1, 1, 1])
+    landscape = BooleanProperty(False)
+    """The tablet's layout: state and today side by side, the buttons in one row."""
+
+    def on_size(self, *args: Any) -> None:
+        self.landscape = self.width > self.height
+
+    def show(self, state: DeviceState, lang: str, kiosk_id: str,
+             reasons: dict[str, dict[str, str]] | None = None) -> None:
+        """Lay out ``state`` in ``lang``."""
+        from kiosk.ui.theme import LEVELS, rgba
+        self.state = state
+        self.device_line = t("{device} · version {version}", lang, device=kiosk_id,
+                             version=state.version)
+        level, self.banner_text = staffwords.banner(state, lang)
+        bg, fg = LEVELS[level]
+        self.banner_bg, self.banner_fg = rgba(bg), rgba(fg)
+        compact = self.landscape
+        rows = self.ids.rows
+        rows.clear_widgets()
+        for row in staffwords.rows(state, lang):
+            bg, fg = LEVELS[row.level]
+            rows.add_widget(StatusRow(
+                title=row.title, word=row.word, advice=row.advice,
+                detail=t("For IT: {detail}", lang, detail=row.detail) if row.detail else "",
+                level_word=staffwords.level_word(row.level, lang), bg=rgba(bg), fg=rgba(fg),
+                compact=compact))
+        figures = self.ids.figures
+        figures.clear_widgets()
+        for label, value in staffwords.today(state, lang, reasons):
+            figures.add_widget(FigureRow(label=label, value=value, compact=compact))
 
     def focusables(self) -> list[Widget]:
         ids = self.ids
-        return [ids.test_print, ids.reprint, ids.reload, ids.refresh, ids.exit, ids.back]
+        return [ids.test_print, ids.reprint, ids.refresh, ids.reload, ids.exit, ids.back]

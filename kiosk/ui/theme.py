@@ -72,6 +72,16 @@ class Theme:
         return [min(1.0, c + 0.12) for c in rgba(self.brand)[:3]] + [1.0]
 
 
+LEVELS: dict[str, tuple[str, str]] = {
+    "ok": ("#1E7B34", "#FFFFFF"),       # 5.3:1
+    "warning": ("#FFD166", "#1B1B1B"),  # 12.6:1
+    "error": ("#B3261E", "#FFFFFF"),    # 6.5:1
+    "off": ("#5F6B7A", "#FFFFFF"),      # 5.4:1
+}
+"""The staff screen's colour per level (background, text): each row also says its level
+in a word, so colour is never the only sign (WCAG 1.4.1)."""
+
+
 def register_fonts() -> None:
     """Make the shipped DejaVu (full Latin coverage) Kivy's default font."""
     from kivy.core.text import DEFAULT_FONT, LabelBase

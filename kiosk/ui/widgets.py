@@ -90,6 +90,28 @@ class ToggleChip(Focusable, ButtonBehavior, BoxLayout):
     outlined = BooleanProperty(False)
 
 
+class StatusRow(BoxLayout):
+    """One concern on the staff screen (``kv/admin.kv``): a colour and a word for its
+    level, its name, its state, what to do, and the detail for IT."""
+
+    title = StringProperty("")
+    word = StringProperty("")
+    level_word = StringProperty("")
+    advice = StringProperty("")
+    detail = StringProperty("")
+    bg = ListProperty([0.37, 0.42, 0.48, 1])
+    fg = ListProperty([1, 1, 1, 1])
+    compact = BooleanProperty(False)
+
+
+class FigureRow(BoxLayout):
+    """One of today's figures on the staff screen: a label and its value."""
+
+    label = StringProperty("")
+    value = StringProperty("")
+    compact = BooleanProperty(False)
+
+
 class QRCode(Widget):
     """A QR code drawn from its modules as one texture, one module per texel, scaled
     without smoothing: crisp at any size, and one draw call however many modules."""

@@ -8,6 +8,8 @@
 - ``speech.py``        espeak-ng on a worker, and the chime
 - ``guidance.py``      what audio guidance says of each screen and item in focus
 - ``sound.py``         whether a sound can be played here (asked of SDL, without Kivy)
+- ``devicestate.py``   a device's state: what status.json, staff and the hub are told
+- ``staffwords.py``    that state in the staff's words: rows, colours' levels, advice
 
 May import only the foundation (no pydantic, httpx, SQLite or Kivy): the UI process
 loads it at start.
