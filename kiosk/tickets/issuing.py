@@ -248,7 +248,8 @@ class TicketService:
     def sequences(self) -> list[str]:
         """The number sequences this device offers now: each queue's prefix, and its
         priority sequence (``priority:A``) where priority tickets are offered."""
-        prefixes = sorted({v.prefix for v in self.views(self.config.kiosk.language)})
+        prefixes = sorted({*(q.prefix for q in self.config.queues if q.prefix),
+                           *(v.prefix for v in self.views(self.config.kiosk.language))})
         if self.config.priority.enabled:
             prefixes += [sequence_of(p, "") for p in prefixes]
         return prefixes
