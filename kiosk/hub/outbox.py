@@ -26,16 +26,20 @@ log = logging.getLogger(__name__)
 
 BATCH = 50
 """Reports read from the outbox at a time."""
+GATHER_S = 0.25
+"""After a report is written, how long the sender waits before delivering: the tap it
+came from finishes first (printing, its screen), and a burst goes out together."""
 
 
 class ReportSender:
     """Delivers the outbox's reports to the hub; start with :meth:`start`."""
 
     def __init__(self, journal: Journal, hub: HubClient, *,
-                 retry: RetryWait = DEFAULT_RETRY) -> None:
+                 retry: RetryWait = DEFAULT_RETRY, gather_s: float = GATHER_S) -> None:
         self.journal = journal
         self.hub = hub
         self.retry = retry
+        self.gather_s = gather_s
         self.failures = 0
         """Rounds in a row that ended on a failure."""
         self.error = ""
@@ -98,3 +102,5 @@ class ReportSender:
             wait = self.retry.delay(self.failures) if self.failures else None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
+            if not self.failures:
+                await asyncio.sleep(self.gather_s)
