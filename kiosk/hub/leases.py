@@ -59,6 +59,10 @@ class LeaseKeeper:
         self.leases = 0
         """Blocks recorded since start."""
         self._wanted: set[str] = set()
+        self._left: dict[tuple[str, str], int] = {}
+        """(day, sequence) -> numbers left in its blocks, as last read from the journal,
+        less those :meth:`used` since: a tap wakes the keeper only when a block is due,
+        so the keeper's own work stays off the taps in between."""
         self._known = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -69,10 +73,14 @@ class LeaseKeeper:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="leases")
 
     def used(self, sequence: str) -> None:
-        """A number of ``sequence`` was taken: look whether its next block is due."""
+        """A number of ``sequence`` was taken: wake the keeper when its next block is due
+        (at half a block left, as far as the keeper knows)."""
         self._wanted.add(sequence)
-        if not self.failures:  # the hub away: its growing wait goes on, taps or not
-            self._wake.set()
+        key = (self.journal.today(), sequence)
+        left = self._left.get(key, 0) - 1
+        self._left[key] = left
+        if left * 2 <= self.block and not self.failures:  # the hub away: its growing wait
+            self._wake.set()                              # goes on, taps or not
 
     async def aclose(self) -> None:
         """Stop (a request under way is abandoned: its block is never used)."""
@@ -90,6 +98,7 @@ class LeaseKeeper:
         for sequence in sorted(wanted):
             day = self.journal.today()
             left = await asyncio.to_thread(self.journal.lease_left, sequence, day)
+            self._left[(day, sequence)] = left
             if left * 2 > self.block:
                 continue
             try:
@@ -99,6 +108,7 @@ class LeaseKeeper:
                 continue
             if await asyncio.to_thread(self.journal.record_lease, lease.sequence, lease.day,
                                        lease.first, lease.last):
+                self._left[(day, sequence)] = left + lease.last - lease.first + 1
                 recorded += 1
                 self.leases += 1
                 log.debug("numbers %s %d-%d leased for %s", sequence, lease.first,

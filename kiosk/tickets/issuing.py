@@ -191,8 +191,6 @@ class TicketService:
     async def _take_number(self, view: QueueView, lang: str,
                            priority: str | None = None) -> TicketRow:
         row = await self._number(view, lang, priority)
-        if self.leases is not None:
-            self.leases.used(sequence_of(view.prefix, priority))
         if row.numbering == "offline":
             example = row.ticket_id
             self.health.set("numbers", "numbers offline: the hub gives no numbers (" + (
@@ -369,6 +367,8 @@ class TicketService:
             if self.monitor:
                 self.monitor.poll_soon()
 
+        if self.leases is not None:  # after the answer: the keeper's work is off this tap
+            self.leases.used(sequence_of(view.prefix, priority))
         if priority is None:
             self._arm_next(view.prefix)
         printed: bool | None = None
