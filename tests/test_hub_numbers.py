@@ -247,9 +247,21 @@ async def test_two_devices_of_a_branch_share_one_sequence(
 
 
 @pytest.mark.slow
+async def check_lines(rt: Runtime, monkeypatch: pytest.MonkeyPatch
+                      ) -> set[tuple[bool, str, str]]:
+    """What `kiosk check` says beside this running core (its status file written now)."""
+    from kiosk.core.diagnostics import check
+    from kiosk.core.status import STATUS_FILE, write
+    write(rt.config.kiosk.data_dir / STATUS_FILE, snapshot(rt))
+    monkeypatch.setenv("VIDESK_API_KEY", KEY)
+    lines: set[tuple[bool, str, str]] = set()
+    await check(rt.config, "kiosk.yaml", lambda ok, what, detail: lines.add((ok, what, detail)))
+    return lines
+
+
 async def test_hub_down_numbers_offline_and_staff_see_it_then_shared_again(
         tmp_path: Path, config_factory: Callable[..., Config], state: MockState,
-        devices: list[Runtime]) -> None:
+        devices: list[Runtime], monkeypatch: pytest.MonkeyPatch) -> None:
     config, port = hub_config(tmp_path / "relay"), free_port()
     hub = relay_process(config, port)
     proc = await asyncio.to_thread(hub.__enter__)
@@ -269,6 +281,8 @@ async def test_hub_down_numbers_offline_and_staff_see_it_then_shared_again(
     assert "numbers" in snap["faults"]
     text = admin.summary(rt, await admin.printer_status(rt))
     assert "Numbers: OFFLINE" in text and "NUMBERS FAULT" in text
+    assert await check_lines(rt, monkeypatch) >= {
+        (False, "numbers", "the running kiosk says: " + rt.faults()["numbers"])}
     hub = relay_process(config, port)  # back, its counter on its disk
     await asyncio.to_thread(hub.__enter__)
     try:
@@ -280,6 +294,8 @@ async def test_hub_down_numbers_offline_and_staff_see_it_then_shared_again(
         assert "numbers" not in snapshot(rt)["faults"]
         assert "Numbers: shared through the hub" in admin.summary(
             rt, await admin.printer_status(rt))
+        assert (True, "numbers", "shared (the running kiosk)") in await check_lines(
+            rt, monkeypatch)
     finally:
         await asyncio.to_thread(hub.__exit__, None, None, None)
 
