@@ -25,7 +25,7 @@ from kiosk.config import Config
 from kiosk.core import admin
 from kiosk.core.runtime import Runtime, open_runtime
 from kiosk.core.status import snapshot
-from kiosk.errors import StoreError
+from kiosk.errors import ClockBehind, HubDayMismatch, StoreError
 from kiosk.hub.client import HubClient, RetryWait
 from kiosk.mock import MockState, create_app
 from kiosk.relay import RelayServer
@@ -324,3 +324,37 @@ async def test_a_tap_never_waits_for_a_hub_that_hangs(
     server.close()
     for w in hung:
         w.close()
+
+
+async def test_a_device_on_another_day_than_the_hub_gets_no_block(
+        tmp_path: Path, relay: RelayServer) -> None:
+    """The device's clock a day ahead of the hub's: the hub answers 409 with its day and
+    the keeper records nothing (a block always belongs to one day). Its clock set right:
+    the block of its day. A number once taken on a later day still stops the device
+    behind it (the journal's clock rule), hub or not."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from kiosk.hub.leases import LeaseKeeper
+    now = datetime.now(UTC)
+    clock = WallClock(now + timedelta(days=1))
+    journal = Journal(tmp_path / "d", kiosk_id="test-1", timezone="America/Santiago",
+                      clock=clock)
+    client = HubClient(relay.url, BRANCH, "test-1", SecretStr(LOBBY))
+    keeper = LeaseKeeper(journal, client, 10, lambda: ["A"], retry=FAST)
+    with pytest.raises(HubDayMismatch) as info:
+        await keeper.top_up()
+    hub_day = now.astimezone(ZoneInfo("America/Santiago")).date().isoformat()
+    assert info.value.day == hub_day and info.value.asked == journal.today() != hub_day
+    assert journal.lease_left("A") == 0 and keeper.leases == 0
+    clock.now = now  # set right
+    assert await keeper.top_up() == 1
+    assert take(journal) == ("A-001", "shared") and journal.today() == hub_day
+    # the hardening issue's clock rule still holds: numbered on a day, never back behind it
+    clock.now = now + timedelta(days=1)
+    assert take(journal) == ("Atest-1-001", "offline")  # no block of that day: its own
+    clock.now = now
+    with pytest.raises(ClockBehind):
+        take(journal)
+    await client.aclose()
+    journal.close()

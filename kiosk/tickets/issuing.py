@@ -401,7 +401,7 @@ class TicketService:
             return None
         local = issued_at.astimezone(self.journal.tz)
         return {"ticketId": row.ticket_id,
-                "queue": {"id": view.id, "name": view.api_name or view.name},
+                "queue": {"id": view.id, "name": (view.api_name or view.name)[:200]},
                 "lang": lang, "issuedAt": local.isoformat(timespec="seconds"),
                 "outcome": outcome, "device": self.config.kiosk.id,
                 "priority": priority_value(priority), "phone": None}
