@@ -1,7 +1,8 @@
 """The running kiosk's state in one JSON file, for monitoring and ``kiosk check``.
 
 ``<data_dir>/status.json`` is rewritten atomically every few seconds: ticket counts, API
-and printer state, journal and clock faults, the last error, the kiosk's id and version.
+and printer state, where numbers come from (``numbers``: ``local``, ``shared`` through the
+hub, ``offline``), journal, clock and numbers faults, the last error, the kiosk's id and version.
 No secret is ever in it.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from kiosk import __version__
 from kiosk.core.runtime import Runtime
+from kiosk.errors import StoreError
 from kiosk.logs import redact_text
 from kiosk.tasks import cancel
 
@@ -45,11 +47,33 @@ def snapshot(rt: Runtime) -> dict[str, Any]:
                 "error": str(snap.error) if snap.error else None},
         "printer": {"type": rt.config.printer.type, "state": printer.state.value,
                     "detail": printer.detail},
+        "numbers": _numbers(rt),
+        **({"reports": {"waiting": _outbox(rt), "refused": _outbox(rt, refused=True),
+                        "hub_error": rt.reports.error or None}}
+           if rt.reports is not None else {}),
         "tickets_today": rt.counts(),
         "faults": rt.faults(),
         "last_error": str(snap.error) if snap.error else (
             printer.detail if not printer.can_print else None),
     }
+
+
+def _numbers(rt: Runtime) -> dict[str, Any]:
+    """Where numbers come from (``local``, ``shared``, ``offline``) and, with a hub, why
+    it gave none last time."""
+    keeper = rt.leases
+    return {"state": rt.numbers(),
+            **({"hub_error": keeper.error or None, "blocks_leased": keeper.leases}
+               if keeper is not None else {})}
+
+
+def _outbox(rt: Runtime, refused: bool = False) -> int | None:
+    """Reports waiting for the hub, or refused by it for good (None when the journal
+    cannot say)."""
+    try:
+        return rt.journal.outbox_size(refused)
+    except StoreError:  # the journal's fault is reported with the faults
+        return None
 
 
 def write(path: Path, data: dict[str, Any]) -> None:
