@@ -345,3 +345,19 @@ def test_followers_hear_of_reports_and_calls_on_every_replica(hub: Hub) -> None:
     left.set()
     task.result(timeout=10)
     assert not hub.b.relay.changes.followed(BRANCH_A)
+
+
+def test_a_data_folder_with_uri_characters_still_joins_the_calls(tmp_path: Path) -> None:
+    """The call store is attached by URI (read-only): '?', '#', '%' and spaces in its
+    folder are its name, not a query."""
+    folder = tmp_path / "datos sucursal?x=1#y%20z"
+    base = settings(tmp_path, devices=DEVICES, zones={BRANCH_A: ZONE},
+                    sqlite_path=folder / "relay.sqlite3")
+    with RelayServer(base) as relay:
+        assert report(relay.url, body("A-001")).status_code == 201
+        assert post(relay.url, call_body("A-001", "call-1", poc="Cabina 4")).status_code == 201
+        [ticket] = ledger(relay.url).json()["tickets"]
+        assert ticket["call"]["booth"] == "Cabina 4"
+    assert sorted(p.name for p in folder.iterdir() if not p.name.endswith(("-wal", "-shm"))
+                  ) == ["hub.sqlite3", "relay.sqlite3"]
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no stray file elsewhere

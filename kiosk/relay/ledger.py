@@ -62,6 +62,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from redis.exceptions import RedisError
 
@@ -387,11 +388,12 @@ class SqliteLedger:
     def _read(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
         """``work`` on a reader connection of its own, the call store attached read-only
         as ``calls`` (an empty table when there is none)."""
-        db = sqlite3.connect(self._file.path, check_same_thread=False)
+        db = sqlite3.connect(f"file:{quote(str(self._file.path))}", uri=True,
+                             check_same_thread=False)
         try:
             if self._calls is not None and self._calls.exists():
                 db.execute("ATTACH DATABASE ? AS calls",
-                           (f"file:{self._calls}?mode=ro",))
+                           (f"file:{quote(str(self._calls))}?mode=ro",))
             else:
                 db.execute("CREATE TEMP TABLE events (branch TEXT, id INTEGER, day TEXT, "
                            "ticket_id TEXT, data TEXT)")
