@@ -78,6 +78,8 @@ SEED_CHECK_S = 1.0
 """How often a replica checks that the Redis run is seeded (and seeds it when not)."""
 REPLICA_MEMORY_S = 36 * 3600
 """A replica not seen for this long is no longer waited for when seeding."""
+SEEN_WRITE_S = 60.0
+"""A replica seen again is written down at most this often (a new one at once)."""
 MAX_COUNT = 1000
 """The largest block a lease may ask for."""
 SEED_RETRY_AFTER_S = 2
@@ -704,6 +706,8 @@ class RedisLedger(_RedisTickets):
         self.seeded = asyncio.Event()
         """Set while this replica knows the Redis run is seeded by it."""
         self.on_report: Callable[[str, str], None] = lambda branch, ticket: None
+        self._noted: dict[str, float] = {}
+        """When each replica was last written down as seen (by this run)."""
 
     async def start(self) -> None:
         await asyncio.to_thread(self._file.open)
@@ -759,9 +763,13 @@ class RedisLedger(_RedisTickets):
                 log.warning("relay: Redis is a new run (restarted): the lease counters were "
                             "raised to this replica's %d floor(s)", len(floors))
             moment = self._clock()
-            await asyncio.to_thread(self._file.transaction, lambda db: db.executemany(
-                "INSERT INTO replicas (id, seen) VALUES (?, ?) ON CONFLICT (id) DO UPDATE "
-                "SET seen = excluded.seen", [(m, moment) for m in members]))
+            due = [m for m in members if moment - self._noted.get(m, -SEEN_WRITE_S)
+                   >= SEEN_WRITE_S]  # a new replica at once, the others once a minute
+            if due:
+                await asyncio.to_thread(self._file.transaction, lambda db: db.executemany(
+                    "INSERT INTO replicas (id, seen) VALUES (?, ?) ON CONFLICT (id) DO "
+                    "UPDATE SET seen = excluded.seen", [(m, moment) for m in due]))
+                self._noted.update(dict.fromkeys(due, moment))
         if seeded:
             self.seeded.set()
         else:
