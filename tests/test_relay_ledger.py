@@ -345,3 +345,46 @@ def test_followers_hear_of_reports_and_calls_on_every_replica(hub: Hub) -> None:
     left.set()
     task.result(timeout=10)
     assert not hub.b.relay.changes.followed(BRANCH_A)
+
+
+def test_a_data_folder_with_uri_characters_still_joins_the_calls(tmp_path: Path) -> None:
+    """The call store is attached by URI (read-only): '?', '#', '%' and spaces in its
+    folder are its name, not a query."""
+    folder = tmp_path / "datos sucursal?x=1#y%20z"
+    base = settings(tmp_path, devices=DEVICES, zones={BRANCH_A: ZONE},
+                    sqlite_path=folder / "relay.sqlite3")
+    with RelayServer(base) as relay:
+        assert report(relay.url, body("A-001")).status_code == 201
+        assert post(relay.url, call_body("A-001", "call-1", poc="Cabina 4")).status_code == 201
+        [ticket] = ledger(relay.url).json()["tickets"]
+        assert ticket["call"]["booth"] == "Cabina 4"
+    assert sorted(p.name for p in folder.iterdir() if not p.name.endswith(("-wal", "-shm"))
+                  ) == ["hub.sqlite3", "relay.sqlite3"]
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no stray file elsewhere
+
+
+@pytest.mark.slow
+def test_a_report_answered_201_survives_a_kill_9(tmp_path: Path) -> None:
+    """Each report is on the disk before its 201: the hub killed -9 right after keeps
+    every one (the outbox would not send them again)."""
+    import yaml
+
+    from kiosk.relay import relay_process
+    from tests.relay_helpers import SECRET, write_private
+    secret = write_private(tmp_path / "webhook-secret", SECRET.decode() + "\n")
+    token = write_private(tmp_path / "device-lobby-1", KIOSK + "\n")
+    config = tmp_path / "relay.yaml"
+    config.write_text(yaml.safe_dump({"kiosk": {"data_dir": str(tmp_path / "data")}, "relay": {
+        "webhook_secret_file": str(secret),
+        "devices": [{"id": "lobby-1", "branch": BRANCH_A, "role": "kiosk",
+                     "token_file": str(token)}],
+        "branches": [{"id": BRANCH_A, "timezone": ZONE}]}}), encoding="utf-8")
+    sent = []
+    with relay_process(config) as proc:
+        for i in range(20):
+            at = now_at(i / 100)
+            assert report(proc.url, body(f"A-{i:03d}", issuedAt=at)).status_code == 201
+            sent.append(f"A-{i:03d}")
+        proc.kill()
+    with relay_process(config) as proc:
+        assert [t["ticketId"] for t in ledger(proc.url).json()["tickets"]] == sent

@@ -62,6 +62,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from redis.exceptions import RedisError
 
@@ -77,6 +78,8 @@ SEED_CHECK_S = 1.0
 """How often a replica checks that the Redis run is seeded (and seeds it when not)."""
 REPLICA_MEMORY_S = 36 * 3600
 """A replica not seen for this long is no longer waited for when seeding."""
+SEEN_WRITE_S = 60.0
+"""A replica seen again is written down at most this often (a new one at once)."""
 MAX_COUNT = 1000
 """The largest block a lease may ask for."""
 SEED_RETRY_AFTER_S = 2
@@ -387,11 +390,12 @@ class SqliteLedger:
     def _read(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
         """``work`` on a reader connection of its own, the call store attached read-only
         as ``calls`` (an empty table when there is none)."""
-        db = sqlite3.connect(self._file.path, check_same_thread=False)
+        db = sqlite3.connect(f"file:{quote(str(self._file.path))}", uri=True,
+                             check_same_thread=False)
         try:
             if self._calls is not None and self._calls.exists():
                 db.execute("ATTACH DATABASE ? AS calls",
-                           (f"file:{self._calls}?mode=ro",))
+                           (f"file:{quote(str(self._calls))}?mode=ro",))
             else:
                 db.execute("CREATE TEMP TABLE events (branch TEXT, id INTEGER, day TEXT, "
                            "ticket_id TEXT, data TEXT)")
@@ -702,6 +706,8 @@ class RedisLedger(_RedisTickets):
         self.seeded = asyncio.Event()
         """Set while this replica knows the Redis run is seeded by it."""
         self.on_report: Callable[[str, str], None] = lambda branch, ticket: None
+        self._noted: dict[str, float] = {}
+        """When each replica was last written down as seen (by this run)."""
 
     async def start(self) -> None:
         await asyncio.to_thread(self._file.open)
@@ -757,9 +763,13 @@ class RedisLedger(_RedisTickets):
                 log.warning("relay: Redis is a new run (restarted): the lease counters were "
                             "raised to this replica's %d floor(s)", len(floors))
             moment = self._clock()
-            await asyncio.to_thread(self._file.transaction, lambda db: db.executemany(
-                "INSERT INTO replicas (id, seen) VALUES (?, ?) ON CONFLICT (id) DO UPDATE "
-                "SET seen = excluded.seen", [(m, moment) for m in members]))
+            due = [m for m in members if moment - self._noted.get(m, -SEEN_WRITE_S)
+                   >= SEEN_WRITE_S]  # a new replica at once, the others once a minute
+            if due:
+                await asyncio.to_thread(self._file.transaction, lambda db: db.executemany(
+                    "INSERT INTO replicas (id, seen) VALUES (?, ?) ON CONFLICT (id) DO "
+                    "UPDATE SET seen = excluded.seen", [(m, moment) for m in due]))
+                self._noted.update(dict.fromkeys(due, moment))
         if seeded:
             self.seeded.set()
         else:
