@@ -12,12 +12,15 @@
     kiosk [--config PATH] print-test [--preview PNG]   a sample ticket, and the printer's state
     kiosk [--config PATH] reprint TICKET_ID      print an issued ticket again
     kiosk [--config PATH] tickets [--date D] [--json]  a day's tickets, from the journal
+    kiosk [--config PATH] tickets --branch [--date D] [--json]   every device's tickets
+                                                 of the branch, from the hub's ledger
     kiosk [--config PATH] run [--window]         the touch UI, in the config's mode
     kiosk mock-api [--host H] [--port P] [--scenario FILE] [--webhook-url URL
                    --webhook-secret-file FILE --webhook-jwt-key-file FILE]
     kiosk [--config PATH] relay [--host H] [--port P]   the calling relay (kiosk.relay)
     kiosk webhook-template [--json] [--hmac]     the provider webhook template to paste
     kiosk webhook-keys DIR                       a key pair for the template's JWT
+    kiosk device-token FILE                      a new device (or fleet) token, mode 0600
     kiosk demo [--headless] [--mode kiosk|tablet|display]   the UI (or a morning) against
                                                  the mock, its calls through a relay
     kiosk hash-pin                               hash an admin PIN for ui.admin_pin_hash
@@ -138,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     tk.add_argument("--date", metavar="YYYY-MM-DD", type=_iso_date,
                     help="the branch's day (default: today)")
     tk.add_argument("--json", action="store_true", help="a JSON list, one object a ticket")
+    tk.add_argument("--branch", action="store_true",
+                    help="every device's tickets of the branch, from the hub (hub: section)")
 
     m = sub.add_parser("mock-api", help="serve the mock Videsk API")
     m.add_argument("--host", default="127.0.0.1")
@@ -162,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     wk = sub.add_parser("webhook-keys", help="make the key pair of the template's JWT")
     wk.add_argument("dir", type=Path, help="where to write webhook-jwt.pub (the relay's "
                     "relay.jwt_public_key_file) and webhook-jwt.provider-secret")
+
+    dt = sub.add_parser("device-token", help="write a new device (or fleet) token, mode 0600")
+    dt.add_argument("file", type=Path, help="where: a relay.devices[].token_file (copy it "
+                    "to the device's hub.token_file) or relay.fleet_token_file")
 
     r = sub.add_parser("run", help="the touch UI (kiosk or tablet, from the config)")
     r.add_argument("--window", action="store_true", help="a window instead of fullscreen")
@@ -329,7 +338,9 @@ async def cmd_tickets(args: argparse.Namespace, out: TextIO) -> int:
     from kiosk.store import Journal
     from kiosk.store.journal import JOURNAL_FILE
     from kiosk.tickets.ledger import record, table
-    config, _ = _load(args)
+    config, file = _load(args)
+    if args.branch:
+        return await _branch_tickets(config, file, args, out)
     if not (config.kiosk.data_dir / JOURNAL_FILE).exists():
         records: list[dict[str, Any]] = []
     else:
@@ -345,6 +356,27 @@ async def cmd_tickets(args: argparse.Namespace, out: TextIO) -> int:
         for text in table(records):
             print(text, file=out)
         print(f"{len(records)} ticket(s)", file=out)
+    return ExitStatus.OK
+
+
+async def _branch_tickets(config: Config, file: str, args: argparse.Namespace,
+                          out: TextIO) -> int:
+    """``kiosk tickets --branch``: the hub's ledger of the branch's day."""
+    from kiosk.config import load_hub_token
+    from kiosk.hub.client import HubClient
+    from kiosk.tickets.ledger import branch_table
+    if config.hub is None:
+        raise ConfigError(file, "hub", "a hub section (hub.url, hub.token_file) for --branch")
+    hub = HubClient.from_config(config, load_hub_token(config, file))
+    try:
+        ledger = await hub.tickets(args.date.isoformat() if args.date else None)
+    finally:
+        await hub.aclose()
+    if args.json:
+        print(json.dumps(ledger, ensure_ascii=False, indent=1), file=out)
+    else:
+        for text in branch_table(ledger, config.kiosk.timezone):
+            print(text, file=out)
     return ExitStatus.OK
 
 
@@ -469,6 +501,27 @@ def cmd_webhook_keys(args: argparse.Namespace, out: TextIO) -> int:
     return ExitStatus.OK
 
 
+def cmd_device_token(args: argparse.Namespace, out: TextIO) -> int:
+    """Write a fresh token (256 random bits) to a new file only its owner may read; the
+    token itself is never printed."""
+    import secrets
+    path: Path = args.file
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        print(f"kiosk: {path} exists: not replaced (for a rotation, add a second line to it "
+              "by hand; see packaging/README.md)", file=sys.stderr)
+        return ExitStatus.USAGE
+    except OSError as exc:
+        print(f"kiosk: cannot write {path}: {exc.strerror}", file=sys.stderr)
+        return ExitStatus.USAGE
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(secrets.token_urlsafe(32) + "\n")
+    print(f"{path}: a new token (mode 0600). The relay's token_file and the device's "
+          "hub.token_file hold the same one; the relay's user must own its copy.", file=out)
+    return ExitStatus.OK
+
+
 def _has_display() -> bool:
     return sys.platform != "linux" or bool(os.environ.get("DISPLAY")
                                            or os.environ.get("WAYLAND_DISPLAY"))
@@ -576,6 +629,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
             return cmd_webhook_template(args, stdout)
         if args.command == "webhook-keys":
             return cmd_webhook_keys(args, stdout)
+        if args.command == "device-token":
+            return cmd_device_token(args, stdout)
         if args.command == "hash-pin":
             return cmd_hash_pin(stdout)
         handlers = {"queues": cmd_queues, "ticket": cmd_ticket, "check": cmd_check,

@@ -198,6 +198,14 @@ def test_demo_headless(cli_env: dict[str, str], tmp_path: Path) -> None:
     tickets = sorted((tmp_path / "tickets").glob("*.bin"))
     issued = [line for line in out.splitlines() if " issued, printed" in line]
     assert len(tickets) == len(issued) >= 8
+    # the greeter's tablet numbers from the same sequences, through the branch's hub
+    numbers = [line.split("-> ")[1].split()[0] for line in issued]
+    at_greeter = [line.split("-> ")[1].split()[0] for line in issued if ", greeter)" in line]
+    assert at_greeter and all(n[0] in "ABCD" and n[1] == "-" for n in numbers)
+    assert len(set(numbers)) == len(numbers)
+    assert {n for n in at_greeter if n.startswith("A-")} and all(
+        int(n[2:]) > 10 for n in at_greeter)  # the greeter's block: after the kiosk's
+    assert f"{len(issued)} ticket(s)" in out  # the hub's ledger has every device's ticket
 
 
 def test_redact_filter_hides_a_secret_that_reaches_a_log_line() -> None:

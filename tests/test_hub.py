@@ -243,7 +243,8 @@ async def test_no_answer_is_a_hub_error_without_a_status(canned: CannedHub) -> N
     hub = HubClient("http://127.0.0.1:9", BRANCH, "lobby-1", SecretStr(TOKEN))
     with pytest.raises(HubError) as info:
         await hub.put_state({"role": "kiosk"})
-    assert info.value.status is None and "no answer (ConnectError)" in str(info.value)
+    assert info.value.status is None
+    assert "state: no answer from http://127.0.0.1:9 (ConnectError)" in str(info.value)
     await hub.aclose()
 
 
@@ -298,3 +299,19 @@ async def test_the_calls_stream_shares_the_hubs_connection_pool(canned: CannedHu
         assert not hub.http.is_closed
         await hub.aclose()
         assert hub.http.is_closed
+
+
+def test_kiosk_tickets_branch_needs_a_hub(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+    config = tmp_path / "kiosk.yaml"
+    config.write_text(yaml.safe_dump(cfg(tmp_path)), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDESK_", "KIOSK_"))}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    out = subprocess.run([sys.executable, "-m", "kiosk", "--config", str(config), "tickets",
+                          "--branch"], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 2
+    assert "hub: a hub section (hub.url, hub.token_file) for --branch" in out.stderr

@@ -25,7 +25,7 @@ from kiosk.config import Config
 from kiosk.core import admin
 from kiosk.core.runtime import Runtime, open_runtime
 from kiosk.core.status import snapshot
-from kiosk.errors import StoreError
+from kiosk.errors import ClockBehind, HubDayMismatch, StoreError
 from kiosk.hub.client import HubClient, RetryWait
 from kiosk.mock import MockState, create_app
 from kiosk.relay import RelayServer
@@ -247,9 +247,21 @@ async def test_two_devices_of_a_branch_share_one_sequence(
 
 
 @pytest.mark.slow
+async def check_lines(rt: Runtime, monkeypatch: pytest.MonkeyPatch
+                      ) -> set[tuple[bool, str, str]]:
+    """What `kiosk check` says beside this running core (its status file written now)."""
+    from kiosk.core.diagnostics import check
+    from kiosk.core.status import STATUS_FILE, write
+    write(rt.config.kiosk.data_dir / STATUS_FILE, snapshot(rt))
+    monkeypatch.setenv("VIDESK_API_KEY", KEY)
+    lines: set[tuple[bool, str, str]] = set()
+    await check(rt.config, "kiosk.yaml", lambda ok, what, detail: lines.add((ok, what, detail)))
+    return lines
+
+
 async def test_hub_down_numbers_offline_and_staff_see_it_then_shared_again(
         tmp_path: Path, config_factory: Callable[..., Config], state: MockState,
-        devices: list[Runtime]) -> None:
+        devices: list[Runtime], monkeypatch: pytest.MonkeyPatch) -> None:
     config, port = hub_config(tmp_path / "relay"), free_port()
     hub = relay_process(config, port)
     proc = await asyncio.to_thread(hub.__enter__)
@@ -269,6 +281,8 @@ async def test_hub_down_numbers_offline_and_staff_see_it_then_shared_again(
     assert "numbers" in snap["faults"]
     text = admin.summary(rt, await admin.printer_status(rt))
     assert "Numbers: OFFLINE" in text and "NUMBERS FAULT" in text
+    assert await check_lines(rt, monkeypatch) >= {
+        (False, "numbers", "the running kiosk says: " + rt.faults()["numbers"])}
     hub = relay_process(config, port)  # back, its counter on its disk
     await asyncio.to_thread(hub.__enter__)
     try:
@@ -280,6 +294,8 @@ async def test_hub_down_numbers_offline_and_staff_see_it_then_shared_again(
         assert "numbers" not in snapshot(rt)["faults"]
         assert "Numbers: shared through the hub" in admin.summary(
             rt, await admin.printer_status(rt))
+        assert (True, "numbers", "shared (the running kiosk)") in await check_lines(
+            rt, monkeypatch)
     finally:
         await asyncio.to_thread(hub.__exit__, None, None, None)
 
@@ -308,3 +324,37 @@ async def test_a_tap_never_waits_for_a_hub_that_hangs(
     server.close()
     for w in hung:
         w.close()
+
+
+async def test_a_device_on_another_day_than_the_hub_gets_no_block(
+        tmp_path: Path, relay: RelayServer) -> None:
+    """The device's clock a day ahead of the hub's: the hub answers 409 with its day and
+    the keeper records nothing (a block always belongs to one day). Its clock set right:
+    the block of its day. A number once taken on a later day still stops the device
+    behind it (the journal's clock rule), hub or not."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from kiosk.hub.leases import LeaseKeeper
+    now = datetime.now(UTC)
+    clock = WallClock(now + timedelta(days=1))
+    journal = Journal(tmp_path / "d", kiosk_id="test-1", timezone="America/Santiago",
+                      clock=clock)
+    client = HubClient(relay.url, BRANCH, "test-1", SecretStr(LOBBY))
+    keeper = LeaseKeeper(journal, client, 10, lambda: ["A"], retry=FAST)
+    with pytest.raises(HubDayMismatch) as info:
+        await keeper.top_up()
+    hub_day = now.astimezone(ZoneInfo("America/Santiago")).date().isoformat()
+    assert info.value.day == hub_day and info.value.asked == journal.today() != hub_day
+    assert journal.lease_left("A") == 0 and keeper.leases == 0
+    clock.now = now  # set right
+    assert await keeper.top_up() == 1
+    assert take(journal) == ("A-001", "shared") and journal.today() == hub_day
+    # the hardening issue's clock rule still holds: numbered on a day, never back behind it
+    clock.now = now + timedelta(days=1)
+    assert take(journal) == ("Atest-1-001", "offline")  # no block of that day: its own
+    clock.now = now
+    with pytest.raises(ClockBehind):
+        take(journal)
+    await client.aclose()
+    journal.close()

@@ -115,12 +115,12 @@ class HubClient:
     def _branch_path(self, tail: str) -> str:
         return f"{self.url}/v1/branches/{quote(self.branch, safe='')}/{tail}"
 
-    async def _send(self, method: str, url: str, expect: tuple[int, ...], *,
+    async def _send(self, what: str, method: str, url: str, expect: tuple[int, ...], *,
                     body: Any = None, params: dict[str, str] | None = None
                     ) -> tuple[int, Any]:
         """One request; ``(status, parsed JSON body or None)`` when the status is one of
-        ``expect``, else :class:`HubError`. The one place httpx's errors are mapped."""
-        what = method + " " + url.removeprefix(self.url).split("?")[0]
+        ``expect``, else :class:`HubError` naming ``what`` was asked (a word staff read:
+        "lease", "report"). The one place httpx's errors are mapped."""
         content = bytearray()
         try:
             async with self.http.stream(
@@ -134,7 +134,8 @@ class HubClient:
                         raise HubError(status, f"{what}: an answer over "
                                        f"{MAX_ANSWER // 1024 // 1024} MiB")
         except httpx.TransportError as exc:
-            raise HubError(None, f"{what}: no answer ({exc.__class__.__name__})") from exc
+            raise HubError(None, f"{what}: no answer from {self.url} "
+                                 f"({exc.__class__.__name__})") from exc
         parsed: Any = None
         if content:
             try:
@@ -152,7 +153,8 @@ class HubClient:
     async def lease(self, sequence: str, day: str, count: int) -> Lease:
         """A block of ``count`` numbers of ``sequence`` for ``day``;
         :class:`HubDayMismatch` when the hub numbers another day."""
-        status, body = await self._send("POST", self._branch_path("leases"), (201, 409),
+        status, body = await self._send("lease", "POST", self._branch_path("leases"),
+                                        (201, 409),
                                         body={"sequence": sequence, "day": day,
                                               "count": count})
         if status == 409:
@@ -160,7 +162,7 @@ class HubClient:
             try:
                 raise HubDayMismatch(day, date.fromisoformat(str(hub_day)).isoformat())
             except ValueError:
-                raise HubError(409, "POST leases refused (a day, unreadable)") from None
+                raise HubError(409, "lease refused (a day, unreadable)") from None
         if not isinstance(body, dict):
             raise HubError(status, "a lease answer that is not a JSON object")
         first, last = body.get("first"), body.get("last")
@@ -174,18 +176,20 @@ class HubClient:
     async def report(self, ticket: dict[str, Any]) -> bool:
         """Report one ticket (docs/hub.md's body); True when the hub did not know it
         (201), False when it did (200: a repeated delivery, harmless)."""
-        status, _ = await self._send("POST", self._branch_path("tickets"), (200, 201),
+        status, _ = await self._send("report", "POST", self._branch_path("tickets"),
+                                     (200, 201),
                                      body=ticket)
         return status == 201
 
     async def put_state(self, state: dict[str, Any]) -> None:
         """This device's state (a heartbeat): the latest replaces the one before."""
-        await self._send("PUT", f"{self.url}/v1/devices/{quote(self.device, safe='')}/state",
+        await self._send("state", "PUT",
+                         f"{self.url}/v1/devices/{quote(self.device, safe='')}/state",
                          (200, 204), body=state)
 
     async def tickets(self, day: str | None = None) -> dict[str, Any]:
         """The branch's ledger for ``day`` (default: the hub's today for the branch)."""
-        status, body = await self._send("GET", self._branch_path("tickets"), (200,),
+        status, body = await self._send("ledger", "GET", self._branch_path("tickets"), (200,),
                                         params={"date": day} if day else None)
         if not isinstance(body, dict) or not isinstance(body.get("tickets"), list):
             raise HubError(status, "a ledger answer without a list of tickets")

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 PERIOD_S = 30.0
 """With nothing to do, the keeper looks again this often (and at the local midnight)."""
+UNKNOWN_S = 1.0
+"""How soon the keeper looks again while it knows no sequence yet (the queues not yet
+read from the API)."""
 
 
 class LeaseKeeper:
@@ -56,6 +59,11 @@ class LeaseKeeper:
         self.leases = 0
         """Blocks recorded since start."""
         self._wanted: set[str] = set()
+        self._left: dict[tuple[str, str], int] = {}
+        """(day, sequence) -> numbers left in its blocks, as last read from the journal,
+        less those :meth:`used` since: a tap wakes the keeper only when a block is due,
+        so the keeper's own work stays off the taps in between."""
+        self._known = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -65,10 +73,14 @@ class LeaseKeeper:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="leases")
 
     def used(self, sequence: str) -> None:
-        """A number of ``sequence`` was taken: look whether its next block is due."""
+        """A number of ``sequence`` was taken: wake the keeper when its next block is due
+        (at half a block left, as far as the keeper knows)."""
         self._wanted.add(sequence)
-        if not self.failures:  # the hub away: its growing wait goes on, taps or not
-            self._wake.set()
+        key = (self.journal.today(), sequence)
+        left = self._left.get(key, 0) - 1
+        self._left[key] = left
+        if left * 2 <= self.block and not self.failures:  # the hub away: its growing wait
+            self._wake.set()                              # goes on, taps or not
 
     async def aclose(self) -> None:
         """Stop (a request under way is abandoned: its block is never used)."""
@@ -81,9 +93,12 @@ class LeaseKeeper:
         :class:`HubError` when the hub gave none that was due (the rest are kept)."""
         recorded = 0
         failed: HubError | None = None
-        for sequence in sorted({*self.sequences(), *self._wanted}):
+        wanted = {*self.sequences(), *self._wanted}
+        self._known = bool(wanted)
+        for sequence in sorted(wanted):
             day = self.journal.today()
             left = await asyncio.to_thread(self.journal.lease_left, sequence, day)
+            self._left[(day, sequence)] = left
             if left * 2 > self.block:
                 continue
             try:
@@ -93,6 +108,7 @@ class LeaseKeeper:
                 continue
             if await asyncio.to_thread(self.journal.record_lease, lease.sequence, lease.day,
                                        lease.first, lease.last):
+                self._left[(day, sequence)] = left + lease.last - lease.first + 1
                 recorded += 1
                 self.leases += 1
                 log.debug("numbers %s %d-%d leased for %s", sequence, lease.first,
@@ -127,7 +143,8 @@ class LeaseKeeper:
                 self.failures += 1
                 self.error = f"the journal: {exc}"
                 log.error("numbers: a leased block not recorded: %s", exc)
-            wait = self.retry.delay(self.failures) if self.failures else self.period_s
+            wait = self.retry.delay(self.failures) if self.failures else (
+                self.period_s if self._known else min(self.period_s, UNKNOWN_S))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), min(wait, self._until_midnight()))

@@ -191,14 +191,12 @@ class TicketService:
     async def _take_number(self, view: QueueView, lang: str,
                            priority: str | None = None) -> TicketRow:
         row = await self._number(view, lang, priority)
-        if self.leases is not None:
-            self.leases.used(sequence_of(view.prefix, priority))
         if row.numbering == "offline":
             example = row.ticket_id
             self.health.set("numbers", "numbers offline: the hub gives no numbers (" + (
                 self.leases.error if self.leases is not None and self.leases.error
-                else "not reached yet") + f"); this device numbers on its own ({example}) "
-                "until it answers")
+                else "the last block is used up, the next not here yet")
+                + f"); this device numbers on its own ({example}) until it answers")
         elif row.numbering == "shared":
             self.health.clear("numbers")
         return row
@@ -248,7 +246,8 @@ class TicketService:
     def sequences(self) -> list[str]:
         """The number sequences this device offers now: each queue's prefix, and its
         priority sequence (``priority:A``) where priority tickets are offered."""
-        prefixes = sorted({v.prefix for v in self.views(self.config.kiosk.language)})
+        prefixes = sorted({*(q.prefix for q in self.config.queues if q.prefix),
+                           *(v.prefix for v in self.views(self.config.kiosk.language))})
         if self.config.priority.enabled:
             prefixes += [sequence_of(p, "") for p in prefixes]
         return prefixes
@@ -368,6 +367,8 @@ class TicketService:
             if self.monitor:
                 self.monitor.poll_soon()
 
+        if self.leases is not None:  # after the answer: the keeper's work is off this tap
+            self.leases.used(sequence_of(view.prefix, priority))
         if priority is None:
             self._arm_next(view.prefix)
         printed: bool | None = None
@@ -400,7 +401,7 @@ class TicketService:
             return None
         local = issued_at.astimezone(self.journal.tz)
         return {"ticketId": row.ticket_id,
-                "queue": {"id": view.id, "name": view.api_name or view.name},
+                "queue": {"id": view.id, "name": (view.api_name or view.name)[:200]},
                 "lang": lang, "issuedAt": local.isoformat(timespec="seconds"),
                 "outcome": outcome, "device": self.config.kiosk.id,
                 "priority": priority_value(priority), "phone": None}

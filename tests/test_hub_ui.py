@@ -1,0 +1,75 @@
+"""The staff screen of a kiosk on the branch's hub, in a real window (SDL offscreen): its
+numbers shared, then offline once the hub is gone and the block used up (screenshots in
+``artifacts/screenshots``)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kiosk.core.server import serve_in_process
+from kiosk.demo.calls import demo_relay
+from kiosk.demo.headless import BRANCH, demo_runtime
+
+from . import ui_driver as d
+
+pytestmark = pytest.mark.slow
+
+ATENCION = "652a1ae848880e168884e49b"
+
+
+async def test_the_staff_screen_says_numbers_are_offline(tmp_path: Path) -> None:
+    from kiosk.ui.run import run_ui
+    errors: list[BaseException] = []
+
+    def one_at_a_time(data: dict[str, Any]) -> None:
+        data["numbering"]["block"] = 2
+
+    with demo_relay(tmp_path, BRANCH, "America/Santiago") as relay:
+        async with demo_runtime(tmp_path, relay=relay, changes=one_at_a_time) as (rt, _):
+            core, served = await serve_in_process(rt)
+
+            async def staff_screen(app: Any, fault: str) -> Any:
+                from kivy.core.window import Window
+                app.go_home()
+                await d.tap_at(10, Window.height - 10, hold=2.3)
+                await d.until(lambda: app.sm.current == "pin", what="PIN screen")
+                pin = app.screen("pin")
+                for k in "123456":
+                    pin.press(k)
+                pin.press("OK")
+                await d.until(lambda: app.sm.current == "admin", what="admin screen")
+                admin = app.screen("admin")
+                await d.until(lambda: fault in admin.info, what=fault)
+                return admin
+
+            async def driver(app: Any) -> None:
+                try:
+                    await d.until(lambda: app.root is not None
+                                  and rt.monitor.snapshot.fetched_at is not None,
+                                  what="queues")
+                    await d.until(lambda: rt.journal.lease_left("A") > 0, what="a block")
+                    admin = await staff_screen(app, "Numbers: shared through the hub")
+                    assert "Reports to the hub: 0 waiting" in admin.info
+                    await d.screenshot("kiosk-admin-hub-shared")
+                    await d.tap(admin.ids.back)
+                    await asyncio.to_thread(relay.server.stop)  # the hub is gone
+                    got = [(await rt.service.issue(ATENCION, print_ticket=False)).ticket_id
+                           for _ in range(3)]
+                    assert got[-1] == "Ademo-1-001", got
+                    admin = await staff_screen(app, "Numbers: OFFLINE")
+                    assert "NUMBERS FAULT: numbers offline" in admin.info
+                    assert "Reports to the hub: 3 waiting" in admin.info
+                    assert relay.token.get_secret_value() not in admin.info
+                    await d.screenshot("kiosk-admin-hub-offline")
+                except BaseException as exc:  # re-raised after the app has stopped
+                    errors.append(exc)
+                finally:
+                    app.stop()
+            assert await run_ui(core, mode="kiosk", fullscreen=False, on_app=driver) == 0
+            await asyncio.wait_for(served, 10)
+    if errors:
+        raise errors[0]
