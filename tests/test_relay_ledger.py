@@ -219,7 +219,7 @@ def test_who_may_report_and_read(hub: Hub) -> None:
 
 @pytest.mark.parametrize(("change", "field"), [
     ({"ticketId": ""}, "ticketId"), ({"ticketId": "A\n1"}, "ticketId"),
-    ({"ticketId": "x" * 41}, "ticketId"), ({"ticketId": 41}, "ticketId"),
+    ({"ticketId": "x" * 51}, "ticketId"), ({"ticketId": 41}, "ticketId"),
     ({"queue": "Caja"}, "queue"), ({"queue": {"name": "Caja"}}, "queue.id"),
     ({"queue": {"id": "q", "name": None}}, "queue.name"),
     ({"lang": "spanish"}, "lang"), ({"outcome": "printed"}, "outcome"),
@@ -237,6 +237,16 @@ def test_a_bad_report_is_400_naming_the_field_and_nothing_is_kept(
     assert r.status_code == 400, r.text
     assert r.json()["error"].startswith(f"{field}: ")
     assert listed(hub) == []
+
+
+def test_the_longest_number_the_api_takes_is_kept(hub: Hub) -> None:
+    """A device may number up to the API's 50 characters (a long offline number: prefix,
+    a long kiosk id): the hub keeps every one of them (it once stopped at 40 and set such
+    reports aside for good)."""
+    number = "AB" + "k" * 44 + "-001"
+    assert len(number) == 50
+    assert report(hub.a.url, body(number)).status_code == 201
+    assert [t["ticketId"] for t in listed(hub)] == [number]
 
 
 def test_priority_is_kept(hub: Hub) -> None:

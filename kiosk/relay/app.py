@@ -117,7 +117,8 @@ REPORT_FUTURE_S = 36 * 3600
 """A report's ``issuedAt`` at most this far ahead of the hub's clock (400 beyond)."""
 PHONE_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 """What a phone-ticket token looks like (``secrets.token_urlsafe``: 128 bits and more)."""
-TICKET_ID = re.compile(r"[^\x00-\x1f\x7f]{1,40}")
+TICKET_ID = re.compile(r"[^\x00-\x1f\x7f]{1,50}")
+"""A ticket's number as the API takes it (1 to 50 characters), no control character."""
 """A ticket number: 1-40 characters, none a control character."""
 MAX_HUB_BODY = 8 * 1024
 """Largest body of a device's request to the hub (a lease, a ticket report): 413 above."""
@@ -645,7 +646,7 @@ class Relay:
         """The report in ``body``; :class:`Refused` (400) naming the field."""
         ticket = body.get("ticketId")
         if not isinstance(ticket, str) or not TICKET_ID.fullmatch(ticket):
-            raise Refused(400, "ticketId: the ticket's number, 1-40 characters")
+            raise Refused(400, "ticketId: the ticket's number, 1-50 characters")
         queue = body.get("queue")
         if not isinstance(queue, dict):
             raise Refused(400, "queue: {id, name}")
