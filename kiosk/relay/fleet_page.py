@@ -241,7 +241,8 @@ class FleetPage:
             log.error("relay: the fleet cannot be read: %s", exc)
             return Response("503", status_code=503, headers=HEADERS)
         return self.render("fleet.html", lang=lang, w=self.words(lang),
-                           page=self.model(views, lang, moment))
+                           page=await self.fleet.off_loop(
+                               lambda: self.model(views, lang, moment)))
 
     async def login(self, request: Request) -> Response:
         """Check the typed fleet token; a session cookie when it is one."""
@@ -282,7 +283,8 @@ class FleetPage:
         except StoreError as exc:
             log.error("relay: the fleet cannot be read: %s", exc)
             return JSONResponse({"error": "store"}, status_code=503, headers=HEADERS)
-        return JSONResponse(self.model(views, lang, moment), headers=HEADERS)
+        page = await self.fleet.off_loop(lambda: self.model(views, lang, moment))
+        return JSONResponse(page, headers=HEADERS)
 
     async def static(self, request: Request) -> Response:
         """One of the page's same-origin files."""
