@@ -144,7 +144,7 @@ def parse_heartbeat(body: bytes, role: str) -> Heartbeat:
     """The heartbeat in ``body`` from a device of ``role``; :class:`Invalid` otherwise."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: nested too deep (8 KB of "[")
         raise Invalid("(body)", "a JSON object") from None
     if not isinstance(data, dict):
         raise Invalid("(body)", "a JSON object")
