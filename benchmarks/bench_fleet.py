@@ -27,6 +27,7 @@ import json
 import random
 import re
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -56,17 +57,23 @@ def token_of(device: str) -> str:
     return f"tok-{device}-{hashlib.sha256(device.encode()).hexdigest()[:24]}"
 
 
+def device_list(devices: int) -> list[dict[str, str]]:
+    """``devices`` devices of ``devices / 5`` branches: id, branch, role."""
+    out = []
+    for n in range(devices):
+        branch = f"branch{n // len(ROLES):03d}"
+        role = ROLES[n % len(ROLES)]
+        out.append({"id": f"{branch}-{role}-{n % len(ROLES)}", "branch": branch,
+                    "role": role})
+    return out
+
+
 def write_config(folder: Path, devices: int) -> tuple[Path, list[dict[str, str]]]:
     """A relay config with ``devices`` devices of ``devices / 5`` branches."""
     tokens = folder / "tokens"
     tokens.mkdir()
-    listed: list[dict[str, str]] = []
-    for n in range(devices):
-        branch = f"branch{n // len(ROLES):03d}"
-        role = ROLES[n % len(ROLES)]
-        dev = f"{branch}-{role}-{n % len(ROLES)}"
-        listed.append({"id": dev, "branch": branch, "role": role,
-                       "token_file": str(_private(tokens / dev, token_of(dev)))})
+    listed = [{**d, "token_file": str(_private(tokens / d["id"], token_of(d["id"])))}
+              for d in device_list(devices)]
     relay = {"webhook_secret_file": str(_private(folder / "secret", SECRET.decode())),
              "fleet_token_file": str(_private(folder / "fleet", FLEET_TOKEN)),
              "devices": listed, "heartbeat_s": EVERY_S, "client_buffer": 1024,
@@ -193,33 +200,23 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))] if s else float("nan")
 
 
-async def load(port: int, pid: int, devices: list[dict[str, str]], seconds: float,
-               rate: float, rounds: int, parts: set[str]) -> dict[str, Any]:
-    """Alternating phases of ``seconds``: the screens' calls alone (the baseline), then the
-    same with the fleet's load; ``rounds`` of each."""
-    rng = random.Random(7)
+async def fleet_load(port: int, devices: list[dict[str, str]], seconds: float, rate: float,
+                     parts: set[str], seed: int) -> dict[str, Any]:
+    """The fleet's load for ``seconds``: heartbeats at ``rate``, ``/v1/fleet`` every
+    second, ``/metrics`` every 15 s (``parts`` says which). Run in a process of its own
+    (``--fleet-load``), so what it costs this side does not show in the screens'
+    latency measured by the other."""
+    rng = random.Random(seed)
     out: dict[str, Any] = {"beats": 0, "refused": 0, "fleet_ms": [], "metrics_ms": [],
-                           "fleet_devices": 0, "cpu": [], "cpu_base": [], "calls": 0,
-                           "calls_base": 0}
-    # every device heard once first (the fleet at its full size), not measured
-    first = [put_raw(port, d, heartbeat(d["role"], rng)) for d in devices]
-    for i in range(0, len(first), 100):
-        await asyncio.gather(*(request(port, r) for r in first[i:i + 100]))
-    screens = Screens()
-    displays = {d["branch"]: d for d in devices if d["role"] == "display"}
-    branches = sorted(displays)[:SCREEN_BRANCHES]
-    for b in branches:
-        for _ in range(SCREENS_PER_BRANCH):
-            await screens.connect(port, b, token_of(displays[b]["id"]))
-    await asyncio.sleep(1.0)
-    n_call = [0]
+                           "fleet_devices": 0, "metrics_lines": 0}
+    stop = time.perf_counter() + seconds
 
     def count(task: asyncio.Task[tuple[int, bytes]]) -> None:
         taken = task.exception() is None and task.result()[0] == 204
         out["beats" if taken else "refused"] += 1
 
-    async def beats(stop: float) -> None:
-        n = 0
+    async def beats() -> None:
+        n = rng.randrange(len(devices))
         gap = 1.0 / rate
         due = time.perf_counter()
         pending: set[asyncio.Task[tuple[int, bytes]]] = set()
@@ -234,7 +231,7 @@ async def load(port: int, pid: int, devices: list[dict[str, str]], seconds: floa
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
         await asyncio.gather(*pending, return_exceptions=True)
 
-    async def fleet_reads(stop: float) -> None:
+    async def fleet_reads() -> None:
         while time.perf_counter() < stop:
             began = time.perf_counter()
             status, body = await request(port, get_raw(port, "/v1/fleet", FLEET_TOKEN))
@@ -243,7 +240,7 @@ async def load(port: int, pid: int, devices: list[dict[str, str]], seconds: floa
             out["fleet_devices"] = body.count(b'"branch":')
             await asyncio.sleep(1.0)
 
-    async def scrapes(stop: float) -> None:
+    async def scrapes() -> None:
         while time.perf_counter() < stop:
             began = time.perf_counter()
             status, body = await request(port, get_raw(port, "/metrics", None))
@@ -252,14 +249,40 @@ async def load(port: int, pid: int, devices: list[dict[str, str]], seconds: floa
             assert status == 200, status
             await asyncio.sleep(15.0)
 
-    async def calls(stop: float, into: Screens) -> int:
+    jobs = {"beats": beats, "fleet": fleet_reads, "metrics": scrapes}
+    await asyncio.gather(*(job() for name, job in jobs.items() if name in parts))
+    return out
+
+
+async def load(port: int, pid: int, devices: list[dict[str, str]], seconds: float,
+               rate: float, rounds: int, parts: set[str]) -> dict[str, Any]:
+    """Alternating phases of ``seconds``: the screens' calls alone (the baseline), then the
+    same with the fleet's load (from another process); ``rounds`` of each."""
+    rng = random.Random(7)
+    out: dict[str, Any] = {"beats": 0, "refused": 0, "fleet_ms": [], "metrics_ms": [],
+                           "fleet_devices": 0, "metrics_lines": 0, "cpu": [],
+                           "cpu_base": [], "calls": 0, "calls_base": 0}
+    # every device heard once first (the fleet at its full size), not measured
+    first = [put_raw(port, d, heartbeat(d["role"], rng)) for d in devices]
+    for i in range(0, len(first), 100):
+        await asyncio.gather(*(request(port, r) for r in first[i:i + 100]))
+    screens = Screens()
+    displays = {d["branch"]: d for d in devices if d["role"] == "display"}
+    branches = sorted(displays)[:SCREEN_BRANCHES]
+    for b in branches:
+        for _ in range(SCREENS_PER_BRANCH):
+            await screens.connect(port, b, token_of(displays[b]["id"]))
+    await asyncio.sleep(1.0)
+    n_call = [0]
+
+    async def calls(stop: float) -> int:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         n = 0
         try:
             while time.perf_counter() < stop:
                 branch = branches[n_call[0] % len(branches)]
                 req = webhook_raw(port, n_call[0], branch, "fleetbench")
-                into.sent[f"fleetbench-{n_call[0]:06d}".encode()] = time.perf_counter()
+                screens.sent[f"fleetbench-{n_call[0]:06d}".encode()] = time.perf_counter()
                 writer.write(req)
                 head = await reader.readuntil(b"\r\n\r\n")
                 if head[9:12] != b"201":
@@ -271,22 +294,38 @@ async def load(port: int, pid: int, devices: list[dict[str, str]], seconds: floa
             writer.close()
         return n
 
+    async def other_process(stop: float, r: int) -> dict[str, Any]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--fleet-load", str(port), "--seconds",
+            str(stop - time.perf_counter()), "--devices", str(len(devices)), "--load",
+            ",".join(sorted(parts)), "--seed", str(r), stdout=asyncio.subprocess.PIPE)
+        answer, _ = await proc.communicate()
+        result: dict[str, Any] = json.loads(answer)
+        return result
+
     by_phase: dict[bool, list[float]] = {True: [], False: []}
-    for _ in range(rounds):
+    for r in range(rounds):
         for with_fleet in (False, True):
             stop = time.perf_counter() + seconds
             cpu0, t0 = cpu_s(pid), time.perf_counter()
             mark = len(screens.latencies)
-            jobs: list[Any] = [calls(stop, screens)]
+            jobs: list[Any] = [calls(stop)]
             if with_fleet:
-                jobs += [job(stop) for name, job in (("beats", beats), ("fleet", fleet_reads),
-                                                     ("metrics", scrapes)) if name in parts]
+                jobs.append(other_process(stop, r))
             done = await asyncio.gather(*jobs)
             await asyncio.sleep(0.5)  # the last calls arrive
             out["cpu" if with_fleet else "cpu_base"].append(
                 (cpu_s(pid) - cpu0) / (time.perf_counter() - t0))
             out["calls" if with_fleet else "calls_base"] += done[0]
             by_phase[with_fleet] += screens.latencies[mark:]
+            if with_fleet:
+                got = done[1]
+                for key in ("beats", "refused"):
+                    out[key] += got[key]
+                for key in ("fleet_ms", "metrics_ms"):
+                    out[key] += got[key]
+                out["fleet_devices"] = got["fleet_devices"] or out["fleet_devices"]
+                out["metrics_lines"] = got["metrics_lines"] or out["metrics_lines"]
     out["rss"] = rss_mb(pid)
     out["screen_ms"] = [x * 1000 for x in by_phase[True]]
     out["screen_base_ms"] = [x * 1000 for x in by_phase[False]]
@@ -301,8 +340,15 @@ def main() -> int:
     ap.add_argument("--load", default="beats,fleet,metrics",
                     help="the fleet's load: heartbeats, /v1/fleet reads, /metrics scrapes")
     ap.add_argument("--devices", type=int, default=2000)
+    ap.add_argument("--fleet-load", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     rate = args.devices / EVERY_S
+    if args.fleet_load:  # the other process: the fleet's load on that port, JSON out
+        got = asyncio.run(fleet_load(args.fleet_load, device_list(args.devices), args.seconds,
+                                     rate, set(args.load.split(",")), args.seed))
+        print(json.dumps(got))
+        return 0
     with tempfile.TemporaryDirectory() as d:
         cfg, devices = write_config(Path(d), args.devices)
         cores = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout
@@ -325,7 +371,7 @@ def main() -> int:
     cpu_base = sum(out["cpu_base"]) / len(out["cpu_base"])
     print(f"heartbeats taken: {out['beats']} ({out['refused']} not taken); "
           f"/v1/fleet listed {out['fleet_devices']} devices; /metrics "
-          f"{out.get('metrics_lines', 0)} kiosk_ series")
+          f"{out['metrics_lines']} kiosk_ series")
     print(f"relay CPU (share of one core): {cpu_base * 100:.0f} % with the screens' calls "
           f"alone, {cpu * 100:.0f} % with the fleet's load too (+{(cpu - cpu_base) * 100:.0f}"
           f" points); RSS {idle_rss:.0f} MB idle (2,000 devices configured), "

@@ -549,7 +549,7 @@ class Relay:
         except StoreError as exc:  # none rather than stale ones: the scrape shows the gap
             self.fleet.snapshot = []
             log.error("relay: the fleet cannot be read for /metrics: %s", exc)
-        fleet = await self.fleet.off_loop(lambda: exposition(self.fleet).encode())
+        fleet = await exposition(self.fleet)
         return Response(generate_latest(self.metrics.registry) + fleet,
                         media_type=CONTENT_TYPE_LATEST)
 
