@@ -113,14 +113,18 @@ def test_the_page_in_chromium_signs_in_shows_worst_first_live_and_signs_out(
 @pytest.mark.parametrize("lang", ["en", "pt"])
 def test_the_page_speaks_the_browsers_language(relay: RelayServer, lang: str) -> None:
     from selenium.webdriver.common.by import By
-    with chromium(lang) as driver:
+    phone = lang == "pt"  # and on a phone's width
+    with chromium(lang, *((390, 844) if phone else ())) as driver:
         put_state(relay.url, "lobby-1", beat(printer="cover_open"))
         sign_in(driver, relay.url)
         text = driver.find_element(By.TAG_NAME, "body").text
         assert {"en": "Close the printer's cover", "pt": "Feche a tampa da impressora"}[lang] \
             in text
         assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == lang
-        screenshot(driver, f"fleet-{lang}")
+        if phone:  # nothing wider than the screen
+            assert driver.execute_script("return [document.documentElement.scrollWidth, "
+                                         "window.innerWidth]") == [390, 390]
+        screenshot(driver, f"fleet-{lang}" + ("-phone" if phone else ""))
 
 
 # --------------------------------------------------------------------------- over HTTP
