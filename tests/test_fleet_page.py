@@ -170,6 +170,21 @@ def test_forged_tampered_expired_or_rotated_sessions_are_refused(tmp_path: Path)
         assert httpx.get(server.url + "/fleet/data", cookies={COOKIE: good}).status_code == 401
 
 
+def test_guessing_the_token_is_stopped_per_address(relay: RelayServer) -> None:
+    """Ten wrong tokens a minute from one address, then 429 (even for the right one, so a
+    guess is never tested); another address (behind this machine's proxy) is not held."""
+    url = relay.url
+    for i in range(10):
+        r = httpx.post(url + "/fleet/login", data={"token": f"guess-{i}-0123456789abcdef"})
+        assert r.status_code == 401
+    r = httpx.post(url + "/fleet/login", data={"token": FLEET_TOKEN})
+    assert r.status_code == 429 and int(r.headers["retry-after"]) <= 61
+    assert "set-cookie" not in r.headers and "minuto" in r.text
+    other = httpx.post(url + "/fleet/login", data={"token": FLEET_TOKEN},
+                       headers={"X-Forwarded-For": "203.0.113.7"})
+    assert other.status_code == 303
+
+
 def test_no_other_site_can_sign_in_or_out(relay: RelayServer) -> None:
     url = relay.url
     for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
