@@ -30,6 +30,9 @@ def chromium(lang: str = "es", width: int = 1280, height: int = 900) -> Iterator
     opts.add_experimental_option("prefs", {"intl.accept_languages": lang})
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=opts, service=Service(driver_exe))
+    if width < 500:  # a headless window is 500 px wide at least: a phone is emulated
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": True})
     try:
         yield driver
     finally:

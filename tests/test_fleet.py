@@ -75,6 +75,17 @@ def test_missing_keys_and_bodies_that_are_no_object_are_refused(relay: RelayServ
         assert (r.status_code, r.json()["field"]) == (400, "(body)"), raw
 
 
+def test_hostile_bodies_are_kind_400s_never_500s(relay: RelayServer) -> None:
+    for raw in (b"[" * 5000, b'{"role":' * 900, b'{"role": "kiosk", "x": ' + b"[" * 4000,
+                b'{"clock_skew_s": NaN}', b'{"uptime_s": Infinity}',
+                json.dumps(beat(clock_skew_s=float("nan"))).encode(),
+                json.dumps(beat(priority_today={f"r{i}": 1 for i in range(33)})).encode(),
+                json.dumps(beat(tickets_today=10**30)).encode()):
+        r = put_state(relay.url, "lobby-1", raw)
+        assert r.status_code == 400, (raw[:30], r.status_code, r.text)
+    assert by_id(relay.url)["lobby-1"]["state"] == "unknown"
+
+
 def test_reason_goes_with_being_out_of_service(relay: RelayServer) -> None:
     r = put_state(relay.url, "lobby-1", beat(in_service=False, reason=None))
     assert (r.status_code, r.json()["field"]) == (400, "reason")
@@ -212,8 +223,20 @@ def test_with_redis_every_replica_sees_every_device(tmp_path: Path) -> None:
                 states = by_id(replica.url)
                 assert states["lobby-1"]["reason"] == "paper_out"
                 assert states["greeter"]["reason"] == "api"
-            record = redis.Redis.from_url(server.url).hget("kiosk:relay:devices", "lobby-1")
+            client = redis.Redis.from_url(server.url)
+            record = client.hget("kiosk:relay:devices", "lobby-1")
             assert record and json.loads(record)["s"]["printer"] == "paper_out"
+            # a Redis that comes back empty: never heard of, until the next heartbeat
+            client.flushall()
+            assert by_id(a.url)["lobby-1"]["state"] == "unknown"
+            assert put_state(a.url, "lobby-1", beat()).status_code == 204
+            assert by_id(b.url)["lobby-1"]["state"] == "ok"
+            # a record that is not what a relay wrote (another program, an old version)
+            client.hset("kiosk:relay:devices", "greeter", "not json")
+            client.hset("kiosk:relay:devices", "tv-1", json.dumps({"t": 1, "s": beat()}))
+            states = by_id(b.url)
+            assert states["greeter"]["state"] == "unknown"
+            assert states["tv-1"]["state"] == "unknown"  # a kiosk's record: not the screen's
         # Redis down: the heartbeat is answered 503 (the device sends the next one), the
         # fleet 503 with Retry-After; never a 500
         with RelayServer(settings) as c:

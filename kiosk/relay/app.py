@@ -87,7 +87,7 @@ from kiosk.relay import contract
 from kiosk.relay.changes import Change, Changes, Listener
 from kiosk.relay.config import MAX_BODY, RelaySettings, check_keys
 from kiosk.relay.devices import Action, Refused, access_of
-from kiosk.relay.fleet import Fleet, FleetApi, FleetCollector
+from kiosk.relay.fleet import Fleet, FleetApi, exposition
 from kiosk.relay.fleet_page import FleetPage
 from kiosk.relay.fleet_store import open_states
 from kiosk.relay.hub import GONE, SLOW, Hub, Screen
@@ -215,7 +215,6 @@ class Relay:
         self.fleet = Fleet(self.access.by_id.values(), settings.heartbeat_s,
                            open_states(settings.store, settings.sqlite_path))
         """The devices' heartbeats and states (:mod:`kiosk.relay.fleet`)."""
-        self.metrics.registry.register(FleetCollector(self.fleet))
         self.fleet_api = FleetApi(self.fleet, self.access, now)
         self.fleet_page = FleetPage(self.fleet, self.access, settings.fleet_tokens, now)
         self.hub = Hub(on_change=lambda b, n: self.metrics.screens.labels(b).set(n))
@@ -761,12 +760,14 @@ class Relay:
             self._log_metrics_refusal()
             return JSONResponse({"error": "metrics are served to this machine only (or set "
                                  "relay.metrics_token_file)"}, status_code=403)
-        try:  # the per-device series (kiosk.relay.fleet.FleetCollector) as of now
+        try:  # the per-device series (kiosk.relay.fleet.exposition) as of now
             await self.fleet.views(now())
         except StoreError as exc:  # none rather than stale ones: the scrape shows the gap
             self.fleet.snapshot = []
             log.error("relay: the fleet cannot be read for /metrics: %s", exc)
-        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        fleet = await exposition(self.fleet)
+        return Response(generate_latest(self.metrics.registry) + fleet,
+                        media_type=CONTENT_TYPE_LATEST)
 
 
 async def read_json(request: Request, limit: int = MAX_HUB_BODY) -> dict[str, Any]:

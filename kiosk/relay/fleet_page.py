@@ -4,6 +4,7 @@
 
     GET  /fleet                 the page (signed in), else the sign-in form
     POST /fleet/login           form field ``token``: the fleet token -> a session cookie
+                                (429 after 10 wrong tokens a minute from one address)
     POST /fleet/logout          the cookie cleared
     GET  /fleet/data            the page's content as JSON (signed in), polled by fleet.js
     GET  /fleet/static/{name}   base.css, fleet.css, fleet.js, icon.svg
@@ -38,6 +39,7 @@ from starlette.routing import Route
 
 from kiosk.errors import StoreError
 from kiosk.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
+from kiosk.netloc import is_loopback
 from kiosk.relay.devices import Access
 from kiosk.relay.fleet import STATES, DeviceView, Fleet, log, read_body
 
@@ -51,6 +53,11 @@ SESSION_S = 12 * 3600
 """How long a sign-in lasts."""
 MAX_FORM = 4096
 """Largest sign-in form body."""
+FAILED_SIGN_INS = 10
+"""Wrong tokens one address may type per :data:`SIGN_IN_WINDOW_S` (then 429)."""
+SIGN_IN_WINDOW_S = 60.0
+KEEP_ADDRESSES = 10_000
+"""Addresses whose failures are remembered at most (the oldest window forgotten first)."""
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
        "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-store",
@@ -83,7 +90,8 @@ PAGE_WORDS = {"title": "Device fleet", "branch": "Branch", "device": "Device",
               "token_label": "Fleet token", "live": "Live", "lost": "Connection lost: retrying",
               "summary": "Devices by state", "no_devices": "No devices are configured.",
               "login_hint": "For the bank's operations team.", "wrong": "That is not the fleet "
-              "token.", "updated": "Updated {time}"}
+              "token.", "wait": "Too many wrong tokens: try again in a minute.",
+              "updated": "Updated {time}"}
 
 
 def language(request: Request) -> str:
@@ -145,6 +153,16 @@ def same_origin(request: Request) -> bool:
     return origin != "null" and urlsplit(origin).netloc == request.headers.get("host", "")
 
 
+def address_of(request: Request) -> str:
+    """Who is signing in: the peer, or behind this machine's proxy (a loopback peer) the
+    address the proxy forwarded (the last ``X-Forwarded-For`` entry, the one it added)."""
+    peer = request.client.host if request.client else ""
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded and is_loopback(peer):
+        return forwarded.split(",")[-1].strip()[:64]
+    return peer
+
+
 def over_https(request: Request) -> bool:
     """Whether the browser reached us over https (directly or through the TLS proxy)."""
     proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
@@ -160,6 +178,8 @@ class FleetPage:
         self.access = access
         self.tokens = tuple(fleet_tokens)
         self.clock = clock
+        self._failed: dict[str, tuple[float, int]] = {}
+        """Address -> when its window began and the wrong tokens it typed in it."""
         self.env = Environment(loader=FileSystemLoader(TEMPLATES),
                                autoescape=select_autoescape(default=True, default_for_string=True),
                                auto_reload=False)
@@ -218,10 +238,11 @@ class FleetPage:
         """The page's own words in ``lang``."""
         return {k: t(v, lang) for k, v in PAGE_WORDS.items() if "{" not in v}
 
-    def render(self, name: str, status: int = 200, **context: Any) -> Response:
+    def render(self, name: str, status: int = 200, headers: dict[str, str] | None = None,
+               **context: Any) -> Response:
         html = self.env.get_template(name).render(static="/fleet/static", **context)
         return Response(html, status_code=status, media_type="text/html; charset=utf-8",
-                        headers=HEADERS)
+                        headers={**HEADERS, **(headers or {})})
 
     def signed_in(self, request: Request) -> bool:
         """Whether the request carries a live session."""
@@ -241,19 +262,33 @@ class FleetPage:
             log.error("relay: the fleet cannot be read: %s", exc)
             return Response("503", status_code=503, headers=HEADERS)
         return self.render("fleet.html", lang=lang, w=self.words(lang),
-                           page=self.model(views, lang, moment))
+                           page=await self.fleet.off_loop(
+                               lambda: self.model(views, lang, moment)))
 
     async def login(self, request: Request) -> Response:
         """Check the typed fleet token; a session cookie when it is one."""
         if not same_origin(request):
             return Response("forbidden", status_code=403, headers=HEADERS)
         lang = language(request)
+        who = address_of(request)
+        moment = self.clock()
+        began, failures = self._failed.get(who, (moment, 0))
+        if moment - began >= SIGN_IN_WINDOW_S:
+            began, failures = moment, 0
+        if failures >= FAILED_SIGN_INS:  # guessing: not even checked until the window ends
+            retry = str(int(began + SIGN_IN_WINDOW_S - moment) + 1)
+            return self.render("fleet_login.html", status=429, lang=lang, w=self.words(lang),
+                               error=t(PAGE_WORDS["wait"], lang),
+                               headers={"Retry-After": retry})
         body = await read_body(request, MAX_FORM)
         given = b""
         if body is not None:
             values = parse_qs(body.decode("latin-1"), max_num_fields=8).get("token", [""])
             given = values[0].strip().encode("latin-1", "replace")
         if not (given and self.access.is_fleet(b"Bearer " + given)):
+            if len(self._failed) >= KEEP_ADDRESSES:
+                self._failed.clear()
+            self._failed[who] = (began, failures + 1)
             return self.render("fleet_login.html", status=401, lang=lang, w=self.words(lang),
                                error=t(PAGE_WORDS["wrong"], lang))
         answer = RedirectResponse("/fleet", status_code=303, headers=HEADERS)
@@ -282,7 +317,8 @@ class FleetPage:
         except StoreError as exc:
             log.error("relay: the fleet cannot be read: %s", exc)
             return JSONResponse({"error": "store"}, status_code=503, headers=HEADERS)
-        return JSONResponse(self.model(views, lang, moment), headers=HEADERS)
+        page = await self.fleet.off_loop(lambda: self.model(views, lang, moment))
+        return JSONResponse(page, headers=HEADERS)
 
     async def static(self, request: Request) -> Response:
         """One of the page's same-origin files."""

@@ -15,7 +15,7 @@
     return e;
   }
 
-  function row(d) {
+  function row(d, w) {
     var tr = el("tr", "s-" + d.state);
     tr.setAttribute("data-device", d.id);
     var th = el("th");
@@ -27,10 +27,15 @@
     st.appendChild(el("span", "badge s-" + d.state, d.state_word));
     if (d.reason_word) { st.appendChild(el("span", "why", d.reason_word)); }
     tr.appendChild(st);
-    tr.appendChild(el("td", "p-" + d.printer, d.printer_word));
-    tr.appendChild(el("td", "", d.seen_word));
-    tr.appendChild(el("td", "num", d.tickets));
+    tr.appendChild(labelled(el("td", "p-" + d.printer, d.printer_word), w.printer));
+    tr.appendChild(labelled(el("td", "", d.seen_word), w.last_seen));
+    tr.appendChild(labelled(el("td", "num", d.tickets), w.tickets_today));
     return tr;
+  }
+
+  function labelled(td, label) {  // a phone shows each cell's column name before it
+    td.setAttribute("data-label", label);
+    return td;
   }
 
   function branch(b, w) {
@@ -46,7 +51,7 @@
     head.appendChild(hr);
     t.appendChild(head);
     var body = el("tbody");
-    b.devices.forEach(function (d) { body.appendChild(row(d)); });
+    b.devices.forEach(function (d) { body.appendChild(row(d, w)); });
     t.appendChild(body);
     s.appendChild(t);
     return s;
