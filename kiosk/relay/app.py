@@ -6,6 +6,7 @@
     GET  /v1/branches/{branch}/calls       Server-Sent Events for a branch's screens
     GET  /healthz                          200 {"status": "ok"} | 503 {"status": "unavailable"}
     GET  /metrics                          Prometheus text format (bearer token, or loopback)
+    GET  /t/{token}, /t/{token}/state, /t/{token}/events   the phone ticket (kiosk.relay.phone)
 
 Webhook answers follow the provider's retry rules: 201 when the call was stored (only
 after the store committed it; header ``X-Relay-Event-Id``, no body), 200 for a repeated
@@ -76,6 +77,7 @@ from kiosk.netloc import is_loopback
 from kiosk.relay import contract
 from kiosk.relay.config import MAX_BODY, RelaySettings, check_keys
 from kiosk.relay.hub import GONE, SLOW, Hub, Screen
+from kiosk.relay.phone import Phone, PhoneSource
 from kiosk.relay.ratelog import RateLimitedLog
 from kiosk.relay.store import Call, Event, Replayed, SqliteStore, Store, now
 
@@ -443,7 +445,7 @@ class Relay:
         screen.drop(GONE)
 
     async def _leave(self, screen: Screen) -> None:
-        if self.hub.remove(screen) == 0:
+        if self.hub.remove(screen) == 0 and not self.hub.pages.get(screen.branch):
             with contextlib.suppress(Exception):
                 await self.store.unwatch(screen.branch)
 
@@ -557,9 +559,16 @@ class _Asgi:
         await self.app(scope, receive, send)
 
 
-def create_app(settings: RelaySettings, store: Store | None = None) -> Starlette:
-    """The relay as an ASGI app; its lifespan opens and closes the store."""
+def create_app(settings: RelaySettings, store: Store | None = None,
+               phone_source: PhoneSource | None = None) -> Starlette:
+    """The relay as an ASGI app; its lifespan opens and closes the store. With a
+    ``phone_source`` (the ledger) it serves the customers' phone pages."""
     relay = Relay(settings, store)
+    phone: Phone | None = None
+    if phone_source is not None:
+        phone = Phone(phone_source, relay.hub, relay.today, watch=relay.store.watch,
+                      unwatch=relay.store.unwatch)
+        relay.hub.on_publish = phone.changed
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -579,6 +588,8 @@ def create_app(settings: RelaySettings, store: Store | None = None) -> Starlette
         Route(STREAM_PATH, _Asgi(relay.calls), methods=["GET"]),
         Route("/healthz", relay.healthz, methods=["GET"]),
         Route("/metrics", relay.metrics_page, methods=["GET"]),
+        *(phone.routes() if phone is not None else []),
     ], lifespan=lifespan)
     app.state.relay = relay
+    app.state.phone = phone
     return app
