@@ -46,6 +46,11 @@ sequence of their own per prefix (the counter ``priority:A`` beside ``A``), rese
 the spot (never armed: they are few); ``tickets.priority`` holds the reason's id (``''``:
 priority without a reason asked; NULL: a regular ticket).
 
+Phone tokens (the link of a ticket's phone page, ``hub``): in ``phones`` (day, ticket,
+token) for the ticket's day only, so that a reprint prints the same QR; the day after,
+they are deleted (:meth:`Journal.forget_phones`: at start and with every outcome written)
+with ``secure_delete`` on and the log checkpointed, so no byte of them stays in the file.
+
 Schema versions: 1, then 2 (``tickets.priority``). A journal written by an older kiosk is
 migrated when it is opened to write (one ``ALTER TABLE`` in the opening transaction);
 read-only, it is read as it is (its tickets are all regular).
@@ -126,6 +131,16 @@ CREATE TABLE IF NOT EXISTS calls (
 );
 """
 
+# The phone page's token of each ticket that has one, for its day only (forget_phones).
+_PHONES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS phones (
+    day       TEXT NOT NULL,
+    ticket_id TEXT NOT NULL,
+    token     TEXT NOT NULL,
+    PRIMARY KEY (day, ticket_id)
+);
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class TicketRow:
@@ -197,6 +212,7 @@ class Journal:
                                             isolation_level=None, check_same_thread=False)
             db.row_factory = sqlite3.Row
             db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+            db.execute("PRAGMA secure_delete=ON")  # a deleted phone token is overwritten
             if access == "own":  # never build a new journal over a damaged one
                 problem = db.execute("PRAGMA quick_check(1)").fetchone()[0]
                 if problem != "ok":
@@ -212,7 +228,8 @@ class Journal:
                 if version > SCHEMA_VERSION:
                     raise StoreError(f"{self.path} was written by a newer kiosk "
                                      f"(schema {version} > {SCHEMA_VERSION})")
-                for statement in filter(str.strip, (_SCHEMA + _CALLS_SCHEMA).split(";")):
+                for statement in filter(str.strip,
+                                        (_SCHEMA + _CALLS_SCHEMA + _PHONES_SCHEMA).split(";")):
                     db.execute(statement)
                 if "priority" not in _columns(db, "tickets"):  # schema 1: migrated
                     db.execute("ALTER TABLE tickets ADD COLUMN priority TEXT")
@@ -311,6 +328,7 @@ class Journal:
         finally:
             os.close(users)
         self.owner = True
+        self.forget_phones()
         return count
 
     def today(self) -> str:
@@ -401,10 +419,11 @@ class Journal:
         return self.reserve(queue_id="", queue_name="", prefix=prefix, fmt=fmt,
                             outcome="armed")
 
-    def checkpoint(self) -> None:
-        """Copy the write-ahead log into the database (a passive checkpoint)."""
+    def checkpoint(self, truncate: bool = False) -> None:
+        """Copy the write-ahead log into the database (a passive checkpoint; ``truncate``:
+        all of it, and the log emptied, when no reader holds it)."""
         with self._reading() as db:
-            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            db.execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if truncate else 'PASSIVE'})")
 
     def claim(self, row_id: int, *, queue_id: str, queue_name: str, language: str) -> None:
         """Turn an armed number into a pending attempt for ``queue_id``, before sending it:
@@ -420,13 +439,39 @@ class Journal:
     # ------------------------------------------------------------------ outcomes
 
     def finish(self, row_id: int, outcome: str, *, videsk_id: str | None = None,
-               detail: str = "", wait_min: float | None = None) -> None:
-        """Record the API's answer to an attempt."""
+               detail: str = "", wait_min: float | None = None,
+               phone: str | None = None) -> None:
+        """Record the API's answer to an attempt (and its phone token, for its day)."""
         with self._tx(durable=False) as db:
             now = self._now()
             db.execute("UPDATE tickets SET outcome = ?, videsk_id = ?, detail = ?, wait_min = ?, "
                        "answered_at = ?, updated_at = ? WHERE row_id = ?",
                        (outcome, videsk_id, detail[:500], wait_min, now, now, row_id))
+            if phone is not None:
+                db.execute("INSERT OR REPLACE INTO phones (day, ticket_id, token) SELECT day, "
+                           "ticket_id, ? FROM tickets WHERE row_id = ?", (phone, row_id))
+            stale = db.execute("DELETE FROM phones WHERE day < ?", (self.today(),)).rowcount
+        if stale:
+            self.checkpoint(truncate=True)
+
+    def phone_token(self, ticket_id: str, day: str | None = None) -> str | None:
+        """The phone token of ``ticket_id`` (today by default), while its day lasts."""
+        d = day or self.today()
+        if d < self.today():
+            return None
+        with self._reading() as db:
+            row = db.execute("SELECT token FROM phones WHERE day = ? AND ticket_id = ?",
+                             (d, ticket_id)).fetchone()
+        return str(row[0]) if row else None
+
+    def forget_phones(self) -> int:
+        """Delete the phone tokens of the days before today (overwritten in the file, the
+        log checkpointed); how many."""
+        with self._tx(durable=False) as db:
+            gone = db.execute("DELETE FROM phones WHERE day < ?", (self.today(),)).rowcount
+        if gone:
+            self.checkpoint(truncate=True)
+        return int(gone)
 
     def set_printed(self, row_id: int, printed: bool, error: str = "") -> None:
         """Record whether the paper ticket came out."""
