@@ -52,6 +52,10 @@ _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9]{1,4}$")
 _FORMAT_FIELDS = {"prefix", "seq", "kiosk"}
 TICKET_ID_MAX = 50
+_SUGGESTED = {"numbering.format": "{prefix}-{seq:03d}",
+              "numbering.priority_format": "{prefix}P-{seq:03d}",
+              "numbering.offline_format": "{prefix}{kiosk}-{seq:03d}",
+              "numbering.offline_priority_format": "{prefix}P{kiosk}-{seq:03d}"}
 
 
 class _Model(BaseModel):
@@ -195,8 +199,17 @@ class NumberingConfig(_Model):
     priority_format: str = "{prefix}P-{seq:03d}"
     """The same for priority tickets (``priority.enabled``): ``AP-007``, a sequence of its
     own per prefix. Start-up refuses a format whose numbers could equal ``format``'s."""
+    block: int = Field(10, ge=1, le=1000)
+    """With a hub: how many numbers of a sequence are leased at a time (the next block is
+    asked for when half is used)."""
+    offline_format: str = "{prefix}{kiosk}-{seq:03d}"
+    """With a hub: how numbers read when the hub cannot be reached and the leased block is
+    used up (a sequence of this device's own: ``{kiosk}`` keeps two devices apart).
+    Start-up refuses one whose numbers could equal another format's."""
+    offline_priority_format: str = "{prefix}P{kiosk}-{seq:03d}"
+    """The same for priority tickets."""
 
-    @field_validator("format", "priority_format")
+    @field_validator("format", "priority_format", "offline_format", "offline_priority_format")
     @classmethod
     def _format(cls, v: str) -> str:
         return ticket_format(v)
@@ -400,15 +413,15 @@ class PrinterConfig(_Model):
 
 
 class CallsConfig(_Model):
-    """Where the calls come from: the relay (``kiosk relay``) this branch's screens
-    connect out to. The branch is the config's ``branch``."""
+    """The calls for this branch's screens, from the hub (``hub:``; the relay, ``kiosk
+    relay``). The branch is the config's ``branch``. ``url`` and ``token_file`` are still
+    read here: with no ``hub:`` section they say where the hub is."""
 
-    url: str
-    """The relay's base URL, e.g. ``https://calls.example.com``; ``http://`` only to a
-    loopback host (the display token must not cross a network in clear)."""
-    token_file: Path
-    """File holding this screen's display token (mode 0600), as listed for this branch in
-    the relay's ``relay.displays``."""
+    url: str | None = None
+    """Still read: the hub's base URL when there is no ``hub:`` section (use ``hub.url``)."""
+    token_file: Path | None = None
+    """Still read: this device's token file when there is no ``hub:`` section (use
+    ``hub.token_file``)."""
     keep: int = Field(6, ge=1, le=20)
     """How many recent calls the screen lists under the latest one."""
     chime: bool = True
@@ -420,18 +433,62 @@ class CallsConfig(_Model):
 
     @field_validator("url")
     @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return None if v is None else base_url(v, "the display token")
+
+    @field_validator("token_file")
+    @classmethod
+    def _expand(cls, v: Path | None) -> Path | None:
+        return None if v is None else v.expanduser()
+
+    @field_validator("voices")
+    @classmethod
+    def _voices(cls, v: dict[Language, str]) -> dict[Language, str]:
+        return espeak_voices(v)
+
+    @model_validator(mode="after")
+    def _both(self) -> CallsConfig:
+        if (self.url is None) != (self.token_file is None):
+            raise ValueError("calls.url and calls.token_file together (or neither, with a "
+                             "hub section: hub.url, hub.token_file)")
+        return self
+
+
+class HubConfig(_Model):
+    """The branch's hub (the relay, ``kiosk relay``): one connection per core for the
+    calls, the ticket numbers (leased in blocks), the reports of the tickets issued and
+    this device's state. The contract is docs/hub.md."""
+
+    url: str
+    """The hub's base URL, e.g. ``https://hub.example.com``; ``http://`` only to a loopback
+    host (the device token must not cross a network in clear)."""
+    token_file: Path
+    """File holding this device's token (mode 0600), as listed in the relay's
+    ``relay.devices`` (or ``relay.displays``)."""
+    public_url: str | None = None
+    """What a customer's phone opens (the QR on the ticket); default: ``url``."""
+    heartbeat_s: float = Field(30.0, ge=5, le=600)
+    """Seconds between two reports of this device's state to the hub."""
+
+    @field_validator("url")
+    @classmethod
     def _url(cls, v: str) -> str:
-        return base_url(v, "the display token")
+        return base_url(v, "the device token")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, v: str | None) -> str | None:
+        return None if v is None else base_url(v, "a phone link")
 
     @field_validator("token_file")
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
 
-    @field_validator("voices")
-    @classmethod
-    def _voices(cls, v: dict[Language, str]) -> dict[Language, str]:
-        return espeak_voices(v)
+    @property
+    def phone_url(self) -> str:
+        """The base URL of the phone pages: ``public_url``, else ``url``."""
+        return self.public_url or self.url
 
 
 Lines = list[str] | dict[Language, list[str]]
@@ -597,11 +654,30 @@ class Config(_Model):
     """Read by ``kiosk relay`` (validated there, in kiosk/relay/config.py); the kiosk
     ignores it."""
     calls: CallsConfig | None = None
-    """The relay to take calls from: needed by ``kiosk.mode: display`` and by the kiosk's
-    "now calling" strip (``ui.calls``); with it, the kiosk also journals when each of its
-    tickets was called."""
+    """How the calls are shown (with a hub, the defaults when unset); its ``url`` and
+    ``token_file`` are still read as the hub's when there is no ``hub:`` section."""
+    hub: HubConfig | None = None
+    """The branch's hub (docs/hub.md): needed by ``kiosk.mode: display`` and by the
+    kiosk's "now calling" strip (``ui.calls``); with it, numbers are shared by the
+    branch's devices, each ticket is reported to the hub, and the kiosk journals when each
+    of its tickets was called. Unset: the device numbers on its own, as before."""
     priority: PriorityConfig = PriorityConfig()
     """Preferential attention: priority tickets, their reasons."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hub_from_calls(cls, data: Any) -> Any:
+        """Today's ``calls: {url, token_file}`` with no ``hub:`` is the hub; a ``hub:``
+        with no ``calls:`` shows the calls with the defaults."""
+        if not isinstance(data, dict):
+            return data
+        calls, hub = data.get("calls"), data.get("hub")
+        if hub is None and isinstance(calls, dict) and calls.get("url") is not None \
+                and calls.get("token_file") is not None:
+            return {**data, "hub": {"url": calls["url"], "token_file": calls["token_file"]}}
+        if isinstance(hub, dict) and calls is None:
+            return {**data, "calls": {}}
+        return data
 
     @field_validator("branch")
     @classmethod
@@ -621,32 +697,57 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _calls_needed(self) -> Config:
-        if self.calls is None and self.kiosk.mode == "display":
-            raise ValueError("kiosk.mode 'display' needs a calls section (calls.url, "
-                             "calls.token_file)")
-        if self.calls is None and self.ui.calls:
-            raise ValueError("ui.calls needs a calls section (calls.url, calls.token_file)")
+        where = "a hub section (hub.url, hub.token_file; or calls.url, calls.token_file)"
+        if self.hub is None and self.kiosk.mode == "display":
+            raise ValueError(f"kiosk.mode 'display' needs {where}")
+        if self.hub is None and self.ui.calls:
+            raise ValueError(f"ui.calls needs {where}")
+        calls = self.calls
+        if self.hub is not None and calls is not None and calls.url is not None and (
+                calls.url != self.hub.url or calls.token_file != self.hub.token_file):
+            raise ValueError("calls.url and calls.token_file left out when there is a hub "
+                             "section (the hub's are hub.url, hub.token_file)")
         return self
 
     def queue(self, queue_id: str) -> QueueConfig | None:
         """The configured entry for ``queue_id``, if any."""
         return next((q for q in self.queues if q.id == queue_id), None)
 
-    def numbering_problem(self) -> str:
-        """Why the priority numbers could equal the regular ones ("" when they cannot).
-        Checked at load: the journal would skip such a number, but a customer or an agent
-        would read two tickets with one number."""
-        if not self.priority.enabled:
-            return ""
+    def numbering_problem(self) -> tuple[str, str]:
+        """``(key, why)`` when two of the formats in use could give one number (``("",
+        "")`` when none can). Checked at load: the journal would skip such a number, but
+        a customer or an agent would read two tickets with one number. In use: ``format``;
+        ``priority_format`` with priority tickets; with a hub, ``offline_format`` (and
+        ``offline_priority_format``), which must also name ``{kiosk}``: two devices may
+        number offline at once."""
+        n = self.numbering
+        formats = [("numbering.format", n.format)]
+        if self.priority.enabled:
+            formats.append(("numbering.priority_format", n.priority_format))
+        if self.hub is not None:
+            formats.append(("numbering.offline_format", n.offline_format))
+            if self.priority.enabled:
+                formats.append(("numbering.offline_priority_format", n.offline_priority_format))
+            for key, fmt in formats[-2 if self.priority.enabled else -1:]:
+                if "kiosk" not in {f for _, f, _, _ in string.Formatter().parse(fmt)}:
+                    return key, ("a format with {kiosk} (two devices may number offline at "
+                                 "once): e.g. \"{prefix}{kiosk}-{seq:03d}\"")
         prefixes: list[str | None] = [*sorted({q.prefix for q in self.queues if q.prefix})]
         if not self.queues or any(q.prefix is None for q in self.queues):
             prefixes.append(None)  # a prefix derived from a queue's name: one letter
-        example = formats_collide(self.numbering.format, self.numbering.priority_format,
-                                  prefixes, self.kiosk.id)
-        if example is None:
-            return ""
-        return (f"a format whose numbers differ from numbering.format's ({example!r} could "
-                "be a regular and a priority number): e.g. \"{prefix}P-{seq:03d}\"")
+        for i, (key, fmt) in enumerate(formats):
+            for other_key, other in formats[:i]:
+                example = formats_collide(other, fmt, prefixes, self.kiosk.id)
+                if example is not None:
+                    kinds = {"numbering.format": "a regular",
+                             "numbering.priority_format": "a priority",
+                             "numbering.offline_format": "an offline",
+                             "numbering.offline_priority_format": "an offline priority"}
+                    return key, (f"a format whose numbers differ from {other_key}'s "
+                                 f"({example!r} could be {kinds[other_key]} and "
+                                 f"{kinds[key]} number): e.g. "
+                                 f"\"{_SUGGESTED[key]}\"")
+        return "", ""
 
 
 # --------------------------------------------------------------------------- numbers
@@ -770,8 +871,9 @@ def config_from_mapping(data: Any, file: str) -> Config:
         first = exc.errors()[0]
         raise ConfigError(file, _key_path(first["loc"]) or "(top level)",
                           _describe(first, Config)) from None
-    if problem := config.numbering_problem():
-        raise ConfigError(file, "numbering.priority_format", problem)
+    key, problem = config.numbering_problem()
+    if problem:
+        raise ConfigError(file, key, problem)
     return config
 
 
@@ -801,11 +903,17 @@ def read_secret_file(config_file: str, key: str, path: Path, what: str) -> Secre
 
 
 def load_display_token(config: Config, config_file: str) -> SecretStr:
-    """The display token the relay knows this screen by, from ``calls.token_file``."""
-    if config.calls is None:
-        raise ConfigError(config_file, "calls", "a calls section (calls.url, calls.token_file)")
-    return read_secret_file(config_file, "calls.token_file", config.calls.token_file,
-                            "display token")
+    """The token the hub knows this device by, from ``hub.token_file`` (or today's
+    ``calls.token_file``)."""
+    if config.hub is None:
+        raise ConfigError(config_file, "hub", "a hub section (hub.url, hub.token_file)")
+    from_calls = config.calls is not None and config.calls.token_file is not None
+    return read_secret_file(config_file, "calls.token_file" if from_calls else
+                            "hub.token_file", config.hub.token_file,
+                            "display token" if from_calls else "device token")
+
+
+load_hub_token = load_display_token
 
 
 def load_api_key(config: Config, config_file: str,

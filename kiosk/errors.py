@@ -30,6 +30,9 @@ a foreign exception.
     │       ├── ConnectFailed       the connection never opened (nothing was sent)
     │       ├── ApiTimeout          no answer in time (the request may have landed)
     │       └── ConnectionLost      the connection broke after the request was sent
+    ├── HubError                    the branch's hub (the relay) refused, or gave no answer
+    │   │                           (has .status: the HTTP status, None for no answer)
+    │   └── HubDayMismatch          409: the hub numbers another day (has .day, the hub's)
     ├── StoreError                  a store (the journal, the relay's) cannot be read or written
     │   ├── ClockBehind             the clock says a day earlier than the journal has seen
     │   └── TicketNotFound          no issued ticket with that number (reprint)
@@ -172,6 +175,29 @@ class ApiTimeout(TransportError):
 
 class ConnectionLost(TransportError):
     """The connection broke after the request was sent: it may have landed."""
+
+
+# --------------------------------------------------------------------------- hub
+
+
+class HubError(KioskError):
+    """The branch's hub (docs/hub.md) refused a request (``status``: its HTTP status) or
+    could not be reached (``status`` None); the message never holds the token."""
+
+    def __init__(self, status: int | None, message: str) -> None:
+        self.status = status
+        super().__init__(f"hub: {message}" if status is None else
+                         f"hub: HTTP {status}: {message}")
+
+
+class HubDayMismatch(HubError):
+    """409: the hub numbers another branch-local day (``day``) than the device asked for;
+    a lease always belongs to one day."""
+
+    def __init__(self, asked: str, day: str) -> None:
+        self.asked = asked
+        self.day = day
+        super().__init__(409, f"the hub's day is {day}, not {asked}")
 
 
 # --------------------------------------------------------------------------- store

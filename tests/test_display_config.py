@@ -68,10 +68,10 @@ def test_good_relay_urls(tmp_path: Path, url: str) -> None:
 
 def test_display_mode_without_calls_names_what_is_missing(tmp_path: Path) -> None:
     text = f"branch: b\nkiosk: {{id: tv, mode: display, data_dir: {tmp_path}}}\n"
-    with pytest.raises(ConfigError, match=r"needs a calls section \(calls.url"):
+    with pytest.raises(ConfigError, match=r"needs a hub section \(hub.url"):
         load_config(write(tmp_path, text))
     text = f"branch: b\nkiosk: {{id: k, data_dir: {tmp_path}}}\nui: {{calls: true}}\n"
-    with pytest.raises(ConfigError, match=r"ui\.calls needs a calls section"):
+    with pytest.raises(ConfigError, match=r"ui\.calls needs a hub section"):
         load_config(write(tmp_path, text))
 
 

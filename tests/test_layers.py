@@ -27,7 +27,7 @@ FOUNDATION = {"kiosk", "kiosk.errors", "kiosk.deadlines", "kiosk.textclean", "ki
 
 EVERYTHING = {"kiosk.api", "kiosk.printing", "kiosk.store", "kiosk.config", "kiosk.view",
               "kiosk.link", "kiosk.tickets", "kiosk.calls", "kiosk.core", "kiosk.demo",
-              "kiosk.mock", "kiosk.relay", "kiosk.ui", "kiosk.cli"}
+              "kiosk.mock", "kiosk.relay", "kiosk.ui", "kiosk.cli", "kiosk.hub"}
 
 ALLOWED: dict[str, set[str]] = {
     # the UI process: what it shows comes over the link
@@ -39,7 +39,9 @@ ALLOWED: dict[str, set[str]] = {
                                 "kiosk.cli"},
     "kiosk.tickets": {"kiosk.api", "kiosk.printing", "kiosk.store", "kiosk.config",
                       "kiosk.view"},
-    "kiosk.calls": {"kiosk.config", "kiosk.store", "kiosk.view"},
+    "kiosk.calls": {"kiosk.config", "kiosk.store", "kiosk.view", "kiosk.hub"},
+    # the device's side of the branch's hub (docs/hub.md)
+    "kiosk.hub": {"kiosk.config", "kiosk.store"},
     "kiosk.api": set(),
     "kiosk.printing": {"kiosk.config"},
     "kiosk.store": set(),
@@ -209,7 +211,7 @@ def test_each_package_says_what_lives_there_and_what_it_may_import(package: Path
 
 CORE_SIDE = ("pydantic", "httpx", "yaml", "sqlite3", "escpos", "qrcode", "starlette",
              "uvicorn", "kiosk.config", "kiosk.api", "kiosk.store", "kiosk.printing",
-             "kiosk.core", "kiosk.tickets", "kiosk.calls")
+             "kiosk.core", "kiosk.tickets", "kiosk.calls", "kiosk.hub")
 
 
 @pytest.mark.parametrize("mode", ["kiosk", "tablet", "display"])

@@ -21,7 +21,9 @@ connection as a protocol error; the feed reconnects with the same growing wait.
 The token lives here, in the core process; it never reaches a log line or the link. A
 relay on this machine is reached directly, never through a proxy of the environment
 (``HTTP_PROXY``, ``ALL_PROXY``): over ``http://`` that proxy would read the token in
-clear (see :func:`relay_client`).
+clear (see :func:`kiosk.hub.client.relay_client`). In a core with a hub client
+(:class:`kiosk.hub.client.HubClient`), the feed borrows its connection pool
+(``client=``): one pool to the hub per core.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from urllib.parse import quote
 import httpx
 
 from kiosk.calls.announced import MARK_FILE, AnnouncedMark
-from kiosk.netloc import is_loopback_url
+from kiosk.hub.client import relay_client
 from kiosk.tasks import cancel
 from kiosk.view.calling import Call, parse_call
 
@@ -184,17 +186,6 @@ async def sse_events(lines: AsyncIterator[str], max_event: int = MAX_EVENT
             retry = int(value)
 
 
-def relay_client(url: str, timeout: httpx.Timeout | float,
-                 transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """The HTTP client for the relay at ``url``. A loopback relay (``http://`` is allowed
-    only there) is reached directly: the environment's proxies are not used for it (httpx
-    would send a plain request with the display token to an ``HTTP_PROXY``). A relay
-    elsewhere (``https://``) may be reached through them: the proxy then only tunnels TLS
-    (``CONNECT``) and never sees the token."""
-    return httpx.AsyncClient(transport=transport, timeout=timeout,
-                             trust_env=not is_loopback_url(url))
-
-
 Listener = Callable[["CallFeed", list[Call]], None]
 
 
@@ -206,14 +197,18 @@ class CallFeed:
                  backoff: Backoff = DEFAULT_BACKOFF, keep: int = KEEP,
                  clock: Callable[[], datetime] | None = None,
                  read_timeout_s: float = READ_TIMEOUT_S,
-                 mark_file: Path | None = None) -> None:
+                 mark_file: Path | None = None,
+                 client: httpx.AsyncClient | None = None) -> None:
         self.url = f"{url.rstrip('/')}/v1/branches/{quote(branch, safe='')}/calls"
         self.mark = AnnouncedMark(mark_file, scope=self.url)
         """The newest call announced (kept in ``mark_file`` across restarts)."""
         self._announced: list[Call] = []  # the last ones this run decided to announce
         self._token = token
-        self._client = relay_client(url, httpx.Timeout(CONNECT_TIMEOUT_S, read=read_timeout_s),
-                                    transport)
+        self._timeout = httpx.Timeout(CONNECT_TIMEOUT_S, read=read_timeout_s)
+        self._own_client = client is None
+        """Whether the client is this feed's own (else the hub's, shared: see
+        :class:`kiosk.hub.client.HubClient`), to close with the feed."""
+        self._client = client or relay_client(url, self._timeout, transport)
         self.backoff = backoff
         self.keep = keep
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -236,9 +231,9 @@ class CallFeed:
 
     @classmethod
     def from_config(cls, config: Config, token: SecretStr, **kw: object) -> CallFeed:
-        assert config.calls is not None
+        assert config.hub is not None
         kw.setdefault("mark_file", config.kiosk.data_dir / MARK_FILE)
-        return cls(config.calls.url, config.branch, token, **kw)  # type: ignore[arg-type]
+        return cls(config.hub.url, config.branch, token, **kw)  # type: ignore[arg-type]
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -258,7 +253,8 @@ class CallFeed:
     async def aclose(self) -> None:
         await cancel(self._task)
         self._task = None
-        await self._client.aclose()
+        if self._own_client:
+            await self._client.aclose()
         await self.mark.flush()
 
     # ----------------------------------------------------------------- the loop
@@ -327,7 +323,8 @@ class CallFeed:
                    "Authorization": f"Bearer {self._token.get_secret_value()}"}
         if self.last_event_id is not None:
             headers["Last-Event-ID"] = self.last_event_id
-        async with self._client.stream("GET", self.url, headers=headers) as resp:
+        async with self._client.stream("GET", self.url, headers=headers,
+                                       timeout=self._timeout) as resp:
             ctype = resp.headers.get("content-type", "")
             if resp.status_code != 200 or not ctype.startswith("text/event-stream"):
                 later = resp.headers.get("retry-after", "").strip()

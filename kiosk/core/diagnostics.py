@@ -75,7 +75,7 @@ async def check(config: Config, file: str, line: Line) -> bool:
                 line(False, what, f"the running kiosk says: {problem}")
         for ok, what, detail in await asyncio.to_thread(check_journal, config, api):
             line(ok, what, detail)
-        if config.calls is not None:  # the relay's calls, and today's ticket-to-call time
+        if config.hub is not None:  # the relay's calls, and today's ticket-to-call time
             await check_calls(config, file, line, journal=read_journal(config))
         try:
             printer.ready()
@@ -190,13 +190,13 @@ async def check_calls(config: Config, config_file: str, line: Line,
     branch; with a kiosk's ``journal``, today's time from ticket to call."""
     from kiosk.calls.feed import call_wait_summary, probe_relay
     from kiosk.config import load_display_token
-    assert config.calls is not None
+    assert config.hub is not None
     try:
         token = load_display_token(config, config_file)
     except ConfigError as exc:
         line(False, "token", str(exc))
         return
-    for ok, what, detail in await probe_relay(config.calls.url, config.branch, token):
+    for ok, what, detail in await probe_relay(config.hub.url, config.branch, token):
         line(ok, what, detail)
     if journal is not None:
         waits = await asyncio.to_thread(journal.call_waits)

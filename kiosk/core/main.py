@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
         config = load_config(path)
         display = config.kiosk.mode == "display"  # no API key: only the relay's token
         key = None if display else load_api_key(config, str(path))
-        token = None if config.calls is None else load_display_token(config, str(path))
+        token = None if config.hub is None else load_display_token(config, str(path))
     except ConfigError as exc:
         print(f"kiosk: config error: {exc}", file=sys.stderr)
         sock.sendall(fatal_line(2))
@@ -92,7 +92,9 @@ async def _serve(sock: socket.socket, config: Config, key: SecretStr, path: str,
     # (~0.6 s for 50 MB), while the link and the poll go on.
     rt = await asyncio.to_thread(open_runtime, config, key, monitor=monitor)
     feed = None
-    if token is not None:  # the relay's calls: the home's strip, and the journal's records
+    if token is not None:  # the hub: the calls (the home's strip, the journal's records)
+        from kiosk.hub.client import HubClient
+        rt.hub = HubClient.from_config(config, token)
         feed = server.open_call_feed(rt, token)
     try:
         await server.serve(rt, config_path=path)
@@ -106,8 +108,11 @@ async def _serve_display(sock: socket.socket, config: Config, token: SecretStr) 
     from kiosk.calls.feed import CallFeed
     from kiosk.core.server import DisplayServer
     server = await DisplayServer.connect(sock, greeted=True)
-    feed = CallFeed.from_config(config, token)
+    from kiosk.hub.client import HubClient
+    hub = HubClient.from_config(config, token)
+    feed = CallFeed.from_config(config, token, client=hub.http)
     try:
         await server.serve_display(config, feed)
     finally:
         await feed.aclose()
+        await hub.aclose()

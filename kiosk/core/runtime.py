@@ -31,6 +31,7 @@ from kiosk.tickets.queues import QueueMonitor, open_monitor
 
 if TYPE_CHECKING:
     from kiosk.calls.feed import CallFeed
+    from kiosk.hub.client import HubClient
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,10 @@ class Runtime:
     forms: FormCatalog | None = None
     """Which queues need a form, and their forms (refreshed while the UI is served)."""
     calls: CallFeed | None = None
-    """The relay's calls, when the config has a ``calls`` section (set by the core)."""
+    """The relay's calls, when the config has a hub (set by the core)."""
+    hub: HubClient | None = None
+    """The one client of the branch's hub, when the config has one (set by the core;
+    closed by :meth:`aclose`)."""
 
     def faults(self) -> dict[str, str]:
         """What staff must know is wrong now: the journal, the clock (see
@@ -98,6 +102,8 @@ class Runtime:
             await self.forms.stop()
         await self.service.aclose()
         await self.api.aclose()
+        if self.hub is not None:
+            await self.hub.aclose()
         await asyncio.to_thread(self.printer.close)
         await asyncio.to_thread(self.journal.close)
 

@@ -243,6 +243,8 @@ class KioskServer(CoreServer):
         from kiosk.calls.recorder import CallRecorder
         config = rt.config
         assert config.calls is not None
+        if rt.hub is not None:  # one connection pool to the hub per core
+            kw.setdefault("client", rt.hub.http)
         feed = CallFeed.from_config(config, token, **kw)
         self.watch_calls(feed, config.calls.keep)
         feed.subscribe(CallRecorder(rt.journal))

@@ -4,7 +4,8 @@ to its calling screens (Server-Sent Events).
 It stands apart from the kiosk, like a separate service: of ``kiosk`` it may import only
 the foundation (errors, secret files, loopback checks, redaction, i18n). Files:
 
-- ``config.py``: the ``relay:`` section of the YAML file, secrets and display tokens;
+- ``config.py``: the ``relay:`` section of the YAML file, secrets and device tokens;
+- ``devices.py``: the branch's devices, their roles, who may do what (docs/hub.md);
 - ``contract.py``: the webhook body we publish, its signature, ``webhook-template.json``;
 - ``app.py``: the routes (webhook, SSE stream, health, metrics);
 - ``hub.py``: fan-out to connected screens and phone pages, slow ones dropped;

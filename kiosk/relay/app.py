@@ -20,15 +20,16 @@ request carries no proxy's forwarding header). Refusals are logged at most once 
 per reason (:class:`~kiosk.relay.ratelog.RateLimitedLog`) and all counted; outside data is
 quoted (``%r``) in every log line; secrets, signatures and tokens never reach one.
 
-The stream: ``Authorization: Bearer <display token>`` (401 without a known token, 403
-for another branch's), then one ``event: call`` per call with an increasing ``id:`` and
+The stream: ``Authorization: Bearer <device token>``, any device of the branch (401
+without a known token, 403 for another branch's: :mod:`kiosk.relay.devices`), then one
+``event: call`` per call with an increasing ``id:`` and
 ``data: {"ticketId", "poc": {"label"}, "queue": {"name"}, "at", "lang"?, "recall"?}``
 (``recall: true`` when the ticket was called before that day; ``at`` in the branch's time
 zone, whose midnight starts its day). Ids are decimal, increasing per branch, and never go
 back (see :mod:`kiosk.relay.store`). With
 ``Last-Event-ID`` it first replays the day's calls after that id; without it, the day's
 last ``history`` calls. A ``: keep-alive`` comment every ``keepalive_s`` on a quiet stream.
-One display token holds at most ``max_streams_per_token`` streams at once (per relay
+One device holds at most ``max_streams_per_token`` streams at once (per relay
 process): one more is answered 429 with ``Retry-After``. A stream starts with reading the
 store (the branch's backlog): a store that does not answer within ``STORE_READ_TIMEOUT_S``
 gets the stream a 503 with ``Retry-After``, and its place is free again. Each send to a
@@ -76,6 +77,7 @@ from kiosk.errors import StoreError
 from kiosk.netloc import is_loopback
 from kiosk.relay import contract
 from kiosk.relay.config import MAX_BODY, RelaySettings, check_keys
+from kiosk.relay.devices import Action, Refused, access_of
 from kiosk.relay.hub import GONE, SLOW, Hub, Screen
 from kiosk.relay.phone import Phone, PhoneSource
 from kiosk.relay.ratelog import RateLimitedLog
@@ -130,7 +132,7 @@ class Metrics:
         self.stalled = Counter("relay_screens_stalled", "Screens disconnected because a send "
                                "to them waited send_timeout_s", registry=self.registry)
         self.streams_refused = Counter("relay_streams_refused", "Streams refused (429): their "
-                                       "display token held max_streams_per_token already",
+                                       "device held max_streams_per_token already",
                                        registry=self.registry)
         self.recalls = Counter("relay_recalls", "Calls of a ticket called before that day "
                                "(a new callId: shown and announced again)",
@@ -156,6 +158,8 @@ class Relay:
         self.settings = settings
         self.store = store if store is not None else open_store(settings)
         self.metrics = Metrics()
+        self.access = access_of(settings.devices, settings.displays, settings.fleet_tokens)
+        """Who may do what: the devices' and the fleet's tokens (kiosk.relay.devices)."""
         self.hub = Hub(on_change=lambda b, n: self.metrics.screens.labels(b).set(n))
         self.zone = ZoneInfo(settings.timezone)
         self._zones = {b: ZoneInfo(z) for b, z in settings.zones.items()}
@@ -170,9 +174,9 @@ class Relay:
         self.loop: asyncio.AbstractEventLoop | None = None
         """The loop serving the routes (set at start-up; tests run coroutines on it)."""
         self._streams: dict[str, int] = {}
-        """Open streams by display token (``max_streams_per_token`` caps them)."""
+        """Open streams by device id (``max_streams_per_token`` caps them)."""
         self._refusal_logged: dict[str, float] = {}
-        """When a token's next refusal may be logged (one line per ``RETRY_AFTER_S``)."""
+        """When a device's next refusal may be logged (one line per ``RETRY_AFTER_S``)."""
         self._metrics_refusal_logged = 0.0
         """When the next refused ``/metrics`` request may be logged."""
         self._metrics_refused_quietly = 0
@@ -348,43 +352,29 @@ class Relay:
 
     # ---------------------------------------------------------------- screens
 
-    def _display_token(self, headers: dict[bytes, bytes]) -> tuple[str, str] | None:
-        """The known display token the request bears and its branch, or None."""
-        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
-        if scheme.lower() != b"bearer":
-            return None
-        given = token.strip()
-        found: tuple[str, str] | None = None
-        for known, branch in self.settings.displays.items():  # all compared, constant time
-            if hmac.compare_digest(given, known.encode()):
-                found = (known, branch)
-        return found
-
     async def calls(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``GET /v1/branches/{branch}/calls`` as a plain ASGI endpoint: it owns the
         stream's whole life (its place under the token's cap, the send deadline, the
-        screen leaving)."""
+        screen leaving). Any device of the branch may read its calls."""
         branch: str = scope["path_params"]["branch"]
         headers: dict[bytes, bytes] = dict(scope["headers"])
-        found = self._display_token(headers)
-        if found is None:
-            await JSONResponse({"error": "a display token is required"}, status_code=401,
-                               headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+        try:
+            device = self.access.device(headers.get(b"authorization"), Action.CALLS,
+                                        branch=branch)
+        except Refused as exc:
+            await refusal(exc)(scope, receive, send)
             return
-        token, allowed = found
-        if allowed != branch:
-            await JSONResponse({"error": "this token is for another branch"},
-                               status_code=403)(scope, receive, send)
-            return
+        token = device.id  # the cap is per device (a rotation's two tokens share it)
         held = self._streams.get(token, 0)
         cap = self.settings.max_streams_per_token
         if held >= cap:
             self.metrics.streams_refused.inc()
             if time.monotonic() >= self._refusal_logged.get(token, 0.0):  # no log flood
                 self._refusal_logged[token] = time.monotonic() + RETRY_AFTER_S
-                log.warning("relay: a display token of branch %s already holds %d streams "
-                            "(relay.max_streams_per_token): more refused (429)", branch, held)
-            await JSONResponse({"error": "too many streams for this display token",
+                log.warning("relay: device %s of branch %s already holds %d streams "
+                            "(relay.max_streams_per_token): more refused (429)", token,
+                            branch, held)
+            await JSONResponse({"error": "too many streams for this device",
                                 "detail": f"at most {cap} at once"}, status_code=429,
                                headers={"Retry-After": str(RETRY_AFTER_S)})(
                                    scope, receive, send)
@@ -546,6 +536,12 @@ class Relay:
             return JSONResponse({"error": "metrics are served to this machine only (or set "
                                  "relay.metrics_token_file)"}, status_code=403)
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def refusal(exc: Refused) -> JSONResponse:
+    """The answer to a refused request (401 asks for a bearer token)."""
+    return JSONResponse({"error": exc.error}, status_code=exc.status,
+                        headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
 
 
 class _Asgi:

@@ -17,7 +17,7 @@ day a call belongs to). Every other key of the file is the kiosk's business and 
       require_jwt: false                  # only calls with the template's bound, fresh JWT
       history: 10                         # calls a screen gets when it connects afresh
       keepalive_s: 15                     # SSE comment this often on a quiet stream
-      max_streams_per_token: 8            # streams one display token may hold (429 beyond)
+      max_streams_per_token: 8            # streams one device may hold (429 beyond)
       send_timeout_s: 30                  # a send waiting this long resets the stream (a send
                                           # waits only once the buffers on both ends are full)
       metrics_token_file: /etc/kiosk/metrics-token   # 0600; /metrics then needs this bearer
@@ -27,8 +27,16 @@ day a call belongs to). Every other key of the file is the kiosk's business and 
       header_timeout_s: 10                # from accept (or the last answer) to whole headers
       body_timeout_s: 10                  # from the headers to the whole body
       keepalive_idle_s: 5                 # an idle keep-alive connection is closed after this
-      displays:                           # one entry per calling screen (or per branch)
+      devices:                            # the branch's devices, one token each (docs/hub.md)
+        - {id: lobby-1, branch: 652720d479497a1b62df288b, role: kiosk,
+           token_file: /etc/kiosk/device-lobby-1}
+        - {id: greeter, branch: 652720d479497a1b62df288b, role: tablet,
+           token_file: /etc/kiosk/device-greeter}
+      displays:                           # still read: calling screens (role display,
         - {branch: 652720d479497a1b62df288b, token_file: /etc/kiosk/display-providencia}
+                                          # ids display-0, display-1, ...)
+      fleet_token_file: /etc/kiosk/fleet-token   # 0600; the operations team's bearer token
+      heartbeat_s: 30                     # the devices' heartbeat interval (offline: 3 missed)
       # who may send calls, and whose day it is
       jwt_public_key_file: /etc/kiosk/webhook-jwt.pub  # PEM public key(s) of the provider's
                                           # #jwt (RS256/ES256); the private key stays there
@@ -62,6 +70,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from kiosk.errors import ConfigError
 from kiosk.netloc import is_loopback
 from kiosk.redaction import redact_url
+from kiosk.relay.devices import DEVICE_ID, MIN_TOKEN, Device, Role
 from kiosk.secretfile import read_private_lines
 
 DEFAULT_LISTEN = "127.0.0.1:8787"
@@ -111,6 +120,29 @@ class DisplayConfig(_M):
     _tz = field_validator("timezone")(_timezone)
 
 
+class DeviceConfig(_M):
+    """One device of a branch (docs/hub.md): its token opens only its branch, and only what
+    its role may do."""
+
+    id: str
+    """Unique in the relay: 1-40 letters, digits, '_' or '-' (``lobby-1``)."""
+    branch: str
+    """The branch's provider id."""
+    role: Role
+    """``kiosk``, ``tablet`` or ``display`` (a display takes no numbers)."""
+    token_file: Path
+    """File holding the device's token (mode 0600; one token a line, two during a change)."""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not DEVICE_ID.fullmatch(v):
+            raise ValueError("a device id: 1-40 letters, digits, '_' or '-'")
+        return v
+
+    _branch = field_validator("branch")(_branch_id)
+
+
 class BranchConfig(_M):
     """A branch's own settings: the time zone whose midnight starts its day of calls."""
 
@@ -154,7 +186,7 @@ class RelaySection(_M):
     """Calls queued for one slow screen before it is disconnected (it then resumes with
     ``Last-Event-ID``, losing nothing)."""
     max_streams_per_token: int = Field(8, ge=1, le=10_000)
-    """Streams one display token may hold open at once; one more is answered 429 with
+    """Streams one device (its token) may hold open at once; one more is answered 429 with
     ``Retry-After``. Per relay process: with Redis and N replicas a token may hold up to N
     times this many."""
     send_timeout_s: float = Field(30.0, gt=0, le=3600)
@@ -165,8 +197,17 @@ class RelaySection(_M):
     timezone: str | None = None
     """IANA zone whose midnight starts a new day of calls; default ``kiosk.timezone``,
     else UTC."""
+    devices: list[DeviceConfig] = Field(default_factory=list)
+    """The branch's devices: ``{id, branch, role, token_file}`` each, one token each."""
     displays: list[DisplayConfig] = Field(default_factory=list)
-    """The calling screens: ``{branch, token_file}`` each."""
+    """The calling screens: ``{branch, token_file}`` each (devices of role ``display``, ids
+    ``display-<n>``, ``n`` the entry's index)."""
+    fleet_token_file: Path | None = None
+    """File with the operations team's bearer token (mode 0600; one a line, two during a
+    change): ``/v1/fleet``, ``/fleet`` and every branch's ledger. Without it, nobody reads
+    the fleet."""
+    heartbeat_s: float = Field(30.0, gt=0, le=3600)
+    """The devices' heartbeat interval in seconds: a device is offline after three missed."""
     metrics_token_file: Path | None = None
     """File with the bearer token ``/metrics`` demands (mode 0600; one token a line, two
     during a change). Without it ``/metrics`` answers only loopback peers whose request no
@@ -265,7 +306,14 @@ class RelaySettings:
     secrets: tuple[bytes, ...] = field(default=(), repr=False)
     """Webhook secrets (two during a rotation): the HMAC signature's keys and HS256's."""
     displays: dict[str, str] = field(default_factory=dict, repr=False)
-    """Display token -> the branch it may read."""
+    """Display token -> the branch it may read (each a device of role ``display``, named
+    ``display-<n>``, unless :attr:`devices` holds its token)."""
+    devices: dict[str, Device] = field(default_factory=dict, repr=False)
+    """Device token -> its device (``relay.devices`` and ``relay.displays``)."""
+    fleet_tokens: tuple[bytes, ...] = field(default=(), repr=False)
+    """The fleet's bearer tokens (two during a rotation); empty: no fleet access."""
+    heartbeat_s: float = 30.0
+    """The devices' heartbeat interval (offline after three missed)."""
     metrics_tokens: tuple[bytes, ...] = field(default=(), repr=False)
     """Bearer tokens ``/metrics`` accepts; empty: it answers loopback peers only."""
     store: str = "sqlite"
@@ -283,7 +331,7 @@ class RelaySettings:
     client_buffer: int = 256
     """Calls queued for one screen before it is dropped as too slow."""
     max_streams_per_token: int = 8
-    """Streams one display token may hold open at once (this process)."""
+    """Streams one device may hold open at once (this process)."""
     send_timeout_s: float = 30.0
     """Seconds one send may wait (buffers full on both ends) before the stream is reset."""
     timezone: str = "UTC"
@@ -363,17 +411,7 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
             raise RelayConfigError(file, "relay.webhook_secret_file",
                                    "secrets of at least 16 characters")
         secrets = tuple(s.encode() for s in lines)
-    displays: dict[str, str] = {}
-    for i, d in enumerate(r.displays):
-        key = f"relay.displays[{i}].token_file"
-        for token in read_private_lines(file, key, d.token_file.expanduser(), "display token",
-                                        error=RelayConfigError):
-            if len(token) < 16:
-                raise RelayConfigError(file, key, "tokens of at least 16 characters")
-            if displays.get(token, d.branch) != d.branch:
-                raise RelayConfigError(file, key, "a token of its own (another branch's "
-                                       "display uses the same one)")
-            displays[token] = d.branch
+    displays, devices = _devices(file, r)
     metrics_tokens: tuple[bytes, ...] = ()
     if r.metrics_token_file is not None:
         lines = read_private_lines(file, "relay.metrics_token_file",
@@ -383,6 +421,18 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
             raise RelayConfigError(file, "relay.metrics_token_file",
                                    "one or two tokens of at least 16 characters, one a line")
         metrics_tokens = tuple(t.encode() for t in lines)
+    fleet_tokens: tuple[bytes, ...] = ()
+    if r.fleet_token_file is not None:
+        key = "relay.fleet_token_file"
+        lines = read_private_lines(file, key, r.fleet_token_file.expanduser(), "fleet token",
+                                   error=RelayConfigError)
+        if len(lines) > 2 or any(len(t) < MIN_TOKEN for t in lines):
+            raise RelayConfigError(file, key, f"one or two tokens of at least {MIN_TOKEN} "
+                                   "characters, one a line")
+        if any(t in devices for t in lines):
+            raise RelayConfigError(file, key, "a token of its own (a device uses the same "
+                                   "one: it would open the whole fleet)")
+        fleet_tokens = tuple(t.encode() for t in lines)
     jwt_keys: tuple[Any, ...] = ()
     if r.jwt_public_key_file is not None:
         jwt_keys = read_public_keys(file, "relay.jwt_public_key_file",
@@ -397,7 +447,9 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
                                    f"{zones[branch]} elsewhere in the file)")
     host, port = parse_listen(r.listen)
     sqlite = (r.sqlite_path or parsed.kiosk.data_dir / "relay.sqlite3").expanduser()
-    return RelaySettings(secrets=secrets, displays=displays, metrics_tokens=metrics_tokens,
+    return RelaySettings(secrets=secrets, displays=displays, devices=devices,
+                         fleet_tokens=fleet_tokens, heartbeat_s=r.heartbeat_s,
+                         metrics_tokens=metrics_tokens,
                          store=r.store, sqlite_path=sqlite,
                          sqlite_sync=r.sqlite_sync,
                          require_jwt=r.require_jwt, history=r.history,
@@ -412,6 +464,44 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
                          jwt_keys=jwt_keys, jwt_window_s=r.jwt_window_s,
                          jwt_max_lifetime_s=r.jwt_max_lifetime_s,
                          allow_unsigned=r.allow_unsigned, zones=zones)
+
+
+def _devices(file: str, r: RelaySection) -> tuple[dict[str, str], dict[str, Device]]:
+    """The display tokens (token -> branch) and every device's tokens (token -> device)
+    of ``relay.devices`` and ``relay.displays``: ids unique, no token shared by two
+    devices (two displays of one branch may share one: one screen, as before)."""
+    entries = [(f"relay.devices[{i}]", Device(d.id, d.branch, d.role), d.token_file)
+               for i, d in enumerate(r.devices)]
+    entries += [(f"relay.displays[{i}]", Device(f"display-{i}", d.branch, "display"),
+                 d.token_file) for i, d in enumerate(r.displays)]
+    displays: dict[str, str] = {}
+    devices: dict[str, Device] = {}
+    ids: dict[str, str] = {}
+    owner: dict[str, str] = {}  # token -> the entry that holds it
+    for where, device, token_file in entries:
+        if device.id in ids:
+            raise RelayConfigError(file, f"{where}.id" if where.startswith("relay.devices")
+                                   else where, f"a device id of its own ({device.id!r} is "
+                                   f"also {ids[device.id]}'s)")
+        ids[device.id] = where
+        key = f"{where}.token_file"
+        for token in read_private_lines(file, key, token_file.expanduser(), "device token",
+                                        error=RelayConfigError):
+            if len(token) < MIN_TOKEN:
+                raise RelayConfigError(file, key, f"tokens of at least {MIN_TOKEN} characters")
+            other = devices.get(token)
+            if other is not None and not (other.id.startswith("display-")  # both displays:
+                                          and where.startswith("relay.displays")  # one screen
+                                          and owner[token].startswith("relay.displays")
+                                          and other.branch == device.branch):
+                raise RelayConfigError(file, key, f"a token of its own (device {other.id!r} "
+                                       "uses the same one)")
+            if other is None:
+                devices[token] = device
+                owner[token] = where
+            if device.role == "display" and where.startswith("relay.displays"):
+                displays[token] = device.branch
+    return displays, devices
 
 
 def load_settings(path: str | Path) -> RelaySettings:

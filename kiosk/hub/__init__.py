@@ -1,0 +1,9 @@
+"""The device's side of the branch's hub (the relay; the contract is docs/hub.md).
+
+- ``client.py``   :class:`HubClient`: the one HTTP client a core holds to the hub (number
+  leases, ticket reports, this device's state, the branch's ledger; the calls' stream
+  shares its connection pool), its errors mapped to :class:`kiosk.errors.HubError`.
+
+May import: the foundation, ``kiosk.config`` and ``kiosk.store`` (never the UI's side).
+The core imports it.
+"""
