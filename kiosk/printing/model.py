@@ -7,7 +7,7 @@ that both the ESC/POS renderer and the PNG preview draw, so paper and preview ag
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -38,7 +38,7 @@ class TicketData:
     videsk_id: str | None = None
     priority: bool = False
     """A priority ticket: it says "Atención preferente" under the number."""
-    phone_url: str | None = None
+    phone_url: str | None = field(default=None, repr=False)
     """The phone page's link (``{hub.public_url}/t/{token}``): the QR holds it, and the
     ticket says "Follow your turn on your phone" under it. Never logged."""
 

@@ -91,7 +91,7 @@ class IssueResult:
     """For logs and the admin screen; never shown to customers."""
     issued_at: datetime | None = None
     row_id: int | None = field(default=None, repr=False)
-    qr: str | None = None
+    qr: str | None = field(default=None, repr=False)
     """What the ticket's QR code says (the phone page's link, or from ``ticket.qr``), for
     the screen too."""
     qr_phone: bool = False
