@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from kiosk.relay import RelayServer
-from kiosk.relay.phone import HEADERS, PhoneTicket
+from kiosk.relay.phone import HEADERS, PhoneTicket, RateLimiter
 from tests.phone_helpers import CallsJoined
 from tests.relay_helpers import BRANCH_A, call_body, post, settings
 
@@ -296,3 +296,19 @@ def test_the_pages_colours_meet_wcag_aa_contrast() -> None:
     assert contrast(v["brand"], "#e3ecfa") >= 4.5  # "N ahead of you"
     assert contrast("#ffffff", v["brand"]) >= 4.5  # the sound button
     assert contrast(v["turn-ink"], "#06391f") >= 4.5  # the called screen's pulse
+
+
+def test_behind_the_proxy_each_phone_is_limited_apart(branch: Branch) -> None:
+    """Through this machine's reverse proxy (a loopback peer) the limit counts the address
+    the proxy forwards; what a client wrote before it counts for nothing."""
+    phone = branch.relay.app.state.phone
+    mine = branch.ticket("A-001")
+    phone.limiter = RateLimiter(rate_per_min=1, burst=10)
+    burst = int(phone.limiter.burst)
+    with httpx.Client() as client:
+        def get(forwarded: str) -> int:
+            return client.get(f"{branch.url}/t/{mine}/state",
+                              headers={"X-Forwarded-For": forwarded}).status_code
+        assert [get(f"1.2.3.{n}, 203.0.113.7") for n in range(burst)] == [200] * burst
+        assert get("9.9.9.9, 203.0.113.7") == 429  # the same phone, whatever it forged
+        assert get("203.0.113.8") == 200  # another phone behind the same proxy

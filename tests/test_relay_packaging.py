@@ -26,6 +26,7 @@ import yaml
 from kiosk.relay import RelayServer, RelaySettings
 from kiosk.relay.config import FD_RESERVE, connection_cap
 from kiosk.relay.server import free_port, wait_healthy
+from tests.phone_helpers import CallsJoined
 from tests.relay_helpers import (
     BRANCH_A,
     TOKEN_A,
@@ -222,16 +223,16 @@ def test_the_caddyfile_reaches_one_relay_or_two_replicas(tmp_path: Path) -> None
     """By default every route goes to 127.0.0.1:8787; with ``KIOSK_RELAY_UPSTREAMS`` set
     (two replicas), each route goes to both, health-checked on /healthz."""
     one = _adapted(tmp_path)
-    assert re.findall(r'"dial":"([^"]+)"', one) == ["127.0.0.1:8787"] * 4
+    assert re.findall(r'"dial":"([^"]+)"', one) == ["127.0.0.1:8787"] * 5
     assert '"read_header_timeout":10000000000' in one  # 10 s
     # Caddy drops an idle connection to the relay before the relay does (no request is
     # ever sent on a connection the relay is closing)
     idle = {int(n) / 1e9 for n in re.findall(r'"keep_alive":\{"idle_timeout":(\d+)\}', one)}
     assert len(idle) == 1 and idle.pop() < RelaySettings().keepalive_idle_s
     two = _adapted(tmp_path, KIOSK_RELAY_UPSTREAMS="10.0.0.11:8787 10.0.0.12:8787")
-    assert re.findall(r'"dial":"([^"]+)"', two) == ["10.0.0.11:8787", "10.0.0.12:8787"] * 4
-    assert two.count('"uri":"/healthz"') == 4
-    assert two.count('"try_duration"') == 3  # not the webhook's: see the Caddyfile
+    assert re.findall(r'"dial":"([^"]+)"', two) == ["10.0.0.11:8787", "10.0.0.12:8787"] * 5
+    assert two.count('"uri":"/healthz"') == 5
+    assert two.count('"try_duration"') == 4  # not the webhook's: see the Caddyfile
 
 
 
@@ -245,7 +246,7 @@ def caddy_in_front(tmp_path: Path) -> Iterator[tuple[str, RelayServer]]:
         pytest.fail("caddy is missing: packaging/dev.sh test installs it (apt: caddy)")
     shipped = CADDYFILE.read_text()
     assert "read_header 10s" in shipped and "calls.example.com {" in shipped
-    with RelayServer(settings(tmp_path, keepalive_s=1.0)) as relay:
+    with RelayServer(settings(tmp_path, keepalive_s=1.0), phone_source=CallsJoined()) as relay:
         port = free_port()
         text = (shipped.replace("calls.example.com {", f"http://127.0.0.1:{port} {{")
                 .replace("read_header 10s", "read_header 2s")
@@ -316,6 +317,10 @@ def test_the_shipped_caddyfile_streams_limits_and_forwards(
     assert httpx.get(front + "/healthz").json() == {"status": "ok"}
     assert httpx.get(front + "/").status_code == 404
     assert httpx.get(front + "/v1/branches/x/y/calls").status_code == 404
+    # the phone pages pass: the relay's own 404 (its headers), its style sheet
+    unknown = httpx.get(front + "/t/Zr8Qm2yP1vW7kT4nB6xD0g")
+    assert unknown.status_code == 404 and unknown.headers["x-robots-tag"].startswith("noindex")
+    assert httpx.get(front + "/phone/phone.css").status_code == 200
     # slow headers are cut by Caddy (2 s here), before the relay ever sees them
     sock = socket.create_connection(("127.0.0.1", int(front.rsplit(":", 1)[1])), timeout=10)
     sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")

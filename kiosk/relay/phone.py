@@ -29,7 +29,8 @@ state (docs/hub.md)::
 Answers carry ``Cache-Control: no-store``, ``Referrer-Policy: no-referrer``,
 ``X-Robots-Tag: noindex``, ``X-Content-Type-Options: nosniff`` and a strict
 Content-Security-Policy (no inline script or style, nothing from another origin). Requests
-on ``/t/`` are limited per address (:class:`RateLimiter`): 429 with ``Retry-After``.
+on ``/t/`` are limited per address (:class:`RateLimiter`; behind this machine's reverse
+proxy, the address it forwards: :func:`client_address`): 429 with ``Retry-After``.
 
 The streams share the relay's hub (:mod:`kiosk.relay.hub`): each page is a
 :class:`~kiosk.relay.hub.Page` with a small bounded queue; a change of a branch (a call, a
@@ -63,6 +64,7 @@ from starlette.types import Receive, Scope, Send
 
 from kiosk.errors import StoreError
 from kiosk.i18n import DEFAULT_LANGUAGE, LANGUAGES, format_wait, t
+from kiosk.netloc import is_loopback
 from kiosk.relay.hub import GONE, Hub, Page
 
 log = logging.getLogger(__name__)
@@ -385,8 +387,7 @@ class Phone:
                 Route("/phone/{name}", self.asset, methods=["GET"])]
 
     def _limited(self, request: Request) -> Response | None:
-        client = request.scope.get("client")
-        wait = self.limiter.allow(client[0] if client else "")
+        wait = self.limiter.allow(client_address(request.scope))
         if not wait:
             return None
         lang = _lang_of(None, request.headers.get("accept-language", ""))
@@ -479,13 +480,18 @@ class Phone:
         self.open_pages += 1
         watcher = asyncio.create_task(_watch_leaving(receive, page))
         try:
-            if self.watch is not None:
+            try:
                 async with asyncio.timeout(SEND_TIMEOUT_S):
-                    await self.watch(ticket.branch)
-            page.last = await self.state_of(ticket)
-            await self._stream(send, page)
-        except (StoreError, TimeoutError, OSError):
-            pass
+                    if self.watch is not None:
+                        await self.watch(ticket.branch)
+                    page.last = await self.state_of(ticket)
+            except (StoreError, TimeoutError) as exc:
+                log.warning("relay: a phone page's stream cannot start: %s", exc or "timeout")
+                await JSONResponse({"error": "store"}, status_code=503, headers={
+                    **HEADERS, "Retry-After": "5"})(scope, receive, send)
+                return
+            with contextlib.suppress(TimeoutError, OSError):
+                await self._stream(send, page)
         finally:
             watcher.cancel()
             self.open_pages -= 1
@@ -521,6 +527,21 @@ class Phone:
         if page.reason != GONE:
             async with asyncio.timeout(SEND_TIMEOUT_S):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def client_address(scope: Scope) -> str:
+    """The address a request comes from, for the rate limit: the peer's, or, when the peer
+    is this machine's reverse proxy (loopback), the address it added last to
+    ``X-Forwarded-For`` (the one it saw; those before it anyone can write)."""
+    client = scope.get("client")
+    peer = str(client[0]) if client else ""
+    if not is_loopback(peer):
+        return peer
+    forwarded = [v for k, v in scope["headers"] if k == b"x-forwarded-for"]
+    if not forwarded:
+        return peer
+    last = forwarded[-1].decode("latin-1").rsplit(",", 1)[-1].strip()
+    return last[:64] or peer
 
 
 def _frame(current: dict[str, Any]) -> bytes:
