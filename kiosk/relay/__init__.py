@@ -1,5 +1,6 @@
-"""The calling relay: receives the provider's QMS webhook and streams each branch's calls
-to its calling screens (Server-Sent Events).
+"""The calling relay, the branch's hub: receives the provider's QMS webhook and streams
+each branch's calls to its calling screens (Server-Sent Events); hands out the branch's
+ticket numbers in blocks and keeps its day of tickets (docs/hub.md).
 
 It stands apart from the kiosk, like a separate service: of ``kiosk`` it may import only
 the foundation (errors, secret files, loopback checks, redaction, i18n). Files:
@@ -16,6 +17,7 @@ the foundation (errors, secret files, loopback checks, redaction, i18n). Files:
 - ``ratelog.py``: refusals logged at most once a minute per kind, all counted;
 - ``store.py``: the store interface and the SQLite store (one relay);
 - ``redis_store.py``: the Redis store (several replicas);
+- ``ledger.py``: the branch's numbers (leases) and its day of tickets, SQLite or Redis;
 - ``server.py``: uvicorn (under the guard), in the foreground, on a thread, or in its own
   process.
 """

@@ -4,6 +4,7 @@
 
     POST /webhooks/videsk                  the provider's QMS webhook (kiosk.relay.contract)
     GET  /v1/branches/{branch}/calls       Server-Sent Events for a branch's screens
+    POST /v1/branches/{branch}/leases      a block of ticket numbers (kiosk.relay.ledger)
     GET  /healthz                          200 {"status": "ok"} | 503 {"status": "unavailable"}
     GET  /metrics                          Prometheus text format (bearer token, or loopback)
     GET  /t/{token}, /t/{token}/state, /t/{token}/events   the phone ticket (kiosk.relay.phone)
@@ -52,11 +53,13 @@ import contextlib
 import hmac
 import json
 import logging
+import re
 import socket
 import struct
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from prometheus_client import (
@@ -79,6 +82,7 @@ from kiosk.relay import contract
 from kiosk.relay.config import MAX_BODY, RelaySettings, check_keys
 from kiosk.relay.devices import Action, Refused, access_of
 from kiosk.relay.hub import GONE, SLOW, Hub, Screen
+from kiosk.relay.ledger import MAX_COUNT, SEED_RETRY_AFTER_S, Ledger, NotSeeded, open_ledger
 from kiosk.relay.phone import Phone, PhoneSource
 from kiosk.relay.ratelog import RateLimitedLog
 from kiosk.relay.store import Call, Event, Replayed, SqliteStore, Store, now
@@ -87,6 +91,12 @@ log = logging.getLogger("kiosk.relay")
 
 WEBHOOK_PATH = "/webhooks/videsk"
 STREAM_PATH = "/v1/branches/{branch}/calls"
+LEASES_PATH = "/v1/branches/{branch}/leases"
+MAX_HUB_BODY = 8 * 1024
+"""Largest body of a device's request to the hub (a lease, a ticket report): 413 above."""
+SEQUENCE = re.compile(r"[A-Za-z0-9:_-]{1,40}")
+"""A lease's counter: the prefix (``A``) or ``priority:A``."""
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 REPLAY_MAX = 1000
 """At most this many missed calls are replayed to a reconnecting screen."""
 STREAM_SNDBUF = 64 * 1024
@@ -137,6 +147,9 @@ class Metrics:
         self.recalls = Counter("relay_recalls", "Calls of a ticket called before that day "
                                "(a new callId: shown and announced again)",
                                registry=self.registry)
+        self.leases = Counter("relay_leases", "Lease requests by result (leased, day: 409, "
+                              "refused: 4xx, unavailable: 503)", ["result"],
+                              registry=self.registry)
         self.epochs = Counter("relay_store_epochs", "New store epochs seen while running "
                               "(the store went back: Redis restarted or lost its data)",
                               registry=self.registry)
@@ -153,10 +166,14 @@ def open_store(settings: RelaySettings) -> Store:
 class Relay:
     """The routes over one store and hub."""
 
-    def __init__(self, settings: RelaySettings, store: Store | None = None) -> None:
+    def __init__(self, settings: RelaySettings, store: Store | None = None,
+                 ledger: Ledger | None = None) -> None:
         check_keys(settings, "(relay settings)")  # never a relay that takes unsigned calls
         self.settings = settings
         self.store = store if store is not None else open_store(settings)
+        self.ledger = ledger if ledger is not None else open_ledger(settings.store,
+                                                                    settings.sqlite_path)
+        """The branch's numbers (and, kiosk.relay.ledger, its tickets)."""
         self.metrics = Metrics()
         self.access = access_of(settings.devices, settings.displays, settings.fleet_tokens)
         """Who may do what: the devices' and the fleet's tokens (kiosk.relay.devices)."""
@@ -491,6 +508,39 @@ class Relay:
                 transport.abort()  # now, unsent data dropped
                 await asyncio.sleep(0)  # the server sees the connection lost before we return
 
+    # ---------------------------------------------------------------- the hub
+
+    async def leases(self, request: Request) -> Response:
+        """``POST /v1/branches/{branch}/leases``: the next block of a counter
+        (docs/hub.md)."""
+        branch: str = request.path_params["branch"]
+        try:
+            device = self.access.device(request.headers.get("authorization"), Action.LEASE,
+                                        branch=branch)
+            body = await read_json(request)
+            sequence, day, count = _lease_request(body)
+        except Refused as exc:
+            self.metrics.leases.labels("refused").inc()
+            return refusal(exc)
+        today = self.today(branch)
+        if day != today:  # a lease belongs to one day: the device's clock or day is off
+            self.metrics.leases.labels("day").inc()
+            log.info("relay: lease refused to %s: day %s, the branch's is %s", device.id,
+                     day, today)
+            return JSONResponse({"error": "day", "day": today}, status_code=409)
+        try:
+            lease = await self.ledger.lease(branch, day, sequence, count)
+        except StoreError as exc:
+            self.metrics.leases.labels("unavailable").inc()
+            log.error("relay: no lease for %s (%s %s): %s", device.id, sequence, day, exc)
+            retry = SEED_RETRY_AFTER_S if isinstance(exc, NotSeeded) else STORE_RETRY_AFTER_S
+            return JSONResponse({"error": "store", "detail": "no numbers now; retry later"},
+                                status_code=503, headers={"Retry-After": str(retry)})
+        self.metrics.leases.labels("leased").inc()
+        log.info("relay: numbers %s %d-%d of %s to %s", sequence, lease.first, lease.last,
+                 day, device.id)
+        return JSONResponse(lease.json(), status_code=201)
+
     # ---------------------------------------------------------------- health
 
     async def healthz(self, request: Request) -> Response:
@@ -538,6 +588,45 @@ class Relay:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+async def read_json(request: Request, limit: int = MAX_HUB_BODY) -> dict[str, Any]:
+    """The request's JSON object, read to ``limit`` bytes at most; :class:`Refused` (413
+    above it, 400 for anything but a JSON object)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise Refused(413, f"a body of at most {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Refused(413, f"a body of at most {limit} bytes")
+        chunks.append(chunk)
+    try:
+        body = json.loads(b"".join(chunks))
+    except (ValueError, RecursionError):
+        raise Refused(400, "a JSON body") from None
+    if not isinstance(body, dict):
+        raise Refused(400, "a JSON object")
+    return body
+
+
+def _lease_request(body: dict[str, Any]) -> tuple[str, str, int]:
+    """``sequence``, ``day`` and ``count`` of a lease request; :class:`Refused` (400)
+    naming the field."""
+    sequence, day, count = body.get("sequence"), body.get("day"), body.get("count")
+    if not isinstance(sequence, str) or not SEQUENCE.fullmatch(sequence):
+        raise Refused(400, "sequence: 1-40 letters, digits, ':', '_' or '-' (A, priority:A)")
+    if not isinstance(day, str) or not DAY.fullmatch(day):
+        raise Refused(400, "day: the branch-local day, YYYY-MM-DD")
+    try:
+        date.fromisoformat(day)
+    except ValueError:
+        raise Refused(400, "day: the branch-local day, YYYY-MM-DD") from None
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
+        raise Refused(400, f"count: a whole number from 1 to {MAX_COUNT}")
+    return sequence, day, count
+
+
 def refusal(exc: Refused) -> JSONResponse:
     """The answer to a refused request (401 asks for a bearer token)."""
     return JSONResponse({"error": exc.error}, status_code=exc.status,
@@ -574,14 +663,23 @@ def create_app(settings: RelaySettings, store: Store | None = None,
                         "(relay.allow_unsigned: for development only; never in production)")
         await relay.store.start(relay.hub.publish)
         try:
+            await relay.ledger.start()
+        except BaseException:
+            await relay.store.close()
+            raise
+        try:
             yield
         finally:
             relay.hub.close_all()
-            await relay.store.close()
+            try:
+                await relay.ledger.close()
+            finally:
+                await relay.store.close()
 
     app = Starlette(routes=[
         Route(WEBHOOK_PATH, _Asgi(relay.webhook), methods=["POST"]),
         Route(STREAM_PATH, _Asgi(relay.calls), methods=["GET"]),
+        Route(LEASES_PATH, relay.leases, methods=["POST"]),
         Route("/healthz", relay.healthz, methods=["GET"]),
         Route("/metrics", relay.metrics_page, methods=["GET"]),
         *(phone.routes() if phone is not None else []),

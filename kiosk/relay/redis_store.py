@@ -113,7 +113,8 @@ def _stream(branch: str, day: str) -> str:
     return f"kiosk:relay:calls:{branch}:{day}"
 
 
-def _client(url: str) -> Any:
+def client(url: str) -> Any:
+    """A Redis client as every part of the relay uses it (timeouts, one retry)."""
     # Any: redis-py's stubs type every answer as a union of bytes, str and None.
     return aioredis.Redis.from_url(
         url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S,
@@ -128,8 +129,8 @@ class RedisStore:
 
     def __init__(self, url: str, today: Callable[[str], str] | None = None) -> None:
         self.url = url
-        self._redis: Any = _client(url)
-        self._reader_conn: Any = _client(url)
+        self._redis: Any = client(url)
+        self._reader_conn: Any = client(url)
         self._add = self._redis.register_script(_ADD)
         self._publish: Publish = lambda branch, events: None
         self._watched: dict[str, str] = {}  # branch -> cursor (last entry id read)

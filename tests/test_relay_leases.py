@@ -1,0 +1,321 @@
+"""Blocks of ticket numbers leased by the hub (issue 17, docs/hub.md "Numbers"), over real
+loopback HTTP: one counter per branch, day and sequence; 409 with the hub's day; bounds;
+roles; concurrent clients and two replicas on one real redis-server never overlap; a kill
+-9 after a 201 never hands its block out again; a Redis restart without persistence never
+either (the replicas' floors)."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import yaml
+
+from kiosk.relay import RelayServer, RelaySettings, relay_process
+from kiosk.relay import ledger as ledger_module
+from kiosk.relay.devices import Device
+from tests.redis_helpers import RedisProcess
+from tests.relay_helpers import BRANCH_A, BRANCH_B, SECRET, settings, write_private
+
+KIOSK = "device-token-lobby-1-0123456789ab"
+TABLET = "device-token-greeter-0123456789ab"
+TV = "device-token-tv-1-0123456789abcdef"
+KIOSK_B = "device-token-branch-b-0123456789ab"
+DEVICES = {KIOSK: Device("lobby-1", BRANCH_A, "kiosk"),
+           TABLET: Device("greeter", BRANCH_A, "tablet"),
+           TV: Device("tv-1", BRANCH_A, "display"),
+           KIOSK_B: Device("b-kiosk", BRANCH_B, "kiosk")}
+ZONES = {BRANCH_A: "Pacific/Kiritimati", BRANCH_B: "Pacific/Pago_Pago"}  # UTC+14, UTC-11
+
+
+def day_of(branch: str) -> str:
+    """The branch's day now, in its own zone (computed here, not by the relay)."""
+    return datetime.now(ZoneInfo(ZONES[branch])).date().isoformat()
+
+
+def lease(url: str, token: str | None, sequence: str = "A", count: Any = 10,
+          day: str | None = None, branch: str = BRANCH_A, **extra: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    body = {"sequence": sequence, "day": day or day_of(branch), "count": count, **extra}
+    return httpx.post(f"{url}/v1/branches/{branch}/leases", json=body, headers=headers,
+                      timeout=20, trust_env=False)
+
+
+def block(r: httpx.Response) -> tuple[int, int]:
+    assert r.status_code == 201, (r.status_code, r.text)
+    return r.json()["first"], r.json()["last"]
+
+
+def hub_settings(tmp_path: Path, **kw: Any) -> RelaySettings:
+    return settings(tmp_path, devices=DEVICES, zones=ZONES, **kw)
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[RelayServer]:
+    with RelayServer(hub_settings(tmp_path)) as server:
+        yield server
+
+
+def disjoint(blocks: list[tuple[int, int]]) -> bool:
+    blocks = sorted(blocks)
+    return all(a[1] < b[0] for a, b in itertools.pairwise(blocks))
+
+
+# --------------------------------------------------------------------------- one relay
+
+
+def test_blocks_follow_each_other_per_branch_day_and_sequence(hub: RelayServer) -> None:
+    r = lease(hub.url, KIOSK)
+    assert r.json() == {"sequence": "A", "day": day_of(BRANCH_A), "first": 1, "last": 10}
+    assert block(lease(hub.url, TABLET, count=5)) == (11, 15)  # another device, same counter
+    assert block(lease(hub.url, KIOSK, "priority:A", 3)) == (1, 3)
+    assert block(lease(hub.url, KIOSK, "B", 1)) == (1, 1)
+    assert block(lease(hub.url, KIOSK_B, branch=BRANCH_B)) == (1, 10)  # its own branch
+    assert block(lease(hub.url, KIOSK, count=1000)) == (16, 1015)
+    assert (hub.url and (hub.settings.sqlite_path.parent / "hub.sqlite3").exists())
+
+
+def test_another_day_is_409_with_the_hubs_day_for_that_branch(hub: RelayServer) -> None:
+    assert day_of(BRANCH_A) != day_of(BRANCH_B)  # 25 hours apart: never the same day
+    r = lease(hub.url, KIOSK, day=day_of(BRANCH_B))
+    assert (r.status_code, r.json()) == (409, {"error": "day", "day": day_of(BRANCH_A)})
+    r = lease(hub.url, KIOSK_B, day=day_of(BRANCH_A), branch=BRANCH_B)
+    assert (r.status_code, r.json()) == (409, {"error": "day", "day": day_of(BRANCH_B)})
+    assert block(lease(hub.url, KIOSK)) == (1, 10)  # nothing was counted for the refusals
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"count": 0}, "count"), ({"count": 1001}, "count"), ({"count": "10"}, "count"),
+    ({"count": True}, "count"), ({"count": 2.5}, "count"), ({"count": -3}, "count"),
+    ({"count": None}, "count"),
+    ({"sequence": ""}, "sequence"), ({"sequence": "A B"}, "sequence"),
+    ({"sequence": "x" * 41}, "sequence"), ({"sequence": 7}, "sequence"),
+    ({"sequence": "A\n"}, "sequence"),
+    ({"day": "2026-13-01"}, "day"), ({"day": "02/12/2026"}, "day"), ({"day": 20261202}, "day"),
+])
+def test_a_bad_lease_request_is_400_naming_the_field(hub: RelayServer, body: dict[str, Any],
+                                                     field: str) -> None:
+    r = lease(hub.url, KIOSK, **{"sequence": "A", "count": 10, **body})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"].startswith(f"{field}: ")
+    assert block(lease(hub.url, KIOSK, count=1)) == (1, 1)  # none of them took a number
+
+
+def test_not_json_too_large_and_who_may_lease(hub: RelayServer) -> None:
+    url = f"{hub.url}/v1/branches/{BRANCH_A}/leases"
+    auth = {"Authorization": f"Bearer {KIOSK}"}
+    assert httpx.post(url, content=b"{nope", headers=auth).status_code == 400
+    assert httpx.post(url, content=b"[1, 2]", headers=auth).status_code == 400
+    big = b'{"sequence": "A", "day": "x", "pad": "' + b"x" * 9000 + b'"}'
+    assert httpx.post(url, content=big, headers=auth).status_code == 413
+    r = lease(hub.url, TV)
+    assert (r.status_code, r.json()) == (403, {"error": "a display may not take numbers"})
+    assert lease(hub.url, None).status_code == 401
+    assert lease(hub.url, "z" * 32).status_code == 401
+    r = lease(hub.url, KIOSK_B)  # branch B's kiosk, branch A's counter
+    assert (r.status_code, r.json()) == (403, {"error": "this token is for another branch"})
+    assert block(lease(hub.url, KIOSK)) == (1, 10)
+
+
+def test_concurrent_leases_from_many_clients_never_overlap(hub: RelayServer) -> None:
+    got: list[tuple[int, int]] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        rng = random.Random(n)
+        with httpx.Client(trust_env=False, timeout=30) as c:
+            for _ in range(15):
+                token = (KIOSK, TABLET)[rng.randrange(2)]
+                r = c.post(f"{hub.url}/v1/branches/{BRANCH_A}/leases",
+                           json={"sequence": "A", "day": day_of(BRANCH_A),
+                                 "count": rng.randint(1, 20)},
+                           headers={"Authorization": f"Bearer {token}"})
+                with lock:
+                    if r.status_code == 201:
+                        got.append((r.json()["first"], r.json()["last"]))
+                    else:
+                        errors.append(f"{r.status_code} {r.text}")
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(got) == 16 * 15 and disjoint(got)
+    numbers = sorted(n for a, b in got for n in range(a, b + 1))
+    assert numbers == list(range(1, len(numbers) + 1))  # no gap either: one counter
+
+
+def _config(tmp_path: Path, **relay: Any) -> Path:
+    secret = write_private(tmp_path / "webhook-secret", SECRET.decode() + "\n")
+    token = write_private(tmp_path / "device-lobby-1", KIOSK + "\n")
+    section = {"webhook_secret_file": str(secret),
+               "devices": [{"id": "lobby-1", "branch": BRANCH_A, "role": "kiosk",
+                            "token_file": str(token)}],
+               "branches": [{"id": BRANCH_A, "timezone": ZONES[BRANCH_A]}], **relay}
+    path = tmp_path / "relay.yaml"
+    path.write_text(yaml.safe_dump({"kiosk": {"data_dir": str(tmp_path / "data")},
+                                    "relay": section}), encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_a_kill_9_after_a_201_never_hands_that_block_out_again(tmp_path: Path) -> None:
+    """Leases in flight from several clients when the relay is killed -9, three times:
+    every block answered 201 before a kill is below every block after it."""
+    config = _config(tmp_path)
+    answered: list[tuple[int, int]] = []
+    for _round in range(3):
+        with relay_process(config) as proc:
+            stop = threading.Event()
+            got: list[tuple[int, int]] = []
+            lock = threading.Lock()
+
+            def client(url: str = proc.url, got: list[tuple[int, int]] = got,
+                       stop: threading.Event = stop, lock: threading.Lock = lock) -> None:
+                with httpx.Client(trust_env=False, timeout=5) as c:
+                    while not stop.is_set():
+                        try:
+                            r = c.post(f"{url}/v1/branches/{BRANCH_A}/leases",
+                                       json={"sequence": "A", "day": day_of(BRANCH_A),
+                                             "count": 7},
+                                       headers={"Authorization": f"Bearer {KIOSK}"})
+                        except httpx.HTTPError:
+                            return
+                        if r.status_code == 201:
+                            with lock:
+                                got.append((r.json()["first"], r.json()["last"]))
+
+            threads = [threading.Thread(target=client) for _ in range(4)]
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 20
+            while len(got) < 30 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            proc.kill()  # mid-flight: some requests never get their answer
+            stop.set()
+            for t in threads:
+                t.join()
+            assert len(got) >= 30
+            before = max((b for _, b in answered), default=0)
+            assert min(a for a, _ in got) > before  # nothing answered before came back
+            answered += got
+    assert disjoint(answered)
+
+
+# --------------------------------------------------------------------------- replicas
+
+
+def _replica(redis_url: str, folder: Path) -> RelaySettings:
+    """A replica's settings: its own data folder (its floors), one Redis."""
+    folder.mkdir(exist_ok=True)
+    return dataclasses.replace(hub_settings(folder), store=redis_url)
+
+
+def _known_replicas(folder: Path) -> int:
+    db = sqlite3.connect(folder / "hub.sqlite3")
+    try:
+        return int(db.execute("SELECT count(*) FROM replicas").fetchone()[0])
+    finally:
+        db.close()
+
+
+def _wait(condition: Any, what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_two_replicas_on_one_redis_never_overlap(tmp_path: Path) -> None:
+    with RedisProcess(tmp_path, "none") as server, \
+            RelayServer(_replica(server.url, tmp_path / "a")) as a, \
+            RelayServer(_replica(server.url, tmp_path / "b")) as b:
+        _wait(lambda: lease(a.url, KIOSK, count=1).status_code == 201, "replica a leases")
+        got: list[tuple[int, int]] = []
+        lock = threading.Lock()
+
+        def client(n: int) -> None:
+            rng = random.Random(n)
+            for i in range(20):
+                r = lease((a, b)[(n + i) % 2].url, (KIOSK, TABLET)[i % 2],
+                          count=rng.randint(1, 15))
+                with lock:
+                    got.append(block(r))
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(got) == 160 and disjoint(got) and min(x for x, _ in got) == 2
+        import redis
+        held = redis.Redis.from_url(server.url).get(
+            f"kiosk:seq:{BRANCH_A}:{day_of(BRANCH_A)}:A")
+        assert held is not None and int(held) == max(y for _, y in got)
+        ttl = redis.Redis.from_url(server.url).ttl(f"kiosk:seq:{BRANCH_A}:{day_of(BRANCH_A)}:A")
+        assert 3 * 24 * 3600 < ttl <= ledger_module.COUNTER_TTL_S
+
+
+@pytest.mark.slow
+def test_a_redis_restart_without_persistence_never_hands_a_number_out_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis killed -9 with nothing persisted while replica b is down: a's leases are
+    refused (503, Retry-After) until b is back and has raised the counters to its floor,
+    then every block is above every block handed out before the restart."""
+    monkeypatch.setattr(ledger_module, "SEED_CHECK_S", 0.1)
+    with RedisProcess(tmp_path, "none") as server:
+        sa, sb = _replica(server.url, tmp_path / "a"), _replica(server.url, tmp_path / "b")
+        before: list[tuple[int, int]] = []
+        with RelayServer(sa) as a:
+            with RelayServer(sb) as b:
+                _wait(lambda: lease(a.url, KIOSK, count=1).status_code == 201, "a leases")
+                for i in range(10):
+                    before.append(block(lease((a, b)[i % 2].url, KIOSK, count=5)))
+                before.append(block(lease(b.url, KIOSK, count=50)))  # b holds the highest
+                _wait(lambda: _known_replicas(tmp_path / "a") == 2, "a knows b")
+            server.restart()  # b is down: its floor is the only record of its last block
+            r = lease(a.url, KIOSK)
+            assert r.status_code == 503 and r.headers["retry-after"] == "2", r.text
+            time.sleep(0.5)  # a seeds its own floor meanwhile; b's is still missing
+            assert lease(a.url, KIOSK).status_code == 503
+            with RelayServer(sb) as b:  # b is back: it seeds at start
+                _wait(lambda: lease(a.url, KIOSK, count=1).status_code == 201,
+                      "a leases once b seeded")
+                after = [block(lease((a, b)[i % 2].url, KIOSK, count=5)) for i in range(6)]
+        top = max(y for _, y in before)
+        assert top == 1 + 10 * 5 + 50
+        assert min(x for x, _ in after) > top + 1  # above b's floor (and the one just above)
+        assert disjoint(before + after)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("persistence", ["aof", "rdb"])
+def test_a_redis_restart_with_persistence_or_an_older_snapshot_is_seeded_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, persistence: str) -> None:
+    """A Redis back from an older snapshot (rdb) would count from that snapshot: the run
+    changed, so the counters are raised to the floors before any lease."""
+    monkeypatch.setattr(ledger_module, "SEED_CHECK_S", 0.1)
+    with RedisProcess(tmp_path, persistence) as server:
+        with RelayServer(_replica(server.url, tmp_path / "a")) as a:
+            _wait(lambda: lease(a.url, KIOSK, count=1).status_code == 201, "a leases")
+            if persistence == "rdb":
+                server.save()  # the snapshot holds the counter at 1
+            before = [block(lease(a.url, KIOSK, count=10)) for _ in range(3)]
+            server.restart()
+            _wait(lambda: lease(a.url, KIOSK, count=1).status_code == 201, "a leases again")
+            after = block(lease(a.url, KIOSK, count=10))
+        assert after[0] > max(y for _, y in before) + 1
