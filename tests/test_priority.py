@@ -207,7 +207,7 @@ def test_a_journal_of_schema_1_is_read_as_it_is_and_migrated_when_written(
 
     j = Journal(tmp_path, kiosk_id="k1", timezone="America/Santiago", clock=utc_clock)
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3  # schema 3: numbering, leases
     assert "priority" in {r[1] for r in db.execute("PRAGMA table_info(tickets)")}
     db.close()
     assert j.find("A-007").priority is None  # type: ignore[union-attr]  # the old ticket

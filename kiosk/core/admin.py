@@ -63,6 +63,8 @@ def summary(rt: Runtime, printer: PrinterStatus) -> str:
             f"API {rt.config.api.base_url}: {api}\n"
             f"Printer ({rt.config.printer.type}): {printer}\n"
             f"Today: {today}" + _forms_summary(rt))
+    if rt.config.hub is not None:
+        text += "\n" + numbers_summary(rt)
     if rt.calls is not None:
         from kiosk.calls.feed import call_wait_summary, relay_summary
         try:
@@ -71,6 +73,17 @@ def summary(rt: Runtime, printer: PrinterStatus) -> str:
             waits = "unknown"
         text += f"\n{relay_summary(rt.calls)}\nCalls today: {waits}"
     return text + faults
+
+
+def numbers_summary(rt: Runtime) -> str:
+    """Where numbers come from, in one line for staff (never the token)."""
+    state = rt.numbers()
+    block = rt.config.numbering.block
+    if state == "offline":
+        return "Numbers: OFFLINE (numbered on this device until the hub answers)"
+    keeper = rt.leases
+    note = f"; the hub: {keeper.error}" if keeper is not None and keeper.error else ""
+    return f"Numbers: shared through the hub (blocks of {block}){note}"
 
 
 def _forms_summary(rt: Runtime) -> str:

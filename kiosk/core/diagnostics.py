@@ -71,6 +71,10 @@ async def check(config: Config, file: str, line: Line) -> bool:
             line(age < 60, "running", f"kiosk pid {running.get('pid')}: status written "
                  f"{age:.0f} s ago; API ok: {running['api']['ok']}; printer: "
                  f"{running['printer']['state']}")
+            numbers = (running.get("numbers") or {}).get("state")
+            if numbers in ("shared", "offline") and "numbers" not in (running.get("faults")
+                                                                      or {}):
+                line(numbers == "shared", "numbers", f"{numbers} (the running kiosk)")
             for what, problem in (running.get("faults") or {}).items():
                 line(False, what, f"the running kiosk says: {problem}")
         for ok, what, detail in await asyncio.to_thread(check_journal, config, api):

@@ -90,11 +90,14 @@ async def _serve(sock: socket.socket, config: Config, key: SecretStr, path: str,
     from kiosk.core.runtime import open_runtime
     # Off the loop: the journal's integrity check and recovery read the whole file
     # (~0.6 s for 50 MB), while the link and the poll go on.
-    rt = await asyncio.to_thread(open_runtime, config, key, monitor=monitor)
-    feed = None
-    if token is not None:  # the hub: the calls (the home's strip, the journal's records)
+    hub = None
+    if token is not None:  # the hub: numbers, reports, the calls
         from kiosk.hub.client import HubClient
-        rt.hub = HubClient.from_config(config, token)
+        hub = HubClient.from_config(config, token)
+    rt = await asyncio.to_thread(open_runtime, config, key, monitor=monitor, hub=hub)
+    rt.start_hub()
+    feed = None
+    if token is not None:  # the calls: the home's strip, the journal's records
         feed = server.open_call_feed(rt, token)
     try:
         await server.serve(rt, config_path=path)

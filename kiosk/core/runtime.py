@@ -32,6 +32,7 @@ from kiosk.tickets.queues import QueueMonitor, open_monitor
 if TYPE_CHECKING:
     from kiosk.calls.feed import CallFeed
     from kiosk.hub.client import HubClient
+    from kiosk.hub.leases import LeaseKeeper
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,22 @@ class Runtime:
     calls: CallFeed | None = None
     """The relay's calls, when the config has a hub (set by the core)."""
     hub: HubClient | None = None
-    """The one client of the branch's hub, when the config has one (set by the core;
-    closed by :meth:`aclose`)."""
+    """The one client of the branch's hub, when the config has one (closed by
+    :meth:`aclose`)."""
+    leases: LeaseKeeper | None = None
+    """With a hub, in the core: what keeps blocks of numbers ahead (:meth:`start_hub`)."""
+
+    def start_hub(self) -> None:
+        """Start the hub's background work (in the running loop): numbers leased ahead."""
+        if self.leases is not None:
+            self.leases.start()
+
+    def numbers(self) -> str:
+        """Where numbers come from now: ``local`` (no hub), ``shared`` (leased from the
+        hub) or ``offline`` (the hub away and the block used up)."""
+        if self.config.hub is None:
+            return "local"
+        return "offline" if "numbers" in self.service.health.faults() else "shared"
 
     def faults(self) -> dict[str, str]:
         """What staff must know is wrong now: the journal, the clock (see
@@ -100,6 +115,8 @@ class Runtime:
         await self.monitor.stop()
         if self.forms is not None:
             await self.forms.stop()
+        if self.leases is not None:
+            await self.leases.aclose()
         await self.service.aclose()
         await self.api.aclose()
         if self.hub is not None:
@@ -119,6 +136,7 @@ def open_runtime(
     check_printer: bool = False,
     monitor: QueueMonitor | None = None,
     access: Access = "own",
+    hub: HubClient | None = None,
 ) -> Runtime:
     """Wire a kiosk from ``config``.
 
@@ -129,7 +147,9 @@ def open_runtime(
     ``clock`` is the local wall clock; tickets go by it as corrected by the API's ``Date``
     (:class:`~kiosk.tickets.clock.TicketClock`). ``monitor`` (from
     :func:`~kiosk.tickets.queues.open_monitor`, maybe polling already) brings its API
-    client; otherwise both are made here.
+    client; otherwise both are made here. ``hub``: the client of the branch's hub (the
+    core's, with a ``hub:`` section); the core's runtime (``access="own"``) then keeps
+    blocks of numbers ahead once :meth:`Runtime.start_hub` runs.
     """
     if monitor is None:
         monitor = open_monitor(config, api_key, transport=transport, retry=retry)
@@ -165,4 +185,11 @@ def open_runtime(
         elif recovered is None:
             log.warning("another kiosk process owns the journal %s (or a command is writing "
                         "to it): numbers are taken one by one until it is gone", journal.path)
-    return Runtime(config, api, journal, printer, monitor, service, ticket_clock, forms)
+    rt = Runtime(config, api, journal, printer, monitor, service, ticket_clock, forms,
+                 hub=hub)
+    if hub is not None and access == "own" and not fault:
+        from kiosk.hub.leases import LeaseKeeper
+        rt.leases = service.leases = LeaseKeeper(
+            journal, hub, config.numbering.block, service.sequences,
+            on_lease=service.lease_arrived)
+    return rt

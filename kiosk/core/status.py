@@ -1,7 +1,8 @@
 """The running kiosk's state in one JSON file, for monitoring and ``kiosk check``.
 
 ``<data_dir>/status.json`` is rewritten atomically every few seconds: ticket counts, API
-and printer state, journal and clock faults, the last error, the kiosk's id and version.
+and printer state, where numbers come from (``numbers``: ``local``, ``shared`` through the
+hub, ``offline``), journal, clock and numbers faults, the last error, the kiosk's id and version.
 No secret is ever in it.
 """
 
@@ -45,11 +46,21 @@ def snapshot(rt: Runtime) -> dict[str, Any]:
                 "error": str(snap.error) if snap.error else None},
         "printer": {"type": rt.config.printer.type, "state": printer.state.value,
                     "detail": printer.detail},
+        "numbers": _numbers(rt),
         "tickets_today": rt.counts(),
         "faults": rt.faults(),
         "last_error": str(snap.error) if snap.error else (
             printer.detail if not printer.can_print else None),
     }
+
+
+def _numbers(rt: Runtime) -> dict[str, Any]:
+    """Where numbers come from (``local``, ``shared``, ``offline``) and, with a hub, why
+    it gave none last time."""
+    keeper = rt.leases
+    return {"state": rt.numbers(),
+            **({"hub_error": keeper.error or None, "blocks_leased": keeper.leases}
+               if keeper is not None else {})}
 
 
 def write(path: Path, data: dict[str, Any]) -> None:

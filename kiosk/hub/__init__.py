@@ -3,6 +3,8 @@
 - ``client.py``   :class:`HubClient`: the one HTTP client a core holds to the hub (number
   leases, ticket reports, this device's state, the branch's ledger; the calls' stream
   shares its connection pool), its errors mapped to :class:`kiosk.errors.HubError`.
+- ``leases.py``   :class:`LeaseKeeper`: a block of numbers kept ahead per sequence, in the
+  background (never on a tap's path), recorded in the journal before use.
 
 May import: the foundation, ``kiosk.config`` and ``kiosk.store`` (never the UI's side).
 The core imports it.

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,26 @@ REQUEST_TIMEOUT_S = 10.0
 """Each request's limit (a lease or a report is off every tap's path: it may wait)."""
 MAX_ANSWER = 4 * 1024 * 1024
 """Largest answer read (a day's ledger of a busy branch is well under it)."""
+
+
+@dataclass(frozen=True)
+class RetryWait:
+    """How long to wait before asking the hub again: doubling from ``initial_s``, capped
+    at ``max_s``, each wait jittered by ±``jitter`` (devices of a branch do not come back
+    in step after the hub does)."""
+
+    initial_s: float = 1.0
+    max_s: float = 60.0
+    jitter: float = 0.2
+
+    def delay(self, failures: int, rng: random.Random | None = None) -> float:
+        """The wait after ``failures`` failures in a row."""
+        base = min(self.max_s, self.initial_s * 2 ** max(0, failures - 1))
+        r: float = (rng or random).uniform(-self.jitter, self.jitter)
+        return float(max(0.0, base * (1 + r)))
+
+
+DEFAULT_RETRY = RetryWait()
 
 
 def relay_client(url: str, timeout: httpx.Timeout | float,

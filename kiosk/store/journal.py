@@ -11,8 +11,14 @@ Numbers. :meth:`Journal.reserve` takes the next number *and* records the attempt
 - two processes on the same ``data_dir`` are serialised by SQLite's write lock;
 - the day is the local date in the branch's time zone, so counters restart at its midnight.
 
-Two kiosks of one branch have two journals, so their numbers must differ by format: give
-them different queue prefixes, or put ``{kiosk}`` in ``numbering.format`` (see README).
+Two kiosks of one branch have two journals. Without a hub their numbers must differ by
+format: give them different queue prefixes, or put ``{kiosk}`` in ``numbering.format``
+(see README). With a hub (docs/hub.md) they share one sequence: the hub leases blocks of
+numbers (:meth:`Journal.record_lease`, fsynced before a number of it is used; the
+``leases`` table, by branch-local day), :meth:`Journal.reserve` takes the next number of
+today's blocks in the same transaction as the attempt, and with none left it numbers on
+this device's own sequence (``offline:A``) in the offline format. A block of another day
+is never used; ``tickets.numbering`` says where each number came from.
 
 Armed numbers keep the number's reservation off a tap's path: :meth:`Journal.arm`
 reserves the next number of a prefix ahead of time (durably, ``synchronous=FULL``), and a
@@ -51,7 +57,8 @@ token) for the ticket's day only, so that a reprint prints the same QR; the day 
 they are deleted (:meth:`Journal.forget_phones`: at start and with every outcome written)
 with ``secure_delete`` on and the log checkpointed, so no byte of them stays in the file.
 
-Schema versions: 1, then 2 (``tickets.priority``). A journal written by an older kiosk is
+Schema versions: 1, then 2 (``tickets.priority``), then 3 (``tickets.numbering``, the
+``leases`` table; ``phones`` is created where missing). A journal written by an older kiosk is
 migrated when it is opened to write (one ``ALTER TABLE`` in the opening transaction);
 read-only, it is read as it is (its tickets are all regular).
 
@@ -78,7 +85,7 @@ from zoneinfo import ZoneInfo
 
 from kiosk.errors import ClockBehind, StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 JOURNAL_FILE = "journal.sqlite3"
 OWNER_LOCK = "journal.lock"
 """Held (``flock`` exclusive) by the process that owns the journal, for its life."""
@@ -114,9 +121,24 @@ CREATE TABLE IF NOT EXISTS tickets (
     answered_at TEXT,
     updated_at  TEXT NOT NULL,
     priority    TEXT,
+    numbering   TEXT NOT NULL DEFAULT 'local',
     UNIQUE (day, ticket_id)
 );
 CREATE INDEX IF NOT EXISTS tickets_by_outcome ON tickets (day, outcome);
+"""
+
+# Blocks of numbers leased from the branch's hub (docs/hub.md), each recorded (fsynced)
+# before a number of it is used; ``next`` is the next number of the block to hand out.
+_LEASES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS leases (
+    day       TEXT NOT NULL,
+    sequence  TEXT NOT NULL,
+    first     INTEGER NOT NULL,
+    last      INTEGER NOT NULL,
+    next      INTEGER NOT NULL,
+    leased_at TEXT NOT NULL,
+    PRIMARY KEY (day, sequence, first)
+);
 """
 
 # When each of this kiosk's tickets was called, and to which booth (from the relay's
@@ -167,6 +189,9 @@ class TicketRow:
     updated_at: str
     priority: str | None = None
     """A priority ticket's reason id (``""``: no reason asked); None: a regular ticket."""
+    numbering: str = "local"
+    """Where its number came from: ``local`` (no hub), ``shared`` (a block leased from the
+    hub), ``offline`` (the hub away and the block used up: ``numbering.offline_format``)."""
 
 
 def derive_prefix(name: str, fallback: str = "T") -> str:
@@ -228,11 +253,15 @@ class Journal:
                 if version > SCHEMA_VERSION:
                     raise StoreError(f"{self.path} was written by a newer kiosk "
                                      f"(schema {version} > {SCHEMA_VERSION})")
-                for statement in filter(str.strip,
-                                        (_SCHEMA + _CALLS_SCHEMA + _PHONES_SCHEMA).split(";")):
+                for statement in filter(str.strip, (_SCHEMA + _LEASES_SCHEMA + _CALLS_SCHEMA
+                                                    + _PHONES_SCHEMA).split(";")):
                     db.execute(statement)
-                if "priority" not in _columns(db, "tickets"):  # schema 1: migrated
+                columns = _columns(db, "tickets")
+                if "priority" not in columns:  # schema 1: migrated
                     db.execute("ALTER TABLE tickets ADD COLUMN priority TEXT")
+                if "numbering" not in columns:  # schema 1 or 2: migrated
+                    db.execute("ALTER TABLE tickets ADD COLUMN numbering TEXT NOT NULL "
+                               "DEFAULT 'local'")
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             self._release()
@@ -365,11 +394,16 @@ class Journal:
     # ------------------------------------------------------------------ numbers
 
     def reserve(self, *, queue_id: str, queue_name: str, prefix: str, fmt: str,
-                language: str = "", outcome: str = "pending", priority: str | None = None
-                ) -> TicketRow:
+                language: str = "", outcome: str = "pending", priority: str | None = None,
+                offline_fmt: str | None = None) -> TicketRow:
         """Take the next number for ``prefix`` today and record the attempt as ``outcome``.
         A priority ticket (``priority``: its reason id, ``""`` for none) takes the next
         number of the prefix's priority sequence (:func:`sequence_of`).
+
+        With a hub (``offline_fmt`` given), the number is the next of today's leased
+        blocks of that sequence (:meth:`record_lease`), read with ``fmt``; with none left,
+        the next of this device's own offline sequence, read with ``offline_fmt``. Without
+        a hub, the next of this journal's own counter.
 
         Committed durably before it returns: the number is spent whatever happens next.
         """
@@ -380,31 +414,90 @@ class Journal:
             seen = db.execute("SELECT max(day) FROM counters").fetchone()[0]
             if seen is not None and day < seen:
                 raise ClockBehind(day, seen)
-            row = db.execute("UPDATE counters SET seq = seq + 1 WHERE day = ? AND prefix = ? "
-                             "RETURNING seq", (day, counter)).fetchone()
-            seq = row[0] if row else 1
-            if row is None:
-                db.execute("INSERT INTO counters (day, prefix, seq) VALUES (?, ?, 1)",
-                           (day, counter))
-            ticket_id = fmt.format(prefix=prefix, seq=seq, kiosk=self.kiosk_id)
-            # Defensive: a format that ignores the prefix could repeat another prefix's id.
-            while db.execute("SELECT 1 FROM tickets WHERE day = ? AND ticket_id = ?",
-                             (day, ticket_id)).fetchone():
-                seq += 1
-                ticket_id = fmt.format(prefix=prefix, seq=seq, kiosk=self.kiosk_id)
-            db.execute("UPDATE counters SET seq = ? WHERE day = ? AND prefix = ?",
-                       (seq, day, counter))
+            numbering = "local" if offline_fmt is None else "shared"
+            while True:  # a format that ignores the prefix could repeat another's id
+                seq = self._leased(db, day, counter) if numbering == "shared" else None
+                if seq is None:
+                    if numbering == "shared":
+                        numbering = "offline"
+                    key = counter if numbering == "local" else f"offline:{counter}"
+                    seq = self._counted(db, day, key)
+                else:
+                    self._counted(db, day, f"shared:{counter}", seq)  # the day's mark
+                shown = fmt if numbering != "offline" else offline_fmt
+                assert shown is not None
+                ticket_id = shown.format(prefix=prefix, seq=seq, kiosk=self.kiosk_id)
+                if not db.execute("SELECT 1 FROM tickets WHERE day = ? AND ticket_id = ?",
+                                  (day, ticket_id)).fetchone():
+                    break
             cur = db.execute(
                 "INSERT INTO tickets (day, ticket_id, seq, queue_id, queue_name, kiosk_id, "
-                "language, outcome, created_at, updated_at, priority) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "language, outcome, created_at, updated_at, priority, numbering) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (day, ticket_id, seq, queue_id, queue_name, self.kiosk_id, language, outcome,
-                 now, now, priority))
+                 now, now, priority, numbering))
             row_id = cur.lastrowid
         assert row_id is not None
         return self._get_row(row_id)
 
-    def arm(self, *, prefix: str, fmt: str) -> TicketRow:
+    @staticmethod
+    def _counted(db: sqlite3.Connection, day: str, key: str, at_least: int | None = None
+                 ) -> int:
+        """The next number of counter ``key`` on ``day`` (or, with ``at_least``, the
+        counter raised to it: a day's mark)."""
+        if at_least is not None:
+            db.execute("INSERT INTO counters (day, prefix, seq) VALUES (?, ?, ?) ON CONFLICT "
+                       "(day, prefix) DO UPDATE SET seq = max(seq, excluded.seq)",
+                       (day, key, at_least))
+            return at_least
+        row = db.execute("UPDATE counters SET seq = seq + 1 WHERE day = ? AND prefix = ? "
+                         "RETURNING seq", (day, key)).fetchone()
+        if row is not None:
+            return int(row[0])
+        db.execute("INSERT INTO counters (day, prefix, seq) VALUES (?, ?, 1)", (day, key))
+        return 1
+
+    @staticmethod
+    def _leased(db: sqlite3.Connection, day: str, sequence: str) -> int | None:
+        """The next number of ``day``'s oldest block of ``sequence`` with numbers left,
+        taken (inside the caller's transaction); None when none is left. A block of
+        another day is never used."""
+        row = db.execute("SELECT first, next FROM leases WHERE day = ? AND sequence = ? AND "
+                         "next <= last ORDER BY first LIMIT 1", (day, sequence)).fetchone()
+        if row is None:
+            return None
+        db.execute("UPDATE leases SET next = next + 1 WHERE day = ? AND sequence = ? AND "
+                   "first = ?", (day, sequence, row[0]))
+        return int(row[1])
+
+    def record_lease(self, sequence: str, day: str, first: int, last: int) -> bool:
+        """Record a block the hub leased (fsynced, before any number of it is used);
+        False when it was recorded already. A block overlapping one recorded for that
+        day and sequence is refused (StoreError): the hub handed a number out twice."""
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM leases WHERE day = ? AND sequence = ? AND first = ? "
+                          "AND last = ?", (day, sequence, first, last)).fetchone():
+                return False
+            clash = db.execute("SELECT first, last FROM leases WHERE day = ? AND sequence = ? "
+                               "AND first <= ? AND last >= ?",
+                               (day, sequence, last, first)).fetchone()
+            if clash:
+                raise StoreError(f"the hub leased {sequence} {first}-{last} on {day}, over "
+                                 f"the block {clash[0]}-{clash[1]} it leased before: refused")
+            db.execute("INSERT INTO leases (day, sequence, first, last, next, leased_at) "
+                       "VALUES (?, ?, ?, ?, ?, ?)",
+                       (day, sequence, first, last, first, self._now()))
+        return True
+
+    def lease_left(self, sequence: str, day: str | None = None) -> int:
+        """Numbers of ``sequence`` still unused in ``day``'s (today's) leased blocks."""
+        with self._reading() as db:
+            left: int = db.execute(
+                "SELECT COALESCE(sum(last - next + 1), 0) FROM leases WHERE day = ? AND "
+                "sequence = ? AND next <= last", (day or self.today(), sequence)).fetchone()[0]
+        return left
+
+    def arm(self, *, prefix: str, fmt: str, offline_fmt: str | None = None) -> TicketRow:
         """Reserve the next number of ``prefix`` ahead of a tap (durably; outcome ``armed``),
         after folding the write-ahead log back into the database while nobody waits. Only
         the :attr:`owner` arms (anyone else's armed number would be voided by its recovery).
@@ -417,7 +510,7 @@ class Journal:
             raise StoreError(f"journal {self.path}: only its owner arms numbers")
         self.checkpoint()
         return self.reserve(queue_id="", queue_name="", prefix=prefix, fmt=fmt,
-                            outcome="armed")
+                            outcome="armed", offline_fmt=offline_fmt)
 
     def checkpoint(self, truncate: bool = False) -> None:
         """Copy the write-ahead log into the database (a passive checkpoint; ``truncate``:

@@ -55,6 +55,7 @@ from kiosk.errors import (
 )
 from kiosk.printing.model import TicketData, qr_content
 from kiosk.store import Journal, TicketRow
+from kiosk.store.journal import sequence_of
 from kiosk.tickets.health import Health
 from kiosk.tickets.queues import (
     QueueMonitor,
@@ -66,6 +67,7 @@ from kiosk.view.messages import customer_message
 from kiosk.view.outcomes import IssueResult, Outcome, QueueView, outcome_for, priority_value
 
 if TYPE_CHECKING:
+    from kiosk.hub.leases import LeaseKeeper
     from kiosk.tickets.formcatalog import FormCatalog
 
 log = logging.getLogger(__name__)
@@ -119,6 +121,9 @@ class TicketService:
         """Held while a ticket is being issued (a config reload waits for it)."""
         self.forms: FormCatalog | None = None
         """Which queues need a form (set by :func:`~kiosk.core.runtime.open_runtime`)."""
+        self.leases: LeaseKeeper | None = None
+        """With a hub: what keeps blocks of numbers ahead (set by
+        :func:`~kiosk.core.runtime.open_runtime` for the core)."""
 
     # ----------------------------------------------------------------- queues
 
@@ -176,8 +181,30 @@ class TicketService:
             log.warning("%d ticket attempt(s) were interrupted by a crash; marked 'unknown' "
                         "in %s", recovered, self.journal.path)
 
+    def _offline_format(self, priority: bool) -> str | None:
+        """With a hub, how a number reads when no leased one is left; None without."""
+        if self.config.hub is None:
+            return None
+        n = self.config.numbering
+        return n.offline_priority_format if priority else n.offline_format
+
     async def _take_number(self, view: QueueView, lang: str,
                            priority: str | None = None) -> TicketRow:
+        row = await self._number(view, lang, priority)
+        if self.leases is not None:
+            self.leases.used(sequence_of(view.prefix, priority))
+        if row.numbering == "offline":
+            example = row.ticket_id
+            self.health.set("numbers", "numbers offline: the hub gives no numbers (" + (
+                self.leases.error if self.leases is not None and self.leases.error
+                else "not reached yet") + f"); this device numbers on its own ({example}) "
+                "until it answers")
+        elif row.numbering == "shared":
+            self.health.clear("numbers")
+        return row
+
+    async def _number(self, view: QueueView, lang: str,
+                      priority: str | None = None) -> TicketRow:
         await self._own_journal()
         prefix = view.prefix
         name = view.api_name or view.name
@@ -185,7 +212,7 @@ class TicketService:
             return await asyncio.to_thread(
                 self.journal.reserve, queue_id=priority_segment(self.config, view.id),
                 queue_name=name, prefix=prefix, fmt=self.config.numbering.priority_format,
-                language=lang, priority=priority)
+                language=lang, priority=priority, offline_fmt=self._offline_format(True))
         pending = self._arming.get(prefix)
         if pending is not None:
             await pending
@@ -200,7 +227,8 @@ class TicketService:
             self.journal.void(armed.row_id)  # yesterday's
         return await asyncio.to_thread(
             self.journal.reserve, queue_id=view.id, queue_name=name, prefix=prefix,
-            fmt=self.config.numbering.format, language=lang)
+            fmt=self.config.numbering.format, language=lang,
+            offline_fmt=self._offline_format(False))
 
     def _arm_next(self, prefix: str) -> None:
         if not self.journal.owner or prefix in self._armed or prefix in self._arming:
@@ -209,12 +237,39 @@ class TicketService:
         async def arm() -> None:
             try:
                 self._armed[prefix] = await asyncio.to_thread(
-                    self.journal.arm, prefix=prefix, fmt=self.config.numbering.format)
+                    self.journal.arm, prefix=prefix, fmt=self.config.numbering.format,
+                    offline_fmt=self._offline_format(False))
             except StoreError as exc:
                 log.warning("could not arm the next %s number: %s", prefix, exc)
             finally:
                 self._arming.pop(prefix, None)
         self._arming[prefix] = asyncio.get_running_loop().create_task(arm())
+
+    def sequences(self) -> list[str]:
+        """The number sequences this device offers now: each queue's prefix, and its
+        priority sequence (``priority:A``) where priority tickets are offered."""
+        prefixes = sorted({v.prefix for v in self.views(self.config.kiosk.language)})
+        if self.config.priority.enabled:
+            prefixes += [sequence_of(p, "") for p in prefixes]
+        return prefixes
+
+    def lease_arrived(self, sequence: str) -> None:
+        """The hub leased a block of ``sequence``: numbers are shared again. A number armed
+        offline meanwhile is given back (void, never sent) and a shared one armed."""
+        self.health.clear("numbers")
+        armed = self._armed.get(sequence)
+        if armed is None or armed.numbering != "offline":
+            return
+        del self._armed[sequence]
+
+        async def rearm() -> None:
+            try:
+                await asyncio.to_thread(self.journal.void, armed.row_id)
+            except StoreError as exc:  # the next start's recovery voids it
+                log.warning("number %s armed offline not given back: %s", armed.ticket_id,
+                            exc)
+            self._arm_next(sequence)
+        asyncio.get_running_loop().create_task(rearm())
 
     async def settle(self) -> None:
         """Wait until the background work of earlier taps (arming numbers) is done."""
