@@ -16,17 +16,17 @@ class CallsJoined:
 
     def __init__(self) -> None:
         self.store: Store | None = None
-        self.reports: dict[str, PhoneTicket] = {}
-        self.by_hash: dict[str, str] = {}
+        self.reports: dict[tuple[str, str], dict[str, PhoneTicket]] = {}
+        self.by_hash: dict[str, PhoneTicket] = {}
 
     def report(self, ticket: PhoneTicket, token: str | None) -> None:
-        self.reports[ticket.ticket_id] = ticket
+        self.reports.setdefault((ticket.branch, ticket.day), {})[ticket.ticket_id] = ticket
         if token is not None:
-            self.by_hash[digest(token)] = ticket.ticket_id
+            self.by_hash[digest(token)] = ticket
 
     async def _joined(self, branch: str, day: str) -> dict[str, PhoneTicket]:
         assert self.store is not None
-        out = {k: v for k, v in self.reports.items() if v.branch == branch and v.day == day}
+        out = dict(self.reports.get((branch, day), {}))
         for ev in await self.store.since(branch, day, None, 10_000):
             data = json.loads(ev.data)
             ticket = out.get(data["ticketId"])
@@ -36,11 +36,10 @@ class CallsJoined:
         return out
 
     async def ticket_by_phone(self, sha256_hex: str) -> PhoneTicket | None:
-        ticket_id = self.by_hash.get(sha256_hex)
-        if ticket_id is None:
+        ticket = self.by_hash.get(sha256_hex)
+        if ticket is None:
             return None
-        ticket = self.reports[ticket_id]
-        return (await self._joined(ticket.branch, ticket.day))[ticket_id]
+        return (await self._joined(ticket.branch, ticket.day))[ticket.ticket_id]
 
     async def day_tickets(self, branch: str, day: str) -> Sequence[PhoneTicket]:
         return list((await self._joined(branch, day)).values())

@@ -518,6 +518,8 @@ class Phone:
             except TimeoutError:
                 await self._refresh(page)  # the day may have ended, the call grown old
                 frame = b": keep-alive\n\n" if page.queue.empty() else page.queue.get_nowait()
+            while frame is not None and not page.queue.empty():
+                frame = page.queue.get_nowait()  # each frame is the whole state: the latest
             if frame is None:
                 break
             async with asyncio.timeout(SEND_TIMEOUT_S):
