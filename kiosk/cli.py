@@ -12,6 +12,8 @@
     kiosk [--config PATH] print-test [--preview PNG]   a sample ticket, and the printer's state
     kiosk [--config PATH] reprint TICKET_ID      print an issued ticket again
     kiosk [--config PATH] tickets [--date D] [--json]  a day's tickets, from the journal
+    kiosk [--config PATH] tickets --branch [--date D] [--json]   every device's tickets
+                                                 of the branch, from the hub's ledger
     kiosk [--config PATH] run [--window]         the touch UI, in the config's mode
     kiosk mock-api [--host H] [--port P] [--scenario FILE] [--webhook-url URL
                    --webhook-secret-file FILE --webhook-jwt-key-file FILE]
@@ -138,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     tk.add_argument("--date", metavar="YYYY-MM-DD", type=_iso_date,
                     help="the branch's day (default: today)")
     tk.add_argument("--json", action="store_true", help="a JSON list, one object a ticket")
+    tk.add_argument("--branch", action="store_true",
+                    help="every device's tickets of the branch, from the hub (hub: section)")
 
     m = sub.add_parser("mock-api", help="serve the mock Videsk API")
     m.add_argument("--host", default="127.0.0.1")
@@ -329,7 +333,9 @@ async def cmd_tickets(args: argparse.Namespace, out: TextIO) -> int:
     from kiosk.store import Journal
     from kiosk.store.journal import JOURNAL_FILE
     from kiosk.tickets.ledger import record, table
-    config, _ = _load(args)
+    config, file = _load(args)
+    if args.branch:
+        return await _branch_tickets(config, file, args, out)
     if not (config.kiosk.data_dir / JOURNAL_FILE).exists():
         records: list[dict[str, Any]] = []
     else:
@@ -345,6 +351,27 @@ async def cmd_tickets(args: argparse.Namespace, out: TextIO) -> int:
         for text in table(records):
             print(text, file=out)
         print(f"{len(records)} ticket(s)", file=out)
+    return ExitStatus.OK
+
+
+async def _branch_tickets(config: Config, file: str, args: argparse.Namespace,
+                          out: TextIO) -> int:
+    """``kiosk tickets --branch``: the hub's ledger of the branch's day."""
+    from kiosk.config import load_hub_token
+    from kiosk.hub.client import HubClient
+    from kiosk.tickets.ledger import branch_table
+    if config.hub is None:
+        raise ConfigError(file, "hub", "a hub section (hub.url, hub.token_file) for --branch")
+    hub = HubClient.from_config(config, load_hub_token(config, file))
+    try:
+        ledger = await hub.tickets(args.date.isoformat() if args.date else None)
+    finally:
+        await hub.aclose()
+    if args.json:
+        print(json.dumps(ledger, ensure_ascii=False, indent=1), file=out)
+    else:
+        for text in branch_table(ledger, config.kiosk.timezone):
+            print(text, file=out)
     return ExitStatus.OK
 
 

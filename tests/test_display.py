@@ -369,6 +369,7 @@ def test_the_demo_closes_the_loop_on_a_calling_screen(tmp_path: Path) -> None:
                        env=dict(os.environ, KIVY_HOME=str(tmp_path / "kivy")))
     assert p.returncode == 0, p.stderr[-3000:]
     assert "first call on screen after" in p.stdout and " → Cabina " in p.stdout
-    assert "calls through the relay at http://127.0.0.1:" in p.stdout
-    token = (tmp_path / "d" / "relay" / "display-token").read_text().strip()
-    assert token not in p.stdout + p.stderr
+    assert "numbers and calls through the branch's hub at http://127.0.0.1:" in p.stdout
+    for device in ("demo-1", "demo-greeter", "demo-tv"):  # one token per device, none shown
+        token = (tmp_path / "d" / "relay" / f"device-{device}").read_text().strip()
+        assert token not in p.stdout + p.stderr

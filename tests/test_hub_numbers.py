@@ -5,20 +5,37 @@ change, two devices of one branch sharing a sequence."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+import yaml
+from pydantic import SecretStr
 
+from kiosk.config import Config
+from kiosk.core import admin
+from kiosk.core.runtime import Runtime, open_runtime
+from kiosk.core.status import snapshot
 from kiosk.errors import StoreError
+from kiosk.hub.client import HubClient, RetryWait
+from kiosk.mock import MockState, create_app
+from kiosk.relay import RelayServer
+from kiosk.relay.devices import Device
+from kiosk.relay.server import free_port, relay_process
 from kiosk.store import Journal
 
-from .conftest import WallClock
+from .conftest import ATENCION, BRANCH, FAST_RETRY, KEY, WallClock
+from .relay_helpers import SECRET, write_private
+from .relay_helpers import settings as relay_settings
 
 FMT = "{prefix}-{seq:03d}"
 OFFLINE = "{prefix}{kiosk}-{seq:03d}"
@@ -129,3 +146,165 @@ def test_kill_9_between_lease_and_use_never_reuses_a_number(tmp_path: Path) -> N
     assert sorted(int(t[2:]) for t in shared) == list(range(1, 36))
     assert [t for t in seen if t.startswith("Ak1")] == ["Ak1-001", "Ak1-002", "Ak1-003"]
     assert {r.ticket_id for r in j.rows()} == set(seen)
+
+
+# --------------------------------------------------------------------------- with the relay
+
+
+LOBBY = "device-token-test-1-0123456789abcdef"
+GREETER = "device-token-greeter-0123456789abcd"
+FAST = RetryWait(initial_s=0.05, max_s=0.2, jitter=0.0)
+
+
+def hub_relay(tmp_path: Path) -> RelayServer:
+    """The real relay as the branch's hub, its devices a kiosk and a tablet."""
+    return RelayServer(relay_settings(
+        tmp_path, devices={LOBBY: Device("test-1", BRANCH, "kiosk"),
+                           GREETER: Device("greeter", BRANCH, "tablet")},
+        zones={BRANCH: "America/Santiago"})).start()
+
+
+def hub_config(tmp_path: Path) -> Path:
+    """``relay.yaml`` for the same hub as :func:`hub_relay`, for ``kiosk relay`` in a
+    process of its own (to kill -9 and start again)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    secret = write_private(tmp_path / "webhook-secret", SECRET.decode() + "\n")
+    devices = []
+    for device_id, role, token in (("test-1", "kiosk", LOBBY), ("greeter", "tablet", GREETER)):
+        path = write_private(tmp_path / f"device-{device_id}", token + "\n")
+        devices.append({"id": device_id, "branch": BRANCH, "role": role,
+                        "token_file": str(path)})
+    config = tmp_path / "relay.yaml"
+    config.write_text(yaml.safe_dump({"kiosk": {"data_dir": str(tmp_path / "data")}, "relay": {
+        "webhook_secret_file": str(secret), "devices": devices,
+        "branches": [{"id": BRANCH, "timezone": "America/Santiago"}]}}), encoding="utf-8")
+    return config
+
+
+@pytest.fixture
+def relay(tmp_path: Path) -> Iterator[RelayServer]:
+    srv = hub_relay(tmp_path / "relay")
+    yield srv
+    srv.stop()
+
+
+async def device(config_factory: Callable[..., Config], state: MockState, url: str,
+                 kiosk_id: str, token: str, block: int = 10, **kw: Any) -> Runtime:
+    """One device's core: its own data folder, the mock API in-process, the hub at ``url``."""
+    cfg = config_factory(kiosk__id=kiosk_id, hub={"url": url, "token_file": "/unused"},
+                         numbering={"block": block}, **kw)
+    cfg = cfg.model_copy(update={"kiosk": cfg.kiosk.model_copy(
+        update={"data_dir": cfg.kiosk.data_dir / kiosk_id})})
+    hub = HubClient.from_config(cfg, SecretStr(token))
+    rt = open_runtime(cfg, KEY, transport=httpx.ASGITransport(app=create_app(state)),
+                      retry=FAST_RETRY, hub=hub)
+    assert rt.leases is not None and rt.reports is not None
+    rt.leases.retry = rt.reports.retry = FAST
+    await rt.monitor.poll_once()
+    rt.start_hub()
+    return rt
+
+
+async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def devices() -> AsyncIterator[list[Runtime]]:
+    rts: list[Runtime] = []
+    yield rts
+    for rt in rts:
+        await rt.aclose()
+
+
+async def test_two_devices_of_a_branch_share_one_sequence(
+        config_factory: Callable[..., Config], state: MockState, relay: RelayServer,
+        devices: list[Runtime]) -> None:
+    lobby = await device(config_factory, state, relay.url, "test-1", LOBBY)
+    devices.append(lobby)
+    await until(lambda: lobby.journal.lease_left("A") == 10)
+    greeter = await device(config_factory, state, relay.url, "greeter", GREETER)
+    devices.append(greeter)
+    await until(lambda: greeter.journal.lease_left("A") == 10)
+    got = []
+    for _ in range(8):
+        for rt in (lobby, greeter):
+            r = await rt.service.issue(ATENCION, language="es", print_ticket=False)
+            got.append(r.ticket_id)
+    assert len(set(got)) == 16 and all(t.startswith("A-0") for t in got)
+    assert got[:4] == ["A-001", "A-011", "A-002", "A-012"]  # one block each, 10 apart
+    # at half a block each asked for the next (21-30, 31-40); each has 8 used and its
+    # next one armed (taken ahead of the tap): 1 + 10 left each
+    await until(lambda: lobby.journal.lease_left("A") + greeter.journal.lease_left("A") == 22)
+    assert sorted(lobby.journal.lease_left("A", d) for d in [lobby.journal.today()]) == [11]
+    assert {r.numbering for rt in devices for r in rt.journal.rows()} == {"shared"}
+    assert lobby.numbers() == "shared" and snapshot(lobby)["numbers"]["state"] == "shared"
+    # what the hub handed out went to one device each: 4 blocks of A, never one twice
+    assert lobby.leases is not None and greeter.leases is not None
+    assert lobby.leases.error == "" and greeter.leases.error == ""
+
+
+@pytest.mark.slow
+async def test_hub_down_numbers_offline_and_staff_see_it_then_shared_again(
+        tmp_path: Path, config_factory: Callable[..., Config], state: MockState,
+        devices: list[Runtime]) -> None:
+    config, port = hub_config(tmp_path / "relay"), free_port()
+    hub = relay_process(config, port)
+    proc = await asyncio.to_thread(hub.__enter__)
+    rt = await device(config_factory, state, proc.url, "test-1", LOBBY, block=2)
+    devices.append(rt)
+    await until(lambda: rt.journal.lease_left("A") == 2)
+    await asyncio.to_thread(proc.kill)  # kill -9, one block of A on the device's disk
+    hub.__exit__(None, None, None)
+    got = [(await rt.service.issue(ATENCION, language="es", print_ticket=False)).ticket_id
+           for _ in range(4)]
+    assert got == ["A-001", "A-002", "Atest-1-001", "Atest-1-002"]
+    assert rt.numbers() == "offline"
+    assert "numbers offline" in rt.faults()["numbers"]
+    assert "Atest-1-" in rt.faults()["numbers"] and LOBBY not in rt.faults()["numbers"]
+    snap = snapshot(rt)
+    assert snap["numbers"]["state"] == "offline" and snap["numbers"]["hub_error"]
+    assert "numbers" in snap["faults"]
+    text = admin.summary(rt, await admin.printer_status(rt))
+    assert "Numbers: OFFLINE" in text and "NUMBERS FAULT" in text
+    hub = relay_process(config, port)  # back, its counter on its disk
+    await asyncio.to_thread(hub.__enter__)
+    try:
+        await until(lambda: rt.numbers() == "shared")
+        await rt.service.settle()
+        got = [(await rt.service.issue(ATENCION, language="es", print_ticket=False)
+                ).ticket_id for _ in range(2)]
+        assert got[0] == "A-003" and got[1] in ("A-004", "A-005")  # after the hub's last
+        assert "numbers" not in snapshot(rt)["faults"]
+        assert "Numbers: shared through the hub" in admin.summary(
+            rt, await admin.printer_status(rt))
+    finally:
+        await asyncio.to_thread(hub.__exit__, None, None, None)
+
+
+async def test_a_tap_never_waits_for_a_hub_that_hangs(
+        config_factory: Callable[..., Config], state: MockState,
+        devices: list[Runtime]) -> None:
+    """The hub accepts the connection and never answers: the keeper's lease hangs, the
+    taps go on (offline numbers) as fast as without a hub."""
+    hung: list[asyncio.StreamWriter] = []
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hung.append(writer)
+        await reader.read(1 << 16)
+        await asyncio.sleep(3600)
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    rt = await device(config_factory, state, url, "test-1", LOBBY)
+    devices.append(rt)
+    await until(lambda: bool(hung))  # the lease is on its way, and stays there
+    async with asyncio.timeout(3):  # the hub client's own limit is 10 s
+        got = [(await rt.service.issue(ATENCION, language="es", print_ticket=False)
+                ).ticket_id for _ in range(3)]
+    assert got == ["Atest-1-001", "Atest-1-002", "Atest-1-003"]
+    server.close()
+    for w in hung:
+        w.close()

@@ -258,14 +258,16 @@ def _bytes_on_disk(folder: Path) -> bytes:
 def test_phone_tokens_are_kept_for_their_day_then_no_byte_of_them_stays(
         tmp_path: Path, how: str) -> None:
     """A reprint prints the same phone link that day; the day after, the token is gone
-    from the journal's files (deleted with secure_delete, the log checkpointed), whether
+    from the journal's files, its table and a report still waiting in the outbox alike
+    (deleted with secure_delete, the log checkpointed), whether
     the kiosk restarts, writes an outcome, or forgets on its own."""
     clock = WallClock(datetime(2026, 11, 27, 21, 0, tzinfo=UTC))  # 18:00 in Santiago
     j = Journal(tmp_path, kiosk_id="k1", timezone="America/Santiago", clock=clock)
     j.recover()
     token = "Zr8Qm2yP1vW7kT4nB6xD0g"
     row = j.reserve(queue_id="q1", queue_name="Q", prefix="A", fmt=FMT)
-    j.finish(row.row_id, "issued", phone=token)
+    j.finish(row.row_id, "issued", phone=token,
+             report={"ticketId": "A-001", "phone": token})  # the hub is away: kept
     assert j.phone_token("A-001") == token
     j.checkpoint(truncate=True)
     assert token.encode() in _bytes_on_disk(tmp_path)  # the check below can see it
@@ -279,6 +281,8 @@ def test_phone_tokens_are_kept_for_their_day_then_no_byte_of_them_stays(
         other = j.reserve(queue_id="q1", queue_name="Q", prefix="A", fmt=FMT)
         j.finish(other.row_id, "issued")
     else:
-        assert j.forget_phones() == 1
+        assert j.forget_phones() == 2  # the token, and the report that held it
     assert token.encode() not in _bytes_on_disk(tmp_path)
+    [(_, report)] = [r for r in j.outbox() if r[1]["ticketId"] == "A-001"]
+    assert report == {"ticketId": "A-001", "phone": None}  # still sent, without the token
     j.close()

@@ -68,6 +68,9 @@ async def test_with_a_hub_the_qr_opens_the_phone_page(hub_rt: Runtime,
     assert r.as_json()["qr"] == r.qr
     assert hub_rt.journal.phone_token(r.ticket_id) == token
     assert token not in caplog.text and token not in repr(r)
+    [report] = [p for _, p in hub_rt.journal.outbox() if p["ticketId"] == r.ticket_id]
+    assert report["phone"] == token  # the hub keeps its hash (docs/hub.md)
+    assert report["wait_min"] == pytest.approx(r.queue.wait_minutes)
 
     second = await hub_rt.service.issue(ATENCION, language="en")
     assert second.qr is not None and second.qr != r.qr  # one token per ticket

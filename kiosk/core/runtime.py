@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from kiosk.calls.feed import CallFeed
     from kiosk.hub.client import HubClient
     from kiosk.hub.leases import LeaseKeeper
+    from kiosk.hub.outbox import ReportSender
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,16 @@ class Runtime:
     :meth:`aclose`)."""
     leases: LeaseKeeper | None = None
     """With a hub, in the core: what keeps blocks of numbers ahead (:meth:`start_hub`)."""
+    reports: ReportSender | None = None
+    """With a hub, in the core: what delivers the tickets' reports (:meth:`start_hub`)."""
 
     def start_hub(self) -> None:
-        """Start the hub's background work (in the running loop): numbers leased ahead."""
+        """Start the hub's background work (in the running loop): numbers leased ahead,
+        the outbox's reports delivered (what a crash left first)."""
         if self.leases is not None:
             self.leases.start()
+        if self.reports is not None:
+            self.reports.start()
 
     def numbers(self) -> str:
         """Where numbers come from now: ``local`` (no hub), ``shared`` (leased from the
@@ -117,6 +123,8 @@ class Runtime:
             await self.forms.stop()
         if self.leases is not None:
             await self.leases.aclose()
+        if self.reports is not None:
+            await self.reports.aclose()
         await self.service.aclose()
         await self.api.aclose()
         if self.hub is not None:
@@ -192,4 +200,6 @@ def open_runtime(
         rt.leases = service.leases = LeaseKeeper(
             journal, hub, config.numbering.block, service.sequences,
             on_lease=service.lease_arrived)
+        from kiosk.hub.outbox import ReportSender
+        rt.reports = service.reports = ReportSender(journal, hub)
     return rt

@@ -19,6 +19,7 @@ from typing import Any
 
 from kiosk import __version__
 from kiosk.core.runtime import Runtime
+from kiosk.errors import StoreError
 from kiosk.logs import redact_text
 from kiosk.tasks import cancel
 
@@ -47,6 +48,8 @@ def snapshot(rt: Runtime) -> dict[str, Any]:
         "printer": {"type": rt.config.printer.type, "state": printer.state.value,
                     "detail": printer.detail},
         "numbers": _numbers(rt),
+        **({"reports": {"waiting": _outbox(rt), "hub_error": rt.reports.error or None}}
+           if rt.reports is not None else {}),
         "tickets_today": rt.counts(),
         "faults": rt.faults(),
         "last_error": str(snap.error) if snap.error else (
@@ -61,6 +64,14 @@ def _numbers(rt: Runtime) -> dict[str, Any]:
     return {"state": rt.numbers(),
             **({"hub_error": keeper.error or None, "blocks_leased": keeper.leases}
                if keeper is not None else {})}
+
+
+def _outbox(rt: Runtime) -> int | None:
+    """Reports waiting for the hub (None when the journal cannot say)."""
+    try:
+        return rt.journal.outbox_size()
+    except StoreError:  # the journal's fault is reported with the faults
+        return None
 
 
 def write(path: Path, data: dict[str, Any]) -> None:

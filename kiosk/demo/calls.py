@@ -1,13 +1,14 @@
-"""The demo's calling loop: mock API → QMS webhook → relay → calling screens.
+"""The demo's branch hub and calling loop: mock API → QMS webhook → relay → screens.
 
-Nothing to configure: :func:`demo_relay` starts a relay on a free loopback port with a
-fresh key pair for the webhook's JWT (the relay holds the public key, the mock the private
-one as the provider would) and a display token (files 0600 in the demo's folder), the mock
-sends its JWT-signed webhook there when an agent takes a ticket (:func:`with_webhook`),
-and the kiosk's
-config gets a ``calls`` section pointing at it (:func:`add_calls`). The kiosk's home then
-shows "now calling" (``ui.calls``), and ``kiosk demo --mode display`` shows the calling
-screen while customers keep arriving (:func:`lobby`).
+Nothing to configure: :func:`demo_relay` starts a relay on a free loopback port, the
+branch's hub (docs/hub.md), with a fresh key pair for the webhook's JWT (the relay holds
+the public key, the mock the private one as the provider would) and a token per device
+(files 0600 in the demo's folder): the kiosk ``demo-1``, the greeter's tablet
+``demo-greeter`` and the lobby TV ``demo-tv``. The mock sends its JWT-signed webhook there
+when an agent takes a ticket (:func:`with_webhook`), and the kiosk's config gets a ``hub``
+section pointing at it (:func:`add_calls`): its numbers are leased from the hub, its
+tickets reported there, and its home shows "now calling" (``ui.calls``). ``kiosk demo
+--mode display`` shows the calling screen while customers keep arriving (:func:`lobby`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from kiosk.mock.scenario import Scenario
 from kiosk.relay import RelayServer, RelaySettings
 from kiosk.relay.config import read_public_keys
 from kiosk.relay.contract import new_key_pair
+from kiosk.relay.devices import Device, Role
 from kiosk.view.calling import Call
 from kiosk.view.outcomes import Outcome
 
@@ -42,16 +44,24 @@ WEBHOOK_SCALE = 0.6
 """The demo's calls come 1.2 to 3 seconds after the ticket."""
 
 
+DEVICES: tuple[tuple[str, Role], ...] = (
+    ("demo-1", "kiosk"), ("demo-greeter", "tablet"), ("demo-tv", "display"))
+"""The demo branch's devices: ``(id, role)``."""
+
+
 @dataclass
 class DemoRelay:
-    """The demo's relay and what a screen needs to reach it."""
+    """The demo's relay (the branch's hub) and what each device needs to reach it."""
 
     server: RelayServer
     branch: str
     token: SecretStr
+    """The kiosk's (``demo-1``) device token."""
     token_file: Path
     jwt_key_file: Path
     """The provider's secret ``kioskJwtPrivateKey`` (the private key as a JSON string)."""
+    token_files: dict[str, Path]
+    """Each device's token file, by device id (:data:`DEVICES`)."""
 
     @property
     def url(self) -> str:
@@ -74,21 +84,24 @@ def _private(path: Path, text: str) -> Path:
 
 @contextlib.contextmanager
 def demo_relay(folder: Path, branch: str, timezone: str = "UTC") -> Iterator[DemoRelay]:
-    """A relay on a free loopback port for ``branch`` that takes only JWT-signed calls,
-    with a new key pair and display token."""
+    """A relay on a free loopback port for ``branch`` (its hub) that takes only JWT-signed
+    calls, with a new key pair and a token per device of :data:`DEVICES`."""
     private_pem, public_pem = new_key_pair()
-    token = secrets.token_urlsafe(32)
     jwt_key_file = _private(folder / "relay" / "webhook-jwt.provider-secret",
                             json.dumps(private_pem))
     public_file = folder / "relay" / "webhook-jwt.pub"
     public_file.write_text(public_pem, encoding="ascii")
-    token_file = _private(folder / "relay" / "display-token", token)
+    tokens = {device_id: secrets.token_urlsafe(32) for device_id, _ in DEVICES}
+    files = {device_id: _private(folder / "relay" / f"device-{device_id}", token)
+             for device_id, token in tokens.items()}
     settings = RelaySettings(
         jwt_keys=read_public_keys("(demo)", "relay.jwt_public_key_file", public_file),
-        require_jwt=True, displays={token: branch},
+        require_jwt=True, devices={tokens[i]: Device(i, branch, role) for i, role in DEVICES},
+        zones={branch: timezone},
         sqlite_path=folder / "relay" / "relay.sqlite3", timezone=timezone, keepalive_s=10)
     with RelayServer(settings) as server:
-        yield DemoRelay(server, branch, SecretStr(token), token_file, jwt_key_file)
+        yield DemoRelay(server, branch, SecretStr(tokens["demo-1"]), files["demo-1"],
+                        jwt_key_file, files)
 
 
 def with_webhook(scenario: Scenario, relay: DemoRelay) -> Scenario:
@@ -99,9 +112,10 @@ def with_webhook(scenario: Scenario, relay: DemoRelay) -> Scenario:
     return scenario.model_copy(update={"webhook": hook})
 
 
-def add_calls(data: dict[str, Any], relay: DemoRelay) -> None:
-    """Point a config mapping at the demo's relay, with the "now calling" strip on."""
-    data["calls"] = {"url": relay.url, "token_file": str(relay.token_file)}
+def add_calls(data: dict[str, Any], relay: DemoRelay, device: str = "demo-1") -> None:
+    """Point a config mapping at the demo's hub as ``device`` (its numbers, reports and
+    calls), with the "now calling" strip on."""
+    data["hub"] = {"url": relay.url, "token_file": str(relay.token_files[device])}
     data.setdefault("ui", {})["calls"] = True
 
 
@@ -111,7 +125,7 @@ def display_config(kiosk: Config, relay: DemoRelay) -> Config:
         "branch": kiosk.branch,
         "kiosk": {"id": "demo-tv", "mode": "display", "data_dir": str(kiosk.kiosk.data_dir),
                   "language": kiosk.kiosk.language, "timezone": kiosk.kiosk.timezone},
-        "calls": {"url": relay.url, "token_file": str(relay.token_file)},
+        "hub": {"url": relay.url, "token_file": str(relay.token_files["demo-tv"])},
         "ticket": {"branch_label": kiosk.ticket.branch_label or "Sucursal Providencia"},
         "ui": {"fullscreen": False, "admin_pin_hash": kiosk.ui.admin_pin_hash
                .get_secret_value() if kiosk.ui.admin_pin_hash else None},

@@ -36,6 +36,7 @@ def main(argv: list[str]) -> int:
 async def serve_demo(sock: socket.socket, data_dir: Path | None, mode: str = "kiosk") -> None:
     """Serve the demo's UI on ``sock`` until it closes the link."""
     from kiosk.calls.feed import CallFeed
+    from kiosk.config import load_display_token
     from kiosk.core.server import DisplayServer, KioskServer
     from kiosk.demo.calls import demo_relay, display_config, lobby
     from kiosk.demo.headless import BRANCH, demo_runtime
@@ -43,22 +44,24 @@ async def serve_demo(sock: socket.socket, data_dir: Path | None, mode: str = "ki
     folder = data_dir or Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
     with demo_relay(folder, BRANCH, "America/Santiago") as relay:
         async with demo_runtime(folder, relay=relay) as (rt, mock):
-            note = (f"kiosk demo: mock Videsk API at {mock.url}; calls through the relay at "
-                    f"{relay.url}; tickets saved as PNG in {rt.config.printer.path}; staff "
-                    "screen: hold the top-left corner 2 s, PIN 123456")
+            note = (f"kiosk demo: mock Videsk API at {mock.url}; numbers and calls through "
+                    f"the branch's hub at {relay.url}; tickets saved as PNG in "
+                    f"{rt.config.printer.path}; staff screen: hold the top-left corner 2 s, "
+                    "PIN 123456")
             if mode == "display":  # the lobby TV, customers arriving
                 display = await DisplayServer.connect(sock)
                 arrivals = asyncio.ensure_future(lobby(rt))
-                feed = CallFeed.from_config(rt.config, relay.token)
+                tv = display_config(rt.config, relay)
+                feed = CallFeed.from_config(tv, load_display_token(tv, "(demo display)"))
                 try:
-                    await display.serve_display(display_config(rt.config, relay), feed,
-                                                note=note)
+                    await display.serve_display(tv, feed, note=note)
                 finally:
                     await cancel(arrivals)
                     await feed.aclose()
                 return
             server = await KioskServer.connect(sock)
-            feed = server.open_call_feed(rt, relay.token)  # the strip, and the journal
+            feed = server.open_call_feed(rt, relay.token)  # the strip, and the journal,
+            # through the hub client's connection pool
             try:
                 await server.serve(rt, note=note)
             finally:

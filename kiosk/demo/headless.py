@@ -4,7 +4,9 @@ Nothing to configure: it starts the mock API on a free loopback port, a kiosk wi
 virtual printer (tickets saved in a folder), and sends customers through the very same
 use case a tap uses. Along the way a queue runs out of agents (the customer takes an
 offered alternative), one queue has nobody today, one needs a form (the greeter fills
-it in), and the API answers 422 once (retried with the same number).
+it in), and the API answers 422 once (retried with the same number). A second device,
+the greeter's tablet, serves a few customers too: both number through the branch's hub
+(the relay), from one sequence, so no two customers of the branch hold one number.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import yaml
 
 from kiosk.calls.feed import CallFeed, call_wait_summary
 from kiosk.calls.recorder import CallRecorder
-from kiosk.config import Config, config_from_mapping
+from kiosk.config import Config, config_from_mapping, load_display_token
 from kiosk.core.runtime import Runtime, open_runtime
 from kiosk.demo.calls import DemoRelay, add_calls, demo_relay, echo_calls, with_webhook
 from kiosk.mock import MockServer, ScriptedFault, load_scenario
@@ -62,6 +64,10 @@ MORNING: list[tuple[str, str, str]] = [
     ("Karen", ATENCION, "en"),
     ("Luis", CUENTAS, "es"),
 ]
+AT_THE_GREETER = {"Gabriela", "João", "Luis"}
+"""Customers the greeter's tablet serves (its numbers come from the same sequences)."""
+NUMBERS_WAIT_S = 5.0
+"""How long the demo waits for each device's first blocks of numbers from the hub."""
 
 
 def demo_config(data_dir: Path, api_url: str, relay: DemoRelay | None = None,
@@ -130,19 +136,50 @@ async def _attend(rt: Runtime, who: str, queue: str, lang: str, echo: Callable[[
 
 
 async def _play(rt: Runtime, state: MockState, echo: Callable[[str], None],
-                rng: random.Random) -> tuple[list[IssueResult], int]:
+                rng: random.Random, greeter: Runtime | None = None
+                ) -> tuple[list[IssueResult], int]:
     results: list[IssueResult] = []
     await rt.monitor.poll_once()
     for i, (who, queue, lang) in enumerate(MORNING):
         if i == 2:
             state.push_faults(ScriptedFault(on="enqueue", answer=422, times=1))
         before = sum(1 for r in state.requests if r[2] == 422)
-        await _attend(rt, f"{who} ({lang})", queue, lang, echo, results)
+        if greeter is not None and who in AT_THE_GREETER:
+            await greeter.monitor.poll_once()
+            await _attend(greeter, f"{who} ({lang}, greeter)", queue, lang, echo, results)
+        else:
+            await _attend(rt, f"{who} ({lang})", queue, lang, echo, results)
         if sum(1 for r in state.requests if r[2] == 422) > before:
             echo(f"{'':<30} (the API said 422 once; retried with the same number)")
         await asyncio.sleep(ARRIVAL_S * (0.5 + rng.random()))
         await rt.monitor.poll_once()
     return results, sum(1 for r in state.requests if r[2] == 422)
+
+
+async def _reports_delivered(*devices: Runtime, timeout_s: float = 10.0) -> None:
+    """Wait (a little) for every device's outbox to reach the hub."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            while any(rt.journal.outbox_size() for rt in devices):  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+
+
+async def _branch_ledger(rt: Runtime, echo: Callable[[str], None]) -> int:
+    """Print the hub's ledger of the branch's day (``kiosk tickets --branch``); returns
+    how many tickets it lists (0 when the hub cannot say)."""
+    from kiosk.errors import HubError
+    from kiosk.tickets.ledger import branch_table
+    if rt.hub is None:
+        return 0
+    try:
+        ledger = await rt.hub.tickets()
+    except HubError as exc:
+        echo(f"the hub's ledger: not available ({exc})")
+        return 0
+    echo("")
+    for text in branch_table(ledger, rt.config.kiosk.timezone):
+        echo(text)
+    return len(ledger["tickets"])
 
 
 async def _last_calls(rt: Runtime, feed: CallFeed, results: list[IssueResult],
@@ -170,12 +207,48 @@ async def demo_runtime(data_dir: Path | None = None, scenario: Scenario | None =
     if relay is not None:
         scen = with_webhook(scen, relay)
     with MockServer(MockState(scen, clock=lambda: time.monotonic() * SPEED)) as mock:
-        rt = open_runtime(demo_config(folder, mock.url, relay, changes), DEMO_KEY)
+        rt = open_device(demo_config(folder, mock.url, relay, changes))
         try:
             rt.service.branch_label = await rt.branch_label()
             yield rt, mock
         finally:
             await rt.aclose()
+
+
+def open_device(config: Config) -> Runtime:
+    """A demo device's runtime; with a hub in ``config``, its client and background work
+    (numbers leased ahead, reports) started."""
+    hub = None
+    if config.hub is not None:
+        from kiosk.hub.client import HubClient
+        hub = HubClient.from_config(config, load_display_token(config, "(demo)"))
+    rt = open_runtime(config, DEMO_KEY, hub=hub)
+    rt.start_hub()
+    return rt
+
+
+async def numbers_ready(rt: Runtime, timeout_s: float = NUMBERS_WAIT_S) -> bool:
+    """Wait (a little) for the device's first blocks of numbers from the hub."""
+    if rt.leases is None:
+        return False
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            while not rt.leases.leases or any(  # noqa: ASYNC110
+                    rt.journal.lease_left(s) == 0 for s in rt.service.sequences()):
+                await asyncio.sleep(0.05)
+            return True
+    return False
+
+
+def greeter_config(kiosk: Config, folder: Path, api_url: str, relay: DemoRelay) -> Config:
+    """The greeter's tablet of the demo branch: a device of its own (its journal in
+    ``folder / "greeter"``), its tickets in the kiosk's folder, the same hub."""
+    def greeter(data: dict[str, Any]) -> None:
+        data["kiosk"].update(id="demo-greeter", mode="tablet",
+                             data_dir=str(folder / "greeter"))
+        data["printer"]["path"] = str(kiosk.printer.path)
+        add_calls(data, relay, "demo-greeter")
+    return demo_config(folder / "greeter", api_url, None, greeter)
 
 
 async def run_headless(echo: Callable[[str], None] = print, data_dir: Path | None = None,
@@ -189,29 +262,43 @@ async def run_headless(echo: Callable[[str], None] = print, data_dir: Path | Non
             cfg = rt.config
             echo(f"kiosk demo: mock Videsk API at {mock.url}, branch "
                  f"'{rt.service.branch_label}', tickets saved in {cfg.printer.path}, "
-                 f"calls through the relay at {relay.url}")
+                 f"numbers and calls through the branch's hub at {relay.url}")
             views = await rt.service.fetch_views("es")
             echo("queues: " + "; ".join(f"{v.prefix} {v.name}: {v.users} agents"
                                         for v in views))
             echo("")
+            greeter = open_device(greeter_config(cfg, folder, mock.url, relay))
+            await numbers_ready(rt)
+            await numbers_ready(greeter)
+            echo(f"numbers: shared by the kiosk ({cfg.kiosk.id}) and the greeter's tablet "
+                 f"(demo-greeter) through the branch's hub, {cfg.numbering.block} at a time")
             feed = CallFeed.from_config(cfg, relay.token)
             feed.subscribe(echo_calls(echo))
             recorder = CallRecorder(rt.journal)
             feed.subscribe(recorder)
+            greeter_recorder = CallRecorder(greeter.journal)
+            feed.subscribe(greeter_recorder)
             feed.start()
             try:
-                results, retried = await _play(rt, mock.state, echo, random.Random(7))
+                results, retried = await _play(rt, mock.state, echo, random.Random(7),
+                                               greeter)
                 await _last_calls(rt, feed, results)
                 await recorder.drain()
-                waits = await asyncio.to_thread(rt.journal.call_waits)
+                await greeter_recorder.drain()
+                waits = [*await asyncio.to_thread(rt.journal.call_waits),
+                         *await asyncio.to_thread(greeter.journal.call_waits)]
+                if rt.reports is not None and greeter.reports is not None:
+                    await _reports_delivered(rt, greeter)
+                shown = await _branch_ledger(rt, echo)
             finally:
                 await feed.aclose()
+                await greeter.aclose()
     counts = Counter(r.outcome.value for r in results)
     printed = sum(1 for r in results if r.printed)
     echo("")
     echo(f"summary: {len(results)} attempts — " +
          ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) +
          f"; {printed} printed; 422 retried {retried}x; calls: {call_wait_summary(waits)}; "
-         f"journal {folder / 'journal.sqlite3'}")
+         f"the hub's ledger: {shown} tickets; journal {folder / 'journal.sqlite3'}")
     assert cfg.printer.path is not None
     return DemoReport(results, cfg.printer.path, retried)

@@ -5,6 +5,8 @@
   shares its connection pool), its errors mapped to :class:`kiosk.errors.HubError`.
 - ``leases.py``   :class:`LeaseKeeper`: a block of numbers kept ahead per sequence, in the
   background (never on a tap's path), recorded in the journal before use.
+- ``outbox.py``   :class:`ReportSender`: the tickets' reports delivered from the journal's
+  outbox, at least once, with a growing wait while the hub is away.
 
 May import: the foundation, ``kiosk.config`` and ``kiosk.store`` (never the UI's side).
 The core imports it.

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 PERIOD_S = 30.0
 """With nothing to do, the keeper looks again this often (and at the local midnight)."""
+UNKNOWN_S = 1.0
+"""How soon the keeper looks again while it knows no sequence yet (the queues not yet
+read from the API)."""
 
 
 class LeaseKeeper:
@@ -56,6 +59,7 @@ class LeaseKeeper:
         self.leases = 0
         """Blocks recorded since start."""
         self._wanted: set[str] = set()
+        self._known = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -81,7 +85,9 @@ class LeaseKeeper:
         :class:`HubError` when the hub gave none that was due (the rest are kept)."""
         recorded = 0
         failed: HubError | None = None
-        for sequence in sorted({*self.sequences(), *self._wanted}):
+        wanted = {*self.sequences(), *self._wanted}
+        self._known = bool(wanted)
+        for sequence in sorted(wanted):
             day = self.journal.today()
             left = await asyncio.to_thread(self.journal.lease_left, sequence, day)
             if left * 2 > self.block:
@@ -127,7 +133,8 @@ class LeaseKeeper:
                 self.failures += 1
                 self.error = f"the journal: {exc}"
                 log.error("numbers: a leased block not recorded: %s", exc)
-            wait = self.retry.delay(self.failures) if self.failures else self.period_s
+            wait = self.retry.delay(self.failures) if self.failures else (
+                self.period_s if self._known else min(self.period_s, UNKNOWN_S))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), min(wait, self._until_midnight()))

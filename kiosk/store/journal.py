@@ -71,6 +71,7 @@ new one: the owner reports it (:meth:`Journal.unavailable`) and issues nothing.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 import threading
@@ -138,6 +139,20 @@ CREATE TABLE IF NOT EXISTS leases (
     next      INTEGER NOT NULL,
     leased_at TEXT NOT NULL,
     PRIMARY KEY (day, sequence, first)
+);
+"""
+
+# Reports of this device's tickets to the hub, written in the transaction that records
+# the ticket's outcome and deleted once the hub has them (at least once: docs/hub.md).
+_OUTBOX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    day        TEXT NOT NULL,
+    ticket_id  TEXT NOT NULL,
+    payload    TEXT NOT NULL,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
 );
 """
 
@@ -253,8 +268,9 @@ class Journal:
                 if version > SCHEMA_VERSION:
                     raise StoreError(f"{self.path} was written by a newer kiosk "
                                      f"(schema {version} > {SCHEMA_VERSION})")
-                for statement in filter(str.strip, (_SCHEMA + _LEASES_SCHEMA + _CALLS_SCHEMA
-                                                    + _PHONES_SCHEMA).split(";")):
+                for statement in filter(str.strip, (_SCHEMA + _LEASES_SCHEMA + _OUTBOX_SCHEMA
+                                                    + _CALLS_SCHEMA + _PHONES_SCHEMA
+                                                    ).split(";")):
                     db.execute(statement)
                 columns = _columns(db, "tickets")
                 if "priority" not in columns:  # schema 1: migrated
@@ -533,19 +549,39 @@ class Journal:
 
     def finish(self, row_id: int, outcome: str, *, videsk_id: str | None = None,
                detail: str = "", wait_min: float | None = None,
-               phone: str | None = None) -> None:
-        """Record the API's answer to an attempt (and its phone token, for its day)."""
+               report: dict[str, Any] | None = None, phone: str | None = None) -> None:
+        """Record the API's answer to an attempt; with ``report`` (a ticket report for
+        the hub, docs/hub.md), put it in the outbox in the same transaction; ``phone``: the
+        ticket's phone token, kept for its day."""
         with self._tx(durable=False) as db:
             now = self._now()
             db.execute("UPDATE tickets SET outcome = ?, videsk_id = ?, detail = ?, wait_min = ?, "
                        "answered_at = ?, updated_at = ? WHERE row_id = ?",
                        (outcome, videsk_id, detail[:500], wait_min, now, now, row_id))
+            if report is not None:
+                day = db.execute("SELECT day, ticket_id FROM tickets WHERE row_id = ?",
+                                 (row_id,)).fetchone()
+                db.execute("INSERT INTO outbox (day, ticket_id, payload, created_at) VALUES "
+                           "(?, ?, ?, ?)", (day[0], day[1], json.dumps(report,
+                                                                       ensure_ascii=False),
+                                            now))
             if phone is not None:
                 db.execute("INSERT OR REPLACE INTO phones (day, ticket_id, token) SELECT day, "
                            "ticket_id, ? FROM tickets WHERE row_id = ?", (phone, row_id))
-            stale = db.execute("DELETE FROM phones WHERE day < ?", (self.today(),)).rowcount
+            stale = self._forget(db)
         if stale:
             self.checkpoint(truncate=True)
+
+    def _forget(self, db: sqlite3.Connection) -> int:
+        """Delete the phone tokens of the days before today, in the ``phones`` table and in
+        the reports still waiting in the outbox (delivered without it: its page has
+        expired); how many rows held one."""
+        today = self.today()
+        gone = db.execute("DELETE FROM phones WHERE day < ?", (today,)).rowcount
+        gone += db.execute("UPDATE outbox SET payload = json_set(payload, '$.phone', json('null')) "
+                           "WHERE day < ? AND json_extract(payload, '$.phone') IS NOT NULL",
+                           (today,)).rowcount
+        return int(gone)
 
     def phone_token(self, ticket_id: str, day: str | None = None) -> str | None:
         """The phone token of ``ticket_id`` (today by default), while its day lasts."""
@@ -561,10 +597,41 @@ class Journal:
         """Delete the phone tokens of the days before today (overwritten in the file, the
         log checkpointed); how many."""
         with self._tx(durable=False) as db:
-            gone = db.execute("DELETE FROM phones WHERE day < ?", (self.today(),)).rowcount
+            gone = self._forget(db)
         if gone:
             self.checkpoint(truncate=True)
         return int(gone)
+
+    def outbox(self, limit: int = 50) -> list[tuple[int, dict[str, Any]]]:
+        """The oldest reports not yet delivered: ``(id, payload)``."""
+        with self._reading() as db:
+            rows = db.execute("SELECT id, payload FROM outbox ORDER BY id LIMIT ?",
+                              (limit,)).fetchall()
+        return [(r[0], json.loads(r[1])) for r in rows]
+
+    def outbox_size(self) -> int:
+        """How many reports wait for the hub."""
+        with self._reading() as db:
+            if not self._outbox_table(db):
+                return 0
+            size: int = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        return size
+
+    def delivered(self, report_id: int) -> None:
+        """The hub has report ``report_id``: out of the outbox."""
+        with self._tx(durable=False) as db:
+            db.execute("DELETE FROM outbox WHERE id = ?", (report_id,))
+
+    def not_delivered(self, report_id: int, error: str) -> None:
+        """Report ``report_id`` failed once more (kept, with why)."""
+        with self._tx(durable=False) as db:
+            db.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                       (error[:300], report_id))
+
+    @staticmethod
+    def _outbox_table(db: sqlite3.Connection) -> bool:
+        return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                          "name = 'outbox'").fetchone() is not None
 
     def set_printed(self, row_id: int, printed: bool, error: str = "") -> None:
         """Record whether the paper ticket came out."""

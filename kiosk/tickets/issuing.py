@@ -68,6 +68,7 @@ from kiosk.view.outcomes import IssueResult, Outcome, QueueView, outcome_for, pr
 
 if TYPE_CHECKING:
     from kiosk.hub.leases import LeaseKeeper
+    from kiosk.hub.outbox import ReportSender
     from kiosk.tickets.formcatalog import FormCatalog
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,9 @@ class TicketService:
         """Held while a ticket is being issued (a config reload waits for it)."""
         self.forms: FormCatalog | None = None
         """Which queues need a form (set by :func:`~kiosk.core.runtime.open_runtime`)."""
+        self.reports: ReportSender | None = None
+        """With a hub, in the core: what delivers the outbox's reports (woken after each
+        report written)."""
         self.leases: LeaseKeeper | None = None
         """With a hub: what keeps blocks of numbers ahead (set by
         :func:`~kiosk.core.runtime.open_runtime` for the core)."""
@@ -248,7 +252,8 @@ class TicketService:
     def sequences(self) -> list[str]:
         """The number sequences this device offers now: each queue's prefix, and its
         priority sequence (``priority:A``) where priority tickets are offered."""
-        prefixes = sorted({v.prefix for v in self.views(self.config.kiosk.language)})
+        prefixes = sorted({*(q.prefix for q in self.config.queues if q.prefix),
+                           *(v.prefix for v in self.views(self.config.kiosk.language))})
         if self.config.priority.enabled:
             prefixes += [sequence_of(p, "") for p in prefixes]
         return prefixes
@@ -352,10 +357,15 @@ class TicketService:
         journal_outcome = "uncertain" if uncertain else outcome.value
         wait = view.wait_minutes if view.api_name else None
         phone = self.phone_token() if outcome is Outcome.ISSUED or uncertain else None
+        report = self._report(row, view, lang, issued_at, journal_outcome, priority)
+        if report is not None:
+            report["phone"], report["wait_min"] = phone, wait
         self._record(row.ticket_id, f"outcome {journal_outcome} videsk id {videsk_id}",
                      lambda: self.journal.finish(row.row_id, journal_outcome,
                                                  videsk_id=videsk_id, detail=detail,
-                                                 wait_min=wait, phone=phone))
+                                                 wait_min=wait, report=report, phone=phone))
+        if report is not None and self.reports is not None:
+            self.reports.notify()
         log.info("ticket %s queue=%s%s outcome=%s%s", row.ticket_id, queue_id,
                  "" if priority is None else f" priority={priority or 'yes'} segment={segment}",
                  journal_outcome, f" ({detail})" if detail else "")
@@ -391,6 +401,19 @@ class TicketService:
             qr=qr_content(self.config.ticket.qr, ticket) if outcome is Outcome.ISSUED else None,
             qr_phone=outcome is Outcome.ISSUED and ticket.phone_url is not None,
             printing=printing if not wait_print else None, priority=priority)
+
+    def _report(self, row: TicketRow, view: QueueView, lang: str, issued_at: datetime,
+                outcome: str, priority: str | None) -> dict[str, Any] | None:
+        """The ticket's report for the hub (docs/hub.md), when there is a hub and the
+        customer may be queued (``issued``, ``uncertain``); None otherwise."""
+        if self.config.hub is None or outcome not in ("issued", "uncertain"):
+            return None
+        local = issued_at.astimezone(self.journal.tz)
+        return {"ticketId": row.ticket_id,
+                "queue": {"id": view.id, "name": view.api_name or view.name},
+                "lang": lang, "issuedAt": local.isoformat(timespec="seconds"),
+                "outcome": outcome, "device": self.config.kiosk.id,
+                "priority": priority_value(priority), "phone": None}
 
     def _not_numbered(self, view: QueueView, lang: str, exc: StoreError) -> IssueResult:
         """No number could be taken: nothing was sent, the tap is out of service."""

@@ -1,4 +1,6 @@
-"""A day's tickets as staff and auditors read them: ``kiosk tickets [--date] [--json]``.
+"""A day's tickets as staff and auditors read them: ``kiosk tickets [--date] [--json]``
+(this device's, from its journal) and ``kiosk tickets --branch`` (every device's, from the
+hub's ledger: :func:`branch_table`).
 
 Read from the journal opened read-only, so it never disturbs a running kiosk. Each
 attempt that was sent to the API (never an armed or void number) becomes one record:
@@ -46,6 +48,44 @@ def table(records: list[dict[str, Any]]) -> list[str]:
         lines.append(f"{r['time'][11:19]:<9}{r['ticketId'][:11]:<12}{r['outcome']:<15}"
                      f"{'yes' if r['printed'] else 'no':<9}{shown[:11]:<12}"
                      f"{r['queue']['name'][:27]:<28}{r['videskId'] or '-'}")
+    return lines
+
+
+def _clock_time(value: Any, timezone: str) -> str:
+    """``HH:MM:SS`` of an ISO time in the branch's zone ("-" when it is not one)."""
+    try:
+        return datetime.fromisoformat(str(value)).astimezone(ZoneInfo(timezone)).strftime(
+            "%H:%M:%S")
+    except (ValueError, TypeError):
+        return "-"
+
+
+def _text(value: Any, width: int) -> str:
+    """``value`` as a cell: printable, cut to ``width`` (the hub's data, shown as data)."""
+    shown = "-" if value is None else "yes" if value is True else str(value)
+    return "".join(c if c.isprintable() else "?" for c in shown)[:width]
+
+
+def branch_table(ledger: dict[str, Any], timezone: str) -> list[str]:
+    """The hub's ledger of a branch's day (docs/hub.md) as lines for people: each
+    ticket, the device that issued it, and its call (booth, time) once called."""
+    tickets = [t for t in ledger.get("tickets", []) if isinstance(t, dict)]
+    lines = [f"Branch {_text(ledger.get('branch'), 40)}, {_text(ledger.get('date'), 10)}",
+             f"{'time':<9}{'ticket':<14}{'device':<12}{'outcome':<11}{'priority':<10}"
+             f"{'queue':<24}called"]
+    for t in tickets:
+        queue = t.get("queue")
+        queue = queue if isinstance(queue, dict) else {}
+        call = t.get("call")
+        called = "-" if not isinstance(call, dict) else (
+            f"{_clock_time(call.get('at'), timezone)} {_text(call.get('booth'), 24)}"
+            + (" (again)" if call.get("recall") else ""))
+        lines.append(f"{_clock_time(t.get('issuedAt'), timezone):<9}"
+                     f"{_text(t.get('ticketId'), 13):<14}{_text(t.get('device'), 11):<12}"
+                     f"{_text(t.get('outcome'), 10):<11}{_text(t.get('priority'), 9):<10}"
+                     f"{_text(queue.get('name'), 23):<24}{called}")
+    called_count = sum(1 for t in tickets if isinstance(t.get("call"), dict))
+    lines.append(f"{len(tickets)} ticket(s), {called_count} called")
     return lines
 
 
