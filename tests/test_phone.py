@@ -4,6 +4,7 @@ the page's HTTP rules (headers, 404, 410, 429, size)."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import shutil
 import time
@@ -14,58 +15,102 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from kiosk.relay import RelayServer
-from kiosk.relay.phone import HEADERS, PhoneTicket, RateLimiter
-from tests.phone_helpers import CallsJoined
+from kiosk.relay.devices import Device
+from kiosk.relay.phone import HEADERS, RateLimiter
+from tests.redis_helpers import RedisProcess
 from tests.relay_helpers import BRANCH_A, call_body, post, settings
 
+from .conftest import ATENCION
+
+KIOSK = "device-token-lobby-1-0123456789ab"
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "artifacts" / "phone"
 QUEUE = "Atención a clientes"
 
 
 class Branch:
-    """A relay serving phone pages, and the day's tickets reported to it."""
+    """A relay serving phone pages (``url``; with Redis, a second replica ``other`` takes
+    the webhooks), and the day's tickets reported to its ledger by the lobby's kiosk."""
 
-    def __init__(self, relay: RelayServer, source: CallsJoined) -> None:
+    def __init__(self, relay: RelayServer, other: RelayServer | None = None) -> None:
         self.relay = relay
-        self.source = source
         self.url = relay.url
+        self.hook_url = (other or relay).url
         self.day = relay.relay.today(BRANCH_A)
         self.zone = relay.relay.zone_of(BRANCH_A)
 
+    @property
+    def phone(self) -> Any:
+        return self.relay.app.state.phone
+
     def ticket(self, number: str, lang: str = "es", minutes_ago: float = 5, *,
-               day: str | None = None, priority: object = None,
+               yesterday: bool = False, priority: object = None,
                wait_min: float | None = 12) -> str:
-        """Report a ticket with a phone token; the token."""
+        """Report a ticket with a phone token, as the kiosk's outbox does; the token."""
         token = secrets.token_urlsafe(16)
-        issued = datetime.now(self.zone) - timedelta(minutes=minutes_ago)
-        self.source.report(PhoneTicket(
-            BRANCH_A, day or self.day, number, "q-1", QUEUE, lang,
-            issued.isoformat(timespec="seconds"), priority=priority, wait_min=wait_min), token)
+        issued = datetime.now(self.zone) - timedelta(minutes=minutes_ago,
+                                                    days=1 if yesterday else 0)
+        body = {"ticketId": number, "queue": {"id": "q-1", "name": QUEUE}, "lang": lang,
+                "issuedAt": issued.isoformat(timespec="seconds"), "outcome": "issued",
+                "device": "lobby-1", "priority": priority, "phone": token,
+                "wait_min": wait_min}
+        r = httpx.post(f"{self.url}/v1/branches/{BRANCH_A}/tickets", json=body,
+                       headers={"Authorization": f"Bearer {KIOSK}"}, timeout=10)
+        assert r.status_code == 201, r.text
         return token
 
     def call(self, number: str, booth: str = "Cabina 3", call_id: str | None = None) -> float:
         """The provider calls ``number`` to ``booth``; when the webhook was answered."""
-        r = post(self.url, call_body(number, call_id or f"call-{number}-{booth}", poc=booth,
-                                     queue_name=QUEUE))
+        r = post(self.hook_url, call_body(number, call_id or f"call-{number}-{booth}",
+                                          poc=booth, queue_name=QUEUE))
         assert r.status_code == 201, r.text
         return time.monotonic()
 
 
+def relay_settings(tmp_path: Path, **kw: Any) -> Any:
+    return settings(tmp_path, devices={KIOSK: Device("lobby-1", BRANCH_A, "kiosk")},
+                    zones={BRANCH_A: "America/Santiago"}, **kw)
+
+
 @pytest.fixture
 def branch(tmp_path: Path) -> Iterator[Branch]:
-    source = CallsJoined()
-    with RelayServer(settings(tmp_path), phone_source=source) as relay:
-        source.store = relay.relay.store
-        yield Branch(relay, source)
+    with RelayServer(relay_settings(tmp_path)) as relay:
+        yield Branch(relay)
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    with RedisProcess(tmp_path_factory.mktemp("redis"), "none") as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def any_branch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Branch]:
+    """One relay on SQLite; or two replicas on one real redis-server, the page on one and
+    the webhooks to the other."""
+    if request.param == "sqlite":
+        with RelayServer(relay_settings(tmp_path)) as relay:
+            yield Branch(relay)
+        return
+    server: RedisProcess = request.getfixturevalue("redis_server")
+    redis.Redis.from_url(server.url).flushdb()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with RelayServer(relay_settings(tmp_path, store=server.url,
+                                    sqlite_path=tmp_path / "a" / "r.sqlite3")) as a, \
+            RelayServer(relay_settings(tmp_path, store=server.url,
+                                       sqlite_path=tmp_path / "b" / "r.sqlite3")) as b:
+        yield Branch(a, b)
 
 
 # --------------------------------------------------------------------------- HTTP
 
 
-def test_the_page_shows_number_queue_and_who_is_ahead(branch: Branch) -> None:
+def test_the_page_shows_number_queue_and_who_is_ahead(any_branch: Branch) -> None:
+    branch = any_branch
     branch.ticket("A-001", minutes_ago=9)
     branch.ticket("A-002", minutes_ago=8)
     mine = branch.ticket("A-003", minutes_ago=7)
@@ -109,7 +154,7 @@ def test_page_css_and_script_together_weigh_under_30_kb(branch: Branch) -> None:
 def test_an_unknown_or_malformed_token_is_404_by_the_same_path(branch: Branch) -> None:
     """No early exit: every token is hashed and looked up, well-formed or not (timing
     tells nothing); the 404 says nothing of why."""
-    phone = branch.relay.app.state.phone
+    phone = branch.phone
     branch.ticket("A-001")
     tokens = [secrets.token_urlsafe(16), "x", "%00", "a" * 300, "..;.~",
               "Zm9vYmFy" * 3]
@@ -125,8 +170,7 @@ def test_an_unknown_or_malformed_token_is_404_by_the_same_path(branch: Branch) -
 
 
 def test_yesterdays_ticket_is_410_with_kind_words(branch: Branch) -> None:
-    yesterday = (datetime.fromisoformat(branch.day) - timedelta(days=1)).date().isoformat()
-    old = branch.ticket("A-009", lang="en", day=yesterday)
+    old = branch.ticket("A-009", lang="en", yesterday=True)
     r = httpx.get(f"{branch.url}/t/{old}")
     assert r.status_code == 410
     assert '<html lang="en">' in r.text and "This ticket has ended" in r.text
@@ -136,7 +180,7 @@ def test_yesterdays_ticket_is_410_with_kind_words(branch: Branch) -> None:
 
 
 def test_requests_per_address_are_limited(branch: Branch) -> None:
-    phone = branch.relay.app.state.phone
+    phone = branch.phone
     mine = branch.ticket("A-001")
     burst = int(phone.limiter.burst)
     with httpx.Client() as client:
@@ -165,6 +209,7 @@ def browser() -> Iterator[Any]:
                 "--window-size=412,915", "--force-device-scale-factor=1",
                 "--autoplay-policy=user-gesture-required"):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or ""),
                               options=options)
     driver.set_page_load_timeout(20)
@@ -187,7 +232,12 @@ def wait_for(driver: Any, script: str, timeout: float = 5.0) -> Any:
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {script}")
+            seen = driver.execute_script(
+                "return [document.body.className, document.getElementById('ahead') && "
+                "document.getElementById('ahead').textContent, document.title]")
+            logs = [e["message"] for e in driver.get_log("browser")]
+            raise AssertionError(f"not within {timeout} s: {script}; the page: {seen}; "
+                                 f"its console: {logs}")
         time.sleep(0.02)
 
 
@@ -237,7 +287,7 @@ def test_a_customer_follows_the_turn_and_is_called(branch: Branch, browser: Any,
 @pytest.mark.slow
 def test_without_a_stream_the_page_gets_the_call_by_polling(branch: Branch,
                                                             browser: Any) -> None:
-    phone = branch.relay.app.state.phone
+    phone = branch.phone
     branch.ticket("A-001", "en", minutes_ago=9)
     mine = branch.ticket("A-002", "en", minutes_ago=8)
     browser.get(f"{branch.url}/t/{mine}")
@@ -271,8 +321,7 @@ def _drop_all_pages(relay: RelayServer) -> None:
 @pytest.mark.parametrize("lang", ["es", "en"])
 def test_after_the_day_the_link_shows_a_kind_page(branch: Branch, browser: Any,
                                                   lang: str) -> None:
-    yesterday = (datetime.fromisoformat(branch.day) - timedelta(days=1)).date().isoformat()
-    old = branch.ticket("A-007", lang, day=yesterday)
+    old = branch.ticket("A-007", lang, yesterday=True)
     browser.get(f"{branch.url}/t/{old}")
     heading = browser.find_element("tag name", "h1").text
     assert heading == {"es": "Este número ya terminó", "en": "This ticket has ended"}[lang]
@@ -301,7 +350,7 @@ def test_the_pages_colours_meet_wcag_aa_contrast() -> None:
 def test_behind_the_proxy_each_phone_is_limited_apart(branch: Branch) -> None:
     """Through this machine's reverse proxy (a loopback peer) the limit counts the address
     the proxy forwards; what a client wrote before it counts for nothing."""
-    phone = branch.relay.app.state.phone
+    phone = branch.phone
     mine = branch.ticket("A-001")
     phone.limiter = RateLimiter(rate_per_min=1, burst=10)
     burst = int(phone.limiter.burst)
@@ -312,3 +361,50 @@ def test_behind_the_proxy_each_phone_is_limited_apart(branch: Branch) -> None:
         assert [get(f"1.2.3.{n}, 203.0.113.7") for n in range(burst)] == [200] * burst
         assert get("9.9.9.9, 203.0.113.7") == 429  # the same phone, whatever it forged
         assert get("203.0.113.8") == 200  # another phone behind the same proxy
+
+
+@pytest.mark.slow
+async def test_the_printed_tickets_qr_opens_its_page_which_calls_the_customer(
+        tmp_path: Path, config_factory: Any, state: Any, browser: Any) -> None:
+    """End to end, as a customer: the kiosk (its core, the mock API) prints a ticket with
+    the hub at a real relay; the QR read from the printed bytes opens the page in
+    Chromium; the agents' calls (webhooks) move it, then call it."""
+    from tests.escpos_text import decode
+    from tests.test_hub_numbers import LOBBY, device, hub_relay, until
+
+    relay = hub_relay(tmp_path / "relay")
+    rts = []
+    try:
+        rt = await device(config_factory, state, relay.url, "test-1", LOBBY)
+        rts.append(rt)
+        issued = [await rt.service.issue(ATENCION, language="en") for _ in range(3)]
+        assert all(r.printed for r in issued)
+        assert rt.config.printer.path is not None
+        printed = decode(rt.config.printer.path.read_bytes())[1]["qr"]
+        link = printed[-1]  # the third ticket's QR, as the printer got it
+        assert link == issued[-1].qr and link.startswith(relay.url + "/t/")
+        await until(lambda: rt.journal.outbox_size() == 0)  # the reports reached the hub
+        number = issued[-1].ticket_id
+
+        def customer() -> float:
+            browser.get(link)
+            assert browser.find_element("id", "number").text == number
+            wait_for(browser, "return document.getElementById('ahead').textContent === "
+                              "'2 people ahead of you'")
+            post(relay.url, call_body(issued[0].ticket_id, "c-first", poc="Cabina 1",
+                                      queue_name=QUEUE))
+            wait_for(browser, "return document.getElementById('ahead').textContent === "
+                              "'1 person ahead of you'")
+            r = post(relay.url, call_body(number, "c-mine", poc="Cabina 4", queue_name=QUEUE))
+            assert r.status_code == 201
+            answered = time.monotonic()
+            wait_for(browser, "return document.getElementById('booth').textContent === "
+                              "'Cabina 4'", 2.0)
+            shot(browser, "printed-ticket-called-en")
+            return time.monotonic() - answered
+
+        assert await asyncio.to_thread(customer) < 2.0
+    finally:
+        for rt in rts:
+            await rt.aclose()
+        relay.stop()

@@ -18,6 +18,7 @@ the foundation (errors, secret files, loopback checks, redaction, i18n). Files:
 - ``store.py``: the store interface and the SQLite store (one relay);
 - ``redis_store.py``: the Redis store (several replicas);
 - ``ledger.py``: the branch's numbers (leases) and its day of tickets, SQLite or Redis;
+- ``changes.py``: who follows a branch's day (a ticket reported, a ticket called);
 - ``server.py``: uvicorn (under the guard), in the foreground, on a thread, or in its own
   process.
 """

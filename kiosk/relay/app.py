@@ -5,6 +5,8 @@
     POST /webhooks/videsk                  the provider's QMS webhook (kiosk.relay.contract)
     GET  /v1/branches/{branch}/calls       Server-Sent Events for a branch's screens
     POST /v1/branches/{branch}/leases      a block of ticket numbers (kiosk.relay.ledger)
+    POST /v1/branches/{branch}/tickets     a device's report of a ticket it issued
+    GET  /v1/branches/{branch}/tickets     the branch's day: every device's tickets, called
     GET  /healthz                          200 {"status": "ok"} | 503 {"status": "unavailable"}
     GET  /metrics                          Prometheus text format (bearer token, or loopback)
     GET  /t/{token}, /t/{token}/state, /t/{token}/events   the phone ticket (kiosk.relay.phone)
@@ -50,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import json
 import logging
@@ -79,11 +82,22 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from kiosk.errors import StoreError
 from kiosk.netloc import is_loopback
 from kiosk.relay import contract
+from kiosk.relay.changes import Change, Changes, Listener
 from kiosk.relay.config import MAX_BODY, RelaySettings, check_keys
 from kiosk.relay.devices import Action, Refused, access_of
 from kiosk.relay.hub import GONE, SLOW, Hub, Screen
-from kiosk.relay.ledger import MAX_COUNT, SEED_RETRY_AFTER_S, Ledger, NotSeeded, open_ledger
-from kiosk.relay.phone import Phone, PhoneSource
+from kiosk.relay.ledger import (
+    MAX_COUNT,
+    NEW,
+    OUTCOMES,
+    SEED_RETRY_AFTER_S,
+    Conflict,
+    Ledger,
+    NotSeeded,
+    Report,
+    open_ledger,
+)
+from kiosk.relay.phone import LedgerSource, Phone, PhoneSource
 from kiosk.relay.ratelog import RateLimitedLog
 from kiosk.relay.store import Call, Event, Replayed, SqliteStore, Store, now
 
@@ -92,6 +106,15 @@ log = logging.getLogger("kiosk.relay")
 WEBHOOK_PATH = "/webhooks/videsk"
 STREAM_PATH = "/v1/branches/{branch}/calls"
 LEASES_PATH = "/v1/branches/{branch}/leases"
+TICKETS_PATH = "/v1/branches/{branch}/tickets"
+REPORT_PAST_DAYS = 13
+"""A report's ``issuedAt`` at most this many days back (the ledger keeps 14)."""
+REPORT_FUTURE_S = 36 * 3600
+"""A report's ``issuedAt`` at most this far ahead of the hub's clock (400 beyond)."""
+PHONE_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+"""What a phone-ticket token looks like (``secrets.token_urlsafe``: 128 bits and more)."""
+TICKET_ID = re.compile(r"[^\x00-\x1f\x7f]{1,40}")
+"""A ticket number: 1-40 characters, none a control character."""
 MAX_HUB_BODY = 8 * 1024
 """Largest body of a device's request to the hub (a lease, a ticket report): 413 above."""
 SEQUENCE = re.compile(r"[A-Za-z0-9:_-]{1,40}")
@@ -150,6 +173,9 @@ class Metrics:
         self.leases = Counter("relay_leases", "Lease requests by result (leased, day: 409, "
                               "refused: 4xx, unavailable: 503)", ["result"],
                               registry=self.registry)
+        self.reports = Counter("relay_ticket_reports", "Ticket reports by result (new, "
+                               "known, replaced, conflict, refused, unavailable)", ["result"],
+                               registry=self.registry)
         self.epochs = Counter("relay_store_epochs", "New store epochs seen while running "
                               "(the store went back: Redis restarted or lost its data)",
                               registry=self.registry)
@@ -174,6 +200,10 @@ class Relay:
         self.ledger = ledger if ledger is not None else open_ledger(settings.store,
                                                                     settings.sqlite_path)
         """The branch's numbers (and, kiosk.relay.ledger, its tickets)."""
+        self.changes = Changes()
+        """Who follows a branch's day (:meth:`follow`)."""
+        self.ledger.on_report = lambda branch, ticket: self.changes.publish(
+            Change(branch, "report", ticket))
         self.metrics = Metrics()
         self.access = access_of(settings.devices, settings.displays, settings.fleet_tokens)
         """Who may do what: the devices' and the fleet's tokens (kiosk.relay.devices)."""
@@ -210,6 +240,32 @@ class Relay:
     def today(self, branch: str) -> str:
         """``branch``'s current day (its own zone): the unit of replay and of re-calls."""
         return datetime.fromtimestamp(now(), self.zone_of(branch)).date().isoformat()
+
+    def publish(self, branch: str, events: list[Event]) -> None:
+        """The store's new calls: to the branch's screens, and to who follows its day."""
+        self.hub.publish(branch, events)
+        if self.changes.followed(branch):
+            for ev in events:
+                try:
+                    ticket = str(json.loads(ev.data)["ticketId"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+                self.changes.publish(Change(branch, "call", ticket))
+
+    @contextlib.asynccontextmanager
+    async def follow(self, branch: str, listener: Listener) -> AsyncIterator[None]:
+        """Tell ``listener`` of ``branch``'s reports and calls while inside (on every
+        replica: the branch's calls are read from the store meanwhile);
+        :class:`StoreError` when the store cannot watch the branch."""
+        stop = self.changes.subscribe(branch, listener)
+        try:
+            await self.store.watch(branch)
+            yield
+        finally:
+            stop()
+            if not self.changes.followed(branch) and not self.hub.screens.get(branch):
+                with contextlib.suppress(Exception):
+                    await self.store.unwatch(branch)
 
     def _epoch_changed(self, old: int, new: int) -> None:
         self.metrics.epochs.inc()
@@ -452,7 +508,7 @@ class Relay:
         screen.drop(GONE)
 
     async def _leave(self, screen: Screen) -> None:
-        if self.hub.remove(screen) == 0 and not self.hub.pages.get(screen.branch):
+        if self.hub.remove(screen) == 0 and not self.changes.followed(screen.branch):
             with contextlib.suppress(Exception):
                 await self.store.unwatch(screen.branch)
 
@@ -540,6 +596,115 @@ class Relay:
         log.info("relay: numbers %s %d-%d of %s to %s", sequence, lease.first, lease.last,
                  day, device.id)
         return JSONResponse(lease.json(), status_code=201)
+
+    async def report(self, request: Request) -> Response:
+        """``POST /v1/branches/{branch}/tickets``: a device's report of a ticket it issued
+        (idempotent by branch, branch-local day and ticketId)."""
+        branch: str = request.path_params["branch"]
+        try:
+            device = self.access.device(request.headers.get("authorization"), Action.REPORT,
+                                        branch=branch)
+            body = await read_json(request)
+            report = self._report_of(body, branch)
+            if report.device != device.id:
+                raise Refused(403, "device: this token is another device's")
+        except Refused as exc:
+            self.metrics.reports.labels("refused").inc()
+            return refusal(exc)
+        try:
+            result = await self.ledger.report(branch, report)
+        except Conflict as exc:
+            self.metrics.reports.labels("conflict").inc()
+            log.warning("relay: ticket %r of %s (branch %s) reported by %s, but %s reported "
+                        "it first: numbers repeated", report.ticket_id, report.day, branch,
+                        device.id, exc.device)
+            return JSONResponse({"error": "ticket", "detail": "another device of the branch "
+                                 "reported this number that day"}, status_code=409)
+        except StoreError as exc:
+            self.metrics.reports.labels("unavailable").inc()
+            log.error("relay: report of %r from %s not stored: %s", report.ticket_id,
+                      device.id, exc)
+            return JSONResponse({"error": "store", "detail": "not stored; retry later"},
+                                status_code=503,
+                                headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
+        self.metrics.reports.labels(result).inc()
+        return JSONResponse({"ticketId": report.ticket_id, "day": report.day,
+                             "result": result}, status_code=201 if result == NEW else 200)
+
+    def _report_of(self, body: dict[str, Any], branch: str) -> Report:
+        """The report in ``body``; :class:`Refused` (400) naming the field."""
+        ticket = body.get("ticketId")
+        if not isinstance(ticket, str) or not TICKET_ID.fullmatch(ticket):
+            raise Refused(400, "ticketId: the ticket's number, 1-40 characters")
+        queue = body.get("queue")
+        if not isinstance(queue, dict):
+            raise Refused(400, "queue: {id, name}")
+        qid, qname = queue.get("id"), queue.get("name")
+        if not isinstance(qid, str) or not 1 <= len(qid) <= 64:
+            raise Refused(400, "queue.id: the queue's id, 1-64 characters")
+        if not isinstance(qname, str) or len(qname) > 200:
+            raise Refused(400, "queue.name: the queue's name, at most 200 characters")
+        lang = body.get("lang")
+        if lang is not None and not (isinstance(lang, str) and re.fullmatch(r"[a-z]{2}", lang)):
+            raise Refused(400, "lang: a two-letter language code, or null")
+        outcome = body.get("outcome")
+        if outcome not in OUTCOMES:
+            raise Refused(400, "outcome: 'issued' or 'uncertain'")
+        device = body.get("device")
+        if not isinstance(device, str):
+            raise Refused(400, "device: this device's id")
+        priority = body.get("priority")
+        if not (priority is None or priority is True or (
+                isinstance(priority, str) and contract.REASON_RE.fullmatch(priority))):
+            raise Refused(400, "priority: null, true or a priority reason id")
+        phone = body.get("phone")
+        if phone is not None and not (isinstance(phone, str) and PHONE_TOKEN.fullmatch(phone)):
+            raise Refused(400, "phone: the phone-ticket token, or null")
+        issued = body.get("issuedAt")
+        try:
+            at = datetime.fromisoformat(issued) if isinstance(issued, str) else None
+        except ValueError:
+            at = None
+        if at is None or at.tzinfo is None:
+            raise Refused(400, "issuedAt: ISO 8601 with its offset, "
+                          "e.g. 2026-12-02T09:14:03-03:00")
+        moment = at.timestamp()
+        day = at.astimezone(self.zone_of(branch)).date()
+        today = date.fromisoformat(self.today(branch))
+        if moment > now() + REPORT_FUTURE_S or (today - day).days > REPORT_PAST_DAYS:
+            raise Refused(400, f"issuedAt: within the last {REPORT_PAST_DAYS} days and not "
+                          "ahead of the hub's clock")
+        return Report(ticket_id=ticket, queue_id=qid, queue_name=qname, lang=lang,
+                      issued_at=issued if isinstance(issued, str) else "",
+                      issued_ts=moment, day=day.isoformat(), outcome=str(outcome),
+                      device=device, priority=priority,
+                      phone=hashlib.sha256(phone.encode()).hexdigest() if phone else None)
+
+    async def tickets(self, request: Request) -> Response:
+        """``GET /v1/branches/{branch}/tickets?date=YYYY-MM-DD`` (default: the branch's
+        today): every device's tickets that day with their calls."""
+        branch: str = request.path_params["branch"]
+        try:
+            self.access.reader(request.headers.get("authorization"), branch)
+            day = request.query_params.get("date") or self.today(branch)
+            if not DAY.fullmatch(day):
+                raise Refused(400, "date: YYYY-MM-DD")
+            try:
+                date.fromisoformat(day)
+            except ValueError:
+                raise Refused(400, "date: YYYY-MM-DD") from None
+        except Refused as exc:
+            return refusal(exc)
+        try:
+            found = await self.ledger.tickets(branch, day)
+        except StoreError as exc:
+            log.error("relay: the tickets of %s on %s cannot be read: %s", branch, day, exc)
+            return JSONResponse({"error": "store", "detail": "cannot be read now"},
+                                status_code=503,
+                                headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
+        return JSONResponse({"branch": branch, "date": day,
+                             "tickets": [t.json() for t in found]},
+                            headers={"Cache-Control": "no-store"})
 
     # ---------------------------------------------------------------- health
 
@@ -646,14 +811,11 @@ class _Asgi:
 
 def create_app(settings: RelaySettings, store: Store | None = None,
                phone_source: PhoneSource | None = None) -> Starlette:
-    """The relay as an ASGI app; its lifespan opens and closes the store. With a
-    ``phone_source`` (the ledger) it serves the customers' phone pages."""
+    """The relay as an ASGI app; its lifespan opens and closes the store and the ledger.
+    The customers' phone pages read the ledger (or ``phone_source``)."""
     relay = Relay(settings, store)
-    phone: Phone | None = None
-    if phone_source is not None:
-        phone = Phone(phone_source, relay.hub, relay.today, watch=relay.store.watch,
-                      unwatch=relay.store.unwatch)
-        relay.hub.on_publish = phone.changed
+    phone = Phone(phone_source or LedgerSource(relay.ledger), relay.hub, relay.today,
+                  follow=relay.follow)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -661,7 +823,7 @@ def create_app(settings: RelaySettings, store: Store | None = None,
         if settings.allow_unsigned:
             log.warning("relay: UNSIGNED WEBHOOKS ARE ACCEPTED from this machine "
                         "(relay.allow_unsigned: for development only; never in production)")
-        await relay.store.start(relay.hub.publish)
+        await relay.store.start(relay.publish)
         try:
             await relay.ledger.start()
         except BaseException:
@@ -680,9 +842,11 @@ def create_app(settings: RelaySettings, store: Store | None = None,
         Route(WEBHOOK_PATH, _Asgi(relay.webhook), methods=["POST"]),
         Route(STREAM_PATH, _Asgi(relay.calls), methods=["GET"]),
         Route(LEASES_PATH, relay.leases, methods=["POST"]),
+        Route(TICKETS_PATH, relay.report, methods=["POST"]),
+        Route(TICKETS_PATH, relay.tickets, methods=["GET"]),
         Route("/healthz", relay.healthz, methods=["GET"]),
         Route("/metrics", relay.metrics_page, methods=["GET"]),
-        *(phone.routes() if phone is not None else []),
+        *phone.routes(),
     ], lifespan=lifespan)
     app.state.relay = relay
     app.state.phone = phone

@@ -60,7 +60,7 @@ from kiosk.i18n import LANGUAGES
 EVENT = "qms.ticket.assigned"
 SIGNATURE_HEADER = "x-kiosk-signature"
 _BRANCH_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_REASON_RE = re.compile(r"[a-z][a-z0-9_-]{0,23}")
+REASON_RE = re.compile(r"[a-z][a-z0-9_-]{0,23}")
 """A priority reason id as the kiosk's config names them (``senior``, ``pregnant``...)."""
 
 
@@ -109,7 +109,7 @@ class Webhook(_M):
         value = data.get("priority") if isinstance(data, dict) else None
         if value is True or value == "true":
             return True
-        return value if isinstance(value, str) and _REASON_RE.fullmatch(value) else None
+        return value if isinstance(value, str) and REASON_RE.fullmatch(value) else None
 
 
 SCHEMA: dict[str, Any] = {

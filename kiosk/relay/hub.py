@@ -7,8 +7,8 @@ notice it. Events are encoded once and the same bytes go to every screen of a br
 
 The customers' phone pages (:mod:`kiosk.relay.phone`) are :class:`Page` streams of the same
 kind (a bounded queue, dropped when slow: the page reconnects and gets its whole state).
-After a branch's screens got their events, :meth:`Hub.publish` tells ``on_publish`` (the
-phone pages), which updates them in a task of its own: pages never delay a screen.
+They learn of a branch's calls after its screens got them (``Relay.publish``), and are
+updated in a task of their own: pages never delay a screen.
 """
 
 from __future__ import annotations
@@ -108,8 +108,6 @@ class Hub:
         self.screens: dict[str, set[Screen]] = {}
         self.pages: dict[str, set[Page]] = {}
         self._on_change = on_change
-        self.on_publish: Callable[[str], None] | None = None
-        """Told a branch's new calls after its screens got them (the phone pages)."""
 
     def add_page(self, page: Page) -> None:
         """Register a phone page."""
@@ -153,8 +151,6 @@ class Hub:
                                 "disconnected (it resumes from its last call)",
                                 branch, screen.queue.maxsize)
                     break
-        if self.on_publish is not None:
-            self.on_publish(branch)
 
     def close_all(self) -> None:
         """End every stream (shutdown)."""

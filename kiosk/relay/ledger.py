@@ -1,5 +1,6 @@
 """The branch's numbers and its day at the hub: blocks of ticket numbers leased to devices
-(docs/hub.md, "Numbers: blocks leased ahead").
+(docs/hub.md, "Numbers: blocks leased ahead"), and the tickets every device reported
+(docs/hub.md, "The branch's day"), each joined with its latest call from the webhook.
 
 A **lease** is a block ``first..last`` of one counter: per branch, branch-local day and
 sequence (``A``, ``priority:A``). Blocks of one counter never overlap, whichever device,
@@ -24,18 +25,34 @@ its leases, so no block it handed out is missing from its floors. A replica that
 for good keeps leases refused until it is forgotten (:data:`REPLICA_MEMORY_S`) or its id
 is deleted from the others' ``replicas`` table (README, "kiosk relay").
 
+**Tickets.** A report is kept once per (branch, branch-local day of ``issuedAt``,
+``ticketId``): :meth:`Ledger.report` answers :data:`NEW`, :data:`KNOWN` or
+:data:`REPLACED` (an ``uncertain`` ticket later reported ``issued``; an ``uncertain``
+after ``issued`` is a late redelivery and changes nothing), and :class:`Conflict` when
+another device reported the same number that day (numbers never repeat: that is a fault
+to see, not to hide). The phone-ticket token is kept only as its SHA-256 (hex). A ticket's
+call is the latest call of its number that day: SQLite reads the call store's
+``events`` (``relay.sqlite3``, attached read-only), Redis the HASH the call store keeps
+(``kiosk:relay:called:{b}:{d}``, :mod:`kiosk.relay.redis_store`). Each stored report
+reaches :attr:`on_report` (with Redis, on every replica: a pub/sub message).
+
 Keys (Redis)::
 
     kiosk:seq:{b}:{d}:{s}          the counter: the last number handed out
     kiosk:hub:replicas             SET: the replicas that seeded (their ids)
     kiosk:hub:seeded               SET: the replicas that seeded this Redis run
     kiosk:hub:seeded-run           the Redis run_id the seeded set belongs to
+    kiosk:hub:tickets:{b}:{d}      HASH ticketId -> the report (JSON, with the phone hash)
+    kiosk:hub:queue:{b}:{d}:{q}    ZSET ticketId by issuedAt (seconds): a queue's order
+    kiosk:hub:phone:{sha256}       the ticket a phone token opens: [branch, day, ticketId]
+    kiosk:hub:reports              pub/sub channel: "<branch> <ticketId>" per stored report
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sqlite3
 import time
@@ -81,6 +98,96 @@ class Lease:
                 "last": self.last}
 
 
+NEW = "new"
+"""A report of a ticket the ledger did not have (201)."""
+KNOWN = "known"
+"""A report the ledger had already (200): nothing changed."""
+REPLACED = "replaced"
+"""A report that changed a known ticket's outcome (200)."""
+OUTCOMES = ("issued", "uncertain")
+"""What a report may say of its ticket."""
+KEEP_TICKETS_S = 15 * 24 * 3600
+"""How long Redis keeps a day's tickets (SQLite: :data:`KEEP_DAYS`)."""
+PHONE_TTL_S = 2 * 24 * 3600
+"""How long a phone token finds its ticket in Redis (its page expires with the day)."""
+
+
+@dataclass(frozen=True)
+class Report:
+    """A ticket as a device reported it, checked (``kiosk.relay.app``)."""
+
+    ticket_id: str
+    queue_id: str
+    queue_name: str
+    lang: str | None
+    issued_at: str
+    """As the device wrote it (ISO 8601, with its offset)."""
+    issued_ts: float
+    """The same in seconds (a queue's order)."""
+    day: str
+    """The branch-local day of ``issued_at``."""
+    outcome: str
+    device: str
+    priority: str | bool | None
+    phone: str | None = None
+    """SHA-256 (hex) of the phone-ticket token, never the token."""
+
+    def record(self) -> dict[str, Any]:
+        """What Redis keeps (the phone's hash included: never served)."""
+        return {"ticketId": self.ticket_id, "queue": {"id": self.queue_id,
+                                                        "name": self.queue_name},
+                "lang": self.lang, "issuedAt": self.issued_at, "ts": self.issued_ts,
+                "outcome": self.outcome, "device": self.device, "priority": self.priority,
+                "phone": self.phone}
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A ticket of the ledger, with its latest call."""
+
+    branch: str
+    day: str
+    ticket_id: str
+    queue_id: str
+    queue_name: str
+    lang: str | None
+    issued_at: str
+    issued_ts: float
+    outcome: str
+    device: str
+    priority: str | bool | None
+    call: dict[str, Any] | None
+    """``{"booth", "at", "recall"}`` of its latest call that day, or None."""
+
+    def json(self) -> dict[str, Any]:
+        """One entry of ``GET /v1/branches/{b}/tickets`` (never the phone's hash)."""
+        return {"ticketId": self.ticket_id,
+                "queue": {"id": self.queue_id, "name": self.queue_name},
+                "lang": self.lang, "issuedAt": self.issued_at, "outcome": self.outcome,
+                "device": self.device, "priority": self.priority, "call": self.call}
+
+
+def call_of(data: str | None) -> dict[str, Any] | None:
+    """A ticket's call from a stored call's SSE data: ``{booth, at, recall}``."""
+    if not data:
+        return None
+    try:
+        event = json.loads(data)
+        return {"booth": str(event["poc"]["label"]), "at": str(event["at"]),
+                "recall": bool(event.get("recall", False))}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+class Conflict(StoreError):
+    """Another device reported the same ticket number that day (a fault: numbers never
+    repeat across a branch's devices)."""
+
+    def __init__(self, device: str) -> None:
+        super().__init__(f"reported by device {device} before")
+        self.device = device
+
+
 class NotSeeded(StoreError):
     """Redis restarted and not every replica has raised the counters to its floors yet:
     no lease until then (the devices number offline)."""
@@ -98,6 +205,23 @@ class Ledger(Protocol):
     async def lease(self, branch: str, day: str, sequence: str, count: int) -> Lease:
         """The next ``count`` numbers of the counter, durably handed out;
         :class:`StoreError` (:class:`NotSeeded`) when they cannot be."""
+
+    async def report(self, branch: str, report: Report) -> str:
+        """Keep a device's report: :data:`NEW`, :data:`KNOWN` or :data:`REPLACED`;
+        :class:`Conflict` when another device reported that number that day."""
+
+    async def tickets(self, branch: str, day: str) -> list[Ticket]:
+        """The day's tickets of ``branch`` in the order they were issued, with their calls."""
+
+    async def ticket_by_phone(self, phone_sha256: str) -> Ticket | None:
+        """The ticket whose phone token hashes to ``phone_sha256`` (hex), or None."""
+
+    async def ahead(self, ticket: Ticket) -> int:
+        """Tickets of the same branch, day and queue issued before ``ticket`` and not
+        called yet."""
+
+    on_report: Callable[[str, str], None]
+    """Told ``(branch, ticketId)`` after each stored (new or replaced) report."""
 
 
 def _cutoff(moment: float) -> str:
@@ -162,6 +286,24 @@ CREATE TABLE IF NOT EXISTS counters (
     last INTEGER NOT NULL,
     PRIMARY KEY (branch, day, sequence)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tickets (
+    branch TEXT NOT NULL,
+    day TEXT NOT NULL,
+    ticket_id TEXT NOT NULL,
+    queue_id TEXT NOT NULL,
+    queue_name TEXT NOT NULL,
+    lang TEXT,
+    issued_at TEXT NOT NULL,
+    issued_ts REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    device TEXT NOT NULL,
+    priority TEXT,
+    phone TEXT,
+    PRIMARY KEY (branch, day, ticket_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tickets_in_order ON tickets (branch, day, issued_ts);
+CREATE INDEX IF NOT EXISTS tickets_by_queue ON tickets (branch, day, queue_id, issued_ts);
+CREATE INDEX IF NOT EXISTS tickets_by_phone ON tickets (phone) WHERE phone IS NOT NULL;
 CREATE TABLE IF NOT EXISTS replicas (
     id TEXT PRIMARY KEY,
     seen REAL NOT NULL,
@@ -169,7 +311,16 @@ CREATE TABLE IF NOT EXISTS replicas (
 ) WITHOUT ROWID;
 """
 """``counters``: on one relay, the counter itself; on a replica, its floor (the last
-number it handed out). ``replicas``: the replicas seen in Redis (``me``: this one)."""
+number it handed out). ``tickets``: the reports (one relay). ``replicas``: the replicas
+seen in Redis (``me``: this one)."""
+
+
+def _priority_in(value: str | bool | None) -> str | None:
+    return None if value is None else ("true" if value is True else str(value))
+
+
+def _priority_out(value: str | None) -> str | bool | None:
+    return True if value == "true" else value
 
 
 def _raise(db: sqlite3.Connection, branch: str, day: str, sequence: str, last: int) -> None:
@@ -178,17 +329,130 @@ def _raise(db: sqlite3.Connection, branch: str, day: str, sequence: str, last: i
                "excluded.last)", (branch, day, sequence, last))
 
 
-class SqliteLedger:
-    """The ledger of one relay, in ``hub.sqlite3``."""
+_INSERT_TICKET = ("INSERT INTO tickets (branch, day, ticket_id, queue_id, queue_name, lang, "
+                  "issued_at, issued_ts, outcome, device, priority, phone) VALUES "
+                  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_SELECT_TICKETS = ("SELECT branch, day, ticket_id, queue_id, queue_name, lang, issued_at, "
+                   "issued_ts, outcome, device, priority FROM tickets")
 
-    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+
+class SqliteLedger:
+    """The ledger of one relay, in ``hub.sqlite3``; calls read from ``calls_path``."""
+
+    def __init__(self, path: Path, calls_path: Path | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._file = _Db(path, _SCHEMA)
+        self._calls = calls_path
         self._clock = clock
+        self.on_report: Callable[[str, str], None] = lambda branch, ticket: None
 
     async def start(self) -> None:
         await asyncio.to_thread(self._file.open)
-        await self._file.run(lambda db: db.execute("DELETE FROM counters WHERE day < ?",
-                                                   (_cutoff(self._clock()),)))
+        cutoff = _cutoff(self._clock())
+
+        def prune(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM counters WHERE day < ?", (cutoff,))
+            db.execute("DELETE FROM tickets WHERE day < ?", (cutoff,))
+        await self._file.run(prune)
+
+    async def report(self, branch: str, report: Report) -> str:
+        def work(db: sqlite3.Connection) -> str:
+            row = db.execute("SELECT device, outcome, phone FROM tickets WHERE branch = ? AND "
+                             "day = ? AND ticket_id = ?",
+                             (branch, report.day, report.ticket_id)).fetchone()
+            if row is None:
+                db.execute(_INSERT_TICKET,
+                           (branch, report.day, report.ticket_id, report.queue_id,
+                            report.queue_name, report.lang, report.issued_at,
+                            report.issued_ts, report.outcome, report.device,
+                            _priority_in(report.priority), report.phone))
+                return NEW
+            device, outcome, phone = row
+            if device != report.device:
+                raise Conflict(str(device))
+            if report.phone and not phone:  # a later report may bring the phone's hash
+                db.execute("UPDATE tickets SET phone = ? WHERE branch = ? AND day = ? AND "
+                           "ticket_id = ?", (report.phone, branch, report.day,
+                                             report.ticket_id))
+            if outcome in (report.outcome, "issued"):
+                return KNOWN
+            db.execute("UPDATE tickets SET outcome = ? WHERE branch = ? AND day = ? AND "
+                       "ticket_id = ?", (report.outcome, branch, report.day, report.ticket_id))
+            return REPLACED
+        result: str = await self._file.run(work)
+        if result != KNOWN:
+            self.on_report(branch, report.ticket_id)
+        return result
+
+    def _read(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """``work`` on a reader connection of its own, the call store attached read-only
+        as ``calls`` (an empty table when there is none)."""
+        db = sqlite3.connect(self._file.path, check_same_thread=False)
+        try:
+            if self._calls is not None and self._calls.exists():
+                db.execute("ATTACH DATABASE ? AS calls",
+                           (f"file:{self._calls}?mode=ro",))
+            else:
+                db.execute("CREATE TEMP TABLE events (branch TEXT, id INTEGER, day TEXT, "
+                           "ticket_id TEXT, data TEXT)")
+            return work(db)
+        finally:
+            db.close()
+
+    async def _reading(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        try:
+            return await asyncio.to_thread(self._read, work)
+        except sqlite3.Error as exc:
+            raise StoreError(f"the ledger: {exc}") from None
+
+    @staticmethod
+    def _ticket(row: tuple[Any, ...], call: str | None) -> Ticket:
+        b, d, t, qid, qname, lang, at, ts, outcome, device, priority = row
+        return Ticket(b, d, t, qid, qname, lang, at, float(ts), outcome, device,
+                      _priority_out(priority), call_of(call))
+
+    @staticmethod
+    def _latest_call(db: sqlite3.Connection, branch: str, day: str, ticket: str) -> str | None:
+        row = db.execute("SELECT data FROM events WHERE branch = ? AND day = ? AND "
+                         "ticket_id = ? ORDER BY id DESC LIMIT 1",
+                         (branch, day, ticket)).fetchone()
+        return str(row[0]) if row else None
+
+    async def tickets(self, branch: str, day: str) -> list[Ticket]:
+        def work(db: sqlite3.Connection) -> list[Ticket]:
+            calls: dict[str, str] = {}
+            for ticket, data in db.execute("SELECT ticket_id, data FROM events WHERE "
+                                           "branch = ? AND day = ? ORDER BY id",
+                                           (branch, day)):
+                calls[ticket] = data  # the latest wins
+            rows = db.execute(_SELECT_TICKETS + " WHERE branch = ? AND day = ? "
+                              "ORDER BY issued_ts, ticket_id", (branch, day))
+            return [self._ticket(r, calls.get(r[2])) for r in rows]
+        out: list[Ticket] = await self._reading(work)
+        return out
+
+    async def ticket_by_phone(self, phone_sha256: str) -> Ticket | None:
+        def work(db: sqlite3.Connection) -> Ticket | None:
+            row = db.execute(_SELECT_TICKETS + " WHERE phone = ?",
+                             (phone_sha256,)).fetchone()
+            if row is None:
+                return None
+            return self._ticket(row, self._latest_call(db, row[0], row[1], row[2]))
+        found: Ticket | None = await self._reading(work)
+        return found
+
+    async def ahead(self, ticket: Ticket) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            row = db.execute(
+                "SELECT count(*) FROM tickets t WHERE t.branch = ? AND t.day = ? AND "
+                "t.queue_id = ? AND (t.issued_ts < ? OR (t.issued_ts = ? AND "
+                "t.ticket_id < ?)) AND NOT EXISTS (SELECT 1 FROM events e WHERE "
+                "e.branch = t.branch AND e.day = t.day AND e.ticket_id = t.ticket_id)",
+                (ticket.branch, ticket.day, ticket.queue_id, ticket.issued_ts,
+                 ticket.issued_ts, ticket.ticket_id)).fetchone()
+            return int(row[0])
+        n: int = await self._reading(work)
+        return n
 
     async def close(self) -> None:
         async with self._file.lock:
@@ -249,12 +513,176 @@ def counter_key(branch: str, day: str, sequence: str) -> str:
     return f"kiosk:seq:{branch}:{day}:{sequence}"
 
 
+_REPORT = """
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held then
+  local rec = cjson.decode(held)
+  if rec['device'] ~= ARGV[3] then return {'conflict', rec['device']} end
+  local changed = false
+  if ARGV[6] ~= '' and (rec['phone'] == nil or rec['phone'] == cjson.null) then
+    rec['phone'] = ARGV[6]
+    redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[9])
+    changed = true
+  end
+  local result = 'known'
+  if rec['outcome'] ~= ARGV[4] and rec['outcome'] ~= 'issued' then
+    rec['outcome'] = ARGV[4]
+    result = 'replaced'
+    changed = true
+  end
+  if changed then redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec)) end
+  if result == 'replaced' then redis.call('PUBLISH', KEYS[4], ARGV[10]) end
+  return {result, ''}
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[8])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[8])
+if ARGV[6] ~= '' then redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[9]) end
+redis.call('PUBLISH', KEYS[4], ARGV[10])
+return {'new', ''}
+"""
+"""KEYS: the day's tickets, the queue's order, the phone key, the reports channel. ARGV:
+ticketId, the record (JSON), device, outcome, issued (seconds), phone hash (or ''), the
+phone key's value, the tickets' TTL, the phone key's TTL, the channel message. Returns
+``{result, device}``: ``new``, ``known``, ``replaced``, or ``conflict`` and the device
+that reported it first."""
+
+_AHEAD = """
+local before = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local n = 0
+for _, t in ipairs(before) do
+  if t ~= ARGV[2] and (tonumber(redis.call('ZSCORE', KEYS[1], t)) < tonumber(ARGV[1])
+                       or t < ARGV[2])
+     and redis.call('HEXISTS', KEYS[2], t) == 0 then
+    n = n + 1
+  end
+end
+return n
+"""
+"""KEYS: the queue's order, the day's latest calls. ARGV: the ticket's issued seconds, its
+id. The tickets ahead of it not called yet."""
+
+REPORTS = "kiosk:hub:reports"
+
+
+def tickets_key(branch: str, day: str) -> str:
+    """The Redis HASH of a branch's day of tickets."""
+    return f"kiosk:hub:tickets:{branch}:{day}"
+
+
+def queue_key(branch: str, day: str, queue: str) -> str:
+    """The Redis ZSET of a queue's tickets in the order they were issued."""
+    return f"kiosk:hub:queue:{branch}:{day}:{queue}"
+
+
+def phone_key(phone_sha256: str) -> str:
+    """The Redis key a phone token's hash finds its ticket by."""
+    return f"kiosk:hub:phone:{phone_sha256}"
+
+
 SEEDED = "kiosk:hub:seeded"
 SEEDED_RUN = "kiosk:hub:seeded-run"
 REPLICAS = "kiosk:hub:replicas"
 
 
-class RedisLedger:
+class _RedisTickets:
+    """The ticket half of :class:`RedisLedger` (mixed in below)."""
+
+    _redis: Any
+    _report: Any
+    _ahead: Any
+    on_report: Callable[[str, str], None]
+
+    async def _listen(self) -> None:
+        """Tell :attr:`on_report` of every report stored by any replica (pub/sub: a
+        message lost while Redis is away is a page that polls a little longer)."""
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(REPORTS)
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    branch, _, ticket = str(message.get("data", "")).partition(" ")
+                    try:
+                        self.on_report(branch, ticket)
+                    except Exception:
+                        log.exception("relay: a report's subscriber failed")
+            except (RedisError, OSError) as exc:
+                log.debug("relay: the reports channel broke: %s (again in 1 s)", exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            await asyncio.sleep(1.0)
+
+    async def report(self, branch: str, report: Report) -> str:
+        record = json.dumps(report.record(), ensure_ascii=False, separators=(",", ":"))
+        pointer = json.dumps([branch, report.day, report.ticket_id], ensure_ascii=False)
+        try:
+            result, device = await self._report(
+                keys=[tickets_key(branch, report.day),
+                      queue_key(branch, report.day, report.queue_id),
+                      phone_key(report.phone or "-"), REPORTS],
+                args=[report.ticket_id, record, report.device, report.outcome,
+                      repr(report.issued_ts), report.phone or "", pointer, KEEP_TICKETS_S,
+                      PHONE_TTL_S, f"{branch} {report.ticket_id}"])
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"Redis: {exc}") from None
+        if result == "conflict":
+            raise Conflict(str(device))
+        return str(result)
+
+    @staticmethod
+    def _ticket(branch: str, day: str, raw: str, call: str | None) -> Ticket | None:
+        try:
+            r = json.loads(raw)
+            return Ticket(branch, day, str(r["ticketId"]), str(r["queue"]["id"]),
+                          str(r["queue"]["name"]), r.get("lang"), str(r["issuedAt"]),
+                          float(r["ts"]), str(r["outcome"]), str(r["device"]),
+                          r.get("priority"), call_of(call))
+        except (ValueError, KeyError, TypeError):
+            log.error("relay: an unreadable ticket in Redis (%s, %s): skipped", branch, day)
+            return None
+
+    async def tickets(self, branch: str, day: str) -> list[Ticket]:
+        from kiosk.relay.redis_store import called_key
+        try:
+            raw = await self._redis.hgetall(tickets_key(branch, day))
+            calls = await self._redis.hgetall(called_key(branch, day)) if raw else {}
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"Redis: {exc}") from None
+        found = [self._ticket(branch, day, r, calls.get(t)) for t, r in raw.items()]
+        return sorted((t for t in found if t is not None),
+                      key=lambda t: (t.issued_ts, t.ticket_id))
+
+    async def ticket_by_phone(self, phone_sha256: str) -> Ticket | None:
+        from kiosk.relay.redis_store import called_key
+        try:
+            pointer = await self._redis.get(phone_key(phone_sha256))
+            if pointer is None:
+                return None
+            branch, day, ticket = json.loads(pointer)
+            raw = await self._redis.hget(tickets_key(branch, day), ticket)
+            call = await self._redis.hget(called_key(branch, day), ticket)
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"Redis: {exc}") from None
+        except (ValueError, TypeError):
+            return None
+        return None if raw is None else self._ticket(branch, day, raw, call)
+
+    async def ahead(self, ticket: Ticket) -> int:
+        from kiosk.relay.redis_store import called_key
+        try:
+            n = await self._ahead(keys=[queue_key(ticket.branch, ticket.day, ticket.queue_id),
+                                        called_key(ticket.branch, ticket.day)],
+                                  args=[repr(ticket.issued_ts), ticket.ticket_id])
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"Redis: {exc}") from None
+        return int(n)
+
+
+class RedisLedger(_RedisTickets):
     """The ledger shared by replicas in Redis; each replica's floors in its ``hub.sqlite3``."""
 
     def __init__(self, url: str, path: Path, clock: Callable[[], float] = time.time) -> None:
@@ -268,8 +696,12 @@ class RedisLedger:
         self.id = ""
         """This replica's id (made once, kept in ``hub.sqlite3``)."""
         self._checker: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._report = self._redis.register_script(_REPORT)
+        self._ahead = self._redis.register_script(_AHEAD)
         self.seeded = asyncio.Event()
         """Set while this replica knows the Redis run is seeded by it."""
+        self.on_report: Callable[[str, str], None] = lambda branch, ticket: None
 
     async def start(self) -> None:
         await asyncio.to_thread(self._file.open)
@@ -285,12 +717,14 @@ class RedisLedger:
             return new
         self.id = await self._file.run(me)
         self._checker = asyncio.create_task(self._check_loop(), name="hub-ledger-seed")
+        self._listener = asyncio.create_task(self._listen(), name="hub-ledger-reports")
 
     async def close(self) -> None:
-        if self._checker is not None:
-            self._checker.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._checker
+        for task in (self._checker, self._listener):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         async with self._file.lock:
             await asyncio.to_thread(self._file.close)
         await self._redis.aclose()
@@ -387,5 +821,5 @@ def ledger_path(sqlite_path: Path) -> Path:
 def open_ledger(store: str, sqlite_path: Path) -> Ledger:
     """The ledger for the relay's ``store`` setting (``sqlite`` or a Redis URL)."""
     if store == "sqlite":
-        return SqliteLedger(ledger_path(sqlite_path))
+        return SqliteLedger(ledger_path(sqlite_path), sqlite_path)
     return RedisLedger(store, ledger_path(sqlite_path))

@@ -66,6 +66,7 @@ from kiosk.errors import StoreError
 from kiosk.i18n import DEFAULT_LANGUAGE, LANGUAGES, format_wait, t
 from kiosk.netloc import is_loopback
 from kiosk.relay.hub import GONE, Hub, Page
+from kiosk.relay.ledger import Ledger, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,39 @@ class PhoneSource(Protocol):
 
     async def day_tickets(self, branch: str, day: str) -> Sequence[PhoneTicket]:
         """Every ticket of ``branch``'s ``day``, each with its latest call."""
+
+
+Follow = Callable[[str, Callable[[Any], None]], contextlib.AbstractAsyncContextManager[None]]
+"""``Relay.follow``: a listener told of a branch's changes while inside."""
+
+
+class LedgerSource:
+    """The hub's ledger (:mod:`kiosk.relay.ledger`) as the pages read it."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    async def ticket_by_phone(self, sha256_hex: str) -> PhoneTicket | None:
+        """The ticket whose phone token hashes to ``sha256_hex``, or None."""
+        found = await self.ledger.ticket_by_phone(sha256_hex)
+        return None if found is None else phone_ticket(found)
+
+    async def day_tickets(self, branch: str, day: str) -> Sequence[PhoneTicket]:
+        """Every ticket of ``branch``'s ``day``, each with its latest call."""
+        return [phone_ticket(t) for t in await self.ledger.tickets(branch, day)]
+
+
+def phone_ticket(ticket: Ticket) -> PhoneTicket:
+    """A ledger's ticket (``kiosk.relay.ledger.Ticket``) as the page needs it."""
+    call = ticket.call or {}
+    wait = getattr(ticket, "wait_min", None)
+    return PhoneTicket(
+        branch=ticket.branch, day=ticket.day, ticket_id=ticket.ticket_id,
+        queue_id=ticket.queue_id, queue_name=ticket.queue_name,
+        lang=ticket.lang or DEFAULT_LANGUAGE, issued_at=ticket.issued_at,
+        outcome=ticket.outcome, priority=ticket.priority,
+        booth=call.get("booth") if call else None, called_at=call.get("at") if call else None,
+        wait_min=float(wait) if isinstance(wait, int | float) else None)
 
 
 def _epoch(iso: str | None) -> float:
@@ -294,14 +328,12 @@ class Phone:
     """The phone pages of one relay over a :class:`PhoneSource` and the relay's hub."""
 
     def __init__(self, source: PhoneSource, hub: Hub, today: Callable[[str], str],
-                 clock: Callable[[], float] = time.time,
-                 watch: Callable[[str], Awaitable[None]] | None = None,
-                 unwatch: Callable[[str], Awaitable[None]] | None = None) -> None:
+                 clock: Callable[[], float] = time.time, follow: Follow | None = None) -> None:
         self.source = source
         self.hub = hub
-        self.watch = watch
-        """Makes sure a branch's calls reach the hub (the store's ``watch``)."""
-        self.unwatch = unwatch
+        self.follow = follow
+        """Tells a listener of a branch's reports and calls while a page is open
+        (``Relay.follow``: on every replica)."""
         self.today = today
         self.clock = clock
         self.limiter = RateLimiter()
@@ -328,10 +360,12 @@ class Phone:
         key = (branch, day)
         moment = time.monotonic()
         cached = self._days.get(key)
-        if cached is not None and cached[0] > moment:
-            return cached[1]
+        if cached is not None and cached[0] > moment and self.hub.pages.get(branch):
+            return cached[1]  # a page of the branch is open here: its changes clear it
         index = DayIndex.of(await self.source.day_tickets(branch, day))
-        if branch not in self._dirty:  # not changed meanwhile
+        # kept only while this replica follows the branch (a page of it is open here: its
+        # changes clear the index), and not if it changed meanwhile
+        if self.hub.pages.get(branch) and branch not in self._dirty:
             self._days[key] = (moment + INDEX_TTL_S, index)
             if len(self._days) > 4096:
                 self._days.pop(next(iter(self._days)))
@@ -479,11 +513,13 @@ class Phone:
         self.hub.add_page(page)
         self.open_pages += 1
         watcher = asyncio.create_task(_watch_leaving(receive, page))
+        following = contextlib.AsyncExitStack()
         try:
             try:
                 async with asyncio.timeout(SEND_TIMEOUT_S):
-                    if self.watch is not None:
-                        await self.watch(ticket.branch)
+                    if self.follow is not None:
+                        await following.enter_async_context(self.follow(
+                            ticket.branch, lambda change: self.changed(ticket.branch)))
                     page.last = await self.state_of(ticket)
             except (StoreError, TimeoutError) as exc:
                 log.warning("relay: a phone page's stream cannot start: %s", exc or "timeout")
@@ -496,10 +532,7 @@ class Phone:
             watcher.cancel()
             self.open_pages -= 1
             self.hub.remove_page(page)
-            if self.unwatch is not None and not self.hub.pages.get(ticket.branch) \
-                    and not self.hub.screens.get(ticket.branch):
-                with contextlib.suppress(Exception):
-                    await self.unwatch(ticket.branch)
+            await following.aclose()
 
     async def _stream(self, send: Send, page: Page) -> None:
         headers = [(k.lower().encode(), v.encode()) for k, v in HEADERS.items()]

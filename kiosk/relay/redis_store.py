@@ -9,6 +9,8 @@ Keys (``{b}`` a branch id, ``{d}`` the branch's local day, ``{e}`` an epoch)::
     kiosk:relay:jwt:{hash}             a JWT used (its time window)
     kiosk:relay:tickets:{b}:{d}        SET: the tickets called that day (re-calls)
     kiosk:relay:calls:{b}:{d}          a stream per branch and day; entry ids ``<id>-0``
+    kiosk:relay:called:{b}:{d}         HASH ticket -> its latest call's data (the ledger's
+                                       join: kiosk.relay.ledger)
 
 One Lua script (:data:`_ADD`) does it all atomically, so a repeated delivery on any
 replica is one call and ids are ordered per branch. Event ids are ``epoch * 10^8 + n``
@@ -100,13 +102,21 @@ if type(ok) == 'table' and ok.err then  -- not stored: forget it was seen (5xx, 
   return redis.error_reply('XADD: ' .. ok.err)
 end
 redis.call('EXPIRE', KEYS[3], ARGV[5])
+redis.call('HSET', KEYS[6], ARGV[7], data)
+redis.call('EXPIRE', KEYS[6], ARGV[5])
 return {e, n, fresh and 0 or 1}
 """
-"""KEYS: dedup key, the day's tickets, the day's stream, the epoch record, the JWT key.
+"""KEYS: dedup key, the day's tickets, the day's stream, the epoch record, the JWT key,
+the day's latest call per ticket.
 ARGV: data, data of a re-call, received, dedup TTL, day TTL, branch, ticket, the highest
 epoch this replica has seen, the JWT key's TTL (0: none). A dedup or JWT key holds the
 relay-clock time it is kept until (Redis expires it a minute later). Returns
 ``{e, n, recall}``; ``{0, ...}`` a repeated delivery; ``{-1, ...}`` a JWT used before."""
+
+
+def called_key(branch: str, day: str) -> str:
+    """The HASH of a day's tickets' latest calls (ticket -> the call's SSE data)."""
+    return f"kiosk:relay:called:{branch}:{day}"
 
 
 def _stream(branch: str, day: str) -> str:
@@ -171,7 +181,8 @@ class RedisStore:
         replay = call.replay_key or "-"
         keys = [f"kiosk:relay:{key}", f"kiosk:relay:tickets:{call.branch}:{call.day}",
                 _stream(call.branch, call.day), "kiosk:relay:epoch",
-                "kiosk:relay:" + (replay if call.replay_key else "jwt:-")]
+                "kiosk:relay:" + (replay if call.replay_key else "jwt:-"),
+                called_key(call.branch, call.day)]
         args = [first, again, repr(call.received), ttl, TTL_S, call.branch, call.ticket_id,
                 self.epoch, call.replay_ttl_s if call.replay_key else 0]
         try:

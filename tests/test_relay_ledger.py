@@ -1,0 +1,347 @@
+"""The branch's day at the hub (issue 17, docs/hub.md "The branch's day"): ticket reports
+kept once per branch, branch-local day and ticketId, joined with their calls from the
+webhook, listed to the branch's devices and the fleet; the phone token kept only as its
+hash; the phone page's look-ups and notifications. Each test runs on SQLite (one relay)
+and on a real redis-server (two replicas), over real loopback HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import sqlite3
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import redis
+
+from kiosk.relay import RelayServer
+from kiosk.relay.changes import Change
+from kiosk.relay.devices import Device
+from kiosk.relay.ledger import Ticket
+from tests.redis_helpers import RedisProcess
+from tests.relay_helpers import BRANCH_A, BRANCH_B, call_body, post, settings
+
+KIOSK = "device-token-lobby-1-0123456789ab"
+TABLET = "device-token-greeter-0123456789ab"
+TV = "device-token-tv-1-0123456789abcdef"
+KIOSK_B = "device-token-branch-b-0123456789ab"
+FLEET = "fleet-token-operations-0123456789"
+DEVICES = {KIOSK: Device("lobby-1", BRANCH_A, "kiosk"),
+           TABLET: Device("greeter", BRANCH_A, "tablet"),
+           TV: Device("tv-1", BRANCH_A, "display"),
+           KIOSK_B: Device("b-kiosk", BRANCH_B, "kiosk")}
+ZONE = "America/Santiago"
+PHONE = "Zq3v9x-phone-token_0123456789abcdef"
+T = TypeVar("T")
+
+
+@dataclasses.dataclass
+class Hub:
+    """Where reports go (``a``) and where they are read (``b``: the other replica with
+    Redis, the same relay with SQLite)."""
+
+    a: RelayServer
+    b: RelayServer
+    kind: str
+    redis_url: str | None = None
+
+    def run(self, server: RelayServer, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on ``server``'s event loop."""
+        loop = server.relay.loop
+        assert loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    with RedisProcess(tmp_path_factory.mktemp("redis"), "none") as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Hub]:
+    base = settings(tmp_path, devices=DEVICES, fleet_tokens=(FLEET.encode(),),
+                    zones={BRANCH_A: ZONE})
+    if request.param == "sqlite":
+        with RelayServer(base) as relay:
+            yield Hub(relay, relay, "sqlite")
+        return
+    server: RedisProcess = request.getfixturevalue("redis_server")
+    redis.Redis.from_url(server.url).flushdb()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with RelayServer(dataclasses.replace(base, store=server.url,
+                                         sqlite_path=tmp_path / "a" / "relay.sqlite3")) as a, \
+            RelayServer(dataclasses.replace(base, store=server.url,
+                                            sqlite_path=tmp_path / "b" / "relay.sqlite3")) as b:
+        yield Hub(a, b, "redis", server.url)
+
+
+def now_at(offset_s: float = 0.0, zone: str = "America/Bogota") -> str:
+    """An ``issuedAt`` (seconds from now) with another zone's offset than the branch's."""
+    moment = datetime.now(UTC) + timedelta(seconds=offset_s)
+    return moment.astimezone(ZoneInfo(zone)).isoformat(timespec="seconds")
+
+
+def branch_day(at: str) -> str:
+    return datetime.fromisoformat(at).astimezone(ZoneInfo(ZONE)).date().isoformat()
+
+
+def body(ticket: str = "A-041", **kw: Any) -> dict[str, Any]:
+    return {"ticketId": ticket, "queue": {"id": "q-caja", "name": "Caja"}, "lang": "es",
+            "issuedAt": kw.pop("issuedAt", now_at()), "outcome": "issued",
+            "device": "lobby-1", "priority": None, "phone": None, **kw}
+
+
+def report(url: str, data: dict[str, Any], token: str | None = KIOSK,
+           branch: str = BRANCH_A) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.post(f"{url}/v1/branches/{branch}/tickets", json=data, headers=headers,
+                      timeout=20, trust_env=False)
+
+
+def ledger(url: str, token: str | None = KIOSK, branch: str = BRANCH_A,
+           day: str | None = None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    params = {"date": day} if day else {}
+    return httpx.get(f"{url}/v1/branches/{branch}/tickets", params=params, headers=headers,
+                     timeout=20, trust_env=False)
+
+
+def listed(hub: Hub, day: str | None = None) -> list[dict[str, Any]]:
+    r = ledger(hub.b.url, day=day)
+    assert r.status_code == 200, r.text
+    tickets: list[dict[str, Any]] = r.json()["tickets"]
+    return tickets
+
+
+def wait_for(check: Any, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def test_a_report_is_kept_once_and_listed_with_its_call(hub: Hub) -> None:
+    at = now_at()
+    first = report(hub.a.url, body("A-041", issuedAt=at))
+    assert first.status_code == 201, first.text
+    assert first.json() == {"ticketId": "A-041", "day": branch_day(at), "result": "new"}
+    again = report(hub.b.url, body("A-041", issuedAt=at))  # the outbox's retry, elsewhere
+    assert (again.status_code, again.json()["result"]) == (200, "known")
+    r = ledger(hub.b.url)
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    assert r.json() == {"branch": BRANCH_A, "date": branch_day(at), "tickets": [
+        {"ticketId": "A-041", "queue": {"id": "q-caja", "name": "Caja"}, "lang": "es",
+         "issuedAt": at, "outcome": "issued", "device": "lobby-1", "priority": None,
+         "call": None}]}
+    # called at booth 3, then called again at booth 5 (a new callId): the latest is shown
+    assert post(hub.a.url, call_body("A-041", "call-1", poc="Cabina 3")).status_code == 201
+    [ticket] = listed(hub)
+    assert ticket["call"]["booth"] == "Cabina 3" and ticket["call"]["recall"] is False
+    called_at = datetime.fromisoformat(ticket["call"]["at"])
+    assert abs(called_at.timestamp() - time.time()) < 60
+    assert post(hub.b.url, call_body("A-041", "call-2", poc="Cabina 5")).status_code == 201
+    [ticket] = listed(hub)
+    assert (ticket["call"]["booth"], ticket["call"]["recall"]) == ("Cabina 5", True)
+
+
+def test_a_call_before_its_report_is_joined_when_the_report_comes(hub: Hub) -> None:
+    assert post(hub.a.url, call_body("B-007", "call-7", poc="Cabina 1")).status_code == 201
+    assert report(hub.b.url, body("B-007")).status_code == 201
+    [ticket] = listed(hub)
+    assert ticket["call"]["booth"] == "Cabina 1"
+
+
+def test_outcomes_a_later_report_replaces_uncertain_never_issued(hub: Hub) -> None:
+    at = now_at()
+    assert report(hub.a.url, body("A-050", issuedAt=at, outcome="uncertain")).status_code == 201
+    r = report(hub.a.url, body("A-050", issuedAt=at, outcome="issued"))
+    assert (r.status_code, r.json()["result"]) == (200, "replaced")
+    r = report(hub.b.url, body("A-050", issuedAt=at, outcome="uncertain"))  # late redelivery
+    assert (r.status_code, r.json()["result"]) == (200, "known")
+    assert [t["outcome"] for t in listed(hub)] == ["issued"]
+
+
+def test_the_key_is_branch_local_day_and_ticket(hub: Hub) -> None:
+    at = now_at()
+    same_instant = datetime.fromisoformat(at).astimezone(ZoneInfo("Asia/Tokyo")).isoformat()
+    assert report(hub.a.url, body("A-001", issuedAt=at)).status_code == 201
+    assert report(hub.a.url, body("A-001", issuedAt=same_instant)).status_code == 200
+    yesterday = now_at(-24 * 3600)
+    assert branch_day(yesterday) != branch_day(at)
+    assert report(hub.a.url, body("A-001", issuedAt=yesterday)).status_code == 201  # another day
+    assert report(hub.a.url, body("A-001"), token=KIOSK_B, branch=BRANCH_B).status_code == 403
+    assert [t["issuedAt"] for t in listed(hub, branch_day(yesterday))] == [yesterday]
+    assert [t["issuedAt"] for t in listed(hub, branch_day(at))] == [at]
+
+
+def test_another_device_reporting_the_same_number_is_a_409_and_changes_nothing(
+        hub: Hub) -> None:
+    at = now_at()
+    assert report(hub.a.url, body("A-077", issuedAt=at)).status_code == 201
+    r = report(hub.b.url, body("A-077", issuedAt=now_at(5), device="greeter"), token=TABLET)
+    assert r.status_code == 409 and r.json()["error"] == "ticket"
+    assert [(t["device"], t["issuedAt"]) for t in listed(hub)] == [("lobby-1", at)]
+    assert 'relay_ticket_reports_total{result="conflict"} 1.0' in \
+        httpx.get(hub.b.url + "/metrics").text
+
+
+def test_who_may_report_and_read(hub: Hub) -> None:
+    r = report(hub.a.url, body(device="greeter"))  # the kiosk's token, the tablet's id
+    assert (r.status_code, r.json()) == (403, {"error": "device: this token is another "
+                                               "device's"})
+    r = report(hub.a.url, body(device="tv-1"), token=TV)
+    assert (r.status_code, r.json()) == (403, {"error": "a display may not report tickets"})
+    assert report(hub.a.url, body(), token=None).status_code == 401
+    assert report(hub.a.url, body(), token=FLEET).status_code == 401
+    assert report(hub.a.url, body(device="b-kiosk"), token=KIOSK_B).status_code == 403
+    assert report(hub.a.url, body(device="greeter"), token=TABLET).status_code == 201
+    for token in (KIOSK, TABLET, TV, FLEET):
+        assert [t["device"] for t in ledger(hub.b.url, token).json()["tickets"]] == ["greeter"]
+    assert ledger(hub.b.url, KIOSK_B).status_code == 403
+    assert ledger(hub.b.url, None).status_code == 401
+    assert ledger(hub.b.url, KIOSK_B, branch=BRANCH_B).json()["tickets"] == []
+    assert ledger(hub.b.url, day="2026-02-30").status_code == 400
+    assert ledger(hub.b.url, day="yesterday").status_code == 400
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"ticketId": ""}, "ticketId"), ({"ticketId": "A\n1"}, "ticketId"),
+    ({"ticketId": "x" * 41}, "ticketId"), ({"ticketId": 41}, "ticketId"),
+    ({"queue": "Caja"}, "queue"), ({"queue": {"name": "Caja"}}, "queue.id"),
+    ({"queue": {"id": "q", "name": None}}, "queue.name"),
+    ({"lang": "spanish"}, "lang"), ({"outcome": "printed"}, "outcome"),
+    ({"outcome": None}, "outcome"), ({"device": None}, "device"),
+    ({"priority": "Senior Citizen"}, "priority"), ({"priority": False}, "priority"),
+    ({"phone": "short"}, "phone"), ({"phone": "a b" * 10}, "phone"),
+    ({"issuedAt": "2026-12-02T09:14:03"}, "issuedAt"),  # no offset: whose day?
+    ({"issuedAt": "today"}, "issuedAt"), ({"issuedAt": None}, "issuedAt"),
+    ({"issuedAt": now_at(3 * 24 * 3600)}, "issuedAt"),  # ahead of the hub's clock
+    ({"issuedAt": now_at(-20 * 24 * 3600)}, "issuedAt"),  # past the ledger's days
+])
+def test_a_bad_report_is_400_naming_the_field_and_nothing_is_kept(
+        hub: Hub, change: dict[str, Any], field: str) -> None:
+    r = report(hub.a.url, {**body(), **change})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"].startswith(f"{field}: ")
+    assert listed(hub) == []
+
+
+def test_priority_is_kept(hub: Hub) -> None:
+    assert report(hub.a.url, body("P-001", priority="senior")).status_code == 201
+    assert report(hub.a.url, body("P-002", priority=True, issuedAt=now_at(1))).status_code == 201
+    assert [t["priority"] for t in listed(hub)] == ["senior", True]
+
+
+# --------------------------------------------------------------------------- the phone
+
+
+def _everything_stored(hub: Hub, tmp_path: Path) -> bytes:
+    """Every byte the ledger holds (SQLite's file, or every Redis value)."""
+    if hub.kind == "sqlite":
+        data = b""
+        for f in tmp_path.glob("hub.sqlite3*"):
+            data += f.read_bytes()
+        db = sqlite3.connect(tmp_path / "hub.sqlite3")
+        try:
+            data += repr(db.execute("SELECT * FROM tickets").fetchall()).encode()
+        finally:
+            db.close()
+        return data
+    client = redis.Redis.from_url(hub.redis_url or "")
+    out = b""
+    for key in client.scan_iter("*"):
+        kind = client.type(key)
+        out += key + b"=" + repr({b"string": client.get, b"hash": client.hgetall,
+                                  b"zset": lambda k: client.zrange(k, 0, -1),
+                                  b"set": client.smembers}.get(kind, lambda k: b"")(key)
+                                 ).encode()
+    return out
+
+
+def test_the_phone_token_is_kept_only_as_its_sha256_and_finds_its_ticket(
+        hub: Hub, tmp_path: Path) -> None:
+    digest = hashlib.sha256(PHONE.encode()).hexdigest()
+    at = now_at()
+    assert report(hub.a.url, body("A-010", issuedAt=now_at(-30))).status_code == 201
+    assert report(hub.a.url, body("A-011", issuedAt=now_at(-20), phone=PHONE)).status_code == 201
+    assert report(hub.a.url, body("A-012", issuedAt=at, phone=None, priority="senior")
+                  ).status_code == 201
+    # a later report of A-012 brings its phone token (the outbox's first try had none)
+    assert report(hub.b.url, body("A-012", issuedAt=at, phone=PHONE + "x", priority="senior")
+                  ).status_code == 200
+    stored = _everything_stored(hub, tmp_path)
+    assert PHONE.encode() not in stored and digest.encode() in stored
+    assert PHONE not in ledger(hub.b.url).text and digest not in ledger(hub.b.url).text
+
+    found = hub.run(hub.b, hub.b.relay.ledger.ticket_by_phone(digest))
+    assert isinstance(found, Ticket)
+    assert (found.branch, found.day, found.ticket_id, found.queue_name, found.lang,
+            found.outcome, found.priority, found.call) == \
+        (BRANCH_A, branch_day(at), "A-011", "Caja", "es", "issued", None, None)
+    other = hub.run(hub.b, hub.b.relay.ledger.ticket_by_phone(
+        hashlib.sha256((PHONE + "x").encode()).hexdigest()))
+    assert other is not None and (other.ticket_id, other.priority) == ("A-012", "senior")
+    assert hub.run(hub.b, hub.b.relay.ledger.ticket_by_phone("0" * 64)) is None
+
+    assert hub.run(hub.b, hub.b.relay.ledger.ahead(found)) == 1  # A-010
+    assert hub.run(hub.a, hub.a.relay.ledger.ahead(other)) == 2
+    assert post(hub.a.url, call_body("A-010", "c-10")).status_code == 201
+    assert hub.run(hub.b, hub.b.relay.ledger.ahead(found)) == 0
+    assert hub.run(hub.b, hub.b.relay.ledger.ahead(other)) == 1  # A-011 still waits
+    assert report(hub.a.url, {**body("C-001", issuedAt=now_at(-60)),
+                              "queue": {"id": "q-other", "name": "Otra"}}).status_code == 201
+    assert hub.run(hub.b, hub.b.relay.ledger.ahead(other)) == 1  # another queue's is not
+    assert post(hub.b.url, call_body("A-011", "c-11", poc="Cabina 2")).status_code == 201
+    found = hub.run(hub.a, hub.a.relay.ledger.ticket_by_phone(digest))
+    assert found is not None and found.call is not None and found.call["booth"] == "Cabina 2"
+
+
+def test_followers_hear_of_reports_and_calls_on_every_replica(hub: Hub) -> None:
+    heard: list[Change] = []
+    lock = threading.Lock()
+    left = threading.Event()
+    entered = threading.Event()
+
+    def listener(change: Change) -> None:
+        with lock:
+            heard.append(change)
+
+    async def follow() -> None:
+        async with hub.b.relay.follow(BRANCH_A, listener):
+            entered.set()
+            while not left.is_set():
+                await asyncio.sleep(0.02)
+
+    loop = hub.b.relay.loop
+    assert loop is not None
+    task = asyncio.run_coroutine_threadsafe(follow(), loop)
+    assert entered.wait(10)
+    time.sleep(0.3)  # the reader has joined the branch's stream (Redis)
+    at = now_at()
+    assert report(hub.a.url, body("A-020", issuedAt=at, outcome="uncertain")).status_code == 201
+    assert report(hub.a.url, body("A-020", issuedAt=at)).status_code == 200  # replaced
+    assert report(hub.a.url, body("A-020", issuedAt=at)).status_code == 200  # known: quiet
+    assert post(hub.a.url, call_body("A-020", "call-20")).status_code == 201
+    assert post(hub.a.url, call_body("Z-1", "call-z", branch=BRANCH_B)).status_code == 201
+    expected = [Change(BRANCH_A, "report", "A-020"), Change(BRANCH_A, "report", "A-020"),
+                Change(BRANCH_A, "call", "A-020")]
+    wait_for(lambda: len(heard) >= 3, f"heard {heard}")
+    time.sleep(0.3)
+    with lock:
+        assert sorted(heard, key=lambda c: c.kind == "call") == expected
+    left.set()
+    task.result(timeout=10)
+    assert not hub.b.relay.changes.followed(BRANCH_A)
