@@ -92,6 +92,9 @@ RATE_ADDRESSES = 100_000
 """Addresses remembered at most by the limiter (the idle ones are forgotten first)."""
 POLL_S = 3
 """How often the page polls ``/state`` when it has no stream (in the page's script)."""
+LEDGER_READS = 8
+"""Ledger reads the pages make at once (a crowd opening pages waits its turn; the ledger's
+connections stay free for the devices' reports and leases)."""
 INDEX_TTL_S = 10.0
 """A branch-day's index is read again after this long (reports another replica took)."""
 SEND_TIMEOUT_S = 10.0
@@ -347,6 +350,7 @@ class Phone:
         self.open_pages = 0
         self.max_pages = MAX_PAGES
         """Open page streams at most; one more is answered 503 (the page polls instead)."""
+        self._reads = asyncio.Semaphore(LEDGER_READS)
         self.lookups = 0
         """Ledger look-ups by phone hash (a test counts them: every request makes one)."""
 
@@ -354,7 +358,9 @@ class Phone:
 
     async def _lookup(self, token: str) -> PhoneTicket | None:
         self.lookups += 1
-        return await self.source.ticket_by_phone(digest(token))
+        hashed = digest(token)
+        async with self._reads:
+            return await self.source.ticket_by_phone(hashed)
 
     async def _index(self, branch: str, day: str) -> DayIndex:
         key = (branch, day)
@@ -362,7 +368,8 @@ class Phone:
         cached = self._days.get(key)
         if cached is not None and cached[0] > moment and self.hub.pages.get(branch):
             return cached[1]  # a page of the branch is open here: its changes clear it
-        index = DayIndex.of(await self.source.day_tickets(branch, day))
+        async with self._reads:
+            index = DayIndex.of(await self.source.day_tickets(branch, day))
         # kept only while this replica follows the branch (a page of it is open here: its
         # changes clear the index), and not if it changed meanwhile
         if self.hub.pages.get(branch) and branch not in self._dirty:
