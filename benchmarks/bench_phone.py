@@ -121,8 +121,15 @@ async def report_all(url: str, devices: dict[str, str], per_branch: int,
                     "lang": "es", "issuedAt": (start + timedelta(seconds=k)).isoformat(
                         timespec="seconds"), "outcome": "issued", "device": f"kiosk-{b}",
                     "priority": None, "phone": tokens[b][k], "wait_min": 30}
-            r = await client.post(f"{url}/v1/branches/{b}/tickets", json=body,
-                                  headers={"Authorization": f"Bearer {devices[b]}"})
+            for attempt in range(5):  # reports are idempotent: resent, as the outbox does
+                try:
+                    r = await client.post(f"{url}/v1/branches/{b}/tickets", json=body,
+                                          headers={"Authorization": f"Bearer {devices[b]}"})
+                    break
+                except httpx.TransportError:
+                    if attempt == 4:
+                        raise
+                    await asyncio.sleep(0.2)
             if r.status_code not in (200, 201):
                 bad.append(f"{r.status_code} {r.text[:120]}")
 

@@ -125,6 +125,9 @@ class TicketService:
         self.reports: ReportSender | None = None
         """With a hub, in the core: what delivers the outbox's reports (woken after each
         report written)."""
+        self.on_phone_link: Callable[[str, str], None] | None = None
+        """The demo only: told ``(number, link)`` of each ticket's phone page, to print it
+        for a newcomer. A kiosk never sets it: the link holds the customer's token."""
         self.leases: LeaseKeeper | None = None
         """With a hub: what keeps blocks of numbers ahead (set by
         :func:`~kiosk.core.runtime.open_runtime` for the core)."""
@@ -386,6 +389,8 @@ class TicketService:
             issued_at=issued_at, language=lang, branch_label=self.branch_label,
             wait_minutes=wait, videsk_id=videsk_id, priority=priority is not None,
             phone_url=self.phone_link(phone))
+        if outcome is Outcome.ISSUED and ticket.phone_url and self.on_phone_link is not None:
+            self.on_phone_link(row.ticket_id, ticket.phone_url)
         if outcome is Outcome.ISSUED and print_ticket:
             printing = asyncio.ensure_future(self.print(ticket, row.row_id))
             if wait_print:
