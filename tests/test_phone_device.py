@@ -104,3 +104,17 @@ async def test_without_a_hub_the_qr_is_as_before_and_says_nothing_of_phones(
         assert rt.journal.phone_token("A-001") is None
     finally:
         await rt.aclose()
+
+
+async def test_the_staff_screen_shows_no_customers_link_but_in_the_demo(
+        hub_rt: Runtime) -> None:
+    """A kiosk's staff screen never shows a ticket's phone link (it is the customer's);
+    the demo's does, for the newcomer to open it."""
+    from kiosk.core import admin
+    r = await hub_rt.service.issue(ATENCION)
+    assert r.qr is not None
+    token = r.qr.rsplit("/", 1)[1]
+    status = await admin.printer_status(hub_rt)
+    assert token not in admin.summary(hub_rt, status)
+    hub_rt.demo_phone_link = (r.ticket_id, r.qr)  # what the demo's callback keeps
+    assert f"Demo: {r.ticket_id}'s phone page: {r.qr}" in admin.summary(hub_rt, status)
