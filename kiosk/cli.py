@@ -20,6 +20,7 @@
     kiosk [--config PATH] relay [--host H] [--port P]   the calling relay (kiosk.relay)
     kiosk webhook-template [--json] [--hmac]     the provider webhook template to paste
     kiosk webhook-keys DIR                       a key pair for the template's JWT
+    kiosk device-token FILE                      a new device (or fleet) token, mode 0600
     kiosk demo [--headless] [--mode kiosk|tablet|display]   the UI (or a morning) against
                                                  the mock, its calls through a relay
     kiosk hash-pin                               hash an admin PIN for ui.admin_pin_hash
@@ -166,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     wk = sub.add_parser("webhook-keys", help="make the key pair of the template's JWT")
     wk.add_argument("dir", type=Path, help="where to write webhook-jwt.pub (the relay's "
                     "relay.jwt_public_key_file) and webhook-jwt.provider-secret")
+
+    dt = sub.add_parser("device-token", help="write a new device (or fleet) token, mode 0600")
+    dt.add_argument("file", type=Path, help="where: a relay.devices[].token_file (copy it "
+                    "to the device's hub.token_file) or relay.fleet_token_file")
 
     r = sub.add_parser("run", help="the touch UI (kiosk or tablet, from the config)")
     r.add_argument("--window", action="store_true", help="a window instead of fullscreen")
@@ -496,6 +501,27 @@ def cmd_webhook_keys(args: argparse.Namespace, out: TextIO) -> int:
     return ExitStatus.OK
 
 
+def cmd_device_token(args: argparse.Namespace, out: TextIO) -> int:
+    """Write a fresh token (256 random bits) to a new file only its owner may read; the
+    token itself is never printed."""
+    import secrets
+    path: Path = args.file
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        print(f"kiosk: {path} exists: not replaced (for a rotation, add a second line to it "
+              "by hand; see packaging/README.md)", file=sys.stderr)
+        return ExitStatus.USAGE
+    except OSError as exc:
+        print(f"kiosk: cannot write {path}: {exc.strerror}", file=sys.stderr)
+        return ExitStatus.USAGE
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(secrets.token_urlsafe(32) + "\n")
+    print(f"{path}: a new token (mode 0600). The relay's token_file and the device's "
+          "hub.token_file hold the same one; the relay's user must own its copy.", file=out)
+    return ExitStatus.OK
+
+
 def _has_display() -> bool:
     return sys.platform != "linux" or bool(os.environ.get("DISPLAY")
                                            or os.environ.get("WAYLAND_DISPLAY"))
@@ -603,6 +629,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
             return cmd_webhook_template(args, stdout)
         if args.command == "webhook-keys":
             return cmd_webhook_keys(args, stdout)
+        if args.command == "device-token":
+            return cmd_device_token(args, stdout)
         if args.command == "hash-pin":
             return cmd_hash_pin(stdout)
         handlers = {"queues": cmd_queues, "ticket": cmd_ticket, "check": cmd_check,

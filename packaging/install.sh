@@ -134,7 +134,7 @@ if [ "$ROLE" = relay ]; then
         say "kept" "/etc/kiosk/relay.yaml"
     else
         install -m 0640 "$SRC/config/relay.yaml" "$ROOT/etc/kiosk/relay.yaml"
-        say "created" "/etc/kiosk/relay.yaml (edit it: kiosk.timezone, relay.displays)"
+        say "created" "/etc/kiosk/relay.yaml (edit it: kiosk.timezone, relay.devices; tokens: kiosk device-token FILE)"
     fi
     [ -n "$GROUP" ] && chown root:kiosk-relay "$ROOT/etc/kiosk/relay.yaml"
     # The webhook's key pair (the default template: a JWT the provider signs with RS256):

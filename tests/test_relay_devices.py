@@ -327,3 +327,27 @@ def test_the_stream_cap_is_per_device_across_a_rotation(tmp_path: Path) -> None:
         assert other.status == 200  # another device is not affected
         first.stop()
         other.stop()
+
+
+# --------------------------------------------------------------------------- the token
+
+
+def test_kiosk_device_token_writes_a_private_token_it_never_prints(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    path = tmp_path / "made-by-kiosk"
+    run = [sys.executable, "-m", "kiosk", "device-token", str(path)]
+    first = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    token = path.read_text(encoding="ascii").strip()
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", token)  # 256 bits, URL-safe
+    assert token not in first.stdout + first.stderr
+    assert str(path) in first.stdout
+    again = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "not replaced" in again.stderr
+    assert path.read_text(encoding="ascii").strip() == token  # untouched
+    # the relay takes it as a device's token
+    config = _config(tmp_path, [{"id": "lobby-1", "branch": BRANCH_A, "role": "kiosk",
+                                 "token_file": str(path)}])
+    assert load_settings(config).devices[token] == Device("lobby-1", BRANCH_A, "kiosk")

@@ -82,11 +82,20 @@ def numbers_summary(rt: Runtime) -> str:
     """Where numbers come from, in one line for staff (never the token)."""
     state = rt.numbers()
     block = rt.config.numbering.block
-    if state == "offline":
-        return "Numbers: OFFLINE (numbered on this device until the hub answers)"
     keeper = rt.leases
     note = f"; the hub: {keeper.error}" if keeper is not None and keeper.error else ""
-    return f"Numbers: shared through the hub (blocks of {block}){note}"
+    text = ("Numbers: OFFLINE (numbered on this device until the hub answers)"
+            if state == "offline" else
+            f"Numbers: shared through the hub (blocks of {block}){note}")
+    if rt.reports is not None:
+        try:
+            waiting, refused = rt.journal.outbox_size(), rt.journal.outbox_size(refused=True)
+        except StoreError:  # reported among the faults
+            return text
+        text += (f"\nReports to the hub: {waiting} waiting"
+                 + (f" ({rt.reports.error})" if waiting and rt.reports.error else "")
+                 + (f", {refused} REFUSED (see the journal's outbox)" if refused else ""))
+    return text
 
 
 def _forms_summary(rt: Runtime) -> str:

@@ -48,7 +48,8 @@ def snapshot(rt: Runtime) -> dict[str, Any]:
         "printer": {"type": rt.config.printer.type, "state": printer.state.value,
                     "detail": printer.detail},
         "numbers": _numbers(rt),
-        **({"reports": {"waiting": _outbox(rt), "hub_error": rt.reports.error or None}}
+        **({"reports": {"waiting": _outbox(rt), "refused": _outbox(rt, refused=True),
+                        "hub_error": rt.reports.error or None}}
            if rt.reports is not None else {}),
         "tickets_today": rt.counts(),
         "faults": rt.faults(),
@@ -66,10 +67,11 @@ def _numbers(rt: Runtime) -> dict[str, Any]:
                if keeper is not None else {})}
 
 
-def _outbox(rt: Runtime) -> int | None:
-    """Reports waiting for the hub (None when the journal cannot say)."""
+def _outbox(rt: Runtime, refused: bool = False) -> int | None:
+    """Reports waiting for the hub, or refused by it for good (None when the journal
+    cannot say)."""
     try:
-        return rt.journal.outbox_size()
+        return rt.journal.outbox_size(refused)
     except StoreError:  # the journal's fault is reported with the faults
         return None
 

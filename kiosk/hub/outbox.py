@@ -6,9 +6,12 @@ The ticket service writes a report in the same transaction as the ticket's outco
 with (``issued``, ``uncertain``). :class:`ReportSender` delivers them in the background,
 oldest first: at least once (a report leaves the outbox only once the hub answered 201 or
 200, so a crash between the hub's answer and the delete sends it again, which the hub
-takes as a repeat), with a growing, jittered wait while the hub is away or refuses, and
-from start-up on (whatever a crash left is drained first). Nothing here is on a tap's
-path.
+takes as a repeat), with a growing, jittered wait while the hub is away or cannot store
+it (no answer, 5xx, 401/403/404: a config staff can fix), and from start-up on (whatever
+a crash left is drained first). A report the hub refuses for good (:data:`FINAL`: a 400,
+or a 409 for another device's report of the same number) is set aside in the outbox with
+why, logged, never sent again, and never holds up the reports behind it. Nothing here is
+on a tap's path.
 """
 
 from __future__ import annotations
@@ -24,24 +27,32 @@ from kiosk.tasks import cancel
 
 log = logging.getLogger(__name__)
 
+FINAL = frozenset({400, 409, 413, 422})
+"""Answers that sending the same report again can never change (docs/hub.md)."""
 BATCH = 50
 """Reports read from the outbox at a time."""
+GATHER_S = 0.25
+"""After a report is written, how long the sender waits before delivering: the tap it
+came from finishes first (printing, its screen), and a burst goes out together."""
 
 
 class ReportSender:
     """Delivers the outbox's reports to the hub; start with :meth:`start`."""
 
     def __init__(self, journal: Journal, hub: HubClient, *,
-                 retry: RetryWait = DEFAULT_RETRY) -> None:
+                 retry: RetryWait = DEFAULT_RETRY, gather_s: float = GATHER_S) -> None:
         self.journal = journal
         self.hub = hub
         self.retry = retry
+        self.gather_s = gather_s
         self.failures = 0
         """Rounds in a row that ended on a failure."""
         self.error = ""
         """Why the last delivery failed (empty once one succeeded)."""
         self.sent = 0
         """Reports the hub took since start (repeats included)."""
+        self.refused = 0
+        """Reports the hub refused for good since start."""
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -70,6 +81,13 @@ class ReportSender:
                 try:
                     await self.hub.report(payload)
                 except HubError as exc:
+                    if exc.status in FINAL:
+                        log.error("reports: the hub refused the report of ticket %s for "
+                                  "good (%s); kept in the journal's outbox, not sent again",
+                                  payload.get("ticketId"), exc)
+                        await asyncio.to_thread(self.journal.refused, report_id, str(exc))
+                        self.refused += 1
+                        continue
                     await asyncio.to_thread(self.journal.not_delivered, report_id, str(exc))
                     raise
                 await asyncio.to_thread(self.journal.delivered, report_id)
@@ -98,3 +116,5 @@ class ReportSender:
             wait = self.retry.delay(self.failures) if self.failures else None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
+            if not self.failures:
+                await asyncio.sleep(self.gather_s)

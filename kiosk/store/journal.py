@@ -152,7 +152,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload    TEXT NOT NULL,
     attempts   INTEGER NOT NULL DEFAULT 0,
     last_error TEXT NOT NULL DEFAULT '',
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    refused    INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -605,17 +606,26 @@ class Journal:
     def outbox(self, limit: int = 50) -> list[tuple[int, dict[str, Any]]]:
         """The oldest reports not yet delivered: ``(id, payload)``."""
         with self._reading() as db:
-            rows = db.execute("SELECT id, payload FROM outbox ORDER BY id LIMIT ?",
-                              (limit,)).fetchall()
+            rows = db.execute("SELECT id, payload FROM outbox WHERE refused = 0 ORDER BY id "
+                              "LIMIT ?", (limit,)).fetchall()
         return [(r[0], json.loads(r[1])) for r in rows]
 
-    def outbox_size(self) -> int:
-        """How many reports wait for the hub."""
+    def outbox_size(self, refused: bool = False) -> int:
+        """How many reports wait for the hub (``refused``: how many it refused for good,
+        kept here for staff)."""
         with self._reading() as db:
             if not self._outbox_table(db):
                 return 0
-            size: int = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+            size: int = db.execute("SELECT count(*) FROM outbox WHERE refused = ?",
+                                   (int(refused),)).fetchone()[0]
         return size
+
+    def refused(self, report_id: int, error: str) -> None:
+        """The hub refused report ``report_id`` for good (a 400, a 409): kept, with why,
+        never sent again."""
+        with self._tx(durable=False) as db:
+            db.execute("UPDATE outbox SET refused = 1, attempts = attempts + 1, "
+                       "last_error = ? WHERE id = ?", (error[:300], report_id))
 
     def delivered(self, report_id: int) -> None:
         """The hub has report ``report_id``: out of the outbox."""

@@ -204,8 +204,8 @@ class TicketService:
             example = row.ticket_id
             self.health.set("numbers", "numbers offline: the hub gives no numbers (" + (
                 self.leases.error if self.leases is not None and self.leases.error
-                else "not reached yet") + f"); this device numbers on its own ({example}) "
-                "until it answers")
+                else "the last block is used up, the next not here yet")
+                + f"); this device numbers on its own ({example}) until it answers")
         elif row.numbering == "shared":
             self.health.clear("numbers")
         return row
