@@ -5,6 +5,7 @@ the page's HTTP rules (headers, 404, 410, 429, size)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import shutil
 import time
@@ -123,11 +124,40 @@ def test_the_page_shows_number_queue_and_who_is_ahead(any_branch: Branch) -> Non
     state = httpx.get(f"{branch.url}/t/{mine}/state").json()
     assert state["state"] == "waiting" and state["ahead"] == 2 and state["booth"] is None
     assert state["queue"] == {"name": QUEUE}
+    assert state["wait_min"] == pytest.approx(12 - 7, abs=0.2)  # the wait shown, less 7 min
     branch.call("A-002")
     deadline = time.monotonic() + 5
     while httpx.get(f"{branch.url}/t/{mine}/state").json()["ahead"] != 1:
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_the_wait_follows_the_queues_pace_once_it_has_three_calls(branch: Branch) -> None:
+    """Before three calls the wait shown at the kiosk less the time gone; then the tickets
+    ahead times the median interval between the queue's calls that day."""
+    for n in range(1, 6):
+        branch.ticket(f"A-00{n}", minutes_ago=30 - n)
+    mine = branch.ticket("A-006", minutes_ago=20, wait_min=40)
+    state = httpx.get(f"{branch.url}/t/{mine}/state").json()
+    assert state["ahead"] == 5 and state["wait_min"] == pytest.approx(20, abs=0.2)
+    for n in (1, 2, 3):
+        branch.call(f"A-00{n}")
+        time.sleep(0.4)
+    state = httpx.get(f"{branch.url}/t/{mine}/state").json()
+    # two ahead, calls about 0.4 s apart: well under a minute
+    assert state["ahead"] == 2 and state["wait_min"] < 0.5, state  # not the ~20 shown
+
+
+def test_a_report_with_a_wait_that_is_not_one_is_refused(branch: Branch) -> None:
+    body = {"ticketId": "A-001", "queue": {"id": "q-1", "name": QUEUE}, "lang": "es",
+            "issuedAt": datetime.now(branch.zone).isoformat(timespec="seconds"),
+            "outcome": "issued", "device": "lobby-1", "priority": None, "phone": None}
+    for wait in ("12", -1, 1e9, True, float("nan")):
+        r = httpx.post(f"{branch.url}/v1/branches/{BRANCH_A}/tickets",
+                       content=json.dumps(body | {"wait_min": wait}),
+                       headers={"Authorization": f"Bearer {KIOSK}",
+                                "Content-Type": "application/json"})
+        assert r.status_code == 400 and "wait_min" in r.text, (wait, r.text)
 
 
 def test_every_answer_carries_the_privacy_headers(branch: Branch) -> None:

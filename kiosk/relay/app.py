@@ -56,6 +56,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import re
 import socket
 import struct
@@ -112,6 +113,8 @@ REPORT_PAST_DAYS = 13
 REPORT_FUTURE_S = 36 * 3600
 """A report's ``issuedAt`` at most this far ahead of the hub's clock (400 beyond)."""
 PHONE_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+MAX_WAIT_MIN = 24 * 60
+"""A report's ``wait_min`` at most (minutes)."""
 """What a phone-ticket token looks like (``secrets.token_urlsafe``: 128 bits and more)."""
 TICKET_ID = re.compile(r"[^\x00-\x1f\x7f]{1,40}")
 """A ticket number: 1-40 characters, none a control character."""
@@ -660,6 +663,11 @@ class Relay:
         phone = body.get("phone")
         if phone is not None and not (isinstance(phone, str) and PHONE_TOKEN.fullmatch(phone)):
             raise Refused(400, "phone: the phone-ticket token, or null")
+        wait = body.get("wait_min")
+        if wait is not None and not (isinstance(wait, int | float) and not isinstance(
+                wait, bool) and math.isfinite(wait) and 0 <= wait <= MAX_WAIT_MIN):
+            raise Refused(400, f"wait_min: the wait shown in minutes (0-{MAX_WAIT_MIN}), "
+                          "or null")
         issued = body.get("issuedAt")
         try:
             at = datetime.fromisoformat(issued) if isinstance(issued, str) else None
@@ -678,7 +686,8 @@ class Relay:
                       issued_at=issued if isinstance(issued, str) else "",
                       issued_ts=moment, day=day.isoformat(), outcome=str(outcome),
                       device=device, priority=priority,
-                      phone=hashlib.sha256(phone.encode()).hexdigest() if phone else None)
+                      phone=hashlib.sha256(phone.encode()).hexdigest() if phone else None,
+                      wait_min=None if wait is None else float(wait))
 
     async def tickets(self, request: Request) -> Response:
         """``GET /v1/branches/{branch}/tickets?date=YYYY-MM-DD`` (default: the branch's

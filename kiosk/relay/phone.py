@@ -169,14 +169,14 @@ class LedgerSource:
 def phone_ticket(ticket: Ticket) -> PhoneTicket:
     """A ledger's ticket (``kiosk.relay.ledger.Ticket``) as the page needs it."""
     call = ticket.call or {}
-    wait = getattr(ticket, "wait_min", None)
+    wait = ticket.wait_min
     return PhoneTicket(
         branch=ticket.branch, day=ticket.day, ticket_id=ticket.ticket_id,
         queue_id=ticket.queue_id, queue_name=ticket.queue_name,
         lang=ticket.lang or DEFAULT_LANGUAGE, issued_at=ticket.issued_at,
         outcome=ticket.outcome, priority=ticket.priority,
         booth=call.get("booth") if call else None, called_at=call.get("at") if call else None,
-        wait_min=float(wait) if isinstance(wait, int | float) else None)
+        wait_min=wait)
 
 
 def _epoch(iso: str | None) -> float:
