@@ -160,6 +160,16 @@ def test_a_report_with_a_wait_that_is_not_one_is_refused(branch: Branch) -> None
         assert r.status_code == 400 and "wait_min" in r.text, (wait, r.text)
 
 
+def test_a_priority_ticket_says_so_never_why(branch: Branch) -> None:
+    mine = branch.ticket("AP-001", priority="senior")
+    page = httpx.get(f"{branch.url}/t/{mine}").text
+    assert '<p class="priority" id="priority">Atención preferente</p>' in page
+    assert "senior" not in page
+    assert httpx.get(f"{branch.url}/t/{mine}/state").json()["priority"] is True
+    plain = httpx.get(f"{branch.url}/t/{branch.ticket('A-001')}").text
+    assert 'id="priority" hidden' in plain
+
+
 def test_every_answer_carries_the_privacy_headers(branch: Branch) -> None:
     mine = branch.ticket("A-001")
     for path in (f"/t/{mine}", f"/t/{mine}/state", "/t/unknown-token", "/t/x/state"):
@@ -306,6 +316,10 @@ def test_a_customer_follows_the_turn_and_is_called(branch: Branch, browser: Any,
     assert took < 2.0, took
     assert browser.find_element("id", "called-title").text == TEXT[lang]["turn"]
     assert browser.find_element("id", "called-number").text == "A-003"
+    wait_for(browser, "return document.title.indexOf('Cabina 3') >= 0")  # the tab flashes
+    size = browser.execute_script("return parseFloat(getComputedStyle("
+                                  "document.getElementById('booth')).fontSize)")
+    assert size >= 40  # the booth very large
     time.sleep(0.3)
     shot(browser, f"called-{lang}")
 
