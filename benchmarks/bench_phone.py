@@ -361,10 +361,14 @@ def main() -> int:
         print(f"one relay (SQLite): {args.pages:,} phone pages, "
               f"{SCREENS_PER_BRANCH * len(BRANCHES)} screens, {len(BRANCHES)} branches, "
               f"{args.calls} calls {args.gap_ms:g} ms apart")
-        with relay_process(cfg, nofile=nofile) as relay:
+        with relay_process(cfg, nofile=nofile, log_path=folder / "one.log") as relay:
             port = int(relay.url.rsplit(":", 1)[1])
-            ok &= asyncio.run(run([port], [relay.proc.pid], displays, devices, args.pages,
-                                  args.calls, args.gap_ms / 1000, "P"))
+            try:
+                ok &= asyncio.run(run([port], [relay.proc.pid], displays, devices,
+                                      args.pages, args.calls, args.gap_ms / 1000, "P"))
+            finally:
+                if os.environ.get("BENCH_LOGS"):
+                    print("one.log", (folder / "one.log").read_text()[-3000:])
         if not args.skip_redis:
             with redis_server() as url:
                 (folder / "redis").mkdir()
