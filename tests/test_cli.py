@@ -206,6 +206,11 @@ def test_demo_headless(cli_env: dict[str, str], tmp_path: Path) -> None:
     assert {n for n in at_greeter if n.startswith("A-")} and all(
         int(n[2:]) > 10 for n in at_greeter)  # the greeter's block: after the kiosk's
     assert f"{len(issued)} ticket(s)" in out  # the hub's ledger has every device's ticket
+    # each ticket's phone link is printed for the newcomer, and one page is read as a phone
+    # would: its ticket was called by then
+    assert all("; on the phone: http://127.0.0.1:" in line for line in issued)
+    phone = [line for line in out.splitlines() if " on the phone (http://127.0.0.1:" in line]
+    assert len(phone) == 1 and phone[0].split("): ")[-1].startswith("called to "), phone
 
 
 def test_redact_filter_hides_a_secret_that_reaches_a_log_line() -> None:

@@ -91,7 +91,8 @@ async def test_issued_and_printed(rt: Runtime, state: MockState) -> None:
     assert r.as_json() == {"outcome": "issued", "ticketId": "A-001",
                            "queue": {"id": ATENCION, "name": "Atención a clientes"},
                            "videskId": r.videsk_id, "printed": True, "message": r.message,
-                           "priority": None}
+                           "priority": None, "qr": "https://example.com/t/A-001"}
+    assert not r.qr_phone  # no hub: the QR is ticket.qr's, not the phone page
 
 
 async def test_language_picks_name_override_and_message(rt: Runtime) -> None:

@@ -248,3 +248,41 @@ def test_calls_of_its_own_tickets_are_journalled_once(tmp_path: Path) -> None:
     j = Journal(tmp_path, kiosk_id="k1", timezone="America/Santiago", clock=lambda: now)
     assert len(j.calls_of("A-001")) == 2  # on disk
     j.close()
+
+
+def _bytes_on_disk(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(folder.glob("journal.sqlite3*")))
+
+
+@pytest.mark.parametrize("how", ["start", "outcome", "forget"])
+def test_phone_tokens_are_kept_for_their_day_then_no_byte_of_them_stays(
+        tmp_path: Path, how: str) -> None:
+    """A reprint prints the same phone link that day; the day after, the token is gone
+    from the journal's files, its table and a report still waiting in the outbox alike
+    (deleted with secure_delete, the log checkpointed), whether
+    the kiosk restarts, writes an outcome, or forgets on its own."""
+    clock = WallClock(datetime(2026, 11, 27, 21, 0, tzinfo=UTC))  # 18:00 in Santiago
+    j = Journal(tmp_path, kiosk_id="k1", timezone="America/Santiago", clock=clock)
+    j.recover()
+    token = "Zr8Qm2yP1vW7kT4nB6xD0g"
+    row = j.reserve(queue_id="q1", queue_name="Q", prefix="A", fmt=FMT)
+    j.finish(row.row_id, "issued", phone=token,
+             report={"ticketId": "A-001", "phone": token})  # the hub is away: kept
+    assert j.phone_token("A-001") == token
+    j.checkpoint(truncate=True)
+    assert token.encode() in _bytes_on_disk(tmp_path)  # the check below can see it
+    clock.advance(hours=7)  # 01:00 the next day in Santiago
+    assert j.phone_token("A-001", "2026-11-27") is None  # its day is over
+    if how == "start":
+        j.close()
+        j = Journal(tmp_path, kiosk_id="k1", timezone="America/Santiago", clock=clock)
+        j.recover()
+    elif how == "outcome":
+        other = j.reserve(queue_id="q1", queue_name="Q", prefix="A", fmt=FMT)
+        j.finish(other.row_id, "issued")
+    else:
+        assert j.forget_phones() == 2  # the token, and the report that held it
+    assert token.encode() not in _bytes_on_disk(tmp_path)
+    [(_, report)] = [r for r in j.outbox() if r[1]["ticketId"] == "A-001"]
+    assert report == {"ticketId": "A-001", "phone": None}  # still sent, without the token
+    j.close()

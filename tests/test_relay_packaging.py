@@ -26,6 +26,7 @@ import yaml
 from kiosk.relay import RelayServer, RelaySettings
 from kiosk.relay.config import FD_RESERVE, connection_cap
 from kiosk.relay.server import free_port, wait_healthy
+from tests.phone_helpers import CallsJoined
 from tests.relay_helpers import (
     BRANCH_A,
     TOKEN_A,
@@ -245,7 +246,7 @@ def caddy_in_front(tmp_path: Path) -> Iterator[tuple[str, RelayServer]]:
         pytest.fail("caddy is missing: packaging/dev.sh test installs it (apt: caddy)")
     shipped = CADDYFILE.read_text()
     assert "read_header 10s" in shipped and "calls.example.com {" in shipped
-    with RelayServer(settings(tmp_path, keepalive_s=1.0)) as relay:
+    with RelayServer(settings(tmp_path, keepalive_s=1.0), phone_source=CallsJoined()) as relay:
         port = free_port()
         text = (shipped.replace("calls.example.com {", f"http://127.0.0.1:{port} {{")
                 .replace("read_header 10s", "read_header 2s")
@@ -322,6 +323,10 @@ def test_the_shipped_caddyfile_streams_limits_and_forwards(
     assert httpx.get(front + "/v1/fleet").status_code == 401
     assert httpx.put(front + "/v1/devices/lobby-1/state", json={}).status_code == 401
     assert httpx.get(front + "/fleet/other").status_code == 404
+    # the phone pages pass: the relay's own 404 (its headers), its style sheet
+    unknown = httpx.get(front + "/t/Zr8Qm2yP1vW7kT4nB6xD0g")
+    assert unknown.status_code == 404 and unknown.headers["x-robots-tag"].startswith("noindex")
+    assert httpx.get(front + "/phone/phone.css").status_code == 200
     # slow headers are cut by Caddy (2 s here), before the relay ever sees them
     sock = socket.create_connection(("127.0.0.1", int(front.rsplit(":", 1)[1])), timeout=10)
     sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")

@@ -83,9 +83,33 @@ async def test_tap_a_card_shows_the_number_the_printer_received(tmp_path: Path) 
         # the QR on screen, read back from the window's pixels, says what the template says
         on_screen = zxingcpp.read_barcodes(Image.open(shot))
         assert [b.text for b in on_screen] == ["https://example.com/t/A-001"]
+        assert app.screen("ticket").ids.qr_words.text == ""  # not the phone page: no words
         await d.tap(app.screen("ticket").ids.done)
         assert app.sm.current == "home"
     await run(tmp_path, scenario)
+
+
+async def test_with_a_hub_the_qr_on_screen_opens_the_phone_page(tmp_path: Path) -> None:
+    token = tmp_path / "device-token"
+    token.write_text("device-token-for-tests-0123456789\n")
+    token.chmod(0o600)
+
+    def with_hub(data: dict[str, Any]) -> None:
+        data["hub"] = {"url": "http://127.0.0.1:9", "token_file": str(token),
+                       "public_url": "https://turnos.example.com"}
+        data.pop("calls", None)
+
+    async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
+        await d.tap(card(app, ATENCION))
+        await d.until(lambda: app.sm.current == "ticket", what="ticket screen")
+        await d.until(lambda: app.screen("ticket").printed is True, what="printed")
+        shot = await d.screenshot("kiosk-es-ticket-phone")
+        [link] = [b.text for b in zxingcpp.read_barcodes(Image.open(shot))]
+        number = app.screen("ticket").number
+        assert link == "https://turnos.example.com/t/" + rt.journal.phone_token(number)
+        assert app.screen("ticket").ids.qr_words.text == \
+            "Escanee para seguir su turno en el teléfono"
+    await run(tmp_path, scenario, config=with_hub)
 
 
 async def test_no_agents_offers_only_queues_with_agents(tmp_path: Path) -> None:

@@ -65,6 +65,9 @@ def summary(rt: Runtime, printer: PrinterStatus) -> str:
             f"Today: {today}" + _forms_summary(rt))
     if rt.config.hub is not None:
         text += "\n" + numbers_summary(rt)
+    if rt.demo_phone_link is not None:  # the demo's newcomer opens it in a browser
+        number, link = rt.demo_phone_link
+        text += f"\nDemo: {number}'s phone page: {link}"
     if rt.calls is not None:
         from kiosk.calls.feed import call_wait_summary, relay_summary
         try:

@@ -70,6 +70,9 @@ class Runtime:
     """With a hub, in the core: what keeps blocks of numbers ahead (:meth:`start_hub`)."""
     reports: ReportSender | None = None
     """With a hub, in the core: what delivers the tickets' reports (:meth:`start_hub`)."""
+    demo_phone_link: tuple[str, str] | None = None
+    """The demo only: the last ticket's number and phone page link, for its staff screen
+    (a kiosk never shows a customer's link to anyone else)."""
 
     def start_hub(self) -> None:
         """Start the hub's background work (in the running loop): numbers leased ahead,

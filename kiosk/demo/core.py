@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
+import sys
 import tempfile
 from pathlib import Path
 
@@ -59,6 +60,11 @@ async def serve_demo(sock: socket.socket, data_dir: Path | None, mode: str = "ki
                     await cancel(arrivals)
                     await feed.aclose()
                 return
+            def phone_link(number: str, link: str) -> None:
+                rt.demo_phone_link = (number, link)
+                print(f"kiosk demo: {number} on the phone (open it in a browser and watch "
+                      f"it call): {link}", file=sys.stderr, flush=True)
+            rt.service.on_phone_link = phone_link
             server = await KioskServer.connect(sock)
             feed = server.open_call_feed(rt, relay.token)  # the strip, and the journal,
             # through the hub client's connection pool

@@ -100,6 +100,8 @@ def _line(who: str, r: IssueResult) -> str:
     if r.outcome is Outcome.ISSUED:
         paper = "printed" if r.printed else f"NOT printed ({r.print_error})"
         what = f"{r.ticket_id} issued, {paper}"
+        if r.qr_phone:  # the demo's tickets: open the link in a browser, watch it call
+            what += f"; on the phone: {r.qr}"
     else:
         what = r.outcome.value
         if r.alternatives:
@@ -164,6 +166,26 @@ async def _reports_delivered(*devices: Runtime, timeout_s: float = 10.0) -> None
                 await asyncio.sleep(0.1)
 
 
+async def _a_phone(results: list[IssueResult], echo: Callable[[str], None]) -> None:
+    """What the last ticket's phone page says now (its ``/state``), as a phone reads it."""
+    ticket = next((r for r in reversed(results) if r.qr_phone and r.qr), None)
+    if ticket is None or ticket.qr is None:
+        return
+    import httpx
+    try:
+        async with httpx.AsyncClient(trust_env=False, timeout=5) as client:
+            state = (await client.get(ticket.qr + "/state")).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        echo(f"{ticket.ticket_id} on the phone: not reached ({exc})")
+        return
+    said = state.get("state")
+    if said == "called":
+        said += f" to {state.get('booth')}"
+    elif said == "waiting":
+        said += f", {state.get('ahead')} ahead"
+    echo(f"{ticket.ticket_id} on the phone ({ticket.qr}): {said}")
+
+
 async def _branch_ledger(rt: Runtime, echo: Callable[[str], None]) -> int:
     """Print the hub's ledger of the branch's day (``kiosk tickets --branch``); returns
     how many tickets it lists (0 when the hub cannot say)."""
@@ -208,6 +230,8 @@ async def demo_runtime(data_dir: Path | None = None, scenario: Scenario | None =
         scen = with_webhook(scen, relay)
     with MockServer(MockState(scen, clock=lambda: time.monotonic() * SPEED)) as mock:
         rt = open_device(demo_config(folder, mock.url, relay, changes))
+        rt.service.on_phone_link = lambda number, link: setattr(
+            rt, "demo_phone_link", (number, link))
         try:
             rt.service.branch_label = await rt.branch_label()
             yield rt, mock
@@ -290,6 +314,7 @@ async def run_headless(echo: Callable[[str], None] = print, data_dir: Path | Non
                 if rt.reports is not None and greeter.reports is not None:
                     await _reports_delivered(rt, greeter)
                 shown = await _branch_ledger(rt, echo)
+                await _a_phone(results, echo)
             finally:
                 await feed.aclose()
                 await greeter.aclose()

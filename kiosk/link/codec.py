@@ -140,7 +140,7 @@ def result_to_json(r: IssueResult) -> dict[str, Any]:
             "message": r.message, "language": r.language, "videsk_id": r.videsk_id,
             "printed": r.printed, "print_error": r.print_error,
             "alternatives": [asdict(q) for q in r.alternatives], "uncertain": r.uncertain,
-            "detail": r.detail, "qr": r.qr, "priority": r.priority,
+            "detail": r.detail, "qr": r.qr, "qr_phone": r.qr_phone, "priority": r.priority,
             "issued_at": r.issued_at.isoformat() if r.issued_at else None}
 
 
@@ -151,7 +151,8 @@ def result_from_json(d: dict[str, Any],
         message=d["message"], language=d["language"], videsk_id=d["videsk_id"],
         printed=d["printed"], print_error=d["print_error"],
         alternatives=tuple(view_from_json(q) for q in d["alternatives"]), uncertain=d["uncertain"],
-        detail=d["detail"], qr=d["qr"], printing=printing, priority=d.get("priority"),
+        detail=d["detail"], qr=d["qr"], qr_phone=bool(d.get("qr_phone")), printing=printing,
+        priority=d.get("priority"),
         issued_at=datetime.fromisoformat(d["issued_at"]) if d["issued_at"] else None)
 
 

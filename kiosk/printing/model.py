@@ -7,7 +7,7 @@ that both the ESC/POS renderer and the PNG preview draw, so paper and preview ag
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -38,6 +38,9 @@ class TicketData:
     videsk_id: str | None = None
     priority: bool = False
     """A priority ticket: it says "Atención preferente" under the number."""
+    phone_url: str | None = field(default=None, repr=False)
+    """The phone page's link (``{hub.public_url}/t/{token}``): the QR holds it, and the
+    ticket says "Follow your turn on your phone" under it. Never logged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,8 @@ class TicketLayout:
     qr: str | None
     footer: tuple[str, ...]
     logo: bool = False
+    qr_caption: str = ""
+    """Under the QR: "Follow your turn on your phone" when it opens the phone page."""
 
     @property
     def columns(self) -> int:
@@ -78,7 +83,10 @@ def arrival_line(moment: datetime, lang: str) -> str:
 
 
 def qr_content(template: str | None, data: TicketData) -> str | None:
-    """The QR's content from its template, or None for no QR."""
+    """The QR's content: the phone page's link when the ticket has one, else from its
+    template, or None for no QR."""
+    if data.phone_url:
+        return data.phone_url
     if not template:
         return None
     return template.format(ticketId=data.ticket_id, videskId=data.videsk_id or "",
@@ -100,4 +108,5 @@ def build_layout(data: TicketData, ticket: TicketConfig, *, paper_mm: int = 80,
         number_label=t("Your number", lang), number=data.ticket_id,
         priority=t("Priority service", lang) if data.priority else "", queue=data.queue_name,
         branch=data.branch_label if ticket.show_branch else "", when=when, wait=wait,
-        qr=qr_content(ticket.qr, data), footer=tuple(ticket.lines("footer", lang)), logo=logo)
+        qr=qr_content(ticket.qr, data), footer=tuple(ticket.lines("footer", lang)), logo=logo,
+        qr_caption=t("Follow your turn on your phone", lang) if data.phone_url else "")

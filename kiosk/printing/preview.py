@@ -86,6 +86,8 @@ def render_preview(layout: TicketLayout, *, codepage: str = "CP858",
         row = Image.new("L", (width, code.height), 255)
         row.paste(code, ((width - code.width) // 2, 0))
         blocks.append(row)
+        if layout.qr_caption:
+            lines(layout.qr_caption)
     for line in layout.footer:
         lines(line)
     height = sum(b.height for b in blocks) + 2 * MARGIN

@@ -147,6 +147,8 @@ def render(layout: TicketLayout, *, profile: str = "default", codepage: str = "C
     if layout.qr:
         native = supports_native_qr(profile)
         p.qr(layout.qr, size=6 if layout.paper_mm == 80 else 5, native=native, center=not native)
+        if layout.qr_caption:
+            _lines(p, layout.qr_caption, cols, codepage)
     for line in layout.footer:
         _lines(p, line, cols, codepage)
     p.cut(feed=False)

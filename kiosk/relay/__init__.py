@@ -9,7 +9,9 @@ the foundation (errors, secret files, loopback checks, redaction, i18n). Files:
 - ``devices.py``: the branch's devices, their roles, who may do what (docs/hub.md);
 - ``contract.py``: the webhook body we publish, its signature, ``webhook-template.json``;
 - ``app.py``: the routes (webhook, SSE stream, health, metrics);
-- ``hub.py``: fan-out to connected screens, slow ones dropped;
+- ``hub.py``: fan-out to connected screens and phone pages, slow ones dropped;
+- ``phone.py``: the customer's phone ticket page (``/t/{token}``: HTML, JSON, SSE) and its
+  templates (``templates/``);
 - ``guard.py``: nobody holds it down: the accept loop, deadlines for headers and bodies,
   the cap on connections below the open-file limit;
 - ``ratelog.py``: refusals logged at most once a minute per kind, all counted;

@@ -12,6 +12,7 @@
     PUT  /v1/devices/{id}/state            a device's heartbeat (kiosk.relay.fleet)
     GET  /v1/fleet                         every device's state (the fleet token)
     /fleet                                 the operations team's page (kiosk.relay.fleet_page)
+    GET  /t/{token}, /t/{token}/state, /t/{token}/events   the phone ticket (kiosk.relay.phone)
 
 Webhook answers follow the provider's retry rules: 201 when the call was stored (only
 after the store committed it; header ``X-Relay-Event-Id``, no body), 200 for a repeated
@@ -58,6 +59,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import re
 import socket
 import struct
@@ -102,6 +104,7 @@ from kiosk.relay.ledger import (
     Report,
     open_ledger,
 )
+from kiosk.relay.phone import LedgerSource, Phone, PhoneSource
 from kiosk.relay.ratelog import RateLimitedLog
 from kiosk.relay.store import Call, Event, Replayed, SqliteStore, Store, now
 
@@ -116,6 +119,8 @@ REPORT_PAST_DAYS = 13
 REPORT_FUTURE_S = 36 * 3600
 """A report's ``issuedAt`` at most this far ahead of the hub's clock (400 beyond)."""
 PHONE_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+MAX_WAIT_MIN = 24 * 60
+"""A report's ``wait_min`` at most (minutes)."""
 """What a phone-ticket token looks like (``secrets.token_urlsafe``: 128 bits and more)."""
 TICKET_ID = re.compile(r"[^\x00-\x1f\x7f]{1,50}")
 """A ticket's number as the API takes it (1 to 50 characters), no control character."""
@@ -670,6 +675,11 @@ class Relay:
         phone = body.get("phone")
         if phone is not None and not (isinstance(phone, str) and PHONE_TOKEN.fullmatch(phone)):
             raise Refused(400, "phone: the phone-ticket token, or null")
+        wait = body.get("wait_min")
+        if wait is not None and not (isinstance(wait, int | float) and not isinstance(
+                wait, bool) and math.isfinite(wait) and 0 <= wait <= MAX_WAIT_MIN):
+            raise Refused(400, f"wait_min: the wait shown in minutes (0-{MAX_WAIT_MIN}), "
+                          "or null")
         issued = body.get("issuedAt")
         try:
             at = datetime.fromisoformat(issued) if isinstance(issued, str) else None
@@ -688,7 +698,8 @@ class Relay:
                       issued_at=issued if isinstance(issued, str) else "",
                       issued_ts=moment, day=day.isoformat(), outcome=str(outcome),
                       device=device, priority=priority,
-                      phone=hashlib.sha256(phone.encode()).hexdigest() if phone else None)
+                      phone=hashlib.sha256(phone.encode()).hexdigest() if phone else None,
+                      wait_min=None if wait is None else float(wait))
 
     async def tickets(self, request: Request) -> Response:
         """``GET /v1/branches/{branch}/tickets?date=YYYY-MM-DD`` (default: the branch's
@@ -826,9 +837,13 @@ class _Asgi:
         await self.app(scope, receive, send)
 
 
-def create_app(settings: RelaySettings, store: Store | None = None) -> Starlette:
-    """The relay as an ASGI app; its lifespan opens and closes the store."""
+def create_app(settings: RelaySettings, store: Store | None = None,
+               phone_source: PhoneSource | None = None) -> Starlette:
+    """The relay as an ASGI app; its lifespan opens and closes the store and the ledger.
+    The customers' phone pages read the ledger (or ``phone_source``)."""
     relay = Relay(settings, store)
+    phone = Phone(phone_source or LedgerSource(relay.ledger), relay.hub, relay.today,
+                  follow=relay.follow)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -864,6 +879,8 @@ def create_app(settings: RelaySettings, store: Store | None = None) -> Starlette
         Route("/v1/devices/{id}/state", relay.fleet_api.put_state, methods=["PUT"]),
         Route("/v1/fleet", relay.fleet_api.list, methods=["GET"]),
         *relay.fleet_page.routes(),
+        *phone.routes(),
     ], lifespan=lifespan)
     app.state.relay = relay
+    app.state.phone = phone
     return app

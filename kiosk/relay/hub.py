@@ -4,6 +4,11 @@ Each screen is a :class:`Screen` with a bounded queue. Publishing never waits: a
 whose queue is full (it reads too slowly, or its network stalls) is disconnected, and
 resumes with ``Last-Event-ID`` when it reconnects, missing nothing; the others never
 notice it. Events are encoded once and the same bytes go to every screen of a branch.
+
+The customers' phone pages (:mod:`kiosk.relay.phone`) are :class:`Page` streams of the same
+kind (a bounded queue, dropped when slow: the page reconnects and gets its whole state).
+They learn of a branch's calls after its screens got them (``Relay.publish``), and are
+updated in a task of their own: pages never delay a screen.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from kiosk.relay.store import Event
 
@@ -61,12 +67,59 @@ class Screen:
         self.queue.put_nowait(None)
 
 
+class Page:
+    """One customer's phone page stream (its ``subject``: the ticket it follows)."""
+
+    def __init__(self, branch: str, buffer: int, subject: Any) -> None:
+        self.branch = branch
+        self.subject = subject
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=buffer)
+        self.last: dict[str, Any] = {}
+        """The state last queued for the page."""
+        self.dropped = False
+        self.reason = ""
+
+    def offer(self, frame: bytes) -> bool:
+        """Queue ``frame``; False (and the page is closed) when it is too far behind."""
+        if self.dropped:
+            return False
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.drop()
+            return False
+        return True
+
+    def drop(self, reason: str = SLOW) -> None:
+        """Disconnect this page (its stream ends at its next read)."""
+        if self.dropped:
+            return
+        self.dropped = True
+        self.reason = reason
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+
 class Hub:
-    """Screens by branch."""
+    """Screens and phone pages by branch."""
 
     def __init__(self, on_change: Callable[[str, int], None] | None = None) -> None:
         self.screens: dict[str, set[Screen]] = {}
+        self.pages: dict[str, set[Page]] = {}
         self._on_change = on_change
+
+    def add_page(self, page: Page) -> None:
+        """Register a phone page."""
+        self.pages.setdefault(page.branch, set()).add(page)
+
+    def remove_page(self, page: Page) -> None:
+        """Unregister a phone page."""
+        group = self.pages.get(page.branch)
+        if group is not None:
+            group.discard(page)
+            if not group:
+                del self.pages[page.branch]
 
     def add(self, screen: Screen) -> int:
         """Register ``screen``; the branch's new count."""
@@ -104,3 +157,6 @@ class Hub:
         for group in list(self.screens.values()):
             for screen in list(group):
                 screen.drop(SHUTDOWN)
+        for pages in list(self.pages.values()):
+            for page in list(pages):
+                page.drop(SHUTDOWN)

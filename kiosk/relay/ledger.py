@@ -134,6 +134,9 @@ class Report:
     priority: str | bool | None
     phone: str | None = None
     """SHA-256 (hex) of the phone-ticket token, never the token."""
+    wait_min: float | None = None
+    """The wait the device showed the customer at issue, in minutes (the phone page's
+    first estimate), if any."""
 
     def record(self) -> dict[str, Any]:
         """What Redis keeps (the phone's hash included: never served)."""
@@ -141,7 +144,7 @@ class Report:
                                                         "name": self.queue_name},
                 "lang": self.lang, "issuedAt": self.issued_at, "ts": self.issued_ts,
                 "outcome": self.outcome, "device": self.device, "priority": self.priority,
-                "phone": self.phone}
+                "phone": self.phone, "wait_min": self.wait_min}
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,8 @@ class Ticket:
     priority: str | bool | None
     call: dict[str, Any] | None
     """``{"booth", "at", "recall"}`` of its latest call that day, or None."""
+    wait_min: float | None = None
+    """The wait its device showed at issue (minutes), if any (the phone page's)."""
 
     def json(self) -> dict[str, Any]:
         """One entry of ``GET /v1/branches/{b}/tickets`` (never the phone's hash)."""
@@ -248,6 +253,9 @@ class _Db:
         db.execute("PRAGMA synchronous=FULL")  # a lease is on the disk before its 201
         db.execute("PRAGMA busy_timeout=5000")
         db.executescript(self.schema)
+        columns = {r[1] for r in db.execute("PRAGMA table_info(tickets)")}
+        if columns and "wait_min" not in columns:  # a ledger from before the phone page's
+            db.execute("ALTER TABLE tickets ADD COLUMN wait_min REAL")
         self._db = db
 
     @property
@@ -302,6 +310,7 @@ CREATE TABLE IF NOT EXISTS tickets (
     device TEXT NOT NULL,
     priority TEXT,
     phone TEXT,
+    wait_min REAL,
     PRIMARY KEY (branch, day, ticket_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tickets_in_order ON tickets (branch, day, issued_ts);
@@ -333,10 +342,10 @@ def _raise(db: sqlite3.Connection, branch: str, day: str, sequence: str, last: i
 
 
 _INSERT_TICKET = ("INSERT INTO tickets (branch, day, ticket_id, queue_id, queue_name, lang, "
-                  "issued_at, issued_ts, outcome, device, priority, phone) VALUES "
-                  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                  "issued_at, issued_ts, outcome, device, priority, phone, wait_min) VALUES "
+                  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _SELECT_TICKETS = ("SELECT branch, day, ticket_id, queue_id, queue_name, lang, issued_at, "
-                   "issued_ts, outcome, device, priority FROM tickets")
+                   "issued_ts, outcome, device, priority, wait_min FROM tickets")
 
 
 class SqliteLedger:
@@ -368,7 +377,7 @@ class SqliteLedger:
                            (branch, report.day, report.ticket_id, report.queue_id,
                             report.queue_name, report.lang, report.issued_at,
                             report.issued_ts, report.outcome, report.device,
-                            _priority_in(report.priority), report.phone))
+                            _priority_in(report.priority), report.phone, report.wait_min))
                 return NEW
             device, outcome, phone = row
             if device != report.device:
@@ -411,9 +420,10 @@ class SqliteLedger:
 
     @staticmethod
     def _ticket(row: tuple[Any, ...], call: str | None) -> Ticket:
-        b, d, t, qid, qname, lang, at, ts, outcome, device, priority = row
+        b, d, t, qid, qname, lang, at, ts, outcome, device, priority, wait = row
         return Ticket(b, d, t, qid, qname, lang, at, float(ts), outcome, device,
-                      _priority_out(priority), call_of(call))
+                      _priority_out(priority), call_of(call),
+                      None if wait is None else float(wait))
 
     @staticmethod
     def _latest_call(db: sqlite3.Connection, branch: str, day: str, ticket: str) -> str | None:
@@ -644,7 +654,8 @@ class _RedisTickets:
             return Ticket(branch, day, str(r["ticketId"]), str(r["queue"]["id"]),
                           str(r["queue"]["name"]), r.get("lang"), str(r["issuedAt"]),
                           float(r["ts"]), str(r["outcome"]), str(r["device"]),
-                          r.get("priority"), call_of(call))
+                          r.get("priority"), call_of(call),
+                          float(r["wait_min"]) if r.get("wait_min") is not None else None)
         except (ValueError, KeyError, TypeError):
             log.error("relay: an unreadable ticket in Redis (%s, %s): skipped", branch, day)
             return None

@@ -40,6 +40,7 @@ from uvicorn.config import STARTUP_FAILURE
 from kiosk.relay.app import Relay, create_app
 from kiosk.relay.config import RelaySettings, connection_cap, open_file_limit
 from kiosk.relay.guard import Acceptor, ConnectionGuard
+from kiosk.relay.phone import PhoneSource
 
 log = logging.getLogger("kiosk.relay")
 
@@ -143,9 +144,10 @@ class RelayServer:
     ``with RelayServer(settings) as relay: relay.url, relay.relay (the routes' state)``
     """
 
-    def __init__(self, settings: RelaySettings, host: str = "127.0.0.1") -> None:
+    def __init__(self, settings: RelaySettings, host: str = "127.0.0.1",
+                 phone_source: PhoneSource | None = None) -> None:
         self.settings = settings
-        self.app = create_app(settings)
+        self.app = create_app(settings, phone_source=phone_source)
         self.relay: Relay = self.app.state.relay
         self._sock = listening_socket(host, 0)
         self.host, self.port = self._sock.getsockname()[:2]

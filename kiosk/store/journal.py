@@ -52,8 +52,13 @@ sequence of their own per prefix (the counter ``priority:A`` beside ``A``), rese
 the spot (never armed: they are few); ``tickets.priority`` holds the reason's id (``''``:
 priority without a reason asked; NULL: a regular ticket).
 
+Phone tokens (the link of a ticket's phone page, ``hub``): in ``phones`` (day, ticket,
+token) for the ticket's day only, so that a reprint prints the same QR; the day after,
+they are deleted (:meth:`Journal.forget_phones`: at start and with every outcome written)
+with ``secure_delete`` on and the log checkpointed, so no byte of them stays in the file.
+
 Schema versions: 1, then 2 (``tickets.priority``), then 3 (``tickets.numbering``, the
-``leases`` table). A journal written by an older kiosk is
+``leases`` table; ``phones`` is created where missing). A journal written by an older kiosk is
 migrated when it is opened to write (one ``ALTER TABLE`` in the opening transaction);
 read-only, it is read as it is (its tickets are all regular).
 
@@ -164,6 +169,16 @@ CREATE TABLE IF NOT EXISTS calls (
 );
 """
 
+# The phone page's token of each ticket that has one, for its day only (forget_phones).
+_PHONES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS phones (
+    day       TEXT NOT NULL,
+    ticket_id TEXT NOT NULL,
+    token     TEXT NOT NULL,
+    PRIMARY KEY (day, ticket_id)
+);
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class TicketRow:
@@ -238,6 +253,7 @@ class Journal:
                                             isolation_level=None, check_same_thread=False)
             db.row_factory = sqlite3.Row
             db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+            db.execute("PRAGMA secure_delete=ON")  # a deleted phone token is overwritten
             if access == "own":  # never build a new journal over a damaged one
                 problem = db.execute("PRAGMA quick_check(1)").fetchone()[0]
                 if problem != "ok":
@@ -254,7 +270,8 @@ class Journal:
                     raise StoreError(f"{self.path} was written by a newer kiosk "
                                      f"(schema {version} > {SCHEMA_VERSION})")
                 for statement in filter(str.strip, (_SCHEMA + _LEASES_SCHEMA + _OUTBOX_SCHEMA
-                                                    + _CALLS_SCHEMA).split(";")):
+                                                    + _CALLS_SCHEMA + _PHONES_SCHEMA
+                                                    ).split(";")):
                     db.execute(statement)
                 columns = _columns(db, "tickets")
                 if "priority" not in columns:  # schema 1: migrated
@@ -357,6 +374,7 @@ class Journal:
         finally:
             os.close(users)
         self.owner = True
+        self.forget_phones()
         return count
 
     def today(self) -> str:
@@ -511,10 +529,11 @@ class Journal:
         return self.reserve(queue_id="", queue_name="", prefix=prefix, fmt=fmt,
                             outcome="armed", offline_fmt=offline_fmt)
 
-    def checkpoint(self) -> None:
-        """Copy the write-ahead log into the database (a passive checkpoint)."""
+    def checkpoint(self, truncate: bool = False) -> None:
+        """Copy the write-ahead log into the database (a passive checkpoint; ``truncate``:
+        all of it, and the log emptied, when no reader holds it)."""
         with self._reading() as db:
-            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            db.execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if truncate else 'PASSIVE'})")
 
     def claim(self, row_id: int, *, queue_id: str, queue_name: str, language: str) -> None:
         """Turn an armed number into a pending attempt for ``queue_id``, before sending it:
@@ -531,9 +550,10 @@ class Journal:
 
     def finish(self, row_id: int, outcome: str, *, videsk_id: str | None = None,
                detail: str = "", wait_min: float | None = None,
-               report: dict[str, Any] | None = None) -> None:
+               report: dict[str, Any] | None = None, phone: str | None = None) -> None:
         """Record the API's answer to an attempt; with ``report`` (a ticket report for
-        the hub, docs/hub.md), put it in the outbox in the same transaction."""
+        the hub, docs/hub.md), put it in the outbox in the same transaction; ``phone``: the
+        ticket's phone token, kept for its day."""
         with self._tx(durable=False) as db:
             now = self._now()
             db.execute("UPDATE tickets SET outcome = ?, videsk_id = ?, detail = ?, wait_min = ?, "
@@ -546,6 +566,42 @@ class Journal:
                            "(?, ?, ?, ?)", (day[0], day[1], json.dumps(report,
                                                                        ensure_ascii=False),
                                             now))
+            if phone is not None:
+                db.execute("INSERT OR REPLACE INTO phones (day, ticket_id, token) SELECT day, "
+                           "ticket_id, ? FROM tickets WHERE row_id = ?", (phone, row_id))
+            stale = self._forget(db)
+        if stale:
+            self.checkpoint(truncate=True)
+
+    def _forget(self, db: sqlite3.Connection) -> int:
+        """Delete the phone tokens of the days before today, in the ``phones`` table and in
+        the reports still waiting in the outbox (delivered without it: its page has
+        expired); how many rows held one."""
+        today = self.today()
+        gone = db.execute("DELETE FROM phones WHERE day < ?", (today,)).rowcount
+        gone += db.execute("UPDATE outbox SET payload = json_set(payload, '$.phone', json('null')) "
+                           "WHERE day < ? AND json_extract(payload, '$.phone') IS NOT NULL",
+                           (today,)).rowcount
+        return int(gone)
+
+    def phone_token(self, ticket_id: str, day: str | None = None) -> str | None:
+        """The phone token of ``ticket_id`` (today by default), while its day lasts."""
+        d = day or self.today()
+        if d < self.today():
+            return None
+        with self._reading() as db:
+            row = db.execute("SELECT token FROM phones WHERE day = ? AND ticket_id = ?",
+                             (d, ticket_id)).fetchone()
+        return str(row[0]) if row else None
+
+    def forget_phones(self) -> int:
+        """Delete the phone tokens of the days before today (overwritten in the file, the
+        log checkpointed); how many."""
+        with self._tx(durable=False) as db:
+            gone = self._forget(db)
+        if gone:
+            self.checkpoint(truncate=True)
+        return int(gone)
 
     def outbox(self, limit: int = 50) -> list[tuple[int, dict[str, Any]]]:
         """The oldest reports not yet delivered: ``(id, payload)``."""

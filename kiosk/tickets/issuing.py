@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
@@ -71,6 +72,9 @@ if TYPE_CHECKING:
     from kiosk.tickets.formcatalog import FormCatalog
 
 log = logging.getLogger(__name__)
+
+PHONE_TOKEN_BYTES = 16
+"""A phone token's random bytes (128 bits: ``secrets.token_urlsafe``, 22 characters)."""
 
 MAX_ALTERNATIVES = 12
 """Most alternatives offered after a 406 (a screen shows a few; a link message stays small)."""
@@ -121,6 +125,9 @@ class TicketService:
         self.reports: ReportSender | None = None
         """With a hub, in the core: what delivers the outbox's reports (woken after each
         report written)."""
+        self.on_phone_link: Callable[[str, str], None] | None = None
+        """The demo only: told ``(number, link)`` of each ticket's phone page, to print it
+        for a newcomer. A kiosk never sets it: the link holds the customer's token."""
         self.leases: LeaseKeeper | None = None
         """With a hub: what keeps blocks of numbers ahead (set by
         :func:`~kiosk.core.runtime.open_runtime` for the core)."""
@@ -350,11 +357,14 @@ class TicketService:
         issued_at = self._clock()
         journal_outcome = "uncertain" if uncertain else outcome.value
         wait = view.wait_minutes if view.api_name else None
+        phone = self.phone_token() if outcome is Outcome.ISSUED or uncertain else None
         report = self._report(row, view, lang, issued_at, journal_outcome, priority)
+        if report is not None:
+            report["phone"], report["wait_min"] = phone, wait
         self._record(row.ticket_id, f"outcome {journal_outcome} videsk id {videsk_id}",
                      lambda: self.journal.finish(row.row_id, journal_outcome,
                                                  videsk_id=videsk_id, detail=detail,
-                                                 wait_min=wait, report=report))
+                                                 wait_min=wait, report=report, phone=phone))
         if report is not None and self.reports is not None:
             self.reports.notify()
         log.info("ticket %s queue=%s%s outcome=%s%s", row.ticket_id, queue_id,
@@ -377,7 +387,10 @@ class TicketService:
         ticket = TicketData(
             ticket_id=row.ticket_id, queue_id=view.id, queue_name=view.name,
             issued_at=issued_at, language=lang, branch_label=self.branch_label,
-            wait_minutes=wait, videsk_id=videsk_id, priority=priority is not None)
+            wait_minutes=wait, videsk_id=videsk_id, priority=priority is not None,
+            phone_url=self.phone_link(phone))
+        if outcome is Outcome.ISSUED and ticket.phone_url and self.on_phone_link is not None:
+            self.on_phone_link(row.ticket_id, ticket.phone_url)
         if outcome is Outcome.ISSUED and print_ticket:
             printing = asyncio.ensure_future(self.print(ticket, row.row_id))
             if wait_print:
@@ -391,6 +404,7 @@ class TicketService:
             alternatives=alternatives, uncertain=uncertain, detail=detail,
             issued_at=issued_at if outcome is Outcome.ISSUED else None, row_id=row.row_id,
             qr=qr_content(self.config.ticket.qr, ticket) if outcome is Outcome.ISSUED else None,
+            qr_phone=outcome is Outcome.ISSUED and ticket.phone_url is not None,
             printing=printing if not wait_print else None, priority=priority)
 
     def _report(self, row: TicketRow, view: QueueView, lang: str, issued_at: datetime,
@@ -463,8 +477,20 @@ class TicketService:
             issued_at=datetime.fromisoformat(row.answered_at or row.updated_at),
             language=row.language,
             branch_label=self.branch_label, wait_minutes=row.wait_min, videsk_id=row.videsk_id,
-            priority=row.priority is not None)
+            priority=row.priority is not None,
+            phone_url=self.phone_link(await asyncio.to_thread(self.journal.phone_token,
+                                                              row.ticket_id, row.day)))
         return await self.print(ticket, row.row_id)
+
+    def phone_token(self) -> str | None:
+        """A new phone token for a ticket (128 random bits), or None without a hub."""
+        return secrets.token_urlsafe(PHONE_TOKEN_BYTES) if self.config.hub is not None else None
+
+    def phone_link(self, token: str | None) -> str | None:
+        """The phone page's link for ``token`` (what the QR holds), or None."""
+        if token is None or self.config.hub is None:
+            return None
+        return f"{self.config.hub.phone_url.rstrip('/')}/t/{token}"
 
 
 def not_offered(config: Config, priority: str) -> str:

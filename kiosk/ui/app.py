@@ -319,6 +319,7 @@ class KioskApp(LobbyApp):
         s.wait_minutes = r.queue.wait_minutes if waits else None
         s.priority = t("Priority service", self.lang) if r.priority is not None else ""
         s.qr = qr_modules(r.qr) if r.qr else []
+        s.qr_phone = bool(r.qr and r.qr_phone)
         s.printed = None
         if r.printing is None and r.printed is None:  # nothing to print (greeter tablet)
             s.message = t("Please show this number or scan the code.", self.lang)

@@ -268,6 +268,8 @@ class TicketScreen(KioskScreen):
     wait = StringProperty("")
     message = StringProperty("")
     qr = ListProperty([])
+    qr_phone = BooleanProperty(False)
+    """The QR opens the phone page (the words under it say so)."""
     printed = ObjectProperty(None, allownone=True)
     """None while printing (or nothing to print), then True or False."""
     priority = StringProperty("")

@@ -91,8 +91,11 @@ class IssueResult:
     """For logs and the admin screen; never shown to customers."""
     issued_at: datetime | None = None
     row_id: int | None = field(default=None, repr=False)
-    qr: str | None = None
-    """What the ticket's QR code says (from ``ticket.qr``), for the screen too."""
+    qr: str | None = field(default=None, repr=False)
+    """What the ticket's QR code says (the phone page's link, or from ``ticket.qr``), for
+    the screen too."""
+    qr_phone: bool = False
+    """The QR opens the phone page: the screen says "follow your turn on your phone"."""
     printing: asyncio.Future[tuple[bool, str]] | None = field(default=None, repr=False,
                                                               compare=False)
     """With ``issue(wait_print=False)``: resolves to (printed, error) when the paper is out."""
@@ -109,6 +112,7 @@ class IssueResult:
             "printed": bool(self.printed),
             "message": self.message,
             "priority": priority_value(self.priority),
+            "qr": self.qr,
         }
         if self.outcome is Outcome.NO_AGENTS:
             out["alternatives"] = [{"id": q.id, "name": q.name, "users": q.users}
