@@ -223,16 +223,16 @@ def test_the_caddyfile_reaches_one_relay_or_two_replicas(tmp_path: Path) -> None
     """By default every route goes to 127.0.0.1:8787; with ``KIOSK_RELAY_UPSTREAMS`` set
     (two replicas), each route goes to both, health-checked on /healthz."""
     one = _adapted(tmp_path)
-    assert re.findall(r'"dial":"([^"]+)"', one) == ["127.0.0.1:8787"] * 5
+    assert re.findall(r'"dial":"([^"]+)"', one) == ["127.0.0.1:8787"] * 7
     assert '"read_header_timeout":10000000000' in one  # 10 s
     # Caddy drops an idle connection to the relay before the relay does (no request is
     # ever sent on a connection the relay is closing)
     idle = {int(n) / 1e9 for n in re.findall(r'"keep_alive":\{"idle_timeout":(\d+)\}', one)}
     assert len(idle) == 1 and idle.pop() < RelaySettings().keepalive_idle_s
     two = _adapted(tmp_path, KIOSK_RELAY_UPSTREAMS="10.0.0.11:8787 10.0.0.12:8787")
-    assert re.findall(r'"dial":"([^"]+)"', two) == ["10.0.0.11:8787", "10.0.0.12:8787"] * 5
-    assert two.count('"uri":"/healthz"') == 5
-    assert two.count('"try_duration"') == 4  # not the webhook's: see the Caddyfile
+    assert re.findall(r'"dial":"([^"]+)"', two) == ["10.0.0.11:8787", "10.0.0.12:8787"] * 7
+    assert two.count('"uri":"/healthz"') == 7
+    assert two.count('"try_duration"') == 6  # not the webhook's: see the Caddyfile
 
 
 
@@ -323,6 +323,13 @@ def test_the_shipped_caddyfile_streams_limits_and_forwards(
     assert httpx.get(front + "/v1/fleet").status_code == 401
     assert httpx.put(front + "/v1/devices/lobby-1/state", json={}).status_code == 401
     assert httpx.get(front + "/fleet/other").status_code == 404
+    # the hub's routes pass: a device's leases and reports, the branch's day (no device
+    # token here: refused by the relay, not by Caddy)
+    lease = {"sequence": "A", "day": "2026-12-02", "count": 10}
+    assert httpx.post(f"{front}/v1/branches/{BRANCH_A}/leases", json=lease).status_code == 401
+    assert httpx.post(f"{front}/v1/branches/{BRANCH_A}/tickets", json={}).status_code == 401
+    assert httpx.get(f"{front}/v1/branches/{BRANCH_A}/tickets").status_code == 401
+    assert httpx.get(f"{front}/v1/branches/{BRANCH_A}/other").status_code == 404
     # the phone pages pass: the relay's own 404 (its headers), its style sheet
     unknown = httpx.get(front + "/t/Zr8Qm2yP1vW7kT4nB6xD0g")
     assert unknown.status_code == 404 and unknown.headers["x-robots-tag"].startswith("noindex")
