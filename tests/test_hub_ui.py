@@ -13,12 +13,19 @@ import pytest
 from kiosk.core.server import serve_in_process
 from kiosk.demo.calls import demo_relay
 from kiosk.demo.headless import BRANCH, demo_runtime
+from kiosk.i18n import t
 
 from . import ui_driver as d
 
 pytestmark = pytest.mark.slow
 
 ATENCION = "652a1ae848880e168884e49b"
+
+
+def numbering(admin: Any, lang: str) -> str | None:
+    """The word of the staff screen's numbering row (None: no such row yet)."""
+    return next((r.word for r in admin.ids.rows.children
+                 if r.title == t("Numbering", lang)), None)
 
 
 async def test_the_staff_screen_says_numbers_are_offline(tmp_path: Path) -> None:
@@ -43,7 +50,8 @@ async def test_the_staff_screen_says_numbers_are_offline(tmp_path: Path) -> None
                 pin.press("OK")
                 await d.until(lambda: app.sm.current == "admin", what="admin screen")
                 admin = app.screen("admin")
-                await d.until(lambda: fault in admin.info, what=fault)
+                await d.until(lambda: numbering(admin, app.lang) == t(fault, app.lang),
+                              what=fault)
                 return admin
 
             async def driver(app: Any) -> None:
@@ -52,18 +60,24 @@ async def test_the_staff_screen_says_numbers_are_offline(tmp_path: Path) -> None
                                   and rt.monitor.snapshot.fetched_at is not None,
                                   what="queues")
                     await d.until(lambda: rt.journal.lease_left("A") > 0, what="a block")
-                    admin = await staff_screen(app, "Numbers: shared through the hub")
-                    assert "Reports to the hub: 0 waiting" in admin.info
+                    admin = await staff_screen(app, "Shared with the branch")
+                    assert admin.state.numbers == "shared"
                     await d.screenshot("kiosk-admin-hub-shared")
                     await d.tap(admin.ids.back)
                     await asyncio.to_thread(relay.server.stop)  # the hub is gone
                     got = [(await rt.service.issue(ATENCION, print_ticket=False)).ticket_id
                            for _ in range(3)]
                     assert got[-1] == "Ademo-1-001", got
-                    admin = await staff_screen(app, "Numbers: OFFLINE")
-                    assert "NUMBERS FAULT: numbers offline" in admin.info
-                    assert "Reports to the hub: 3 waiting" in admin.info
-                    assert relay.token.get_secret_value() not in admin.info
+                    admin = await staff_screen(app, "Numbered here for now")
+                    row = next(r for r in admin.ids.rows.children
+                               if r.title == t("Numbering", app.lang))
+                    assert row.advice == t("The central service is away: numbers come from "
+                                           "this kiosk until it is back. Nothing to do.",
+                                           app.lang)
+                    assert rt.journal.outbox_size() == 3  # the reports wait for the hub
+                    shown = " ".join(f"{r.title} {r.word} {r.advice} {r.detail}"
+                                     for r in admin.ids.rows.children)
+                    assert relay.token.get_secret_value() not in shown
                     await d.screenshot("kiosk-admin-hub-offline")
                 except BaseException as exc:  # re-raised after the app has stopped
                     errors.append(exc)
