@@ -335,6 +335,8 @@ async def test_admin_exit_stops_the_app(tmp_path: Path) -> None:
     async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
         app.show_screen("admin")
         app.bind(on_stop=lambda *_: stopped.append(True))
+        await d.frames(3)  # laid out, as a person sees it before tapping (its buttons'
+        # grid takes the screen's shape at its first layout)
         await d.tap(app.screen("admin").ids.exit, after=False)  # no frame comes after
         try:
             async with asyncio.timeout(10):
