@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from kiosk.relay.store import Event
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 SLOW = "slow"
@@ -31,30 +33,30 @@ SHUTDOWN = "shutdown"
 """Why a stream ended: the relay is stopping."""
 
 
-class Screen:
-    """One connected SSE stream."""
+class Stream(Generic[T]):
+    """One connected SSE stream with a bounded queue of what it has still to send (a
+    ``None`` in the queue ends it)."""
 
     def __init__(self, branch: str, buffer: int) -> None:
         self.branch = branch
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=buffer)
-        self.last_id = 0
+        self.queue: asyncio.Queue[T | None] = asyncio.Queue(maxsize=buffer)
         self.dropped = False
         self.reason = ""
         """Why the stream ends (:data:`SLOW`, :data:`GONE`, :data:`SHUTDOWN`) once dropped."""
 
-    def offer(self, event: Event) -> bool:
-        """Queue ``event``; False (and the screen is closed) when it is too far behind."""
+    def offer(self, item: T) -> bool:
+        """Queue ``item``; False (and the stream is closed) when it is too far behind."""
         if self.dropped:
             return False
         try:
-            self.queue.put_nowait(event)
+            self.queue.put_nowait(item)
         except asyncio.QueueFull:
             self.drop()
             return False
         return True
 
     def drop(self, reason: str = SLOW) -> None:
-        """Disconnect this screen (its stream ends at its next read)."""
+        """Disconnect this stream (it ends at its next read)."""
         if self.dropped:
             return
         self.dropped = True
@@ -67,38 +69,23 @@ class Screen:
         self.queue.put_nowait(None)
 
 
-class Page:
-    """One customer's phone page stream (its ``subject``: the ticket it follows)."""
+class Screen(Stream[Event]):
+    """A calling screen's stream of its branch's calls."""
+
+    def __init__(self, branch: str, buffer: int) -> None:
+        super().__init__(branch, buffer)
+        self.last_id = 0
+
+
+class Page(Stream[bytes]):
+    """One customer's phone page stream (its ``subject``: the ticket it follows); each
+    frame is the page's whole state."""
 
     def __init__(self, branch: str, buffer: int, subject: Any) -> None:
-        self.branch = branch
+        super().__init__(branch, buffer)
         self.subject = subject
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=buffer)
         self.last: dict[str, Any] = {}
         """The state last queued for the page."""
-        self.dropped = False
-        self.reason = ""
-
-    def offer(self, frame: bytes) -> bool:
-        """Queue ``frame``; False (and the page is closed) when it is too far behind."""
-        if self.dropped:
-            return False
-        try:
-            self.queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            self.drop()
-            return False
-        return True
-
-    def drop(self, reason: str = SLOW) -> None:
-        """Disconnect this page (its stream ends at its next read)."""
-        if self.dropped:
-            return
-        self.dropped = True
-        self.reason = reason
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
 
 
 class Hub:
