@@ -60,8 +60,9 @@ def test_ticket_issued(cfg_file: Path, cli_env: dict[str, str], state: MockState
     assert out["queue"] == {"id": ATENCION, "name": "Atención a clientes"}
     assert out["videskId"] == state.tickets[0].id and out["printed"] is True
     assert set(out) == {"outcome", "ticketId", "queue", "videskId", "printed", "message",
-                        "priority"}
+                        "priority", "qr"}
     assert out["priority"] is None  # a regular ticket
+    assert out["qr"] == "https://example.com/t/A-001"  # no hub: ticket.qr's template
 
 
 def test_ticket_no_agents_lists_alternatives(cfg_file: Path, cli_env: dict[str, str]) -> None:
