@@ -423,6 +423,8 @@ async def test_the_printed_tickets_qr_opens_its_page_which_calls_the_customer(
     try:
         rt = await device(config_factory, state, relay.url, "test-1", LOBBY)
         rts.append(rt)
+        # the kiosk's first block is on its disk before the lobby opens (as after its start)
+        await until(lambda: rt.journal.lease_left("A") > 0)
         issued = [await rt.service.issue(ATENCION, language="en") for _ in range(3)]
         assert all(r.printed for r in issued)
         assert rt.config.printer.path is not None
