@@ -214,6 +214,21 @@ def test_storing_failed_is_503_so_the_provider_retries(relay: RelayServer) -> No
 
 
 
+def test_the_webhooks_front_door_leaves_the_rest_to_the_router(
+        relay: RelayServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A webhook skips the middleware and the router (its hot path); anything else on its
+    path still gets the router's answers, and an error inside it is a 500, not a hang."""
+    assert httpx.get(relay.url + "/webhooks/videsk").status_code == 405
+    assert httpx.post(relay.url + "/webhooks/videsk/", content=b"{}").status_code == 307
+
+    async def broken(call: object) -> None:
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(relay.relay.store, "add", broken)
+    assert post(relay.url, call_body("A-1", "c-1")).status_code == 500
+    monkeypatch.undo()
+    assert post(relay.url, call_body("A-1", "c-1")).status_code == 201
+
+
 # --------------------------------------------------------------------------- screens
 
 

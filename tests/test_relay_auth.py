@@ -222,6 +222,10 @@ def test_a_jwt_header_the_relay_does_not_implement_is_refused(
     (0, 60, {"exp": None}, "stale_jwt"),  # no exp: not bounded in time
     (0, 60, {"iat": None}, "stale_jwt"),
     (0, 60, {"nbf": int(time.time()) + 3600}, "stale_jwt"),
+    (0, 60, {"iat": 10**400}, "stale_jwt"),  # too large for float arithmetic (was a 500)
+    (0, 60, {"exp": -(10**400)}, "stale_jwt"),
+    (0, 60, {"nbf": float("nan")}, "stale_jwt"),  # NaN compares false: passed every check
+    (0, 60, {"iat": True}, "stale_jwt"),
     (0, 60, {"ticketId": "A-043"}, "unbound_jwt"),  # another call's token (captured)
     (0, 60, {"callId": "call-2"}, "unbound_jwt"),
     (0, 60, {"branch": "652720d479497a1b62df2890"}, "unbound_jwt"),

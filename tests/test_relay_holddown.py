@@ -159,6 +159,27 @@ def test_slow_headers_slow_bodies_and_idle_keep_alive_are_closed(
 
 
 @pytest.mark.slow
+def test_each_phase_keeps_its_own_deadline_on_one_timer(tmp_path: Path) -> None:
+    """A connection has one timer, moved on lazily (no timer per request): a body deadline
+    shorter than the header deadline still closes at the body's, and a keep-alive
+    connection's many quick requests never count toward either."""
+    s = settings(tmp_path, header_timeout_s=4.0, body_timeout_s=0.5, keepalive_idle_s=4.0)
+    with RelayServer(s) as relay:
+        body = _connect(relay, BODY_HEAD + b"{")  # headers at once, then the body trickles
+        assert 0.3 < _closed_after(body, trickle=b" ") < 2.5  # 0.5 s, not the 4 s
+        busy = _connect(relay)
+        began = time.monotonic()
+        while time.monotonic() - began < 5:  # requests for longer than either deadline
+            busy.sendall(b"GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b"}"):  # its head and its body may come apart
+                answer += busy.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 200")
+            time.sleep(0.05)
+        assert refused(relay.url, "body_timeout") == 1
+        assert refused(relay.url, "header_timeout") == 0
+
+
 def test_a_client_that_never_reads_its_answers_is_reset(tmp_path: Path) -> None:
     """Requests pipelined by a client that reads nothing: the answers fill the buffers,
     the relay's writes pause, and the connection held its place for good (a busy one,

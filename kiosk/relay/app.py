@@ -837,6 +837,23 @@ class _Asgi:
         await self.app(scope, receive, send)
 
 
+class RelayApp(Starlette):
+    """The relay's Starlette app with a front door for its hot path: a webhook goes
+    straight to :meth:`Relay.webhook` (a plain ASGI endpoint that answers every outcome
+    itself), past the middleware and the router every other request takes. Their cost
+    was a tenth of a webhook's. An error escaping it is answered 500 by uvicorn."""
+
+    webhook: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (self.webhook is not None and scope["type"] == "http"
+                and scope["path"] == WEBHOOK_PATH and scope["method"] == "POST"):
+            scope["app"] = self
+            await self.webhook(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: RelaySettings, store: Store | None = None,
                phone_source: PhoneSource | None = None) -> Starlette:
     """The relay as an ASGI app; its lifespan opens and closes the store and the ledger.
@@ -868,7 +885,7 @@ def create_app(settings: RelaySettings, store: Store | None = None,
                 await relay.fleet.states.close()
                 await relay.store.close()
 
-    app = Starlette(routes=[
+    app = RelayApp(routes=[
         Route(WEBHOOK_PATH, _Asgi(relay.webhook), methods=["POST"]),
         Route(STREAM_PATH, _Asgi(relay.calls), methods=["GET"]),
         Route(LEASES_PATH, relay.leases, methods=["POST"]),
@@ -881,6 +898,7 @@ def create_app(settings: RelaySettings, store: Store | None = None,
         *relay.fleet_page.routes(),
         *phone.routes(),
     ], lifespan=lifespan)
+    app.webhook = relay.webhook
     app.state.relay = relay
     app.state.phone = phone
     return app

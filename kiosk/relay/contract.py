@@ -40,7 +40,7 @@ the relay accepts either, checked in constant time against each configured secre
 
 from __future__ import annotations
 
-import base64
+import binascii
 import functools
 import hashlib
 import hmac
@@ -158,22 +158,32 @@ def _unescape(value: Any) -> Any:
     return value
 
 
-def parse(body: bytes) -> Webhook:
-    """The call in ``body``; :class:`Malformed` with the reason otherwise."""
+def _json_object(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise Malformed("not JSON") from None
-    except RecursionError:  # "[[[[..." within the size limit: not a call, never a 500
-        raise Malformed("nested too deep") from None
     if not isinstance(data, dict):
         raise Malformed("not a JSON object")
+    return data
+
+
+def parse(body: bytes) -> Webhook:
+    """The call in ``body``; :class:`Malformed` with the reason otherwise."""
     try:
-        call = Webhook.model_validate(_unescape(data) if b"&" in body else data)
+        if b"&" in body:  # maybe HTML-escaped by the template: parsed, unescaped, checked
+            call = Webhook.model_validate(_unescape(_json_object(body)))
+        else:  # the common case: parsed and checked in one pass (pydantic-core)
+            call = Webhook.model_validate_json(body)
     except RecursionError:
         raise Malformed("nested too deep") from None
     except ValidationError as exc:
         err = exc.errors()[0]
+        if err["type"] == "json_invalid":
+            raise Malformed("nested too deep" if "recursion" in err["msg"]
+                            else "not JSON") from None
+        if err["type"] == "model_type" and not err["loc"]:
+            raise Malformed("not a JSON object") from None
         where = ".".join(str(x) for x in err["loc"]) or "body"
         raise Malformed(f"{where}: {err['msg']}") from None
     if not _BRANCH_RE.fullmatch(call.branch.id):
@@ -269,11 +279,44 @@ def bearer(authorization: str) -> str | None:
 _HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
 
 
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
 def _b64(segment: str) -> bytes:
     """A base64url JWS segment, strictly: only the URL-safe alphabet, no padding."""
     if not segment.isascii() or not _B64URL.fullmatch(segment):
         raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    pad = b"=" * (-len(segment) % 4)
+    return binascii.a2b_base64(segment.encode("ascii").translate(_URLSAFE) + pad)
+
+
+_HEADER_CACHED = 512
+"""The longest JWS header segment :func:`_algorithm` remembers (the template's is ~36)."""
+
+
+def _algorithm(segment: str) -> str:
+    """The accepted algorithm a JWS protected header names; :class:`JwtRefused` else.
+    The provider's header is the same on every delivery: a short one is read once."""
+    if len(segment) <= _HEADER_CACHED:
+        return _cached_algorithm(segment)
+    return _read_algorithm(segment)
+
+
+def _read_algorithm(segment: str) -> str:
+    try:
+        header = json.loads(_b64(segment))
+    except (ValueError, RecursionError):
+        raise JwtRefused("bad_jwt", "not a JWT") from None
+    alg = header.get("alg") if isinstance(header, dict) else None
+    if not isinstance(alg, str) or alg not in (*HMAC_ALGORITHMS, *EC_ALGORITHMS,
+                                               *RSA_ALGORITHMS):
+        raise JwtRefused("bad_jwt", f"algorithm {str(alg)[:10]!r} not accepted here")
+    if "crit" in header or "b64" in header:  # extensions we do not implement
+        raise JwtRefused("bad_jwt", "a JWS extension (crit, b64) not accepted here")
+    return alg
+
+
+_cached_algorithm = functools.lru_cache(maxsize=32)(_read_algorithm)
 
 
 @functools.cache
@@ -325,17 +368,11 @@ def _decode(token: str, secrets: Sequence[bytes], keys: Sequence[Any]
     parts = token.split(".")
     if len(parts) != 3:
         raise JwtRefused("bad_jwt", "not a JWT")
+    alg = _algorithm(parts[0])
     try:
-        header = json.loads(_b64(parts[0]))
         signature = _b64(parts[2])
-    except (ValueError, RecursionError):
+    except ValueError:
         raise JwtRefused("bad_jwt", "not a JWT") from None
-    alg = header.get("alg") if isinstance(header, dict) else None
-    if not isinstance(alg, str) or alg not in (*HMAC_ALGORITHMS, *EC_ALGORITHMS,
-                                               *RSA_ALGORITHMS):
-        raise JwtRefused("bad_jwt", f"algorithm {str(alg)[:10]!r} not accepted here")
-    if "crit" in header or "b64" in header:  # extensions we do not implement
-        raise JwtRefused("bad_jwt", "a JWS extension (crit, b64) not accepted here")
     signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
     candidates = list(secrets) if alg in HMAC_ALGORITHMS else list(keys)
     if not any(_verify_signature(alg, k, signing_input, signature) for k in candidates):
@@ -347,6 +384,15 @@ def _decode(token: str, secrets: Sequence[bytes], keys: Sequence[Any]
     if not isinstance(claims, dict):
         raise JwtRefused("bad_jwt", "a JWT payload that is not an object")
     return claims, signing_input
+
+
+_NUMBERS = (int, float)
+
+
+def _time(value: Any) -> bool:
+    """A JWT time: a number (not a bool) within ±10^12 s (not NaN, not an int too large
+    for the float arithmetic that follows)."""
+    return type(value) in _NUMBERS and -1e12 < value < 1e12
 
 
 def _same(claim: Any, value: str) -> bool:
@@ -364,9 +410,8 @@ def verify_jwt(token: str, call: Webhook, *, secrets: Sequence[bytes], keys: Seq
         if claim not in claims:
             raise JwtRefused("stale_jwt", f"no {claim!r} claim: not bounded in time")
     iat, exp, nbf = claims.get("iat"), claims.get("exp"), claims.get("nbf", 0)
-    if not all(isinstance(v, int | float) and not isinstance(v, bool)
-               for v in (iat, exp, nbf)):
-        raise JwtRefused("stale_jwt", "iat, exp and nbf must be numbers")
+    if not (_time(iat) and _time(exp) and _time(nbf)):
+        raise JwtRefused("stale_jwt", "iat, exp and nbf must be times (seconds since 1970)")
     assert isinstance(iat, int | float) and isinstance(exp, int | float)
     if abs(now - iat) > window_s:
         raise JwtRefused("stale_jwt", f"issued {now - iat:+.0f} s from now (the window is "

@@ -176,6 +176,8 @@ class GuardedProtocol(H11Protocol):
         self._phase = ""
         """``headers`` or ``body`` (waiting for that part of the request), ``busy``."""
         self._deadline: asyncio.TimerHandle | None = None
+        self._due = 0.0
+        """When the current phase's deadline passes (loop time; 0: busy, none)."""
         self._stall: asyncio.TimerHandle | None = None
         self._counted = False
         """It holds one of the guard's places (until closed)."""
@@ -227,7 +229,8 @@ class GuardedProtocol(H11Protocol):
             self.guard.leave(self)
 
     def _follow(self) -> None:
-        """Move to the phase h11's state of the peer says, arming its deadline."""
+        """Move to the phase h11's state of the peer says, and set its deadline. One timer
+        per connection, moved on lazily (:meth:`_check`): a request costs no timer."""
         if not self._counted or self.transport.is_closing():
             return
         state = self.conn.their_state
@@ -236,27 +239,35 @@ class GuardedProtocol(H11Protocol):
         if phase == self._phase:
             return
         was, self._phase = self._phase, phase
-        self._cancel()
         if phase == "busy":
+            self._due = 0.0
             self.guard.waiting.pop(self, None)
             return
         if was not in ("headers", "body"):  # it starts waiting now: last in the line
             self.guard.waiting[self] = None
-        if phase == "headers":
-            self._arm(self.guard.header_timeout_s, "header_timeout",
-                      "relay: a connection sent no whole request headers within %g s: "
-                      "closed (relay.header_timeout_s)")
-        else:
-            self._arm(self.guard.body_timeout_s, "body_timeout",
-                      "relay: a request's body did not arrive within %g s: closed "
-                      "(relay.body_timeout_s)")
+        self._due = self.loop.time() + (self.guard.header_timeout_s if phase == "headers"
+                                        else self.guard.body_timeout_s)
+        if self._deadline is None or self._deadline.when() > self._due:
+            self._cancel()
+            self._deadline = self.loop.call_at(self._due, self._check)
 
-    def _arm(self, delay: float, kind: str, message: str) -> None:
-        def expire() -> None:
-            self._deadline = None
-            self.guard.refusals.warning(kind, message, delay)
-            self.close_now()
-        self._deadline = self.loop.call_later(delay, expire)
+    def _check(self) -> None:
+        """The timer: close a connection past its phase's deadline, else wait on."""
+        self._deadline = None
+        if not self._counted or not self._due:  # busy: armed again when it waits again
+            return
+        if self.loop.time() < self._due:
+            self._deadline = self.loop.call_at(self._due, self._check)
+            return
+        if self._phase == "headers":
+            self.guard.refusals.warning(
+                "header_timeout", "relay: a connection sent no whole request headers "
+                "within %g s: closed (relay.header_timeout_s)", self.guard.header_timeout_s)
+        else:
+            self.guard.refusals.warning(
+                "body_timeout", "relay: a request's body did not arrive within %g s: "
+                "closed (relay.body_timeout_s)", self.guard.body_timeout_s)
+        self.close_now()
 
     def _cancel(self) -> None:
         if self._deadline is not None:
