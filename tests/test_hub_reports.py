@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -115,6 +116,9 @@ async def test_hub_down_then_up_every_report_is_delivered(
     assert a1["queue"] == {"id": ATENCION, "name": "Atención a clientes"}
     assert a1["priority"] is None and a1["call"] is None
     assert str(a1["issuedAt"]).endswith(("-03:00", "-04:00"))  # the branch's local time
+    # milliseconds: tickets of one second keep their order (not the numbers' alphabet)
+    assert all(re.search(r"T\d\d:\d\d:\d\d\.\d{3}[+-]", str(t["issuedAt"])) for t in got)
+    assert [t["ticketId"] for t in got] == issued
     assert snapshot(rt)["reports"] == {"waiting": 0, "refused": 0, "hub_error": None}
 
 

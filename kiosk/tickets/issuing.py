@@ -416,7 +416,7 @@ class TicketService:
         local = issued_at.astimezone(self.journal.tz)
         return {"ticketId": row.ticket_id,
                 "queue": {"id": view.id, "name": (view.api_name or view.name)[:200]},
-                "lang": lang, "issuedAt": local.isoformat(timespec="seconds"),
+                "lang": lang, "issuedAt": local.isoformat(timespec="milliseconds"),
                 "outcome": outcome, "device": self.config.kiosk.id,
                 "priority": priority_value(priority), "phone": None}
 
