@@ -137,6 +137,20 @@ def test_a_signed_body_that_is_not_a_call_is_400(relay: RelayServer) -> None:
         assert r.json()["error"] == "malformed"
 
 
+@pytest.mark.parametrize("escaped", [False, True])
+def test_a_call_is_utf8_json_whichever_way_it_is_read(relay: RelayServer,
+                                                     escaped: bool) -> None:
+    """A body with '&' is read by another path (HTML-unescaped): both take UTF-8 with or
+    without a BOM, and refuse UTF-16 and UTF-32 alike."""
+    queue = "Caja &amp; Seguros" if escaped else "Caja"
+    text = call_body("A-1", "c-1", queue_name=queue).decode()
+    assert post(relay.url, b"\xef\xbb\xbf" + text.encode()).status_code == 201
+    for n, codec in enumerate(("utf-16", "utf-16-le", "utf-32")):
+        body = call_body(f"A-{n + 2}", f"c-{n + 2}", queue_name=queue).decode().encode(codec)
+        r = post(relay.url, body)
+        assert (r.status_code, r.json()["error"]) == (400, "malformed"), codec
+
+
 def test_an_oversized_body_is_413(relay: RelayServer) -> None:
     body = call_body()[:-1] + b', "pad": "' + b"x" * 70_000 + b'"}'
     assert post(relay.url, body).status_code == 413

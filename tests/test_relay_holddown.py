@@ -180,6 +180,7 @@ def test_each_phase_keeps_its_own_deadline_on_one_timer(tmp_path: Path) -> None:
         assert refused(relay.url, "header_timeout") == 0
 
 
+@pytest.mark.slow
 def test_a_client_that_never_reads_its_answers_is_reset(tmp_path: Path) -> None:
     """Requests pipelined by a client that reads nothing: the answers fill the buffers,
     the relay's writes pause, and the connection held its place for good (a busy one,

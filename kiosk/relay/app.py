@@ -898,7 +898,7 @@ def create_app(settings: RelaySettings, store: Store | None = None,
         *relay.fleet_page.routes(),
         *phone.routes(),
     ], lifespan=lifespan)
-    app.webhook = relay.webhook
+    app.webhook = relay.webhook  # past any middleware: one added later must cover it itself
     app.state.relay = relay
     app.state.phone = phone
     return app

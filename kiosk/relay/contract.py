@@ -41,6 +41,7 @@ the relay accepts either, checked in constant time against each configured secre
 from __future__ import annotations
 
 import binascii
+import codecs
 import functools
 import hashlib
 import hmac
@@ -159,8 +160,8 @@ def _unescape(value: Any) -> Any:
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
+    try:  # UTF-8 only, as pydantic-core's parser on the other path (json.loads would
+        data = json.loads(body.decode("utf-8"))  # guess UTF-16 and UTF-32 too)
     except (ValueError, UnicodeDecodeError):
         raise Malformed("not JSON") from None
     if not isinstance(data, dict):
@@ -170,6 +171,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 def parse(body: bytes) -> Webhook:
     """The call in ``body``; :class:`Malformed` with the reason otherwise."""
+    body = body.removeprefix(codecs.BOM_UTF8)  # JSON is UTF-8; a BOM may be ignored
     try:
         if b"&" in body:  # maybe HTML-escaped by the template: parsed, unescaped, checked
             call = Webhook.model_validate(_unescape(_json_object(body)))

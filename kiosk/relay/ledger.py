@@ -43,7 +43,7 @@ Keys (Redis)::
     kiosk:hub:seeded               SET: the replicas that seeded this Redis run
     kiosk:hub:seeded-run           the Redis run_id the seeded set belongs to
     kiosk:hub:tickets:{b}:{d}      HASH ticketId -> the report (JSON, with the phone hash)
-    kiosk:hub:queue:{b}:{d}:{q}    ZSET ticketId by issuedAt (seconds): a queue's order
+    kiosk:hub:queue:{b}:{d}:{q}    ZSET ticketId by issuedAt (epoch s, ms kept): a queue's order
     kiosk:hub:phone:{sha256}       the ticket a phone token opens: [branch, day, ticketId]
     kiosk:hub:reports              pub/sub channel: "<branch> <ticketId>" per stored report
 """
