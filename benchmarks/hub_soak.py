@@ -50,7 +50,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -65,8 +64,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _processes import RedisServer, RelayProcess
+
 from kiosk.mock import default_scenario_path, mock_process
-from kiosk.relay.server import free_port, wait_healthy
 
 BRANCH = "652720d479497a1b62df288b"
 ZONE = "America/Santiago"
@@ -133,80 +133,6 @@ def private(path: Path, text: str) -> Path:
     return path
 
 
-class Redis:
-    """``redis-server`` on a free loopback port (AOF, or nothing kept); kill -9, start."""
-
-    def __init__(self, folder: Path, persist: bool) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            raise SystemExit("hub_soak: redis-server is not installed (apt: redis-server)")
-        self.args = [exe, "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",
-                     "--maxmemory-policy", "noeviction",
-                     *(("--appendonly", "yes", "--appendfsync", "always") if persist
-                       else ("--appendonly", "no"))]
-        folder.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([*self.args, "--port", str(self.port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(
-                    ("127.0.0.1", self.port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(64).startswith(b"+PONG"):
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-
-class Hub:
-    """One ``kiosk relay`` process on a fixed port: kill -9, start again."""
-
-    def __init__(self, config: Path, log: Path) -> None:
-        self.config = config
-        self.log = log
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "kiosk", "--config", str(self.config), "relay",
-                 "--host", "127.0.0.1", "--port", str(self.port)],
-                stdout=subprocess.DEVNULL, stderr=log)
-        wait_healthy(self.url, self.proc, 30)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @contextlib.contextmanager
 def mock(folder: Path) -> Iterator[str]:
     """The mock API in its own process, its two queues never out of agents."""
@@ -271,14 +197,14 @@ def run_phase(name: str, work: Path, tickets: int, kills: int, down_s: float,
     """One phase: its hub(s), three devices issuing ``tickets`` in all, the faults."""
     folder = work / name
     folder.mkdir(parents=True)
-    redis: Redis | None = None
+    redis: RedisServer | None = None
     store = "sqlite"
     if name != "sqlite":
-        redis = Redis(folder / "redis", persist=name == "redis")
+        redis = RedisServer(folder / "redis", persist=name == "redis")
         redis.start()
         store = redis.url
     configs, tokens, fleet = hub_configs(folder, store, 1 if redis is None else 2)
-    hubs = [Hub(c, folder / f"hub-{n}.log") for n, c in enumerate(configs)]
+    hubs = [RelayProcess(c, folder / f"hub-{n}.log") for n, c in enumerate(configs)]
     faults: list[str] = []
     procs: list[subprocess.Popen[bytes]] = []
     try:

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import itertools
@@ -58,9 +57,7 @@ import json
 import random
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -74,8 +71,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _processes import RedisServer, RelayProcess
+
 from kiosk.calls.feed import bounded_lines, sse_events
-from kiosk.relay.server import free_port
 
 SECRET = b"soak-webhook-secret-0123456789abcdef"
 WRONG_SECRET = b"not-the-secret-0123456789abcdefgh"
@@ -186,90 +184,6 @@ def plan(n: int, branches: int, seed: int, mix: dict[str, float] | None = None
 # --------------------------------------------------------------------------- processes
 
 
-class RedisProcess:
-    """redis-server with AOF on a free loopback port; kill -9, wipe, start again."""
-
-    def __init__(self, folder: Path) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            raise SystemExit("relay_soak: redis-server is not installed (apt: redis-server)")
-        self.exe = exe
-        self.folder = folder
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
-             str(self.folder), "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(
-                    ("127.0.0.1", self.port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(64).startswith(b"+PONG"):
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
-
-    def kill(self, wipe: bool) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-        if wipe:
-            shutil.rmtree(self.folder)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-
-class Replica:
-    """One ``kiosk relay`` process; kill -9 and start again on the same port."""
-
-    def __init__(self, name: str, config: Path, log: Path) -> None:
-        self.name = name
-        self.config = config
-        self.log = log
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "kiosk", "--config", str(self.config), "relay",
-                 "--host", "127.0.0.1", "--port", str(self.port)],
-                stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + 30
-        while True:  # listening (its /healthz may say 503 while Redis is down)
-            with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"relay {self.name} did not start: see {self.log}")
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 # --------------------------------------------------------------------------- screens
 
 
@@ -297,8 +211,8 @@ class Soak:
     """What happened."""
 
     args: argparse.Namespace
-    replicas: list[Replica]
-    redis: RedisProcess
+    replicas: list[RelayProcess]
+    redis: RedisServer
     deliveries: list[Delivery] = field(default_factory=list)
     screens: list[Screen] = field(default_factory=list)
     wipes: list[float] = field(default_factory=list)
@@ -596,10 +510,11 @@ def write_config(folder: Path, redis_url: str, branches: int) -> Path:
 
 
 async def run(args: argparse.Namespace, folder: Path) -> int:
-    redis = RedisProcess(folder / "redis")
+    redis = RedisServer(folder / "redis")
     redis.start()
     config = write_config(folder, redis.url, args.branches)
-    replicas = [Replica(name, config, folder / f"relay-{name}.log") for name in "AB"]
+    replicas = [RelayProcess(config, folder / f"relay-{name}.log", name, ready="listening")
+                for name in "AB"]
     mix = dict(MIX)
     if args.recall_share is not None:
         mix["new"] += mix["recall"] - args.recall_share
