@@ -160,8 +160,10 @@ def _unescape(value: Any) -> Any:
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
-    try:  # UTF-8 only, as pydantic-core's parser on the other path (json.loads would
-        data = json.loads(body.decode("utf-8"))  # guess UTF-16 and UTF-32 too)
+    """``body`` as a JSON object, read as UTF-8 only (as pydantic-core reads the other
+    path: ``json.loads`` of bytes would also guess UTF-16 and UTF-32)."""
+    try:
+        data = json.loads(body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise Malformed("not JSON") from None
     if not isinstance(data, dict):
