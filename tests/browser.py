@@ -13,8 +13,10 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 
 
 @contextmanager
-def chromium(lang: str = "es", width: int = 1280, height: int = 900) -> Iterator[Any]:
-    """A headless Chromium whose browser language is ``lang``; its console is logged."""
+def chromium(lang: str = "es", width: int = 1280, height: int = 900,
+             extra: tuple[str, ...] = ()) -> Iterator[Any]:
+    """A headless Chromium whose browser language is ``lang``; its console is logged;
+    ``extra``: more command-line switches."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -25,7 +27,8 @@ def chromium(lang: str = "es", width: int = 1280, height: int = 900) -> Iterator
     opts.binary_location = exe
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 f"--window-size={width},{height}", f"--lang={lang}",
-                "--disable-extensions", "--no-first-run", "--disable-background-networking"):
+                "--disable-extensions", "--no-first-run", "--disable-background-networking",
+                *extra):
         opts.add_argument(arg)
     opts.add_experimental_option("prefs", {"intl.accept_languages": lang})
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})

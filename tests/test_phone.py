@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ import redis
 from kiosk.relay import RelayServer
 from kiosk.relay.devices import Device
 from kiosk.relay.phone import HEADERS, RateLimiter
+from tests.browser import chromium
 from tests.redis_helpers import RedisProcess
 from tests.relay_helpers import BRANCH_A, call_body, post, settings
 
@@ -241,24 +241,10 @@ def test_requests_per_address_are_limited(branch: Branch) -> None:
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.fail("chromium and chromium-driver are needed (packaging/dev.sh installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or ""
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=412,915", "--force-device-scale-factor=1",
-                "--autoplay-policy=user-gesture-required"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or ""),
-                              options=options)
-    driver.set_page_load_timeout(20)
-    try:
+    """A phone's screen (412 x 915); sound only after a tap, as on a phone."""
+    with chromium("en-US", 412, 915, ("--autoplay-policy=user-gesture-required",)) as driver:
+        driver.set_page_load_timeout(20)
         yield driver
-    finally:
-        driver.quit()
 
 
 def shot(driver: Any, name: str) -> None:
