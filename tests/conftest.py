@@ -14,6 +14,7 @@ import pytest
 from kiosk.api import QmsClient, RetryPolicy
 from kiosk.config import Config, config_from_mapping
 from kiosk.mock import MockServer, MockState, create_app, default_scenario_path, load_scenario
+from tests.redis_helpers import RedisProcess
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "mock.kiosk.key"
@@ -124,3 +125,10 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     env["VIDESK_API_KEY"] = KEY
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    """A real redis-server without persistence, one per test module."""
+    with RedisProcess(tmp_path_factory.mktemp("redis"), "none") as server:
+        yield server

@@ -16,12 +16,23 @@ from typing import Any
 import httpx
 
 from kiosk.relay import RelaySettings
+from kiosk.relay.devices import Device
 
 SECRET = b"s3cret-for-tests-0123456789abcdef"
 TOKEN_A = "display-token-branch-a-0123456789"
 TOKEN_B = "display-token-branch-b-0123456789"
 BRANCH_A = "652720d479497a1b62df288b"
 BRANCH_B = "652720d479497a1b62df2890"
+KIOSK = "device-token-lobby-1-0123456789ab"
+TABLET = "device-token-greeter-0123456789ab"
+TV = "device-token-tv-1-0123456789abcdef"
+KIOSK_B = "device-token-branch-b-0123456789ab"
+DEVICES = {KIOSK: Device("lobby-1", BRANCH_A, "kiosk"),
+           TABLET: Device("greeter", BRANCH_A, "tablet"),
+           TV: Device("tv-1", BRANCH_A, "display"),
+           KIOSK_B: Device("b-kiosk", BRANCH_B, "kiosk")}
+"""The hub tests' devices: a kiosk, a greeter's tablet and a calling screen of branch A,
+and a kiosk of branch B (by token)."""
 
 
 def settings(tmp_path: Path, **kw: object) -> RelaySettings:

@@ -22,11 +22,10 @@ from kiosk.relay.devices import Device
 from kiosk.relay.phone import HEADERS, RateLimiter
 from tests.browser import chromium
 from tests.redis_helpers import RedisProcess
-from tests.relay_helpers import BRANCH_A, call_body, post, settings
+from tests.relay_helpers import BRANCH_A, KIOSK, call_body, post, settings
 
 from .conftest import ATENCION
 
-KIOSK = "device-token-lobby-1-0123456789ab"
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "artifacts" / "phone"
 QUEUE = "Atención a clientes"
@@ -80,12 +79,6 @@ def relay_settings(tmp_path: Path, **kw: Any) -> Any:
 def branch(tmp_path: Path) -> Iterator[Branch]:
     with RelayServer(relay_settings(tmp_path)) as relay:
         yield Branch(relay)
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
-    with RedisProcess(tmp_path_factory.mktemp("redis"), "none") as server:
-        yield server
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -24,18 +24,20 @@ import yaml
 
 from kiosk.relay import RelayServer, RelaySettings, relay_process
 from kiosk.relay import ledger as ledger_module
-from kiosk.relay.devices import Device
 from tests.redis_helpers import RedisProcess
-from tests.relay_helpers import BRANCH_A, BRANCH_B, SECRET, settings, write_private
+from tests.relay_helpers import (
+    BRANCH_A,
+    BRANCH_B,
+    DEVICES,
+    KIOSK,
+    KIOSK_B,
+    SECRET,
+    TABLET,
+    TV,
+    settings,
+    write_private,
+)
 
-KIOSK = "device-token-lobby-1-0123456789ab"
-TABLET = "device-token-greeter-0123456789ab"
-TV = "device-token-tv-1-0123456789abcdef"
-KIOSK_B = "device-token-branch-b-0123456789ab"
-DEVICES = {KIOSK: Device("lobby-1", BRANCH_A, "kiosk"),
-           TABLET: Device("greeter", BRANCH_A, "tablet"),
-           TV: Device("tv-1", BRANCH_A, "display"),
-           KIOSK_B: Device("b-kiosk", BRANCH_B, "kiosk")}
 ZONES = {BRANCH_A: "Pacific/Kiritimati", BRANCH_B: "Pacific/Pago_Pago"}  # UTC+14, UTC-11
 
 

@@ -24,20 +24,22 @@ import redis
 
 from kiosk.relay import RelayServer
 from kiosk.relay.changes import Change
-from kiosk.relay.devices import Device
 from kiosk.relay.ledger import Ticket
 from tests.redis_helpers import RedisProcess
-from tests.relay_helpers import BRANCH_A, BRANCH_B, call_body, post, settings
+from tests.relay_helpers import (
+    BRANCH_A,
+    BRANCH_B,
+    DEVICES,
+    KIOSK,
+    KIOSK_B,
+    TABLET,
+    TV,
+    call_body,
+    post,
+    settings,
+)
 
-KIOSK = "device-token-lobby-1-0123456789ab"
-TABLET = "device-token-greeter-0123456789ab"
-TV = "device-token-tv-1-0123456789abcdef"
-KIOSK_B = "device-token-branch-b-0123456789ab"
 FLEET = "fleet-token-operations-0123456789"
-DEVICES = {KIOSK: Device("lobby-1", BRANCH_A, "kiosk"),
-           TABLET: Device("greeter", BRANCH_A, "tablet"),
-           TV: Device("tv-1", BRANCH_A, "display"),
-           KIOSK_B: Device("b-kiosk", BRANCH_B, "kiosk")}
 ZONE = "America/Santiago"
 PHONE = "Zq3v9x-phone-token_0123456789abcdef"
 T = TypeVar("T")
@@ -58,12 +60,6 @@ class Hub:
         loop = server.relay.loop
         assert loop is not None
         return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
-    with RedisProcess(tmp_path_factory.mktemp("redis"), "none") as server:
-        yield server
 
 
 @pytest.fixture(params=["sqlite", "redis"])
