@@ -40,16 +40,8 @@ async def test_the_staff_screen_says_numbers_are_offline(tmp_path: Path) -> None
             core, served = await serve_in_process(rt)
 
             async def staff_screen(app: Any, fault: str) -> Any:
-                from kivy.core.window import Window
                 app.go_home()
-                await d.tap_at(10, Window.height - 10, hold=2.3)
-                await d.until(lambda: app.sm.current == "pin", what="PIN screen")
-                pin = app.screen("pin")
-                for k in "123456":
-                    pin.press(k)
-                pin.press("OK")
-                await d.until(lambda: app.sm.current == "admin", what="admin screen")
-                admin = app.screen("admin")
+                admin = await d.staff_screen(app)
                 await d.until(lambda: numbering(admin, app.lang) == t(fault, app.lang),
                               what=fault)
                 return admin

@@ -399,7 +399,6 @@ async def test_the_staff_screen_says_the_clock_is_wrong(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
     async def scenario(app: Any, rt: Runtime, mock: Any) -> None:
-        from kivy.core.window import Window
         rt.clock._local = lambda: datetime.now(UTC) - timedelta(days=1)  # no RTC, no NTP
         await d.tap(card(app, ATENCION))
         await d.until(lambda: app.sm.current == "ticket", what="ticket screen")
@@ -407,14 +406,7 @@ async def test_the_staff_screen_says_the_clock_is_wrong(tmp_path: Path) -> None:
         assert row is not None and row.day == datetime.now(UTC).astimezone(
             rt.journal.tz).date().isoformat()
         app.go_home()
-        await d.tap_at(10, Window.height - 10, hold=2.3)
-        await d.until(lambda: app.sm.current == "pin", what="PIN screen")
-        pin = app.screen("pin")
-        for k in "123456":
-            pin.press(k)
-        pin.press("OK")
-        await d.until(lambda: app.sm.current == "admin", what="admin screen")
-        admin = app.screen("admin")
+        admin = await d.staff_screen(app)
         await d.until(lambda: admin.state is not None and admin.state.clock == "skewed",
                       what="clock fault shown")
         texts = screen_texts(admin)

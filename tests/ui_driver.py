@@ -80,6 +80,20 @@ async def tap_at(x: float, y: float, hold: float = 0.05, after: bool = True) -> 
         await frames(1)
 
 
+async def staff_screen(app: Any, pin: str = "123456") -> Any:
+    """The staff screen, reached as staff reach it: hold the hidden corner, type the PIN
+    (from the home screen)."""
+    from kivy.core.window import Window
+    await tap_at(10, Window.height - 10, hold=2.3)
+    await until(lambda: app.sm.current == "pin", what="PIN screen")
+    pad = app.screen("pin")
+    for k in pin:
+        pad.press(k)
+    pad.press("OK")
+    await until(lambda: app.sm.current == "admin", what="admin screen")
+    return app.screen("admin")
+
+
 async def screen_settled() -> None:
     """Wait until the screen manager is not between two screens: Kivy's ScreenManager
     drops touches while a transition runs, even NoTransition's (done at the next Clock
