@@ -13,6 +13,7 @@ import pytest
 
 from kiosk.api import QmsClient, RetryPolicy
 from kiosk.config import Config, config_from_mapping
+from kiosk.core.runtime import Runtime
 from kiosk.mock import MockServer, MockState, create_app, default_scenario_path, load_scenario
 from tests.redis_helpers import RedisProcess
 
@@ -132,3 +133,12 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProc
     """A real redis-server without persistence, one per test module."""
     with RedisProcess(tmp_path_factory.mktemp("redis"), "none") as server:
         yield server
+
+
+@pytest.fixture
+async def devices() -> AsyncIterator[list[Runtime]]:
+    """The devices (core runtimes) a test starts, closed at its end."""
+    rts: list[Runtime] = []
+    yield rts
+    for rt in rts:
+        await rt.aclose()

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -209,14 +209,6 @@ async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not check():
             await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-async def devices() -> AsyncIterator[list[Runtime]]:
-    rts: list[Runtime] = []
-    yield rts
-    for rt in rts:
-        await rt.aclose()
 
 
 async def test_two_devices_of_a_branch_share_one_sequence(

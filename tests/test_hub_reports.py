@@ -15,7 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -70,14 +70,6 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
     h.start()
     yield h
     h.kill()
-
-
-@pytest.fixture
-async def devices() -> AsyncIterator[list[Runtime]]:
-    rts: list[Runtime] = []
-    yield rts
-    for rt in rts:
-        await rt.aclose()
 
 
 async def ledger(url: str, token: str = LOBBY) -> list[dict[str, object]]:
