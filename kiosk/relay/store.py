@@ -63,11 +63,6 @@ class Replayed(Exception):
     """The call's JWT was used before (a replay within its time window)."""
 
 
-_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-"""``json.dumps(..., ensure_ascii=False, separators=(",", ":"))`` without making an
-encoder per call (the webhook's hot path)."""
-
-
 @dataclass(frozen=True)
 class Call:
     """A verified call about to be stored."""
@@ -99,7 +94,7 @@ class Call:
     def payloads(self) -> tuple[str, str]:
         """The SSE ``data:`` JSON for a first call of the ticket that day, and for a
         re-call (``"recall": true``, last)."""
-        first = _COMPACT.encode(self.data)
+        first = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
         return first, first[:-1] + ',"recall":true}'  # data is a non-empty JSON object
 
 
