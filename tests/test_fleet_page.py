@@ -33,6 +33,11 @@ def sign_in(driver: Any, url: str, token: str = FLEET_TOKEN) -> None:
     field = driver.find_element(By.ID, "token")
     field.send_keys(token)
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    # the answer is a new page: wait for it (reading page_source at once could still see
+    # the form, as a CI run did)
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(field))
 
 
 def wait_for(check: Any, timeout: float = 10.0) -> Any:
