@@ -211,7 +211,9 @@ def tcp_state(sock: socket.socket) -> int:
 
 def metric(url: str, name: str) -> float:
     """One sample of the relay's ``/metrics`` (0 when absent)."""
-    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+    answer = httpx.get(url + "/metrics", timeout=10)
+    assert answer.status_code == 200, answer.text
+    for line in answer.text.splitlines():
         if line.startswith(name + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0

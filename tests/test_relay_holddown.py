@@ -330,6 +330,25 @@ def test_malformed_requests_are_answered_400_and_logged_once(
     assert caplog.text.count("Invalid HTTP request received.") == 1
 
 
+def test_two_relays_in_one_process_each_count_their_own_malformed_requests(
+        tmp_path: Path) -> None:
+    """uvicorn logs every malformed request to one process-wide logger, and each relay's
+    guard filters it. CI saw a relay whose malformed requests all went uncounted (0, not
+    50): another relay's filter, left on the logger, took them as its own and dropped
+    them. Here two relays run side by side; each counts only what it was sent."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with RelayServer(settings(tmp_path / "a")) as first, \
+            RelayServer(settings(tmp_path / "b")) as second:
+        for relay, times in ((second, 7), (first, 3)):
+            for _ in range(times):
+                with _connect(relay, b"GARBAGE\x00 / HTTP/9\r\n\r\n") as sock:
+                    sock.settimeout(5)
+                    assert sock.recv(4096).startswith(b"HTTP/1.1 400")
+        assert (refused(first.url, "invalid_request"),
+                refused(second.url, "invalid_request")) == (3, 7)
+
+
 # --------------------------------------------------------------------------- the attack
 
 

@@ -105,6 +105,8 @@ class ConnectionGuard:
         Gauge("relay_connections_max", "The cap on open connections (relay.max_connections)",
               registry=registry).set(max_connections)
         self.refusals = RateLimitedLog(log, LOG_PERIOD_S, counter=self.refused)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The event loop of the server this guard keeps (set when it starts)."""
 
     # ---------------------------------------------------------------- the books
 
@@ -155,10 +157,21 @@ class ConnectionGuard:
                              context.get("message", "")):
             loop.default_exception_handler(context)
 
+    def _on_our_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self.loop
+        except RuntimeError:  # logged from no event loop: not by this server
+            return False
+
     def uvicorn_filter(self, record: logging.LogRecord) -> bool:
         """A filter for uvicorn's logger: its warnings (one per malformed request: anyone
-        can send them) go through the rate-limited log instead."""
-        if record.levelno != logging.WARNING:
+        can send them) go through the rate-limited log instead.
+
+        The logger is the process's; a record is this server's only if it is logged on
+        this server's event loop (:attr:`loop`). Another server's record passes on to
+        that server's filter, and a filter left behind by a server that ended takes none.
+        """
+        if record.levelno != logging.WARNING or not self._on_our_loop():
             return True
         message = record.getMessage()
         self.refusals.warning(_UVICORN_KINDS.get(message, "server_warning"),

@@ -77,6 +77,7 @@ class _Server(uvicorn.Server):
             sys.exit(STARTUP_FAILURE)
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(self.guard.loop_exception)
+        self.guard.loop = loop
         logging.getLogger("uvicorn.error").addFilter(self.guard.uvicorn_filter)
         config = self.config
 
@@ -95,10 +96,10 @@ class _Server(uvicorn.Server):
                      self.guard.max_connections)
         self.started = True
 
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         try:
-            await super().shutdown(sockets)
-        finally:
+            await super().serve(sockets)
+        finally:  # however serving ended (shutdown may never have run)
             logging.getLogger("uvicorn.error").removeFilter(self.guard.uvicorn_filter)
 
     def transport_of(self, scope: Scope) -> asyncio.Transport | None:
