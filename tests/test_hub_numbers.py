@@ -238,7 +238,6 @@ async def test_two_devices_of_a_branch_share_one_sequence(
     assert lobby.leases.error == "" and greeter.leases.error == ""
 
 
-@pytest.mark.slow
 async def check_lines(rt: Runtime, monkeypatch: pytest.MonkeyPatch
                       ) -> set[tuple[bool, str, str]]:
     """What `kiosk check` says beside this running core (its status file written now)."""
@@ -251,6 +250,7 @@ async def check_lines(rt: Runtime, monkeypatch: pytest.MonkeyPatch
     return lines
 
 
+@pytest.mark.slow
 async def test_hub_down_numbers_offline_and_staff_see_it_then_shared_again(
         tmp_path: Path, config_factory: Callable[..., Config], state: MockState,
         devices: list[Runtime], monkeypatch: pytest.MonkeyPatch) -> None:
