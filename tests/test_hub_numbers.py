@@ -318,6 +318,33 @@ async def test_a_tap_never_waits_for_a_hub_that_hangs(
         w.close()
 
 
+async def test_a_tap_while_the_keeper_leases_other_sequences_is_not_lost(
+        tmp_path: Path, relay: RelayServer) -> None:
+    """Half of A's block used while the keeper is still leasing B's: the wake-up of that
+    tap starts the next round at once, not a period (30 s) later (CI found the round's end
+    clearing it: the device numbered on its own for a while with the hub up)."""
+    from kiosk.hub.leases import LeaseKeeper
+    journal = Journal(tmp_path / "d", kiosk_id="test-1", timezone="America/Santiago")
+    client = HubClient(relay.url, BRANCH, "test-1", SecretStr(LOBBY))
+    keeper: LeaseKeeper
+
+    def tap_during_the_round(sequence: str) -> None:
+        if sequence == "A" and keeper.leases == 1:  # B's block still to come this round
+            assert take(journal) == ("A-001", "shared")
+            keeper.used("A")
+
+    keeper = LeaseKeeper(journal, client, 2, lambda: ["A", "B"], retry=FAST,
+                         on_lease=tap_during_the_round)
+    keeper.start()
+    try:
+        await until(lambda: keeper.leases == 3, timeout=5)  # A, B, then A's next block
+        assert journal.lease_left("A") == 3
+    finally:
+        await keeper.aclose()
+        await client.aclose()
+        journal.close()
+
+
 async def test_a_device_on_another_day_than_the_hub_gets_no_block(
         tmp_path: Path, relay: RelayServer) -> None:
     """The device's clock a day ahead of the hub's: the hub answers 409 with its day and

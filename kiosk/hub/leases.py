@@ -128,6 +128,7 @@ class LeaseKeeper:
 
     async def _run(self) -> None:
         while True:
+            self._wake.clear()  # before the round: a tap during it wakes the next one
             try:
                 await self.top_up()
                 if self.failures:
@@ -145,6 +146,5 @@ class LeaseKeeper:
                 log.error("numbers: a leased block not recorded: %s", exc)
             wait = self.retry.delay(self.failures) if self.failures else (
                 self.period_s if self._known else min(self.period_s, UNKNOWN_S))
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), min(wait, self._until_midnight()))
