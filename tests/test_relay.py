@@ -370,6 +370,8 @@ def test_a_secret_file_others_can_read_is_refused(tmp_path: Path) -> None:
     ({"listen": "nowhere"}, "relay.listen"),
     ({"store": "mysql://x"}, "relay.store"),
     ({"histroy": 3}, "relay.histroy"),
+    ({"gc_freeze_s": -1}, "relay.gc_freeze_s"),
+    ({"gc_full_pass_s": 5}, "relay.gc_full_pass_s"),
     ({"displays": [{"branch": "a b", "token_file": "/x"}]}, "relay.displays[0].branch"),
 ])
 def test_a_bad_relay_section_names_the_key(tmp_path: Path, relay: dict[str, object],

@@ -27,6 +27,9 @@ day a call belongs to). Every other key of the file is the kiosk's business and 
       header_timeout_s: 10                # from accept (or the last answer) to whole headers
       body_timeout_s: 10                  # from the headers to the whole body
       keepalive_idle_s: 5                 # an idle keep-alive connection is closed after this
+      gc_freeze_s: 5                      # long-lived objects frozen out of the garbage
+                                          # collector's way this often (0: Python's default)
+      gc_full_pass_s: 3600                # everything collected this often (kiosk.relay.collector)
       devices:                            # the branch's devices, one token each (docs/hub.md)
         - {id: lobby-1, branch: 652720d479497a1b62df288b, role: kiosk,
            token_file: /etc/kiosk/device-lobby-1}
@@ -248,6 +251,11 @@ class RelaySection(_M):
     a slower body closes the connection."""
     keepalive_idle_s: float = Field(5.0, gt=0, le=300)
     """Seconds an idle keep-alive connection is kept open after an answer."""
+    gc_freeze_s: float = Field(5.0, ge=0, le=3600)
+    """Seconds between two freezes of the long-lived objects out of the garbage
+    collector's way (:mod:`kiosk.relay.collector`); 0: Python's default collection."""
+    gc_full_pass_s: float = Field(3600.0, ge=60, le=86400)
+    """Seconds between two full garbage-collection passes (frozen objects included)."""
 
     @field_validator("listen")
     @classmethod
@@ -344,6 +352,10 @@ class RelaySettings:
     """End of headers to the end of the body, at most."""
     keepalive_idle_s: float = 5.0
     """An idle keep-alive connection is closed after this."""
+    gc_freeze_s: float = 5.0
+    """Long-lived objects frozen out of the collector's way this often (``kiosk relay``)."""
+    gc_full_pass_s: float = 3600.0
+    """A full garbage-collection pass this often."""
     host: str = "127.0.0.1"
     """Where ``kiosk relay`` listens."""
     port: int = 8787
@@ -460,6 +472,7 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
                          header_timeout_s=r.header_timeout_s,
                          body_timeout_s=r.body_timeout_s,
                          keepalive_idle_s=r.keepalive_idle_s,
+                         gc_freeze_s=r.gc_freeze_s, gc_full_pass_s=r.gc_full_pass_s,
                          timezone=tz, host=host, port=port,
                          jwt_keys=jwt_keys, jwt_window_s=r.jwt_window_s,
                          jwt_max_lifetime_s=r.jwt_max_lifetime_s,

@@ -38,6 +38,7 @@ from starlette.types import Scope
 from uvicorn.config import STARTUP_FAILURE
 
 from kiosk.relay.app import Relay, create_app
+from kiosk.relay.collector import Collector
 from kiosk.relay.config import RelaySettings, connection_cap, open_file_limit
 from kiosk.relay.guard import Acceptor, ConnectionGuard
 from kiosk.relay.phone import PhoneSource
@@ -53,9 +54,12 @@ class _Server(uvicorn.Server):
     connections, rate-limited logs of refusals and accept errors), ending the SSE streams
     first when asked to stop (they never end alone)."""
 
-    def __init__(self, app: Starlette, host: str, port: int, log_level: str) -> None:
+    def __init__(self, app: Starlette, host: str, port: int, log_level: str,
+                 collect: bool = False) -> None:
         self.relay: Relay = app.state.relay
         settings = self.relay.settings
+        self.collector = Collector(settings.gc_freeze_s, settings.gc_full_pass_s,
+                                   registry=self.relay.metrics.registry) if collect else None
         self.guard = ConnectionGuard(
             connection_cap(settings.max_connections, open_file_limit()),
             header_timeout_s=settings.header_timeout_s,
@@ -79,6 +83,8 @@ class _Server(uvicorn.Server):
         loop.set_exception_handler(self.guard.loop_exception)
         self.guard.loop = loop
         logging.getLogger("uvicorn.error").addFilter(self.guard.uvicorn_filter)
+        if self.collector is not None:
+            self.collector.start()
         config = self.config
 
         def create_protocol() -> asyncio.Protocol:
@@ -101,6 +107,8 @@ class _Server(uvicorn.Server):
             await super().serve(sockets)
         finally:  # however serving ended (shutdown may never have run)
             logging.getLogger("uvicorn.error").removeFilter(self.guard.uvicorn_filter)
+            if self.collector is not None:
+                await self.collector.stop()
 
     def transport_of(self, scope: Scope) -> asyncio.Transport | None:
         """The connection serving the request ``scope``, if it is still open."""
@@ -131,7 +139,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def serve_forever(settings: RelaySettings, log_level: str = "info") -> None:
     """Run the relay until interrupted (``kiosk relay``)."""
     app = create_app(settings)
-    server = _Server(app, settings.host, settings.port, log_level)
+    server = _Server(app, settings.host, settings.port, log_level, collect=True)
     sock = listening_socket(settings.host, settings.port)
     try:
         server.run(sockets=[sock])
