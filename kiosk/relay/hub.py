@@ -84,8 +84,11 @@ class Page(Stream[bytes]):
     def __init__(self, branch: str, buffer: int, subject: Any) -> None:
         super().__init__(branch, buffer)
         self.subject = subject
-        self.last: dict[str, Any] = {}
-        """The state last queued for the page."""
+        self.last = b""
+        """The frame last queued for the page (bytes: not one more object for the garbage
+        collector to follow, for each page and each update)."""
+        self.ended = False
+        """The state last queued is ``expired``: the stream ends after sending it."""
 
 
 class Hub:

@@ -412,9 +412,10 @@ class Phone:
     async def _refresh(self, page: Page) -> None:
         ticket: PhoneTicket = page.subject
         current = await self.state_of(ticket)
-        if current != page.last:
-            page.last = current
-            if not page.offer(_frame(current)):
+        frame = _frame(current)
+        if frame != page.last:
+            page.last, page.ended = frame, current["state"] == "expired"
+            if not page.offer(frame):
                 log.info("relay: a phone page of branch %s read too slowly: dropped (it "
                          "reconnects)", ticket.branch)
 
@@ -527,7 +528,8 @@ class Phone:
                     if self.follow is not None:
                         await following.enter_async_context(self.follow(
                             ticket.branch, lambda change: self.changed(ticket.branch)))
-                    page.last = await self.state_of(ticket)
+                    current = await self.state_of(ticket)
+                    page.last, page.ended = _frame(current), current["state"] == "expired"
             except (StoreError, TimeoutError) as exc:
                 log.warning("relay: a phone page's stream cannot start: %s", exc or "timeout")
                 await JSONResponse({"error": "store"}, status_code=503, headers={
@@ -548,8 +550,8 @@ class Phone:
         async with asyncio.timeout(SEND_TIMEOUT_S):
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "more_body": True,
-                        "body": b"retry: 2000\n\n" + _frame(page.last)})
-        if page.last["state"] == "expired":
+                        "body": b"retry: 2000\n\n" + page.last})
+        if page.ended:
             return
         while True:
             try:
@@ -564,7 +566,7 @@ class Phone:
                 break
             async with asyncio.timeout(SEND_TIMEOUT_S):
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
-            if page.last["state"] == "expired":
+            if page.ended:
                 break
         if page.reason != GONE:
             async with asyncio.timeout(SEND_TIMEOUT_S):
