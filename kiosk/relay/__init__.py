@@ -25,7 +25,9 @@ the foundation (errors, secret files, loopback checks, redaction, i18n). Files:
 - ``fleet_page.py``: the operations team's page ``/fleet`` (sign-in, live), with
   ``templates/`` (Jinja2, shared with the phone's page) and ``static/`` (CSS, script);
 - ``server.py``: uvicorn (under the guard), in the foreground, on a thread, or in its own
-  process.
+  process;
+- ``collector.py``: garbage collection with thousands of streams open (``kiosk relay``
+  freezes long-lived objects out of the collector's way, a full pass hourly).
 """
 
 from __future__ import annotations
