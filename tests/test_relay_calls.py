@@ -246,3 +246,59 @@ def test_a_store_from_before_per_branch_ids_is_moved_and_keeps_its_calls(
         assert new > 3
         assert screen.take(1)[0][0] == new
         assert event_id(post(relay.url, call_body("A-001", "new-5"))) > new  # a re-call
+
+
+def test_a_store_keyed_by_branch_and_id_is_moved_to_one_table_by_day(tmp_path: Path) -> None:
+    """The layout before December 2026 (``events`` keyed by branch and id, two indexes):
+    its calls are kept, their ids too; a ticket called there is a re-call after the move;
+    the file now holds one B-tree of calls, keyed by branch, day and id."""
+    path = tmp_path / "relay.sqlite3"
+    today = datetime.now(ZoneInfo("UTC")).date().isoformat()
+    old_id = 1_700_000_000 * EPOCH_SPAN + 1
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE events (branch TEXT NOT NULL, id INTEGER NOT NULL, day TEXT NOT NULL,
+            ticket_id TEXT NOT NULL, data TEXT NOT NULL, received REAL NOT NULL,
+            PRIMARY KEY (branch, id)) WITHOUT ROWID;
+        CREATE INDEX events_by_day ON events (branch, day, id);
+        CREATE INDEX events_by_ticket ON events (branch, day, ticket_id);
+        CREATE TABLE seen (key TEXT PRIMARY KEY, expires REAL NOT NULL) WITHOUT ROWID;
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;""")
+    db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", (
+        BRANCH_A, old_id, today, "A-001",
+        json.dumps({"ticketId": "A-001", "poc": {"label": "Cabina 1"}}), time.time()))
+    db.execute("INSERT INTO seen VALUES ('call:old-1', ?)", (time.time() + 3600,))
+    db.execute("INSERT INTO meta VALUES ('epoch', 1700000000)")
+    db.commit()
+    db.close()
+    with RelayServer(settings(tmp_path)) as relay:
+        screen = SseReader(relay.url, BRANCH_A, TOKEN_A, last_id="0").start_connected()
+        assert screen.take(1)[0][0] == old_id
+        assert post(relay.url, call_body("A-001", "old-1")).status_code == 200
+        again = event_id(post(relay.url, call_body("A-001", "new-2", poc="Cabina 4")))
+        [(got, data)] = screen.take(1)
+        assert (got, data.get("recall")) == (again, True)
+        assert again > old_id
+    db = sqlite3.connect(path)
+    try:
+        indexes = db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND "
+                             "tbl_name = 'events' AND sql IS NOT NULL").fetchall()
+        assert indexes == []
+        key = [r[2] for r in db.execute("PRAGMA index_info(sqlite_autoindex_events_1)")]
+        assert key[:3] == ["branch", "day", "id"]
+        assert db.execute("SELECT count(*) FROM events").fetchone() == (2,)
+    finally:
+        db.close()
+
+
+def test_a_ticket_called_before_a_restart_is_a_re_call_after_it(tmp_path: Path) -> None:
+    """What makes a call a re-call is read from the file at the branch's first call."""
+    with RelayServer(settings(tmp_path)) as relay:
+        assert post(relay.url, call_body("A-007", "c-1")).status_code == 201
+    with RelayServer(settings(tmp_path)) as relay:
+        screen = SseReader(relay.url, BRANCH_A, TOKEN_A).start_connected()
+        screen.take(1)  # the backlog: the first call
+        post(relay.url, call_body("A-007", "c-2", poc="Cabina 9"))
+        post(relay.url, call_body("A-008", "c-3"))
+        got = [(d["ticketId"], d.get("recall")) for _, d in screen.take(2)]
+        assert got == [("A-007", True), ("A-008", None)]

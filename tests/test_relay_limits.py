@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
+from kiosk.errors import StoreError
 from kiosk.relay import RelayConfigError, RelayServer, load_settings
 from kiosk.relay.app import create_app
-from kiosk.relay.store import Event, SqliteStore
+from kiosk.relay.store import Call, Event, SqliteStore
 from tests.relay_helpers import (
     BRANCH_A,
     BRANCH_B,
@@ -277,3 +280,44 @@ def test_the_send_deadline_is_a_setting(tmp_path: Path) -> None:
     assert load_settings(_config(tmp_path, send_timeout_s=5)).send_timeout_s == 5.0
     with pytest.raises(RelayConfigError, match=r"relay\.send_timeout_s"):
         load_settings(_config(tmp_path, send_timeout_s=0))
+
+
+def test_a_full_disk_forgets_nothing_of_the_calls_it_refused(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The file cannot grow (SQLite's "database or disk is full"): the batch is refused
+    (the webhook answered 503) and rolled back, and so is what the store keeps in memory.
+    The provider's retry of the same delivery, once there is room, is that call (not a
+    re-call of a ticket that was never stored, and its JWT not a replay). The log names
+    the cause (SQLite had rolled back already: a second ROLLBACK used to hide it)."""
+    async def scenario() -> tuple[int, Event | None]:
+        store = SqliteStore(tmp_path / "relay.sqlite3")
+        await store.start(lambda branch, events: None)
+        db = store._db
+        assert db is not None
+        moment = time.time()
+        day = date.fromtimestamp(moment).isoformat()
+
+        def call(n: int) -> Call:
+            return Call(branch=BRANCH_A, day=day, call_id=f"c-{n}", ticket_id=f"A-{n:03d}",
+                        data={"ticketId": f"A-{n:03d}"}, received=moment,
+                        replay_key=f"jwt:{n}", replay_ttl_s=120)
+
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute(f"PRAGMA max_page_count = {pages}")
+        n, failed = 0, None
+        while failed is None and n < 2000:  # until a call needs a page more
+            n += 1
+            try:
+                await store.add(call(n))
+            except StoreError:
+                failed = n
+        assert failed is not None, "the file never filled"
+        db.execute("PRAGMA max_page_count = 1073741823")
+        again = await store.add(call(failed))
+        await store.close()
+        return failed, again
+
+    failed, again = asyncio.run(scenario())
+    assert again is not None  # not a repeated delivery
+    assert json.loads(again.data) == {"ticketId": f"A-{failed:03d}"}  # not a re-call
+    assert "storing 1 call(s) failed: database or disk is full" in caplog.text

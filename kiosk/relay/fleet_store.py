@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from redis.exceptions import RedisError
 
 from kiosk.errors import StoreError
+from kiosk.relay.store import rollback
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class SqliteStates:
                            batch.items())
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            rollback(db)
             raise
 
     async def close(self) -> None:

@@ -67,6 +67,7 @@ from urllib.parse import quote
 from redis.exceptions import RedisError
 
 from kiosk.errors import StoreError
+from kiosk.relay.store import rollback
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +272,7 @@ class _Db:
             out = work(db)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            rollback(db)
             raise
         return out
 

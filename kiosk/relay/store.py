@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -153,18 +154,17 @@ class Store(Protocol):
         """Whether the store answers (``/healthz``)."""
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
+_EVENTS = """(
     branch TEXT NOT NULL,
     id INTEGER NOT NULL,
     day TEXT NOT NULL,
     ticket_id TEXT NOT NULL,
     data TEXT NOT NULL,
     received REAL NOT NULL,
-    PRIMARY KEY (branch, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_by_day ON events (branch, day, id);
-CREATE INDEX IF NOT EXISTS events_by_ticket ON events (branch, day, ticket_id);
+    PRIMARY KEY (branch, day, id)
+) WITHOUT ROWID"""
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS events {_EVENTS};
 CREATE TABLE IF NOT EXISTS seen (
     key TEXT PRIMARY KEY,
     expires REAL NOT NULL
@@ -174,9 +174,19 @@ CREATE TABLE IF NOT EXISTS meta (
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
-"""``events``: the calls screens get; ``seen``: what makes a delivery the same call (and
-JWTs used), until ``expires``; ``meta``: ``epoch``. Each branch's ``n`` in this run's epoch
-is counted in memory (one writer; a new epoch at every start)."""
+"""``events``: the calls screens get, a branch's day in id order (the one B-tree a call
+adds to: what a screen reads is a range of it); ``seen``: what makes a delivery the same
+call, until ``expires``; ``meta``: ``epoch``. Each branch's ``n`` in this run's epoch is
+counted in memory (one writer; a new epoch at every start), and so are the tickets called
+on a branch's day (read from ``events`` once, then kept: what makes a call a re-call)."""
+
+
+def rollback(db: sqlite3.Connection) -> None:
+    """End a failed transaction, if SQLite has not ended it itself: a full disk (or an
+    I/O error) may have rolled it back already, and a ROLLBACK then would raise "no
+    transaction is active" in place of what went wrong."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -194,6 +204,20 @@ def _migrate(db: sqlite3.Connection) -> None:
     log.info("relay: the SQLite store was moved to per-branch event ids")
 
 
+def _migrate_layout(db: sqlite3.Connection) -> None:
+    """``events`` keyed by (branch, id) with two indexes (before December 2026): moved to
+    one table keyed by (branch, day, id), its rows and ids kept."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND "
+                      "name = 'events_by_day'").fetchone():
+        return
+    db.execute(f"CREATE TABLE events_by_branch_day {_EVENTS}")
+    db.execute("INSERT INTO events_by_branch_day SELECT branch, id, day, ticket_id, data, "
+               "received FROM events")
+    db.execute("DROP TABLE events")  # and its indexes
+    db.execute("ALTER TABLE events_by_branch_day RENAME TO events")
+    log.info("relay: the SQLite store's calls were moved to one table by branch and day")
+
+
 class SqliteStore:
     """Calls in one SQLite file, written by one writer task with group commit."""
 
@@ -206,6 +230,10 @@ class SqliteStore:
         """This run's epoch (taken at start: above every earlier run's)."""
         self._counts: dict[str, int] = {}
         """Each branch's calls in this epoch (a failed commit leaves a gap: harmless)."""
+        self._called: dict[tuple[str, str], set[str]] = {}
+        """The tickets called on a branch's day, by (branch, day): read from the file at
+        the branch's first call of the day, then kept up to date (one writer). A branch's
+        earlier days are dropped when its next day begins."""
         self._jwts: dict[str, float] = {}
         """JWTs used, until when (the replay cache: one process, so in memory; after a
         restart a replay within its window is still its call's ``callId``: a repeated
@@ -260,6 +288,7 @@ class SqliteStore:
         db.execute("BEGIN IMMEDIATE")
         try:
             _migrate(db)
+            _migrate_layout(db)
             row = db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
             before = int(row[0]) if row else None
             self.epoch = next_epoch(self._time(), before)
@@ -269,7 +298,7 @@ class SqliteStore:
             self._prune(db)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            rollback(db)
             db.close()
             raise
         db.execute(f"PRAGMA synchronous={self.sync}")
@@ -285,6 +314,7 @@ class SqliteStore:
         db.execute("DELETE FROM events WHERE day < ?", (cutoff,))
         db.execute("DELETE FROM seen WHERE expires < ?", (moment,))
         self._jwts = {k: t for k, t in self._jwts.items() if t >= moment}
+        self._called = {k: v for k, v in self._called.items() if k[1] >= cutoff}
         self._next_prune = time.monotonic() + PRUNE_S
 
     def _prune_now(self) -> None:
@@ -296,7 +326,7 @@ class SqliteStore:
             self._prune(db)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            rollback(db)
             raise
 
     async def close(self) -> None:
@@ -364,15 +394,30 @@ class SqliteStore:
         if db is None:
             raise sqlite3.OperationalError("closed")
         out: list[Event | object | None] = []
+        undo: list[Callable[[], object]] = []
+        """What the batch changed in memory: undone with the transaction."""
         db.execute("BEGIN IMMEDIATE")
         try:
             for c in calls:
-                out.append(self._insert_one(db, c))
+                out.append(self._insert_one(db, c, undo))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            for step in reversed(undo):
+                step()
+            rollback(db)
             raise
         return out
+
+    def _tickets(self, db: sqlite3.Connection, branch: str, day: str) -> set[str]:
+        """The tickets called on ``branch``'s ``day`` (:attr:`_called`)."""
+        key = (branch, day)
+        tickets = self._called.get(key)
+        if tickets is None:
+            for old in [k for k in self._called if k[0] == branch and k[1] < day]:
+                del self._called[old]  # the branch's new day began
+            tickets = self._called[key] = {row[0] for row in db.execute(
+                "SELECT ticket_id FROM events WHERE branch = ? AND day = ?", key)}
+        return tickets
 
     @staticmethod
     def _first(db: sqlite3.Connection, key: str, ttl_s: int, moment: float) -> bool:
@@ -382,16 +427,21 @@ class SqliteStore:
                          (key, moment + ttl_s, moment))
         return cur.rowcount == 1
 
-    def _insert_one(self, db: sqlite3.Connection, c: Call) -> Event | object | None:
+    def _insert_one(self, db: sqlite3.Connection, c: Call,
+                    undo: list[Callable[[], object]]) -> Event | object | None:
         if c.replay_key:
             if self._jwts.get(c.replay_key, 0.0) >= c.received:
                 return _REPLAYED
             self._jwts[c.replay_key] = c.received + c.replay_ttl_s
+            undo.append(functools.partial(self._jwts.pop, c.replay_key, None))
         key, ttl = c.dedup()
         if not self._first(db, key, ttl, c.received):
             return None
-        again = db.execute("SELECT 1 FROM events WHERE branch = ? AND day = ? AND "
-                           "ticket_id = ? LIMIT 1", (c.branch, c.day, c.ticket_id)).fetchone()
+        tickets = self._tickets(db, c.branch, c.day)
+        again = c.ticket_id in tickets
+        if not again:
+            tickets.add(c.ticket_id)
+            undo.append(functools.partial(tickets.discard, c.ticket_id))
         first, recall = c.payloads()
         data = recall if again else first
         n = self._counts[c.branch] = self._counts.get(c.branch, 0) + 1
