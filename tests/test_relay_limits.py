@@ -321,3 +321,27 @@ def test_a_full_disk_forgets_nothing_of_the_calls_it_refused(
     assert again is not None  # not a repeated delivery
     assert json.loads(again.data) == {"ticketId": f"A-{failed:03d}"}  # not a re-call
     assert "storing 1 call(s) failed: database or disk is full" in caplog.text
+
+
+class _SlowClosingStore(SqliteStore):
+    """A store whose pending writes take ``delay_s`` to finish when the relay stops."""
+
+    delay_s = 1.5
+
+    async def close(self) -> None:
+        await asyncio.sleep(self.delay_s)
+        await super().close()
+
+
+def test_a_relay_still_shutting_down_after_the_deadline_says_so(tmp_path: Path) -> None:
+    """``RelayServer.stop`` used to return as if the relay had ended while its shutdown
+    (here, the store's last writes) still ran; now it raises, and a second stop with
+    time enough ends it."""
+    s = settings(tmp_path)
+    server = RelayServer(s)
+    server.relay.store = _SlowClosingStore(s.sqlite_path)
+    server.start()
+    assert post(server.url, call_body("A-001", "c-1")).status_code == 201
+    with pytest.raises(RuntimeError, match=r"did not stop within 0\.2 s"):
+        server.stop(timeout_s=0.2)
+    server.stop()  # the store closes after 1.5 s; then the thread ends

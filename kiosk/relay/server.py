@@ -179,9 +179,15 @@ class RelayServer:
             time.sleep(0.01)
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop serving and wait for the relay's shutdown (its streams closed, its store's
+        pending writes done). RuntimeError if it is still running after ``timeout_s``:
+        a caller told nothing would take a relay that still writes for one that ended."""
         self._server.handle_exit(signal.SIGTERM, None)
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=timeout_s)
+        if self._thread.is_alive():
+            raise RuntimeError(f"the relay did not stop within {timeout_s:g} s (its "
+                               "shutdown is still running)")
         self._sock.close()
 
     def __enter__(self) -> RelayServer:
