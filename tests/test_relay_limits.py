@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -345,3 +346,51 @@ def test_a_relay_still_shutting_down_after_the_deadline_says_so(tmp_path: Path) 
     with pytest.raises(RuntimeError, match=r"did not stop within 0\.2 s"):
         server.stop(timeout_s=0.2)
     server.stop()  # the store closes after 1.5 s; then the thread ends
+
+
+def test_a_failed_batch_across_a_branchs_midnight_leaves_no_ticket_called(
+        tmp_path: Path) -> None:
+    """One group commit holds calls of day D, D+1 and D again (times are taken as requests
+    arrive, so a batch may straddle a branch's midnight) and fails on a full disk: the
+    retry of D's first call is that call, not a re-call (day D's tickets, read again from
+    the file within the batch, saw its own rows: memory kept one that was never stored)."""
+    day, next_day = "2026-12-02", "2026-12-03"
+
+    def call(n: int, on: str, ticket: str, pad: str = "") -> Call:
+        return Call(branch=BRANCH_A, day=on, call_id=f"c-{n}", ticket_id=ticket,
+                    data={"ticketId": ticket, "pad": pad}, received=time.time())
+
+    async def scenario() -> list[BaseException | Event | None]:
+        store = SqliteStore(tmp_path / "relay.sqlite3")
+        await store.start(lambda branch, events: None)
+        db = store._db
+        assert db is not None
+        await store.add(call(0, day, "A-000"))  # day D's tickets now in memory
+        db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+        batch = await asyncio.gather(
+            store.add(call(1, day, "A-001")), store.add(call(2, next_day, "A-001")),
+            store.add(call(3, day, "A-003")), store.add(call(4, day, "A-004", "x" * 20_000)),
+            return_exceptions=True)
+        db.execute("PRAGMA max_page_count = 1073741823")
+        retry = await store.add(call(1, day, "A-001"))
+        await store.close()
+        return [*batch, retry]
+
+    *batch, retry = asyncio.run(scenario())
+    assert all(isinstance(r, StoreError) for r in batch)  # one transaction, all refused
+    assert isinstance(retry, Event)
+    assert json.loads(retry.data) == {"ticketId": "A-001", "pad": ""}  # no "recall"
+
+
+def test_a_slow_shutdown_does_not_hide_the_error_that_ended_the_block(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``with RelayServer(...)``: an error inside the block is the one raised; the stop
+    that ran out of time is logged beside it."""
+    s = settings(tmp_path)
+    server = RelayServer(s)
+    server.relay.store = _SlowClosingStore(s.sqlite_path)
+    server.stop = functools.partial(RelayServer.stop, server, timeout_s=0.2)  # type: ignore[method-assign]
+    with pytest.raises(KeyError, match="the block's own"), server:
+        raise KeyError("the block's own")
+    assert "did not stop within 0.2 s" in caplog.text
+    RelayServer.stop(server)  # the store closes after 1.5 s; then the thread ends

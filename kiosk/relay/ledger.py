@@ -461,10 +461,10 @@ class SqliteLedger:
             row = db.execute(
                 "SELECT count(*) FROM tickets t WHERE t.branch = ? AND t.day = ? AND "
                 "t.queue_id = ? AND (t.issued_ts < ? OR (t.issued_ts = ? AND "
-                "t.ticket_id < ?)) AND NOT EXISTS (SELECT 1 FROM events e WHERE "
-                "e.branch = t.branch AND e.day = t.day AND e.ticket_id = t.ticket_id)",
+                "t.ticket_id < ?)) AND t.ticket_id NOT IN (SELECT ticket_id FROM events "
+                "WHERE branch = ? AND day = ?)",  # the day's calls read once, not per ticket
                 (ticket.branch, ticket.day, ticket.queue_id, ticket.issued_ts,
-                 ticket.issued_ts, ticket.ticket_id)).fetchone()
+                 ticket.issued_ts, ticket.ticket_id, ticket.branch, ticket.day)).fetchone()
             return int(row[0])
         n: int = await self._reading(work)
         return n

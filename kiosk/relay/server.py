@@ -195,7 +195,12 @@ class RelayServer:
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.stop()
+        try:
+            self.stop()
+        except RuntimeError as exc:
+            if e is None:
+                raise
+            log.error("relay: %s", exc)  # the block's own error is the one to see
 
 
 def free_port() -> int:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
 import json
 import logging
@@ -298,8 +297,10 @@ class SqliteStore:
             self._prune(db)
             db.execute("COMMIT")
         except BaseException:
-            rollback(db)
-            db.close()
+            try:
+                rollback(db)
+            finally:
+                db.close()
             raise
         db.execute(f"PRAGMA synchronous={self.sync}")
         if before is not None:
@@ -394,16 +395,18 @@ class SqliteStore:
         if db is None:
             raise sqlite3.OperationalError("closed")
         out: list[Event | object | None] = []
-        undo: list[Callable[[], object]] = []
-        """What the batch changed in memory: undone with the transaction."""
+        used: list[str] = []
+        """The JWTs the batch marked used: forgotten again if it fails."""
         db.execute("BEGIN IMMEDIATE")
         try:
             for c in calls:
-                out.append(self._insert_one(db, c, undo))
+                out.append(self._insert_one(db, c, used))
             db.execute("COMMIT")
         except BaseException:
-            for step in reversed(undo):
-                step()
+            for key in used:
+                self._jwts.pop(key, None)
+            for day in {(c.branch, c.day) for c in calls}:  # read from the file again
+                self._called.pop(day, None)  # (a day reloaded within the batch saw its rows)
             rollback(db)
             raise
         return out
@@ -428,20 +431,18 @@ class SqliteStore:
         return cur.rowcount == 1
 
     def _insert_one(self, db: sqlite3.Connection, c: Call,
-                    undo: list[Callable[[], object]]) -> Event | object | None:
+                    used: list[str]) -> Event | object | None:
         if c.replay_key:
             if self._jwts.get(c.replay_key, 0.0) >= c.received:
                 return _REPLAYED
             self._jwts[c.replay_key] = c.received + c.replay_ttl_s
-            undo.append(functools.partial(self._jwts.pop, c.replay_key, None))
+            used.append(c.replay_key)
         key, ttl = c.dedup()
         if not self._first(db, key, ttl, c.received):
             return None
         tickets = self._tickets(db, c.branch, c.day)
         again = c.ticket_id in tickets
-        if not again:
-            tickets.add(c.ticket_id)
-            undo.append(functools.partial(tickets.discard, c.ticket_id))
+        tickets.add(c.ticket_id)
         first, recall = c.payloads()
         data = recall if again else first
         n = self._counts[c.branch] = self._counts.get(c.branch, 0) + 1
