@@ -35,6 +35,9 @@ from typing import Any
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_relay import _private, cpu_s, pct
+
 from kiosk.relay.server import relay_process
 
 SECRET = b"bench-secret-0123456789abcdefghij"
@@ -45,12 +48,6 @@ ROLES = ("kiosk", "kiosk", "tablet", "display", "display")
 SCREEN_BRANCHES = 50
 SCREENS_PER_BRANCH = 10
 _TICKET_RE = re.compile(rb'"ticketId":"([^"]+)"')
-
-
-def _private(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
-    path.chmod(0o600)
-    return path
 
 
 def token_of(device: str) -> str:
@@ -82,14 +79,6 @@ def write_config(folder: Path, devices: int) -> tuple[Path, list[dict[str, str]]
     cfg.write_text(yaml.safe_dump({"kiosk": {"data_dir": str(folder / "data")},
                                    "relay": relay}), encoding="utf-8")
     return cfg, listed
-
-
-def cpu_s(pid: int) -> float:
-    """CPU seconds ``pid`` has used (user + system, Linux ``/proc``)."""
-    import os
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -193,11 +182,6 @@ class Screens:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))] if s else float("nan")
 
 
 async def fleet_load(port: int, devices: list[dict[str, str]], seconds: float, rate: float,
