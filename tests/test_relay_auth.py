@@ -213,6 +213,23 @@ def test_a_jwt_header_the_relay_does_not_implement_is_refused(
     assert (r.status_code, r.json()["error"]) == (401, "bad_jwt")
 
 
+@pytest.mark.parametrize("spoil", ["payload", "signature", "extra"])
+def test_a_token_of_bytes_outside_base64url_is_refused_not_a_server_error(
+        jwt_relay: RelayServer, es256: tuple[Any, Any], spoil: str) -> None:
+    """A byte above 0x7f in the bearer token (the header is read as Latin-1) was a 500 and
+    a traceback when it sat in the payload segment: the signing input was encoded as
+    ASCII outside the refusal's reach."""
+    body = call_body("A-042", "call-1")
+    token = jwt_headers(body, es256[0])["Authorization"].removeprefix("Bearer ")
+    header, payload, signature = token.split(".")
+    spoilt = {"payload": f"{header}.\xe9{payload}.{signature}",
+              "signature": f"{header}.{payload}.\xe9{signature}",
+              "extra": f"{token}.\xe9"}[spoil]
+    r = post(jwt_relay.url, body, {"Authorization": ("Bearer " + spoilt).encode("latin-1")})
+    assert (r.status_code, r.json()["error"]) == (401, "bad_jwt")
+    assert post(jwt_relay.url, body, jwt_headers(body, es256[0])).status_code == 201
+
+
 @pytest.mark.parametrize(("issued", "lifetime", "claims", "reason"), [
     (-600, 60, {}, "stale_jwt"),  # issued 10 min ago: outside ±5 min
     (600, 60, {}, "stale_jwt"),  # 10 min in the future

@@ -251,7 +251,6 @@ JWT_LEEWAY_S = 30
 HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 EC_ALGORITHMS = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
 RSA_ALGORITHMS = ("RS256", "RS384", "RS512")
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class JwtRefused(Exception):
@@ -284,14 +283,17 @@ _HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
 
 
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
+_PAD = (b"", b"===", b"==", b"=")
 
 
 def _b64(segment: str) -> bytes:
-    """A base64url JWS segment, strictly: only the URL-safe alphabet, no padding."""
-    if not segment.isascii() or not _B64URL.fullmatch(segment):
+    """A base64url JWS segment, strictly: only the URL-safe alphabet, no padding.
+    (``+``, ``/`` and ``=`` are refused here; after ``-_`` become ``+/``, binascii's strict
+    mode refuses any other character, a misplaced pad and an impossible length.)"""
+    if "+" in segment or "/" in segment or "=" in segment or not segment.isascii():
         raise ValueError("not base64url")
-    pad = b"=" * (-len(segment) % 4)
-    return binascii.a2b_base64(segment.encode("ascii").translate(_URLSAFE) + pad)
+    return binascii.a2b_base64(segment.encode("ascii").translate(_URLSAFE)
+                               + _PAD[len(segment) % 4], strict_mode=True)
 
 
 _HEADER_CACHED = 512
@@ -336,18 +338,35 @@ def _crypto() -> Any:
         ecdsa={bits: ec.ECDSA(d) for bits, d in digests.items()})
 
 
+def _kind(key: Any) -> str:
+    """``ec``, ``rsa`` or ``secret`` for a key :func:`_verify_signature` takes, else ``""``
+    (known by the key's class, once: an ``isinstance`` on cryptography's abstract classes
+    costs a microsecond a call)."""
+    kind = _KINDS.get(type(key))
+    if kind is None:
+        c = _crypto()
+        kind = _KINDS[type(key)] = (
+            "secret" if isinstance(key, bytes) else "ec" if isinstance(
+                key, c.ec.EllipticCurvePublicKey) else "rsa" if isinstance(
+                key, c.rsa.RSAPublicKey) else "")
+    return kind
+
+
+_KINDS: dict[type, str] = {}
+
+
 def _verify_signature(alg: str, key: Any, signing_input: bytes, signature: bytes) -> bool:
     """Whether ``signature`` is ``alg``'s over ``signing_input`` with ``key`` (a secret for
     HS*, an EC or RSA public key object otherwise; a key of another kind never is)."""
     bits = alg[2:]
+    kind = _kind(key)
     if alg in HMAC_ALGORITHMS:
-        return isinstance(key, bytes) and hmac.compare_digest(
+        return kind == "secret" and hmac.compare_digest(
             hmac.new(key, signing_input, _HASHES[bits]).digest(), signature)
     c = _crypto()
     try:
         if alg in EC_ALGORITHMS:
-            if not (isinstance(key, c.ec.EllipticCurvePublicKey)
-                    and key.curve.name == EC_ALGORITHMS[alg]):
+            if not (kind == "ec" and key.curve.name == EC_ALGORITHMS[alg]):
                 return False
             size = (key.curve.key_size + 7) // 8
             if len(signature) != 2 * size:  # JWS: r || s, fixed width
@@ -356,7 +375,7 @@ def _verify_signature(alg: str, key: Any, signing_input: bytes, signature: bytes
                         int.from_bytes(signature[size:], "big"))
             key.verify(der, signing_input, c.ecdsa[bits])
             return True
-        if alg in RSA_ALGORITHMS and isinstance(key, c.rsa.RSAPublicKey):
+        if kind == "rsa" and alg in RSA_ALGORITHMS:
             key.verify(signature, signing_input, c.pkcs1, c.digests[bits])
             return True
     except c.InvalidSignature:
@@ -364,28 +383,34 @@ def _verify_signature(alg: str, key: Any, signing_input: bytes, signature: bytes
     return False
 
 
+_CLAIMS = json.JSONDecoder()
+
+
 def _decode(token: str, secrets: Sequence[bytes], keys: Sequence[Any]
             ) -> tuple[dict[str, Any], bytes]:
     """A compact JWS's claims, once its signature verifies under one of ``keys`` (ES*,
     RS*) or ``secrets`` (HS*), and its signing input (what the replay cache keeps: the
     signature itself is malleable). :class:`JwtRefused` otherwise."""
-    parts = token.split(".")
-    if len(parts) != 3:
+    signed, dot, encoded_signature = token.rpartition(".")
+    header, dot2, payload = signed.partition(".")
+    if not (dot and dot2) or "." in payload or not signed.isascii():
         raise JwtRefused("bad_jwt", "not a JWT")
-    alg = _algorithm(parts[0])
+    alg = _algorithm(header)
     try:
-        signature = _b64(parts[2])
+        signature = _b64(encoded_signature)
     except ValueError:
         raise JwtRefused("bad_jwt", "not a JWT") from None
-    signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
-    candidates = list(secrets) if alg in HMAC_ALGORITHMS else list(keys)
-    if not any(_verify_signature(alg, k, signing_input, signature) for k in candidates):
+    signing_input = signed.encode("ascii")
+    for key in secrets if alg in HMAC_ALGORITHMS else keys:
+        if _verify_signature(alg, key, signing_input, signature):
+            break
+    else:
         raise JwtRefused("bad_jwt", "JWT signature not valid")
     try:
-        claims = json.loads(_b64(parts[1]))
-    except (ValueError, RecursionError):
+        claims = _CLAIMS.decode(_b64(payload).decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError too
         raise JwtRefused("bad_jwt", "a JWT payload that is not JSON") from None
-    if not isinstance(claims, dict):
+    if type(claims) is not dict:
         raise JwtRefused("bad_jwt", "a JWT payload that is not an object")
     return claims, signing_input
 
@@ -416,7 +441,7 @@ def verify_jwt(token: str, call: Webhook, *, secrets: Sequence[bytes], keys: Seq
     iat, exp, nbf = claims.get("iat"), claims.get("exp"), claims.get("nbf", 0)
     if not (_time(iat) and _time(exp) and _time(nbf)):
         raise JwtRefused("stale_jwt", "iat, exp and nbf must be times (seconds since 1970)")
-    assert isinstance(iat, int | float) and isinstance(exp, int | float)
+    assert isinstance(iat, _NUMBERS) and isinstance(exp, _NUMBERS)
     if abs(now - iat) > window_s:
         raise JwtRefused("stale_jwt", f"issued {now - iat:+.0f} s from now (the window is "
                          f"±{window_s} s)")
@@ -425,7 +450,7 @@ def verify_jwt(token: str, call: Webhook, *, secrets: Sequence[bytes], keys: Seq
                          f"{max_lifetime_s} s)")
     if now > exp + JWT_LEEWAY_S:
         raise JwtRefused("stale_jwt", "expired")
-    if isinstance(nbf, int | float) and now + JWT_LEEWAY_S < nbf:
+    if now + JWT_LEEWAY_S < nbf:  # a time (checked above)
         raise JwtRefused("stale_jwt", "not valid yet (nbf)")
     poc = claims.get("poc")
     bound = (_same(claims.get("branch"), call.branch.id)
