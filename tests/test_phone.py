@@ -372,9 +372,25 @@ def test_the_pages_colours_meet_wcag_aa_contrast() -> None:
     assert contrast(v["turn-ink"], "#06391f") >= 4.5  # the called screen's pulse
 
 
-def test_behind_the_proxy_each_phone_is_limited_apart(branch: Branch) -> None:
+@pytest.fixture(params=["", "*"])
+def forwarded_allow_ips(request: pytest.FixtureRequest,
+                        monkeypatch: pytest.MonkeyPatch) -> str:
+    """uvicorn's ``FORWARDED_ALLOW_IPS`` as an operator may have left it in the relay's
+    environment (``*``: uvicorn would trust every peer's ``X-Forwarded-For``)."""
+    if request.param:
+        monkeypatch.setenv("FORWARDED_ALLOW_IPS", request.param)
+    else:
+        monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    return str(request.param)
+
+
+def test_behind_the_proxy_each_phone_is_limited_apart(forwarded_allow_ips: str,
+                                                      branch: Branch) -> None:
     """Through this machine's reverse proxy (a loopback peer) the limit counts the address
-    the proxy forwards; what a client wrote before it counts for nothing."""
+    the proxy forwards; what a client wrote before it counts for nothing. The relay reads
+    forwarding headers itself, by its own rule, whatever uvicorn's ``FORWARDED_ALLOW_IPS``
+    says (with ``*`` uvicorn put the forged first address in the peer's place: every
+    request a new address, no limit)."""
     phone = branch.phone
     mine = branch.ticket("A-001")
     phone.limiter = RateLimiter(rate_per_min=1, burst=10)

@@ -68,6 +68,10 @@ class _Server(uvicorn.Server):
         super().__init__(uvicorn.Config(
             app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on",
             timeout_graceful_shutdown=3, http=self.guard.protocol_class(),
+            # the relay reads forwarding headers itself, by its own rule (a loopback peer is
+            # this machine's proxy); uvicorn's, under FORWARDED_ALLOW_IPS=*, would put an
+            # address any client writes in the peer's place (and cost every request a pass)
+            proxy_headers=False,
             timeout_keep_alive=settings.keepalive_idle_s,
             h11_max_incomplete_event_size=MAX_HEADERS))
         self.relay.transport_of = self.transport_of
