@@ -94,8 +94,17 @@ class Call:
     def payloads(self) -> tuple[str, str]:
         """The SSE ``data:`` JSON for a first call of the ticket that day, and for a
         re-call (``"recall": true``, last)."""
-        first = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
+        first = self.payload(False)
         return first, first[:-1] + ',"recall":true}'  # data is a non-empty JSON object
+
+    def payload(self, recall: bool) -> str:
+        """The SSE ``data:`` JSON, for a re-call (:meth:`payloads`) or a first call."""
+        first = _PAYLOAD(self.data)
+        return first[:-1] + ',"recall":true}' if recall else first
+
+
+_PAYLOAD = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""A call's data as the compact JSON screens read."""
 
 
 @dataclass(frozen=True)
@@ -443,8 +452,7 @@ class SqliteStore:
         tickets = self._tickets(db, c.branch, c.day)
         again = c.ticket_id in tickets
         tickets.add(c.ticket_id)
-        first, recall = c.payloads()
-        data = recall if again else first
+        data = c.payload(again)
         n = self._counts[c.branch] = self._counts.get(c.branch, 0) + 1
         if n >= EPOCH_SPAN:
             raise sqlite3.OperationalError("the branch's ids are exhausted: restart the relay")
