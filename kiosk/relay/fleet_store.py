@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from redis.exceptions import RedisError
 
 from kiosk.errors import StoreError
-from kiosk.relay.store import rollback
+from kiosk.relay.store import transaction
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +99,9 @@ class SqliteStates:
         db = self._db
         if db is None:
             raise sqlite3.OperationalError("closed")
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(db):
             db.executemany("INSERT OR REPLACE INTO device_states (device, record) VALUES (?, ?)",
                            batch.items())
-            db.execute("COMMIT")
-        except BaseException:
-            rollback(db)
-            raise
 
     async def close(self) -> None:
         if self._flusher is not None:

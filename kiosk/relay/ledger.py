@@ -67,7 +67,7 @@ from urllib.parse import quote
 from redis.exceptions import RedisError
 
 from kiosk.errors import StoreError
-from kiosk.relay.store import rollback
+from kiosk.relay.store import transaction
 
 log = logging.getLogger(__name__)
 
@@ -266,15 +266,8 @@ class _Db:
         return self._db
 
     def transaction(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            out = work(db)
-            db.execute("COMMIT")
-        except BaseException:
-            rollback(db)
-            raise
-        return out
+        with transaction(self.db) as db:
+            return work(db)
 
     async def run(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
         """``work`` in one transaction on a worker thread; :class:`StoreError` on failure."""

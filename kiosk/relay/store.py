@@ -35,7 +35,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -197,6 +197,19 @@ def rollback(db: sqlite3.Connection) -> None:
         db.execute("ROLLBACK")
 
 
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` around the block (``db`` in autocommit mode);
+    on any error the block's work is rolled back (:func:`rollback`) and the error goes on."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+        db.execute("COMMIT")
+    except BaseException:
+        rollback(db)
+        raise
+
+
 def _migrate(db: sqlite3.Connection) -> None:
     """A store from before per-branch ids (one ``calls`` table, ids shared by branches):
     its calls move to ``events`` with their ids (all below any epoch's), its call ids to
@@ -293,23 +306,19 @@ class SqliteStore:
             db.execute("PRAGMA wal_autocheckpoint=0")
         db.execute("PRAGMA busy_timeout=5000")
         db.executescript(_SCHEMA)
-        db.execute("BEGIN IMMEDIATE")
         try:
-            _migrate(db)
-            _migrate_layout(db)
-            row = db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
-            before = int(row[0]) if row else None
-            self.epoch = next_epoch(self._time(), before)
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?)",
-                       (self.epoch,))
-            db.execute("DROP TABLE IF EXISTS counters")  # an early version's
-            self._prune(db)
-            db.execute("COMMIT")
+            with transaction(db):
+                _migrate(db)
+                _migrate_layout(db)
+                row = db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+                before = int(row[0]) if row else None
+                self.epoch = next_epoch(self._time(), before)
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?)",
+                           (self.epoch,))
+                db.execute("DROP TABLE IF EXISTS counters")  # an early version's
+                self._prune(db)
         except BaseException:
-            try:
-                rollback(db)
-            finally:
-                db.close()
+            db.close()  # (also when the ROLLBACK itself failed)
             raise
         db.execute(f"PRAGMA synchronous={self.sync}")
         if before is not None:
@@ -331,13 +340,8 @@ class SqliteStore:
         db = self._db
         if db is None:
             return
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(db):
             self._prune(db)
-            db.execute("COMMIT")
-        except BaseException:
-            rollback(db)
-            raise
 
     async def close(self) -> None:
         if self._checkpointer is not None:
@@ -406,17 +410,15 @@ class SqliteStore:
         out: list[Event | object | None] = []
         used: list[str] = []
         """The JWTs the batch marked used: forgotten again if it fails."""
-        db.execute("BEGIN IMMEDIATE")
         try:
-            for c in calls:
-                out.append(self._insert_one(db, c, used))
-            db.execute("COMMIT")
+            with transaction(db):
+                for c in calls:
+                    out.append(self._insert_one(db, c, used))
         except BaseException:
             for key in used:
                 self._jwts.pop(key, None)
             for day in {(c.branch, c.day) for c in calls}:  # read from the file again
                 self._called.pop(day, None)  # (a day reloaded within the batch saw its rows)
-            rollback(db)
             raise
         return out
 
