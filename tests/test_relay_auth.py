@@ -213,6 +213,18 @@ def test_a_jwt_header_the_relay_does_not_implement_is_refused(
     assert (r.status_code, r.json()["error"]) == (401, "bad_jwt")
 
 
+def test_a_character_reference_past_ints_limit_is_no_server_error(
+        jwt_relay: RelayServer, es256: tuple[Any, Any]) -> None:
+    """A body with ``&`` is HTML-unescaped before it is checked; ``&#<4,301 digits>;`` made
+    ``html.unescape`` raise (Python's limit on int digits): an unsigned request was a 500
+    and a traceback."""
+    hostile = call_body("A-042", "call-1").replace(b'"A-042"', b'"&#' + b"9" * 4301 + b';"')
+    r = post(jwt_relay.url, hostile, {})
+    assert (r.status_code, r.json()["error"]) == (401, "missing_signature")
+    r = post(jwt_relay.url, hostile, jwt_headers(hostile, es256[0]))  # not a call: not read
+    assert (r.status_code, r.json()["error"]) == (401, "bad_signature")
+
+
 @pytest.mark.parametrize("spoil", ["payload", "signature", "extra"])
 def test_a_token_of_bytes_outside_base64url_is_refused_not_a_server_error(
         jwt_relay: RelayServer, es256: tuple[Any, Any], spoil: str) -> None:
@@ -251,6 +263,7 @@ def test_a_token_of_bytes_outside_base64url_is_refused_not_a_server_error(
     (0, 60, {"queue": "Seguros"}, "unbound_jwt"),
     (0, 60, {"poc": None}, "unbound_jwt"),
     (0, 60, {"branch": None}, "unbound_jwt"),
+    (0, 60, {"ticketId": "&#" + "1" * 4400 + ";"}, "unbound_jwt"),  # int()'s limit: was a 500
 ])
 def test_a_jwt_out_of_time_or_of_another_call_is_refused(
         jwt_relay: RelayServer, es256: tuple[Any, Any], issued: float, lifetime: float,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import re
 import resource
@@ -328,6 +329,34 @@ def test_malformed_requests_are_answered_400_and_logged_once(
                 assert sock.recv(4096).startswith(b"HTTP/1.1 400")
         assert refused(relay.url, "invalid_request") == 50
     assert caplog.text.count("Invalid HTTP request received.") == 1
+
+
+def test_unhandled_errors_are_logged_once_a_period_with_one_traceback(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request that ends in an exception nobody handled is a 500, and uvicorn logs its
+    traceback (a few KB) each time: an outsider who finds such a request could grow the
+    log without end. One line and one traceback a period, every one counted."""
+    from kiosk.relay.app import Relay
+
+    async def broken(self: Relay, request: object) -> None:
+        raise ValueError("Exceeds the limit (4300 digits) \n W forged line")
+
+    monkeypatch.setattr(Relay, "healthz", broken)
+    caplog.set_level("INFO")
+    uvicorn_log = logging.getLogger("uvicorn.error")  # it does not reach the root logger
+    with RelayServer(settings(tmp_path)) as relay:
+        uvicorn_log.addHandler(caplog.handler)  # (once uvicorn has set its logging up)
+        try:
+            for _ in range(30):
+                assert httpx.get(relay.url + "/healthz", timeout=10).status_code == 500
+        finally:
+            uvicorn_log.removeHandler(caplog.handler)
+        assert refused(relay.url, "app_error") == 30
+    assert caplog.text.count("Exception in ASGI application") == 1
+    assert caplog.text.count("Traceback") == 1
+    lines = [r.getMessage() for r in caplog.records if "unhandled error" in r.getMessage()]
+    assert len(lines) == 1 and "ValueError" in lines[0] and "\n W forged" not in lines[0]
 
 
 def test_two_relays_in_one_process_each_count_their_own_malformed_requests(

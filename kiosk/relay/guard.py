@@ -165,14 +165,25 @@ class ConnectionGuard:
 
     def uvicorn_filter(self, record: logging.LogRecord) -> bool:
         """A filter for uvicorn's logger: its warnings (one per malformed request: anyone
-        can send them) go through the rate-limited log instead.
+        can send them) go through the rate-limited log instead; so do the errors it logs
+        for a request that ended in an unhandled exception (a 500, its traceback a few KB:
+        should an outsider find a way to cause one, the log does not grow with each) -
+        the first of a period is logged with its traceback, every one counted
+        (``app_error``).
 
         The logger is the process's; a record is this server's only if it is logged on
         this server's event loop (:attr:`loop`). Another server's record passes on to
         that server's filter, and a filter left behind by a server that ended takes none.
         """
-        if record.levelno != logging.WARNING or not self._on_our_loop():
+        if record.levelno < logging.WARNING or not self._on_our_loop():
             return True
+        if record.levelno >= logging.ERROR:
+            exc = record.exc_info[1] if record.exc_info else None
+            return self.refusals.log(
+                logging.ERROR, "app_error", "relay: a request ended in an unhandled error "
+                "(answered 500; the traceback follows, once a period): %s",
+                f"{type(exc).__name__}: {str(exc)[:200]!r}" if exc is not None
+                else repr(record.getMessage()[:200]))
         message = record.getMessage()
         self.refusals.warning(_UVICORN_KINDS.get(message, "server_warning"),
                               "relay: %s", message)
