@@ -55,6 +55,7 @@ def test_a_device_reports_its_state_with_its_own_token_only(relay: RelayServer) 
     ("numbers", "borrowed"), ("in_service", "yes"), ("tickets_today", -1),
     ("tickets_today", 1.5), ("clock_skew_s", "0.4"), ("version", "1.0 <script>"),
     ("priority_today", {"senior": "two"}), ("last_ticket_at", "yesterday"), ("role", "tablet"),
+    ("last_ticket_at", "\u0662\u0660\u0662\u0666-12-02T12:01:02Z"),  # Arabic-Indic digits
 ])
 def test_an_unknown_value_is_refused_naming_its_key(relay: RelayServer, key: str,
                                                     value: object) -> None:

@@ -170,6 +170,12 @@ def test_forged_tampered_expired_or_rotated_sessions_are_refused(tmp_path: Path)
                     make_session([FLEET_TOKEN.encode()], now - SESSION_S - 5),
                     f"{int(now) + 10 * SESSION_S}.{mac}"):
             assert httpx.get(data, cookies={COOKIE: bad}).status_code == 401, bad
+        # a digit that is not ASCII ("²".isdigit()) was int()'s ValueError: a 500
+        forged = f"{COOKIE}=\xb2.{mac}".encode("latin-1")
+        for page in (data, server.url + "/fleet"):
+            r = httpx.get(page, headers={"Cookie": forged})
+            assert r.status_code in (401, 303, 200) and r.status_code != 500, page
+        assert httpx.get(data, headers={"Cookie": forged}).status_code == 401
     rotated = fleet_settings(tmp_path, fleet_tokens=(b"fleet-token-the-new-one-012345678",))
     with RelayServer(rotated) as server:
         assert httpx.get(server.url + "/fleet/data", cookies={COOKIE: good}).status_code == 401
@@ -184,6 +190,15 @@ def test_guessing_the_token_is_stopped_per_address(relay: RelayServer) -> None:
         assert r.status_code == 401
     r = httpx.post(url + "/fleet/login", data={"token": FLEET_TOKEN})
     assert r.status_code == 429 and int(r.headers["retry-after"]) <= 61
+    # a form with more fields than the page's (parse_qs refuses it: was a 500, uncounted)
+    crowded = {f"f{i}": "x" for i in range(12)}
+    r = httpx.post(url + "/fleet/login", data=crowded, headers={"X-Forwarded-For": "203.0.113.9"})
+    assert r.status_code == 401
+    for _ in range(9):
+        httpx.post(url + "/fleet/login", data=crowded, headers={"X-Forwarded-For": "203.0.113.9"})
+    r = httpx.post(url + "/fleet/login", data={"token": FLEET_TOKEN},
+                   headers={"X-Forwarded-For": "203.0.113.9"})
+    assert r.status_code == 429  # the crowded forms were wrong sign-ins, counted
     assert "set-cookie" not in r.headers and "minuto" in r.text
     other = httpx.post(url + "/fleet/login", data={"token": FLEET_TOKEN},
                        headers={"X-Forwarded-For": "203.0.113.7"})
@@ -193,7 +208,8 @@ def test_guessing_the_token_is_stopped_per_address(relay: RelayServer) -> None:
 def test_no_other_site_can_sign_in_or_out(relay: RelayServer) -> None:
     url = relay.url
     for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
-                    {"Origin": "null"}, {"Sec-Fetch-Site": "same-site"}):
+                    {"Origin": "null"}, {"Sec-Fetch-Site": "same-site"},
+                    {"Origin": "http://[::1"}):  # not a URL (urlsplit raised: a 500)
         r = httpx.post(url + "/fleet/login", data={"token": FLEET_TOKEN}, headers=headers)
         assert r.status_code == 403 and "set-cookie" not in r.headers, headers
         assert httpx.post(url + "/fleet/logout", headers=headers).status_code == 403

@@ -359,6 +359,39 @@ def test_unhandled_errors_are_logged_once_a_period_with_one_traceback(
     assert len(lines) == 1 and "ValueError" in lines[0] and "\n W forged" not in lines[0]
 
 
+def test_a_body_that_never_arrives_whole_leaves_no_traceback(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A client that stops mid-body (or that the guard closes at the body deadline):
+    Starlette's ClientDisconnect escaped the form and JSON readers, an unhandled error
+    (a traceback a request) on the fleet sign-in, a heartbeat, a lease and a report."""
+    from tests.fleet_helpers import TOKENS, fleet_settings
+
+    token = TOKENS["lobby-1"].encode()
+    caplog.set_level("INFO")
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    with RelayServer(fleet_settings(tmp_path)) as relay:
+        uvicorn_log.addHandler(caplog.handler)
+        try:
+            for target, auth in ((b"POST /fleet/login", b""),
+                                 (b"PUT /v1/devices/lobby-1/state", token),
+                                 (b"POST /v1/branches/" + BRANCH_A.encode() + b"/leases", token),
+                                 (b"POST /v1/branches/" + BRANCH_A.encode() + b"/tickets",
+                                  token)):
+                head = (target + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+                        + (b"Authorization: Bearer " + auth + b"\r\n" if auth else b"")
+                        + b"Content-Type: application/json\r\n\r\n{\"token\": ")
+                for _ in range(3):
+                    with _connect(relay, head):
+                        time.sleep(0.05)  # then closed, 91 bytes short
+            time.sleep(0.5)
+            assert httpx.get(relay.url + "/healthz").status_code == 200
+        finally:
+            uvicorn_log.removeHandler(caplog.handler)
+        assert refused(relay.url, "app_error") == 0
+    assert "Exception in ASGI application" not in caplog.text
+    assert "ClientDisconnect" not in caplog.text
+
+
 def test_two_relays_in_one_process_each_count_their_own_malformed_requests(
         tmp_path: Path) -> None:
     """uvicorn logs every malformed request to one process-wide logger, and each relay's

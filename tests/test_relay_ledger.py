@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import sqlite3
 import threading
 import time
@@ -226,12 +227,36 @@ def test_who_may_report_and_read(hub: Hub) -> None:
     ({"issuedAt": "today"}, "issuedAt"), ({"issuedAt": None}, "issuedAt"),
     ({"issuedAt": now_at(3 * 24 * 3600)}, "issuedAt"),  # ahead of the hub's clock
     ({"issuedAt": now_at(-20 * 24 * 3600)}, "issuedAt"),  # past the ledger's days
+    ({"issuedAt": "0001-01-01T00:00:00+14:00"}, "issuedAt"),  # before year 1 in UTC: was a 500
+    ({"issuedAt": "9999-12-31T23:59:59-14:00"}, "issuedAt"),  # after 9999 in UTC: too
+    ({"wait_min": 10**400}, "wait_min"),  # no float holds it (isfinite raised: a 500)
 ])
 def test_a_bad_report_is_400_naming_the_field_and_nothing_is_kept(
         hub: Hub, change: dict[str, Any], field: str) -> None:
     r = report(hub.a.url, {**body(), **change})
     assert r.status_code == 400, r.text
     assert r.json()["error"].startswith(f"{field}: ")
+    assert listed(hub) == []
+
+
+@pytest.mark.parametrize("field", ["ticketId", "queue.id", "queue.name", "device"])
+def test_a_report_that_is_not_utf8_text_is_400_and_nothing_is_kept(hub: Hub, field: str
+                                                                   ) -> None:
+    """A lone surrogate ("\\ud800" is valid JSON) is no text SQLite or Redis can keep: it
+    was a 500 (UnicodeEncodeError is not the store's error); a UTF-16 body was read."""
+    data = body()
+    if field.startswith("queue."):
+        data["queue"] = {**data["queue"], field.split(".")[1]: "Caja \ud800"}
+    else:
+        data[field] = "A-\ud800"
+    r = httpx.post(f"{hub.a.url}/v1/branches/{BRANCH_A}/tickets",
+                   content=json.dumps(data).encode("ascii"),  # "\\ud800" escaped, as sent
+                   headers={"Authorization": f"Bearer {KIOSK}"}, timeout=20, trust_env=False)
+    assert r.status_code == 400 and "UTF-8" in r.json()["error"], r.text
+    r = httpx.post(f"{hub.a.url}/v1/branches/{BRANCH_A}/tickets",
+                   content=json.dumps(body()).encode("utf-16"),
+                   headers={"Authorization": f"Bearer {KIOSK}"}, timeout=20, trust_env=False)
+    assert r.status_code == 400
     assert listed(hub) == []
 
 

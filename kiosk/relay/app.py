@@ -59,7 +59,6 @@ import hashlib
 import hmac
 import json
 import logging
-import math
 import re
 import socket
 import struct
@@ -78,7 +77,7 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -689,8 +688,8 @@ class Relay:
         if phone is not None and not (isinstance(phone, str) and PHONE_TOKEN.fullmatch(phone)):
             raise Refused(400, "phone: the phone-ticket token, or null")
         wait = body.get("wait_min")
-        if wait is not None and not (isinstance(wait, int | float) and not isinstance(
-                wait, bool) and math.isfinite(wait) and 0 <= wait <= MAX_WAIT_MIN):
+        if wait is not None and not (type(wait) in (int, float)  # not a bool; NaN fails
+                                     and 0 <= wait <= MAX_WAIT_MIN):  # (10**400: no float)
             raise Refused(400, f"wait_min: the wait shown in minutes (0-{MAX_WAIT_MIN}), "
                           "or null")
         issued = body.get("issuedAt")
@@ -701,8 +700,11 @@ class Relay:
         if at is None or at.tzinfo is None:
             raise Refused(400, "issuedAt: ISO 8601 with its offset, "
                           "e.g. 2026-12-02T09:14:03-03:00")
-        moment = at.timestamp()
-        day = at.astimezone(self.zone_of(branch)).date()
+        try:
+            moment = at.timestamp()
+            day = at.astimezone(self.zone_of(branch)).date()
+        except (OverflowError, ValueError):  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+            raise Refused(400, "issuedAt: a time of this era") from None
         today = date.fromisoformat(self.today(branch))
         if moment > now() + REPORT_FUTURE_S or (today - day).days > REPORT_PAST_DAYS:
             raise Refused(400, f"issuedAt: within the last {REPORT_PAST_DAYS} days and not "
@@ -802,15 +804,20 @@ async def read_json(request: Request, limit: int = MAX_HUB_BODY) -> dict[str, An
         raise Refused(413, f"a body of at most {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Refused(413, f"a body of at most {limit} bytes")
-        chunks.append(chunk)
     try:
-        body = json.loads(b"".join(chunks))
-    except (ValueError, RecursionError):
-        raise Refused(400, "a JSON body") from None
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Refused(413, f"a body of at most {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # the client left (or the guard closed it): no one to answer
+        raise Refused(400, "a whole body") from None
+    try:  # UTF-8 only (json.loads of bytes would take UTF-16 and UTF-32 too)
+        body = json.loads(b"".join(chunks).decode("utf-8"))
+        # no lone surrogate ("\ud800" is valid JSON, not text SQLite can keep: a 500)
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError):  # UnicodeError is a ValueError
+        raise Refused(400, "a JSON body (UTF-8 text)") from None
     if not isinstance(body, dict):
         raise Refused(400, "a JSON object")
     return body

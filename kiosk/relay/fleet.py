@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from kiosk.errors import StoreError
@@ -117,7 +117,8 @@ class Heartbeat(BaseModel):
     priority_today: dict[_Word, _Count] = Field(default_factory=dict, max_length=32)
     """Priority tickets today by reason."""
     last_ticket_at: Annotated[str, StringConstraints(
-        pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)?$")] | None = None
+        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+                r"(Z|[+-][0-9]{2}:[0-9]{2})?$")] | None = None  # ASCII digits (\d: any digit)
     """When its last ticket was issued (ISO 8601)."""
     uptime_s: float = Field(0.0, ge=0, le=1e10, allow_inf_nan=False)
     """Seconds since its core started."""
@@ -448,17 +449,22 @@ def _series(v: DeviceView, lab: str) -> tuple[str, ...]:
 # ------------------------------------------------------------------ the routes
 
 async def read_body(request: Request, limit: int) -> bytes | None:
-    """The request's body, or None when it is over ``limit`` bytes (not read further)."""
+    """The request's body, or None when it is over ``limit`` bytes (not read further) or
+    never arrived whole (the client left, or the guard closed it: nobody reads the answer;
+    the disconnect was an unhandled error, a traceback in the log each time)."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         return None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+    except ClientDisconnect:
+        return None
     return b"".join(chunks)
 
 

@@ -133,7 +133,7 @@ def session_ok(value: str | None, tokens: Sequence[bytes], moment: float) -> boo
     if not value or not tokens:
         return False
     expires, _, mac = value.partition(".")
-    if not (expires.isdigit() and len(expires) <= 12 and len(mac) == 64):
+    if not (expires.isascii() and expires.isdigit() and len(expires) <= 12 and len(mac) == 64):
         return False
     ok = False
     for token in tokens:  # all compared, constant time
@@ -150,7 +150,11 @@ def same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None:  # browsers send one with every POST; a script or curl may not
         return True
-    return origin != "null" and urlsplit(origin).netloc == request.headers.get("host", "")
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 address): not ours
+        return False
+    return origin != "null" and netloc == request.headers.get("host", "")
 
 
 def address_of(request: Request) -> str:
@@ -283,7 +287,10 @@ class FleetPage:
         body = await read_body(request, MAX_FORM)
         given = b""
         if body is not None:
-            values = parse_qs(body.decode("latin-1"), max_num_fields=8).get("token", [""])
+            try:
+                values = parse_qs(body.decode("latin-1"), max_num_fields=8).get("token", [""])
+            except ValueError:  # more fields than the form has: a wrong sign-in, counted
+                values = [""]
             given = values[0].strip().encode("latin-1", "replace")
         if not (given and self.access.is_fleet(b"Bearer " + given)):
             if len(self._failed) >= KEEP_ADDRESSES:
