@@ -88,6 +88,9 @@ def jwt_headers(body: bytes, key: Any, alg: str = "ES256", *, issued: float | No
         "ticketId": call["ticketId"], "callId": call.get("callId", ""),
         "queue": call.get("queue", {}).get("name", ""),
         "poc": {"id": call["poc"].get("id", ""), "label": call["poc"]["label"]}}
+    extra = call.get("integrationData")
+    if isinstance(extra, dict):  # the template renders these two into the JWT too
+        payload.update(lang=extra.get("lang", ""), priority=extra.get("priority", ""))
     payload.update(claims)
     payload = {k: v for k, v in payload.items() if v is not None}
     token = jwt.encode(payload, key, algorithm=alg)

@@ -264,6 +264,8 @@ def test_a_token_of_bytes_outside_base64url_is_refused_not_a_server_error(
     (0, 60, {"poc": None}, "unbound_jwt"),
     (0, 60, {"branch": None}, "unbound_jwt"),
     (0, 60, {"ticketId": "&#" + "1" * 4400 + ";"}, "unbound_jwt"),  # int()'s limit: was a 500
+    (0, 60, {"lang": "pt"}, "unbound_jwt"),  # the screens' announcement language
+    (0, 60, {"priority": "senior"}, "unbound_jwt"),  # the screens' priority mark
 ])
 def test_a_jwt_out_of_time_or_of_another_call_is_refused(
         jwt_relay: RelayServer, es256: tuple[Any, Any], issued: float, lifetime: float,
@@ -275,6 +277,24 @@ def test_a_jwt_out_of_time_or_of_another_call_is_refused(
     assert (r.status_code, r.json()["error"]) == (401, reason)
     # the same call with a good token still goes through: nothing was burnt
     assert post(jwt_relay.url, body, jwt_headers(body, es256[0])).status_code == 201
+
+
+def test_a_captured_jwt_cannot_change_the_calls_language_or_priority(
+        jwt_relay: RelayServer, es256: tuple[Any, Any]) -> None:
+    """The screens announce a call in its ``lang`` and mark a priority ticket: both are in
+    the template's JWT, so a captured delivery sent first with them changed is refused
+    (they were unbound: 201, and the screens said it in Portuguese, marked 'senior')."""
+    genuine = call_body("A-042", "call-1", lang="en", priority="")
+    headers = jwt_headers(genuine, es256[0])
+    for changed in (call_body("A-042", "call-1", lang="pt", priority=""),
+                    call_body("A-042", "call-1", lang="en", priority="senior"),
+                    call_body("A-042", "call-1", lang="en", priority="true")):
+        r = post(jwt_relay.url, changed, headers)
+        assert (r.status_code, r.json()["error"]) == (401, "unbound_jwt")
+    assert post(jwt_relay.url, genuine, headers).status_code == 201
+    # a JWT from a template that leaves them out (before December 2026) still binds the rest
+    older = jwt_headers(genuine, es256[0], lang=None, priority=None, callId="call-2")
+    assert post(jwt_relay.url, call_body("A-042", "call-2"), older).status_code == 201
 
 
 def test_a_jwt_with_another_key_or_algorithm_is_refused(

@@ -11,7 +11,8 @@ to this module) into the provider's console, and the provider renders it per cal
 
 **The JWT (the default template).** ``Authorization: Bearer {{#jwt}}...{{/jwt}}``: the
 provider's ``#jwt`` helper signs, just before each request, a payload that names the call
-(``branch``, ``ticketId``, ``callId``, ``queue``, ``poc: {id, label}``) with an RS256
+(``branch``, ``ticketId``, ``callId``, ``queue``, ``poc: {id, label}``, and what the screens
+show of it: ``lang``, ``priority``) with an RS256
 private key held only in the provider's secret ``kioskJwtPrivateKey``, ``expiresIn: 1m``.
 :func:`verify_jwt` checks it with the public key (``relay.jwt_public_key_file``; or HS256
 with the webhook secret), then that it is *bound* (each claim equals the body's field) and
@@ -32,7 +33,9 @@ by the previous one's hex::
 
 that is ``H(H(H(H(H(secret, branch.id), ticketId), queue.name), poc.label), callId)``
 with ``H(key, data) = hex(HMAC-SHA256(key, data))`` (:func:`field_signature`). It binds
-everything a screen shows and the idempotency key; a repeated delivery is one call. A
+the call, its queue and booth and the idempotency key; a repeated delivery is one call.
+It does not bind the ``lang`` and ``priority`` the screens announce and mark (the chain
+the installed templates sign: a longer one, accepted beside it, would protect nothing). A
 sender that can sign the raw body (tests, other integrators) may instead send
 ``sha256=<hex HMAC-SHA256 of the raw body>`` (:func:`body_signature`, GitHub's form);
 the relay accepts either, checked in constant time against each configured secret.
@@ -102,6 +105,18 @@ class Webhook(_M):
         data = self.integrationData
         lang = data.get("lang") if isinstance(data, dict) else None
         return lang if isinstance(lang, str) and lang in LANGUAGES else None
+
+    def rendered(self, name: str) -> str:
+        """``integrationData[name]`` as the template renders it into a JSON string (what
+        the JWT's claim of that name must equal): a string as it is, ``true``/``false``,
+        "" for none."""
+        data = self.integrationData
+        value = data.get(name) if isinstance(data, dict) else None
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return value if isinstance(value, str) else json.dumps(value)
 
     def priority(self) -> str | bool | None:
         """A priority ticket's mark from ``integrationData.priority`` (the kiosk's reason id,
@@ -466,10 +481,15 @@ def verify_jwt(token: str, call: Webhook, *, secrets: Sequence[bytes], keys: Seq
              and _same(claims.get("callId", ""), call.callId)
              and isinstance(poc, dict) and _same(poc.get("label"), call.poc.label)
              and _same(poc.get("id", ""), call.poc.id)
-             and ("queue" not in claims or _same(claims["queue"], call.queue.name)))
+             and ("queue" not in claims or _same(claims["queue"], call.queue.name))
+             # what the screens show and say of it (templates before December 2026 leave
+             # them out: then they are not bound)
+             and ("lang" not in claims or _same(claims["lang"], call.rendered("lang")))
+             and ("priority" not in claims
+                  or _same(claims["priority"], call.rendered("priority"))))
     if not bound:
         raise JwtRefused("unbound_jwt", "the JWT names another call (branch, ticketId, "
-                         "callId, queue or poc differ from the body)")
+                         "callId, queue, poc, lang or priority differ from the body)")
     horizon = max(exp + JWT_LEEWAY_S, iat + window_s)
     return JwtAccepted("jwt:" + hashlib.sha256(signing_input).hexdigest(),
                        max(1, int(horizon - now) + 1))
