@@ -134,7 +134,8 @@ def webhook_request(port: int, n: int, branch: str, run: str) -> bytes:
         now = int(time.time())
         token = jwt.encode({"iat": now, "exp": now + 60, "branch": branch,
                             "ticketId": call["ticketId"], "callId": call["callId"],
-                            "queue": "Caja", "poc": {"id": "p", "label": "Cabina 3"}},
+                            "queue": "Caja", "poc": {"id": "p", "label": "Cabina 3"},
+                            "lang": "es", "priority": ""},
                            _keys()[0], algorithm="RS256")
         proof = f"Authorization: Bearer {token}"
     else:

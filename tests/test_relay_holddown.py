@@ -254,6 +254,26 @@ def test_at_the_cap_the_longest_waiting_is_evicted_and_busy_ones_are_kept(
             sock.close()
 
 
+def test_a_burst_past_the_cap_in_one_turn_says_what_holds_the_places(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """60 connections at once at a cap of 50: those accepted in the same turn are not
+    waiting yet (their protocol is made on the next), so the last are answered 503; the
+    log said every place was busy with requests and streams, which none was."""
+    caplog.set_level("WARNING", "kiosk.relay")
+    with RelayServer(settings(tmp_path, max_connections=50), host=QUIET_HOST) as relay:
+        loop = relay.relay.loop
+        assert loop is not None
+        loop.call_soon_threadsafe(time.sleep, 1.0)  # a busy turn: they wait in the backlog
+        socks = [_connect(relay) for _ in range(60)]
+        sample = relay.relay.metrics.registry.get_sample_value  # (/metrics has no place)
+        assert _wait(lambda: sample("relay_connections_refused_total", {"reason": "full"})
+                     == 10)
+        for sock in socks:
+            sock.close()
+    full = [r.getMessage() for r in caplog.records if "refused (503)" in r.getMessage()]
+    assert full and "accepted a moment ago" in full[0], full
+
+
 def test_the_cap_must_fit_under_the_open_file_limit(tmp_path: Path) -> None:
     """``relay.max_connections`` above the open-file limit less the reserve stops
     start-up (exit 2) naming the key, the limit and what to do; unset, the cap is the

@@ -116,10 +116,12 @@ class ConnectionGuard:
         if self.open + self.starting < self.max_connections:
             return True
         victim = next(iter(self.waiting), None)
-        if victim is None:
+        if victim is None:  # (one just accepted is evictable once its protocol is made)
             self.refusals.warning(
                 "full", "relay: connection refused (503): all %d places busy with "
-                "requests and screens' streams (relay.max_connections)", self.max_connections)
+                "requests, screens' streams%s (relay.max_connections)", self.max_connections,
+                f" or {self.starting} connection(s) accepted a moment ago" if self.starting
+                else "")
             return False
         self.refusals.warning(
             "evicted", "relay: at the cap of %d connections: the one waiting longest "
