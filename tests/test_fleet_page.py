@@ -199,6 +199,17 @@ def test_guessing_the_token_is_stopped_per_address(relay: RelayServer) -> None:
     r = httpx.post(url + "/fleet/login", data={"token": FLEET_TOKEN},
                    headers={"X-Forwarded-For": "203.0.113.9"})
     assert r.status_code == 429  # the crowded forms were wrong sign-ins, counted
+    # a proxy that adds a line of its own (HAProxy's "option forwardfor"): the client's
+    # own line before it counts for nothing (the first line was read: never limited)
+    for i in range(10):
+        r = httpx.post(url + "/fleet/login", data={"token": f"guess-{i}-0123456789abcdef"},
+                       headers=[("X-Forwarded-For", f"198.51.100.{i}"),
+                                ("X-Forwarded-For", "203.0.113.77")])
+        assert r.status_code == 401
+    r = httpx.post(url + "/fleet/login", data={"token": FLEET_TOKEN},
+                   headers=[("X-Forwarded-For", "198.51.100.99"),
+                            ("X-Forwarded-For", "203.0.113.77")])
+    assert r.status_code == 429
     assert "set-cookie" not in r.headers and "minuto" in r.text
     other = httpx.post(url + "/fleet/login", data={"token": FLEET_TOKEN},
                        headers={"X-Forwarded-For": "203.0.113.7"})

@@ -295,6 +295,17 @@ def test_a_captured_jwt_cannot_change_the_calls_language_or_priority(
     # a JWT from a template that leaves them out (before December 2026) still binds the rest
     older = jwt_headers(genuine, es256[0], lang=None, priority=None, callId="call-2")
     assert post(jwt_relay.url, call_body("A-042", "call-2"), older).status_code == 201
+    # a signer's true or null reads as the template's text would ("true", "")
+    marked = call_body("A-043", "call-3", priority="true")
+    claims = {"priority": True}
+    assert post(jwt_relay.url, marked, jwt_headers(marked, es256[0], **claims)
+                ).status_code == 201
+    import jwt as pyjwt
+    plain = call_body("A-044", "call-4")
+    token = jwt_headers(plain, es256[0])["Authorization"].removeprefix("Bearer ")
+    payload = pyjwt.decode(token, options={"verify_signature": False}) | {"priority": None}
+    headers = {"Authorization": "Bearer " + pyjwt.encode(payload, es256[0], algorithm="ES256")}
+    assert post(jwt_relay.url, plain, headers).status_code == 201
 
 
 def test_a_jwt_with_another_key_or_algorithm_is_refused(

@@ -263,7 +263,7 @@ def test_a_burst_past_the_cap_in_one_turn_says_what_holds_the_places(
     with RelayServer(settings(tmp_path, max_connections=50), host=QUIET_HOST) as relay:
         loop = relay.relay.loop
         assert loop is not None
-        loop.call_soon_threadsafe(time.sleep, 1.0)  # a busy turn: they wait in the backlog
+        loop.call_soon_threadsafe(time.sleep, 2.5)  # a busy turn: they wait in the backlog
         socks = [_connect(relay) for _ in range(60)]
         sample = relay.relay.metrics.registry.get_sample_value  # (/metrics has no place)
         assert _wait(lambda: sample("relay_connections_refused_total", {"reason": "full"})
@@ -379,6 +379,40 @@ def test_unhandled_errors_are_logged_once_a_period_with_one_traceback(
     assert len(lines) == 1 and "ValueError" in lines[0] and "\n W forged" not in lines[0]
 
 
+def test_a_failed_shutdown_is_logged_whole_after_a_request_error(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's other errors are not a request's: a store that fails to close (its last
+    writes lost) is logged with its traceback even within a minute of a request error."""
+    from kiosk.relay.app import Relay
+    from kiosk.relay.store import SqliteStore
+
+    async def broken(self: Relay, request: object) -> None:
+        raise ValueError("a request's error")
+
+    close = SqliteStore.close
+
+    async def failing_close(self: SqliteStore) -> None:
+        await close(self)
+        raise OSError(5, "the last calls were not written")
+
+    monkeypatch.setattr(Relay, "healthz", broken)
+    monkeypatch.setattr(SqliteStore, "close", failing_close)
+    caplog.set_level("INFO")
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    relay = RelayServer(settings(tmp_path))
+    relay.start()
+    uvicorn_log.addHandler(caplog.handler)
+    try:
+        assert httpx.get(relay.url + "/healthz", timeout=10).status_code == 500
+        relay.stop()
+    finally:
+        uvicorn_log.removeHandler(caplog.handler)
+    assert "the last calls were not written" in caplog.text
+    assert "Application shutdown failed" in caplog.text
+    assert caplog.text.count("unhandled error") == 1  # the request's; not the shutdown
+
+
 def test_a_body_that_never_arrives_whole_leaves_no_traceback(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A client that stops mid-body (or that the guard closes at the body deadline):
@@ -403,7 +437,8 @@ def test_a_body_that_never_arrives_whole_leaves_no_traceback(
                 for _ in range(3):
                     with _connect(relay, head):
                         time.sleep(0.05)  # then closed, 91 bytes short
-            time.sleep(0.5)
+            # every one of them handled (and its error, if any, logged) before looking
+            assert _wait(lambda: not relay._server.server_state.connections)
             assert httpx.get(relay.url + "/healthz").status_code == 200
         finally:
             uvicorn_log.removeHandler(caplog.handler)

@@ -813,7 +813,7 @@ async def read_json(request: Request, limit: int = MAX_HUB_BODY) -> dict[str, An
     except ClientDisconnect:  # the client left (or the guard closed it): no one to answer
         raise Refused(400, "a whole body") from None
     try:  # UTF-8 only (json.loads of bytes would take UTF-16 and UTF-32 too)
-        body = json.loads(b"".join(chunks).decode("utf-8"))
+        body = json.loads(b"".join(chunks).decode("utf-8").removeprefix("\ufeff"))
         # no lone surrogate ("\ud800" is valid JSON, not text SQLite can keep: a 500)
         json.dumps(body, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError):  # UnicodeError is a ValueError

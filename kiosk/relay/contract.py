@@ -107,16 +107,10 @@ class Webhook(_M):
         return lang if isinstance(lang, str) and lang in LANGUAGES else None
 
     def rendered(self, name: str) -> str:
-        """``integrationData[name]`` as the template renders it into a JSON string (what
-        the JWT's claim of that name must equal): a string as it is, ``true``/``false``,
-        "" for none."""
+        """``integrationData[name]`` as text (:func:`rendered`): what the JWT's claim of
+        that name must equal."""
         data = self.integrationData
-        value = data.get(name) if isinstance(data, dict) else None
-        if value is None:
-            return ""
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return value if isinstance(value, str) else json.dumps(value)
+        return rendered(data.get(name) if isinstance(data, dict) else None)
 
     def priority(self) -> str | bool | None:
         """A priority ticket's mark from ``integrationData.priority`` (the kiosk's reason id,
@@ -157,6 +151,17 @@ SCHEMA: dict[str, Any] = {
                             "announcement; priority, a reason id or true, marks the call)"},
     },
 }
+
+
+def rendered(value: Any) -> str:
+    """A value as the template puts it in a JSON string: a string as it is, ``true`` or
+    ``false``, "" for none; anything else as JSON (the template only renders strings:
+    this is for bodies and JWTs made by hand, where both sides are read alike)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 class Malformed(ValueError):
@@ -484,9 +489,10 @@ def verify_jwt(token: str, call: Webhook, *, secrets: Sequence[bytes], keys: Seq
              and ("queue" not in claims or _same(claims["queue"], call.queue.name))
              # what the screens show and say of it (templates before December 2026 leave
              # them out: then they are not bound)
-             and ("lang" not in claims or _same(claims["lang"], call.rendered("lang")))
+             and ("lang" not in claims
+                  or _same(rendered(claims["lang"]), call.rendered("lang")))
              and ("priority" not in claims
-                  or _same(claims["priority"], call.rendered("priority"))))
+                  or _same(rendered(claims["priority"]), call.rendered("priority"))))
     if not bound:
         raise JwtRefused("unbound_jwt", "the JWT names another call (branch, ticketId, "
                          "callId, queue, poc, lang or priority differ from the body)")

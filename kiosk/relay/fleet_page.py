@@ -39,7 +39,7 @@ from starlette.routing import Route
 
 from kiosk.errors import StoreError
 from kiosk.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
-from kiosk.netloc import is_loopback
+from kiosk.netloc import client_address
 from kiosk.relay.devices import Access
 from kiosk.relay.fleet import STATES, DeviceView, Fleet, log, read_body
 
@@ -159,12 +159,9 @@ def same_origin(request: Request) -> bool:
 
 def address_of(request: Request) -> str:
     """Who is signing in: the peer, or behind this machine's proxy (a loopback peer) the
-    address the proxy forwarded (the last ``X-Forwarded-For`` entry, the one it added)."""
-    peer = request.client.host if request.client else ""
-    forwarded = request.headers.get("x-forwarded-for")
-    if forwarded and is_loopback(peer):
-        return forwarded.split(",")[-1].strip()[:64]
-    return peer
+    address the proxy forwarded (:func:`kiosk.netloc.client_address`; it read the first
+    ``X-Forwarded-For`` line, where a client's own line may come first)."""
+    return client_address(request.scope.get("client"), request.scope["headers"])
 
 
 def over_https(request: Request) -> bool:

@@ -20,17 +20,20 @@ is served by :class:`GuardedProtocol` (uvicorn's h11 protocol, watched), and one
   being closed). At the cap, a new connection takes the place of the one that has waited
   longest for its request to arrive (half-open attackers never starve a webhook or a
   screen: a real client's request comes in milliseconds, and each newcomer evicts the
-  oldest waiting); only when every open connection is busy is the newcomer answered 503;
+  oldest waiting); only when every open connection is busy (or, in a burst past the cap
+  within one turn of the loop, accepted a moment ago and not yet waiting) is the newcomer
+  answered 503;
 - an idle keep-alive connection is closed after ``keepalive_idle_s`` (uvicorn's timer);
   a peer that stops reading an answer (writes paused) for ``send_timeout_s`` plus a
   margin is reset (a stream's own deadline, in :mod:`kiosk.relay.app`, comes first);
-- the event loop's errors (an accept refused by the kernel, EMFILE included) and
-  uvicorn's warnings (a malformed request) are counted and logged through the same
+- the event loop's errors (an accept refused by the kernel, EMFILE included),
+  uvicorn's warnings (a malformed request) and its errors for a request that ended in an
+  unhandled exception are counted and logged through the same
   :class:`~kiosk.relay.ratelog.RateLimitedLog`.
 
 Metrics: ``relay_connections_refused_total{reason}`` (``header_timeout``,
 ``body_timeout``, ``evicted``, ``full``, ``send_stalled``, ``accept_error``,
-``invalid_request``, ``server_warning``, ``loop_error``, ``setup_error``),
+``invalid_request``, ``server_warning``, ``loop_error``, ``setup_error``, ``app_error``),
 ``relay_connections{state}`` (``waiting``, ``busy``), ``relay_connections_max``.
 """
 
@@ -74,6 +77,12 @@ _RESOURCE_ERRNOS = {errno.EMFILE: "EMFILE: the open-file limit",
                     errno.ENFILE: "ENFILE: the system's open-file limit",
                     errno.ENOBUFS: "ENOBUFS", errno.ENOMEM: "ENOMEM"}
 _UVICORN_KINDS = {"Invalid HTTP request received.": "invalid_request"}
+_REQUEST_ERRORS = frozenset({
+    "Exception in ASGI application\n", "ASGI callable returned without starting response.",
+    "ASGI callable returned without completing response.",
+    "ASGI callable should return None, but returned '%s'."})
+"""What uvicorn logs at ERROR for one request (its format strings): nothing else it logs
+at ERROR (a failed start-up or shutdown, tasks cancelled at the deadline) is held back."""
 
 
 class ConnectionGuard:
@@ -168,10 +177,10 @@ class ConnectionGuard:
     def uvicorn_filter(self, record: logging.LogRecord) -> bool:
         """A filter for uvicorn's logger: its warnings (one per malformed request: anyone
         can send them) go through the rate-limited log instead; so do the errors it logs
-        for a request that ended in an unhandled exception (a 500, its traceback a few KB:
-        should an outsider find a way to cause one, the log does not grow with each) -
-        the first of a period is logged with its traceback, every one counted
-        (``app_error``).
+        for a request that ended in an unhandled exception (its traceback a few KB: should
+        an outsider find a way to cause one, the log does not grow with each) - the first
+        of a period is logged with its traceback, every one counted (``app_error``). Its
+        other errors (start-up, shutdown) all pass.
 
         The logger is the process's; a record is this server's only if it is logged on
         this server's event loop (:attr:`loop`). Another server's record passes on to
@@ -180,10 +189,12 @@ class ConnectionGuard:
         if record.levelno < logging.WARNING or not self._on_our_loop():
             return True
         if record.levelno >= logging.ERROR:
+            if record.msg not in _REQUEST_ERRORS:
+                return True
             exc = record.exc_info[1] if record.exc_info else None
             return self.refusals.log(
                 logging.ERROR, "app_error", "relay: a request ended in an unhandled error "
-                "(answered 500; the traceback follows, once a period): %s",
+                "(its answer a 500, or cut; uvicorn's lines follow, once a period): %s",
                 f"{type(exc).__name__}: {str(exc)[:200]!r}" if exc is not None
                 else repr(record.getMessage()[:200]))
         message = record.getMessage()

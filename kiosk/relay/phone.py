@@ -62,9 +62,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from kiosk import netloc
 from kiosk.errors import StoreError
 from kiosk.i18n import DEFAULT_LANGUAGE, LANGUAGES, format_wait, t
-from kiosk.netloc import is_loopback
 from kiosk.relay.hub import GONE, Hub, Page
 from kiosk.relay.ledger import Ledger, Ticket
 
@@ -574,18 +574,9 @@ class Phone:
 
 
 def client_address(scope: Scope) -> str:
-    """The address a request comes from, for the rate limit: the peer's, or, when the peer
-    is this machine's reverse proxy (loopback), the address it added last to
-    ``X-Forwarded-For`` (the one it saw; those before it anyone can write)."""
-    client = scope.get("client")
-    peer = str(client[0]) if client else ""
-    if not is_loopback(peer):
-        return peer
-    forwarded = [v for k, v in scope["headers"] if k == b"x-forwarded-for"]
-    if not forwarded:
-        return peer
-    last = forwarded[-1].decode("latin-1").rsplit(",", 1)[-1].strip()
-    return last[:64] or peer
+    """The address a request comes from, for the rate limit (:func:`kiosk.netloc.client_address`:
+    behind this machine's reverse proxy, the address it forwarded)."""
+    return netloc.client_address(scope.get("client"), scope["headers"])
 
 
 def _frame(current: dict[str, Any]) -> bytes:
