@@ -450,8 +450,8 @@ def _series(v: DeviceView, lab: str) -> tuple[str, ...]:
 
 async def read_body(request: Request, limit: int) -> bytes | None:
     """The request's body, or None when it is over ``limit`` bytes (not read further) or
-    never arrived whole (the client left, or the guard closed it: nobody reads the answer;
-    the disconnect was an unhandled error, a traceback in the log each time)."""
+    never arrived whole (the client left, or the guard closed it at its body deadline:
+    nobody reads the answer, and a disconnect is no error of ours to log)."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         return None

@@ -159,8 +159,8 @@ def same_origin(request: Request) -> bool:
 
 def address_of(request: Request) -> str:
     """Who is signing in: the peer, or behind this machine's proxy (a loopback peer) the
-    address the proxy forwarded (:func:`kiosk.netloc.client_address`; it read the first
-    ``X-Forwarded-For`` line, where a client's own line may come first)."""
+    address the proxy forwarded (:func:`kiosk.netloc.client_address`: the last entry of
+    the last ``X-Forwarded-For`` line; a client writes what comes before it)."""
     return client_address(request.scope.get("client"), request.scope["headers"])
 
 
