@@ -62,7 +62,11 @@ def _touch(x: float, y: float) -> Any:
 
 
 async def tap(widget: Any, after: bool = True) -> None:
-    """Press and release in the middle of ``widget``, like a finger."""
+    """Press and release in the middle of ``widget``, like a finger: where it is once its
+    screen is shown and laid out (a screen just made current may not be laid out yet: its
+    widgets still at their default place, a tap there missed, now and then)."""
+    await screen_settled()
+    await frames(1)
     x, y = widget.to_window(*widget.center)
     await tap_at(x, y, after=after)
 
