@@ -6,6 +6,8 @@ Standard library only: the config, the call feed and the relay check with it.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -32,16 +34,16 @@ def is_loopback_url(url: str) -> bool:
     return is_loopback(host)
 
 
-def client_address(client: tuple[str, int] | None,
-                   headers: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...]) -> str:
-    """The address an HTTP request comes from (ASGI's ``client`` and raw ``headers``): the
-    peer's, or, when the peer is this machine (its reverse proxy), the address the proxy
-    added last to ``X-Forwarded-For`` - the last entry of the last such line (those before
-    it anyone can write, whether in one line or in lines of their own)."""
+def client_address(scope: Mapping[str, Any]) -> str:
+    """The address an HTTP request comes from (its ASGI ``scope``): the peer's, or, when
+    the peer is this machine (its reverse proxy), the address the proxy added last to
+    ``X-Forwarded-For`` - the last entry of the last such line (those before it anyone
+    can write, whether in one line or in lines of their own)."""
+    client = scope.get("client")
     peer = str(client[0]) if client else ""
     if not is_loopback(peer):
         return peer
-    forwarded = [value for name, value in headers if name == b"x-forwarded-for"]
+    forwarded = [value for name, value in scope["headers"] if name == b"x-forwarded-for"]
     if not forwarded:
         return peer
     last = forwarded[-1].decode("latin-1").rsplit(",", 1)[-1].strip()

@@ -105,7 +105,7 @@ from kiosk.relay.ledger import (
 )
 from kiosk.relay.phone import LedgerSource, Phone, PhoneSource
 from kiosk.relay.ratelog import RateLimitedLog
-from kiosk.relay.store import Call, Event, Replayed, SqliteStore, Store, now
+from kiosk.relay.store import RECALL_END, Call, Event, Replayed, SqliteStore, Store, now
 
 log = logging.getLogger("kiosk.relay")
 
@@ -268,7 +268,7 @@ class Relay:
 
     def today(self, branch: str) -> str:
         """``branch``'s current day (its own zone): the unit of replay and of re-calls."""
-        return datetime.fromtimestamp(now(), self.zone_of(branch)).date().isoformat()
+        return self._local(branch, now())[1]
 
     def publish(self, branch: str, events: list[Event]) -> None:
         """The store's new calls: to the branch's screens, and to who follows its day."""
@@ -442,7 +442,7 @@ class Relay:
                      call.branch.id, call.ticketId, call.callId)
             return 200, 0
         self._accepted.inc()
-        recall = event.data.endswith(',"recall":true}')
+        recall = event.data.endswith(RECALL_END)
         if recall:
             self.metrics.recalls.inc()
         if log.isEnabledFor(logging.INFO):

@@ -157,13 +157,6 @@ def same_origin(request: Request) -> bool:
     return origin != "null" and netloc == request.headers.get("host", "")
 
 
-def address_of(request: Request) -> str:
-    """Who is signing in: the peer, or behind this machine's proxy (a loopback peer) the
-    address the proxy forwarded (:func:`kiosk.netloc.client_address`: the last entry of
-    the last ``X-Forwarded-For`` line; a client writes what comes before it)."""
-    return client_address(request.scope.get("client"), request.scope["headers"])
-
-
 def over_https(request: Request) -> bool:
     """Whether the browser reached us over https (directly or through the TLS proxy)."""
     proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
@@ -271,7 +264,7 @@ class FleetPage:
         if not same_origin(request):
             return Response("forbidden", status_code=403, headers=HEADERS)
         lang = language(request)
-        who = address_of(request)
+        who = client_address(request.scope)  # behind this machine's proxy: what it forwarded
         moment = self.clock()
         began, failures = self._failed.get(who, (moment, 0))
         if moment - began >= SIGN_IN_WINDOW_S:

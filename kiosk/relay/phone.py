@@ -30,7 +30,7 @@ Answers carry ``Cache-Control: no-store``, ``Referrer-Policy: no-referrer``,
 ``X-Robots-Tag: noindex``, ``X-Content-Type-Options: nosniff`` and a strict
 Content-Security-Policy (no inline script or style, nothing from another origin). Requests
 on ``/t/`` are limited per address (:class:`RateLimiter`; behind this machine's reverse
-proxy, the address it forwards: :func:`client_address`): 429 with ``Retry-After``.
+proxy, the address it forwards: :func:`kiosk.netloc.client_address`): 429 with ``Retry-After``.
 
 The streams share the relay's hub (:mod:`kiosk.relay.hub`): each page is a
 :class:`~kiosk.relay.hub.Page` with a small bounded queue; a change of a branch (a call, a
@@ -62,9 +62,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from kiosk import netloc
 from kiosk.errors import StoreError
 from kiosk.i18n import DEFAULT_LANGUAGE, LANGUAGES, format_wait, t
+from kiosk.netloc import client_address
 from kiosk.relay.hub import GONE, Hub, Page
 from kiosk.relay.ledger import Ledger, Ticket
 
@@ -571,12 +571,6 @@ class Phone:
         if page.reason != GONE:
             async with asyncio.timeout(SEND_TIMEOUT_S):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-def client_address(scope: Scope) -> str:
-    """The address a request comes from, for the rate limit (:func:`kiosk.netloc.client_address`:
-    behind this machine's reverse proxy, the address it forwarded)."""
-    return netloc.client_address(scope.get("client"), scope["headers"])
 
 
 def _frame(current: dict[str, Any]) -> bytes:

@@ -94,17 +94,19 @@ class Call:
     def payloads(self) -> tuple[str, str]:
         """The SSE ``data:`` JSON for a first call of the ticket that day, and for a
         re-call (``"recall": true``, last)."""
-        first = self.payload(False)
-        return first, first[:-1] + ',"recall":true}'  # data is a non-empty JSON object
+        first = _PAYLOAD(self.data)
+        return first, first[:-1] + RECALL_END  # data is a non-empty JSON object
 
     def payload(self, recall: bool) -> str:
-        """The SSE ``data:`` JSON, for a re-call (:meth:`payloads`) or a first call."""
+        """The SSE ``data:`` JSON, for a re-call or a first call (:meth:`payloads`)."""
         first = _PAYLOAD(self.data)
-        return first[:-1] + ',"recall":true}' if recall else first
+        return first[:-1] + RECALL_END if recall else first
 
 
 _PAYLOAD = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 """A call's data as the compact JSON screens read."""
+RECALL_END = ',"recall":true}'
+"""How a re-call's ``data:`` JSON ends."""
 
 
 @dataclass(frozen=True)
