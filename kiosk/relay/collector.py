@@ -27,12 +27,13 @@ program's collection to it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from kiosk.tasks import cancel
 
 log = logging.getLogger("kiosk.relay")
 
@@ -77,9 +78,7 @@ class Collector:
         """Stop, and give every object back to the collector."""
         if self._task is None:
             return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await cancel(self._task)
         self._task = None
         gc.unfreeze()
 

@@ -15,7 +15,6 @@ record), written at once and read whole, so every replica sees every device's la
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 from pathlib import Path
@@ -25,6 +24,7 @@ from redis.exceptions import RedisError
 
 from kiosk.errors import StoreError
 from kiosk.relay.store import transaction
+from kiosk.tasks import cancel
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +104,7 @@ class SqliteStates:
                            batch.items())
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+        await cancel(self._flusher)
         await self._flush()
         if self._db is not None:
             db, self._db = self._db, None

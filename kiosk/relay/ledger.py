@@ -68,6 +68,7 @@ from redis.exceptions import RedisError
 
 from kiosk.errors import StoreError
 from kiosk.relay.store import transaction
+from kiosk.tasks import cancel
 
 log = logging.getLogger(__name__)
 
@@ -732,10 +733,8 @@ class RedisLedger(_RedisTickets):
 
     async def close(self) -> None:
         for task in (self._checker, self._listener):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            with contextlib.suppress(Exception):
+                await cancel(task)
         async with self._file.lock:
             await asyncio.to_thread(self._file.close)
         await self._redis.aclose()

@@ -45,6 +45,7 @@ from redis.exceptions import RedisError
 
 from kiosk.errors import StoreError
 from kiosk.relay.store import EPOCH_SPAN, Call, Event, Publish, Replayed
+from kiosk.tasks import cancel
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +169,8 @@ class RedisStore:
         return self.url.split("@")[-1].split("?")[0]  # never a password from the URL
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+        with contextlib.suppress(Exception):
+            await cancel(self._reader)
         await self._reader_conn.aclose()
         await self._redis.aclose()
 

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kiosk.errors import StoreError
+from kiosk.tasks import cancel
 
 log = logging.getLogger(__name__)
 
@@ -346,10 +347,7 @@ class SqliteStore:
             self._prune(db)
 
     async def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpointer
+        await cancel(self._checkpointer)
         self._closing = True
         self._wake.set()
         if self._writer is not None:
