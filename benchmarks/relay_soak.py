@@ -10,11 +10,15 @@ Set-up, each piece in its own process as in production:
 - two relay replicas (``kiosk relay``) on that Redis, each killed -9 ``--relay-kills`` / 2
   times and started again at once (as systemd would);
 - the provider: ``--webhooks`` deliveries over ``--branches`` branches, each to either
-  replica (a load balancer), signed by :func:`signed_headers` (HMAC today; the one place
-  to change for a JWT mode); a delivery answered 5xx or not at all is sent again up to 4
-  times (the provider retries a 5xx, faster here); the mix: new calls, repeated
-  deliveries of one (same ``callId``), re-calls of a ticket to another booth (a new
-  ``callId``), bad or missing signatures, and replays of an earlier delivery;
+  replica (a load balancer), signed as the default template signs them (``--auth jwt``:
+  a bound RS256 JWT, signed anew at each sending as the provider's ``#jwt`` helper does,
+  the relays holding the public key only) or as the HMAC template does (``--auth
+  hmac``); a delivery answered 5xx or not at all is sent again up to 4 times (the
+  provider retries a 5xx, faster here); the mix: new calls, repeated deliveries of one
+  (same ``callId``), re-calls of a ticket to another booth (a new ``callId``), bad or
+  missing signatures (a JWT of another key, an HMAC of another secret, none), and
+  replays of an earlier delivery (its very bytes, as captured: a JWT replayed is refused
+  401, an HMAC one is the same call again, 200);
 - ``--screens`` calling screens (each a stream of its branch's calls, read with the
   screen's own line and event reader), connecting to either replica, leaving a while
   and coming back with ``Last-Event-ID``, or leaving for good for a new screen to take
@@ -41,7 +45,7 @@ latency from the webhook's first sending to a screen).
 
     .venv/bin/python benchmarks/relay_soak.py [--webhooks 20000] [--branches 50]
         [--screens 200] [--relay-kills 10] [--redis-restarts 5] [--wipes 2] [--rate 150]
-        [--recall-share 0.08] [--seed 1] [--work DIR]
+        [--recall-share 0.08] [--auth jwt|hmac] [--seed 1] [--work DIR]
 
 tests/test_relay_soak.py runs a 1,200-webhook version (about a minute).
 """
@@ -50,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import hashlib
 import hmac
 import itertools
@@ -89,13 +94,38 @@ FIGURES = ("lost", "shown twice", "at the wrong branch", "unsigned accepted",
            "accepted twice", "re-calls refused")
 
 
-def signed_headers(body: bytes, secret: bytes, call: dict[str, Any]) -> dict[str, str]:
-    """The headers the provider signs a delivery with: today the HMAC of the raw body
-    (``X-Kiosk-Signature``). ``call`` (the parsed body) is for a mode that binds its
-    fields (a JWT): change only this function."""
-    del call
+JSON = {"Content-Type": "application/json"}
+
+
+def hmac_headers(body: bytes, secret: bytes) -> dict[str, str]:
+    """The HMAC of the raw body (``X-Kiosk-Signature``)."""
     sig = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return {"Content-Type": "application/json", "X-Kiosk-Signature": f"sha256={sig}"}
+    return {**JSON, "X-Kiosk-Signature": f"sha256={sig}"}
+
+
+@functools.cache
+def provider_key(which: str) -> tuple[Any, str]:
+    """An RS256 key pair (``provider``: the one the relays trust; ``other``: not), the
+    private key loaded and the public one as PEM."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from kiosk.relay.contract import new_key_pair
+    private, public = new_key_pair()
+    return load_pem_private_key(private.encode(), None), public
+
+
+def jwt_headers(call: dict[str, Any], which: str = "provider") -> dict[str, str]:
+    """What the default template's ``Authorization`` renders to at one sending: a JWT of
+    the call's fields, issued now, expiring in a minute (``expiresIn: 1m``)."""
+    import jwt
+    now = int(time.time())
+    data = call["integrationData"]
+    token = jwt.encode({"iat": now, "exp": now + 60, "branch": call["branch"]["id"],
+                        "ticketId": call["ticketId"], "callId": call["callId"],
+                        "queue": call["queue"]["name"], "poc": dict(call["poc"]),
+                        "lang": data.get("lang", ""), "priority": data.get("priority", "")},
+                       provider_key(which)[0], algorithm="RS256")
+    return {**JSON, "Authorization": f"Bearer {token}"}
 
 
 # --------------------------------------------------------------------------- the plan
@@ -112,10 +142,30 @@ class Delivery:
     key: tuple[str, str]
     """(ticketId, booth): one call, as a screen shows it."""
     body: bytes
-    headers: dict[str, str]
+    call: dict[str, Any]
     signed: bool = True
+    forged: str = ""
+    """How an unsigned delivery is sent: ``none`` (no proof) or ``other`` (another key's)."""
+    source: Delivery | None = None
+    """The delivery a repeat or a replay is of."""
     attempts: list[tuple[float, int]] = field(default_factory=list)
     """(when sent, status; 0: no answer) of each sending."""
+    captured: dict[str, str] | None = None
+    """The headers of its first sending, as an attacker on the way would have them."""
+
+    def headers(self, auth: str) -> dict[str, str]:
+        """The headers of one sending: signed anew (a JWT's time is now), or the very
+        bytes of an earlier one (a replay)."""
+        if self.kind == "replay":
+            assert self.source is not None
+            if self.source.captured is None:  # (not sent yet: captured now, as sent)
+                self.source.captured = self.source.headers(auth)
+            return self.source.captured
+        if not self.signed and self.forged == "none":
+            return dict(JSON)
+        if auth == "hmac":
+            return hmac_headers(self.body, SECRET if self.signed else WRONG_SECRET)
+        return jwt_headers(self.call, "provider" if self.signed else "other")
 
 
 def branch_id(b: int) -> str:
@@ -144,7 +194,7 @@ def plan(n: int, branches: int, seed: int, mix: dict[str, float] | None = None
         if kind in ("repeat", "replay"):
             source = rng.choice(calls[-20:] if kind == "repeat" else calls[:-20])
             out.append(Delivery(i, kind, source.branch, source.key, source.body,
-                                source.headers))
+                                source.call, source=source))
             continue
         if kind == "recall":  # to a booth this ticket was not called to: another call
             source = rng.choice(calls)
@@ -153,7 +203,7 @@ def plan(n: int, branches: int, seed: int, mix: dict[str, float] | None = None
             if not free:
                 kind, source = "repeat", rng.choice(calls[-20:])
                 out.append(Delivery(i, kind, source.branch, source.key, source.body,
-                                    source.headers))
+                                    source.call, source=source))
                 continue
             booth = f"Cabina {rng.choice(free)}"
         else:
@@ -170,10 +220,8 @@ def plan(n: int, branches: int, seed: int, mix: dict[str, float] | None = None
                                     "kiosk": "lobby-1", "day": ""}}
         body = json.dumps(call, ensure_ascii=False).encode()
         signed = kind != "bad_signature"
-        headers = (signed_headers(body, SECRET, call) if signed else
-                   {"Content-Type": "application/json"} if rng.random() < 0.5 else
-                   signed_headers(body, WRONG_SECRET, call))
-        d = Delivery(i, kind, b, (ticket, booth), body, headers, signed)
+        forged = "" if signed else "none" if rng.random() < 0.5 else "other"
+        d = Delivery(i, kind, b, (ticket, booth), body, call, signed, forged)
         booths[ticket].add(booth)
         out.append(d)
         if signed:
@@ -286,10 +334,13 @@ async def deliver(soak: Soak, d: Delivery, client: httpx.AsyncClient) -> None:
     for wait in (0.0, *RETRIES):
         await asyncio.sleep(wait)
         replica = random.choice(soak.replicas)
+        headers = d.headers(soak.args.auth)
+        if d.captured is None:
+            d.captured = headers
         sent = time.monotonic()
         try:
             r = await client.post(f"{replica.url}/webhooks/videsk", content=d.body,
-                                  headers=d.headers)
+                                  headers=headers)
             status = r.status_code
         except httpx.HTTPError:
             status = 0
@@ -491,10 +542,16 @@ def reconcile(soak: Soak) -> tuple[dict[str, int], list[str]]:
 # --------------------------------------------------------------------------- main
 
 
-def write_config(folder: Path, redis_url: str, branches: int) -> Path:
-    secret = folder / "webhook-secret"
-    secret.write_text(SECRET.decode() + "\n")
-    secret.chmod(0o600)
+def write_config(folder: Path, redis_url: str, branches: int, auth: str) -> Path:
+    if auth == "jwt":  # the relays hold the provider's public key only
+        public = folder / "webhook-jwt.pub"
+        public.write_text(provider_key("provider")[1])
+        proof: dict[str, Any] = {"jwt_public_key_file": str(public), "require_jwt": True}
+    else:
+        secret = folder / "webhook-secret"
+        secret.write_text(SECRET.decode() + "\n")
+        secret.chmod(0o600)
+        proof = {"webhook_secret_file": str(secret)}
     displays = []
     for b in range(branches):
         path = folder / f"display-{b}"
@@ -504,7 +561,7 @@ def write_config(folder: Path, redis_url: str, branches: int) -> Path:
     config = folder / "relay.yaml"
     config.write_text(yaml.safe_dump({
         "kiosk": {"data_dir": str(folder / "data")},
-        "relay": {"webhook_secret_file": str(secret), "store": redis_url, "keepalive_s": 2,
+        "relay": {**proof, "store": redis_url, "keepalive_s": 2,
                   "max_streams_per_token": 64, "displays": displays}}))
     return config
 
@@ -512,7 +569,7 @@ def write_config(folder: Path, redis_url: str, branches: int) -> Path:
 async def run(args: argparse.Namespace, folder: Path) -> int:
     redis = RedisServer(folder / "redis")
     redis.start()
-    config = write_config(folder, redis.url, args.branches)
+    config = write_config(folder, redis.url, args.branches, args.auth)
     replicas = [RelayProcess(config, folder / f"relay-{name}.log", name, ready="listening")
                 for name in "AB"]
     mix = dict(MIX)
@@ -547,7 +604,7 @@ async def run(args: argparse.Namespace, folder: Path) -> int:
     print(f"relay soak: {args.webhooks} webhooks over {args.branches} branches in "
           f"{sending:.0f} s, {args.screens} screens, two replicas on Redis, "
           f"{args.relay_kills} relay kill -9s, {args.redis_restarts} Redis restarts "
-          f"({len(soak.wipes)} losing its data), seed {args.seed}")
+          f"({len(soak.wipes)} losing its data), signed by {args.auth}, seed {args.seed}")
     for line in lines:
         print(line)
     print("figures (each must be 0):")
@@ -572,6 +629,8 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=150.0, help="webhooks a second")
     p.add_argument("--screen-life", type=float, default=40.0,
                    help="mean seconds a screen stays before it leaves for good")
+    p.add_argument("--auth", choices=["jwt", "hmac"], default="jwt",
+                   help="how the provider signs: the default template's JWT, or the HMAC")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--work", type=Path, help="keep the logs here (default: a temporary folder)")
     args = p.parse_args()
