@@ -85,7 +85,12 @@ WRONG_SECRET = b"not-the-secret-0123456789abcdefgh"
 MIX = {"new": 0.70, "repeat": 0.10, "recall": 0.08, "bad_signature": 0.06, "replay": 0.06}
 """Shares of the deliveries, by kind."""
 RETRIES = (0.5, 1.0, 2.0, 2.0)
-"""Waits before the provider sends a delivery again (5xx or no answer), shortened."""
+"""Waits before the provider sends a delivery again (5xx or no answer), shortened: the
+provider waits 60 s and more. So here, with ``--auth jwt``, a sending again within the
+second of the first (a relay killed -9 before it answered) is the very same JWT (``iat``
+in seconds, RS256 deterministic): refused 401 as a replay, its call stored by the first
+sending and shown once; with the provider's 60 s it is a new JWT and a repeated delivery
+(200)."""
 SETTLE_S = 10.0
 """A screen that leaves for good within this long of a call's answer need not have it."""
 IN_FLIGHT_S = 2.0
