@@ -72,3 +72,23 @@ def test_label_values_before_the_kind_and_a_flush_after_silence(
 def test_a_period_must_be_positive() -> None:
     with pytest.raises(ValueError, match="period_s"):
         RateLimitedLog(logging.getLogger("test.ratelog"), 0)
+
+
+def test_what_is_not_a_refusal_is_not_called_one(caplog: pytest.LogCaptureFixture) -> None:
+    """The relay's unhandled request errors go through the same log: the quiet ones are
+    "more like it", not "more refused" (they were answered 500, or cut)."""
+    clock = Clock()
+    rl = RateLimitedLog(logging.getLogger("test.ratelog"), 60, clock=clock)
+    caplog.set_level(logging.INFO, "test.ratelog")
+    for _ in range(4):
+        rl.log(logging.ERROR, "app_error", "a request failed", more="like it")
+    clock.t += 61
+    rl.log(logging.ERROR, "app_error", "a request failed", more="like it")
+    for _ in range(2):
+        rl.log(logging.ERROR, "app_error", "a request failed", more="like it")
+    clock.t += 61
+    rl.flush()
+    got = lines(caplog)
+    assert got[1].startswith("a request failed; 3 more like it since "), got
+    assert got[2].startswith("2 more like it (app_error) since "), got
+    assert not any("refused" in line for line in got)

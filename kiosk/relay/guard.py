@@ -196,7 +196,7 @@ class ConnectionGuard:
                 logging.ERROR, "app_error", "relay: a request ended in an unhandled error "
                 "(its answer a 500, or cut; uvicorn's lines follow, once a period): %s",
                 f"{type(exc).__name__}: {str(exc)[:200]!r}" if exc is not None
-                else repr(record.getMessage()[:200]))
+                else repr(record.getMessage()[:200]), more="like it")
         message = record.getMessage()
         self.refusals.warning(_UVICORN_KINDS.get(message, "server_warning"),
                               "relay: %s", message)

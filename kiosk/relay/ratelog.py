@@ -42,6 +42,8 @@ class _Kind:
     """Refusals not logged since the last line."""
     since: float = 0.0
     """Wall-clock time of the last line (said in the next one)."""
+    word: str = "refused"
+    """What the quiet ones were (``"; 41 more refused since ..."``)."""
 
 
 class RateLimitedLog:
@@ -70,8 +72,10 @@ class RateLimitedLog:
         kind was logged less than ``period_s`` ago. True when this one was logged."""
         return self.log(logging.WARNING, kind, msg, *args)
 
-    def log(self, level: int, kind: str, msg: str, *args: object) -> bool:
-        """As :meth:`warning`, at ``level``."""
+    def log(self, level: int, kind: str, msg: str, *args: object,
+            more: str = "refused") -> bool:
+        """As :meth:`warning`, at ``level``; ``more`` says what the ones not logged were
+        (``"like it"`` for what is not a refusal)."""
         if self.counter is not None:
             self.counter.labels(*self.labels, kind).inc()
         moment = self._clock()
@@ -81,10 +85,12 @@ class RateLimitedLog:
             return False
         if state is None:
             state = self._kinds[kind] = _Kind(next_log=0.0)
-        more, state.quiet = state.quiet, 0
-        if more:
-            msg += "; %d more refused since %s"
-            args = (*args, more, time.strftime("%H:%M:%S", time.localtime(state.since)))
+        quiet, state.quiet = state.quiet, 0
+        if quiet:
+            msg += "; %d more %s since %s"
+            args = (*args, quiet, state.word,
+                    time.strftime("%H:%M:%S", time.localtime(state.since)))
+        state.word = more
         state.next_log = moment + self.period_s
         state.since = self._wall()
         self.logger.log(level, msg, *args)
@@ -102,7 +108,7 @@ class RateLimitedLog:
         for kind, state in self._kinds.items():
             if state.quiet and moment >= state.next_log:
                 more, state.quiet = state.quiet, 0
-                self.logger.warning("%d more refused (%s) since %s", more, kind,
+                self.logger.warning("%d more %s (%s) since %s", more, state.word, kind,
                                     time.strftime("%H:%M:%S", time.localtime(state.since)))
                 state.next_log = moment + self.period_s
                 state.since = self._wall()
