@@ -77,7 +77,7 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -88,7 +88,7 @@ from kiosk.relay import contract
 from kiosk.relay.changes import Change, Changes, Listener
 from kiosk.relay.config import MAX_BODY, RelaySettings, check_keys
 from kiosk.relay.devices import Action, Refused, access_of
-from kiosk.relay.fleet import Fleet, FleetApi, exposition
+from kiosk.relay.fleet import Fleet, FleetApi, exposition, read_limited
 from kiosk.relay.fleet_page import FleetPage
 from kiosk.relay.fleet_store import open_states
 from kiosk.relay.hub import GONE, SLOW, Hub, Screen
@@ -799,21 +799,9 @@ class Relay:
 async def read_json(request: Request, limit: int = MAX_HUB_BODY) -> dict[str, Any]:
     """The request's JSON object, read to ``limit`` bytes at most; :class:`Refused` (413
     above it, 400 for anything but a JSON object)."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise Refused(413, f"a body of at most {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise Refused(413, f"a body of at most {limit} bytes")
-            chunks.append(chunk)
-    except ClientDisconnect:  # the client left (or the guard closed it): no one to answer
-        raise Refused(400, "a whole body") from None
+    raw = await read_limited(request, limit)
     try:  # UTF-8 only (json.loads of bytes would take UTF-16 and UTF-32 too)
-        body = json.loads(b"".join(chunks).decode("utf-8").removeprefix("\ufeff"))
+        body = json.loads(raw.decode("utf-8").removeprefix("\ufeff"))
         # no lone surrogate ("\ud800" is valid JSON, not text SQLite can keep: a 500)
         json.dumps(body, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError):  # UnicodeError is a ValueError

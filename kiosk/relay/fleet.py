@@ -448,24 +448,33 @@ def _series(v: DeviceView, lab: str) -> tuple[str, ...]:
 
 # ------------------------------------------------------------------ the routes
 
-async def read_body(request: Request, limit: int) -> bytes | None:
-    """The request's body, or None when it is over ``limit`` bytes (not read further) or
-    never arrived whole (the client left, or the guard closed it at its body deadline:
-    nobody reads the answer, and a disconnect is no error of ours to log)."""
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request's body; :class:`Refused` 413 when it is over ``limit`` bytes (not read
+    further), 400 when it never arrived whole (the client left, or the guard closed it at
+    its body deadline: nobody reads the answer, and a disconnect is no error of ours to
+    log)."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
-        return None
+        raise Refused(413, f"a body of at most {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                return None
+                raise Refused(413, f"a body of at most {limit} bytes")
             chunks.append(chunk)
     except ClientDisconnect:
-        return None
+        raise Refused(400, "a whole body") from None
     return b"".join(chunks)
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None when :func:`read_limited` refuses it."""
+    try:
+        return await read_limited(request, limit)
+    except Refused:
+        return None
 
 
 def refused(exc: Refused) -> JSONResponse:
