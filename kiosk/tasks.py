@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 CANCEL_AGAIN_S = 0.05
 """How long :func:`cancel` waits before it cancels a task that is still running again."""
+STUBBORN_S = 2.0
+"""A task still running this long after it was first cancelled is named in the log."""
 
 
 async def cancel(task: asyncio.Task[Any] | None) -> None:
     """Cancel ``task`` (if any) and wait until it has stopped; its own error, if it ended
-    with one, is raised here.
+    with one, is raised here. If the caller is cancelled meanwhile, the task is cancelled
+    once more and the caller's cancellation goes on.
 
     A cancellation can be lost below our code: on Python 3.11 ``asyncio.wait_for`` returns
     the result of an operation that finished in the same turn as the cancellation and
@@ -20,8 +27,18 @@ async def cancel(task: asyncio.Task[Any] | None) -> None:
     good). So the task is cancelled again until it has stopped."""
     if task is None:
         return
-    while not task.done():
+    began = time.monotonic()
+    named = False
+    try:
+        while not task.done():
+            task.cancel()
+            await asyncio.wait((task,), timeout=CANCEL_AGAIN_S)
+            if not named and not task.done() and time.monotonic() - began > STUBBORN_S:
+                named = True
+                log.warning("task %r has not stopped %.0f s after it was cancelled "
+                            "(cancelling it again)", task.get_name(), STUBBORN_S)
+    except asyncio.CancelledError:
         task.cancel()
-        await asyncio.wait((task,), timeout=CANCEL_AGAIN_S)
+        raise
     if not task.cancelled() and (error := task.exception()) is not None:
         raise error

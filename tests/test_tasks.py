@@ -6,9 +6,11 @@ cancellation: the relay's shutdown then waited for good)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
+from kiosk import tasks
 from kiosk.tasks import cancel
 
 
@@ -58,18 +60,37 @@ def test_a_task_that_ended_with_an_error_raises_it_and_none_is_nothing() -> None
 
 
 def test_the_caller_cancelled_meanwhile_is_cancelled_itself() -> None:
-    """A close() that is itself cancelled stops waiting (it does not hang on the task)."""
-    async def scenario() -> None:
+    """A close() that is itself cancelled stops waiting (it does not hang on the task),
+    and cancels the task once more on its way out."""
+    async def scenario() -> tuple[bool, bool, bool]:
         lost = [10**9]
         stubborn = asyncio.create_task(_loses_cancellations(lost))
         closer = asyncio.create_task(cancel(stubborn))
         await asyncio.sleep(0.2)
+        lost[0] = 1  # it loses one more: the one its closer gives it when cancelled
         closer.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await asyncio.wait_for(closer, timeout=5)
-        assert not stubborn.done()
-        lost[0] = 0
-        stubborn.cancel()
+        await asyncio.wait((closer,), timeout=5)
+        closed = closer.done() and closer.cancelled()
+        running = not stubborn.done()
+        stubborn.cancel()  # nothing more is lost: it stops now
         await asyncio.wait((stubborn,), timeout=5)
-        assert stubborn.cancelled()
-    asyncio.run(scenario())
+        return closed, running, stubborn.cancelled()
+    assert asyncio.run(scenario()) == (True, True, True)
+
+
+def test_a_task_that_never_stops_is_named_once_in_the_log(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tasks, "STUBBORN_S", 0.2)
+
+    async def scenario() -> bool:
+        lost = [10**9]
+        stubborn = asyncio.create_task(_loses_cancellations(lost), name="hub-ledger-seed")
+        closer = asyncio.create_task(cancel(stubborn))
+        await asyncio.sleep(0.6)
+        lost[0] = 0
+        await asyncio.wait((closer,), timeout=5)
+        return closer.done() and stubborn.cancelled()
+    caplog.set_level(logging.WARNING, "kiosk.tasks")
+    assert asyncio.run(scenario())
+    named = [r.getMessage() for r in caplog.records if r.name == "kiosk.tasks"]
+    assert len(named) == 1 and "'hub-ledger-seed' has not stopped" in named[0], named
