@@ -92,3 +92,4 @@ def test_what_is_not_a_refusal_is_not_called_one(caplog: pytest.LogCaptureFixtur
     assert got[1].startswith("a request failed; 3 more like it since "), got
     assert got[2].startswith("2 more like it (app_error) since "), got
     assert not any("refused" in line for line in got)
+    assert [r.levelno for r in caplog.records] == [logging.ERROR] * 3  # the summary too

@@ -499,8 +499,11 @@ class FleetApi:
                                         device_id=device_id)
         except Refused as exc:
             return refused(exc)
-        body = await read_body(request, MAX_STATE_BODY)
-        if body is None:
+        try:
+            body = await read_limited(request, MAX_STATE_BODY)
+        except Refused as exc:
+            if exc.status != 413:  # cut short: no one reads the answer
+                return refused(exc)
             return JSONResponse({"error": "too_large",
                                  "detail": f"a heartbeat is at most {MAX_STATE_BODY} bytes"},
                                 status_code=413)

@@ -147,7 +147,8 @@ class ConnectionGuard:
         """An accept the kernel refused (once a period in the log, each one counted)."""
         why = _RESOURCE_ERRNOS.get(exc.errno or 0, f"{type(exc).__name__} {exc.errno}")
         self.refusals.log(logging.ERROR, "accept_error", "relay: accepting a connection "
-                          "failed (%s); accepting again in %g s", why, ACCEPT_PAUSE_S)
+                          "failed (%s); accepting again in %g s", why, ACCEPT_PAUSE_S,
+                          more="like it")
 
     def protocol_class(self) -> type[GuardedProtocol]:
         """The protocol class uvicorn instantiates per connection (``Config(http=...)``)."""
@@ -165,7 +166,7 @@ class ConnectionGuard:
             self.accept_failed(exc)
             return
         if self.refusals.log(logging.ERROR, "loop_error", "relay: event loop error: %r",
-                             context.get("message", "")):
+                             context.get("message", ""), more="like it"):
             loop.default_exception_handler(context)
 
     def _on_our_loop(self) -> bool:
@@ -370,7 +371,8 @@ class Acceptor:
         except Exception as exc:  # the peer reset it meanwhile: nothing to serve
             conn.close()
             self.guard.refusals.log(logging.INFO, "setup_error", "relay: a connection "
-                                    "could not be set up: %s", type(exc).__name__)
+                                    "could not be set up: %s", type(exc).__name__,
+                                    more="like it")
         finally:
             self.guard.starting -= 1
 

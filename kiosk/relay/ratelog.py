@@ -44,6 +44,8 @@ class _Kind:
     """Wall-clock time of the last line (said in the next one)."""
     word: str = "refused"
     """What the quiet ones were (``"; 41 more refused since ..."``)."""
+    level: int = logging.WARNING
+    """The level of the kind's lines (a summary line too)."""
 
 
 class RateLimitedLog:
@@ -90,7 +92,7 @@ class RateLimitedLog:
             msg += "; %d more %s since %s"
             args = (*args, quiet, state.word,
                     time.strftime("%H:%M:%S", time.localtime(state.since)))
-        state.word = more
+        state.word, state.level = more, level
         state.next_log = moment + self.period_s
         state.since = self._wall()
         self.logger.log(level, msg, *args)
@@ -108,7 +110,7 @@ class RateLimitedLog:
         for kind, state in self._kinds.items():
             if state.quiet and moment >= state.next_log:
                 more, state.quiet = state.quiet, 0
-                self.logger.warning("%d more %s (%s) since %s", more, state.word, kind,
-                                    time.strftime("%H:%M:%S", time.localtime(state.since)))
+                self.logger.log(state.level, "%d more %s (%s) since %s", more, state.word,
+                                kind, time.strftime("%H:%M:%S", time.localtime(state.since)))
                 state.next_log = moment + self.period_s
                 state.since = self._wall()
