@@ -86,17 +86,13 @@ MIX = {"new": 0.70, "repeat": 0.10, "recall": 0.08, "bad_signature": 0.06, "repl
 """Shares of the deliveries, by kind."""
 RETRIES = (0.5, 1.0, 2.0, 2.0)
 """Waits before the provider sends a delivery again (5xx or no answer), shortened: the
-provider waits 60 s and more. So here, with ``--auth jwt``, a sending again within the
-second of the first (a relay killed -9 before it answered) is the very same JWT (``iat``
-in seconds, RS256 deterministic): refused 401 as a replay, its call stored by the first
-sending and shown once; with the provider's 60 s it is a new JWT and a repeated delivery
-(200)."""
+provider waits 60 s and more (and a repeated delivery of a call comes later still)."""
 SETTLE_S = 10.0
 """A screen that leaves for good within this long of a call's answer need not have it."""
 IN_FLIGHT_S = 2.0
 """A call answered this long before a wipe of the store may not have reached anyone."""
 FIGURES = ("lost", "shown twice", "at the wrong branch", "unsigned accepted",
-           "accepted twice", "re-calls refused")
+           "accepted twice", "re-calls refused", "replays taken")
 
 
 JSON = {"Content-Type": "application/json"}
@@ -119,11 +115,25 @@ def provider_key(which: str) -> tuple[Any, str]:
     return load_pem_private_key(private.encode(), None), public
 
 
+_ISSUED: defaultdict[str, set[int]] = defaultdict(set)
+"""The ``iat`` of every JWT signed so far, by ``callId``."""
+
+
 def jwt_headers(call: dict[str, Any], which: str = "provider") -> dict[str, str]:
     """What the default template's ``Authorization`` renders to at one sending: a JWT of
-    the call's fields, issued now, expiring in a minute (``expiresIn: 1m``)."""
+    the call's fields, issued now, expiring in a minute (``expiresIn: 1m``).
+
+    ``iat`` is in seconds and RS256 is deterministic, so two sendings of one call within
+    a second would be the very same JWT - a replay to the relay. The provider's never
+    are (it sends again after 60 s and more); the soak's time runs faster, so a JWT of a
+    call whose second is taken is issued a second further back (a few seconds at most,
+    well within the relay's window), to stay as distinct as the provider's."""
     import jwt
+    issued = _ISSUED[call["callId"]]
     now = int(time.time())
+    while now in issued:
+        now -= 1
+    issued.add(now)
     data = call["integrationData"]
     token = jwt.encode({"iat": now, "exp": now + 60, "branch": call["branch"]["id"],
                         "ticketId": call["ticketId"], "callId": call["callId"],
@@ -155,16 +165,18 @@ class Delivery:
     """The delivery a repeat or a replay is of."""
     attempts: list[tuple[float, int]] = field(default_factory=list)
     """(when sent, status; 0: no answer) of each sending."""
+    errors: list[str] = field(default_factory=list)
+    """The ``error`` of each 4xx answer."""
     captured: dict[str, str] | None = None
     """The headers of its first sending, as an attacker on the way would have them."""
+    sending: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set at its first sending (when :attr:`captured` is known)."""
 
     def headers(self, auth: str) -> dict[str, str]:
         """The headers of one sending: signed anew (a JWT's time is now), or the very
-        bytes of an earlier one (a replay)."""
+        bytes of an earlier one (a replay: :func:`deliver` waits until its source sent)."""
         if self.kind == "replay":
-            assert self.source is not None
-            if self.source.captured is None:  # (not sent yet: captured now, as sent)
-                self.source.captured = self.source.headers(auth)
+            assert self.source is not None and self.source.captured is not None
             return self.source.captured
         if not self.signed and self.forged == "none":
             return dict(JSON)
@@ -336,17 +348,25 @@ async def screen_slot(soak: Soak, slot: int, client: httpx.AsyncClient) -> None:
 
 
 async def deliver(soak: Soak, d: Delivery, client: httpx.AsyncClient) -> None:
+    if d.source is not None and d.kind == "replay":
+        await d.source.sending.wait()  # what is replayed was sent (captured) first
     for wait in (0.0, *RETRIES):
         await asyncio.sleep(wait)
         replica = random.choice(soak.replicas)
         headers = d.headers(soak.args.auth)
         if d.captured is None:
             d.captured = headers
+            d.sending.set()
         sent = time.monotonic()
         try:
             r = await client.post(f"{replica.url}/webhooks/videsk", content=d.body,
                                   headers=headers)
             status = r.status_code
+            if 400 <= status < 500:
+                try:
+                    d.errors.append(str(r.json().get("error")))
+                except ValueError:
+                    d.errors.append("?")
         except httpx.HTTPError:
             status = 0
         d.attempts.append((sent, status))
@@ -425,6 +445,8 @@ def reconcile(soak: Soak) -> tuple[dict[str, int], list[str]]:
     outcomes: Counter[tuple[str, int]] = Counter()
     of_key: dict[tuple[str, str], list[Delivery]] = defaultdict(list)
     never = 0
+    refused_by: Counter[tuple[str, str]] = Counter()
+    replays_ok: list[tuple[Delivery, float]] = []
     for d in soak.deliveries:
         of_key[d.key].append(d)
         for _, status in d.attempts:
@@ -436,19 +458,37 @@ def reconcile(soak: Soak) -> tuple[dict[str, int], list[str]]:
         if not d.signed:
             figures["unsigned accepted"] += bool(ok)
             continue
+        # a sending with no answer (or a 5xx) may have stored the call all the same
+        unsure[d.key] += sum(1 for _, status in d.attempts if status == 0 or status >= 500)
+        if d.kind == "replay" and ok:
+            replays_ok.append((d, ok[0]))
         if not ok:
-            never += 1
+            if d.errors:  # answered 4xx: a replay refused, or a JWT out of its time
+                refused_by[d.kind, d.errors[-1]] += 1
+            else:
+                never += 1
             continue
         acked.setdefault(d.key, ok[0])
         acked[d.key] = min(acked[d.key], ok[0])
         accepted[d.key] += [t for t, status in d.attempts if status == 201]
-        # a sending with no answer (or a 5xx) may have stored the call all the same
-        unsure[d.key] += sum(1 for _, status in d.attempts if status == 0 or status >= 500)
         if d.kind == "recall":
             recalls.add(d.key)
 
     def wiped_between(a: float, b: float) -> bool:
         return any(a <= w <= b for w in soak.wipes)
+
+    # a replay answered 2xx although what it replays had been answered 2xx before it was
+    # sent, with no wipe of the store between: with a JWT any 2xx (the relay has seen
+    # that very token), with an HMAC a 201 (taken for a new call; a 200 is "the same call")
+    for d, t_ok in replays_ok:
+        assert d.source is not None
+        first = d.source.attempts[0] if d.source.attempts else None
+        if first is None or not 200 <= first[1] < 300 or first[0] > d.attempts[0][0] \
+                or wiped_between(first[0], t_ok):
+            continue  # its source never reached the relay: the replay is its delivery
+        if soak.args.auth == "jwt" or any(status == 201 for _, status in d.attempts):
+            figures["replays taken"] += 1
+            examples["replays taken"].append(d.key)
 
     # a re-call answered 2xx, but never as a new call by any of its deliveries (one of its
     # repeats may come first), all of them answered: taken for a repeated delivery
@@ -517,6 +557,8 @@ def reconcile(soak: Soak) -> tuple[dict[str, int], list[str]]:
         f"{k}/{status or 'none'} {n}" for (k, status), n in sorted(outcomes.items())))
     lines.append(f"calls acknowledged {len(acked)}; never acknowledged {never} "
                  "(every sending failed: the provider gives up, nothing is promised)")
+    lines.append("signed deliveries refused (4xx), by kind and error: " + (", ".join(
+        f"{kind}/{error} {n}" for (kind, error), n in sorted(refused_by.items())) or "none"))
     lines.append(f"screens {len(soak.screens)} "
                  f"({sum(s.first_connected is not None for s in soak.screens)} connected), "
                  f"connections {sum(len(s.connected) for s in soak.screens)}, "

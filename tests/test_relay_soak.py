@@ -18,7 +18,7 @@ from .conftest import REPO
 pytestmark = pytest.mark.slow
 
 FIGURES = ("lost", "shown twice", "at the wrong branch", "unsigned accepted",
-           "accepted twice", "re-calls refused")
+           "accepted twice", "re-calls refused", "replays taken")
 
 
 def soak(tmp_path: Path, *args: str) -> tuple[dict[str, int], str]:
@@ -37,11 +37,18 @@ def soak(tmp_path: Path, *args: str) -> tuple[dict[str, int], str]:
     assert "restart redis" in p.stdout, out
     answers = re.search(r"^answers: (.*)$", p.stdout, re.M)
     assert answers is not None, out
-    # a replay is the very bytes of an earlier sending: the same JWT, refused; the same
-    # HMAC, the same call again (a repeat signed anew in the same second is the same JWT)
-    replay = "replay/401" if "--auth" not in args else "replay/200"
+    # a replay is the very bytes of an earlier sending: the same JWT, refused as used
+    # before; the same HMAC, the same call again
+    jwt = "--auth" not in args
+    replay = "replay/401" if jwt else "replay/200"
     for seen in ("new/201", "repeat/200", replay, "bad_signature/401"):
         assert seen in answers.group(1), out
+    refusals = re.search(r"^signed deliveries refused \(4xx\), by kind and error: (.*)$",
+                         p.stdout, re.M)
+    assert refusals is not None, out
+    if jwt:
+        assert re.search(r"replay/replayed_jwt \d+", refusals.group(1)), out
+        assert "repeat/" not in refusals.group(1), out  # a repeat is signed anew: 200
     return figures, out
 
 
