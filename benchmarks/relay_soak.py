@@ -38,10 +38,13 @@ Reconciled and printed, each by count (all must be 0, exit status 1 otherwise):
   (a repeated delivery or a replay taken for a new call);
 - re-calls refused: a re-call to another booth (a new ``callId``) answered 2xx but never
   accepted as a new call (taken for a repeated delivery: never shown, and the provider
-  never retries).
+  never retries);
+- replays taken: a replay answered 2xx (with a JWT: the relay had that very token before)
+  or 201 (with an HMAC: a 200 is "the same call again") after what it replays was
+  answered 2xx, with no wipe of the store between.
 
-Figures that explain the rest are printed too (never acknowledged, excused by a wipe,
-latency from the webhook's first sending to a screen).
+Figures that explain the rest are printed too (never acknowledged, refused by kind and
+error, excused by a wipe, latency from the webhook's first sending to a screen).
 
     .venv/bin/python benchmarks/relay_soak.py [--webhooks 20000] [--branches 50]
         [--screens 200] [--relay-kills 10] [--redis-restarts 5] [--wipes 2] [--rate 150]
