@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +45,22 @@ async def cancel(task: asyncio.Task[Any] | None) -> None:
         raise
     if not task.cancelled() and (error := task.exception()) is not None:
         raise error
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on a worker thread (as :func:`asyncio.to_thread`); a cancellation
+    meanwhile waits for the thread to end before it goes on. A thread cannot be stopped:
+    with ``to_thread`` the caller's ``async with lock`` let go while the thread still
+    wrote, and a ``close()`` could close the connection under it."""
+    future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.wait((future,))
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        if not future.cancelled():
+            future.exception()  # its outcome is not used: retrieved, so never logged
+        raise asyncio.CancelledError
+    return future.result()

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 
 import pytest
 
 from kiosk import tasks
-from kiosk.tasks import cancel
+from kiosk.tasks import cancel, in_thread
 
 
 async def _loses_cancellations(lost: list[int]) -> None:
@@ -94,3 +96,37 @@ def test_a_task_that_never_stops_is_named_once_in_the_log(
     assert asyncio.run(scenario())
     named = [r.getMessage() for r in caplog.records if r.name == "kiosk.tasks"]
     assert len(named) == 1 and "'hub-ledger-seed' has not stopped" in named[0], named
+
+
+def test_a_thread_call_cancelled_holds_its_lock_until_the_thread_has_ended() -> None:
+    """A write on a worker thread under a lock, its task cancelled meanwhile (a relay
+    shutting down): whoever takes the lock next (close()) finds the write done."""
+    wrote = threading.Event()
+
+    def write() -> None:
+        time.sleep(0.3)
+        wrote.set()
+
+    async def scenario() -> tuple[bool, bool]:
+        lock = asyncio.Lock()
+
+        async def holder() -> None:
+            async with lock:
+                await in_thread(write)
+        task = asyncio.create_task(holder())
+        await asyncio.sleep(0.05)  # the write is under way
+        await cancel(task)
+        async with lock:
+            return wrote.is_set(), task.cancelled()
+    assert asyncio.run(scenario()) == (True, True)
+
+
+def test_a_thread_call_gives_its_result_and_its_error() -> None:
+    def fails() -> None:
+        raise ValueError("the thread's own error")
+
+    async def scenario() -> int:
+        with pytest.raises(ValueError, match="own error"):
+            await in_thread(fails)
+        return await in_thread(sum, [1, 2, 3])
+    assert asyncio.run(scenario()) == 6

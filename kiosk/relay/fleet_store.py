@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from kiosk.errors import StoreError
 from kiosk.relay.store import transaction
-from kiosk.tasks import cancel
+from kiosk.tasks import cancel, in_thread
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class SqliteStates:
             return
         batch, self._dirty = self._dirty, {}
         try:
-            await asyncio.to_thread(self._write, batch)
+            await in_thread(self._write, batch)
         except sqlite3.Error as exc:
             log.warning("relay: writing %d heartbeat(s) failed: %s (retried)", len(batch), exc)
             self._dirty = {**batch, **self._dirty}

@@ -68,7 +68,7 @@ from redis.exceptions import RedisError
 
 from kiosk.errors import StoreError
 from kiosk.relay.store import transaction
-from kiosk.tasks import cancel
+from kiosk.tasks import cancel, in_thread
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ class _Db:
         """``work`` in one transaction on a worker thread; :class:`StoreError` on failure."""
         async with self.lock:
             try:
-                return await asyncio.to_thread(self.transaction, work)
+                return await in_thread(self.transaction, work)
             except sqlite3.Error as exc:
                 raise StoreError(f"the ledger: {exc}") from None
 
@@ -762,7 +762,7 @@ class RedisLedger(_RedisTickets):
         async with self._file.lock:
             seeded, members = await self._call_seed(seed=False)
             if not seeded:
-                floors = await asyncio.to_thread(self._floors)
+                floors = await in_thread(self._floors)
                 seeded, members = await self._call_seed(seed=True, floors=floors)
                 log.warning("relay: Redis is a new run (restarted): the lease counters were "
                             "raised to this replica's %d floor(s)", len(floors))
@@ -770,7 +770,7 @@ class RedisLedger(_RedisTickets):
             due = [m for m in members if moment - self._noted.get(m, -SEEN_WRITE_S)
                    >= SEEN_WRITE_S]  # a new replica at once, the others once a minute
             if due:
-                await asyncio.to_thread(self._file.transaction, lambda db: db.executemany(
+                await in_thread(self._file.transaction, lambda db: db.executemany(
                     "INSERT INTO replicas (id, seen) VALUES (?, ?) ON CONFLICT (id) DO "
                     "UPDATE SET seen = excluded.seen", [(m, moment) for m in due]))
                 self._noted.update(dict.fromkeys(due, moment))
@@ -807,7 +807,7 @@ class RedisLedger(_RedisTickets):
 
     async def lease(self, branch: str, day: str, sequence: str, count: int) -> Lease:
         async with self._file.lock:  # a seed never misses a block handed out meanwhile
-            required = await asyncio.to_thread(self._required, self._file.db)
+            required = await in_thread(self._required, self._file.db)
             try:
                 last, missing = await self._lease(
                     keys=[counter_key(branch, day, sequence), SEEDED, SEEDED_RUN],
@@ -820,7 +820,7 @@ class RedisLedger(_RedisTickets):
                 raise NotSeeded(f"Redis restarted: waiting for replica {missing} to seed "
                                 "the lease counters")
             try:
-                await asyncio.to_thread(self._file.transaction, lambda db: _raise(
+                await in_thread(self._file.transaction, lambda db: _raise(
                     db, branch, day, sequence, last))
             except sqlite3.Error as exc:
                 raise StoreError(f"the floors: {exc}") from None
