@@ -58,8 +58,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import hashlib
-import hmac
 import itertools
 import json
 import random
@@ -82,6 +80,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _processes import RedisServer, RelayProcess
 
 from kiosk.calls.feed import bounded_lines, sse_events
+from tests.relay_helpers import jwt_headers, sign
 
 SECRET = b"soak-webhook-secret-0123456789abcdef"
 WRONG_SECRET = b"not-the-secret-0123456789abcdefgh"
@@ -98,15 +97,6 @@ FIGURES = ("lost", "shown twice", "at the wrong branch", "unsigned accepted",
            "accepted twice", "re-calls refused", "replays taken")
 
 
-JSON = {"Content-Type": "application/json"}
-
-
-def hmac_headers(body: bytes, secret: bytes) -> dict[str, str]:
-    """The HMAC of the raw body (``X-Kiosk-Signature``)."""
-    sig = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return {**JSON, "X-Kiosk-Signature": f"sha256={sig}"}
-
-
 @functools.cache
 def provider_key(which: str) -> tuple[Any, str]:
     """An RS256 key pair (``provider``: the one the relays trust; ``other``: not), the
@@ -118,32 +108,26 @@ def provider_key(which: str) -> tuple[Any, str]:
     return load_pem_private_key(private.encode(), None), public
 
 
-_ISSUED: defaultdict[str, set[int]] = defaultdict(set)
-"""The ``iat`` of every JWT signed so far, by ``callId``."""
+_ISSUED: defaultdict[bytes, set[int]] = defaultdict(set)
+"""The ``iat`` of every JWT signed so far, by the call's body."""
 
 
-def jwt_headers(call: dict[str, Any], which: str = "provider") -> dict[str, str]:
+def provider_jwt(body: bytes, which: str = "provider") -> dict[str, str]:
     """What the default template's ``Authorization`` renders to at one sending: a JWT of
-    the call's fields, issued now, expiring in a minute (``expiresIn: 1m``).
+    the call's fields, issued now, expiring in a minute (``expiresIn: 1m``), as the
+    relay's tests make it (:func:`tests.relay_helpers.jwt_headers`).
 
     ``iat`` is in seconds and RS256 is deterministic, so two sendings of one call within
     a second would be the very same JWT - a replay to the relay. The provider's never
     are (it sends again after 60 s and more); the soak's time runs faster, so a JWT of a
     call whose second is taken is issued a second further back (a few seconds at most,
     well within the relay's window), to stay as distinct as the provider's."""
-    import jwt
-    issued = _ISSUED[call["callId"]]
+    issued = _ISSUED[body]
     now = int(time.time())
     while now in issued:
         now -= 1
     issued.add(now)
-    data = call["integrationData"]
-    token = jwt.encode({"iat": now, "exp": now + 60, "branch": call["branch"]["id"],
-                        "ticketId": call["ticketId"], "callId": call["callId"],
-                        "queue": call["queue"]["name"], "poc": dict(call["poc"]),
-                        "lang": data.get("lang", ""), "priority": data.get("priority", "")},
-                       provider_key(which)[0], algorithm="RS256")
-    return {**JSON, "Authorization": f"Bearer {token}"}
+    return jwt_headers(body, provider_key(which)[0], "RS256", issued=now)
 
 
 # --------------------------------------------------------------------------- the plan
@@ -160,7 +144,6 @@ class Delivery:
     key: tuple[str, str]
     """(ticketId, booth): one call, as a screen shows it."""
     body: bytes
-    call: dict[str, Any]
     signed: bool = True
     forged: str = ""
     """How an unsigned delivery is sent: ``none`` (no proof) or ``other`` (another key's)."""
@@ -182,10 +165,10 @@ class Delivery:
             assert self.source is not None and self.source.captured is not None
             return self.source.captured
         if not self.signed and self.forged == "none":
-            return dict(JSON)
+            return {"Content-Type": "application/json"}
         if auth == "hmac":
-            return hmac_headers(self.body, SECRET if self.signed else WRONG_SECRET)
-        return jwt_headers(self.call, "provider" if self.signed else "other")
+            return sign(self.body, SECRET if self.signed else WRONG_SECRET)
+        return provider_jwt(self.body, "provider" if self.signed else "other")
 
 
 def branch_id(b: int) -> str:
@@ -214,7 +197,7 @@ def plan(n: int, branches: int, seed: int, mix: dict[str, float] | None = None
         if kind in ("repeat", "replay"):
             source = rng.choice(calls[-20:] if kind == "repeat" else calls[:-20])
             out.append(Delivery(i, kind, source.branch, source.key, source.body,
-                                source.call, source=source))
+                                source=source))
             continue
         if kind == "recall":  # to a booth this ticket was not called to: another call
             source = rng.choice(calls)
@@ -223,7 +206,7 @@ def plan(n: int, branches: int, seed: int, mix: dict[str, float] | None = None
             if not free:
                 kind, source = "repeat", rng.choice(calls[-20:])
                 out.append(Delivery(i, kind, source.branch, source.key, source.body,
-                                    source.call, source=source))
+                                    source=source))
                 continue
             booth = f"Cabina {rng.choice(free)}"
         else:
@@ -241,7 +224,7 @@ def plan(n: int, branches: int, seed: int, mix: dict[str, float] | None = None
         body = json.dumps(call, ensure_ascii=False).encode()
         signed = kind != "bad_signature"
         forged = "" if signed else "none" if rng.random() < 0.5 else "other"
-        d = Delivery(i, kind, b, (ticket, booth), body, call, signed, forged)
+        d = Delivery(i, kind, b, (ticket, booth), body, signed, forged)
         booths[ticket].add(booth)
         out.append(d)
         if signed:
