@@ -158,10 +158,14 @@ if [ "$ROLE" = relay ]; then
     # 7. start it
     if [ "$LIVE" = yes ]; then
         systemctl daemon-reload
+        # the clock is right before the relay checks JWTs and keeps the branches' days
+        if systemctl list-unit-files systemd-time-wait-sync.service >/dev/null 2>&1; then
+            systemctl enable systemd-time-wait-sync.service >/dev/null 2>&1 || true
+        fi
         systemctl enable kiosk-relay.service >/dev/null 2>&1
         say "enabled" "kiosk-relay.service (starts at boot; now: systemctl start kiosk-relay)"
     else
-        skip "systemctl daemon-reload; systemctl enable kiosk-relay"
+        skip "systemctl daemon-reload; systemctl enable kiosk-relay systemd-time-wait-sync"
     fi
     exit 0
 fi

@@ -10,6 +10,7 @@ import dataclasses
 import io
 import json
 import logging
+import re
 import subprocess
 import sys
 import time
@@ -277,6 +278,20 @@ def test_a_jwt_out_of_time_or_of_another_call_is_refused(
     assert (r.status_code, r.json()["error"]) == (401, reason)
     # the same call with a good token still goes through: nothing was burnt
     assert post(jwt_relay.url, body, jwt_headers(body, es256[0])).status_code == 201
+
+
+@pytest.mark.parametrize(("issued", "way"), [(-7200, "before"), (7200, "after")])
+def test_a_jwt_out_of_the_window_says_which_way_and_points_at_the_clock(
+        jwt_relay: RelayServer, es256: tuple[Any, Any], issued: float, way: str) -> None:
+    """A relay whose clock is off (a Raspberry Pi before NTP) refuses every call: its log
+    and answer say how far and which way, and to check the clock (it said "issued +7200 s
+    from now" of a JWT issued two hours *ago*)."""
+    body = call_body("A-042", "call-1")
+    r = post(jwt_relay.url, body, jwt_headers(body, es256[0], issued=time.time() + issued))
+    assert (r.status_code, r.json()["error"]) == (401, "stale_jwt")
+    said = re.match(r"issued (\d+) s (\w+) this machine's time", r.json()["detail"])
+    assert said and abs(int(said.group(1)) - 7200) <= 2 and said.group(2) == way, said
+    assert "check this machine's clock" in r.json()["detail"]
 
 
 def test_a_captured_jwt_cannot_change_the_calls_language_or_priority(

@@ -85,7 +85,7 @@ def test_install_relay_into_a_folder(installed: tuple[Path, str, str]) -> None:
     assert stat.S_IMODE((root / "var/lib/kiosk-relay").stat().st_mode) == 0o700
     assert (root / "etc/systemd/system/kiosk-relay.service").read_bytes() == UNIT.read_bytes()
     assert "skipped    useradd kiosk-relay (--root: only on a live system)" in first
-    assert "systemctl enable kiosk-relay" in first
+    assert "systemctl enable kiosk-relay systemd-time-wait-sync" in first  # (the clock)
     # the relay's extra is installed: its command runs
     template = subprocess.run([str(root / "opt/kiosk/venv/bin/kiosk"), "webhook-template",
                                "--json"], capture_output=True, text=True, timeout=120)
@@ -115,6 +115,17 @@ def test_relay_unit_verifies(installed: tuple[Path, str, str]) -> None:
                            "/etc/systemd/system/kiosk-relay.service"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout + proc.stderr == "", proc.stderr
+
+
+def test_relay_unit_waits_for_the_clock() -> None:
+    """A Raspberry Pi boots with a stale clock: a relay started then refuses every JWT as
+    stale and keeps the branches on the wrong day (it started after the network only)."""
+    for key in ("After", "Wants"):
+        assert "time-sync.target" in " ".join(unit_values(key)).split(), key
+    script = INSTALL.read_text()
+    relay_part = script[script.index('if [ "$ROLE" = relay ]; then\n    # 5.'):]
+    relay_part = relay_part[:relay_part.index("\n    exit 0\n")]
+    assert "systemctl enable systemd-time-wait-sync.service" in relay_part
 
 
 def test_relay_unit_security_score_is_at_most_2_5() -> None:

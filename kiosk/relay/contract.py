@@ -471,8 +471,10 @@ def verify_jwt(token: str, call: Webhook, *, secrets: Sequence[bytes], keys: Seq
         raise JwtRefused("stale_jwt", "iat, exp and nbf must be times (seconds since 1970)")
     assert isinstance(iat, _NUMBERS) and isinstance(exp, _NUMBERS)
     if abs(now - iat) > window_s:
-        raise JwtRefused("stale_jwt", f"issued {now - iat:+.0f} s from now (the window is "
-                         f"±{window_s} s)")
+        raise JwtRefused("stale_jwt", f"issued {abs(now - iat):.0f} s "
+                         f"{'before' if iat < now else 'after'} this machine's time (the "
+                         f"window is ±{window_s} s; if every call says so, check this "
+                         "machine's clock)")
     if exp - iat > max_lifetime_s:
         raise JwtRefused("stale_jwt", f"exp {exp - iat:.0f} s after iat (at most "
                          f"{max_lifetime_s} s)")
