@@ -41,16 +41,15 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from kiosk.relay.server import free_port, relay_process, wait_healthy
+from tests.relay_helpers import rs256_pair
 
 SECRET = b"bench-secret-0123456789abcdefghij"
 AUTH = {"mode": "jwt"}
 """How webhooks are signed: ``jwt`` (the default template's) or ``hmac``."""
-_KEYS: dict[str, object] = {}
 BRANCHES = [f"branch{i:02d}" for i in range(50)]
 SCREENS_PER_BRANCH = 10
 CONNECTIONS = 32
@@ -78,7 +77,7 @@ def write_config(folder: Path, store: str = "sqlite",
         "max_streams_per_token": 2 * SCREENS_PER_BRANCH}  # a branch's screens share one
     if AUTH["mode"] == "jwt":
         public = folder / "webhook-jwt.pub"
-        public.write_text(str(_keys()[1]), encoding="ascii")
+        public.write_text(str(rs256_pair("bench")[1]), encoding="ascii")
         relay.update(jwt_public_key_file=str(public), require_jwt=True)
     else:
         relay["webhook_secret_file"] = str(secret)
@@ -109,19 +108,6 @@ def ticket_id(run: str, n: int) -> str:
     return f"{run}-{n:06d}"
 
 
-def _keys() -> tuple[Any, str]:
-    """The provider's RS256 key pair (the private key loaded once: loading a PEM checks
-    the RSA key, tens of ms; the public key as PEM), made once."""
-    if not _KEYS:
-        from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-        from kiosk.relay.contract import new_key_pair
-        private, public = new_key_pair()
-        _KEYS["pair"] = (load_pem_private_key(private.encode(), None), public)
-    pair: tuple[Any, str] = _KEYS["pair"]  # type: ignore[assignment]
-    return pair
-
-
 def webhook_request(port: int, n: int, branch: str, run: str) -> bytes:
     """One signed webhook as raw HTTP/1.1 bytes (signed as :data:`AUTH` says)."""
     call = {"event": "qms.ticket.assigned", "ticketId": ticket_id(run, n),
@@ -136,7 +122,7 @@ def webhook_request(port: int, n: int, branch: str, run: str) -> bytes:
                             "ticketId": call["ticketId"], "callId": call["callId"],
                             "queue": "Caja", "poc": {"id": "p", "label": "Cabina 3"},
                             "lang": "es", "priority": ""},
-                           _keys()[0], algorithm="RS256")
+                           rs256_pair("bench")[0], algorithm="RS256")
         proof = f"Authorization: Bearer {token}"
     else:
         proof = f"X-Kiosk-Signature: sha256={hmac.new(SECRET, body, hashlib.sha256).hexdigest()}"

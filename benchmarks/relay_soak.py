@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import itertools
 import json
 import random
@@ -80,7 +79,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _processes import RedisServer, RelayProcess
 
 from kiosk.calls.feed import bounded_lines, sse_events
-from tests.relay_helpers import jwt_headers, sign
+from tests.relay_helpers import jwt_headers, rs256_pair, sign
 
 SECRET = b"soak-webhook-secret-0123456789abcdef"
 WRONG_SECRET = b"not-the-secret-0123456789abcdefgh"
@@ -95,17 +94,6 @@ IN_FLIGHT_S = 2.0
 """A call answered this long before a wipe of the store may not have reached anyone."""
 FIGURES = ("lost", "shown twice", "at the wrong branch", "unsigned accepted",
            "accepted twice", "re-calls refused", "replays taken")
-
-
-@functools.cache
-def provider_key(which: str) -> tuple[Any, str]:
-    """An RS256 key pair (``provider``: the one the relays trust; ``other``: not), the
-    private key loaded and the public one as PEM."""
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-    from kiosk.relay.contract import new_key_pair
-    private, public = new_key_pair()
-    return load_pem_private_key(private.encode(), None), public
 
 
 _ISSUED: defaultdict[bytes, set[int]] = defaultdict(set)
@@ -127,7 +115,7 @@ def provider_jwt(body: bytes, which: str = "provider") -> dict[str, str]:
     while now in issued:
         now -= 1
     issued.add(now)
-    return jwt_headers(body, provider_key(which)[0], "RS256", issued=now)
+    return jwt_headers(body, rs256_pair(which)[0], "RS256", issued=now)
 
 
 # --------------------------------------------------------------------------- the plan
@@ -578,7 +566,7 @@ def reconcile(soak: Soak) -> tuple[dict[str, int], list[str]]:
 def write_config(folder: Path, redis_url: str, branches: int, auth: str) -> Path:
     if auth == "jwt":  # the relays hold the provider's public key only
         public = folder / "webhook-jwt.pub"
-        public.write_text(provider_key("provider")[1])
+        public.write_text(rs256_pair("provider")[1])
         proof: dict[str, Any] = {"jwt_public_key_file": str(public), "require_jwt": True}
     else:
         secret = folder / "webhook-secret"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import hmac
 import json
@@ -95,6 +96,18 @@ def jwt_headers(body: bytes, key: Any, alg: str = "ES256", *, issued: float | No
     payload = {k: v for k, v in payload.items() if v is not None}
     token = jwt.encode(payload, key, algorithm=alg)
     return {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+
+
+@functools.cache
+def rs256_pair(name: str = "provider") -> tuple[Any, str]:
+    """An RS256 key pair as the template's (``kiosk webhook-keys``), made once per
+    ``name``: the private key loaded (loading a PEM checks the RSA key: tens of ms), the
+    public key as PEM."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from kiosk.relay.contract import new_key_pair
+    private, public = new_key_pair()
+    return load_pem_private_key(private.encode(), None), public
 
 
 def es256_pair() -> tuple[Any, Any]:
