@@ -20,6 +20,8 @@
     kiosk [--config PATH] relay [--host H] [--port P]   the calling relay (kiosk.relay)
     kiosk webhook-template [--json] [--hmac]     the provider webhook template to paste
     kiosk webhook-keys DIR                       a key pair for the template's JWT
+    kiosk [--config PATH] forget-replica [ID]    the hub's replicas (no ID), or forget
+                                                 one gone for good (run on each replica)
     kiosk device-token FILE                      a new device (or fleet) token, mode 0600
     kiosk demo [--headless] [--mode kiosk|tablet|display]   the UI (or a morning) against
                                                  the mock, its calls through a relay
@@ -158,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     rl = sub.add_parser("relay", help="the calling relay: QMS webhook in, calls to screens")
     rl.add_argument("--host", help="listen address (default: relay.listen)")
     rl.add_argument("--port", type=int, help="listen port (default: relay.listen)")
+
+    fr = sub.add_parser("forget-replica", help="list the hub's replicas (relay on Redis), or "
+                        "forget one gone for good: its leases wait no more")
+    fr.add_argument("id", nargs="?", help="the replica's id (without it: list them)")
 
     wt = sub.add_parser("webhook-template", help="print the webhook template for the provider")
     wt.add_argument("--json", action="store_true", help="the template file as JSON")
@@ -455,6 +461,50 @@ def cmd_relay(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def cmd_forget_replica(args: argparse.Namespace, out: TextIO) -> int:
+    """List the replicas this one and Redis know, or forget one gone for good (here and
+    in Redis: kiosk.relay.ledger.forget_replica)."""
+    import time
+
+    from kiosk.config import resolve_path
+    from kiosk.errors import StoreError
+    from kiosk.relay import RelayConfigError, load_settings
+    from kiosk.relay.ledger import forget_replica, known_replicas, ledger_path
+    path = resolve_path(args.config)
+    try:
+        settings = load_settings(path)
+    except RelayConfigError as exc:
+        print(f"kiosk: config error: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    if settings.store == "sqlite":
+        print(f"kiosk: {path}: relay.store is sqlite: one relay, no replicas to forget",
+              file=sys.stderr)
+        return ExitStatus.USAGE
+    hub = ledger_path(settings.sqlite_path)
+    try:
+        if not args.id:
+            now = time.time()
+
+            def ago(moment: float | None) -> str:
+                return "-" if moment is None else f"{max(0.0, now - moment) / 3600:.1f} h ago"
+            print(f"{'replica':34s}{'seen here':>14s}{'last check':>14s}", file=out)
+            for r in known_replicas(settings.store, hub):
+                print(f"{r.id:34s}{ago(r.seen):>14s}{ago(r.checked):>14s}"
+                      f"{'  (this one)' if r.me else ''}", file=out)
+            return ExitStatus.OK
+        known = forget_replica(settings.store, hub, args.id)
+    except StoreError as exc:
+        print(f"kiosk: {exc}", file=sys.stderr)
+        return ExitStatus.FAILED
+    if not known:
+        print(f"kiosk: no replica {args.id} here nor in Redis (`kiosk forget-replica` lists "
+              "them)", file=sys.stderr)
+        return ExitStatus.USAGE
+    print(f"{args.id}: forgotten here and in Redis; run the same on each other replica",
+          file=out)
+    return ExitStatus.OK
+
+
 def cmd_webhook_template(args: argparse.Namespace, out: TextIO) -> int:
     from kiosk.relay.contract import template
     t = template("hmac" if args.hmac else "jwt")
@@ -575,6 +625,7 @@ def cmd_hash_pin(out: TextIO) -> int:
 
 EXTRAS: dict[str, tuple[str, ...]] = {"relay": ("relay",), "webhook-template": ("relay",),
                                       "webhook-keys": ("relay",),
+                                      "forget-replica": ("relay",),
                                       "mock-api": ("mock",), "demo": ("relay", "mock")}
 """The extras (``pip install 'kiosk[relay]'``) a command needs beyond a lobby kiosk's."""
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
@@ -629,6 +680,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
             return cmd_webhook_template(args, stdout)
         if args.command == "webhook-keys":
             return cmd_webhook_keys(args, stdout)
+        if args.command == "forget-replica":
+            return cmd_forget_replica(args, stdout)
         if args.command == "device-token":
             return cmd_device_token(args, stdout)
         if args.command == "hash-pin":

@@ -6,6 +6,7 @@ either (the replicas' floors)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import random
@@ -321,3 +322,108 @@ def test_a_redis_restart_with_persistence_or_an_older_snapshot_is_seeded_too(
             _wait(lambda: lease(a.url, KIOSK, count=1).status_code == 201, "a leases again")
             after = block(lease(a.url, KIOSK, count=10))
         assert after[0] > max(y for _, y in before) + 1
+
+
+# --------------------------------------------------------------------------- replicas gone
+
+
+def _replica_config(folder: Path, redis_url: str) -> Path:
+    """A replica's config file: its data_dir (its ``hub.sqlite3``), one Redis."""
+    folder.mkdir(exist_ok=True)
+    secret = write_private(folder / "secret", SECRET.decode())
+    config = folder / "relay.yaml"
+    config.write_text(yaml.safe_dump({"kiosk": {"data_dir": str(folder)}, "relay": {
+        "store": redis_url, "webhook_secret_file": str(secret)}}), encoding="utf-8")
+    return config
+
+
+async def test_a_replica_gone_for_good_holds_leases_36_hours_after_its_last_check_only(
+        tmp_path: Path) -> None:
+    """Replica r stops for good; Redis keeps its data (AOF) and restarts. Within 36 hours
+    of r's last check, leases wait for r to seed (its floor may be the highest); past
+    them, r is forgotten. Before, r's id stayed in Redis's set of replicas for ever and
+    every other replica wrote it down as seen every minute: after a restart of a Redis
+    that kept it, leases waited for r for ever (503; the devices numbering offline)."""
+    now = [time.time()]
+    day = day_of(BRANCH_A)
+    with RedisProcess(tmp_path, "aof") as server:
+        a = ledger_module.RedisLedger(server.url, tmp_path / "a" / "hub.sqlite3",
+                                      clock=lambda: now[0])
+        r = ledger_module.RedisLedger(server.url, tmp_path / "r" / "hub.sqlite3",
+                                      clock=lambda: now[0])
+        await a.start()
+        await r.start()
+        try:
+            assert await r.check() and await a.check()
+            assert {x.id for x in ledger_module.known_replicas(server.url, a._file.path)} \
+                == {a.id, r.id}
+            top = (await r.lease(BRANCH_A, day, "A", 50)).last
+            await r.close()  # gone for good
+            for _ in range(60):  # a runs on for an hour after r's last check
+                now[0] += 60
+                await a.check()
+            server.restart()  # with its data: a new run, seeded again
+            await _until_checked(a)
+            with pytest.raises(ledger_module.NotSeeded) as refused:
+                await a.lease(BRANCH_A, day, "A", 5)
+            assert r.id in str(refused.value) and "forget-replica" in str(refused.value)
+            for _ in range(36):  # 37 hours after r's last check
+                now[0] += 3600
+                await a.check()
+            lease = await a.lease(BRANCH_A, day, "A", 5)
+            assert lease.first > top  # above r's block (Redis kept the counter)
+            import redis
+            client = redis.Redis.from_url(server.url, decode_responses=True)
+            assert set(client.hkeys(ledger_module.REPLICAS)) == {a.id}  # r dropped there too
+            client.close()
+        finally:
+            await a.close()
+            await r.close()
+
+
+async def _until_checked(ledger: Any) -> None:
+    """A check after a Redis restart (the first command on a pooled connection may meet
+    the closed socket)."""
+    for _ in range(50):
+        try:
+            await ledger.check()
+            return
+        except ledger_module.StoreError:
+            await asyncio.sleep(0.1)
+    raise AssertionError("the ledger never checked Redis again")
+
+
+async def test_kiosk_forget_replica_lists_the_replicas_and_forgets_one_at_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A replica retired today: `kiosk forget-replica` (no id) lists the replicas; with
+    r's id, run on a, leases after a Redis restart no longer wait for r."""
+    from kiosk.cli import main
+    day = day_of(BRANCH_A)
+    with RedisProcess(tmp_path, "aof") as server:
+        config = _replica_config(tmp_path / "a", server.url)
+        a = ledger_module.RedisLedger(server.url, tmp_path / "a" / "hub.sqlite3")
+        r = ledger_module.RedisLedger(server.url, tmp_path / "r" / "hub.sqlite3")
+        await a.start()
+        await r.start()
+        try:
+            await r.check()
+            await a.check()
+            await r.close()
+            assert await asyncio.to_thread(main, ["--config", str(config),
+                                                  "forget-replica"]) == 0
+            listed = capsys.readouterr().out
+            assert a.id in listed and r.id in listed and "(this one)" in listed
+            mine = await asyncio.to_thread(main, ["--config", str(config), "forget-replica",
+                                                  a.id])
+            assert mine != 0 and "this replica" in capsys.readouterr().err
+            assert await asyncio.to_thread(main, ["--config", str(config), "forget-replica",
+                                                  r.id]) == 0
+            assert "forgotten here and in Redis" in capsys.readouterr().out
+            assert await asyncio.to_thread(main, ["--config", str(config), "forget-replica",
+                                                  "no-such-replica"]) != 0
+            server.restart()
+            await _until_checked(a)
+            assert (await a.lease(BRANCH_A, day, "A", 5)).first >= 1  # no wait for r
+        finally:
+            await a.close()
+            await r.close()

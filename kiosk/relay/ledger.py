@@ -22,8 +22,9 @@ number offline meanwhile, :mod:`kiosk.relay.app`) until every replica seen in th
 ``run_id``: every Redis restart (even one that kept its data) is re-seeded. Each replica
 checks every :data:`SEED_CHECK_S` and seeds at once when needed, under the same lock as
 its leases, so no block it handed out is missing from its floors. A replica that is gone
-for good keeps leases refused until it is forgotten (:data:`REPLICA_MEMORY_S`) or its id
-is deleted from the others' ``replicas`` table (README, "kiosk relay").
+for good keeps leases refused until it is forgotten: :data:`REPLICA_MEMORY_S` after its
+own last check (each replica writes its time in Redis every check; the others write down
+that time), or at once by ``kiosk forget-replica`` (README, "kiosk relay").
 
 **Tickets.** A report is kept once per (branch, branch-local day of ``issuedAt``,
 ``ticketId``): :meth:`Ledger.report` answers :data:`NEW`, :data:`KNOWN` or
@@ -39,7 +40,7 @@ reaches :attr:`on_report` (with Redis, on every replica: a pub/sub message).
 Keys (Redis)::
 
     kiosk:seq:{b}:{d}:{s}          the counter: the last number handed out
-    kiosk:hub:replicas             SET: the replicas that seeded (their ids)
+    kiosk:hub:replica-checks       HASH: each replica's id -> its time at its last check
     kiosk:hub:seeded               SET: the replicas that seeded this Redis run
     kiosk:hub:seeded-run           the Redis run_id the seeded set belongs to
     kiosk:hub:tickets:{b}:{d}      HASH ticketId -> the report (JSON, with the phone hash)
@@ -503,18 +504,29 @@ end
 if ARGV[2] == '1' then
   for i = 4, #KEYS do
     local held = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
-    if held < tonumber(ARGV[i]) then
-      redis.call('SET', KEYS[i], ARGV[i], 'EX', ARGV[3])
+    if held < tonumber(ARGV[i + 2]) then
+      redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ARGV[3])
     end
   end
   redis.call('SADD', KEYS[1], ARGV[1])
 end
-redis.call('SADD', KEYS[3], ARGV[1])
-return {redis.call('SISMEMBER', KEYS[1], ARGV[1]), redis.call('SMEMBERS', KEYS[3])}
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+local heard, kept = redis.call('HGETALL', KEYS[3]), {}
+for i = 1, #heard, 2 do
+  if (tonumber(heard[i + 1]) or 0) < tonumber(ARGV[4]) - tonumber(ARGV[5]) then
+    redis.call('HDEL', KEYS[3], heard[i])
+  else
+    kept[#kept + 1] = heard[i]
+    kept[#kept + 1] = heard[i + 1]
+  end
+end
+return {redis.call('SISMEMBER', KEYS[1], ARGV[1]), kept}
 """
-"""KEYS: the seeded set, the seeded run, the replicas, then the counters to raise. ARGV:
-this replica's id, '1' to seed ('0': only look), the counters' TTL, then each counter's
-floor (ARGV[i] for KEYS[i], i from 4). Returns ``{seeded, replicas}``."""
+"""KEYS: the seeded set, the seeded run, the replicas' last checks, then the counters to
+raise. ARGV: this replica's id, '1' to seed ('0': only look), the counters' TTL, this
+replica's time now, :data:`REPLICA_MEMORY_S`, then each counter's floor (ARGV[i + 2] for
+KEYS[i], i from 4). Returns ``{seeded, {id, time, id, time...}}``: every replica with
+the time of its own last check (one not heard from within the memory is dropped)."""
 
 
 def counter_key(branch: str, day: str, sequence: str) -> str:
@@ -592,7 +604,11 @@ def phone_key(phone_sha256: str) -> str:
 
 SEEDED = "kiosk:hub:seeded"
 SEEDED_RUN = "kiosk:hub:seeded-run"
-REPLICAS = "kiosk:hub:replicas"
+REPLICAS = "kiosk:hub:replica-checks"
+"""HASH: each replica's id -> its time at its last check (a SET of ids before December
+2026, ``kiosk:hub:replicas``: a replica gone for good stayed in it, so the others
+counted it seen for ever, and after a restart of a Redis that kept it leases waited for
+it for ever; that old key is no longer read)."""
 
 
 class _RedisTickets:
@@ -766,14 +782,15 @@ class RedisLedger(_RedisTickets):
                 seeded, members = await self._call_seed(seed=True, floors=floors)
                 log.warning("relay: Redis is a new run (restarted): the lease counters were "
                             "raised to this replica's %d floor(s)", len(floors))
-            moment = self._clock()
-            due = [m for m in members if moment - self._noted.get(m, -SEEN_WRITE_S)
-                   >= SEEN_WRITE_S]  # a new replica at once, the others once a minute
+            # each replica as seen by its own last check (a new one at once, the others
+            # once a minute): one gone for good stops being seen, wherever Redis kept it
+            due = [(m, at) for m, at in members.items()
+                   if at - self._noted.get(m, at - SEEN_WRITE_S) >= SEEN_WRITE_S]
             if due:
                 await in_thread(self._file.transaction, lambda db: db.executemany(
                     "INSERT INTO replicas (id, seen) VALUES (?, ?) ON CONFLICT (id) DO "
-                    "UPDATE SET seen = excluded.seen", [(m, moment) for m in due]))
-                self._noted.update(dict.fromkeys(due, moment))
+                    "UPDATE SET seen = max(seen, excluded.seen)", due))
+                self._noted.update(due)
         if seeded:
             self.seeded.set()
         else:
@@ -781,17 +798,24 @@ class RedisLedger(_RedisTickets):
         return seeded
 
     async def _call_seed(self, *, seed: bool, floors: list[Any] | None = None
-                         ) -> tuple[bool, list[str]]:
+                         ) -> tuple[bool, dict[str, float]]:
+        """Whether this run is seeded by this replica, and every replica heard from
+        (:data:`REPLICAS`) with the time of its last check."""
         keys: list[str] = [SEEDED, SEEDED_RUN, REPLICAS]
-        args: list[Any] = [self.id, "1" if seed else "0", COUNTER_TTL_S]
+        args: list[Any] = [self.id, "1" if seed else "0", COUNTER_TTL_S,
+                           repr(self._clock()), REPLICA_MEMORY_S]
         for branch, day, sequence, last in floors or []:
             keys.append(counter_key(branch, day, sequence))
             args.append(int(last))
         try:
-            seeded, members = await self._seed(keys=keys, args=args)
+            seeded, heard = await self._seed(keys=keys, args=args)
+            members = {str(heard[i]): float(heard[i + 1]) for i in range(0, len(heard), 2)}
         except (RedisError, OSError) as exc:
             raise StoreError(f"Redis: {exc}") from None
-        return bool(int(seeded)), [str(m) for m in members]
+        except (ValueError, TypeError, IndexError):  # not a time: another program's key
+            raise StoreError(f"Redis: {REPLICAS} holds something else than replicas' "
+                             "times") from None
+        return bool(int(seeded)), members
 
     def _floors(self) -> list[Any]:
         """This replica's floors of the days a lease may still be used (two days back:
@@ -818,13 +842,101 @@ class RedisLedger(_RedisTickets):
             if last < 0:
                 self.seeded.clear()
                 raise NotSeeded(f"Redis restarted: waiting for replica {missing} to seed "
-                                "the lease counters")
+                                "the lease counters (gone for good? kiosk forget-replica "
+                                f"{missing}, on each replica)")
             try:
                 await in_thread(self._file.transaction, lambda db: _raise(
                     db, branch, day, sequence, last))
             except sqlite3.Error as exc:
                 raise StoreError(f"the floors: {exc}") from None
         return Lease(sequence, day, last - count + 1, last)
+
+
+@dataclass(frozen=True)
+class Replica:
+    """A replica as one replica knows it (``kiosk forget-replica``)."""
+
+    id: str
+    seen: float | None
+    """When this replica last wrote it down as seen (None: not in its file)."""
+    checked: float | None
+    """Its own time at its last check, as Redis holds it (None: not in Redis)."""
+    me: bool
+    """This replica."""
+
+
+def _replica_file(path: Path) -> sqlite3.Connection:
+    if not path.is_file():
+        raise StoreError(f"no {path.name} in {path.parent}: not the data_dir of a replica "
+                         "that ran (kiosk.data_dir of its config)")
+    db = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+    db.execute("PRAGMA busy_timeout=5000")
+    return db
+
+
+def _sync_redis(url: str) -> Any:
+    import redis
+
+    from kiosk.relay.redis_store import SOCKET_TIMEOUT_S
+    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S,
+                                socket_connect_timeout=SOCKET_TIMEOUT_S)
+
+
+def known_replicas(url: str, path: Path) -> list[Replica]:
+    """Every replica this one (its ``hub.sqlite3`` at ``path``) or Redis knows, this one
+    first, then by last seen."""
+    try:
+        db = _replica_file(path)
+        try:
+            rows = db.execute("SELECT id, seen, me FROM replicas").fetchall()
+        finally:
+            db.close()
+        client = _sync_redis(url)
+        try:
+            checks = client.hgetall(REPLICAS)
+        finally:
+            client.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: {exc}") from None
+    except (RedisError, OSError) as exc:
+        raise StoreError(f"Redis: {exc}") from None
+    found = {str(i): Replica(str(i), float(seen), None, bool(me)) for i, seen, me in rows}
+    for i, at in checks.items():
+        try:
+            checked: float | None = float(at)
+        except ValueError:
+            checked = None
+        before = found.get(i)
+        found[i] = Replica(i, before.seen if before else None, checked,
+                           bool(before and before.me))
+    return sorted(found.values(), key=lambda r: (not r.me, -(r.seen or r.checked or 0.0)))
+
+
+def forget_replica(url: str, path: Path, replica: str) -> bool:
+    """Forget ``replica``, gone for good, at once: out of Redis and out of this replica's
+    file (``path``), so leases no longer wait for it to seed after a Redis restart. Run
+    on every replica left (each keeps its own file). Whether it was known here or there;
+    :class:`StoreError` for this replica's own id or a store that does not answer."""
+    try:
+        db = _replica_file(path)
+        try:
+            row = db.execute("SELECT me FROM replicas WHERE id = ?", (replica,)).fetchone()
+            if row and row[0]:
+                raise StoreError(f"{replica} is this replica: run the command on the others")
+            client = _sync_redis(url)  # out of Redis first: then no check writes it again
+            try:
+                there = int(client.hdel(REPLICAS, replica))
+            finally:
+                client.close()
+            here = db.execute("DELETE FROM replicas WHERE id = ? AND me = 0",
+                              (replica,)).rowcount
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: {exc}") from None
+    except (RedisError, OSError) as exc:
+        raise StoreError(f"Redis: {exc}") from None
+    return bool(here or there)
 
 
 def ledger_path(sqlite_path: Path) -> Path:
