@@ -6,7 +6,7 @@ Standard library only: the config, the call feed and the relay check with it.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,14 +34,26 @@ def is_loopback_url(url: str) -> bool:
     return is_loopback(host)
 
 
-def client_address(scope: Mapping[str, Any]) -> str:
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _within(peer: str, proxies: Sequence[Network]) -> bool:
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return any((mapped or address) in net for net in proxies)
+
+
+def client_address(scope: Mapping[str, Any], proxies: Sequence[Network] = ()) -> str:
     """The address an HTTP request comes from (its ASGI ``scope``): the peer's, or, when
-    the peer is this machine (its reverse proxy), the address the proxy added last to
-    ``X-Forwarded-For`` - the last entry of the last such line (those before it anyone
-    can write, whether in one line or in lines of their own)."""
+    the peer is this machine or one of ``proxies`` (its reverse proxy), the address the
+    proxy added last to ``X-Forwarded-For`` - the last entry of the last such line (those
+    before it anyone can write, whether in one line or in lines of their own)."""
     client = scope.get("client")
     peer = str(client[0]) if client else ""
-    if not is_loopback(peer):
+    if not (is_loopback(peer) or (proxies and _within(peer, proxies))):
         return peer
     forwarded = [value for name, value in scope["headers"] if name == b"x-forwarded-for"]
     if not forwarded:

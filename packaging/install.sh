@@ -5,7 +5,7 @@
 #   sudo packaging/install.sh              install or upgrade this checkout (a kiosk)
 #   sudo packaging/install.sh --relay      the calling relay instead: kiosk[relay], the
 #                                          kiosk-relay user and service (enabled), its
-#                                          config and a fresh webhook secret
+#                                          config and the webhook's fresh key pair
 #   packaging/install.sh --root DIR        write everything under DIR instead of /, and
 #                                          skip what only a live system can do (packages,
 #                                          the system user, systemd and udev reloads)

@@ -216,6 +216,32 @@ def test_guessing_the_token_is_stopped_per_address(relay: RelayServer) -> None:
     assert other.status_code == 303
 
 
+@pytest.mark.parametrize(("trusted", "other"), [((), 429), (("10.0.0.0/24",), 303)])
+async def test_behind_a_proxy_on_another_machine_each_address_counts_when_it_is_trusted(
+        tmp_path: Path, trusted: tuple[str, ...], other: int) -> None:
+    """Replicas behind Caddy on the front machine ("Several replicas"): every request's
+    peer is the proxy. Unless ``relay.trusted_proxies`` names it, its ``X-Forwarded-For``
+    is not believed, so all clients are one address: ten wrong tokens from anyone locked
+    the operations team out for the minute (429); trusted, each client counts apart.
+    (The peer is not this machine: the app is called in-process with that peer.)"""
+    from ipaddress import ip_network
+
+    from kiosk.relay.app import create_app
+    settings = fleet_settings(tmp_path, trusted_proxies=tuple(ip_network(t) for t in trusted))
+    transport = httpx.ASGITransport(app=create_app(settings), client=("10.0.0.2", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://calls") as client:
+        for i in range(10):
+            r = await client.post("/fleet/login", data={"token": f"guess-{i}-0123456789abcd"},
+                                  headers={"X-Forwarded-For": f"198.51.100.{i}, 203.0.113.9"})
+            assert r.status_code == 401
+        r = await client.post("/fleet/login", data={"token": FLEET_TOKEN},
+                              headers={"X-Forwarded-For": "203.0.113.7"})
+        assert r.status_code == other
+        r = await client.post("/fleet/login", data={"token": FLEET_TOKEN},  # the guesser
+                              headers={"X-Forwarded-For": "198.51.100.99, 203.0.113.9"})
+        assert r.status_code == 429
+
+
 def test_no_other_site_can_sign_in_or_out(relay: RelayServer) -> None:
     url = relay.url
     for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"},

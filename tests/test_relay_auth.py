@@ -90,6 +90,20 @@ def test_allow_unsigned_refuses_a_public_address(tmp_path: Path) -> None:
     assert "relay.allow_unsigned: false to listen on 0.0.0.0" in p.stderr
 
 
+def test_trusted_proxies_are_addresses_or_networks(tmp_path: Path) -> None:
+    """``relay.trusted_proxies``: a typo stops start-up naming the entry; addresses and
+    networks (IPv4, IPv6) are read."""
+    secret = write_private(tmp_path / "secret", SECRET.decode())
+    p = _kiosk_relay(_config(tmp_path, webhook_secret_file=str(secret),
+                             trusted_proxies=["10.0.0.2", "10.0.0.300"]))
+    assert p.returncode == 2
+    assert "relay.trusted_proxies" in p.stderr and "'10.0.0.300' is not an address" in p.stderr
+    good = load_settings(_config(tmp_path, webhook_secret_file=str(secret),
+                                 trusted_proxies=["10.0.0.2", "10.0.1.0/24", "fd00::/64"]))
+    assert [str(n) for n in good.trusted_proxies] == ["10.0.0.2/32", "10.0.1.0/24",
+                                                      "fd00::/64"]
+
+
 def test_a_relay_built_without_a_key_refuses_to_exist(tmp_path: Path) -> None:
     with pytest.raises(RelayConfigError, match=r"relay\.webhook_secret_file"):
         RelayServer(settings(tmp_path, secrets=()))

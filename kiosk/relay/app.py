@@ -220,7 +220,8 @@ class Relay:
                            open_states(settings.store, settings.sqlite_path))
         """The devices' heartbeats and states (:mod:`kiosk.relay.fleet`)."""
         self.fleet_api = FleetApi(self.fleet, self.access, now)
-        self.fleet_page = FleetPage(self.fleet, self.access, settings.fleet_tokens, now)
+        self.fleet_page = FleetPage(self.fleet, self.access, settings.fleet_tokens, now,
+                                    settings.trusted_proxies)
         self.hub = Hub(on_change=lambda b, n: self.metrics.screens.labels(b).set(n))
         self.zone = ZoneInfo(settings.timezone)
         self._zones = {b: ZoneInfo(z) for b, z in settings.zones.items()}
@@ -868,7 +869,7 @@ def create_app(settings: RelaySettings, store: Store | None = None,
     The customers' phone pages read the ledger (or ``phone_source``)."""
     relay = Relay(settings, store)
     phone = Phone(phone_source or LedgerSource(relay.ledger), relay.hub, relay.today,
-                  follow=relay.follow)
+                  follow=relay.follow, proxies=settings.trusted_proxies)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

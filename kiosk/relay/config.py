@@ -60,6 +60,7 @@ expected; ``kiosk relay`` prints it and exits 2. Secrets and tokens are read int
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import resource
 from dataclasses import dataclass, field
@@ -106,6 +107,16 @@ def _branch_id(v: str) -> str:
 def _timezone(v: str | None) -> str | None:
     if v is not None:
         _zone(v)
+    return v
+
+
+def _networks(v: list[str]) -> list[str]:
+    for item in v:
+        try:
+            ipaddress.ip_network(item.strip(), strict=False)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an address or a network (10.0.0.2, "
+                             "10.0.0.0/24, fd00::/64)") from None
     return v
 
 
@@ -228,6 +239,12 @@ class RelaySection(_M):
     window, and the replay cache (in the store) keeps every JWT seen that long."""
     jwt_max_lifetime_s: int = Field(900, ge=10, le=3600)
     """A JWT whose ``exp`` is more than this many seconds after its ``iat`` is refused."""
+    trusted_proxies: list[str] = Field(default_factory=list, max_length=64)
+    """Addresses (or networks, ``10.0.0.0/24``) of the reverse proxies in front of the
+    relay on other machines (replicas behind Caddy on the front machine): the last
+    ``X-Forwarded-For`` entry they add is the client's address for the per-address limits
+    (the phone pages' rate, the fleet page's wrong tokens). This machine's own proxy is
+    always believed. It never makes a request "local" (``allow_unsigned``, ``/metrics``)."""
     allow_unsigned: bool = False
     """Development only: accept unsigned webhooks from this machine (a loopback peer whose
     request carries no ``Forwarded``, ``X-Forwarded-For`` or ``X-Real-IP``). Only on a
@@ -272,6 +289,7 @@ class RelaySection(_M):
             raise ValueError("'sqlite' or a Redis URL like redis://127.0.0.1:6379/0")
         return v
 
+    _proxies = field_validator("trusted_proxies")(_networks)
     _tz = field_validator("timezone")(_timezone)
 
 
@@ -370,6 +388,9 @@ class RelaySettings:
     """Longest ``exp - iat`` accepted."""
     allow_unsigned: bool = False
     """Development: unsigned webhooks from a local peer (no forwarding header) accepted."""
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    """The reverse proxies on other machines whose ``X-Forwarded-For`` names the client
+    (``relay.trusted_proxies``; this machine's is always believed)."""
     zones: dict[str, str] = field(default_factory=dict)
     """Branch id -> its IANA time zone (others: :attr:`timezone`)."""
 
@@ -476,7 +497,9 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
                          timezone=tz, host=host, port=port,
                          jwt_keys=jwt_keys, jwt_window_s=r.jwt_window_s,
                          jwt_max_lifetime_s=r.jwt_max_lifetime_s,
-                         allow_unsigned=r.allow_unsigned, zones=zones)
+                         allow_unsigned=r.allow_unsigned, zones=zones,
+                         trusted_proxies=tuple(ipaddress.ip_network(p.strip(), strict=False)
+                                               for p in r.trusted_proxies))
 
 
 def _devices(file: str, r: RelaySection) -> tuple[dict[str, str], dict[str, Device]]:

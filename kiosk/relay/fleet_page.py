@@ -39,7 +39,7 @@ from starlette.routing import Route
 
 from kiosk.errors import StoreError
 from kiosk.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
-from kiosk.netloc import client_address
+from kiosk.netloc import Network, client_address
 from kiosk.relay.devices import Access
 from kiosk.relay.fleet import STATES, DeviceView, Fleet, log, read_body
 
@@ -167,8 +167,10 @@ class FleetPage:
     """The page's routes over a :class:`~kiosk.relay.fleet.Fleet`."""
 
     def __init__(self, fleet: Fleet, access: Access, fleet_tokens: Sequence[bytes],
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], proxies: Sequence[Network] = ()) -> None:
         self.fleet = fleet
+        self.proxies = tuple(proxies)
+        """Proxies on other machines whose ``X-Forwarded-For`` names the client."""
         self.access = access
         self.tokens = tuple(fleet_tokens)
         self.clock = clock
@@ -264,7 +266,7 @@ class FleetPage:
         if not same_origin(request):
             return Response("forbidden", status_code=403, headers=HEADERS)
         lang = language(request)
-        who = client_address(request.scope)  # behind this machine's proxy: what it forwarded
+        who = client_address(request.scope, self.proxies)  # behind a proxy: what it forwarded
         moment = self.clock()
         began, failures = self._failed.get(who, (moment, 0))
         if moment - began >= SIGN_IN_WINDOW_S:

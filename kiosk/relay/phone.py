@@ -64,7 +64,7 @@ from starlette.types import Receive, Scope, Send
 
 from kiosk.errors import StoreError
 from kiosk.i18n import DEFAULT_LANGUAGE, LANGUAGES, format_wait, t
-from kiosk.netloc import client_address
+from kiosk.netloc import Network, client_address
 from kiosk.relay.hub import GONE, Hub, Page
 from kiosk.relay.ledger import Ledger, Ticket
 
@@ -331,8 +331,11 @@ class Phone:
     """The phone pages of one relay over a :class:`PhoneSource` and the relay's hub."""
 
     def __init__(self, source: PhoneSource, hub: Hub, today: Callable[[str], str],
-                 clock: Callable[[], float] = time.time, follow: Follow | None = None) -> None:
+                 clock: Callable[[], float] = time.time, follow: Follow | None = None,
+                 proxies: Sequence[Network] = ()) -> None:
         self.source = source
+        self.proxies = tuple(proxies)
+        """Proxies on other machines whose ``X-Forwarded-For`` names the client."""
         self.hub = hub
         self.follow = follow
         """Tells a listener of a branch's reports and calls while a page is open
@@ -429,7 +432,7 @@ class Phone:
                 Route("/phone/{name}", self.asset, methods=["GET"])]
 
     def _limited(self, request: Request) -> Response | None:
-        wait = self.limiter.allow(client_address(request.scope))
+        wait = self.limiter.allow(client_address(request.scope, self.proxies))
         if not wait:
             return None
         lang = _lang_of(None, request.headers.get("accept-language", ""))
