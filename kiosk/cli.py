@@ -20,8 +20,8 @@
     kiosk [--config PATH] relay [--host H] [--port P]   the calling relay (kiosk.relay)
     kiosk webhook-template [--json] [--hmac]     the provider webhook template to paste
     kiosk webhook-keys DIR                       a key pair for the template's JWT
-    kiosk [--config PATH] forget-replica [ID]    the hub's replicas (no ID), or forget
-                                                 one gone for good (run on each replica)
+    kiosk [--config PATH] forget-replica [ID [--force]]   the hub's replicas (no ID), or
+                                                 forget one gone for good (on each replica)
     kiosk device-token FILE                      a new device (or fleet) token, mode 0600
     kiosk demo [--headless] [--mode kiosk|tablet|display]   the UI (or a morning) against
                                                  the mock, its calls through a relay
@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     fr = sub.add_parser("forget-replica", help="list the hub's replicas (relay on Redis), or "
                         "forget one gone for good: its leases wait no more")
     fr.add_argument("id", nargs="?", help="the replica's id (without it: list them)")
+    fr.add_argument("--force", action="store_true", help="forget one seen within 26 hours "
+                    "too (only if Redis kept its data: its last numbers are on its disk)")
 
     wt = sub.add_parser("webhook-template", help="print the webhook template for the provider")
     wt.add_argument("--json", action="store_true", help="the template file as JSON")
@@ -469,7 +471,7 @@ def cmd_forget_replica(args: argparse.Namespace, out: TextIO) -> int:
     from kiosk.config import resolve_path
     from kiosk.errors import StoreError
     from kiosk.relay import RelayConfigError, load_settings
-    from kiosk.relay.ledger import forget_replica, known_replicas, ledger_path
+    from kiosk.relay.ledger import RiskyForget, forget_replica, known_replicas, ledger_path
     path = resolve_path(args.config)
     try:
         settings = load_settings(path)
@@ -492,7 +494,10 @@ def cmd_forget_replica(args: argparse.Namespace, out: TextIO) -> int:
                 print(f"{r.id:34s}{ago(r.seen):>14s}{ago(r.checked):>14s}"
                       f"{'  (this one)' if r.me else ''}", file=out)
             return ExitStatus.OK
-        known = forget_replica(settings.store, hub, args.id)
+        known = forget_replica(settings.store, hub, args.id, force=args.force)
+    except RiskyForget as exc:
+        print(f"kiosk: not forgotten: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
     except StoreError as exc:
         print(f"kiosk: {exc}", file=sys.stderr)
         return ExitStatus.FAILED

@@ -98,6 +98,12 @@ def test_trusted_proxies_are_addresses_or_networks(tmp_path: Path) -> None:
                              trusted_proxies=["10.0.0.2", "10.0.0.300"]))
     assert p.returncode == 2
     assert "relay.trusted_proxies" in p.stderr and "'10.0.0.300' is not an address" in p.stderr
+    for wide, said in (("0.0.0.0/0", "too wide"), ("10.0.0.0/8", "too wide"),
+                       ("::/0", "too wide"), ("::ffff:10.0.0.2", "as IPv4")):
+        with pytest.raises(RelayConfigError, match=r"relay\.trusted_proxies") as err:
+            load_settings(_config(tmp_path, webhook_secret_file=str(secret),
+                                  trusted_proxies=[wide]))
+        assert said in str(err.value), wide
     good = load_settings(_config(tmp_path, webhook_secret_file=str(secret),
                                  trusted_proxies=["10.0.0.2", "10.0.1.0/24", "fd00::/64"]))
     assert [str(n) for n in good.trusted_proxies] == ["10.0.0.2/32", "10.0.1.0/24",

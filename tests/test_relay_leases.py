@@ -366,19 +366,44 @@ async def test_a_replica_gone_for_good_holds_leases_36_hours_after_its_last_chec
             await _until_checked(a)
             with pytest.raises(ledger_module.NotSeeded) as refused:
                 await a.lease(BRANCH_A, day, "A", 5)
-            assert r.id in str(refused.value) and "forget-replica" in str(refused.value)
+            assert r.id in str(refused.value) and "Numbers with replicas" in str(refused.value)
             for _ in range(36):  # 37 hours after r's last check
                 now[0] += 3600
                 await a.check()
             lease = await a.lease(BRANCH_A, day, "A", 5)
             assert lease.first > top  # above r's block (Redis kept the counter)
-            import redis
-            client = redis.Redis.from_url(server.url, decode_responses=True)
-            assert set(client.hkeys(ledger_module.REPLICAS)) == {a.id}  # r dropped there too
-            client.close()
         finally:
             await a.close()
             await r.close()
+
+
+async def test_the_replicas_list_drops_what_is_old_or_not_a_time_and_older_replicas_see_it(
+        tmp_path: Path) -> None:
+    """Redis's list of replicas' checks: an entry older than 36 hours, or not a time (Lua
+    read "0x7fffffff" as a number and kept it, Python refused it and every check failed:
+    after a Redis restart nobody could seed), is dropped by the next check. Each replica
+    is also in the older SET, so a replica of the older version still running during an
+    upgrade waits for the newer ones' floors."""
+    import redis
+    with RedisProcess(tmp_path, "none") as server:
+        client = redis.Redis.from_url(server.url, decode_responses=True)
+        now = float(client.time()[0])
+        client.hset(ledger_module.REPLICAS, mapping={
+            "gone": f"{now - 37 * 3600:.3f}", "poison": "0x7fffffff", "nan": "nan",
+            "recent": f"{now - 3600:.3f}"})
+        a = ledger_module.RedisLedger(server.url, tmp_path / "a" / "hub.sqlite3")
+        await a.start()
+        try:
+            assert await a.check()
+            assert set(client.hkeys(ledger_module.REPLICAS)) == {a.id, "recent"}
+            assert client.sismember(ledger_module.OLDER_REPLICAS, a.id)
+            known = {r.id: r for r in ledger_module.known_replicas(server.url,
+                                                                   tmp_path / "a" / "hub.sqlite3")}
+            assert set(known) == {a.id, "recent"} and known[a.id].me
+            assert known["recent"].seen == pytest.approx(now - 3600, abs=1)
+        finally:
+            await a.close()
+            client.close()
 
 
 async def _until_checked(ledger: Any) -> None:
@@ -395,10 +420,17 @@ async def _until_checked(ledger: Any) -> None:
 
 async def test_kiosk_forget_replica_lists_the_replicas_and_forgets_one_at_once(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A replica retired today: `kiosk forget-replica` (no id) lists the replicas; with
-    r's id, run on a, leases after a Redis restart no longer wait for r."""
+    """`kiosk forget-replica` (no id) lists the replicas. It refuses this replica, one that
+    is running, and, without --force, one seen within 26 hours (the last numbers it handed
+    out are only on its disk); forced, run on a, leases after a restart of a Redis that
+    kept its data no longer wait for r."""
+    import redis
+
     from kiosk.cli import main
     day = day_of(BRANCH_A)
+
+    def forget(*args: str) -> int:
+        return main(["--config", str(config), "forget-replica", *args])
     with RedisProcess(tmp_path, "aof") as server:
         config = _replica_config(tmp_path / "a", server.url)
         a = ledger_module.RedisLedger(server.url, tmp_path / "a" / "hub.sqlite3")
@@ -409,18 +441,28 @@ async def test_kiosk_forget_replica_lists_the_replicas_and_forgets_one_at_once(
             await r.check()
             await a.check()
             await r.close()
-            assert await asyncio.to_thread(main, ["--config", str(config),
-                                                  "forget-replica"]) == 0
+            assert await asyncio.to_thread(forget) == 0
             listed = capsys.readouterr().out
             assert a.id in listed and r.id in listed and "(this one)" in listed
-            mine = await asyncio.to_thread(main, ["--config", str(config), "forget-replica",
-                                                  a.id])
-            assert mine != 0 and "this replica" in capsys.readouterr().err
-            assert await asyncio.to_thread(main, ["--config", str(config), "forget-replica",
-                                                  r.id]) == 0
+            assert await asyncio.to_thread(forget, a.id) != 0
+            assert "this replica" in capsys.readouterr().err
+            assert await asyncio.to_thread(forget, r.id) != 0  # it checked a moment ago
+            assert "it is running" in capsys.readouterr().err
+            client = redis.Redis.from_url(server.url, decode_responses=True)
+            hours_ago = float(client.time()[0]) - 3 * 3600  # as if r stopped 3 hours ago
+            client.hset(ledger_module.REPLICAS, r.id, f"{hours_ago:.3f}")
+            client.close()
+            db = sqlite3.connect(tmp_path / "a" / "hub.sqlite3")
+            db.execute("UPDATE replicas SET seen = ? WHERE id = ?", (hours_ago, r.id))
+            db.commit()
+            db.close()
+            assert await asyncio.to_thread(forget, r.id) == 2
+            assert "Redis kept its data (AOF)" in capsys.readouterr().err
+            assert _known_replicas(tmp_path / "a") == 2  # nothing forgotten
+            assert await asyncio.to_thread(forget, r.id, "--force") == 0
             assert "forgotten here and in Redis" in capsys.readouterr().out
-            assert await asyncio.to_thread(main, ["--config", str(config), "forget-replica",
-                                                  "no-such-replica"]) != 0
+            assert _known_replicas(tmp_path / "a") == 1
+            assert await asyncio.to_thread(forget, "no-such-replica", "--force") != 0
             server.restart()
             await _until_checked(a)
             assert (await a.lease(BRANCH_A, day, "A", 5)).first >= 1  # no wait for r

@@ -110,13 +110,22 @@ def _timezone(v: str | None) -> str | None:
     return v
 
 
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+"""IPv4 addresses as an IPv6 socket shows them."""
+
+
 def _networks(v: list[str]) -> list[str]:
     for item in v:
         try:
-            ipaddress.ip_network(item.strip(), strict=False)
+            net = ipaddress.ip_network(item.strip(), strict=False)
         except ValueError:
             raise ValueError(f"{item!r} is not an address or a network (10.0.0.2, "
                              "10.0.0.0/24, fd00::/64)") from None
+        if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(_MAPPED):
+            raise ValueError(f"{item!r}: write an IPv4 proxy as IPv4 (10.0.0.2)")
+        if net.prefixlen < (16 if net.version == 4 else 48):
+            raise ValueError(f"{item!r} is too wide (at most a /16, or an IPv6 /48): "
+                             "anyone in it could name any address and dodge the limits")
     return v
 
 
@@ -241,7 +250,8 @@ class RelaySection(_M):
     """A JWT whose ``exp`` is more than this many seconds after its ``iat`` is refused."""
     trusted_proxies: list[str] = Field(default_factory=list, max_length=64)
     """Addresses (or networks, ``10.0.0.0/24``) of the reverse proxies in front of the
-    relay on other machines (replicas behind Caddy on the front machine): the last
+    relay on other machines (replicas behind Caddy on the front machine; at most a /16 or
+    an IPv6 /48 each): the last
     ``X-Forwarded-For`` entry they add is the client's address for the per-address limits
     (the phone pages' rate, the fleet page's wrong tokens). This machine's own proxy is
     always believed. It never makes a request "local" (``allow_unsigned``, ``/metrics``)."""

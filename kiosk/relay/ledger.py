@@ -496,24 +496,29 @@ return {last, ''}
 replicas that must have seeded this run. ``{last, ''}``, or ``{-1, id}``: ``id`` has not."""
 
 _SEED = """
+if redis.replicate_commands then redis.replicate_commands() end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or '?'
 if redis.call('GET', KEYS[2]) ~= run then
   redis.call('DEL', KEYS[1])
   redis.call('SET', KEYS[2], run)
 end
 if ARGV[2] == '1' then
-  for i = 4, #KEYS do
+  for i = 5, #KEYS do
     local held = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
-    if held < tonumber(ARGV[i + 2]) then
-      redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ARGV[3])
+    if held < tonumber(ARGV[i]) then
+      redis.call('SET', KEYS[i], ARGV[i], 'EX', ARGV[3])
     end
   end
   redis.call('SADD', KEYS[1], ARGV[1])
 end
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+redis.call('HSET', KEYS[3], ARGV[1], string.format('%.3f', now))
+redis.call('SADD', KEYS[4], ARGV[1])
 local heard, kept = redis.call('HGETALL', KEYS[3]), {}
 for i = 1, #heard, 2 do
-  if (tonumber(heard[i + 1]) or 0) < tonumber(ARGV[4]) - tonumber(ARGV[5]) then
+  local at = string.match(heard[i + 1], '^%d+%.?%d*$') and tonumber(heard[i + 1])
+  if not at or at < now - tonumber(ARGV[4]) then
     redis.call('HDEL', KEYS[3], heard[i])
   else
     kept[#kept + 1] = heard[i]
@@ -522,11 +527,12 @@ for i = 1, #heard, 2 do
 end
 return {redis.call('SISMEMBER', KEYS[1], ARGV[1]), kept}
 """
-"""KEYS: the seeded set, the seeded run, the replicas' last checks, then the counters to
-raise. ARGV: this replica's id, '1' to seed ('0': only look), the counters' TTL, this
-replica's time now, :data:`REPLICA_MEMORY_S`, then each counter's floor (ARGV[i + 2] for
-KEYS[i], i from 4). Returns ``{seeded, {id, time, id, time...}}``: every replica with
-the time of its own last check (one not heard from within the memory is dropped)."""
+"""KEYS: the seeded set, the seeded run, the replicas' last checks (:data:`REPLICAS`), the
+older replicas' set (:data:`OLDER_REPLICAS`), then the counters to raise. ARGV: this
+replica's id, '1' to seed ('0': only look), the counters' TTL, :data:`REPLICA_MEMORY_S`,
+then each counter's floor (ARGV[i] for KEYS[i], i from 5). This replica's check is
+stamped with Redis's clock (one clock for every replica's time); an entry older than the
+memory, or not a time, is dropped. Returns ``{seeded, {id, time, id, time...}}``."""
 
 
 def counter_key(branch: str, day: str, sequence: str) -> str:
@@ -605,10 +611,14 @@ def phone_key(phone_sha256: str) -> str:
 SEEDED = "kiosk:hub:seeded"
 SEEDED_RUN = "kiosk:hub:seeded-run"
 REPLICAS = "kiosk:hub:replica-checks"
-"""HASH: each replica's id -> its time at its last check (a SET of ids before December
-2026, ``kiosk:hub:replicas``: a replica gone for good stayed in it, so the others
-counted it seen for ever, and after a restart of a Redis that kept it leases waited for
-it for ever; that old key is no longer read)."""
+"""HASH: each replica's id -> the time (Redis's clock) of its last check."""
+OLDER_REPLICAS = "kiosk:hub:replicas"
+"""The SET of replica ids replicas installed before 3 December 2026 read (and nothing
+trims: one gone for good stayed in it, counted seen for ever, and after a restart of a
+Redis that kept it leases waited for it for ever). Written, never read: so an older
+replica still running during an upgrade waits for the newer ones' floors too."""
+ALIVE_S = 120.0
+"""A replica checked within this long is running: ``kiosk forget-replica`` refuses it."""
 
 
 class _RedisTickets:
@@ -784,7 +794,8 @@ class RedisLedger(_RedisTickets):
                             "raised to this replica's %d floor(s)", len(floors))
             # each replica as seen by its own last check (a new one at once, the others
             # once a minute): one gone for good stops being seen, wherever Redis kept it
-            due = [(m, at) for m, at in members.items()
+            moment = self._clock()
+            due = [(m, min(at, moment + SEEN_WRITE_S)) for m, at in members.items()
                    if at - self._noted.get(m, at - SEEN_WRITE_S) >= SEEN_WRITE_S]
             if due:
                 await in_thread(self._file.transaction, lambda db: db.executemany(
@@ -801,20 +812,19 @@ class RedisLedger(_RedisTickets):
                          ) -> tuple[bool, dict[str, float]]:
         """Whether this run is seeded by this replica, and every replica heard from
         (:data:`REPLICAS`) with the time of its last check."""
-        keys: list[str] = [SEEDED, SEEDED_RUN, REPLICAS]
-        args: list[Any] = [self.id, "1" if seed else "0", COUNTER_TTL_S,
-                           repr(self._clock()), REPLICA_MEMORY_S]
+        keys: list[str] = [SEEDED, SEEDED_RUN, REPLICAS, OLDER_REPLICAS]
+        args: list[Any] = [self.id, "1" if seed else "0", COUNTER_TTL_S, REPLICA_MEMORY_S]
         for branch, day, sequence, last in floors or []:
             keys.append(counter_key(branch, day, sequence))
             args.append(int(last))
         try:
             seeded, heard = await self._seed(keys=keys, args=args)
-            members = {str(heard[i]): float(heard[i + 1]) for i in range(0, len(heard), 2)}
         except (RedisError, OSError) as exc:
             raise StoreError(f"Redis: {exc}") from None
-        except (ValueError, TypeError, IndexError):  # not a time: another program's key
-            raise StoreError(f"Redis: {REPLICAS} holds something else than replicas' "
-                             "times") from None
+        members: dict[str, float] = {}
+        for i in range(0, len(heard) - 1, 2):  # (the script keeps only times)
+            with contextlib.suppress(ValueError, TypeError):
+                members[str(heard[i])] = float(heard[i + 1])
         return bool(int(seeded)), members
 
     def _floors(self) -> list[Any]:
@@ -841,9 +851,10 @@ class RedisLedger(_RedisTickets):
             last = int(last)
             if last < 0:
                 self.seeded.clear()
-                raise NotSeeded(f"Redis restarted: waiting for replica {missing} to seed "
-                                "the lease counters (gone for good? kiosk forget-replica "
-                                f"{missing}, on each replica)")
+                raise NotSeeded(f"Redis restarted: waiting for replica {missing} to raise "
+                                "the lease counters to the last numbers it handed out (the "
+                                "devices number offline meanwhile; a replica gone for good: "
+                                "packaging/README.md, \"Numbers with replicas\")")
             try:
                 await in_thread(self._file.transaction, lambda db: _raise(
                     db, branch, day, sequence, last))
@@ -912,21 +923,54 @@ def known_replicas(url: str, path: Path) -> list[Replica]:
     return sorted(found.values(), key=lambda r: (not r.me, -(r.seen or r.checked or 0.0)))
 
 
-def forget_replica(url: str, path: Path, replica: str) -> bool:
+RECENT_S = 26 * 3600
+"""A replica seen within this may have handed out numbers of some branch's current day."""
+
+
+class RiskyForget(StoreError):
+    """Forgetting the replica may hand its numbers out again (``--force`` to do it)."""
+
+
+def forget_replica(url: str, path: Path, replica: str, *, force: bool = False,
+                   clock: Callable[[], float] = time.time) -> bool:
     """Forget ``replica``, gone for good, at once: out of Redis and out of this replica's
-    file (``path``), so leases no longer wait for it to seed after a Redis restart. Run
-    on every replica left (each keeps its own file). Whether it was known here or there;
-    :class:`StoreError` for this replica's own id or a store that does not answer."""
+    file (``path``), so leases no longer wait for it to raise the counters to its floors
+    after a Redis restart. Run on every replica left (each keeps its own file). Whether it
+    was known here or there.
+
+    :class:`StoreError` for this replica's own id, for one that checked within
+    :data:`ALIVE_S` (it is running), or a store that does not answer;
+    :class:`RiskyForget`, unless ``force``, for one seen within :data:`RECENT_S`: its
+    floors (the last numbers it handed out) go with it, so if Redis lost its counters
+    those numbers may be handed out again."""
     try:
         db = _replica_file(path)
         try:
-            row = db.execute("SELECT me FROM replicas WHERE id = ?", (replica,)).fetchone()
-            if row and row[0]:
+            row = db.execute("SELECT seen, me FROM replicas WHERE id = ?",
+                             (replica,)).fetchone()
+            if row and row[1]:
                 raise StoreError(f"{replica} is this replica: run the command on the others")
-            client = _sync_redis(url)  # out of Redis first: then no check writes it again
+            client = _sync_redis(url)
             try:
-                there = int(client.hdel(REPLICAS, replica))
-            finally:
+                checked = client.hget(REPLICAS, replica)
+                moment = clock()
+                try:
+                    last_check = float(checked) if checked is not None else None
+                except ValueError:
+                    last_check = None
+                if last_check is not None and moment - last_check < ALIVE_S:
+                    raise StoreError(f"{replica} checked {moment - last_check:.0f} s ago: it "
+                                     "is running (stop it first)")
+                seen = max((t for t in (last_check, row[0] if row else None)
+                            if t is not None), default=None)
+                if seen is not None and moment - seen < RECENT_S and not force:
+                    raise RiskyForget(
+                        f"{replica} was last seen {(moment - seen) / 3600:.1f} h ago: the last "
+                        "numbers it handed out today are only on its disk. Forget it only if "
+                        "Redis kept its data (AOF) or after the day it was last seen; then "
+                        "again with --force")
+                there = int(client.hdel(REPLICAS, replica))  # first: then no check
+            finally:  # writes it down again
                 client.close()
             here = db.execute("DELETE FROM replicas WHERE id = ? AND me = 0",
                               (replica,)).rowcount
