@@ -23,8 +23,8 @@ number offline meanwhile, :mod:`kiosk.relay.app`) until every replica seen in th
 checks every :data:`SEED_CHECK_S` and seeds at once when needed, under the same lock as
 its leases, so no block it handed out is missing from its floors. A replica that is gone
 for good keeps leases refused until it is forgotten: :data:`REPLICA_MEMORY_S` after its
-own last check (each replica writes its time in Redis every check; the others write down
-that time), or at once by ``kiosk forget-replica`` (README, "kiosk relay").
+last check (each check is stamped in Redis, by Redis's clock; the others write that time
+down), or at once by ``kiosk forget-replica`` (README, "Numbers with replicas").
 
 **Tickets.** A report is kept once per (branch, branch-local day of ``issuedAt``,
 ``ticketId``): :meth:`Ledger.report` answers :data:`NEW`, :data:`KNOWN` or
@@ -40,7 +40,8 @@ reaches :attr:`on_report` (with Redis, on every replica: a pub/sub message).
 Keys (Redis)::
 
     kiosk:seq:{b}:{d}:{s}          the counter: the last number handed out
-    kiosk:hub:replica-checks       HASH: each replica's id -> its time at its last check
+    kiosk:hub:replica-checks       HASH: each replica's id -> the time of its last check
+    kiosk:hub:replicas             SET: replica ids, for replicas of before 3 December 2026
     kiosk:hub:seeded               SET: the replicas that seeded this Redis run
     kiosk:hub:seeded-run           the Redis run_id the seeded set belongs to
     kiosk:hub:tickets:{b}:{d}      HASH ticketId -> the report (JSON, with the phone hash)
@@ -58,7 +59,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -795,12 +796,13 @@ class RedisLedger(_RedisTickets):
             # each replica as seen by its own last check (a new one at once, the others
             # once a minute): one gone for good stops being seen, wherever Redis kept it
             moment = self._clock()
-            due = [(m, min(at, moment + SEEN_WRITE_S)) for m, at in members.items()
+            due = [(m, at) for m, at in members.items()
                    if at - self._noted.get(m, at - SEEN_WRITE_S) >= SEEN_WRITE_S]
-            if due:
+            if due:  # (never written down as seen later than a minute ahead of this clock)
                 await in_thread(self._file.transaction, lambda db: db.executemany(
                     "INSERT INTO replicas (id, seen) VALUES (?, ?) ON CONFLICT (id) DO "
-                    "UPDATE SET seen = max(seen, excluded.seen)", due))
+                    "UPDATE SET seen = max(seen, excluded.seen)",
+                    [(m, min(at, moment + SEEN_WRITE_S)) for m, at in due]))
                 self._noted.update(due)
         if seeded:
             self.seeded.set()
@@ -871,7 +873,7 @@ class Replica:
     seen: float | None
     """When this replica last wrote it down as seen (None: not in its file)."""
     checked: float | None
-    """Its own time at its last check, as Redis holds it (None: not in Redis)."""
+    """The time of its last check, as Redis holds it (None: not in Redis)."""
     me: bool
     """This replica."""
 
@@ -885,6 +887,17 @@ def _replica_file(path: Path) -> sqlite3.Connection:
     return db
 
 
+@contextlib.contextmanager
+def _translated(path: Path) -> Iterator[None]:
+    """SQLite's (``path``) and Redis's errors as :class:`StoreError`."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: {exc}") from None
+    except (RedisError, OSError) as exc:
+        raise StoreError(f"Redis: {exc}") from None
+
+
 def _sync_redis(url: str) -> Any:
     import redis
 
@@ -896,7 +909,7 @@ def _sync_redis(url: str) -> Any:
 def known_replicas(url: str, path: Path) -> list[Replica]:
     """Every replica this one (its ``hub.sqlite3`` at ``path``) or Redis knows, this one
     first, then by last seen."""
-    try:
+    with _translated(path):
         db = _replica_file(path)
         try:
             rows = db.execute("SELECT id, seen, me FROM replicas").fetchall()
@@ -907,10 +920,6 @@ def known_replicas(url: str, path: Path) -> list[Replica]:
             checks = client.hgetall(REPLICAS)
         finally:
             client.close()
-    except sqlite3.Error as exc:
-        raise StoreError(f"{path}: {exc}") from None
-    except (RedisError, OSError) as exc:
-        raise StoreError(f"Redis: {exc}") from None
     found = {str(i): Replica(str(i), float(seen), None, bool(me)) for i, seen, me in rows}
     for i, at in checks.items():
         try:
@@ -943,7 +952,7 @@ def forget_replica(url: str, path: Path, replica: str, *, force: bool = False,
     :class:`RiskyForget`, unless ``force``, for one seen within :data:`RECENT_S`: its
     floors (the last numbers it handed out) go with it, so if Redis lost its counters
     those numbers may be handed out again."""
-    try:
+    with _translated(path):
         db = _replica_file(path)
         try:
             row = db.execute("SELECT seen, me FROM replicas WHERE id = ?",
@@ -976,10 +985,6 @@ def forget_replica(url: str, path: Path, replica: str, *, force: bool = False,
                               (replica,)).rowcount
         finally:
             db.close()
-    except sqlite3.Error as exc:
-        raise StoreError(f"{path}: {exc}") from None
-    except (RedisError, OSError) as exc:
-        raise StoreError(f"Redis: {exc}") from None
     return bool(here or there)
 
 
