@@ -488,7 +488,11 @@ def cmd_forget_replica(args: argparse.Namespace, out: TextIO) -> int:
             now = time.time()
 
             def ago(moment: float | None) -> str:
-                return "-" if moment is None else f"{max(0.0, now - moment) / 3600:.1f} h ago"
+                if moment is None:
+                    return "-"
+                gone = max(0.0, now - moment)
+                return (f"{gone:.0f} s ago" if gone < 120 else f"{gone / 60:.0f} min ago"
+                        if gone < 7200 else f"{gone / 3600:.1f} h ago")
             print(f"{'replica':34s}{'seen here':>14s}{'last check':>14s}", file=out)
             for r in known_replicas(settings.store, hub):
                 print(f"{r.id:34s}{ago(r.seen):>14s}{ago(r.checked):>14s}"
