@@ -17,12 +17,18 @@ def is_loopback(host: str) -> bool:
     a name for DNS rather than /etc/hosts."""
     if host.lower() == "localhost":
         return True
+    address = _address(host)
+    return address is not None and address.is_loopback
+
+
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``host`` as an IP address (an IPv4 address a dual-stack socket shows as
+    ``::ffff:a.b.c.d`` as that IPv4 address); None for a name."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+        return None
+    return getattr(address, "ipv4_mapped", None) or address
 
 
 def is_loopback_url(url: str) -> bool:
@@ -38,12 +44,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _within(peer: str, proxies: Sequence[Network]) -> bool:
-    try:
-        address = ipaddress.ip_address(peer)
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return any((mapped or address) in net for net in proxies)
+    address = _address(peer)
+    return address is not None and any(address in net for net in proxies)
 
 
 def client_address(scope: Mapping[str, Any], proxies: Sequence[Network] = ()) -> str:

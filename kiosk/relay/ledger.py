@@ -823,10 +823,9 @@ class RedisLedger(_RedisTickets):
             seeded, heard = await self._seed(keys=keys, args=args)
         except (RedisError, OSError) as exc:
             raise StoreError(f"Redis: {exc}") from None
-        members: dict[str, float] = {}
-        for i in range(0, len(heard) - 1, 2):  # (the script keeps only times)
-            with contextlib.suppress(ValueError, TypeError):
-                members[str(heard[i])] = float(heard[i + 1])
+        # id, time, id, time... (the script keeps only times: a stray value is skipped)
+        members = {str(heard[i]): at for i in range(0, len(heard) - 1, 2)
+                   if (at := _check_time(heard[i + 1])) is not None}
         return bool(int(seeded)), members
 
     def _floors(self) -> list[Any]:
@@ -887,6 +886,15 @@ def _replica_file(path: Path) -> sqlite3.Connection:
     return db
 
 
+def _check_time(value: Any) -> float | None:
+    """A replica's check time as :data:`REPLICAS` holds it; None when there is none, or
+    what is there is not a number."""
+    try:
+        return float(value) if value is not None else None
+    except (ValueError, TypeError):
+        return None
+
+
 @contextlib.contextmanager
 def _translated(path: Path) -> Iterator[None]:
     """SQLite's (``path``) and Redis's errors as :class:`StoreError`."""
@@ -922,12 +930,8 @@ def known_replicas(url: str, path: Path) -> list[Replica]:
             client.close()
     found = {str(i): Replica(str(i), float(seen), None, bool(me)) for i, seen, me in rows}
     for i, at in checks.items():
-        try:
-            checked: float | None = float(at)
-        except ValueError:
-            checked = None
         before = found.get(i)
-        found[i] = Replica(i, before.seen if before else None, checked,
+        found[i] = Replica(i, before.seen if before else None, _check_time(at),
                            bool(before and before.me))
     return sorted(found.values(), key=lambda r: (not r.me, -(r.seen or r.checked or 0.0)))
 
@@ -961,12 +965,8 @@ def forget_replica(url: str, path: Path, replica: str, *, force: bool = False,
                 raise StoreError(f"{replica} is this replica: run the command on the others")
             client = _sync_redis(url)
             try:
-                checked = client.hget(REPLICAS, replica)
+                last_check = _check_time(client.hget(REPLICAS, replica))
                 moment = clock()
-                try:
-                    last_check = float(checked) if checked is not None else None
-                except ValueError:
-                    last_check = None
                 if last_check is not None and moment - last_check < ALIVE_S:
                     raise StoreError(f"{replica} checked {moment - last_check:.0f} s ago: it "
                                      "is running (stop it first)")
