@@ -302,3 +302,28 @@ def test_a_ticket_called_before_a_restart_is_a_re_call_after_it(tmp_path: Path) 
         post(relay.url, call_body("A-008", "c-3"))
         got = [(d["ticketId"], d.get("recall")) for _, d in screen.take(2)]
         assert got == [("A-007", True), ("A-008", None)]
+
+
+def test_a_screens_json_is_the_text_json_dumps_writes_whatever_the_names() -> None:
+    """The SSE ``data:`` JSON is made by pydantic-core (a third of json's time): its text is
+    exactly ``json.dumps``'s compact, non-ASCII form, for any text a call carries (quotes,
+    backslashes, control characters, line separators, emoji), and re-calls end alike."""
+    import random
+
+    from kiosk.relay.store import RECALL_END, Call
+
+    rng = random.Random(16)
+    alphabet = [chr(i) for i in range(0x80)] + list("éñü中\u2028\u2029\u0085\ufeff\u00a0😀")
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16)))
+        data: dict[str, object] = {
+            "ticketId": text, "poc": {"label": text[::-1]}, "queue": {"name": text[:3]},
+            "at": "2026-12-03T09:00:00-03:00", "lang": "es",
+            "priority": rng.choice([True, text, "mayor"])}
+        call = Call(branch="b", day="2026-12-03", call_id="c", ticket_id=text, data=data,
+                    received=0.0)
+        first, again = call.payloads()
+        want = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        assert first == want and call.payload(False) == want
+        assert again == want[:-1] + RECALL_END == call.payload(True)
+        assert json.loads(again) == {**data, "recall": True}
