@@ -300,6 +300,24 @@ def test_a_jwt_out_of_time_or_of_another_call_is_refused(
     assert post(jwt_relay.url, body, jwt_headers(body, es256[0])).status_code == 201
 
 
+def test_a_jwt_the_template_html_escaped_binds_the_call_it_names(
+        jwt_relay: RelayServer, es256: tuple[Any, Any]) -> None:
+    """Handlebars HTML-escapes what it renders, in the body and in the JWT alike: the body
+    is read unescaped, so its claims differ from its fields as text and are compared
+    unescaped (the relay's quick comparison of the very text falls through to that one):
+    the call is taken, and any field changed is still refused."""
+    body = call_body("A-042", "call-1", poc="Cabina &lt;3&gt; &amp; &#x27;A&#x27;",
+                     queue_name="Caja &amp; Seguros")
+    r = post(jwt_relay.url, body, jwt_headers(body, es256[0]))
+    assert r.status_code == 201, r.text
+    other = jwt_headers(body, es256[0], poc={"id": "poc-3", "label": "Cabina &lt;4&gt;"})
+    again = call_body("A-042", "call-2", poc="Cabina &lt;3&gt; &amp; &#x27;A&#x27;")
+    r = post(jwt_relay.url, again, jwt_headers(again, es256[0], poc={
+        "id": "poc-3", "label": "Cabina &lt;4&gt; &amp; &#x27;A&#x27;"}))
+    assert (r.status_code, r.json()["error"]) == (401, "unbound_jwt")
+    assert post(jwt_relay.url, body, other).json()["error"] == "unbound_jwt"
+
+
 @pytest.mark.parametrize(("issued", "way"), [(-7200, "before"), (7200, "after")])
 def test_a_jwt_out_of_the_window_says_which_way_and_points_at_the_clock(
         jwt_relay: RelayServer, es256: tuple[Any, Any], issued: float, way: str) -> None:

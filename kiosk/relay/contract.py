@@ -493,18 +493,26 @@ def verify_jwt(token: str, call: Webhook, *, secrets: Sequence[bytes], keys: Seq
     if now + JWT_LEEWAY_S < nbf:  # a time (checked above)
         raise JwtRefused("stale_jwt", "not valid yet (nbf)")
     poc = claims.get("poc")
-    bound = (_same(claims.get("branch"), call.branch.id)
-             and _same(claims.get("ticketId"), call.ticketId)
-             and _same(claims.get("callId", ""), call.callId)
-             and isinstance(poc, dict) and _same(poc.get("label"), call.poc.label)
-             and _same(poc.get("id", ""), call.poc.id)
-             and ("queue" not in claims or _same(claims["queue"], call.queue.name))
-             # what the screens show and say of it (templates before December 2026 leave
-             # them out: then they are not bound)
-             and ("lang" not in claims
-                  or _same(rendered(claims["lang"]), call.rendered("lang")))
-             and ("priority" not in claims
-                  or _same(rendered(claims["priority"]), call.rendered("priority"))))
+    lang, priority = call.rendered("lang"), call.rendered("priority")
+    # the common case at once: each claim the body's very text, or absent where it may be
+    # (anything else - an HTML-escaped claim, one rendered from a value - is read below)
+    bound = type(poc) is dict and (
+        claims.get("branch"), claims.get("ticketId"), claims.get("callId", ""),
+        poc.get("label"), poc.get("id", ""), claims.get("queue", call.queue.name),
+        claims.get("lang", lang), claims.get("priority", priority)) == (
+        call.branch.id, call.ticketId, call.callId, call.poc.label, call.poc.id,
+        call.queue.name, lang, priority)
+    bound = bound or (
+        _same(claims.get("branch"), call.branch.id)
+        and _same(claims.get("ticketId"), call.ticketId)
+        and _same(claims.get("callId", ""), call.callId)
+        and isinstance(poc, dict) and _same(poc.get("label"), call.poc.label)
+        and _same(poc.get("id", ""), call.poc.id)
+        and ("queue" not in claims or _same(claims["queue"], call.queue.name))
+        # what the screens show and say of it (templates before December 2026 leave them
+        # out: then they are not bound)
+        and ("lang" not in claims or _same(rendered(claims["lang"]), lang))
+        and ("priority" not in claims or _same(rendered(claims["priority"]), priority)))
     if not bound:
         raise JwtRefused("unbound_jwt", "the JWT names another call (branch, ticketId, "
                          "callId, queue, poc, lang or priority differ from the body)")
