@@ -19,7 +19,12 @@
    (``redis-server`` started here on a free port), screens split between the replicas
    and webhooks sent to both in turn.
 
+   ``--against REV``: the relay of git revision ``REV`` too, in the same rounds (a change's
+   before and after, measured while the machine is the same), from a copy of that
+   revision made here (``git archive``) and run there (its own package, not this one's).
+
     .venv/bin/python benchmarks/bench_relay.py [--requests 3000] [--calls 300] [--auth hmac]
+    .venv/bin/python benchmarks/bench_relay.py --skip-redis --calls 50 --against HEAD~2
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import io
 import json
 import os
 import re
@@ -36,6 +42,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -46,6 +53,8 @@ import yaml
 
 from kiosk.relay.server import free_port, relay_process, wait_healthy
 from tests.relay_helpers import rs256_pair
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SECRET = b"bench-secret-0123456789abcdefghij"
 AUTH = {"mode": "jwt"}
@@ -172,6 +181,15 @@ def baseline_process() -> Iterator[tuple[int, int]]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def checkout(rev: str, into: Path) -> Path:
+    """A copy of this repository at git revision ``rev`` in ``into`` (``git archive``)."""
+    tar = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev],
+                         capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        archive.extractall(into, filter="data")
+    return into
 
 
 @contextlib.contextmanager
@@ -343,6 +361,8 @@ def main() -> int:
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--auth", choices=("jwt", "hmac"), default="jwt",
                     help="sign as the default template (a bound RS256 JWT) or with the HMAC")
+    ap.add_argument("--against", metavar="REV",
+                    help="also measure the relay of git revision REV in the same rounds")
     args = ap.parse_args()
     AUTH["mode"] = args.auth
     ok = True
@@ -357,12 +377,20 @@ def main() -> int:
         print(f"machine: {cores.strip()} cores (shared); loopback; uvicorn, one process each; "
               f"webhooks signed with {'a bound RS256 JWT' if args.auth == 'jwt' else 'HMAC'}")
         with baseline_process() as (base_port, base_pid), relay_process(cfg) as relay, \
-                relay_process(cfg_other) as relay_other:
+                relay_process(cfg_other) as relay_other, contextlib.ExitStack() as more:
             relay_port = int(relay.url.rsplit(":", 1)[1])
             sides = {"baseline": base_port, "relay": relay_port,
                      "other": int(relay_other.url.rsplit(":", 1)[1])}
             pids = {"baseline": base_pid, "relay": relay.proc.pid,
                     "other": relay_other.proc.pid}
+            if args.against:
+                tree = checkout(args.against, folder / "against")
+                (folder / "against-config").mkdir()
+                cfg_against, _ = write_config(folder / "against-config", sync=args.sync)
+                old = more.enter_context(relay_process(
+                    cfg_against, env=dict(os.environ, PYTHONPATH=str(tree)), cwd=tree))
+                sides["against"] = int(old.url.rsplit(":", 1)[1])
+                pids["against"] = old.proc.pid
             cores = sorted(os.sched_getaffinity(0))
             pinned = not args.no_pin and len(cores) >= 2
             if pinned:  # the load on one core, each server on another (the same for all)
@@ -403,9 +431,15 @@ def main() -> int:
                       f"{rel / base:.2f} (goal >= 0.5: {verdict})")
                 print(f"  relay, sqlite_sync={other}: {alt:,.0f}/s -> ratio {alt / base:.2f} "
                       "(for comparison)")
+                if args.against:
+                    was = statistics.median(rates["against"])
+                    print(f"  relay at {args.against}, sqlite_sync={args.sync}: {was:,.0f}/s -> "
+                          f"ratio {was / base:.2f}; this code / that: {rel / was:.2f}")
                 cpu = {name: statistics.median(v) for name, v in cpus.items()}
                 print(f"  CPU per webhook (medians): bare {cpu['baseline']:.2f} ms, relay "
-                      f"{cpu['relay']:.2f} ms ({args.sync}), {cpu['other']:.2f} ms ({other}) "
+                      f"{cpu['relay']:.2f} ms ({args.sync}), {cpu['other']:.2f} ms ({other}"
+                      + (f"), {cpu['against']:.2f} ms (at {args.against}" if args.against
+                         else "") + ") "
                       f"-> bare/relay {cpu['baseline'] / cpu['relay']:.2f} (what a quiet "
                       "machine's ratio tends to)")
                 ok &= rel / base >= 0.5

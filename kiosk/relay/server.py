@@ -252,12 +252,15 @@ def _limit_open_files(nofile: int) -> Callable[[], None]:
 @contextlib.contextmanager
 def relay_process(config: Path, port: int | None = None, env: Mapping[str, str] | None = None,
                   timeout_s: float = 20.0, *, nofile: int | None = None,
-                  log_path: Path | None = None) -> Iterator[RelayProcess]:
+                  log_path: Path | None = None, cwd: Path | None = None
+                  ) -> Iterator[RelayProcess]:
     """``kiosk --config CONFIG relay`` in its own process on a free loopback port; yields
     once ``/healthz`` answers, stops it (SIGTERM) at the end unless it was killed.
 
     ``nofile``: its open-file limit (soft and hard, as systemd's ``LimitNOFILE``);
-    ``log_path``: where its log (stderr) goes, appended (default: a temporary file)."""
+    ``log_path``: where its log (stderr) goes, appended (default: a temporary file);
+    ``cwd``: its working folder (``-m`` puts it first on its path: the relay of another
+    checkout runs there, or this one's package would shadow that one's)."""
     port = port or free_port()
     args = [sys.executable, "-m", "kiosk", "--config", str(config), "relay",
             "--host", "127.0.0.1", "--port", str(port)]
@@ -265,7 +268,7 @@ def relay_process(config: Path, port: int | None = None, env: Mapping[str, str] 
     log = (log_path.open("ab") if log_path is not None
            else tempfile.TemporaryFile())  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(args, env=dict(env) if env is not None else dict(os.environ),  # noqa: S603
-                            stdout=subprocess.DEVNULL, stderr=log,
+                            stdout=subprocess.DEVNULL, stderr=log, cwd=cwd,
                             preexec_fn=_limit_open_files(nofile) if nofile else None)  # noqa: PLW1509
     handle = RelayProcess(f"http://127.0.0.1:{port}", proc)
     try:
