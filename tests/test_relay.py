@@ -308,6 +308,17 @@ def test_healthz(relay: RelayServer) -> None:
     assert r.json() == {"status": "ok"}
 
 
+def test_answers_do_not_name_the_server_software(relay: RelayServer) -> None:
+    """No ``server: uvicorn`` (what runs behind the proxy is nobody's business), on a
+    webhook's answer, a refusal or any other; each still carries its ``date``."""
+    answers = [httpx.get(relay.url + "/healthz"), post(relay.url, call_body()),
+               post(relay.url, call_body("A-043"), {"X-Kiosk-Signature": "sha256=00"}),
+               httpx.get(relay.url + "/nowhere")]
+    assert [r.status_code for r in answers] == [200, 201, 401, 404]
+    for r in answers:
+        assert "server" not in r.headers and r.headers["date"], r.headers
+
+
 # --------------------------------------------------------------------------- durability
 
 

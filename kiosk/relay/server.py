@@ -73,6 +73,7 @@ class _Server(uvicorn.Server):
             # address any client writes in the peer's place (and cost every request a pass)
             proxy_headers=False,
             timeout_keep_alive=settings.keepalive_idle_s,
+            server_header=False,  # no "server: uvicorn": what runs here is nobody's business
             h11_max_incomplete_event_size=MAX_HEADERS))
         self.relay.transport_of = self.transport_of
 
