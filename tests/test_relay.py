@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -333,6 +335,26 @@ def _write_config(tmp_path: Path, **relay: object) -> Path:
     path = tmp_path / "kiosk.yaml"
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     return path
+
+
+def test_relay_process_runs_the_package_of_the_folder_it_is_given(tmp_path: Path) -> None:
+    """``bench_relay --against REV`` measures another revision's relay beside this one.
+    ``python -m kiosk`` puts its working folder first on the path, so given that
+    revision's folder in ``PYTHONPATH`` alone, this checkout's relay ran in its place (the
+    paired runs compared the code with itself); run from that folder, that one runs."""
+    tree = tmp_path / "tree"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "kiosk", tree / "kiosk",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    init = tree / "kiosk" / "__init__.py"
+    init.write_text(init.read_text(encoding="utf-8") + "\nimport os as _os\n"
+                    "if _os.environ.get('KIOSK_TEST_MARK'):\n"
+                    "    open(_os.environ['KIOSK_TEST_MARK'], 'w').write(__file__)\n",
+                    encoding="utf-8")
+    marker = tmp_path / "ran"
+    env = dict(os.environ, PYTHONPATH=str(tree), KIOSK_TEST_MARK=str(marker))
+    with relay_process(_write_config(tmp_path), env=env, cwd=tree) as relay:
+        assert httpx.get(relay.url + "/healthz").status_code == 200
+    assert marker.read_text() == str(init)
 
 
 @pytest.mark.slow
