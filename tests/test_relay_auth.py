@@ -10,6 +10,7 @@ import dataclasses
 import io
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -389,6 +390,50 @@ def test_rs256_and_key_rotation_from_a_pem_file(tmp_path: Path,
         for i, (key, alg) in enumerate([(es256[0], "ES256"), (rsa_key, "RS256")]):
             body = call_body(f"A-{i}", f"c-{i}")
             assert post(relay.url, body, jwt_headers(body, key, alg)).status_code == 201
+
+
+@pytest.mark.parametrize("alg", ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512",
+                                 "HS256", "HS384", "HS512"])
+def test_each_accepted_algorithm_checks_its_own_signature(alg: str) -> None:
+    """Every algorithm the relay accepts takes a token its key signed, and refuses one
+    another key of the same kind signed, or one whose header names another hash (each
+    asymmetric signature is checked over a digest the relay makes itself)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from kiosk.relay import contract
+
+    def pair() -> tuple[Any, Any]:
+        if alg.startswith("RS"):
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            return key, key.public_key()
+        if alg.startswith("ES"):
+            curve = {"256": ec.SECP256R1(), "384": ec.SECP384R1(), "512": ec.SECP521R1()}
+            key = ec.generate_private_key(curve[alg[2:]])
+            return key, key.public_key()
+        secret = os.urandom(64)
+        return secret, secret
+
+    (signer, checker), (stranger, _) = pair(), pair()
+    body = call_body()
+    call = contract.parse(body)
+
+    def check(headers: dict[str, str]) -> contract.JwtAccepted:
+        token = headers["Authorization"].removeprefix("Bearer ")
+        keys, secrets = ((), (checker,)) if alg.startswith("HS") else ((checker,), ())
+        return contract.verify_jwt(token, call, secrets=secrets, keys=keys, now=time.time(),
+                                   window_s=300, max_lifetime_s=900)
+
+    accepted = check(jwt_headers(body, signer, alg))
+    assert accepted.replay_key.startswith("jwt:") and len(accepted.replay_key) == 68
+    with pytest.raises(contract.JwtRefused, match="signature not valid"):
+        check(jwt_headers(body, stranger, alg))
+    other = alg[:2] + ("384" if alg.endswith("256") else "256")
+    token = jwt_headers(body, signer, alg)["Authorization"]
+    rest = token.removeprefix("Bearer ").split(".", 1)[1]
+    relabelled = jwt.utils.base64url_encode(json.dumps(
+        {"alg": other, "typ": "JWT"}).encode()).decode()  # the same signature, another hash
+    with pytest.raises(contract.JwtRefused):
+        check({"Authorization": f"Bearer {relabelled}.{rest}"})
 
 
 @pytest.mark.parametrize(("text", "expected"), [
