@@ -185,7 +185,8 @@ def baseline_process() -> Iterator[tuple[int, int]]:
 
 def checkout(rev: str, into: Path) -> Path:
     """A copy of this repository at git revision ``rev`` in ``into`` (``git archive``)."""
-    tar = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev],
+    tar = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar",
+                          "--end-of-options", rev],  # a REV is never read as an option
                          capture_output=True, check=True).stdout
     with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
         archive.extractall(into, filter="data")
