@@ -72,7 +72,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kiosk.errors import ConfigError
-from kiosk.netloc import is_loopback
+from kiosk.netloc import Network, is_loopback
 from kiosk.redaction import redact_url
 from kiosk.relay.devices import DEVICE_ID, MIN_TOKEN, Device, Role
 from kiosk.secretfile import read_private_lines
@@ -114,18 +114,25 @@ _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 """IPv4 addresses as an IPv6 socket shows them."""
 
 
+def _trusted_network(item: str) -> Network:
+    """One ``relay.trusted_proxies`` entry as a network; ValueError saying what is wrong
+    with it (not an address, an IPv4-mapped form, wider than a /16 or an IPv6 /48)."""
+    try:
+        net = ipaddress.ip_network(item.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"{item!r} is not an address or a network (10.0.0.2, "
+                         "10.0.0.0/24, fd00::/64)") from None
+    if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(_MAPPED):
+        raise ValueError(f"{item!r}: write an IPv4 proxy as IPv4 (10.0.0.2)")
+    if net.prefixlen < (16 if net.version == 4 else 48):
+        raise ValueError(f"{item!r} is too wide (at most a /16, or an IPv6 /48): "
+                         "anyone in it could name any address and dodge the limits")
+    return net
+
+
 def _networks(v: list[str]) -> list[str]:
     for item in v:
-        try:
-            net = ipaddress.ip_network(item.strip(), strict=False)
-        except ValueError:
-            raise ValueError(f"{item!r} is not an address or a network (10.0.0.2, "
-                             "10.0.0.0/24, fd00::/64)") from None
-        if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(_MAPPED):
-            raise ValueError(f"{item!r}: write an IPv4 proxy as IPv4 (10.0.0.2)")
-        if net.prefixlen < (16 if net.version == 4 else 48):
-            raise ValueError(f"{item!r} is too wide (at most a /16, or an IPv6 /48): "
-                             "anyone in it could name any address and dodge the limits")
+        _trusted_network(item)
     return v
 
 
@@ -398,7 +405,7 @@ class RelaySettings:
     """Longest ``exp - iat`` accepted."""
     allow_unsigned: bool = False
     """Development: unsigned webhooks from a local peer (no forwarding header) accepted."""
-    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    trusted_proxies: tuple[Network, ...] = ()
     """The reverse proxies on other machines whose ``X-Forwarded-For`` names the client
     (``relay.trusted_proxies``; this machine's is always believed)."""
     zones: dict[str, str] = field(default_factory=dict)
@@ -508,8 +515,7 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
                          jwt_keys=jwt_keys, jwt_window_s=r.jwt_window_s,
                          jwt_max_lifetime_s=r.jwt_max_lifetime_s,
                          allow_unsigned=r.allow_unsigned, zones=zones,
-                         trusted_proxies=tuple(ipaddress.ip_network(p.strip(), strict=False)
-                                               for p in r.trusted_proxies))
+                         trusted_proxies=tuple(map(_trusted_network, r.trusted_proxies)))
 
 
 def _devices(file: str, r: RelaySection) -> tuple[dict[str, str], dict[str, Device]]:
