@@ -155,7 +155,8 @@ async def hook(request):
 app = Starlette(routes=[Route("/webhooks/videsk", hook, methods=["POST"])])
 sock = listening_socket("127.0.0.1", int(sys.argv[1]))
 uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                              timeout_graceful_shutdown=3, proxy_headers=False)
+                              timeout_graceful_shutdown=3, proxy_headers=False,
+                              server_header=False)  # the relay's answers name no server
                ).run(sockets=[sock])
 '''
 

@@ -321,6 +321,22 @@ def test_answers_do_not_name_the_server_software(relay: RelayServer) -> None:
         assert "server" not in r.headers and r.headers["date"], r.headers
 
 
+
+def test_the_benchmarks_bare_endpoint_answers_like_the_relay() -> None:
+    """``bench_relay``'s ingest goal compares the relay with a bare endpoint "on the same
+    uvicorn settings": the relay names no server software, so neither does the bare one
+    (one header less to write on every answer would favour whichever sends it)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    try:
+        import bench_relay
+    finally:
+        sys.path.pop(0)
+    with bench_relay.baseline_process() as (port, _):
+        r = httpx.post(f"http://127.0.0.1:{port}/webhooks/videsk", content=call_body())
+    assert r.status_code == 204
+    assert "server" not in r.headers and r.headers["date"], r.headers
+
+
 # --------------------------------------------------------------------------- durability
 
 
