@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import logging
 import random
 import sqlite3
 import threading
@@ -23,8 +24,9 @@ import httpx
 import pytest
 import yaml
 
-from kiosk.relay import RelayServer, RelaySettings, relay_process
+from kiosk.relay import RelayConfigError, RelayServer, RelaySettings, load_settings, relay_process
 from kiosk.relay import ledger as ledger_module
+from kiosk.relay.quota import NumberQuota
 from tests.redis_helpers import RedisProcess
 from tests.relay_helpers import (
     BRANCH_A,
@@ -160,6 +162,59 @@ def test_concurrent_leases_from_many_clients_never_overlap(hub: RelayServer) -> 
     assert len(got) == 16 * 15 and disjoint(got)
     numbers = sorted(n for a, b in got for n in range(a, b + 1))
     assert numbers == list(range(1, len(numbers) + 1))  # no gap either: one counter
+
+
+def test_a_device_in_a_loop_cannot_burn_the_branchs_numbers(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A device that leases more than ``relay.max_numbers_per_hour`` (a bug looping, a
+    stolen token) is answered 429 with the seconds until its lease fits, and nothing is
+    handed out: the branch's counter stays where the devices that behave need it. Every
+    refusal is counted, one a minute logged."""
+    caplog.set_level(logging.INFO, logger="kiosk.relay")
+    with RelayServer(hub_settings(tmp_path, max_numbers_per_hour=1000)) as hub:
+        assert block(lease(hub.url, KIOSK, count=600)) == (1, 600)
+        refused = [lease(hub.url, KIOSK, count=500) for _ in range(3)]
+        for r in refused:
+            assert (r.status_code, r.json()["error"]) == (429, "rate"), r.text
+            # 100 numbers short, at 1,000 an hour: six minutes (less what came back since)
+            assert 350 <= int(r.headers["retry-after"]) <= 360, r.headers
+        assert block(lease(hub.url, KIOSK, count=400)) == (601, 1000)  # what is left fits
+        assert block(lease(hub.url, TABLET, count=1000)) == (1001, 2000)  # its own budget
+        assert lease(hub.url, KIOSK, count=1).status_code == 429
+        text = httpx.get(hub.url + "/metrics", trust_env=False).text
+    assert 'relay_leases_total{result="limited"} 4.0' in text
+    assert 'relay_leases_total{result="leased"} 3.0' in text
+    lines = [r.getMessage() for r in caplog.records if "max_numbers_per_hour" in r.getMessage()]
+    assert len(lines) == 1 and "lobby-1" in lines[0] and "429" in lines[0], lines
+
+
+def test_a_number_budget_fills_back_by_the_hour_and_is_given_back_when_nothing_leased(
+        ) -> None:
+    clock = [1000.0]
+    quota = NumberQuota(1200, clock=lambda: clock[0])
+    assert quota.take("lobby-1", 1000) == 0
+    assert quota.take("lobby-1", 300) == 300  # 100 short at 1,200 an hour: 300 s
+    assert quota.take("greeter", 1000) == 0  # each device its own budget
+    clock[0] += 300
+    assert quota.take("lobby-1", 300) == 0
+    clock[0] += 10 * 3600  # a budget is never more than an hour's
+    assert quota.take("lobby-1", 1200) == 0
+    assert quota.take("lobby-1", 1) == 3
+    quota.give_back("lobby-1", 1000)  # the store did not hand the block out after all
+    assert quota.take("lobby-1", 1000) == 0
+    clock[0] -= 7200  # a clock that goes back gives nothing back
+    assert quota.take("lobby-1", 1) == 3
+    with pytest.raises(ValueError, match="1000"):
+        NumberQuota(999)
+
+
+def test_the_number_budget_is_a_setting_of_at_least_one_largest_lease(
+        tmp_path: Path) -> None:
+    assert load_settings(_config(tmp_path)).max_numbers_per_hour == 3000
+    assert load_settings(_config(tmp_path, max_numbers_per_hour=5000)
+                         ).max_numbers_per_hour == 5000
+    with pytest.raises(RelayConfigError, match=r"relay\.max_numbers_per_hour"):
+        load_settings(_config(tmp_path, max_numbers_per_hour=999))
 
 
 def _config(tmp_path: Path, **relay: Any) -> Path:

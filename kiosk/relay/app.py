@@ -93,7 +93,6 @@ from kiosk.relay.fleet_page import FleetPage
 from kiosk.relay.fleet_store import open_states
 from kiosk.relay.hub import GONE, SLOW, Hub, Screen
 from kiosk.relay.ledger import (
-    MAX_COUNT,
     NEW,
     OUTCOMES,
     SEED_RETRY_AFTER_S,
@@ -104,6 +103,7 @@ from kiosk.relay.ledger import (
     open_ledger,
 )
 from kiosk.relay.phone import LedgerSource, Phone, PhoneSource
+from kiosk.relay.quota import MAX_COUNT, NumberQuota
 from kiosk.relay.ratelog import RateLimitedLog
 from kiosk.relay.store import RECALL_END, Call, Event, Replayed, SqliteStore, Store, now
 
@@ -180,7 +180,7 @@ class Metrics:
                                "(a new callId: shown and announced again)",
                                registry=self.registry)
         self.leases = Counter("relay_leases", "Lease requests by result (leased, day: 409, "
-                              "refused: 4xx, unavailable: 503)", ["result"],
+                              "refused: 4xx, limited: 429, unavailable: 503)", ["result"],
                               registry=self.registry)
         self.reports = Counter("relay_ticket_reports", "Ticket reports by result (new, "
                                "known, replaced, conflict, refused, unavailable)", ["result"],
@@ -241,6 +241,8 @@ class Relay:
         """Open streams by device id (``max_streams_per_token`` caps them)."""
         self._refusal_logged: dict[str, float] = {}
         """When a device's next refusal may be logged (one line per ``RETRY_AFTER_S``)."""
+        self.quota = NumberQuota(settings.max_numbers_per_hour)
+        """Numbers each device may still lease (``max_numbers_per_hour``)."""
         self._metrics_refusal_logged = 0.0
         """When the next refused ``/metrics`` request may be logged."""
         self._metrics_refused_quietly = 0
@@ -612,9 +614,23 @@ class Relay:
             log.info("relay: lease refused to %s: day %s, the branch's is %s", device.id,
                      day, today)
             return JSONResponse({"error": "day", "day": today}, status_code=409)
+        wait = self.quota.take(device.id, count)
+        if wait:  # a device in a loop would burn the branch's numbers for the whole day
+            self.metrics.leases.labels("limited").inc()
+            key = "lease:" + device.id
+            if time.monotonic() >= self._refusal_logged.get(key, 0.0):  # no log flood
+                self._refusal_logged[key] = time.monotonic() + RETRY_AFTER_S
+                log.warning("relay: device %s asked for %d more numbers of %s than its "
+                            "budget allows (relay.max_numbers_per_hour: %d): refused (429) "
+                            "for %d s", device.id, count, sequence, self.quota.per_hour,
+                            wait)
+            return JSONResponse({"error": "rate", "detail": "too many numbers leased: at "
+                                 f"most {self.quota.per_hour} an hour per device"},
+                                status_code=429, headers={"Retry-After": str(wait)})
         try:
             lease = await self.ledger.lease(branch, day, sequence, count)
         except StoreError as exc:
+            self.quota.give_back(device.id, count)
             self.metrics.leases.labels("unavailable").inc()
             log.error("relay: no lease for %s (%s %s): %s", device.id, sequence, day, exc)
             retry = SEED_RETRY_AFTER_S if isinstance(exc, NotSeeded) else STORE_RETRY_AFTER_S

@@ -18,6 +18,7 @@ day a call belongs to). Every other key of the file is the kiosk's business and 
       history: 10                         # calls a screen gets when it connects afresh
       keepalive_s: 15                     # SSE comment this often on a quiet stream
       max_streams_per_token: 8            # streams one device may hold (429 beyond)
+      max_numbers_per_hour: 3000          # numbers one device may lease an hour (429 beyond)
       send_timeout_s: 30                  # a send waiting this long resets the stream (a send
                                           # waits only once the buffers on both ends are full)
       metrics_token_file: /etc/kiosk/metrics-token   # 0600; /metrics then needs this bearer
@@ -75,6 +76,7 @@ from kiosk.errors import ConfigError
 from kiosk.netloc import Network, is_loopback
 from kiosk.redaction import redact_url
 from kiosk.relay.devices import DEVICE_ID, MIN_TOKEN, Device, Role
+from kiosk.relay.quota import MAX_COUNT
 from kiosk.secretfile import read_private_lines
 
 DEFAULT_LISTEN = "127.0.0.1:8787"
@@ -219,6 +221,11 @@ class RelaySection(_M):
     """Streams one device (its token) may hold open at once; one more is answered 429 with
     ``Retry-After``. Per relay process: with Redis and N replicas a token may hold up to N
     times this many."""
+    max_numbers_per_hour: int = Field(3000, ge=MAX_COUNT, le=10_000_000)
+    """Ticket numbers one device may lease an hour (:mod:`kiosk.relay.quota`): its budget
+    is full at start and fills back at this rate; a lease beyond it is answered 429 with
+    ``Retry-After`` (the device numbers from its blocks, then offline). At least one
+    largest lease (1,000). Per relay process, like ``max_streams_per_token``."""
     send_timeout_s: float = Field(30.0, gt=0, le=3600)
     """Seconds one send to a screen may wait before its stream is reset. A send waits only
     once the socket's send buffer, the screen's receive window and the server's buffer are
@@ -375,6 +382,8 @@ class RelaySettings:
     """Calls queued for one screen before it is dropped as too slow."""
     max_streams_per_token: int = 8
     """Streams one device may hold open at once (this process)."""
+    max_numbers_per_hour: int = 3000
+    """Numbers one device may lease an hour (this process)."""
     send_timeout_s: float = 30.0
     """Seconds one send may wait (buffers full on both ends) before the stream is reset."""
     timezone: str = "UTC"
@@ -505,6 +514,7 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
                          require_jwt=r.require_jwt, history=r.history,
                          keepalive_s=r.keepalive_s, client_buffer=r.client_buffer,
                          max_streams_per_token=r.max_streams_per_token,
+                         max_numbers_per_hour=r.max_numbers_per_hour,
                          send_timeout_s=r.send_timeout_s,
                          max_connections=r.max_connections,
                          header_timeout_s=r.header_timeout_s,

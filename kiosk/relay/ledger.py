@@ -84,8 +84,6 @@ REPLICA_MEMORY_S = 36 * 3600
 """A replica not seen for this long is no longer waited for when seeding."""
 SEEN_WRITE_S = 60.0
 """A replica seen again is written down at most this often (a new one at once)."""
-MAX_COUNT = 1000
-"""The largest block a lease may ask for."""
 SEED_RETRY_AFTER_S = 2
 """``Retry-After`` of a lease refused while Redis is being seeded."""
 
