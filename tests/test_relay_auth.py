@@ -27,7 +27,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kiosk.relay import RelayConfigError, RelayServer, load_settings, relay_process
+from kiosk.relay import RelayConfigError, RelayServer, contract, load_settings, relay_process
 from kiosk.relay.store import DEDUP_CALL_S
 from tests.relay_helpers import (
     BRANCH_A,
@@ -318,6 +318,29 @@ def test_a_jwt_the_template_html_escaped_binds_the_call_it_names(
         "id": "poc-3", "label": "Cabina &lt;4&gt; &amp; &#x27;A&#x27;"}))
     assert (r.status_code, r.json()["error"]) == (401, "unbound_jwt")
     assert post(jwt_relay.url, body, other).json()["error"] == "unbound_jwt"
+
+
+def test_a_captured_jwt_cannot_show_its_escaped_text_by_a_body_written_otherwise(
+        jwt_relay: RelayServer, es256: tuple[Any, Any]) -> None:
+    """The template escapes "Caja & Seguros" as ``Caja &amp; Seguros`` in the body and in
+    the JWT alike. A captured delivery whose body wrote that ``&`` as ``\\u0026``, or
+    escaped it twice, was taken (201) with the claim's escaped text itself: the screens
+    showed "Caja &amp; Seguros", and the genuine delivery, sent after it, was refused as a
+    replay. Now every text is read unescaped however it is written, and so is each claim:
+    the one spelling shows the provider's text, the other names another booth."""
+    genuine = call_body("A-042", "call-1", poc="Caja &amp; Seguros")
+    headers = jwt_headers(genuine, es256[0])
+    twice = genuine.replace(b"Caja &amp;", b"Caja &amp;amp;")
+    r = post(jwt_relay.url, twice, headers)
+    assert (r.status_code, r.json()["error"]) == (401, "unbound_jwt"), r.text
+    screen = SseReader(jwt_relay.url, BRANCH_A, TOKEN_A).start_connected()
+    written = genuine.replace(b"Caja &amp;", b"Caja \\u0026amp;")
+    assert post(jwt_relay.url, written, headers).status_code == 201
+    [(_, data)] = screen.take(1)
+    assert data["poc"]["label"] == "Caja & Seguros"
+    r = post(jwt_relay.url, genuine, headers)  # the same call, the same JWT: used once
+    assert (r.status_code, r.json()["error"]) == (401, "replayed_jwt"), r.text
+    assert contract.parse(genuine) == contract.parse(written)
 
 
 @pytest.mark.parametrize(("issued", "way"), [(-7200, "before"), (7200, "after")])

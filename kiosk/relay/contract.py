@@ -199,7 +199,9 @@ def parse(body: bytes) -> Webhook:
     """The call in ``body``; :class:`Malformed` with the reason otherwise."""
     body = body.removeprefix(codecs.BOM_UTF8)  # JSON is UTF-8; a BOM may be ignored
     try:
-        if b"&" in body:  # maybe HTML-escaped by the template: parsed, unescaped, checked
+        if b"&" in body or b"\\u0026" in body:  # an & in some text (as is, or written
+            # \u0026): maybe HTML-escaped by the template: parsed, unescaped, checked.
+            # Every text is read unescaped, so one text has one reading however written
             call = Webhook.model_validate(_unescape(_json_object(body)))
         else:  # the common case: parsed and checked in one pass (pydantic-core)
             call = Webhook.model_validate_json(body)
@@ -456,12 +458,12 @@ def _time(value: Any) -> bool:
 
 
 def _same(claim: Any, value: str) -> bool:
-    """A claim equals the body's field (Handlebars may have HTML-escaped either: the
-    body is unescaped by :func:`parse`)."""
+    """A claim, unescaped, equals the body's field (Handlebars HTML-escapes both alike:
+    the body is unescaped by :func:`parse`). Never the claim's escaped text as such: a
+    body escaped twice (``&amp;amp;``) would then match it, a text the provider never
+    sent shown on the screens, and the genuine delivery refused as a replay."""
     if not isinstance(claim, str):
         return False
-    if claim == value:
-        return True
     try:
         return html.unescape(claim) == value
     except ValueError:  # a character reference too long to read: not the body's field
@@ -494,14 +496,15 @@ def verify_jwt(token: str, call: Webhook, *, secrets: Sequence[bytes], keys: Seq
         raise JwtRefused("stale_jwt", "not valid yet (nbf)")
     poc = claims.get("poc")
     lang, priority = call.rendered("lang"), call.rendered("priority")
-    # the common case at once: each claim the body's very text, or absent where it may be
-    # (anything else - an HTML-escaped claim, one rendered from a value - is read below)
-    bound = type(poc) is dict and (
+    # the common case at once: each claim the body's very text, or absent where it may be,
+    # and no & in any (so unescaping changes none); anything else - an HTML-escaped claim,
+    # one rendered from a value - is read below
+    fields = (call.branch.id, call.ticketId, call.callId, call.poc.label, call.poc.id,
+              call.queue.name, lang, priority)
+    bound = type(poc) is dict and "&" not in "".join(fields) and (
         claims.get("branch"), claims.get("ticketId"), claims.get("callId", ""),
         poc.get("label"), poc.get("id", ""), claims.get("queue", call.queue.name),
-        claims.get("lang", lang), claims.get("priority", priority)) == (
-        call.branch.id, call.ticketId, call.callId, call.poc.label, call.poc.id,
-        call.queue.name, lang, priority)
+        claims.get("lang", lang), claims.get("priority", priority)) == fields
     bound = bound or (
         _same(claims.get("branch"), call.branch.id)
         and _same(claims.get("ticketId"), call.ticketId)
