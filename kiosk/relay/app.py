@@ -147,7 +147,8 @@ METRICS_REFUSAL_LOG_S = 60.0
 """At most one log line per this many seconds for refused ``/metrics`` requests (anyone
 can send them)."""
 REFUSAL_LOG_S = 60.0
-"""At most one log line per this many seconds per kind of refused webhook."""
+"""At most one log line per this many seconds per kind of refused webhook (and per
+device over its number budget)."""
 _STREAM_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
                    (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 FORWARDED = (b"forwarded", b"x-forwarded-for", b"x-real-ip")
@@ -619,11 +620,10 @@ class Relay:
             self.metrics.leases.labels("limited").inc()
             key = "lease:" + device.id
             if time.monotonic() >= self._refusal_logged.get(key, 0.0):  # no log flood
-                self._refusal_logged[key] = time.monotonic() + RETRY_AFTER_S
-                log.warning("relay: device %s asked for %d more numbers of %s than its "
-                            "budget allows (relay.max_numbers_per_hour: %d): refused (429) "
-                            "for %d s", device.id, count, sequence, self.quota.per_hour,
-                            wait)
+                self._refusal_logged[key] = time.monotonic() + REFUSAL_LOG_S
+                log.warning("relay: device %s asked for %d numbers of %s, over its budget "
+                            "(relay.max_numbers_per_hour: %d): refused (429) for %d s",
+                            device.id, count, sequence, self.quota.per_hour, wait)
             return JSONResponse({"error": "rate", "detail": "too many numbers leased: at "
                                  f"most {self.quota.per_hour} an hour per device"},
                                 status_code=429, headers={"Retry-After": str(wait)})
