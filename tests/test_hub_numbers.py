@@ -345,6 +345,26 @@ async def test_a_tap_while_the_keeper_leases_other_sequences_is_not_lost(
         journal.close()
 
 
+async def test_a_kiosk_with_many_queues_and_big_blocks_gets_all_its_blocks_at_start(
+        tmp_path: Path, relay: RelayServer) -> None:
+    """Three queues with priority tickets (six sequences) and ``numbering.block: 600``:
+    3,600 numbers at start, over the hub's default budget of 3,000 a device. A device's
+    first block of each sequence that day is not charged, so every sequence gets its
+    block (a reviewer found priority:C numbered offline, 429, for twelve minutes)."""
+    from kiosk.hub.leases import LeaseKeeper
+    journal = Journal(tmp_path / "d", kiosk_id="test-1", timezone="America/Santiago")
+    client = HubClient(relay.url, BRANCH, "test-1", SecretStr(LOBBY))
+    sequences = ["A", "B", "C", "priority:A", "priority:B", "priority:C"]
+    keeper = LeaseKeeper(journal, client, 600, lambda: sequences, retry=FAST)
+    try:
+        assert await keeper.top_up() == 6
+        assert {s: journal.lease_left(s) for s in sequences} == dict.fromkeys(sequences, 600)
+        assert take(journal, "C", "senior")[1] == "shared"  # from priority:C's block
+        assert journal.lease_left("priority:C") == 599
+    finally:
+        await client.aclose()
+        journal.close()
+
 async def test_a_device_on_another_day_than_the_hub_gets_no_block(
         tmp_path: Path, relay: RelayServer) -> None:
     """The device's clock a day ahead of the hub's: the hub answers 409 with its day and

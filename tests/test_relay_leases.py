@@ -26,7 +26,7 @@ import yaml
 
 from kiosk.relay import RelayConfigError, RelayServer, RelaySettings, load_settings, relay_process
 from kiosk.relay import ledger as ledger_module
-from kiosk.relay.quota import NumberQuota
+from kiosk.relay.quota import FREE_FIRSTS, NumberQuota, OverBudget
 from tests.redis_helpers import RedisProcess
 from tests.relay_helpers import (
     BRANCH_A,
@@ -168,42 +168,80 @@ def test_a_device_in_a_loop_cannot_burn_the_branchs_numbers(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A device that leases more than ``relay.max_numbers_per_hour`` (a bug looping, a
     stolen token) is answered 429 with the seconds until its lease fits, and nothing is
-    handed out: the branch's counter stays where the devices that behave need it. Every
-    refusal is counted, one a minute logged."""
+    handed out: the branch's counter stays where the devices that behave need it. Its
+    first block of a sequence each day is not charged. Every refusal is counted, one a
+    minute logged."""
     caplog.set_level(logging.INFO, logger="kiosk.relay")
     with RelayServer(hub_settings(tmp_path, max_numbers_per_hour=1000)) as hub:
-        assert block(lease(hub.url, KIOSK, count=600)) == (1, 600)
-        refused = [lease(hub.url, KIOSK, count=500) for _ in range(3)]
+        assert block(lease(hub.url, KIOSK, count=600)) == (1, 600)  # its first: free
+        assert block(lease(hub.url, KIOSK, count=500)) == (601, 1100)
+        refused = [lease(hub.url, KIOSK, count=600) for _ in range(3)]
         for r in refused:
             assert (r.status_code, r.json()["error"]) == (429, "rate"), r.text
             # 100 numbers short, at 1,000 an hour: six minutes (less what came back since)
             assert 350 <= int(r.headers["retry-after"]) <= 360, r.headers
-        assert block(lease(hub.url, KIOSK, count=400)) == (601, 1000)  # what is left fits
-        assert block(lease(hub.url, TABLET, count=1000)) == (1001, 2000)  # its own budget
+        assert block(lease(hub.url, KIOSK, count=500)) == (1101, 1600)  # what is left fits
+        assert block(lease(hub.url, TABLET, count=1000)) == (1601, 2600)  # its own budget
+        assert block(lease(hub.url, TABLET, count=1000)) == (2601, 3600)
         assert lease(hub.url, KIOSK, count=1).status_code == 429
         text = httpx.get(hub.url + "/metrics", trust_env=False).text
     assert 'relay_leases_total{result="limited"} 4.0' in text
-    assert 'relay_leases_total{result="leased"} 3.0' in text
+    assert 'relay_leases_total{result="leased"} 5.0' in text
     lines = [r.getMessage() for r in caplog.records if "max_numbers_per_hour" in r.getMessage()]
     assert len(lines) == 1 and "lobby-1" in lines[0] and "429" in lines[0], lines
 
 
-def test_a_number_budget_fills_back_by_the_hour_and_is_given_back_when_nothing_leased(
-        ) -> None:
+def test_a_lease_the_store_did_not_hand_out_is_not_charged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store fails a lease (503): what it took from the device's budget, or its free
+    first block of the day, is given back; the device's next ask is served."""
+    real = ledger_module.SqliteLedger.lease
+    fail = [True]
+
+    async def flaky(self: Any, *args: Any) -> Any:
+        if fail[0]:
+            raise ledger_module.StoreError("disk I/O error")
+        return await real(self, *args)
+
+    monkeypatch.setattr(ledger_module.SqliteLedger, "lease", flaky)
+    with RelayServer(hub_settings(tmp_path, max_numbers_per_hour=1000)) as hub:
+        assert lease(hub.url, KIOSK, count=1000).status_code == 503  # the free first
+        fail[0] = False
+        assert block(lease(hub.url, KIOSK, count=1000)) == (1, 1000)  # free still
+        fail[0] = True
+        assert lease(hub.url, KIOSK, count=1000).status_code == 503  # charged, given back
+        fail[0] = False
+        assert block(lease(hub.url, KIOSK, count=1000)) == (1001, 2000)
+        assert lease(hub.url, KIOSK, count=1).status_code == 429  # and now it is spent
+
+
+def test_a_number_budget_fills_back_by_the_hour_and_the_first_blocks_are_free() -> None:
     clock = [1000.0]
     quota = NumberQuota(1200, clock=lambda: clock[0])
-    assert quota.take("lobby-1", 1000) == 0
-    assert quota.take("lobby-1", 300) == 300  # 100 short at 1,200 an hour: 300 s
-    assert quota.take("greeter", 1000) == 0  # each device its own budget
+    day = "2026-12-03"
+    assert quota.take("lobby-1", day, "A", 1000).free  # the day's first block of A
+    assert not quota.take("lobby-1", day, "A", 1000).free
+    with pytest.raises(OverBudget) as over:
+        quota.take("lobby-1", day, "A", 300)
+    assert over.value.wait_s == 300  # 100 short at 1,200 an hour: 300 s
+    assert quota.take("greeter", day, "A", 1000).free  # each device its own first blocks
+    assert not quota.take("greeter", day, "A", 1000).free  # ...and its own budget
     clock[0] += 300
-    assert quota.take("lobby-1", 300) == 0
+    taken = quota.take("lobby-1", day, "A", 300)
+    quota.give_back(taken)  # the store did not hand the block out after all
+    assert not quota.take("lobby-1", day, "A", 300).free
     clock[0] += 10 * 3600  # a budget is never more than an hour's
-    assert quota.take("lobby-1", 1200) == 0
-    assert quota.take("lobby-1", 1) == 3
-    quota.give_back("lobby-1", 1000)  # the store did not hand the block out after all
-    assert quota.take("lobby-1", 1000) == 0
+    quota.take("lobby-1", day, "A", 1200)
+    with pytest.raises(OverBudget) as over:
+        quota.take("lobby-1", day, "A", 1)
+    assert over.value.wait_s == 3
+    assert quota.take("lobby-1", "2026-12-04", "A", 1000).free  # a new day: a new first
     clock[0] -= 7200  # a clock that goes back gives nothing back
-    assert quota.take("lobby-1", 1) == 3
+    with pytest.raises(OverBudget):
+        quota.take("lobby-1", "2026-12-04", "A", 1)
+    made_up = NumberQuota(1200)  # a token making sequence names up gets so many free
+    firsts = [made_up.take("x", day, f"S{n}", 1).free for n in range(FREE_FIRSTS + 8)]
+    assert firsts == [True] * FREE_FIRSTS + [False] * 8
     with pytest.raises(ValueError, match="1000"):
         NumberQuota(999)
 

@@ -18,7 +18,7 @@ the foundation (errors, secret files, loopback checks, redaction, i18n). Files:
 - ``store.py``: the store interface and the SQLite store (one relay);
 - ``redis_store.py``: the Redis store (several replicas);
 - ``ledger.py``: the branch's numbers (leases) and its day of tickets, SQLite or Redis;
-- ``quota.py``: how many numbers one device may lease an hour (429 beyond);
+- ``quota.py``: how many numbers one device may lease (a reserve refilled by the hour);
 - ``changes.py``: who follows a branch's day (a ticket reported, a ticket called);
 - ``fleet.py``: the devices' heartbeats in (``PUT /v1/devices/{id}/state``), their states
   out (``GET /v1/fleet``, the ``kiosk_device_*`` series of ``/metrics``);

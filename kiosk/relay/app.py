@@ -103,7 +103,7 @@ from kiosk.relay.ledger import (
     open_ledger,
 )
 from kiosk.relay.phone import LedgerSource, Phone, PhoneSource
-from kiosk.relay.quota import MAX_COUNT, NumberQuota
+from kiosk.relay.quota import MAX_COUNT, NumberQuota, OverBudget
 from kiosk.relay.ratelog import RateLimitedLog
 from kiosk.relay.store import RECALL_END, Call, Event, Replayed, SqliteStore, Store, now
 
@@ -241,7 +241,8 @@ class Relay:
         self._streams: dict[str, int] = {}
         """Open streams by device id (``max_streams_per_token`` caps them)."""
         self._refusal_logged: dict[str, float] = {}
-        """When a device's next refusal may be logged (one line per ``RETRY_AFTER_S``)."""
+        """When a device's next refusal may be logged (one line per ``RETRY_AFTER_S`` for a
+        stream, per ``REFUSAL_LOG_S`` for a lease over its budget)."""
         self.quota = NumberQuota(settings.max_numbers_per_hour)
         """Numbers each device may still lease (``max_numbers_per_hour``)."""
         self._metrics_refusal_logged = 0.0
@@ -615,22 +616,24 @@ class Relay:
             log.info("relay: lease refused to %s: day %s, the branch's is %s", device.id,
                      day, today)
             return JSONResponse({"error": "day", "day": today}, status_code=409)
-        wait = self.quota.take(device.id, count)
-        if wait:  # a device in a loop would burn the branch's numbers for the whole day
+        try:  # a device in a loop would burn the branch's numbers for the whole day
+            taken = self.quota.take(device.id, day, sequence, count)
+        except OverBudget as over:
             self.metrics.leases.labels("limited").inc()
             key = "lease:" + device.id
             if time.monotonic() >= self._refusal_logged.get(key, 0.0):  # no log flood
                 self._refusal_logged[key] = time.monotonic() + REFUSAL_LOG_S
                 log.warning("relay: device %s asked for %d numbers of %s, over its budget "
                             "(relay.max_numbers_per_hour: %d): refused (429) for %d s",
-                            device.id, count, sequence, self.quota.per_hour, wait)
-            return JSONResponse({"error": "rate", "detail": "too many numbers leased: at "
-                                 f"most {self.quota.per_hour} an hour per device"},
-                                status_code=429, headers={"Retry-After": str(wait)})
+                            device.id, count, sequence, self.quota.per_hour, over.wait_s)
+            return JSONResponse({"error": "rate", "detail": "too many numbers leased: a "
+                                 f"device's budget is {self.quota.per_hour}, refilled at "
+                                 f"{self.quota.per_hour} an hour"},
+                                status_code=429, headers={"Retry-After": str(over.wait_s)})
         try:
             lease = await self.ledger.lease(branch, day, sequence, count)
         except StoreError as exc:
-            self.quota.give_back(device.id, count)
+            self.quota.give_back(taken)
             self.metrics.leases.labels("unavailable").inc()
             log.error("relay: no lease for %s (%s %s): %s", device.id, sequence, day, exc)
             retry = SEED_RETRY_AFTER_S if isinstance(exc, NotSeeded) else STORE_RETRY_AFTER_S

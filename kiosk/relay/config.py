@@ -18,7 +18,8 @@ day a call belongs to). Every other key of the file is the kiosk's business and 
       history: 10                         # calls a screen gets when it connects afresh
       keepalive_s: 15                     # SSE comment this often on a quiet stream
       max_streams_per_token: 8            # streams one device may hold (429 beyond)
-      max_numbers_per_hour: 3000          # numbers one device may lease an hour (429 beyond)
+      max_numbers_per_hour: 3000          # a device's reserve of numbers, refilled at this
+                                          # many an hour (429 beyond; kiosk.relay.quota)
       send_timeout_s: 30                  # a send waiting this long resets the stream (a send
                                           # waits only once the buffers on both ends are full)
       metrics_token_file: /etc/kiosk/metrics-token   # 0600; /metrics then needs this bearer
@@ -222,10 +223,11 @@ class RelaySection(_M):
     ``Retry-After``. Per relay process: with Redis and N replicas a token may hold up to N
     times this many."""
     max_numbers_per_hour: int = Field(3000, ge=MAX_COUNT, le=10_000_000)
-    """Ticket numbers one device may lease an hour (:mod:`kiosk.relay.quota`): its budget
-    is full at start and fills back at this rate; a lease beyond it is answered 429 with
-    ``Retry-After`` (the device numbers from its blocks, then offline). At least one
-    largest lease (1,000). Per relay process, like ``max_streams_per_token``."""
+    """A device's reserve of ticket numbers (:mod:`kiosk.relay.quota`): full at start and
+    refilled at this many an hour; a lease beyond it is answered 429 with ``Retry-After``
+    (the device numbers from its blocks, then offline). Its first block of each sequence
+    each day is not charged. At least one largest lease (1,000). Per relay process, like
+    ``max_streams_per_token``."""
     send_timeout_s: float = Field(30.0, gt=0, le=3600)
     """Seconds one send to a screen may wait before its stream is reset. A send waits only
     once the socket's send buffer, the screen's receive window and the server's buffer are

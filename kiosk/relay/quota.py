@@ -4,10 +4,16 @@ A device leases numbers in blocks ahead of its taps (docs/hub.md "Numbers"): a k
 printing a ticket every few seconds all hour asks for well under a thousand. A device
 stuck in a loop (a bug, a journal that cannot record its blocks, a stolen token) could
 otherwise burn the branch's counter into the millions in minutes, and every other
-device's tickets would carry those numbers for the rest of the day. So each device has a
-budget of ``per_hour`` numbers, full at start, refilled at ``per_hour`` an hour; a lease
-larger than what is left is refused (429) with the seconds until it fits, and the device
-numbers from its blocks, then offline, as when the hub is away.
+device's tickets would carry those numbers for the rest of the day.
+
+So each device has a reserve of ``per_hour`` numbers, full at start and refilled at
+``per_hour`` an hour (so at most about twice that in the first hour, then that an hour);
+a lease larger than what is left is refused (429) with the seconds until it fits, and
+the device numbers from its blocks, then offline, as when the hub is away. A device's
+first block of each sequence each day is not charged: what it leases at start and at
+each midnight, a block per sequence it offers, whatever ``numbering.block`` and however
+many queues (for up to :data:`FREE_FIRSTS` sequences a day: a token that makes names up
+gets no more).
 
 Per relay process (like ``max_streams_per_token``): with Redis and N replicas a device
 may lease up to N times this much. Standard library only.
@@ -18,9 +24,32 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 MAX_COUNT = 1000
 """The largest block a lease may ask for (a budget is at least this)."""
+FREE_FIRSTS = 32
+"""A device's first blocks of the day not charged, one per sequence, at most this many."""
+
+
+class OverBudget(Exception):
+    """A lease beyond the device's budget; ``wait_s``: whole seconds until it fits."""
+
+    def __init__(self, wait_s: int) -> None:
+        super().__init__(f"over budget: fits in {wait_s} s")
+        self.wait_s = wait_s
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """Numbers taken for one lease (what :meth:`NumberQuota.give_back` returns)."""
+
+    device: str
+    day: str
+    sequence: str
+    count: int
+    free: bool
+    """The device's first block of the sequence that day: charged nothing."""
 
 
 class NumberQuota:
@@ -35,20 +64,35 @@ class NumberQuota:
         self._left: dict[str, tuple[float, float]] = {}
         """Device id -> (numbers left, when that was reckoned). One entry per device that
         leased (device ids are the configured ones: bounded)."""
+        self._firsts: dict[str, tuple[str, set[str]]] = {}
+        """Device id -> (day, the sequences whose first block it leased that day)."""
 
-    def take(self, device: str, count: int) -> int:
-        """Take ``count`` numbers from ``device``'s budget: 0 when taken, else the whole
-        seconds until that many are there (nothing taken)."""
+    def take(self, device: str, day: str, sequence: str, count: int) -> Taken:
+        """Take ``count`` numbers of ``sequence`` on ``day`` from ``device``'s budget (none
+        for its first block of the sequence that day); :class:`OverBudget` when they are
+        not there (nothing taken)."""
+        seen, firsts = self._firsts.get(device, ("", set()))
+        if seen != day:
+            firsts = set()
+            self._firsts[device] = (day, firsts)
+        if sequence not in firsts and len(firsts) < FREE_FIRSTS:
+            firsts.add(sequence)
+            return Taken(device, day, sequence, count, free=True)
         now = self._clock()
         left, at = self._left.get(device, (float(self.per_hour), now))
         left = min(float(self.per_hour), left + max(0.0, now - at) * self._rate)
-        if count <= left:
-            self._left[device] = (left - count, now)
-            return 0
-        self._left[device] = (left, now)
-        return max(1, math.ceil((count - left) / self._rate))
+        if count > left:
+            self._left[device] = (left, now)
+            raise OverBudget(max(1, math.ceil((count - left) / self._rate)))
+        self._left[device] = (left - count, now)
+        return Taken(device, day, sequence, count, free=False)
 
-    def give_back(self, device: str, count: int) -> None:
-        """Return ``count`` numbers taken for a lease that was not handed out after all."""
-        left, at = self._left.get(device, (0.0, self._clock()))
-        self._left[device] = (min(float(self.per_hour), left + count), at)
+    def give_back(self, taken: Taken) -> None:
+        """Undo ``taken``: its lease was not handed out after all (the store failed)."""
+        if taken.free:
+            seen, firsts = self._firsts.get(taken.device, ("", set()))
+            if seen == taken.day:
+                firsts.discard(taken.sequence)
+            return
+        left, at = self._left.get(taken.device, (0.0, self._clock()))
+        self._left[taken.device] = (min(float(self.per_hour), left + taken.count), at)
