@@ -385,7 +385,7 @@ class RelaySettings:
     max_streams_per_token: int = 8
     """Streams one device may hold open at once (this process)."""
     max_numbers_per_hour: int = 3000
-    """Numbers one device may lease an hour (this process)."""
+    """A device's reserve of numbers, refilled at this many an hour (this process)."""
     send_timeout_s: float = 30.0
     """Seconds one send may wait (buffers full on both ends) before the stream is reset."""
     timezone: str = "UTC"

@@ -42,7 +42,8 @@ class OverBudget(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Taken:
-    """Numbers taken for one lease (what :meth:`NumberQuota.give_back` returns)."""
+    """Numbers taken for one lease: what :meth:`NumberQuota.take` returns, and
+    :meth:`NumberQuota.give_back` undoes."""
 
     device: str
     day: str
