@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -24,6 +25,7 @@ import pytest
 import redis
 
 from kiosk.relay import RelayServer
+from kiosk.relay import ledger as ledger_module
 from kiosk.relay.changes import Change
 from kiosk.relay.ledger import Ticket
 from tests.redis_helpers import RedisProcess
@@ -185,14 +187,21 @@ def test_the_key_is_branch_local_day_and_ticket(hub: Hub) -> None:
 
 
 def test_another_device_reporting_the_same_number_is_a_409_and_changes_nothing(
-        hub: Hub) -> None:
+        hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
+    """...and a device that does it over and over is logged once a minute, every one
+    counted (it was a warning each: a device's token could fill the log)."""
+    caplog.set_level(logging.WARNING, logger="kiosk.relay")
     at = now_at()
     assert report(hub.a.url, body("A-077", issuedAt=at)).status_code == 201
-    r = report(hub.b.url, body("A-077", issuedAt=now_at(5), device="greeter"), token=TABLET)
-    assert r.status_code == 409 and r.json()["error"] == "ticket"
+    for _ in range(5):
+        r = report(hub.b.url, body("A-077", issuedAt=now_at(5), device="greeter"),
+                   token=TABLET)
+        assert r.status_code == 409 and r.json()["error"] == "ticket"
     assert [(t["device"], t["issuedAt"]) for t in listed(hub)] == [("lobby-1", at)]
-    assert 'relay_ticket_reports_total{result="conflict"} 1.0' in \
+    assert 'relay_ticket_reports_total{result="conflict"} 5.0' in \
         httpx.get(hub.b.url + "/metrics").text
+    lines = [r.getMessage() for r in caplog.records if "numbers repeated" in r.getMessage()]
+    assert len(lines) == 1 and "greeter" in lines[0], lines
 
 
 def test_who_may_report_and_read(hub: Hub) -> None:
@@ -230,6 +239,12 @@ def test_who_may_report_and_read(hub: Hub) -> None:
     ({"issuedAt": "0001-01-01T00:00:00+14:00"}, "issuedAt"),  # before year 1 in UTC: was a 500
     ({"issuedAt": "9999-12-31T23:59:59-14:00"}, "issuedAt"),  # after 9999 in UTC: too
     ({"wait_min": 10**400}, "wait_min"),  # no float holds it (isfinite raised: a 500)
+    # found by a reviewing helper: taken and kept as sent (one report filled 8 KB; control
+    # characters reached whoever reads the ledger)
+    ({"issuedAt": now_at()[:19] + "." + "1" * 7000 + now_at()[19:]}, "issuedAt"),
+    ({"ticketId": "A-\x85041"}, "ticketId"), ({"ticketId": "A-041\u2028"}, "ticketId"),
+    ({"queue": {"id": "q\x00\r\n", "name": "Caja"}}, "queue.id"),
+    ({"queue": {"id": "q", "name": "x\x1b[31m"}}, "queue.name"),
 ])
 def test_a_bad_report_is_400_naming_the_field_and_nothing_is_kept(
         hub: Hub, change: dict[str, Any], field: str) -> None:
@@ -423,3 +438,36 @@ def test_a_report_answered_201_survives_a_kill_9(tmp_path: Path) -> None:
         proc.kill()
     with relay_process(config) as proc:
         assert [t["ticketId"] for t in ledger(proc.url).json()["tickets"]] == sent
+
+
+async def test_a_relay_running_for_months_deletes_old_tickets_and_numbers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``hub.sqlite3`` deleted what was past its 14 days only at start-up: a relay that ran
+    for months kept every ticket and counter (a reviewing helper: 60 days, all there). Now
+    it does so every ``PRUNE_S`` too."""
+    monkeypatch.setattr(ledger_module, "PRUNE_S", 0.05)
+    clock = [time.time()]
+    path = tmp_path / "hub.sqlite3"
+    ledger_ = ledger_module.SqliteLedger(path, clock=lambda: clock[0])
+    await ledger_.start()
+    try:
+        day = datetime.fromtimestamp(clock[0]).date().isoformat()
+        await ledger_.lease(BRANCH_A, day, "A", 10)
+        assert await ledger_.report(BRANCH_A, ledger_module.Report(
+            ticket_id="A-001", queue_id="q", queue_name="Caja", lang="es",
+            issued_at=now_at(), issued_ts=clock[0], day=day, outcome="issued",
+            device="lobby-1", priority=None)) == ledger_module.NEW
+
+        def rows() -> tuple[int, int]:
+            with sqlite3.connect(path) as db:
+                return (db.execute("SELECT count(*) FROM tickets").fetchone()[0],
+                        db.execute("SELECT count(*) FROM counters").fetchone()[0])
+        await asyncio.sleep(0.2)
+        assert rows() == (1, 1)  # within its days: kept
+        clock[0] += 60 * 24 * 3600  # two months on, the relay still running
+        deadline = time.monotonic() + 5
+        while rows() != (0, 0) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert rows() == (0, 0)
+    finally:
+        await ledger_.close()

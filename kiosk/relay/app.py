@@ -118,12 +118,17 @@ REPORT_PAST_DAYS = 13
 REPORT_FUTURE_S = 36 * 3600
 """A report's ``issuedAt`` at most this far ahead of the hub's clock (400 beyond)."""
 PHONE_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+"""What a phone-ticket token looks like (``secrets.token_urlsafe``: 128 bits and more)."""
 MAX_WAIT_MIN = 24 * 60
 """A report's ``wait_min`` at most (minutes)."""
-"""What a phone-ticket token looks like (``secrets.token_urlsafe``: 128 bits and more)."""
-TICKET_ID = re.compile(r"[^\x00-\x1f\x7f]{1,50}")
-"""A ticket's number as the API takes it (1 to 50 characters), no control character."""
-"""A ticket number: 1-40 characters, none a control character."""
+MAX_ISSUED_AT = 40
+"""A report's ``issuedAt`` at most this many characters (kept as sent)."""
+TICKET_ID = re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]{1,50}")
+"""A ticket's number as the API takes it (1 to 50 characters), no control character (C0
+or C1) and no line or paragraph separator."""
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""A control character (C0, C1) or a line or paragraph separator: no text a device reports
+holds one (a queue's name: no-break spaces and the like are fine)."""
 MAX_HUB_BODY = 8 * 1024
 """Largest body of a device's request to the hub (a lease, a ticket report): 413 above."""
 SEQUENCE = re.compile(r"[A-Za-z0-9:_-]{1,40}")
@@ -662,9 +667,14 @@ class Relay:
             result = await self.ledger.report(branch, report)
         except Conflict as exc:
             self.metrics.reports.labels("conflict").inc()
-            log.warning("relay: ticket %r of %s (branch %s) reported by %s, but %s reported "
-                        "it first: numbers repeated", report.ticket_id, report.day, branch,
-                        device.id, exc.device)
+            key = "conflict:" + device.id
+            if time.monotonic() >= self._refusal_logged.get(key, 0.0):  # no log flood
+                self._refusal_logged[key] = time.monotonic() + REFUSAL_LOG_S
+                log.warning("relay: ticket %r of %s (branch %s) reported by %s, but %s "
+                            "reported it first: numbers repeated (one line a minute per "
+                            "device; relay_ticket_reports_total{result=\"conflict\"} "
+                            "counts them all)", report.ticket_id, report.day, branch,
+                            device.id, exc.device)
             return JSONResponse({"error": "ticket", "detail": "another device of the branch "
                                  "reported this number that day"}, status_code=409)
         except StoreError as exc:
@@ -687,10 +697,12 @@ class Relay:
         if not isinstance(queue, dict):
             raise Refused(400, "queue: {id, name}")
         qid, qname = queue.get("id"), queue.get("name")
-        if not isinstance(qid, str) or not 1 <= len(qid) <= 64:
-            raise Refused(400, "queue.id: the queue's id, 1-64 characters")
-        if not isinstance(qname, str) or len(qname) > 200:
-            raise Refused(400, "queue.name: the queue's name, at most 200 characters")
+        if not isinstance(qid, str) or not 1 <= len(qid) <= 64 or CONTROL.search(qid):
+            raise Refused(400, "queue.id: the queue's id, 1-64 characters, no control "
+                          "character")
+        if not isinstance(qname, str) or len(qname) > 200 or CONTROL.search(qname):
+            raise Refused(400, "queue.name: the queue's name, at most 200 characters, no "
+                          "control character")
         lang = body.get("lang")
         if lang is not None and not (isinstance(lang, str) and re.fullmatch(r"[a-z]{2}", lang)):
             raise Refused(400, "lang: a two-letter language code, or null")
@@ -713,8 +725,10 @@ class Relay:
             raise Refused(400, f"wait_min: the wait shown in minutes (0-{MAX_WAIT_MIN}), "
                           "or null")
         issued = body.get("issuedAt")
-        try:
-            at = datetime.fromisoformat(issued) if isinstance(issued, str) else None
+        try:  # (fromisoformat takes any number of digits after the second: kept as sent,
+            # the text is bounded; 2026-12-02T09:14:03.123456+05:45 is 32 characters)
+            at = datetime.fromisoformat(issued) if isinstance(issued, str) and \
+                len(issued) <= MAX_ISSUED_AT else None
         except ValueError:
             at = None
         if at is None or at.tzinfo is None:

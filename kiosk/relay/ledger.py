@@ -78,6 +78,9 @@ COUNTER_TTL_S = 4 * 24 * 3600
 """How long Redis keeps a day's counter (a lease is only ever for the branch's today)."""
 KEEP_DAYS = 14
 """Counters and floors older than this many days are deleted."""
+PRUNE_S = 3600.0
+"""How often ``hub.sqlite3`` deletes what is past :data:`KEEP_DAYS` (and at start-up): a
+relay may run for months."""
 SEED_CHECK_S = 1.0
 """How often a replica checks that the Redis run is seeded (and seeds it when not)."""
 REPLICA_MEMORY_S = 36 * 3600
@@ -238,6 +241,17 @@ def _cutoff(moment: float) -> str:
     return (date.fromtimestamp(moment) - timedelta(days=KEEP_DAYS)).isoformat()
 
 
+async def _pruning(file: _Db, prune: Callable[[sqlite3.Connection], None]) -> None:
+    """Run ``prune`` on ``file`` every :data:`PRUNE_S` (a failure is retried then)."""
+    while True:
+        await asyncio.sleep(PRUNE_S)
+        try:
+            await file.run(prune)
+        except StoreError as exc:
+            log.warning("relay: deleting old numbers and tickets failed: %s (retried later)",
+                        exc)
+
+
 class _Db:
     """``hub.sqlite3``: one connection, used on a worker thread under a lock (its own
     transactions are short: one lease, one batch of reports)."""
@@ -351,16 +365,19 @@ class SqliteLedger:
         self._file = _Db(path, _SCHEMA)
         self._calls = calls_path
         self._clock = clock
+        self._pruner: asyncio.Task[None] | None = None
         self.on_report: Callable[[str, str], None] = lambda branch, ticket: None
 
     async def start(self) -> None:
         await asyncio.to_thread(self._file.open)
-        cutoff = _cutoff(self._clock())
+        await self._file.run(self._prune)
+        self._pruner = asyncio.create_task(_pruning(self._file, self._prune),
+                                           name="hub-ledger-prune")
 
-        def prune(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM counters WHERE day < ?", (cutoff,))
-            db.execute("DELETE FROM tickets WHERE day < ?", (cutoff,))
-        await self._file.run(prune)
+    def _prune(self, db: sqlite3.Connection) -> None:
+        cutoff = _cutoff(self._clock())
+        db.execute("DELETE FROM counters WHERE day < ?", (cutoff,))
+        db.execute("DELETE FROM tickets WHERE day < ?", (cutoff,))
 
     async def report(self, branch: str, report: Report) -> str:
         def work(db: sqlite3.Connection) -> str:
@@ -464,6 +481,7 @@ class SqliteLedger:
         return n
 
     async def close(self) -> None:
+        await cancel(self._pruner)
         async with self._file.lock:
             await asyncio.to_thread(self._file.close)
 
@@ -732,6 +750,7 @@ class RedisLedger(_RedisTickets):
         """This replica's id (made once, kept in ``hub.sqlite3``)."""
         self._checker: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._pruner: asyncio.Task[None] | None = None
         self._report = self._redis.register_script(_REPORT)
         self._ahead = self._redis.register_script(_AHEAD)
         self.seeded = asyncio.Event()
@@ -744,7 +763,7 @@ class RedisLedger(_RedisTickets):
         await asyncio.to_thread(self._file.open)
 
         def me(db: sqlite3.Connection) -> str:
-            db.execute("DELETE FROM counters WHERE day < ?", (_cutoff(self._clock()),))
+            self._prune(db)
             row = db.execute("SELECT id FROM replicas WHERE me = 1").fetchone()
             if row:
                 return str(row[0])
@@ -755,9 +774,15 @@ class RedisLedger(_RedisTickets):
         self.id = await self._file.run(me)
         self._checker = asyncio.create_task(self._check_loop(), name="hub-ledger-seed")
         self._listener = asyncio.create_task(self._listen(), name="hub-ledger-reports")
+        self._pruner = asyncio.create_task(_pruning(self._file, self._prune),
+                                           name="hub-ledger-prune")
+
+    def _prune(self, db: sqlite3.Connection) -> None:
+        """This replica's floors of days past :data:`KEEP_DAYS`."""
+        db.execute("DELETE FROM counters WHERE day < ?", (_cutoff(self._clock()),))
 
     async def close(self) -> None:
-        for task in (self._checker, self._listener):
+        for task in (self._checker, self._listener, self._pruner):
             with contextlib.suppress(Exception):
                 await cancel(task)
         async with self._file.lock:
