@@ -384,19 +384,28 @@ class SqliteLedger:
             row = db.execute("SELECT device, outcome, phone FROM tickets WHERE branch = ? AND "
                              "day = ? AND ticket_id = ?",
                              (branch, report.day, report.ticket_id)).fetchone()
+            new_phone = report.phone
+            if new_phone and db.execute(
+                    "SELECT 1 FROM tickets WHERE phone = ? AND NOT (branch = ? AND day = ? "
+                    "AND ticket_id = ?) LIMIT 1",
+                    (new_phone, branch, report.day, report.ticket_id)).fetchone():
+                log.info("relay: ticket %r of %s (branch %s) from %s carries a phone token "
+                         "another ticket holds: kept without it", report.ticket_id,
+                         report.day, branch, report.device)
+                new_phone = None  # a customer's page is the ticket that first had it
             if row is None:
                 db.execute(_INSERT_TICKET,
                            (branch, report.day, report.ticket_id, report.queue_id,
                             report.queue_name, report.lang, report.issued_at,
                             report.issued_ts, report.outcome, report.device,
-                            _priority_in(report.priority), report.phone, report.wait_min))
+                            _priority_in(report.priority), new_phone, report.wait_min))
                 return NEW
             device, outcome, phone = row
             if device != report.device:
                 raise Conflict(str(device))
-            if report.phone and not phone:  # a later report may bring the phone's hash
+            if new_phone and not phone:  # a later report may bring the phone's hash
                 db.execute("UPDATE tickets SET phone = ? WHERE branch = ? AND day = ? AND "
-                           "ticket_id = ?", (report.phone, branch, report.day,
+                           "ticket_id = ?", (new_phone, branch, report.day,
                                              report.ticket_id))
             if outcome in (report.outcome, "issued"):
                 return KNOWN
@@ -459,8 +468,8 @@ class SqliteLedger:
 
     async def ticket_by_phone(self, phone_sha256: str) -> Ticket | None:
         def work(db: sqlite3.Connection) -> Ticket | None:
-            row = db.execute(_SELECT_TICKETS + " WHERE phone = ?",
-                             (phone_sha256,)).fetchone()
+            row = db.execute(_SELECT_TICKETS + " WHERE phone = ? ORDER BY issued_ts LIMIT 1",
+                             (phone_sha256,)).fetchone()  # (one, since reports keep it so)
             if row is None:
                 return None
             return self._ticket(row, self._latest_call(db, row[0], row[1], row[2]))
@@ -558,12 +567,17 @@ def counter_key(branch: str, day: str, sequence: str) -> str:
 
 
 _REPORT = """
+local phone_ok = ARGV[6] ~= ''
+if phone_ok then
+  local holder = redis.call('GET', KEYS[3])
+  if holder and holder ~= ARGV[7] then phone_ok = false end
+end
 local held = redis.call('HGET', KEYS[1], ARGV[1])
 if held then
   local rec = cjson.decode(held)
   if rec['device'] ~= ARGV[3] then return {'conflict', rec['device']} end
   local changed = false
-  if ARGV[6] ~= '' and (rec['phone'] == nil or rec['phone'] == cjson.null) then
+  if phone_ok and (rec['phone'] == nil or rec['phone'] == cjson.null) then
     rec['phone'] = ARGV[6]
     redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[9])
     changed = true
@@ -578,11 +592,17 @@ if held then
   if result == 'replaced' then redis.call('PUBLISH', KEYS[4], ARGV[10]) end
   return {result, ''}
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local record = ARGV[2]
+if ARGV[6] ~= '' and not phone_ok then
+  local rec = cjson.decode(record)
+  rec['phone'] = cjson.null
+  record = cjson.encode(rec)
+end
+redis.call('HSET', KEYS[1], ARGV[1], record)
 redis.call('EXPIRE', KEYS[1], ARGV[8])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[8])
-if ARGV[6] ~= '' then redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[9]) end
+if phone_ok then redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[9]) end
 redis.call('PUBLISH', KEYS[4], ARGV[10])
 return {'new', ''}
 """
@@ -590,7 +610,8 @@ return {'new', ''}
 ticketId, the record (JSON), device, outcome, issued (seconds), phone hash (or ''), the
 phone key's value, the tickets' TTL, the phone key's TTL, the channel message. Returns
 ``{result, device}``: ``new``, ``known``, ``replaced``, or ``conflict`` and the device
-that reported it first."""
+that reported it first. A phone hash another ticket holds stays that ticket's: this one
+is kept without it (a customer's page is the ticket that first had the token)."""
 
 _AHEAD = """
 local before = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
