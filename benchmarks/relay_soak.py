@@ -486,6 +486,8 @@ def reconcile(soak: Soak) -> tuple[dict[str, int], list[str]]:
         by_branch[branch_of[key]].append((key, t_ack))
     excused = 0
     lost_by: Counter[str] = Counter()
+    lost_screens: list[str] = []
+    """Each lost pair's screen: its connections and what it received around the call."""
     latencies: list[float] = []
     unsigned_keys = {d.key for d in soak.deliveries if not d.signed}
     for screen in soak.screens:
@@ -520,6 +522,19 @@ def reconcile(soak: Soak) -> tuple[dict[str, int], list[str]]:
                 continue
             figures["lost"] += 1
             examples["lost"].append(key)
+            if len(lost_screens) < 3:
+                rel = soak.began
+                before = [w - rel for _, _, w in screen.received if w <= t_ack]
+                after = [w - rel for _, _, w in screen.received if w > t_ack]
+                spans = ", ".join(f"{a - rel:.2f}-" + ("end" if b == float("inf") else
+                                                      f"{b - rel:.2f}")
+                                  for a, b in screen.connected)
+                lost_screens.append(
+                    f"  {key[0]} (answered at {t_ack - rel:.2f} s) not on screen "
+                    f"#{screen.ident} of B{screen.branch:02d}: connected {spans} s; "
+                    f"its last call before at {max(before, default=float('nan')):.2f} s, "
+                    f"first after at {min(after, default=float('nan')):.2f} s "
+                    f"(last id {screen.last_id})")
             lost_by["a re-call answered as a duplicate" if key in refused_recalls else
                     "a call answered after a wipe of the store" if any(
                         w < t_ack for w in soak.wipes) else f"a {made_by[key]} call"] += 1
@@ -543,6 +558,7 @@ def reconcile(soak: Soak) -> tuple[dict[str, int], list[str]]:
     if lost_by:
         lines.append("lost (screen, call) pairs, by what the call was: " + ", ".join(
             f"{what} {n}" for what, n in lost_by.most_common()))
+        lines += lost_screens
     if latencies:
         latencies.sort()
         lines.append(f"first sending to a screen: p50 {statistics.median(latencies) * 1000:.0f}"
