@@ -625,12 +625,10 @@ class Relay:
             taken = self.quota.take(device.id, day, sequence, count)
         except OverBudget as over:
             self.metrics.leases.labels("limited").inc()
-            key = "lease:" + device.id
-            if time.monotonic() >= self._refusal_logged.get(key, 0.0):  # no log flood
-                self._refusal_logged[key] = time.monotonic() + REFUSAL_LOG_S
-                log.warning("relay: device %s asked for %d numbers of %s, over its budget "
-                            "(relay.max_numbers_per_hour: %d): refused (429) for %d s",
-                            device.id, count, sequence, self.quota.per_hour, over.wait_s)
+            self._warn_once_a_minute(
+                "lease:" + device.id, "relay: device %s asked for %d numbers of %s, over its "
+                "budget (relay.max_numbers_per_hour: %d): refused (429) for %d s",
+                device.id, count, sequence, self.quota.per_hour, over.wait_s)
             return JSONResponse({"error": "rate", "detail": "too many numbers leased: a "
                                  f"device's budget is {self.quota.per_hour}, refilled at "
                                  f"{self.quota.per_hour} an hour"},
@@ -667,14 +665,11 @@ class Relay:
             result = await self.ledger.report(branch, report)
         except Conflict as exc:
             self.metrics.reports.labels("conflict").inc()
-            key = "conflict:" + device.id
-            if time.monotonic() >= self._refusal_logged.get(key, 0.0):  # no log flood
-                self._refusal_logged[key] = time.monotonic() + REFUSAL_LOG_S
-                log.warning("relay: ticket %r of %s (branch %s) reported by %s, but %s "
-                            "reported it first: numbers repeated (one line a minute per "
-                            "device; relay_ticket_reports_total{result=\"conflict\"} "
-                            "counts them all)", report.ticket_id, report.day, branch,
-                            device.id, exc.device)
+            self._warn_once_a_minute(
+                "conflict:" + device.id, "relay: ticket %r of %s (branch %s) reported by %s, "
+                "but %s reported it first: numbers repeated (one line a minute per device; "
+                "relay_ticket_reports_total{result=\"conflict\"} counts them all)",
+                report.ticket_id, report.day, branch, device.id, exc.device)
             return JSONResponse({"error": "ticket", "detail": "another device of the branch "
                                  "reported this number that day"}, status_code=409)
         except StoreError as exc:
@@ -687,6 +682,13 @@ class Relay:
         self.metrics.reports.labels(result).inc()
         return JSONResponse({"ticketId": report.ticket_id, "day": report.day,
                              "result": result}, status_code=201 if result == NEW else 200)
+
+    def _warn_once_a_minute(self, key: str, msg: str, *args: object) -> None:
+        """``log.warning(msg, *args)``, at most once per :data:`REFUSAL_LOG_S` for ``key``
+        (a device's refusals: a device in a loop must not flood the log)."""
+        if time.monotonic() >= self._refusal_logged.get(key, 0.0):
+            self._refusal_logged[key] = time.monotonic() + REFUSAL_LOG_S
+            log.warning(msg, *args)
 
     def _report_of(self, body: dict[str, Any], branch: str) -> Report:
         """The report in ``body``; :class:`Refused` (400) naming the field."""
