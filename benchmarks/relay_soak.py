@@ -180,7 +180,8 @@ def plan(n: int, branches: int, seed: int, mix: dict[str, float] | None = None
     kinds, weights = zip(*(mix or MIX).items(), strict=True)
     for i in range(n):
         kind = rng.choices(kinds, weights)[0]
-        if kind in ("repeat", "recall", "replay") and len(calls) < 20:
+        if (kind in ("repeat", "recall", "replay") and len(calls) < 20) or (
+                kind == "replay" and len(calls) == 20):  # a replay is of an older one
             kind = "new"
         if kind in ("repeat", "replay"):
             source = rng.choice(calls[-20:] if kind == "repeat" else calls[:-20])

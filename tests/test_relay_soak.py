@@ -109,3 +109,17 @@ def test_a_lost_call_is_told_with_the_screen_that_missed_it() -> None:
     assert told == ["  B09-00033 (answered at 7.80 s) not on screen #7 of B09: connected "
                     "1.00-6.70, 7.00-end s; its last call before at nan s, first after at "
                     "9.10 s (last id 41)"], lines
+
+
+def test_every_seed_makes_a_plan() -> None:
+    """A replay drawn when exactly 20 calls had been made had no older call to replay:
+    seed 10 of the tests' soak crashed before sending anything (IndexError)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import relay_soak
+    finally:
+        sys.path.pop(0)
+    for seed in range(200):
+        deliveries = relay_soak.plan(1200, 10, seed)
+        assert len(deliveries) == 1200
+        assert all(d.source is not None for d in deliveries if d.kind == "replay")
