@@ -123,12 +123,14 @@ MAX_WAIT_MIN = 24 * 60
 """A report's ``wait_min`` at most (minutes)."""
 MAX_ISSUED_AT = 40
 """A report's ``issuedAt`` at most this many characters (kept as sent)."""
-TICKET_ID = re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]{1,50}")
-"""A ticket's number as the API takes it (1 to 50 characters), no control character (C0
-or C1) and no line or paragraph separator."""
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-"""A control character (C0, C1) or a line or paragraph separator: no text a device reports
-holds one (a queue's name: no-break spaces and the like are fine)."""
+_CONTROLS = "\x00-\x1f\x7f-\x9f\u2028\u2029"
+"""The control characters (C0, C1) and the line and paragraph separators, as a regular
+expression's character range: no text a device reports holds one (no-break spaces and the
+like are fine)."""
+CONTROL = re.compile(f"[{_CONTROLS}]")
+"""One of :data:`_CONTROLS`."""
+TICKET_ID = re.compile(f"[^{_CONTROLS}]{{1,50}}")
+"""A ticket's number as the API takes it (1 to 50 characters), none of :data:`_CONTROLS`."""
 MAX_HUB_BODY = 8 * 1024
 """Largest body of a device's request to the hub (a lease, a ticket report): 413 above."""
 SEQUENCE = re.compile(r"[A-Za-z0-9:_-]{1,40}")
