@@ -27,7 +27,7 @@ from kiosk.relay import ledger as ledger_module
 from kiosk.relay.ledger import RedisLedger
 from kiosk.relay.redis_store import BLOCK_MS, SOCKET_TIMEOUT_S, RedisStore
 from kiosk.relay.server import free_port
-from kiosk.relay.store import EPOCH_SPAN
+from kiosk.relay.store import EPOCH_SPAN, Call
 from tests.redis_helpers import RedisProcess
 from tests.relay_helpers import (
     BRANCH_A,
@@ -332,3 +332,47 @@ def test_a_replica_stops_while_its_loops_talk_to_redis(redis_url: str, tmp_path:
     thread.start()
     thread.join(timeout=30)
     assert stopped == [True], "a ledger's close() did not return (a lost cancellation)"
+
+
+def test_two_screens_watching_a_branch_at_once_miss_no_call(redis_url: str) -> None:
+    """Two screens of a branch connect to a replica at once (all its screens come back
+    after a restart): each one's watch reads the stream's end before its backlog. The
+    watch answered last must not move the reader's cursor past a call stored between the
+    two reads, which the first screen's backlog does not hold: that screen never got it
+    (the relay soak's one lost call, CI run of ``c266bb6``)."""
+    redis.Redis.from_url(redis_url).flushdb()
+    day = "2026-12-04"
+
+    async def scenario() -> tuple[int, list[int]]:
+        store = RedisStore(redis_url, today=lambda branch: day)
+        real = store._redis.xrevrange
+        second_reads = asyncio.Event()
+        reads = 0
+
+        async def xrevrange(*args: object, **kwargs: object) -> object:
+            nonlocal reads
+            reads += 1
+            if reads == 2:  # the second screen's read of the stream's end comes late
+                await second_reads.wait()
+            return await real(*args, **kwargs)
+
+        store._redis.xrevrange = xrevrange
+        first = asyncio.create_task(store.watch(BRANCH_A))
+        second = asyncio.create_task(store.watch(BRANCH_A))
+        await first  # the first screen reads its backlog now: no call yet
+        event = await store.add(Call(BRANCH_A, day, "call-1", "A-001",
+                                     {"ticketId": "A-001"}, time.time()))
+        assert event is not None
+        second_reads.set()
+        await second
+        got: list[int] = []
+        await store.start(lambda branch, events: got.extend(ev.id for ev in events))
+        for _ in range(40):
+            if got:
+                break
+            await asyncio.sleep(0.05)
+        await store.close()
+        return event.id, got
+
+    stored, published = asyncio.run(scenario())
+    assert published == [stored], "the call stored between the two watches never reached the hub"

@@ -228,9 +228,14 @@ class RedisStore:
         except (RedisError, OSError) as exc:
             raise StoreError(f"Redis: {exc}") from None
         # From the stream's present end: what the screen's backlog read misses (stored
-        # after it), the reader delivers; the screen skips ids it already has.
-        self._watched[branch] = last[0][0] if last else "0-0"
-        self._days[branch] = day
+        # after it), the reader delivers; the screen skips ids it already has. Another
+        # screen's watch may have set the cursor during this read (screens come back
+        # together after a restart): it stays, never moved to this later end, which would
+        # skip the calls stored between the two reads that the other screen's backlog,
+        # read before them, does not hold.
+        if branch not in self._watched:
+            self._watched[branch] = last[0][0] if last else "0-0"
+            self._days[branch] = day
 
     async def unwatch(self, branch: str) -> None:
         self._watched.pop(branch, None)
