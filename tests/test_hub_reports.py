@@ -265,3 +265,17 @@ def test_kiosk_tickets_branch_prints_the_hubs_ledger(hub: Hub, tmp_path: Path) -
     token.chmod(0o600)
     out = subprocess.run(run, capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 1 and f"hub: ledger: no answer from {hub.url}" in out.stderr
+
+
+def test_kiosk_tickets_branch_marks_a_number_two_devices_reported() -> None:
+    from kiosk.tickets.ledger import branch_table
+    entry = {"queue": {"id": ATENCION, "name": "Caja"}, "lang": "es", "outcome": "issued",
+             "issuedAt": "2026-12-04T09:00:00-03:00", "priority": None, "call": None}
+    lines = branch_table({"branch": BRANCH, "date": "2026-12-04", "tickets": [
+        dict(entry, ticketId="A-001", device="lobby-1", conflict=False),
+        dict(entry, ticketId="A-002", device="lobby-1", conflict=True),
+        dict(entry, ticketId="A-002", device="greeter", conflict=True)]}, "America/Santiago")
+    rows = [line for line in lines if line.startswith("09:00")]
+    assert [row.split()[1] for row in rows] == ["A-001", "A-002!", "A-002!"]
+    assert lines[-2:] == ["3 ticket(s), 0 called", "! 1 number(s) reported by more than one "
+                          "device: a fault (the relay's log names the devices)"]

@@ -8,8 +8,9 @@ oldest first: at least once (a report leaves the outbox only once the hub answer
 200, so a crash between the hub's answer and the delete sends it again, which the hub
 takes as a repeat), with a growing, jittered wait while the hub is away or cannot store
 it (no answer, 5xx, 401/403/404: a config staff can fix), and from start-up on (whatever
-a crash left is drained first). A report the hub refuses for good (:data:`FINAL`: a 400,
-or a 409 for another device's report of the same number) is set aside in the outbox with
+a crash left is drained first). A report the hub refuses for good (:data:`FINAL`: a 400;
+a 409, which relays before 4 December 2026 gave a number another device had reported:
+now kept, a 201 "conflict") is set aside in the outbox with
 why, logged, never sent again, and never holds up the reports behind it. Nothing here is
 on a tap's path.
 """

@@ -93,10 +93,10 @@ from kiosk.relay.fleet_page import FleetPage
 from kiosk.relay.fleet_store import open_states
 from kiosk.relay.hub import GONE, SLOW, Hub, Screen
 from kiosk.relay.ledger import (
+    CONFLICT,
     NEW,
     OUTCOMES,
     SEED_RETRY_AFTER_S,
-    Conflict,
     Ledger,
     NotSeeded,
     Report,
@@ -664,16 +664,7 @@ class Relay:
             self.metrics.reports.labels("refused").inc()
             return refusal(exc)
         try:
-            result = await self.ledger.report(branch, report)
-        except Conflict as exc:
-            self.metrics.reports.labels("conflict").inc()
-            self._warn_once_a_minute(
-                "conflict:" + device.id, "relay: ticket %r of %s (branch %s) reported by %s, "
-                "but %s reported it first: numbers repeated (one line a minute per device; "
-                "relay_ticket_reports_total{result=\"conflict\"} counts them all)",
-                report.ticket_id, report.day, branch, device.id, exc.device)
-            return JSONResponse({"error": "ticket", "detail": "another device of the branch "
-                                 "reported this number that day"}, status_code=409)
+            result, first = await self.ledger.report(branch, report)
         except StoreError as exc:
             self.metrics.reports.labels("unavailable").inc()
             log.error("relay: report of %r from %s not stored: %s", report.ticket_id,
@@ -682,8 +673,16 @@ class Relay:
                                 status_code=503,
                                 headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
         self.metrics.reports.labels(result).inc()
+        if result == CONFLICT:  # kept beside the first: neither device's customer is lost
+            self._warn_once_a_minute(
+                "conflict:" + device.id, "relay: ticket %r of %s (branch %s) reported by %s, "
+                "but %s reported it first: numbers repeated, both kept and listed as a "
+                "conflict (one line a minute per device; "
+                "relay_ticket_reports_total{result=\"conflict\"} counts them all)",
+                report.ticket_id, report.day, branch, device.id, first)
         return JSONResponse({"ticketId": report.ticket_id, "day": report.day,
-                             "result": result}, status_code=201 if result == NEW else 200)
+                             "result": result},
+                            status_code=201 if result in (NEW, CONFLICT) else 200)
 
     def _warn_once_a_minute(self, key: str, msg: str, *args: object) -> None:
         """``log.warning(msg, *args)``, at most once per :data:`REFUSAL_LOG_S` for ``key``

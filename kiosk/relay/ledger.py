@@ -29,10 +29,13 @@ down), or at once by ``kiosk forget-replica`` (README, "Numbers with replicas").
 **Tickets.** A report is kept once per (branch, branch-local day of ``issuedAt``,
 ``ticketId``): :meth:`Ledger.report` answers :data:`NEW`, :data:`KNOWN` or
 :data:`REPLACED` (an ``uncertain`` ticket later reported ``issued``; an ``uncertain``
-after ``issued`` is a late redelivery and changes nothing), and :class:`Conflict` when
-another device reported the same number that day (numbers never repeat: that is a fault
-to see, not to hide). The phone-ticket token is kept only as its SHA-256 (hex). A ticket's
-call is the latest call of its number that day: SQLite reads the call store's
+after ``issued`` is a late redelivery and changes nothing). Another device's report of
+a number already reported that day is :data:`CONFLICT`: a fault to see, not to hide
+(numbers never repeat across a branch's devices), and never a report lost. It is kept
+beside the first (per device), both are listed marked ``conflict``, and its phone token
+opens its own page: so a device that reports numbers it never issued (a stolen token)
+cannot take the real tickets' places. The phone-ticket token is kept only as its SHA-256
+(hex). A ticket's call is the latest call of its number that day: SQLite reads the call store's
 ``events`` (``relay.sqlite3``, attached read-only), Redis the HASH the call store keeps
 (``kiosk:relay:called:{b}:{d}``, :mod:`kiosk.relay.redis_store`). Each stored report
 reaches :attr:`on_report` (with Redis, on every replica: a pub/sub message).
@@ -45,6 +48,8 @@ Keys (Redis)::
     kiosk:hub:seeded               SET: the replicas that seeded this Redis run
     kiosk:hub:seeded-run           the Redis run_id the seeded set belongs to
     kiosk:hub:tickets:{b}:{d}      HASH ticketId -> the report (JSON, with the phone hash)
+    kiosk:hub:conflicts:{b}:{d}    HASH "ticketId\ndevice" -> another device's report of a
+                                   number the first HASH holds (:data:`CONFLICT`)
     kiosk:hub:queue:{b}:{d}:{q}    ZSET ticketId by issuedAt (epoch s, ms kept): a queue's order
     kiosk:hub:phone:{sha256}       the ticket a phone token opens: [branch, day, ticketId]
     kiosk:hub:reports              pub/sub channel: "<branch> <ticketId>" per stored report
@@ -112,6 +117,9 @@ KNOWN = "known"
 """A report the ledger had already (200): nothing changed."""
 REPLACED = "replaced"
 """A report that changed a known ticket's outcome (200)."""
+CONFLICT = "conflict"
+"""Another device's report of a number already reported that day (201): kept beside the
+first, both listed marked ``conflict``."""
 OUTCOMES = ("issued", "uncertain")
 """What a report may say of its ticket."""
 KEEP_TICKETS_S = 15 * 24 * 3600
@@ -171,13 +179,16 @@ class Ticket:
     """``{"booth", "at", "recall"}`` of its latest call that day, or None."""
     wait_min: float | None = None
     """The wait its device showed at issue (minutes), if any (the phone page's)."""
+    conflict: bool = False
+    """Another device reported the same number that day (each report is listed)."""
 
     def json(self) -> dict[str, Any]:
         """One entry of ``GET /v1/branches/{b}/tickets`` (never the phone's hash)."""
         return {"ticketId": self.ticket_id,
                 "queue": {"id": self.queue_id, "name": self.queue_name},
                 "lang": self.lang, "issuedAt": self.issued_at, "outcome": self.outcome,
-                "device": self.device, "priority": self.priority, "call": self.call}
+                "device": self.device, "priority": self.priority, "call": self.call,
+                "conflict": self.conflict}
 
 
 def call_of(data: str | None) -> dict[str, Any] | None:
@@ -190,15 +201,6 @@ def call_of(data: str | None) -> dict[str, Any] | None:
                 "recall": bool(event.get("recall", False))}
     except (ValueError, KeyError, TypeError):
         return None
-
-
-class Conflict(StoreError):
-    """Another device reported the same ticket number that day (a fault: numbers never
-    repeat across a branch's devices)."""
-
-    def __init__(self, device: str) -> None:
-        super().__init__(f"reported by device {device} before")
-        self.device = device
 
 
 class NotSeeded(StoreError):
@@ -219,9 +221,11 @@ class Ledger(Protocol):
         """The next ``count`` numbers of the counter, durably handed out;
         :class:`StoreError` (:class:`NotSeeded`) when they cannot be."""
 
-    async def report(self, branch: str, report: Report) -> str:
-        """Keep a device's report: :data:`NEW`, :data:`KNOWN` or :data:`REPLACED`;
-        :class:`Conflict` when another device reported that number that day."""
+    async def report(self, branch: str, report: Report) -> tuple[str, str]:
+        """Keep a device's report: :data:`NEW`, :data:`KNOWN`, :data:`REPLACED`, or
+        :data:`CONFLICT` when another device reported that number first that day (kept
+        beside it; the same device's later reports of it are known or replaced), and the
+        device that reported it first ("" when not a conflict)."""
 
     async def tickets(self, branch: str, day: str) -> list[Ticket]:
         """The day's tickets of ``branch`` in the order they were issued, with their calls."""
@@ -325,6 +329,23 @@ CREATE TABLE IF NOT EXISTS tickets (
 CREATE INDEX IF NOT EXISTS tickets_in_order ON tickets (branch, day, issued_ts);
 CREATE INDEX IF NOT EXISTS tickets_by_queue ON tickets (branch, day, queue_id, issued_ts);
 CREATE INDEX IF NOT EXISTS tickets_by_phone ON tickets (phone) WHERE phone IS NOT NULL;
+CREATE TABLE IF NOT EXISTS conflicts (
+    branch TEXT NOT NULL,
+    day TEXT NOT NULL,
+    ticket_id TEXT NOT NULL,
+    queue_id TEXT NOT NULL,
+    queue_name TEXT NOT NULL,
+    lang TEXT,
+    issued_at TEXT NOT NULL,
+    issued_ts REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    device TEXT NOT NULL,
+    priority TEXT,
+    phone TEXT,
+    wait_min REAL,
+    PRIMARY KEY (branch, day, ticket_id, device)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS conflicts_by_phone ON conflicts (phone) WHERE phone IS NOT NULL;
 CREATE TABLE IF NOT EXISTS replicas (
     id TEXT PRIMARY KEY,
     seen REAL NOT NULL,
@@ -332,8 +353,9 @@ CREATE TABLE IF NOT EXISTS replicas (
 ) WITHOUT ROWID;
 """
 """``counters``: on one relay, the counter itself; on a replica, its floor (the last
-number it handed out). ``tickets``: the reports (one relay). ``replicas``: the replicas
-seen in Redis (``me``: this one)."""
+number it handed out). ``tickets``: the reports (one relay); ``conflicts``: another
+device's report of a number ``tickets`` holds (:data:`CONFLICT`). ``replicas``: the
+replicas seen in Redis (``me``: this one)."""
 
 
 def _priority_in(value: str | bool | None) -> str | None:
@@ -350,11 +372,51 @@ def _raise(db: sqlite3.Connection, branch: str, day: str, sequence: str, last: i
                "excluded.last)", (branch, day, sequence, last))
 
 
-_INSERT_TICKET = ("INSERT INTO tickets (branch, day, ticket_id, queue_id, queue_name, lang, "
-                  "issued_at, issued_ts, outcome, device, priority, phone, wait_min) VALUES "
-                  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-_SELECT_TICKETS = ("SELECT branch, day, ticket_id, queue_id, queue_name, lang, issued_at, "
-                   "issued_ts, outcome, device, priority, wait_min FROM tickets")
+_COLUMNS = ("branch, day, ticket_id, queue_id, queue_name, lang, issued_at, issued_ts, "
+            "outcome, device, priority")
+_SELECT_TICKETS = "SELECT " + _COLUMNS + ", wait_min, 0 FROM tickets"  # noqa: S608 (constants)
+_SELECT_CONFLICTS = "SELECT " + _COLUMNS + ", wait_min, 1 FROM conflicts"  # noqa: S608
+
+
+@dataclass(frozen=True)
+class _Table:
+    """The statements of a report kept in ``tickets`` (the first report of its number) or
+    in ``conflicts`` (another device's report of it, keyed by its device too). Each takes
+    the report's key: (branch, day, ticketId) or (branch, day, ticketId, device)."""
+
+    held: str
+    insert: str
+    set_phone: str
+    set_outcome: str
+    phone_elsewhere: str
+    """Whether a phone hash is held by another report of this table than this one."""
+    phone_anywhere: str
+    """Whether a phone hash is held by any report of this table."""
+
+
+_VALUES = ("(branch, day, ticket_id, queue_id, queue_name, lang, issued_at, issued_ts, "
+           "outcome, device, priority, phone, wait_min) VALUES "
+           "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_FIRST = _Table(
+    held="SELECT outcome, phone FROM tickets WHERE branch = ? AND day = ? AND ticket_id = ?",
+    insert="INSERT INTO tickets " + _VALUES,
+    set_phone="UPDATE tickets SET phone = ? WHERE branch = ? AND day = ? AND ticket_id = ?",
+    set_outcome="UPDATE tickets SET outcome = ? WHERE branch = ? AND day = ? AND "
+                "ticket_id = ?",
+    phone_elsewhere="SELECT 1 FROM tickets WHERE phone = ? AND NOT (branch = ? AND day = ? "
+                    "AND ticket_id = ?) LIMIT 1",
+    phone_anywhere="SELECT 1 FROM tickets WHERE phone = ? LIMIT 1")
+_CONFLICT = _Table(
+    held="SELECT outcome, phone FROM conflicts WHERE branch = ? AND day = ? AND "
+         "ticket_id = ? AND device = ?",
+    insert="INSERT INTO conflicts " + _VALUES,
+    set_phone="UPDATE conflicts SET phone = ? WHERE branch = ? AND day = ? AND "
+              "ticket_id = ? AND device = ?",
+    set_outcome="UPDATE conflicts SET outcome = ? WHERE branch = ? AND day = ? AND "
+                "ticket_id = ? AND device = ?",
+    phone_elsewhere="SELECT 1 FROM conflicts WHERE phone = ? AND NOT (branch = ? AND "
+                    "day = ? AND ticket_id = ? AND device = ?) LIMIT 1",
+    phone_anywhere="SELECT 1 FROM conflicts WHERE phone = ? LIMIT 1")
 
 
 class SqliteLedger:
@@ -378,42 +440,40 @@ class SqliteLedger:
         cutoff = _cutoff(self._clock())
         db.execute("DELETE FROM counters WHERE day < ?", (cutoff,))
         db.execute("DELETE FROM tickets WHERE day < ?", (cutoff,))
+        db.execute("DELETE FROM conflicts WHERE day < ?", (cutoff,))
 
-    async def report(self, branch: str, report: Report) -> str:
-        def work(db: sqlite3.Connection) -> str:
-            row = db.execute("SELECT device, outcome, phone FROM tickets WHERE branch = ? AND "
-                             "day = ? AND ticket_id = ?",
-                             (branch, report.day, report.ticket_id)).fetchone()
+    async def report(self, branch: str, report: Report) -> tuple[str, str]:
+        def work(db: sqlite3.Connection) -> tuple[str, str]:
+            key = (branch, report.day, report.ticket_id)
+            row = db.execute("SELECT device FROM tickets WHERE branch = ? AND day = ? AND "
+                             "ticket_id = ?", key).fetchone()
+            first = "" if row is None or row[0] == report.device else str(row[0])
+            table, other = (_CONFLICT, _FIRST) if first else (_FIRST, _CONFLICT)
+            me = (*key, report.device) if first else key
+            held = db.execute(table.held, me).fetchone()
             new_phone = report.phone
-            if new_phone and db.execute(
-                    "SELECT 1 FROM tickets WHERE phone = ? AND NOT (branch = ? AND day = ? "
-                    "AND ticket_id = ?) LIMIT 1",
-                    (new_phone, branch, report.day, report.ticket_id)).fetchone():
+            if new_phone and (db.execute(table.phone_elsewhere, (new_phone, *me)).fetchone()
+                              or db.execute(other.phone_anywhere, (new_phone,)).fetchone()):
                 log.info("relay: ticket %r of %s (branch %s) from %s carries a phone token "
                          "another ticket holds: kept without it", report.ticket_id,
                          report.day, branch, report.device)
                 new_phone = None  # a customer's page is the ticket that first had it
-            if row is None:
-                db.execute(_INSERT_TICKET,
-                           (branch, report.day, report.ticket_id, report.queue_id,
-                            report.queue_name, report.lang, report.issued_at,
-                            report.issued_ts, report.outcome, report.device,
-                            _priority_in(report.priority), new_phone, report.wait_min))
-                return NEW
-            device, outcome, phone = row
-            if device != report.device:
-                raise Conflict(str(device))
+            if held is None:
+                db.execute(table.insert,
+                           (*key, report.queue_id, report.queue_name, report.lang,
+                            report.issued_at, report.issued_ts, report.outcome,
+                            report.device, _priority_in(report.priority), new_phone,
+                            report.wait_min))
+                return (CONFLICT if first else NEW), first
+            outcome, phone = held
             if new_phone and not phone:  # a later report may bring the phone's hash
-                db.execute("UPDATE tickets SET phone = ? WHERE branch = ? AND day = ? AND "
-                           "ticket_id = ?", (new_phone, branch, report.day,
-                                             report.ticket_id))
+                db.execute(table.set_phone, (new_phone, *me))
             if outcome in (report.outcome, "issued"):
-                return KNOWN
-            db.execute("UPDATE tickets SET outcome = ? WHERE branch = ? AND day = ? AND "
-                       "ticket_id = ?", (report.outcome, branch, report.day, report.ticket_id))
-            return REPLACED
-        result: str = await self._file.run(work)
-        if result != KNOWN:
+                return KNOWN, first
+            db.execute(table.set_outcome, (report.outcome, *me))
+            return REPLACED, first
+        result: tuple[str, str] = await self._file.run(work)
+        if result[0] != KNOWN:
             self.on_report(branch, report.ticket_id)
         return result
 
@@ -440,11 +500,11 @@ class SqliteLedger:
             raise StoreError(f"the ledger: {exc}") from None
 
     @staticmethod
-    def _ticket(row: tuple[Any, ...], call: str | None) -> Ticket:
-        b, d, t, qid, qname, lang, at, ts, outcome, device, priority, wait = row
+    def _ticket(row: tuple[Any, ...], call: str | None, conflict: bool) -> Ticket:
+        b, d, t, qid, qname, lang, at, ts, outcome, device, priority, wait, _ = row
         return Ticket(b, d, t, qid, qname, lang, at, float(ts), outcome, device,
                       _priority_out(priority), call_of(call),
-                      None if wait is None else float(wait))
+                      None if wait is None else float(wait), conflict)
 
     @staticmethod
     def _latest_call(db: sqlite3.Connection, branch: str, day: str, ticket: str) -> str | None:
@@ -460,19 +520,26 @@ class SqliteLedger:
                                            "branch = ? AND day = ? ORDER BY id",
                                            (branch, day)):
                 calls[ticket] = data  # the latest wins
-            rows = db.execute(_SELECT_TICKETS + " WHERE branch = ? AND day = ? "
-                              "ORDER BY issued_ts, ticket_id", (branch, day))
-            return [self._ticket(r, calls.get(r[2])) for r in rows]
+            rows = db.execute(_SELECT_TICKETS + " WHERE branch = ? AND day = ? UNION ALL "
+                              + _SELECT_CONFLICTS + " WHERE branch = ? AND day = ? "
+                              "ORDER BY issued_ts, ticket_id, 13, device",
+                              (branch, day, branch, day)).fetchall()
+            conflicted = {r[2] for r in rows if r[12]}
+            return [self._ticket(r, calls.get(r[2]), r[2] in conflicted) for r in rows]
         out: list[Ticket] = await self._reading(work)
         return out
 
     async def ticket_by_phone(self, phone_sha256: str) -> Ticket | None:
         def work(db: sqlite3.Connection) -> Ticket | None:
-            row = db.execute(_SELECT_TICKETS + " WHERE phone = ? ORDER BY issued_ts LIMIT 1",
-                             (phone_sha256,)).fetchone()  # (one, since reports keep it so)
+            row = db.execute(_SELECT_TICKETS + " WHERE phone = ? UNION ALL "
+                             + _SELECT_CONFLICTS + " WHERE phone = ? ORDER BY issued_ts LIMIT 1",
+                             (phone_sha256, phone_sha256)).fetchone()  # (one: reports keep it so)
             if row is None:
                 return None
-            return self._ticket(row, self._latest_call(db, row[0], row[1], row[2]))
+            conflict = bool(row[12]) or db.execute(
+                "SELECT 1 FROM conflicts WHERE branch = ? AND day = ? AND ticket_id = ? LIMIT 1",
+                row[:3]).fetchone() is not None
+            return self._ticket(row, self._latest_call(db, row[0], row[1], row[2]), conflict)
         found: Ticket | None = await self._reading(work)
         return found
 
@@ -567,19 +634,27 @@ def counter_key(branch: str, day: str, sequence: str) -> str:
 
 
 _REPORT = """
+local hash, field, pointer, first = KEYS[1], ARGV[1], ARGV[7], ''
+local held = redis.call('HGET', hash, field)
+if held then
+  local rec = cjson.decode(held)
+  if rec['device'] ~= ARGV[3] then  -- another device's number: this one kept beside it
+    first = rec['device']
+    hash, field, pointer = KEYS[5], ARGV[11], ARGV[12]
+    held = redis.call('HGET', hash, field)
+  end
+end
 local phone_ok = ARGV[6] ~= ''
 if phone_ok then
   local holder = redis.call('GET', KEYS[3])
-  if holder and holder ~= ARGV[7] then phone_ok = false end
+  if holder and holder ~= pointer then phone_ok = false end
 end
-local held = redis.call('HGET', KEYS[1], ARGV[1])
 if held then
   local rec = cjson.decode(held)
-  if rec['device'] ~= ARGV[3] then return {'conflict', rec['device']} end
   local changed = false
   if phone_ok and (rec['phone'] == nil or rec['phone'] == cjson.null) then
     rec['phone'] = ARGV[6]
-    redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[9])
+    redis.call('SET', KEYS[3], pointer, 'EX', ARGV[9])
     changed = true
   end
   local result = 'known'
@@ -588,9 +663,9 @@ if held then
     result = 'replaced'
     changed = true
   end
-  if changed then redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec)) end
+  if changed then redis.call('HSET', hash, field, cjson.encode(rec)) end
   if result == 'replaced' then redis.call('PUBLISH', KEYS[4], ARGV[10]) end
-  return {result, ''}
+  return {result, first}
 end
 local record = ARGV[2]
 if ARGV[6] ~= '' and not phone_ok then
@@ -598,20 +673,26 @@ if ARGV[6] ~= '' and not phone_ok then
   rec['phone'] = cjson.null
   record = cjson.encode(rec)
 end
-redis.call('HSET', KEYS[1], ARGV[1], record)
-redis.call('EXPIRE', KEYS[1], ARGV[8])
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[8])
-if phone_ok then redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[9]) end
+redis.call('HSET', hash, field, record)
+redis.call('EXPIRE', hash, ARGV[8])
+if first == '' then
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+  redis.call('EXPIRE', KEYS[2], ARGV[8])
+end
+if phone_ok then redis.call('SET', KEYS[3], pointer, 'EX', ARGV[9]) end
 redis.call('PUBLISH', KEYS[4], ARGV[10])
+if first ~= '' then return {'conflict', first} end
 return {'new', ''}
 """
-"""KEYS: the day's tickets, the queue's order, the phone key, the reports channel. ARGV:
-ticketId, the record (JSON), device, outcome, issued (seconds), phone hash (or ''), the
-phone key's value, the tickets' TTL, the phone key's TTL, the channel message. Returns
-``{result, device}``: ``new``, ``known``, ``replaced``, or ``conflict`` and the device
-that reported it first. A phone hash another ticket holds stays that ticket's: this one
-is kept without it (a customer's page is the ticket that first had the token)."""
+"""KEYS: the day's tickets, the queue's order, the phone key, the reports channel, the
+day's conflicts. ARGV: ticketId, the record (JSON), device, outcome, issued (seconds),
+phone hash (or ''), the phone key's value, the tickets' TTL, the phone key's TTL, the
+channel message, the report's field and phone key's value among the conflicts. Returns
+``{result, device}``: ``new``, ``known``, ``replaced`` or ``conflict``, and the device
+that reported the number first when it is another ('' otherwise). A phone hash another
+ticket holds stays that ticket's: this one is kept without it (a customer's page is the
+ticket that first had the token). A conflict's report is not in the queue's order (its
+number is there already)."""
 
 _AHEAD = """
 local before = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -634,6 +715,17 @@ REPORTS = "kiosk:hub:reports"
 def tickets_key(branch: str, day: str) -> str:
     """The Redis HASH of a branch's day of tickets."""
     return f"kiosk:hub:tickets:{branch}:{day}"
+
+
+def conflicts_key(branch: str, day: str) -> str:
+    """The Redis HASH of the reports of numbers another device of the branch reported
+    first that day (:func:`conflict_field` -> the report)."""
+    return f"kiosk:hub:conflicts:{branch}:{day}"
+
+
+def conflict_field(ticket_id: str, device: str) -> str:
+    """A report's field in :func:`conflicts_key` (neither holds a control character)."""
+    return f"{ticket_id}\n{device}"
 
 
 def queue_key(branch: str, day: str, queue: str) -> str:
@@ -689,32 +781,36 @@ class _RedisTickets:
                     await pubsub.aclose()
             await asyncio.sleep(1.0)
 
-    async def report(self, branch: str, report: Report) -> str:
+    async def report(self, branch: str, report: Report) -> tuple[str, str]:
         record = json.dumps(report.record(), ensure_ascii=False, separators=(",", ":"))
-        pointer = json.dumps([branch, report.day, report.ticket_id], ensure_ascii=False)
+        pointer = [branch, report.day, report.ticket_id]
         try:
-            result, device = await self._report(
+            result, first = await self._report(
                 keys=[tickets_key(branch, report.day),
                       queue_key(branch, report.day, report.queue_id),
-                      phone_key(report.phone or "-"), REPORTS],
+                      phone_key(report.phone or "-"), REPORTS,
+                      conflicts_key(branch, report.day)],
                 args=[report.ticket_id, record, report.device, report.outcome,
-                      repr(report.issued_ts), report.phone or "", pointer, KEEP_TICKETS_S,
-                      PHONE_TTL_S, f"{branch} {report.ticket_id}"])
+                      repr(report.issued_ts), report.phone or "",
+                      json.dumps(pointer, ensure_ascii=False), KEEP_TICKETS_S,
+                      PHONE_TTL_S, f"{branch} {report.ticket_id}",
+                      conflict_field(report.ticket_id, report.device),
+                      json.dumps([*pointer, report.device], ensure_ascii=False)])
         except (RedisError, OSError) as exc:
             raise StoreError(f"Redis: {exc}") from None
-        if result == "conflict":
-            raise Conflict(str(device))
-        return str(result)
+        return str(result), str(first)
 
     @staticmethod
-    def _ticket(branch: str, day: str, raw: str, call: str | None) -> Ticket | None:
+    def _ticket(branch: str, day: str, raw: str, call: str | None,
+                conflict: bool = False) -> Ticket | None:
         try:
             r = json.loads(raw)
             return Ticket(branch, day, str(r["ticketId"]), str(r["queue"]["id"]),
                           str(r["queue"]["name"]), r.get("lang"), str(r["issuedAt"]),
                           float(r["ts"]), str(r["outcome"]), str(r["device"]),
                           r.get("priority"), call_of(call),
-                          float(r["wait_min"]) if r.get("wait_min") is not None else None)
+                          float(r["wait_min"]) if r.get("wait_min") is not None else None,
+                          conflict)
         except (ValueError, KeyError, TypeError):
             log.error("relay: an unreadable ticket in Redis (%s, %s): skipped", branch, day)
             return None
@@ -724,11 +820,17 @@ class _RedisTickets:
         try:
             raw = await self._redis.hgetall(tickets_key(branch, day))
             calls = await self._redis.hgetall(called_key(branch, day)) if raw else {}
+            others = await self._redis.hgetall(conflicts_key(branch, day)) if raw else {}
         except (RedisError, OSError) as exc:
             raise StoreError(f"Redis: {exc}") from None
-        found = [self._ticket(branch, day, r, calls.get(t)) for t, r in raw.items()]
-        return sorted((t for t in found if t is not None),
-                      key=lambda t: (t.issued_ts, t.ticket_id))
+        conflicted = {field.partition("\n")[0] for field in others}
+        found = [(0, self._ticket(branch, day, r, calls.get(t), t in conflicted))
+                 for t, r in raw.items()]
+        found += [(1, self._ticket(branch, day, r, calls.get(f.partition("\n")[0]), True))
+                  for f, r in others.items()]  # each after the first report of its number
+        ordered = sorted(((t.issued_ts, t.ticket_id, rank, t.device), t)
+                         for rank, t in found if t is not None)
+        return [t for _, t in ordered]
 
     async def ticket_by_phone(self, phone_sha256: str) -> Ticket | None:
         from kiosk.relay.redis_store import called_key
@@ -736,14 +838,21 @@ class _RedisTickets:
             pointer = await self._redis.get(phone_key(phone_sha256))
             if pointer is None:
                 return None
-            branch, day, ticket = json.loads(pointer)
-            raw = await self._redis.hget(tickets_key(branch, day), ticket)
+            branch, day, ticket, *device = json.loads(pointer)  # a conflict's: + device
+            if device:
+                raw = await self._redis.hget(conflicts_key(branch, day),
+                                             conflict_field(ticket, device[0]))
+                conflict = True
+            else:
+                raw = await self._redis.hget(tickets_key(branch, day), ticket)
+                conflict = any(f.partition("\n")[0] == ticket for f in await
+                               self._redis.hkeys(conflicts_key(branch, day)))
             call = await self._redis.hget(called_key(branch, day), ticket)
         except (RedisError, OSError) as exc:
             raise StoreError(f"Redis: {exc}") from None
         except (ValueError, TypeError):
             return None
-        return None if raw is None else self._ticket(branch, day, raw, call)
+        return None if raw is None else self._ticket(branch, day, raw, call, conflict)
 
     async def ahead(self, ticket: Ticket) -> int:
         from kiosk.relay.redis_store import called_key

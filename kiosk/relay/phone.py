@@ -126,6 +126,9 @@ class PhoneTicket:
     called_at: str | None = None
     wait_min: float | None = None
     """The wait the kiosk showed at issue (the report's ``wait_min``), if any."""
+    device: str = ""
+    """The device that reported it (two devices may report one number: a fault the
+    ledger keeps both of, each with its own phone token)."""
 
     @property
     def queue_key(self) -> str:
@@ -176,7 +179,7 @@ def phone_ticket(ticket: Ticket) -> PhoneTicket:
         lang=ticket.lang or DEFAULT_LANGUAGE, issued_at=ticket.issued_at,
         outcome=ticket.outcome, priority=ticket.priority,
         booth=call.get("booth") if call else None, called_at=call.get("at") if call else None,
-        wait_min=wait)
+        wait_min=wait, device=ticket.device)
 
 
 def _epoch(iso: str | None) -> float:
@@ -195,7 +198,8 @@ class DayIndex:
 
     waiting: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
     interval_s: dict[str, float] = field(default_factory=dict)
-    tickets: dict[str, PhoneTicket] = field(default_factory=dict)
+    tickets: dict[tuple[str, str], PhoneTicket] = field(default_factory=dict)
+    """By (ticketId, device)."""
 
     @classmethod
     def of(cls, tickets: Sequence[PhoneTicket]) -> DayIndex:
@@ -203,7 +207,7 @@ class DayIndex:
         index = cls()
         calls: dict[str, list[float]] = {}
         for ticket in tickets:
-            index.tickets[ticket.ticket_id] = ticket
+            index.tickets[ticket.ticket_id, ticket.device] = ticket
             if ticket.booth is None:
                 if ticket.outcome in ("issued", "uncertain"):
                     index.waiting.setdefault(ticket.queue_key, []).append(ticket.order())
@@ -225,7 +229,7 @@ class DayIndex:
 
 def state(ticket: PhoneTicket, index: DayIndex, today: str, moment: float) -> dict[str, Any]:
     """The page's state (module docstring) of ``ticket`` at ``moment``."""
-    current = index.tickets.get(ticket.ticket_id, ticket)  # the newest report and call
+    current = index.tickets.get((ticket.ticket_id, ticket.device), ticket)  # the newest
     called = current.booth is not None
     expired = current.day != today or (
         called and moment - _epoch(current.called_at) > KEEP_AFTER_CALL_S)

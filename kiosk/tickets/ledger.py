@@ -68,7 +68,9 @@ def _text(value: Any, width: int) -> str:
 
 def branch_table(ledger: dict[str, Any], timezone: str) -> list[str]:
     """The hub's ledger of a branch's day (docs/hub.md) as lines for people: each
-    ticket, the device that issued it, and its call (booth, time) once called."""
+    ticket, the device that issued it, and its call (booth, time) once called. A number
+    two devices reported (a fault: numbers never repeat in a branch) is marked ``!`` on
+    each of its lines."""
     tickets = [t for t in ledger.get("tickets", []) if isinstance(t, dict)]
     lines = [f"Branch {_text(ledger.get('branch'), 40)}, {_text(ledger.get('date'), 10)}",
              f"{'time':<9}{'ticket':<14}{'device':<12}{'outcome':<11}{'priority':<10}"
@@ -81,11 +83,16 @@ def branch_table(ledger: dict[str, Any], timezone: str) -> list[str]:
             f"{_clock_time(call.get('at'), timezone)} {_text(call.get('booth'), 24)}"
             + (" (again)" if call.get("recall") else ""))
         lines.append(f"{_clock_time(t.get('issuedAt'), timezone):<9}"
-                     f"{_text(t.get('ticketId'), 13):<14}{_text(t.get('device'), 11):<12}"
+                     f"{_text(t.get('ticketId'), 12) + ('!' if t.get('conflict') else ''):<14}"
+                     f"{_text(t.get('device'), 11):<12}"
                      f"{_text(t.get('outcome'), 10):<11}{_text(t.get('priority'), 9):<10}"
                      f"{_text(queue.get('name'), 23):<24}{called}")
     called_count = sum(1 for t in tickets if isinstance(t.get("call"), dict))
     lines.append(f"{len(tickets)} ticket(s), {called_count} called")
+    repeated = len({str(t.get("ticketId")) for t in tickets if t.get("conflict")})
+    if repeated:
+        lines.append(f"! {repeated} number(s) reported by more than one device: a fault "
+                     "(the relay's log names the devices)")
     return lines
 
 
