@@ -179,6 +179,35 @@ async def test_a_report_refused_for_good_never_holds_up_the_rest(
     journal.close()
 
 
+async def test_a_report_over_the_devices_budget_waits_in_the_outbox(tmp_path: Path) -> None:
+    """The hub answers 429 to a device over ``relay.max_reports_per_hour``: the outbox
+    keeps the report and sends it again later (never set aside as refused for good)."""
+    h = Hub(tmp_path / "relay")
+    config = yaml.safe_load(h.config.read_text(encoding="utf-8"))
+    config["relay"]["max_reports_per_hour"] = 100
+    h.config.write_text(yaml.safe_dump(config), encoding="utf-8")
+    await asyncio.to_thread(h.start)
+    journal = Journal(tmp_path / "d", kiosk_id="test-1", timezone="America/Santiago")
+    client = HubClient(h.url, BRANCH, "test-1", SecretStr(LOBBY))
+    try:
+        for _ in range(101):
+            row = journal.reserve(queue_id="q", queue_name="Q", prefix="Z", fmt="Z-{seq:03d}")
+            journal.finish(row.row_id, "issued", report={
+                "ticketId": row.ticket_id, "queue": {"id": ATENCION, "name": "Caja"},
+                "lang": "es", "issuedAt": journal._clock().isoformat(), "outcome": "issued",
+                "device": "test-1", "priority": None, "phone": None})
+        sender = ReportSender(journal, client, retry=FAST)
+        with pytest.raises(Exception, match="429"):
+            await sender.drain()
+        assert (sender.sent, sender.refused) == (100, 0)
+        assert journal.outbox_size() == 1 and journal.outbox_size(refused=True) == 0
+        assert len(await ledger(h.url)) == 100
+    finally:
+        await client.aclose()
+        journal.close()
+        await asyncio.to_thread(h.kill)
+
+
 KILLED = textwrap.dedent("""
     import os, signal, sys
     from datetime import UTC, datetime

@@ -255,6 +255,62 @@ def test_the_number_budget_is_a_setting_of_at_least_one_largest_lease(
         load_settings(_config(tmp_path, max_numbers_per_hour=999))
 
 
+def test_the_report_budget_is_a_setting_of_at_least_a_hundred(tmp_path: Path) -> None:
+    assert load_settings(_config(tmp_path)).max_reports_per_hour == 3000
+    assert load_settings(_config(tmp_path, max_reports_per_hour=200)
+                         ).max_reports_per_hour == 200
+    with pytest.raises(RelayConfigError, match=r"relay\.max_reports_per_hour"):
+        load_settings(_config(tmp_path, max_reports_per_hour=99))
+
+
+def _report(url: str, token: str, ticket: str, device: str) -> httpx.Response:
+    moment = datetime.now(ZoneInfo(ZONES[BRANCH_A])).isoformat(timespec="milliseconds")
+    return httpx.post(f"{url}/v1/branches/{BRANCH_A}/tickets", trust_env=False, timeout=20,
+                      headers={"Authorization": f"Bearer {token}"},
+                      json={"ticketId": ticket, "queue": {"id": "q", "name": "Caja"},
+                            "lang": "es", "issuedAt": moment, "outcome": "issued",
+                            "device": device, "priority": None, "phone": None})
+
+
+def test_a_device_reporting_in_a_loop_cannot_fill_the_branchs_ledger(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A device may report at most ``relay.max_reports_per_hour`` (a reserve refilled by
+    the hour): beyond, 429 with ``Retry-After`` (its outbox sends the report later), and
+    nothing is kept. It had no limit: a hostile device's minute of reports, as fast as
+    the relay took them, made the branch's ledger a 181 MB answer (a reviewing helper).
+    Other devices keep their own budget; a report the store failed is not charged."""
+    caplog.set_level(logging.INFO, logger="kiosk.relay")
+    real = ledger_module.SqliteLedger.report
+    fail = [False]
+
+    async def flaky(self: Any, *args: Any) -> Any:
+        if fail[0]:
+            raise ledger_module.StoreError("disk I/O error")
+        return await real(self, *args)
+
+    monkeypatch.setattr(ledger_module.SqliteLedger, "report", flaky)
+    with RelayServer(hub_settings(tmp_path, max_reports_per_hour=100)) as hub:
+        for n in range(1, 100):
+            assert _report(hub.url, KIOSK, f"A-{n:03d}", "lobby-1").status_code == 201
+        fail[0] = True
+        assert _report(hub.url, KIOSK, "A-100", "lobby-1").status_code == 503
+        fail[0] = False
+        assert _report(hub.url, KIOSK, "A-100", "lobby-1").status_code == 201  # given back
+        refused = [_report(hub.url, KIOSK, f"A-{n:03d}", "lobby-1") for n in (101, 102)]
+        for r in refused:
+            assert (r.status_code, r.json()["error"]) == (429, "rate"), r.text
+            assert 1 <= int(r.headers["retry-after"]) <= 36, r.headers  # 100 an hour
+        assert _report(hub.url, TABLET, "A-500", "greeter").status_code == 201  # its own
+        listed = httpx.get(f"{hub.url}/v1/branches/{BRANCH_A}/tickets", trust_env=False,
+                           headers={"Authorization": f"Bearer {KIOSK}"}).json()["tickets"]
+        text = httpx.get(hub.url + "/metrics", trust_env=False).text
+    assert [t["ticketId"] for t in listed] == [f"A-{n:03d}" for n in range(1, 101)] + ["A-500"]
+    assert 'relay_ticket_reports_total{result="limited"} 2.0' in text
+    lines = [r.getMessage() for r in caplog.records if "max_reports_per_hour" in r.getMessage()]
+    assert len(lines) == 1 and "lobby-1" in lines[0] and "429" in lines[0], lines
+
+
 def _config(tmp_path: Path, **relay: Any) -> Path:
     secret = write_private(tmp_path / "webhook-secret", SECRET.decode() + "\n")
     token = write_private(tmp_path / "device-lobby-1", KIOSK + "\n")

@@ -103,7 +103,7 @@ from kiosk.relay.ledger import (
     open_ledger,
 )
 from kiosk.relay.phone import LedgerSource, Phone, PhoneSource
-from kiosk.relay.quota import MAX_COUNT, NumberQuota, OverBudget
+from kiosk.relay.quota import MAX_COUNT, NumberQuota, OverBudget, ReportQuota
 from kiosk.relay.ratelog import RateLimitedLog
 from kiosk.relay.store import RECALL_END, Call, Event, Replayed, SqliteStore, Store, now
 
@@ -191,7 +191,8 @@ class Metrics:
                               "refused: 4xx, limited: 429, unavailable: 503)", ["result"],
                               registry=self.registry)
         self.reports = Counter("relay_ticket_reports", "Ticket reports by result (new, "
-                               "known, replaced, conflict, refused, unavailable)", ["result"],
+                               "known, replaced, conflict, refused: 4xx, limited: 429, "
+                               "unavailable: 503)", ["result"],
                                registry=self.registry)
         self.epochs = Counter("relay_store_epochs", "New store epochs seen while running "
                               "(the store went back: Redis restarted or lost its data)",
@@ -252,6 +253,8 @@ class Relay:
         stream, per ``REFUSAL_LOG_S`` for a lease over its budget)."""
         self.quota = NumberQuota(settings.max_numbers_per_hour)
         """Numbers each device may still lease (``max_numbers_per_hour``)."""
+        self.report_quota = ReportQuota(settings.max_reports_per_hour)
+        """Reports each device may still send (``max_reports_per_hour``)."""
         self._metrics_refusal_logged = 0.0
         """When the next refused ``/metrics`` request may be logged."""
         self._metrics_refused_quietly = 0
@@ -663,9 +666,22 @@ class Relay:
         except Refused as exc:
             self.metrics.reports.labels("refused").inc()
             return refusal(exc)
+        try:  # a device in a loop (or a stolen token) would fill the branch's ledger
+            self.report_quota.take(device.id)
+        except OverBudget as over:
+            self.metrics.reports.labels("limited").inc()
+            self._warn_once_a_minute(
+                "report:" + device.id, "relay: device %s reports tickets over its budget "
+                "(relay.max_reports_per_hour: %d): refused (429) for %d s (its outbox sends "
+                "them later)", device.id, self.report_quota.per_hour, over.wait_s)
+            return JSONResponse({"error": "rate", "detail": "too many reports: a device's "
+                                 f"budget is {self.report_quota.per_hour}, refilled at "
+                                 f"{self.report_quota.per_hour} an hour"},
+                                status_code=429, headers={"Retry-After": str(over.wait_s)})
         try:
             result, first = await self.ledger.report(branch, report)
         except StoreError as exc:
+            self.report_quota.give_back(device.id)
             self.metrics.reports.labels("unavailable").inc()
             log.error("relay: report of %r from %s not stored: %s", report.ticket_id,
                       device.id, exc)

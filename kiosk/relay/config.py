@@ -20,6 +20,7 @@ day a call belongs to). Every other key of the file is the kiosk's business and 
       max_streams_per_token: 8            # streams one device may hold (429 beyond)
       max_numbers_per_hour: 3000          # a device's reserve of numbers, refilled at this
                                           # many an hour (429 beyond; kiosk.relay.quota)
+      max_reports_per_hour: 3000          # the same for its ticket reports (429: sent later)
       send_timeout_s: 30                  # a send waiting this long resets the stream (a send
                                           # waits only once the buffers on both ends are full)
       metrics_token_file: /etc/kiosk/metrics-token   # 0600; /metrics then needs this bearer
@@ -77,7 +78,7 @@ from kiosk.errors import ConfigError
 from kiosk.netloc import Network, is_loopback
 from kiosk.redaction import redact_url
 from kiosk.relay.devices import DEVICE_ID, MIN_TOKEN, Device, Role
-from kiosk.relay.quota import MAX_COUNT
+from kiosk.relay.quota import MAX_COUNT, MIN_REPORTS
 from kiosk.secretfile import read_private_lines
 
 DEFAULT_LISTEN = "127.0.0.1:8787"
@@ -228,6 +229,11 @@ class RelaySection(_M):
     (the device numbers from its blocks, then offline). Its first block of each sequence
     each day is not charged. At least one largest lease (1,000). Per relay process, like
     ``max_streams_per_token``."""
+    max_reports_per_hour: int = Field(3000, ge=MIN_REPORTS, le=10_000_000)
+    """A device's reserve of ticket reports (:class:`kiosk.relay.quota.ReportQuota`), one
+    a report: full at start and refilled at this many an hour; a report beyond it is
+    answered 429 with ``Retry-After`` and the device's outbox sends it later (a kiosk sends
+    one or two a ticket). Per relay process."""
     send_timeout_s: float = Field(30.0, gt=0, le=3600)
     """Seconds one send to a screen may wait before its stream is reset. A send waits only
     once the socket's send buffer, the screen's receive window and the server's buffer are
@@ -386,6 +392,8 @@ class RelaySettings:
     """Streams one device may hold open at once (this process)."""
     max_numbers_per_hour: int = 3000
     """A device's reserve of numbers, refilled at this many an hour (this process)."""
+    max_reports_per_hour: int = 3000
+    """A device's reserve of ticket reports, refilled at this many an hour (this process)."""
     send_timeout_s: float = 30.0
     """Seconds one send may wait (buffers full on both ends) before the stream is reset."""
     timezone: str = "UTC"
@@ -517,6 +525,7 @@ def settings_from_mapping(data: Any, file: str) -> RelaySettings:
                          keepalive_s=r.keepalive_s, client_buffer=r.client_buffer,
                          max_streams_per_token=r.max_streams_per_token,
                          max_numbers_per_hour=r.max_numbers_per_hour,
+                         max_reports_per_hour=r.max_reports_per_hour,
                          send_timeout_s=r.send_timeout_s,
                          max_connections=r.max_connections,
                          header_timeout_s=r.header_timeout_s,

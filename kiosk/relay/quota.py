@@ -1,4 +1,5 @@
-"""How many numbers one device may lease: a budget per device that fills back by the hour.
+"""How many numbers one device may lease, and how many tickets it may report: budgets per
+device that fill back by the hour.
 
 A device leases numbers in blocks ahead of its taps (docs/hub.md "Numbers"): a kiosk
 printing a ticket every few seconds all hour asks for well under a thousand. A device
@@ -15,8 +16,15 @@ each midnight, a block per sequence it offers, whatever ``numbering.block`` and 
 many queues (for up to :data:`FREE_FIRSTS` sequences a day: a token that makes names up
 gets no more).
 
+**Reports** (:class:`ReportQuota`) have a budget of the same kind: a device's reports of
+its tickets are kept for 14 days and listed in one answer (``GET .../tickets``), so a
+device reporting tickets as fast as the relay takes them (about 375 a second) made that
+answer 181 MB in a minute. A kiosk sends one or two reports a ticket; a report over the
+budget is answered 429 with ``Retry-After`` and the device's outbox sends it again later:
+delayed, never lost.
+
 Per relay process (like ``max_streams_per_token``): with Redis and N replicas a device
-may lease up to N times this much. Standard library only.
+may lease or report up to N times this much. Standard library only.
 """
 
 from __future__ import annotations
@@ -53,6 +61,34 @@ class Taken:
     """The device's first block of the sequence that day: charged nothing."""
 
 
+class _Reserve:
+    """A reserve per device: ``per_hour`` at most, full at first, refilled at ``per_hour``
+    an hour."""
+
+    def __init__(self, per_hour: int, clock: Callable[[], float]) -> None:
+        self.per_hour = per_hour
+        self._rate = per_hour / 3600.0
+        self._clock = clock
+        self._left: dict[str, tuple[float, float]] = {}
+        """Device id -> (what is left, when that was reckoned). One entry per device that
+        asked (device ids are the configured ones: bounded)."""
+
+    def take(self, device: str, count: int) -> None:
+        """Take ``count`` from ``device``'s reserve; :class:`OverBudget` when it is not
+        there (nothing taken)."""
+        now = self._clock()
+        left, at = self._left.get(device, (float(self.per_hour), now))
+        left = min(float(self.per_hour), left + max(0.0, now - at) * self._rate)
+        if count > left:
+            self._left[device] = (left, now)
+            raise OverBudget(max(1, math.ceil((count - left) / self._rate)))
+        self._left[device] = (left - count, now)
+
+    def give_back(self, device: str, count: int) -> None:
+        left, at = self._left.get(device, (0.0, self._clock()))
+        self._left[device] = (min(float(self.per_hour), left + count), at)
+
+
 class NumberQuota:
     """Numbers each device may still lease, by device id."""
 
@@ -60,11 +96,7 @@ class NumberQuota:
         if per_hour < MAX_COUNT:
             raise ValueError(f"per_hour must be at least {MAX_COUNT} (one largest lease)")
         self.per_hour = per_hour
-        self._rate = per_hour / 3600.0
-        self._clock = clock
-        self._left: dict[str, tuple[float, float]] = {}
-        """Device id -> (numbers left, when that was reckoned). One entry per device that
-        leased (device ids are the configured ones: bounded)."""
+        self._reserve = _Reserve(per_hour, clock)
         self._firsts: dict[str, tuple[str, set[str]]] = {}
         """Device id -> (day, the sequences whose first block it leased that day)."""
 
@@ -79,13 +111,7 @@ class NumberQuota:
         if sequence not in firsts and len(firsts) < FREE_FIRSTS:
             firsts.add(sequence)
             return Taken(device, day, sequence, count, free=True)
-        now = self._clock()
-        left, at = self._left.get(device, (float(self.per_hour), now))
-        left = min(float(self.per_hour), left + max(0.0, now - at) * self._rate)
-        if count > left:
-            self._left[device] = (left, now)
-            raise OverBudget(max(1, math.ceil((count - left) / self._rate)))
-        self._left[device] = (left - count, now)
+        self._reserve.take(device, count)
         return Taken(device, day, sequence, count, free=False)
 
     def give_back(self, taken: Taken) -> None:
@@ -95,5 +121,26 @@ class NumberQuota:
             if seen == taken.day:
                 firsts.discard(taken.sequence)
             return
-        left, at = self._left.get(taken.device, (0.0, self._clock()))
-        self._left[taken.device] = (min(float(self.per_hour), left + taken.count), at)
+        self._reserve.give_back(taken.device, taken.count)
+
+
+MIN_REPORTS = 100
+"""The smallest report budget an hour (``relay.max_reports_per_hour``)."""
+
+
+class ReportQuota:
+    """Reports each device may still send, by device id: one a report."""
+
+    def __init__(self, per_hour: int, clock: Callable[[], float] = time.monotonic) -> None:
+        if per_hour < MIN_REPORTS:
+            raise ValueError(f"per_hour must be at least {MIN_REPORTS}")
+        self.per_hour = per_hour
+        self._reserve = _Reserve(per_hour, clock)
+
+    def take(self, device: str) -> None:
+        """One report of ``device``; :class:`OverBudget` when its budget is spent."""
+        self._reserve.take(device, 1)
+
+    def give_back(self, device: str) -> None:
+        """Undo a :meth:`take`: the report was not stored after all (the store failed)."""
+        self._reserve.give_back(device, 1)
