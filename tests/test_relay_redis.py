@@ -15,7 +15,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -376,3 +376,46 @@ def test_two_screens_watching_a_branch_at_once_miss_no_call(redis_url: str) -> N
 
     stored, published = asyncio.run(scenario())
     assert published == [stored], "the call stored between the two watches never reached the hub"
+
+
+def test_a_call_that_took_its_day_before_the_branchs_midnight_still_reaches_the_hub(
+        redis_url: str) -> None:
+    """A webhook takes the branch's day as it arrives, and stores the call a moment later.
+    One that arrived just before midnight and was stored after the reader moved to the
+    new day's stream sat in the day before's, which nobody read any more: answered 201,
+    never on a screen. The reader reads the day before's stream a while longer."""
+    redis.Redis.from_url(redis_url).flushdb()
+    today = ["2026-12-04"]
+
+    async def until(check: Callable[[], bool], what: str) -> None:
+        for _ in range(200):
+            if check():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(what)
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        store = RedisStore(redis_url, today=lambda branch: today[0])
+        got: list[int] = []
+        await store.watch(BRANCH_A)
+        await store.start(lambda branch, events: got.extend(ev.id for ev in events))
+
+        async def add(day: str, call_id: str, ticket: str) -> int:
+            event = await store.add(Call(BRANCH_A, day, call_id, ticket,
+                                         {"ticketId": ticket}, time.time()))
+            assert event is not None
+            return event.id
+
+        stored = [await add("2026-12-04", "call-1", "A-001")]
+        await until(lambda: got == stored, "the first call never reached the hub")
+        today[0] = "2026-12-05"
+        await until(lambda: store._days.get(BRANCH_A) == "2026-12-05",
+                    "the reader never moved to the new day")
+        stored.append(await add("2026-12-04", "call-2", "A-002"))  # its day: before midnight
+        stored.append(await add("2026-12-05", "call-3", "A-001"))
+        await until(lambda: len(got) >= 3, f"calls lost at midnight: {got} of {stored}")
+        await store.close()
+        return stored, got
+
+    stored, published = asyncio.run(scenario())
+    assert published == stored

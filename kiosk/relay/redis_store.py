@@ -21,7 +21,9 @@ restored an older state: everysec AOF, an RDB snapshot). So ids never go back: s
 replicas' read cursors and streams resume above them with no reset to coordinate.
 
 Each replica runs one reader that XREADs (blocking) the streams of the branches its
-screens watch, so a screen on replica B gets a call that replica A received. Every client
+screens watch, so a screen on replica B gets a call that replica A received (after a
+branch's midnight, the day before's stream too for :data:`LATE_S`: a call that took its
+day just before midnight may be stored just after). Every client
 retries a command once on a connection error (the pooled connections of a restarted Redis
 each fail once). Redis must persist (AOF, ``appendfsync always`` for no loss, or
 ``everysec``: up to a second of calls) for a stored call to survive Redis itself; a
@@ -33,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -53,6 +56,11 @@ TTL_S = 3 * 24 * 3600
 """How long a day's stream and ticket set are kept."""
 BLOCK_MS = 250
 """The reader's XREAD wait; a newly watched branch joins the next read."""
+LATE_S = 60.0
+"""How long after a branch's midnight the reader still reads the day before's stream: a
+webhook that took its day just before midnight may store its call just after (its
+``XADD`` waited on a busy loop or a Redis retry); read from the new day's stream only,
+that call, answered 201, reached no screen."""
 SOCKET_TIMEOUT_S = 5.0
 """How long a connect to Redis, or one answer from it, may take before it fails (a
 blackholed Redis then gives 503s, not requests hung for the kernel's ~15 min). Well above
@@ -146,6 +154,9 @@ class RedisStore:
         self._publish: Publish = lambda branch, events: None
         self._watched: dict[str, str] = {}  # branch -> cursor (last entry id read)
         self._days: dict[str, str] = {}  # branch -> the day its cursor is in
+        self._late: dict[str, tuple[str, str, float]] = {}
+        """Branch -> (the day before its midnight, that stream's cursor, until when it is
+        still read: :data:`LATE_S` after the reader saw the new day)."""
         self._reader: asyncio.Task[None] | None = None
         self.today = today
         """Branch -> its current day (the relay's :meth:`Relay.today`)."""
@@ -240,6 +251,7 @@ class RedisStore:
     async def unwatch(self, branch: str) -> None:
         self._watched.pop(branch, None)
         self._days.pop(branch, None)
+        self._late.pop(branch, None)
 
     async def ping(self) -> bool:
         try:
@@ -253,26 +265,44 @@ class RedisStore:
                 await asyncio.sleep(BLOCK_MS / 1000)
                 continue
             streams: dict[str, str] = {}
-            names: dict[str, str] = {}
+            names: dict[str, tuple[str, bool]] = {}  # stream -> (branch, the day before's)
+            moment = time.monotonic()
             for branch in list(self._watched):
                 day = self._day(branch)
                 if day != self._days.get(branch):  # the branch's midnight: its new day's
-                    self._days[branch] = day       # stream, from its start
+                    before = self._days.get(branch)  # stream, from its start
+                    if before is not None:
+                        self._late[branch] = (before, self._watched[branch], moment + LATE_S)
+                    self._days[branch] = day
                     self._watched[branch] = "0-0"
                 streams[_stream(branch, day)] = self._watched[branch]
-                names[_stream(branch, day)] = branch
+                names[_stream(branch, day)] = (branch, False)
+            for branch, (before, cursor, until) in list(self._late.items()):
+                if until < moment or branch not in self._watched:
+                    del self._late[branch]
+                else:
+                    streams[_stream(branch, before)] = cursor
+                    names[_stream(branch, before)] = (branch, True)
             try:
                 answer = await self._reader_conn.xread(streams, block=BLOCK_MS)
             except (RedisError, OSError) as exc:
                 log.warning("relay: reading calls from Redis failed: %s (retrying)", exc)
                 await asyncio.sleep(1.0)
                 continue
+            read: dict[str, list[Event]] = {}
             for key, entries in answer or []:
-                reader = names.get(key)
-                if reader is None or reader not in self._watched or not entries:
+                branch, late = names.get(key, ("", False))
+                if branch not in self._watched or not entries:
                     continue
-                branch = reader
-                self._watched[branch] = entries[-1][0]
-                events = [self._event(branch, i, f) for i, f in entries]
+                if late:
+                    held = self._late.get(branch)
+                    if held is None:
+                        continue
+                    self._late[branch] = (held[0], entries[-1][0], held[2])
+                else:
+                    self._watched[branch] = entries[-1][0]
+                read.setdefault(branch, []).extend(self._event(branch, i, f) for i, f in entries)
+            for branch, events in read.items():
+                events.sort(key=lambda ev: ev.id)  # the two days' streams, in id order
                 self._saw_epoch(events[-1].epoch)
                 self._publish(branch, events)
