@@ -52,6 +52,7 @@ Keys (Redis)::
                                    number the first HASH holds (:data:`CONFLICT`)
     kiosk:hub:queue:{b}:{d}:{q}    ZSET ticketId by issuedAt (epoch s, ms kept): a queue's order
     kiosk:hub:phone:{sha256}       the ticket a phone token opens: [branch, day, ticketId]
+                                   (a conflict's: [branch, day, ticketId, device])
     kiosk:hub:reports              pub/sub channel: "<branch> <ticketId>" per stored report
 """
 
