@@ -544,6 +544,9 @@ class TicketConfig(_Model):
 
 
 _REASON_RE = re.compile(r"^[a-z][a-z0-9_-]{0,23}$")
+RESERVED_REASONS = frozenset({"true", "false"})
+"""Reason ids a priority ticket may not have (the hub's ledger reads ``true`` as a priority
+ticket without a reason)."""
 
 
 class PriorityReason(_Model):
@@ -561,6 +564,9 @@ class PriorityReason(_Model):
         if not _REASON_RE.match(v):
             raise ValueError("1-24 lower-case letters, digits, '_' or '-', starting with a "
                              "letter")
+        if v in RESERVED_REASONS:
+            raise ValueError(f"not {v!r}: a priority ticket without a reason is reported as "
+                             "true, so a reason may not be named so")
         return v
 
     @field_validator("texts")

@@ -538,3 +538,114 @@ async def test_a_relay_running_for_months_deletes_old_tickets_and_numbers(
         assert rows() == (0, 0)
     finally:
         await ledger_.close()
+
+
+# --------------------------------------------------------------- a device's own token, stolen
+# (a reviewing helper's findings on the conflicts and the report budget, 4 December)
+
+
+def phone_state(url: str, token: str) -> httpx.Response:
+    return httpx.get(f"{url}/t/{token}/state", trust_env=False, timeout=20)
+
+
+@pytest.mark.parametrize("junk_phone", [False, True])
+def test_the_kiosks_own_token_reporting_its_numbers_first_takes_no_customers_page(
+        hub: Hub, junk_phone: bool) -> None:
+    """Whoever holds the kiosk's own token reports its next numbers first. The kiosk's
+    real report was then "known" (200) and dropped: its customer's page showed the fake's
+    queue, or gave 404 when the fake carried a phone token of its own. A device's retries
+    never change a report's queue, time, language, priority or phone token, so a report
+    that does is kept beside the first, both marked."""
+    fake = body("A-041", issuedAt=now_at(-3600), queue={"id": "q-fake", "name": "Falsa"},
+                phone="attacker-junk-token-0123456789abcdef" if junk_phone else None)
+    assert report(hub.a.url, fake).status_code == 201
+    real = body("A-041", phone=PHONE)
+    r = report(hub.b.url, real)
+    assert (r.status_code, r.json()["result"]) == (201, "conflict")
+    assert report(hub.a.url, real).json()["result"] == "known"  # the outbox's retry
+    assert report(hub.a.url, dict(real, outcome="uncertain")).json()["result"] == "known"
+    page = phone_state(hub.b.url, PHONE)
+    assert page.status_code == 200, page.text
+    assert (page.json()["ticketId"], page.json()["queue"]["name"]) == ("A-041", "Caja")
+    assert [(t["queue"]["name"], t["device"], t["conflict"]) for t in listed(hub)] == [
+        ("Falsa", "lobby-1", True), ("Caja", "lobby-1", True)]
+
+
+def test_a_number_reported_twice_is_one_place_and_one_call_in_its_queue(
+        hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each report of a number reported twice is listed, but the phone pages count it
+    once: its one call counted twice made the median interval between calls 0, and every
+    waiting customer's wait "0 min" (a tablet's token was enough)."""
+    clock = [time.time() - 600]
+    monkeypatch.setattr("kiosk.relay.app.now", lambda: clock[0])
+    for n in range(1, 7):  # issued 20 minutes ago, a second apart
+        assert report(hub.a.url, body(f"A-{n:03d}", issuedAt=now_at(-1200 + n))
+                      ).status_code == 201
+    assert report(hub.a.url, body("A-007", issuedAt=now_at(-1100), phone=PHONE)
+                  ).status_code == 201
+    for n in (1, 2, 3):  # called a minute apart, ten minutes ago
+        assert post(hub.a.url, call_body(f"A-{n:03d}", f"c-{n}")).status_code == 201
+        clock[0] += 60
+    before = phone_state(hub.b.url, PHONE).json()
+    assert (before["ahead"], before["wait_min"]) == (3, 3.0)  # a call a minute
+    for n in (1, 2, 3, 4):  # the tablet reports numbers called, and one waiting, again
+        dup = body(f"A-{n:03d}", device="greeter", issuedAt=now_at(-1200 + n))
+        assert report(hub.a.url, dup, token=TABLET).json()["result"] == "conflict"
+    deadline = time.monotonic() + 10
+    while (after := phone_state(hub.b.url, PHONE).json()) != before and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (after["ahead"], after["wait_min"]) == (3, 3.0), after
+
+
+def test_a_report_the_ledger_knew_costs_no_budget(tmp_path: Path) -> None:
+    """Reports that change nothing are not charged: a token's holder replaying one of the
+    kiosk's reports spent the kiosk's budget, and its real reports were refused (429)."""
+    with RelayServer(settings(tmp_path, devices=DEVICES, zones={BRANCH_A: ZONE},
+                              max_reports_per_hour=100)) as relay:
+        replayed = body("A-001")
+        codes = [report(relay.url, replayed).status_code for _ in range(150)]
+        assert (codes.count(201), codes.count(200)) == (1, 149)
+        for n in range(2, 101):
+            assert report(relay.url, body(f"A-{n:03d}")).status_code == 201, n
+        assert report(relay.url, body("A-101")).status_code == 429  # 100 stored: spent
+        assert report(relay.url, body("A-100")).status_code == 429  # (its check first)
+
+
+def test_the_ledger_lists_tickets_in_the_order_issued_after_an_outcome_changes(
+        hub: Hub) -> None:
+    """Redis's Lua rewrote a record whose outcome changed with 14 significant digits
+    (cjson): its time lost its tenths of a millisecond, and it was listed after a ticket
+    issued 30 microseconds later (SQLite kept the order)."""
+    local = (datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)).astimezone(
+        ZoneInfo("America/Bogota"))
+    first = local.replace(microsecond=123460).isoformat()
+    second = local.replace(microsecond=123490).isoformat()
+    assert report(hub.a.url, body("A-001", issuedAt=first, outcome="uncertain")
+                  ).status_code == 201
+    assert report(hub.a.url, body("A-002", issuedAt=second)).status_code == 201
+    assert report(hub.a.url, body("A-001", issuedAt=first)).json()["result"] == "replaced"
+    assert [t["ticketId"] for t in listed(hub)] == ["A-001", "A-002"]
+
+
+@pytest.mark.parametrize("sep", ["\n", "\x1b", "\u2028", "\x00", "x"])
+def test_issued_at_with_a_control_character_or_another_separator_is_refused(
+        hub: Hub, sep: str) -> None:
+    """Python 3.11's parser takes any one character between the date and the time: a
+    line break was kept and served to every reader of the ledger."""
+    at = now_at()
+    r = report(hub.a.url, body("A-001", issuedAt=at[:10] + sep + at[11:]))
+    assert (r.status_code, r.json()["error"].split(":")[0]) == (400, "issuedAt"), r.text
+    assert listed(hub) == []
+
+
+def test_a_priority_reason_may_not_be_named_true(hub: Hub) -> None:
+    """SQLite read a reason named "true" back as a priority without a reason (Redis kept
+    the text): the name is refused, by the relay and by the kiosk's config."""
+    r = report(hub.a.url, body("P-001", priority="true"))
+    assert (r.status_code, r.json()["error"].split(":")[0]) == (400, "priority")
+    assert report(hub.a.url, body("P-001", priority=True)).status_code == 201
+    assert [t["priority"] for t in listed(hub)] == [True]
+    from kiosk.config import PriorityReason
+    with pytest.raises(ValueError, match="a reason may not be named so"):
+        PriorityReason(id="true", texts={"es": "x", "en": "x", "pt": "x"})

@@ -94,6 +94,7 @@ from kiosk.relay.fleet_store import open_states
 from kiosk.relay.hub import GONE, SLOW, Hub, Screen
 from kiosk.relay.ledger import (
     CONFLICT,
+    KNOWN,
     NEW,
     OUTCOMES,
     SEED_RETRY_AFTER_S,
@@ -667,7 +668,7 @@ class Relay:
             self.metrics.reports.labels("refused").inc()
             return refusal(exc)
         try:  # a device in a loop (or a stolen token) would fill the branch's ledger
-            self.report_quota.take(device.id)
+            self.report_quota.check(device.id)
         except OverBudget as over:
             self.metrics.reports.labels("limited").inc()
             self._warn_once_a_minute(
@@ -681,7 +682,6 @@ class Relay:
         try:
             result, first = await self.ledger.report(branch, report)
         except StoreError as exc:
-            self.report_quota.give_back(device.id)
             self.metrics.reports.labels("unavailable").inc()
             log.error("relay: report of %r from %s not stored: %s", report.ticket_id,
                       device.id, exc)
@@ -689,13 +689,18 @@ class Relay:
                                 status_code=503,
                                 headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
         self.metrics.reports.labels(result).inc()
-        if result == CONFLICT:  # kept beside the first: neither device's customer is lost
+        if result != KNOWN:  # what changed the ledger is charged (a replay is not)
+            self.report_quota.charge(device.id)
+        if result == CONFLICT:  # kept beside the first: no customer's ticket is lost
             self._warn_once_a_minute(
                 "conflict:" + device.id, "relay: ticket %r of %s (branch %s) reported by %s, "
-                "but %s reported it first: numbers repeated, both kept and listed as a "
-                "conflict (one line a minute per device; "
+                "but %s: numbers repeated (a fault, or a stolen token), every report kept "
+                "and listed as a conflict (one line a minute per device; "
                 "relay_ticket_reports_total{result=\"conflict\"} counts them all)",
-                report.ticket_id, report.day, branch, device.id, first)
+                report.ticket_id, report.day, branch, device.id,
+                "with other data than its first report of it (queue, time, language, "
+                "priority or phone token)" if first == device.id else
+                f"{first} reported it first")
         return JSONResponse({"ticketId": report.ticket_id, "day": report.day,
                              "result": result},
                             status_code=201 if result in (NEW, CONFLICT) else 200)
@@ -733,7 +738,8 @@ class Relay:
             raise Refused(400, "device: this device's id")
         priority = body.get("priority")
         if not (priority is None or priority is True or (
-                isinstance(priority, str) and contract.REASON_RE.fullmatch(priority))):
+                isinstance(priority, str) and contract.REASON_RE.fullmatch(priority)
+                and priority not in ("true", "false"))):  # kiosk.config.RESERVED_REASONS
             raise Refused(400, "priority: null, true or a priority reason id")
         phone = body.get("phone")
         if phone is not None and not (isinstance(phone, str) and PHONE_TOKEN.fullmatch(phone)):
@@ -750,9 +756,10 @@ class Relay:
                 len(issued) <= MAX_ISSUED_AT else None
         except ValueError:
             at = None
-        if at is None or at.tzinfo is None:
-            raise Refused(400, "issuedAt: ISO 8601 with its offset, "
-                          "e.g. 2026-12-02T09:14:03-03:00")
+        if at is None or at.tzinfo is None or not isinstance(issued, str) or \
+                issued[10:11] not in ("T", "t", " ") or CONTROL.search(issued):
+            raise Refused(400, "issuedAt: ISO 8601 with its offset, "  # (3.11's parser takes
+                          "e.g. 2026-12-02T09:14:03-03:00")  # any separator, a line break)
         try:
             moment = at.timestamp()
             day = at.astimezone(self.zone_of(branch)).date()

@@ -29,16 +29,19 @@ down), or at once by ``kiosk forget-replica`` (README, "Numbers with replicas").
 **Tickets.** A report is kept once per (branch, branch-local day of ``issuedAt``,
 ``ticketId``): :meth:`Ledger.report` answers :data:`NEW`, :data:`KNOWN` or
 :data:`REPLACED` (an ``uncertain`` ticket later reported ``issued``; an ``uncertain``
-after ``issued`` is a late redelivery and changes nothing). Another device's report of
-a number already reported that day is :data:`CONFLICT`: a fault to see, not to hide
-(numbers never repeat across a branch's devices), and never a report lost. It is kept
-beside the first (per device), both are listed marked ``conflict``, and its phone token
-opens its own page: so a device that reports numbers it never issued (a stolen token)
-cannot take the real tickets' places. The phone-ticket token is kept only as its SHA-256
-(hex). A ticket's call is the latest call of its number that day: SQLite reads the call store's
-``events`` (``relay.sqlite3``, attached read-only), Redis the HASH the call store keeps
-(``kiosk:relay:called:{b}:{d}``, :mod:`kiosk.relay.redis_store`). Each stored report
-reaches :attr:`on_report` (with Redis, on every replica: a pub/sub message).
+after ``issued`` is a late redelivery and changes nothing). A report of a number already
+reported that day by another device, or by the same device with other data (queue, time,
+language, priority, or another phone token: a device's own retries never change them), is
+:data:`CONFLICT`: a fault to see, not to hide (numbers never repeat across a branch's
+devices), and never a report lost. It is kept beside the first (one per device and data,
+its :func:`variant`), all of them listed marked ``conflict``, and its phone token opens
+its own page: so a device that reports numbers it never issued (a stolen token, even the
+kiosk's own) cannot take the real tickets' places. The phone-ticket token is kept only as
+its SHA-256 (hex). A ticket's call is the latest call of its number that day: SQLite
+reads the call store's ``events`` (``relay.sqlite3``, attached read-only), Redis the HASH
+the call store keeps (``kiosk:relay:called:{b}:{d}``, :mod:`kiosk.relay.redis_store`).
+Each stored report reaches :attr:`on_report` (with Redis, on every replica: a pub/sub
+message).
 
 Keys (Redis)::
 
@@ -48,11 +51,11 @@ Keys (Redis)::
     kiosk:hub:seeded               SET: the replicas that seeded this Redis run
     kiosk:hub:seeded-run           the Redis run_id the seeded set belongs to
     kiosk:hub:tickets:{b}:{d}      HASH ticketId -> the report (JSON, with the phone hash)
-    kiosk:hub:conflicts:{b}:{d}    HASH "ticketId\ndevice" -> another device's report of a
-                                   number the first HASH holds (:data:`CONFLICT`)
+    kiosk:hub:conflicts:{b}:{d}    HASH "ticketId\ndevice\nvariant" -> a report kept beside
+                                   the first of its number (:data:`CONFLICT`)
     kiosk:hub:queue:{b}:{d}:{q}    ZSET ticketId by issuedAt (epoch s, ms kept): a queue's order
     kiosk:hub:phone:{sha256}       the ticket a phone token opens: [branch, day, ticketId]
-                                   (a conflict's: [branch, day, ticketId, device])
+                                   (a conflict's: [branch, day, ticketId, device, variant])
     kiosk:hub:reports              pub/sub channel: "<branch> <ticketId>" per stored report
 """
 
@@ -60,6 +63,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import sqlite3
@@ -67,7 +71,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -119,8 +123,8 @@ KNOWN = "known"
 REPLACED = "replaced"
 """A report that changed a known ticket's outcome (200)."""
 CONFLICT = "conflict"
-"""Another device's report of a number already reported that day (201): kept beside the
-first, both listed marked ``conflict``."""
+"""A report of a number already reported that day by another device, or with other data
+(201): kept beside the first, all listed marked ``conflict``."""
 OUTCOMES = ("issued", "uncertain")
 """What a report may say of its ticket."""
 KEEP_TICKETS_S = 15 * 24 * 3600
@@ -181,7 +185,12 @@ class Ticket:
     wait_min: float | None = None
     """The wait its device showed at issue (minutes), if any (the phone page's)."""
     conflict: bool = False
-    """Another device reported the same number that day (each report is listed)."""
+    """The number was reported more than once that day (each report is listed)."""
+    second: bool = False
+    """A report kept beside the first of its number (:data:`CONFLICT`)."""
+    variant: str = ""
+    """Which of a device's reports of the number it is ("" for its first; the phone page
+    tells reports apart by ticket, device and this)."""
 
     def json(self) -> dict[str, Any]:
         """One entry of ``GET /v1/branches/{b}/tickets`` (never the phone's hash)."""
@@ -344,7 +353,8 @@ CREATE TABLE IF NOT EXISTS conflicts (
     priority TEXT,
     phone TEXT,
     wait_min REAL,
-    PRIMARY KEY (branch, day, ticket_id, device)
+    variant TEXT NOT NULL,
+    PRIMARY KEY (branch, day, ticket_id, device, variant)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS conflicts_by_phone ON conflicts (phone) WHERE phone IS NOT NULL;
 CREATE TABLE IF NOT EXISTS replicas (
@@ -354,8 +364,8 @@ CREATE TABLE IF NOT EXISTS replicas (
 ) WITHOUT ROWID;
 """
 """``counters``: on one relay, the counter itself; on a replica, its floor (the last
-number it handed out). ``tickets``: the reports (one relay); ``conflicts``: another
-device's report of a number ``tickets`` holds (:data:`CONFLICT`). ``replicas``: the
+number it handed out). ``tickets``: the reports (one relay), the first of each number;
+``conflicts``: the others of a number (:data:`CONFLICT`). ``replicas``: the
 replicas seen in Redis (``me``: this one)."""
 
 
@@ -367,6 +377,36 @@ def _priority_out(value: str | None) -> str | bool | None:
     return True if value == "true" else value
 
 
+def _kind_of(report: Report, device: str, fixed: tuple[Any, ...], phone: str | None) -> str:
+    """How ``report`` stands to the first report of its number (by ``device``, with its
+    queue id and name, issued instant, lang and stored priority, and its phone hash): ``same``
+    (its device's own report again: an outbox retry, or its outcome or phone token
+    now known), ``other`` (another device's), ``data`` (its device, other data), or
+    ``phone`` (its device and data, another phone token). A device's retries resend its
+    journal's report as it was: only the outcome, and a phone token missing before, may
+    change."""
+    if device != report.device:
+        return "other"
+    if fixed != (report.queue_id, report.queue_name, report.issued_ts, report.lang,
+                 _priority_in(report.priority)):
+        return "data"
+    if phone and report.phone and phone != report.phone:
+        return "phone"
+    return "same"
+
+
+def variant(report: Report, kind: str) -> str:
+    """The key of a report kept beside the first of its number (:data:`CONFLICT`), with
+    its device: "" for another device's (its own retries fill it in); for the same
+    device's with other data, a digest of that data (and of its phone token, for
+    ``phone``), so its own retries find it."""
+    if kind == "other":
+        return ""
+    data = [report.queue_id, report.queue_name, repr(report.issued_ts), report.lang,
+            _priority_in(report.priority)] + ([report.phone] if kind == "phone" else [])
+    return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
 def _raise(db: sqlite3.Connection, branch: str, day: str, sequence: str, last: int) -> None:
     db.execute("INSERT INTO counters (branch, day, sequence, last) VALUES (?, ?, ?, ?) "
                "ON CONFLICT (branch, day, sequence) DO UPDATE SET last = max(last, "
@@ -375,15 +415,15 @@ def _raise(db: sqlite3.Connection, branch: str, day: str, sequence: str, last: i
 
 _COLUMNS = ("branch, day, ticket_id, queue_id, queue_name, lang, issued_at, issued_ts, "
             "outcome, device, priority")
-_SELECT_TICKETS = "SELECT " + _COLUMNS + ", wait_min, 0 FROM tickets"  # noqa: S608 (constants)
-_SELECT_CONFLICTS = "SELECT " + _COLUMNS + ", wait_min, 1 FROM conflicts"  # noqa: S608
+_SELECT_TICKETS = "SELECT " + _COLUMNS + ", wait_min, '', 0 FROM tickets"  # noqa: S608 (constants)
+_SELECT_CONFLICTS = "SELECT " + _COLUMNS + ", wait_min, variant, 1 FROM conflicts"  # noqa: S608
 
 
 @dataclass(frozen=True)
 class _Table:
     """The statements of a report kept in ``tickets`` (the first report of its number) or
-    in ``conflicts`` (another device's report of it, keyed by its device too). Each takes
-    the report's key: (branch, day, ticketId) or (branch, day, ticketId, device)."""
+    in ``conflicts`` (the others, keyed by device and variant too). Each takes the report's
+    key: (branch, day, ticketId) or (branch, day, ticketId, device, variant)."""
 
     held: str
     insert: str
@@ -395,12 +435,11 @@ class _Table:
     """Whether a phone hash is held by any report of this table."""
 
 
-_VALUES = ("(branch, day, ticket_id, queue_id, queue_name, lang, issued_at, issued_ts, "
-           "outcome, device, priority, phone, wait_min) VALUES "
-           "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _FIRST = _Table(
     held="SELECT outcome, phone FROM tickets WHERE branch = ? AND day = ? AND ticket_id = ?",
-    insert="INSERT INTO tickets " + _VALUES,
+    insert="INSERT INTO tickets (branch, day, ticket_id, device, queue_id, queue_name, "
+           "lang, issued_at, issued_ts, outcome, priority, phone, wait_min) VALUES "
+           "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     set_phone="UPDATE tickets SET phone = ? WHERE branch = ? AND day = ? AND ticket_id = ?",
     set_outcome="UPDATE tickets SET outcome = ? WHERE branch = ? AND day = ? AND "
                 "ticket_id = ?",
@@ -409,14 +448,16 @@ _FIRST = _Table(
     phone_anywhere="SELECT 1 FROM tickets WHERE phone = ? LIMIT 1")
 _CONFLICT = _Table(
     held="SELECT outcome, phone FROM conflicts WHERE branch = ? AND day = ? AND "
-         "ticket_id = ? AND device = ?",
-    insert="INSERT INTO conflicts " + _VALUES,
+         "ticket_id = ? AND device = ? AND variant = ?",
+    insert="INSERT INTO conflicts (branch, day, ticket_id, device, variant, queue_id, "
+           "queue_name, lang, issued_at, issued_ts, outcome, priority, phone, wait_min) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     set_phone="UPDATE conflicts SET phone = ? WHERE branch = ? AND day = ? AND "
-              "ticket_id = ? AND device = ?",
+              "ticket_id = ? AND device = ? AND variant = ?",
     set_outcome="UPDATE conflicts SET outcome = ? WHERE branch = ? AND day = ? AND "
-                "ticket_id = ? AND device = ?",
+                "ticket_id = ? AND device = ? AND variant = ?",
     phone_elsewhere="SELECT 1 FROM conflicts WHERE phone = ? AND NOT (branch = ? AND "
-                    "day = ? AND ticket_id = ? AND device = ?) LIMIT 1",
+                    "day = ? AND ticket_id = ? AND device = ? AND variant = ?) LIMIT 1",
     phone_anywhere="SELECT 1 FROM conflicts WHERE phone = ? LIMIT 1")
 
 
@@ -446,11 +487,14 @@ class SqliteLedger:
     async def report(self, branch: str, report: Report) -> tuple[str, str]:
         def work(db: sqlite3.Connection) -> tuple[str, str]:
             key = (branch, report.day, report.ticket_id)
-            row = db.execute("SELECT device FROM tickets WHERE branch = ? AND day = ? AND "
+            row = db.execute("SELECT device, queue_id, queue_name, issued_ts, lang, priority, "
+                             "phone FROM tickets WHERE branch = ? AND day = ? AND "
                              "ticket_id = ?", key).fetchone()
-            first = "" if row is None or row[0] == report.device else str(row[0])
+            kind = "" if row is None else _kind_of(
+                report, str(row[0]), (row[1], row[2], row[3], row[4], row[5]), row[6])
+            first = "" if row is None or kind == "same" else str(row[0])
             table, other = (_CONFLICT, _FIRST) if first else (_FIRST, _CONFLICT)
-            me = (*key, report.device) if first else key
+            me = (*key, report.device, variant(report, kind)) if first else key
             held = db.execute(table.held, me).fetchone()
             new_phone = report.phone
             if new_phone and (db.execute(table.phone_elsewhere, (new_phone, *me)).fetchone()
@@ -461,10 +505,10 @@ class SqliteLedger:
                 new_phone = None  # a customer's page is the ticket that first had it
             if held is None:
                 db.execute(table.insert,
-                           (*key, report.queue_id, report.queue_name, report.lang,
-                            report.issued_at, report.issued_ts, report.outcome,
-                            report.device, _priority_in(report.priority), new_phone,
-                            report.wait_min))
+                           (*me, *(() if first else (report.device,)), report.queue_id,
+                            report.queue_name, report.lang, report.issued_at,
+                            report.issued_ts, report.outcome, _priority_in(report.priority),
+                            new_phone, report.wait_min))
                 return (CONFLICT if first else NEW), first
             outcome, phone = held
             if new_phone and not phone:  # a later report may bring the phone's hash
@@ -502,10 +546,10 @@ class SqliteLedger:
 
     @staticmethod
     def _ticket(row: tuple[Any, ...], call: str | None, conflict: bool) -> Ticket:
-        b, d, t, qid, qname, lang, at, ts, outcome, device, priority, wait, _ = row
+        b, d, t, qid, qname, lang, at, ts, outcome, device, priority, wait, var, second = row
         return Ticket(b, d, t, qid, qname, lang, at, float(ts), outcome, device,
                       _priority_out(priority), call_of(call),
-                      None if wait is None else float(wait), conflict)
+                      None if wait is None else float(wait), conflict, bool(second), str(var))
 
     @staticmethod
     def _latest_call(db: sqlite3.Connection, branch: str, day: str, ticket: str) -> str | None:
@@ -523,9 +567,9 @@ class SqliteLedger:
                 calls[ticket] = data  # the latest wins
             rows = db.execute(_SELECT_TICKETS + " WHERE branch = ? AND day = ? UNION ALL "
                               + _SELECT_CONFLICTS + " WHERE branch = ? AND day = ? "
-                              "ORDER BY issued_ts, ticket_id, 13, device",
+                              "ORDER BY issued_ts, ticket_id, 14, device, 13",
                               (branch, day, branch, day)).fetchall()
-            conflicted = {r[2] for r in rows if r[12]}
+            conflicted = {r[2] for r in rows if r[13]}
             return [self._ticket(r, calls.get(r[2]), r[2] in conflicted) for r in rows]
         out: list[Ticket] = await self._reading(work)
         return out
@@ -537,7 +581,7 @@ class SqliteLedger:
                              (phone_sha256, phone_sha256)).fetchone()  # (one: reports keep it so)
             if row is None:
                 return None
-            conflict = bool(row[12]) or db.execute(
+            conflict = bool(row[13]) or db.execute(
                 "SELECT 1 FROM conflicts WHERE branch = ? AND day = ? AND ticket_id = ? LIMIT 1",
                 row[:3]).fetchone() is not None
             return self._ticket(row, self._latest_call(db, row[0], row[1], row[2]), conflict)
@@ -637,11 +681,19 @@ def counter_key(branch: str, day: str, sequence: str) -> str:
 _REPORT = """
 local hash, field, pointer, first = KEYS[1], ARGV[1], ARGV[7], ''
 local held = redis.call('HGET', hash, field)
-if held then
+if held then  -- the number was reported: this report is the same one, or kept beside it
   local rec = cjson.decode(held)
-  if rec['device'] ~= ARGV[3] then  -- another device's number: this one kept beside it
+  local pick = 0
+  if rec['device'] ~= ARGV[3] then
+    pick = 12  -- another device's
+  elseif rec['fixed'] and rec['fixed'] ~= ARGV[11] then
+    pick = 14  -- its device's, other data (a record without 'fixed': an older relay's)
+  elseif ARGV[6] ~= '' and type(rec['phone']) == 'string' and rec['phone'] ~= ARGV[6] then
+    pick = 16  -- its device's and data, another phone token
+  end
+  if pick > 0 then
     first = rec['device']
-    hash, field, pointer = KEYS[5], ARGV[11], ARGV[12]
+    hash, field, pointer = KEYS[5], ARGV[pick], ARGV[pick + 1]
     held = redis.call('HGET', hash, field)
   end
 end
@@ -688,7 +740,9 @@ return {'new', ''}
 """KEYS: the day's tickets, the queue's order, the phone key, the reports channel, the
 day's conflicts. ARGV: ticketId, the record (JSON), device, outcome, issued (seconds),
 phone hash (or ''), the phone key's value, the tickets' TTL, the phone key's TTL, the
-channel message, the report's field and phone key's value among the conflicts. Returns
+channel message, the digest of the report's data (:func:`variant`, also the record's
+``fixed``), then the report's field and phone key's value among the conflicts as another
+device's, as its device's with other data, and with another phone token. Returns
 ``{result, device}``: ``new``, ``known``, ``replaced`` or ``conflict``, and the device
 that reported the number first when it is another ('' otherwise). A phone hash another
 ticket holds stays that ticket's: this one is kept without it (a customer's page is the
@@ -724,9 +778,10 @@ def conflicts_key(branch: str, day: str) -> str:
     return f"kiosk:hub:conflicts:{branch}:{day}"
 
 
-def conflict_field(ticket_id: str, device: str) -> str:
-    """A report's field in :func:`conflicts_key` (neither holds a control character)."""
-    return f"{ticket_id}\n{device}"
+def conflict_field(ticket_id: str, device: str, variant: str) -> str:
+    """A report's field in :func:`conflicts_key` (none of the three holds a control
+    character: ``ticketId`` is refused with one, device ids are ``[A-Za-z0-9_-]``)."""
+    return f"{ticket_id}\n{device}\n{variant}"
 
 
 def queue_key(branch: str, day: str, queue: str) -> str:
@@ -783,8 +838,15 @@ class _RedisTickets:
             await asyncio.sleep(1.0)
 
     async def report(self, branch: str, report: Report) -> tuple[str, str]:
-        record = json.dumps(report.record(), ensure_ascii=False, separators=(",", ":"))
+        fixed = variant(report, "data")
+        record = json.dumps({**report.record(), "fixed": fixed}, ensure_ascii=False,
+                            separators=(",", ":"))
         pointer = [branch, report.day, report.ticket_id]
+        beside: list[str] = []  # (field, phone key's value) of each kind of conflict
+        for kind in ("other", "data", "phone"):
+            v = variant(report, kind)
+            beside += [conflict_field(report.ticket_id, report.device, v),
+                       json.dumps([*pointer, report.device, v], ensure_ascii=False)]
         try:
             result, first = await self._report(
                 keys=[tickets_key(branch, report.day),
@@ -794,24 +856,29 @@ class _RedisTickets:
                 args=[report.ticket_id, record, report.device, report.outcome,
                       repr(report.issued_ts), report.phone or "",
                       json.dumps(pointer, ensure_ascii=False), KEEP_TICKETS_S,
-                      PHONE_TTL_S, f"{branch} {report.ticket_id}",
-                      conflict_field(report.ticket_id, report.device),
-                      json.dumps([*pointer, report.device], ensure_ascii=False)])
+                      PHONE_TTL_S, f"{branch} {report.ticket_id}", fixed, *beside])
         except (RedisError, OSError) as exc:
             raise StoreError(f"Redis: {exc}") from None
         return str(result), str(first)
 
     @staticmethod
     def _ticket(branch: str, day: str, raw: str, call: str | None,
-                conflict: bool = False) -> Ticket | None:
+                conflict: bool = False, beside: str | None = None) -> Ticket | None:
+        """The ticket of a stored record; ``beside``: its variant, for a report kept beside
+        the first of its number."""
         try:
             r = json.loads(raw)
+            at = str(r["issuedAt"])
+            try:  # the text as sent: the record's ts, once Lua rewrote the record (an
+                ts = datetime.fromisoformat(at).timestamp()  # outcome, a phone), has only
+            except ValueError:  # 14 digits (cjson): 11:02:12.12349 before .12346
+                ts = float(r["ts"])
             return Ticket(branch, day, str(r["ticketId"]), str(r["queue"]["id"]),
-                          str(r["queue"]["name"]), r.get("lang"), str(r["issuedAt"]),
-                          float(r["ts"]), str(r["outcome"]), str(r["device"]),
+                          str(r["queue"]["name"]), r.get("lang"), at,
+                          ts, str(r["outcome"]), str(r["device"]),
                           r.get("priority"), call_of(call),
                           float(r["wait_min"]) if r.get("wait_min") is not None else None,
-                          conflict)
+                          conflict, beside is not None, beside or "")
         except (ValueError, KeyError, TypeError):
             log.error("relay: an unreadable ticket in Redis (%s, %s): skipped", branch, day)
             return None
@@ -827,9 +894,10 @@ class _RedisTickets:
         conflicted = {field.partition("\n")[0] for field in others}
         found = [(0, self._ticket(branch, day, r, calls.get(t), t in conflicted))
                  for t, r in raw.items()]
-        found += [(1, self._ticket(branch, day, r, calls.get(f.partition("\n")[0]), True))
+        found += [(1, self._ticket(branch, day, r, calls.get(f.partition("\n")[0]), True,
+                                   f.rpartition("\n")[2]))
                   for f, r in others.items()]  # each after the first report of its number
-        ordered = sorted(((t.issued_ts, t.ticket_id, rank, t.device), t)
+        ordered = sorted(((t.issued_ts, t.ticket_id, rank, t.device, t.variant), t)
                          for rank, t in found if t is not None)
         return [t for _, t in ordered]
 
@@ -839,10 +907,11 @@ class _RedisTickets:
             pointer = await self._redis.get(phone_key(phone_sha256))
             if pointer is None:
                 return None
-            branch, day, ticket, *device = json.loads(pointer)  # a conflict's: + device
-            if device:
+            branch, day, ticket, *beside = json.loads(pointer)  # a conflict's: + device,
+            if beside:                                              # variant
+                device, which = beside
                 raw = await self._redis.hget(conflicts_key(branch, day),
-                                             conflict_field(ticket, device[0]))
+                                             conflict_field(ticket, device, which))
                 conflict = True
             else:
                 raw = await self._redis.hget(tickets_key(branch, day), ticket)
@@ -853,7 +922,8 @@ class _RedisTickets:
             raise StoreError(f"Redis: {exc}") from None
         except (ValueError, TypeError):
             return None
-        return None if raw is None else self._ticket(branch, day, raw, call, conflict)
+        return None if raw is None else self._ticket(branch, day, raw, call, conflict,
+                                                     beside[1] if beside else None)
 
     async def ahead(self, ticket: Ticket) -> int:
         from kiosk.relay.redis_store import called_key

@@ -127,8 +127,17 @@ class PhoneTicket:
     wait_min: float | None = None
     """The wait the kiosk showed at issue (the report's ``wait_min``), if any."""
     device: str = ""
-    """The device that reported it (two devices may report one number: a fault the
-    ledger keeps both of, each with its own phone token)."""
+    """The device that reported it (a number reported twice is a fault the ledger keeps
+    every report of, each with its own phone token: kiosk.relay.ledger.CONFLICT)."""
+    variant: str = ""
+    """Which of its device's reports of the number ("" the first)."""
+    second: bool = False
+    """A report kept beside the first of its number: not counted in the queue again."""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """The report among the day's: ticket, device, variant."""
+        return (self.ticket_id, self.device, self.variant)
 
     @property
     def queue_key(self) -> str:
@@ -179,7 +188,7 @@ def phone_ticket(ticket: Ticket) -> PhoneTicket:
         lang=ticket.lang or DEFAULT_LANGUAGE, issued_at=ticket.issued_at,
         outcome=ticket.outcome, priority=ticket.priority,
         booth=call.get("booth") if call else None, called_at=call.get("at") if call else None,
-        wait_min=wait, device=ticket.device)
+        wait_min=wait, device=ticket.device, variant=ticket.variant, second=ticket.second)
 
 
 def _epoch(iso: str | None) -> float:
@@ -198,8 +207,8 @@ class DayIndex:
 
     waiting: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
     interval_s: dict[str, float] = field(default_factory=dict)
-    tickets: dict[tuple[str, str], PhoneTicket] = field(default_factory=dict)
-    """By (ticketId, device)."""
+    tickets: dict[tuple[str, str, str], PhoneTicket] = field(default_factory=dict)
+    """By :attr:`PhoneTicket.key`."""
 
     @classmethod
     def of(cls, tickets: Sequence[PhoneTicket]) -> DayIndex:
@@ -207,7 +216,9 @@ class DayIndex:
         index = cls()
         calls: dict[str, list[float]] = {}
         for ticket in tickets:
-            index.tickets[ticket.ticket_id, ticket.device] = ticket
+            index.tickets[ticket.key] = ticket
+            if ticket.second:  # a number reported twice (a fault) waits and is called once
+                continue
             if ticket.booth is None:
                 if ticket.outcome in ("issued", "uncertain"):
                     index.waiting.setdefault(ticket.queue_key, []).append(ticket.order())
@@ -229,7 +240,7 @@ class DayIndex:
 
 def state(ticket: PhoneTicket, index: DayIndex, today: str, moment: float) -> dict[str, Any]:
     """The page's state (module docstring) of ``ticket`` at ``moment``."""
-    current = index.tickets.get((ticket.ticket_id, ticket.device), ticket)  # the newest
+    current = index.tickets.get(ticket.key, ticket)  # the newest report and call
     called = current.booth is not None
     expired = current.day != today or (
         called and moment - _epoch(current.called_at) > KEEP_AFTER_CALL_S)

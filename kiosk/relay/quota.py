@@ -73,15 +73,30 @@ class _Reserve:
         """Device id -> (what is left, when that was reckoned). One entry per device that
         asked (device ids are the configured ones: bounded)."""
 
+    def _now_left(self, device: str) -> tuple[float, float]:
+        now = self._clock()
+        left, at = self._left.get(device, (float(self.per_hour), now))
+        return min(float(self.per_hour), left + max(0.0, now - at) * self._rate), now
+
+    def check(self, device: str, count: int) -> None:
+        """:class:`OverBudget` unless ``count`` is left in ``device``'s reserve (nothing
+        taken)."""
+        left, now = self._now_left(device)
+        self._left[device] = (left, now)
+        if count > left:
+            raise OverBudget(max(1, math.ceil((count - left) / self._rate)))
+
     def take(self, device: str, count: int) -> None:
         """Take ``count`` from ``device``'s reserve; :class:`OverBudget` when it is not
         there (nothing taken)."""
-        now = self._clock()
-        left, at = self._left.get(device, (float(self.per_hour), now))
-        left = min(float(self.per_hour), left + max(0.0, now - at) * self._rate)
-        if count > left:
-            self._left[device] = (left, now)
-            raise OverBudget(max(1, math.ceil((count - left) / self._rate)))
+        self.check(device, count)
+        left, now = self._left[device]
+        self._left[device] = (left - count, now)
+
+    def charge(self, device: str, count: int) -> None:
+        """Take ``count`` from ``device``'s reserve whatever is left (below zero: what was
+        checked before, then used by requests at once)."""
+        left, now = self._now_left(device)
         self._left[device] = (left - count, now)
 
     def give_back(self, device: str, count: int) -> None:
@@ -129,7 +144,10 @@ MIN_REPORTS = 100
 
 
 class ReportQuota:
-    """Reports each device may still send, by device id: one a report."""
+    """Reports each device may still send, by device id: one a report that changed the
+    ledger (a new report, one kept beside another, a new outcome or phone token). A
+    report the ledger knew already costs nothing: replaying one cannot spend a device's
+    budget and block its real reports."""
 
     def __init__(self, per_hour: int, clock: Callable[[], float] = time.monotonic) -> None:
         if per_hour < MIN_REPORTS:
@@ -137,10 +155,10 @@ class ReportQuota:
         self.per_hour = per_hour
         self._reserve = _Reserve(per_hour, clock)
 
-    def take(self, device: str) -> None:
-        """One report of ``device``; :class:`OverBudget` when its budget is spent."""
-        self._reserve.take(device, 1)
+    def check(self, device: str) -> None:
+        """:class:`OverBudget` when ``device``'s budget is spent (nothing taken)."""
+        self._reserve.check(device, 1)
 
-    def give_back(self, device: str) -> None:
-        """Undo a :meth:`take`: the report was not stored after all (the store failed)."""
-        self._reserve.give_back(device, 1)
+    def charge(self, device: str) -> None:
+        """A report of ``device`` changed the ledger."""
+        self._reserve.charge(device, 1)
