@@ -22,6 +22,7 @@ import httpx
 import pytest
 import redis
 
+from kiosk.errors import StoreError
 from kiosk.relay import RelayServer, RelaySettings, relay_process
 from kiosk.relay import ledger as ledger_module
 from kiosk.relay.ledger import RedisLedger
@@ -336,7 +337,7 @@ def test_a_replica_stops_while_its_loops_talk_to_redis(redis_url: str, tmp_path:
 
 def test_two_screens_watching_a_branch_at_once_miss_no_call(redis_url: str) -> None:
     """Two screens of a branch connect to a replica at once (all its screens come back
-    after a restart): each one's watch reads the stream's end before its backlog. The
+    after a restart): each one's watch reads the branch's last id before its backlog. The
     watch answered last must not move the reader's cursor past a call stored between the
     two reads, which the first screen's backlog does not hold: that screen never got it
     (the relay soak's one lost call, CI run of ``c266bb6``)."""
@@ -345,18 +346,18 @@ def test_two_screens_watching_a_branch_at_once_miss_no_call(redis_url: str) -> N
 
     async def scenario() -> tuple[int, list[int]]:
         store = RedisStore(redis_url, today=lambda branch: day)
-        real = store._redis.xrevrange
+        real = store._last
         second_reads = asyncio.Event()
         reads = 0
 
-        async def xrevrange(*args: object, **kwargs: object) -> object:
+        async def last_id(*args: object, **kwargs: object) -> object:
             nonlocal reads
             reads += 1
-            if reads == 2:  # the second screen's read of the stream's end comes late
+            if reads == 2:  # the second screen's read of the branch's last id comes late
                 await second_reads.wait()
             return await real(*args, **kwargs)
 
-        store._redis.xrevrange = xrevrange
+        store._last = last_id
         first = asyncio.create_task(store.watch(BRANCH_A))
         second = asyncio.create_task(store.watch(BRANCH_A))
         await first  # the first screen reads its backlog now: no call yet
@@ -409,8 +410,7 @@ def test_a_call_that_took_its_day_before_the_branchs_midnight_still_reaches_the_
         stored = [await add("2026-12-04", "call-1", "A-001")]
         await until(lambda: got == stored, "the first call never reached the hub")
         today[0] = "2026-12-05"
-        await until(lambda: store._days.get(BRANCH_A) == "2026-12-05",
-                    "the reader never moved to the new day")
+        await asyncio.sleep(3 * BLOCK_MS / 1000)  # the reader reads the new day's now
         stored.append(await add("2026-12-04", "call-2", "A-002"))  # its day: before midnight
         stored.append(await add("2026-12-05", "call-3", "A-001"))
         await until(lambda: len(got) >= 3, f"calls lost at midnight: {got} of {stored}")
@@ -419,3 +419,142 @@ def test_a_call_that_took_its_day_before_the_branchs_midnight_still_reaches_the_
 
     stored, published = asyncio.run(scenario())
     assert published == stored
+
+
+def _screen_sees(published: list[int]) -> list[int]:
+    """What a screen sends of what its hub is handed: ``Relay._stream`` skips an id at or
+    below the last one it sent."""
+    shown: list[int] = []
+    for i in published:
+        if not shown or i > shown[-1]:
+            shown.append(i)
+    return shown
+
+
+async def _add(store: RedisStore, day: str, call_id: str, ticket: str) -> int:
+    event = await store.add(Call(BRANCH_A, day, call_id, ticket, {"ticketId": ticket},
+                                 time.time()))
+    assert event is not None
+    return event.id
+
+
+async def _until(check: Callable[[], bool], what: str) -> None:
+    for _ in range(250):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(what)
+
+
+def test_a_new_days_call_is_not_skipped_after_a_late_call_of_the_day_before(
+        redis_url: str) -> None:
+    """Ids grow per branch whatever the day. After midnight a call is stored in the new
+    day's stream; then one that took its day just before midnight, in the day before's,
+    with a higher id. The reader, still on the day before's stream, handed the hub the
+    higher id first, then the new day's lower one, which every screen skipped (a
+    reviewing helper). Now one cursor per branch reads the days around it in one XREAD."""
+    redis.Redis.from_url(redis_url).flushdb()
+    today = ["2026-12-04"]
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        store = RedisStore(redis_url, today=lambda branch: today[0])
+        got: list[int] = []
+        await store.watch(BRANCH_A)
+        await store.start(lambda branch, events: got.extend(ev.id for ev in events))
+        await asyncio.sleep(0.05)  # the reader waits on its XREAD
+        stored = [await _add(store, "2026-12-05", "call-new", "B-001"),   # after midnight
+                  await _add(store, "2026-12-04", "call-late", "A-099")]  # took its day before
+        await _until(lambda: stored[1] in got, "the late call never reached the hub")
+        today[0] = "2026-12-05"
+        await asyncio.sleep(3 * BLOCK_MS / 1000)
+        await store.close()
+        return stored, got
+
+    stored, published = asyncio.run(scenario())
+    assert _screen_sees(published) == stored, published
+
+
+def test_a_replica_whose_clock_is_behind_loses_none_of_the_others_calls(
+        redis_url: str) -> None:
+    """Replica B's clock is behind A's. Past A's midnight A stores calls in the new day's
+    stream, B (still on the day before) its own in the day before's, with higher ids. At
+    B's midnight B's reader read the new day's stream from its start: A's calls came
+    after B's, and B's screens skipped them all."""
+    redis.Redis.from_url(redis_url).flushdb()
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        a = RedisStore(redis_url, today=lambda branch: "2026-12-05")
+        b_today = ["2026-12-04"]
+        b = RedisStore(redis_url, today=lambda branch: b_today[0])
+        got: list[int] = []  # B's hub
+        await b.watch(BRANCH_A)
+        await b.start(lambda branch, events: got.extend(ev.id for ev in events))
+        await asyncio.sleep(0.05)
+        stored = [await _add(a, "2026-12-05", f"a-{i}", f"A-{i:03d}") for i in range(3)]
+        stored.append(await _add(b, "2026-12-04", "b-0", "B-000"))
+        await _until(lambda: stored[-1] in got, "B's own call never came")
+        b_today[0] = "2026-12-05"  # B's midnight
+        await asyncio.sleep(3 * BLOCK_MS / 1000)
+        await a.close()
+        await b.close()
+        return stored, got
+
+    stored, published = asyncio.run(scenario())
+    assert _screen_sees(published) == stored, published
+
+
+def test_a_screen_that_connects_just_after_midnight_gets_a_late_call(redis_url: str) -> None:
+    """A screen connects at 00:00:01 (a replica's first of the branch); a call that took
+    its day at 23:59:59.9 is stored at 00:00:02 in the day before's stream and answered
+    201. The reader read only the new day's stream: the connected screen never got it."""
+    redis.Redis.from_url(redis_url).flushdb()
+
+    async def scenario() -> tuple[int, list[int]]:
+        store = RedisStore(redis_url, today=lambda branch: "2026-12-05")
+        got: list[int] = []
+        await store.start(lambda branch, events: got.extend(ev.id for ev in events))
+        await store.watch(BRANCH_A)
+        await asyncio.sleep(0.05)
+        late = await _add(store, "2026-12-04", "call-late", "A-099")
+        await _until(lambda: bool(got), "the call answered 201 after the screen connected "
+                                         "never came")
+        await store.close()
+        return late, got
+
+    late, published = asyncio.run(scenario())
+    assert published == [late]
+
+
+def test_ids_never_repeat_when_redis_loses_its_data_within_an_epochs_second(
+        tmp_path: Path) -> None:
+    """Redis without persistence is killed and started again within the second its epoch
+    began; the next call reaches a replica that saw no call since it started. Its new
+    epoch was max(Redis's clock, 0 + 1): the same second, so ids began again at ones the
+    screens and the other replicas' cursors held, and were skipped everywhere. A new
+    epoch is now also above the second this Redis run began in."""
+    with RedisProcess(tmp_path, "none") as server:
+        async def scenario() -> tuple[int, int, list[int]]:
+            day = "2026-12-04"
+            a = RedisStore(server.url, today=lambda branch: day)
+            got: list[int] = []
+            await a.watch(BRANCH_A)
+            await a.start(lambda branch, events: got.extend(ev.id for ev in events))
+            while time.time() % 1 > 0.05:  # at the start of a second
+                await asyncio.sleep(0.005)
+            first = await _add(a, day, "call-1", "A-001")
+            server.restart()  # kill -9, started again at once: empty
+            b = RedisStore(server.url, today=lambda branch: day)  # a replica just started
+            while True:
+                try:
+                    second = await _add(b, day, "call-2", "A-002")
+                    break
+                except StoreError:  # 503: the provider retries
+                    await asyncio.sleep(0.1)
+            await b.close()
+            await _until(lambda: len(got) >= 2, f"only {got} reached A's hub")
+            await a.close()
+            return first, second, got
+
+        first, second, published = asyncio.run(scenario())
+        assert second > first, f"ids went back: {first} then {second}"
+        assert _screen_sees(published) == [first, second], published

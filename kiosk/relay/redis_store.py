@@ -15,17 +15,24 @@ Keys (``{b}`` a branch id, ``{d}`` the branch's local day, ``{e}`` an epoch)::
 One Lua script (:data:`_ADD`) does it all atomically, so a repeated delivery on any
 replica is one call and ids are ordered per branch. Event ids are ``epoch * 10^8 + n``
 (:mod:`kiosk.relay.store`): the script starts a new epoch (the Redis clock in seconds,
-above the last one) whenever the epoch record is missing (Redis lost its data) or was
-written by another Redis run (``run_id`` changes at every restart, which may have
-restored an older state: everysec AOF, an RDB snapshot). So ids never go back: screens,
-replicas' read cursors and streams resume above them with no reset to coordinate.
+above the last one this replica saw and above the second this Redis run began in: a run
+that lost its data may have begun an epoch in it) whenever the epoch record is missing
+(Redis lost its data) or was written by another Redis run (``run_id`` changes at every
+restart, which may have restored an older state: everysec AOF, an RDB snapshot). So ids
+never go back: screens, replicas' read cursors and streams resume above them with no
+reset to coordinate.
 
 Each replica runs one reader that XREADs (blocking) the streams of the branches its
-screens watch, so a screen on replica B gets a call that replica A received (after a
-branch's midnight, the day before's stream too for :data:`LATE_S`: a call that took its
-day just before midnight may be stored just after). Every client
-retries a command once on a connection error (the pooled connections of a restarted Redis
-each fail once). Redis must persist (AOF, ``appendfsync always`` for no loss, or
+screens watch, so a screen on replica B gets a call that replica A received. Ids grow per
+branch whatever the day, so the reader keeps one cursor per branch, its last id, and
+reads the day before's, the day's and the next day's streams from it in one XREAD: a
+call that took its day just before midnight and was stored just after, or a replica
+whose clock is behind, still comes in id order (one XREAD is one moment in Redis: any
+lower id was stored before it and is in the same answer). A screen's watch starts the
+cursor at the branch's last id (:data:`_LAST`: the epoch record and its counter).
+
+Every client retries a command once on a connection error (the pooled connections of a
+restarted Redis each fail once). Redis must persist (AOF, ``appendfsync always`` for no loss, or
 ``everysec``: up to a second of calls) for a stored call to survive Redis itself; a
 single Redis (or a Sentinel pair), not a Cluster; ``maxmemory-policy noeviction``.
 """
@@ -35,9 +42,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -56,11 +62,6 @@ TTL_S = 3 * 24 * 3600
 """How long a day's stream and ticket set are kept."""
 BLOCK_MS = 250
 """The reader's XREAD wait; a newly watched branch joins the next read."""
-LATE_S = 60.0
-"""How long after a branch's midnight the reader still reads the day before's stream: a
-webhook that took its day just before midnight may store its call just after (its
-``XADD`` waited on a busy loop or a Redis retry); read from the new day's stream only,
-that call, answered 201, reached no screen."""
 SOCKET_TIMEOUT_S = 5.0
 """How long a connect to Redis, or one answer from it, may take before it fails (a
 blackholed Redis then gives 503s, not requests hung for the kernel's ~15 min). Well above
@@ -76,14 +77,18 @@ local function first_use(key, ttl)  -- new, or its time is over (the relay's clo
   redis.call('SET', key, string.format('%.3f', received + ttl), 'EX', ttl + 60)
   return true
 end
-if ARGV[9] ~= '0' and not first_use(KEYS[5], tonumber(ARGV[9])) then return {-1, 0, 0} end
-if not first_use(KEYS[1], tonumber(ARGV[4])) then return {0, 0, 0} end
-local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or '?'
+local info = redis.call('INFO', 'server')
+local run = string.match(info, 'run_id:(%x+)') or '?'
 local rec = redis.call('HMGET', KEYS[4], 'e', 'run')
 local e = tonumber(rec[1])
+if ARGV[9] ~= '0' and not first_use(KEYS[5], tonumber(ARGV[9])) then return {-1, 0, 0} end
+if not first_use(KEYS[1], tonumber(ARGV[4])) then return {0, 0, 0} end
 local function new_epoch(before)
   local t = tonumber(redis.call('TIME')[1])
-  local n = math.max(t, (before or 0) + 1, tonumber(ARGV[8]) + 1)
+  -- above the second this run began in: the run before (its data lost) may have begun
+  -- an epoch in it
+  local up = tonumber(string.match(info, 'uptime_in_seconds:(%d+)') or '0')
+  local n = math.max(t, t - up + 1, (before or 0) + 1, tonumber(ARGV[8]) + 1)
   redis.call('HSET', KEYS[4], 'e', string.format('%d', n), 'run', run)
   if before then redis.call('DEL', 'kiosk:relay:seq:' .. string.format('%d', before)) end
   return n
@@ -123,6 +128,15 @@ relay-clock time it is kept until (Redis expires it a minute later). Returns
 ``{e, n, recall}``; ``{0, ...}`` a repeated delivery; ``{-1, ...}`` a JWT used before."""
 
 
+_LAST = """
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e then return '0-0' end
+local n = redis.call('HGET', 'kiosk:relay:seq:' .. e, ARGV[1]) or '0'
+return e .. string.format('%08d', tonumber(n)) .. '-0'
+"""
+"""The branch's last id (or its epoch's start): a cursor for every day's stream."""
+
+
 def called_key(branch: str, day: str) -> str:
     """The HASH of a day's tickets' latest calls (ticket -> the call's SSE data)."""
     return f"kiosk:relay:called:{branch}:{day}"
@@ -152,11 +166,8 @@ class RedisStore:
         self._reader_conn: Any = client(url)
         self._add = self._redis.register_script(_ADD)
         self._publish: Publish = lambda branch, events: None
-        self._watched: dict[str, str] = {}  # branch -> cursor (last entry id read)
-        self._days: dict[str, str] = {}  # branch -> the day its cursor is in
-        self._late: dict[str, tuple[str, str, float]] = {}
-        """Branch -> (the day before its midnight, that stream's cursor, until when it is
-        still read: :data:`LATE_S` after the reader saw the new day)."""
+        self._watched: dict[str, str] = {}  # branch -> cursor (its last entry id read)
+        self._last = self._redis.register_script(_LAST)
         self._reader: asyncio.Task[None] | None = None
         self.today = today
         """Branch -> its current day (the relay's :meth:`Relay.today`)."""
@@ -233,25 +244,21 @@ class RedisStore:
     async def watch(self, branch: str) -> None:
         if branch in self._watched:
             return
-        day = self._day(branch)
         try:
-            last = await self._redis.xrevrange(_stream(branch, day), count=1)
+            last = await self._last(keys=["kiosk:relay:epoch"], args=[branch])
         except (RedisError, OSError) as exc:
             raise StoreError(f"Redis: {exc}") from None
-        # From the stream's present end: what the screen's backlog read misses (stored
-        # after it), the reader delivers; the screen skips ids it already has. Another
-        # screen's watch may have set the cursor during this read (screens come back
-        # together after a restart): it stays, never moved to this later end, which would
-        # skip the calls stored between the two reads that the other screen's backlog,
-        # read before them, does not hold.
+        # From the branch's last id: what the screen's backlog read misses (stored after
+        # it), the reader delivers; the screen skips ids it already has. Another screen's
+        # watch may have set the cursor during this read (screens come back together
+        # after a restart): it stays, never moved to this later id, which would skip the
+        # calls stored between the two reads that the other screen's backlog, read before
+        # them, does not hold.
         if branch not in self._watched:
-            self._watched[branch] = last[0][0] if last else "0-0"
-            self._days[branch] = day
+            self._watched[branch] = str(last)
 
     async def unwatch(self, branch: str) -> None:
         self._watched.pop(branch, None)
-        self._days.pop(branch, None)
-        self._late.pop(branch, None)
 
     async def ping(self) -> bool:
         try:
@@ -265,24 +272,15 @@ class RedisStore:
                 await asyncio.sleep(BLOCK_MS / 1000)
                 continue
             streams: dict[str, str] = {}
-            names: dict[str, tuple[str, bool]] = {}  # stream -> (branch, the day before's)
-            moment = time.monotonic()
-            for branch in list(self._watched):
-                day = self._day(branch)
-                if day != self._days.get(branch):  # the branch's midnight: its new day's
-                    before = self._days.get(branch)  # stream, from its start
-                    if before is not None:
-                        self._late[branch] = (before, self._watched[branch], moment + LATE_S)
-                    self._days[branch] = day
-                    self._watched[branch] = "0-0"
-                streams[_stream(branch, day)] = self._watched[branch]
-                names[_stream(branch, day)] = (branch, False)
-            for branch, (before, cursor, until) in list(self._late.items()):
-                if until < moment or branch not in self._watched:
-                    del self._late[branch]
-                else:
-                    streams[_stream(branch, before)] = cursor
-                    names[_stream(branch, before)] = (branch, True)
+            names: dict[str, str] = {}  # stream -> branch
+            for branch, cursor in list(self._watched.items()):
+                # ids grow per branch across days: one cursor for the day before's, the
+                # day's and the next day's streams (replicas' clocks differ; a call may
+                # store after its day ended), all read in one XREAD: in id order
+                today = date.fromisoformat(self._day(branch))
+                for day in (today - timedelta(days=1), today, today + timedelta(days=1)):
+                    streams[_stream(branch, day.isoformat())] = cursor
+                    names[_stream(branch, day.isoformat())] = branch
             try:
                 answer = await self._reader_conn.xread(streams, block=BLOCK_MS)
             except (RedisError, OSError) as exc:
@@ -291,18 +289,13 @@ class RedisStore:
                 continue
             read: dict[str, list[Event]] = {}
             for key, entries in answer or []:
-                branch, late = names.get(key, ("", False))
+                branch = names.get(key, "")
                 if branch not in self._watched or not entries:
                     continue
-                if late:
-                    held = self._late.get(branch)
-                    if held is None:
-                        continue
-                    self._late[branch] = (held[0], entries[-1][0], held[2])
-                else:
-                    self._watched[branch] = entries[-1][0]
                 read.setdefault(branch, []).extend(self._event(branch, i, f) for i, f in entries)
             for branch, events in read.items():
-                events.sort(key=lambda ev: ev.id)  # the two days' streams, in id order
+                events.sort(key=lambda ev: ev.id)
+                self._watched[branch] = f"{events[-1].id}-0"
+            for branch, events in read.items():
                 self._saw_epoch(events[-1].epoch)
                 self._publish(branch, events)
