@@ -312,7 +312,24 @@ class _Db:
             db.close()
 
 
-_SCHEMA = """
+_REPORT_COLUMNS = """\
+    branch TEXT NOT NULL,
+    day TEXT NOT NULL,
+    ticket_id TEXT NOT NULL,
+    queue_id TEXT NOT NULL,
+    queue_name TEXT NOT NULL,
+    lang TEXT,
+    issued_at TEXT NOT NULL,
+    issued_ts REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    device TEXT NOT NULL,
+    priority TEXT,
+    phone TEXT,
+    wait_min REAL,
+"""
+"""The columns of a report, in ``tickets`` and in ``conflicts``."""
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS counters (
     branch TEXT NOT NULL,
     day TEXT NOT NULL,
@@ -321,39 +338,13 @@ CREATE TABLE IF NOT EXISTS counters (
     PRIMARY KEY (branch, day, sequence)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tickets (
-    branch TEXT NOT NULL,
-    day TEXT NOT NULL,
-    ticket_id TEXT NOT NULL,
-    queue_id TEXT NOT NULL,
-    queue_name TEXT NOT NULL,
-    lang TEXT,
-    issued_at TEXT NOT NULL,
-    issued_ts REAL NOT NULL,
-    outcome TEXT NOT NULL,
-    device TEXT NOT NULL,
-    priority TEXT,
-    phone TEXT,
-    wait_min REAL,
-    PRIMARY KEY (branch, day, ticket_id)
+{_REPORT_COLUMNS}    PRIMARY KEY (branch, day, ticket_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tickets_in_order ON tickets (branch, day, issued_ts);
 CREATE INDEX IF NOT EXISTS tickets_by_queue ON tickets (branch, day, queue_id, issued_ts);
 CREATE INDEX IF NOT EXISTS tickets_by_phone ON tickets (phone) WHERE phone IS NOT NULL;
 CREATE TABLE IF NOT EXISTS conflicts (
-    branch TEXT NOT NULL,
-    day TEXT NOT NULL,
-    ticket_id TEXT NOT NULL,
-    queue_id TEXT NOT NULL,
-    queue_name TEXT NOT NULL,
-    lang TEXT,
-    issued_at TEXT NOT NULL,
-    issued_ts REAL NOT NULL,
-    outcome TEXT NOT NULL,
-    device TEXT NOT NULL,
-    priority TEXT,
-    phone TEXT,
-    wait_min REAL,
-    variant TEXT NOT NULL,
+{_REPORT_COLUMNS}    variant TEXT NOT NULL,
     PRIMARY KEY (branch, day, ticket_id, device, variant)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS conflicts_by_phone ON conflicts (phone) WHERE phone IS NOT NULL;

@@ -145,9 +145,9 @@ MIN_REPORTS = 100
 
 class ReportQuota:
     """Reports each device may still send, by device id: one a report that changed the
-    ledger (a new report, one kept beside another, a new outcome or phone token). A
-    report the ledger knew already costs nothing: replaying one cannot spend a device's
-    budget and block its real reports."""
+    ledger (a new report, one kept beside another, a new outcome). A report the ledger
+    knew already costs nothing: replaying one cannot spend a device's budget and block its
+    real reports."""
 
     def __init__(self, per_hour: int, clock: Callable[[], float] = time.monotonic) -> None:
         if per_hour < MIN_REPORTS:
