@@ -28,7 +28,7 @@ from kiosk.relay import ledger as ledger_module
 from kiosk.relay.ledger import RedisLedger
 from kiosk.relay.redis_store import BLOCK_MS, SOCKET_TIMEOUT_S, RedisStore
 from kiosk.relay.server import free_port
-from kiosk.relay.store import EPOCH_SPAN, Call
+from kiosk.relay.store import EPOCH_SPAN, Call, Replayed
 from tests.redis_helpers import RedisProcess
 from tests.relay_helpers import (
     BRANCH_A,
@@ -558,3 +558,40 @@ def test_ids_never_repeat_when_redis_loses_its_data_within_an_epochs_second(
         first, second, published = asyncio.run(scenario())
         assert second > first, f"ids went back: {first} then {second}"
         assert _screen_sees(published) == [first, second], published
+
+
+def test_a_jwt_call_whose_answer_was_lost_is_a_repeat_not_a_replay(redis_url: str) -> None:
+    """redis-py sends a command again after a connection error. When the error came after
+    the script had run (its answer lost), a JWT-signed call met its own JWT's key and was
+    answered 401 ``replayed_jwt``, although it was stored and shown: the provider saw a
+    refusal (a reviewing helper). The second sending is now a repeated delivery (200); a
+    real replay of the JWT is still refused."""
+    redis.Redis.from_url(redis_url).flushdb()
+    day = "2026-12-04"
+
+    async def scenario() -> tuple[object, int]:
+        store = RedisStore(redis_url, today=lambda branch: day)
+        real = store._redis.parse_response
+        lost: list[str] = []
+
+        async def parse_response(conn: object, command: str, **options: object) -> object:
+            answer = await real(conn, command, **options)
+            if command == "EVALSHA" and not lost:
+                lost.append(command)
+                raise redis.exceptions.ConnectionError("connection lost after the script ran")
+            return answer
+
+        store._redis.parse_response = parse_response
+        moment = time.time()
+        event = await store.add(Call(BRANCH_A, day, "call-1", "A-001", {"ticketId": "A-001"},
+                                     moment, replay_key="jwt:captured", replay_ttl_s=600))
+        with pytest.raises(Replayed):  # the same JWT a second later: a replay
+            await store.add(Call(BRANCH_A, day, "call-1", "A-001", {"ticketId": "A-001"},
+                                 moment + 1, replay_key="jwt:captured", replay_ttl_s=600))
+        stored = int(await store._redis.xlen(f"kiosk:relay:calls:{BRANCH_A}:{day}"))
+        await store.close()
+        assert lost == ["EVALSHA"], "the connection error was never raised"
+        return event, stored
+
+    event, stored = asyncio.run(scenario())
+    assert (event, stored) == (None, 1)
