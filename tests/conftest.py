@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,21 @@ FAST_RETRY = RetryPolicy(initial_delay_s=0.0, max_delay_s=0.0, jitter=0.0, max_r
 def _no_api_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VIDESK_API_KEY", raising=False)
     monkeypatch.delenv("KIOSK_CONFIG", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A test that runs a command in this process (``kiosk.logs.setup_logging``) leaves a
+    root handler writing to that test's captured stderr, closed once it ends: a relay
+    thread of a later test logging through it printed "--- Logging error ---" tracebacks
+    in CI's output. Such handlers are removed after each test (pytest's own stay)."""
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if type(handler) is logging.StreamHandler and handler not in before:
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 class FakeClock:
