@@ -595,3 +595,30 @@ def test_a_jwt_call_whose_answer_was_lost_is_a_repeat_not_a_replay(redis_url: st
 
     event, stored = asyncio.run(scenario())
     assert (event, stored) == (None, 1)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_a_screen_resuming_just_after_midnight_gets_the_calls_it_missed(
+        redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """A screen's connection drops at 23:59:50; a call is answered 201 at 23:59:58; the
+    screen resumes at 00:00:03 with its Last-Event-ID. Its backlog was read from the new
+    day's calls only: it never showed the one it missed (a reviewing helper). A resuming
+    screen now reads the days around."""
+    from datetime import UTC, datetime
+
+    from kiosk.relay import app as app_module
+    redis.Redis.from_url(redis_url).flushdb()
+    clock = [datetime(2026, 12, 4, 23, 59, 40, tzinfo=UTC).timestamp()]
+    monkeypatch.setattr(app_module, "now", lambda: clock[0])
+    base = RelaySettings(secrets=(SECRET,), displays={TOKEN_A: BRANCH_A},
+                         store=redis_url if kind == "redis" else "sqlite",
+                         sqlite_path=tmp_path / "relay.sqlite3", timezone="UTC")
+    with RelayServer(base) as relay:
+        first = event_id(post(relay.url, call_body("A-001", "c-1")))
+        clock[0] += 18  # 23:59:58: the screen (with first) is away
+        late = event_id(post(relay.url, call_body("A-002", "c-2")))
+        clock[0] += 5  # 00:00:03: it resumes
+        resumed = SseReader(relay.url, BRANCH_A, TOKEN_A, last_id=str(first)).start_connected()
+        after = event_id(post(relay.url, call_body("B-001", "c-3")))
+        got = [i for i, _ in resumed.take(2)]
+    assert got == [late, after]

@@ -43,7 +43,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -53,7 +53,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from kiosk.errors import StoreError
-from kiosk.relay.store import EPOCH_SPAN, Call, Event, Publish, Replayed
+from kiosk.relay.store import EPOCH_SPAN, Call, Event, Publish, Replayed, days_around
 from kiosk.tasks import cancel
 
 log = logging.getLogger(__name__)
@@ -229,13 +229,16 @@ class RedisStore:
                 self.on_epoch(old, epoch)
 
     async def since(self, branch: str, day: str, after: int | None, limit: int) -> list[Event]:
-        key = _stream(branch, day)
         try:
-            if after is None:
-                rows = list(reversed(await self._redis.xrevrange(key, count=limit)))
-            else:
-                rows = list(reversed(await self._redis.xrevrange(  # the newest ``limit``
-                    key, min=f"({after}-0", count=limit)))
+            if after is None:  # a new screen: the day's last calls
+                rows = list(reversed(await self._redis.xrevrange(_stream(branch, day),
+                                                                 count=limit)))
+            else:  # a screen resuming: what it missed, of the days around (store.days_around)
+                pipe = self._redis.pipeline(transaction=False)
+                for d in days_around(day):
+                    pipe.xrevrange(_stream(branch, d), min=f"({after}-0", count=limit)
+                rows = sorted((row for part in await pipe.execute() for row in part),
+                              key=lambda row: int(row[0].split("-", 1)[0]))[-limit:]
         except (RedisError, OSError) as exc:
             raise StoreError(f"Redis: {exc}") from None
         return [self._event(branch, entry_id, fields) for entry_id, fields in rows]
@@ -281,10 +284,9 @@ class RedisStore:
                 # ids grow per branch across days: one cursor for the day before's, the
                 # day's and the next day's streams (replicas' clocks differ; a call may
                 # store after its day ended), all read in one XREAD: in id order
-                today = date.fromisoformat(self._day(branch))
-                for day in (today - timedelta(days=1), today, today + timedelta(days=1)):
-                    streams[_stream(branch, day.isoformat())] = cursor
-                    names[_stream(branch, day.isoformat())] = branch
+                for day in days_around(self._day(branch)):
+                    streams[_stream(branch, day)] = cursor
+                    names[_stream(branch, day)] = branch
             try:
                 answer = await self._reader_conn.xread(streams, block=BLOCK_MS)
             except (RedisError, OSError) as exc:

@@ -62,6 +62,15 @@ DEDUP_NEAR_S = 300
 """Without a ``callId``: the same ticket to the same booth within this is one call."""
 
 
+def days_around(day: str) -> tuple[str, str, str]:
+    """The day before ``day`` (``YYYY-MM-DD``), it, and the day after: where a screen's
+    calls may be that it has not had. Ids grow per branch whatever the day; a call may be
+    stored just after the midnight of the day it took (a busy moment), or by a relay whose
+    clock is a little off. A screen resuming (``Last-Event-ID``) reads them all."""
+    d = date.fromisoformat(day)
+    return ((d - timedelta(days=1)).isoformat(), day, (d + timedelta(days=1)).isoformat())
+
+
 class Replayed(Exception):
     """The call's JWT was used before (a replay within its time window)."""
 
@@ -162,8 +171,9 @@ class Store(Protocol):
         :class:`Replayed` for a JWT used before; :class:`StoreError` when not stored."""
 
     async def since(self, branch: str, day: str, after: int | None, limit: int) -> list[Event]:
-        """The day's events of ``branch`` after id ``after`` (at most the newest ``limit``,
-        oldest first); without ``after``, the last ``limit`` ones."""
+        """The events of ``branch`` after id ``after`` on ``day`` and the days around it
+        (:func:`days_around`: what a resuming screen missed; at most the newest ``limit``,
+        oldest first); without ``after``, the last ``limit`` ones of ``day``."""
 
     async def watch(self, branch: str) -> None:
         """A screen of ``branch`` is about to read: make sure its new calls reach the hub."""
@@ -481,10 +491,11 @@ class SqliteStore:
         # A reader connection of its own: WAL lets it read while the writer commits.
         db = sqlite3.connect(self.path, check_same_thread=False)
         try:
+            days = days_around(day) if after is not None else (day, day, day)
             rows = db.execute(  # the newest ``limit`` after ``after``
-                "SELECT id, data, received FROM events WHERE branch = ? AND day = ? "
+                "SELECT id, data, received FROM events WHERE branch = ? AND day IN (?, ?, ?) "
                 "AND id > ? ORDER BY id DESC LIMIT ?",
-                (branch, day, -1 if after is None else after, limit)).fetchall()
+                (branch, *days, -1 if after is None else after, limit)).fetchall()
             rows.reverse()
         finally:
             db.close()
