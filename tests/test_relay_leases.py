@@ -191,19 +191,26 @@ def test_a_device_in_a_loop_cannot_burn_the_branchs_numbers(
     assert len(lines) == 1 and "lobby-1" in lines[0] and "429" in lines[0], lines
 
 
-def test_a_lease_the_store_did_not_hand_out_is_not_charged(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store fails a lease (503): what it took from the device's budget, or its free
-    first block of the day, is given back; the device's next ask is served."""
-    real = ledger_module.SqliteLedger.lease
-    fail = [True]
+def failing(monkeypatch: pytest.MonkeyPatch, method: str, at_first: bool) -> list[bool]:
+    """``SqliteLedger.<method>`` fails ("disk I/O error") while the list's one flag is
+    true (the test sets it)."""
+    real = getattr(ledger_module.SqliteLedger, method)
+    fail = [at_first]
 
     async def flaky(self: Any, *args: Any) -> Any:
         if fail[0]:
             raise ledger_module.StoreError("disk I/O error")
         return await real(self, *args)
 
-    monkeypatch.setattr(ledger_module.SqliteLedger, "lease", flaky)
+    monkeypatch.setattr(ledger_module.SqliteLedger, method, flaky)
+    return fail
+
+
+def test_a_lease_the_store_did_not_hand_out_is_not_charged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store fails a lease (503): what it took from the device's budget, or its free
+    first block of the day, is given back; the device's next ask is served."""
+    fail = failing(monkeypatch, "lease", at_first=True)
     with RelayServer(hub_settings(tmp_path, max_numbers_per_hour=1000)) as hub:
         assert lease(hub.url, KIOSK, count=1000).status_code == 503  # the free first
         fail[0] = False
@@ -281,15 +288,7 @@ def test_a_device_reporting_in_a_loop_cannot_fill_the_branchs_ledger(
     the relay took them, made the branch's ledger a 181 MB answer (a reviewing helper).
     Other devices keep their own budget; a report the store failed is not charged."""
     caplog.set_level(logging.INFO, logger="kiosk.relay")
-    real = ledger_module.SqliteLedger.report
-    fail = [False]
-
-    async def flaky(self: Any, *args: Any) -> Any:
-        if fail[0]:
-            raise ledger_module.StoreError("disk I/O error")
-        return await real(self, *args)
-
-    monkeypatch.setattr(ledger_module.SqliteLedger, "report", flaky)
+    fail = failing(monkeypatch, "report", at_first=False)
     with RelayServer(hub_settings(tmp_path, max_reports_per_hour=100)) as hub:
         for n in range(1, 100):
             assert _report(hub.url, KIOSK, f"A-{n:03d}", "lobby-1").status_code == 201

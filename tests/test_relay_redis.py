@@ -384,36 +384,19 @@ def test_a_call_that_took_its_day_before_the_branchs_midnight_still_reaches_the_
     """A webhook takes the branch's day as it arrives, and stores the call a moment later.
     One that arrived just before midnight and was stored after the reader moved to the
     new day's stream sat in the day before's, which nobody read any more: answered 201,
-    never on a screen. The reader reads the day before's stream a while longer."""
+    never on a screen. The reader reads the streams of the days around the branch's."""
     redis.Redis.from_url(redis_url).flushdb()
     today = ["2026-12-04"]
 
-    async def until(check: Callable[[], bool], what: str) -> None:
-        for _ in range(200):
-            if check():
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError(what)
-
     async def scenario() -> tuple[list[int], list[int]]:
-        store = RedisStore(redis_url, today=lambda branch: today[0])
-        got: list[int] = []
-        await store.watch(BRANCH_A)
-        await store.start(lambda branch, events: got.extend(ev.id for ev in events))
-
-        async def add(day: str, call_id: str, ticket: str) -> int:
-            event = await store.add(Call(BRANCH_A, day, call_id, ticket,
-                                         {"ticketId": ticket}, time.time()))
-            assert event is not None
-            return event.id
-
-        stored = [await add("2026-12-04", "call-1", "A-001")]
-        await until(lambda: got == stored, "the first call never reached the hub")
+        store, got = await _watching(redis_url, lambda branch: today[0])
+        stored = [await _add(store, "2026-12-04", "call-1", "A-001")]
+        await _until(lambda: got == stored, "the first call never reached the hub")
         today[0] = "2026-12-05"
         await asyncio.sleep(3 * BLOCK_MS / 1000)  # the reader reads the new day's now
-        stored.append(await add("2026-12-04", "call-2", "A-002"))  # its day: before midnight
-        stored.append(await add("2026-12-05", "call-3", "A-001"))
-        await until(lambda: len(got) >= 3, f"calls lost at midnight: {got} of {stored}")
+        stored.append(await _add(store, "2026-12-04", "call-2", "A-002"))  # its day: before
+        stored.append(await _add(store, "2026-12-05", "call-3", "A-001"))  # midnight
+        await _until(lambda: len(got) >= 3, f"calls lost at midnight: {got} of {stored}")
         await store.close()
         return stored, got
 
@@ -438,6 +421,15 @@ async def _add(store: RedisStore, day: str, call_id: str, ticket: str) -> int:
     return event.id
 
 
+async def _watching(url: str, today: Callable[[str], str]) -> tuple[RedisStore, list[int]]:
+    """A store whose reader follows branch A, and the ids it hands the hub, in order."""
+    store = RedisStore(url, today=today)
+    got: list[int] = []
+    await store.watch(BRANCH_A)
+    await store.start(lambda branch, events: got.extend(ev.id for ev in events))
+    return store, got
+
+
 async def _until(check: Callable[[], bool], what: str) -> None:
     for _ in range(250):
         if check():
@@ -457,10 +449,7 @@ def test_a_new_days_call_is_not_skipped_after_a_late_call_of_the_day_before(
     today = ["2026-12-04"]
 
     async def scenario() -> tuple[list[int], list[int]]:
-        store = RedisStore(redis_url, today=lambda branch: today[0])
-        got: list[int] = []
-        await store.watch(BRANCH_A)
-        await store.start(lambda branch, events: got.extend(ev.id for ev in events))
+        store, got = await _watching(redis_url, lambda branch: today[0])
         await asyncio.sleep(0.05)  # the reader waits on its XREAD
         stored = [await _add(store, "2026-12-05", "call-new", "B-001"),   # after midnight
                   await _add(store, "2026-12-04", "call-late", "A-099")]  # took its day before

@@ -368,6 +368,13 @@ def _priority_out(value: str | None) -> str | bool | None:
     return True if value == "true" else value
 
 
+def _data(report: Report) -> tuple[str, str, float, str | None, str | None]:
+    """What a device's retries of a report never change: its queue id and name, issued
+    instant, language and (stored) priority."""
+    return (report.queue_id, report.queue_name, report.issued_ts, report.lang,
+            _priority_in(report.priority))
+
+
 def _kind_of(report: Report, device: str, fixed: tuple[Any, ...], phone: str | None) -> str:
     """How ``report`` stands to the first report of its number (by ``device``, with its
     queue id and name, issued instant, lang and stored priority, and its phone hash): ``same``
@@ -378,8 +385,7 @@ def _kind_of(report: Report, device: str, fixed: tuple[Any, ...], phone: str | N
     change."""
     if device != report.device:
         return "other"
-    if fixed != (report.queue_id, report.queue_name, report.issued_ts, report.lang,
-                 _priority_in(report.priority)):
+    if fixed != _data(report):
         return "data"
     if phone and report.phone and phone != report.phone:
         return "phone"
@@ -393,8 +399,7 @@ def variant(report: Report, kind: str) -> str:
     ``phone``), so its own retries find it."""
     if kind == "other":
         return ""
-    data = [report.queue_id, report.queue_name, repr(report.issued_ts), report.lang,
-            _priority_in(report.priority)] + ([report.phone] if kind == "phone" else [])
+    data = [*_data(report), *([report.phone] if kind == "phone" else [])]
     return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
@@ -481,8 +486,8 @@ class SqliteLedger:
             row = db.execute("SELECT device, queue_id, queue_name, issued_ts, lang, priority, "
                              "phone FROM tickets WHERE branch = ? AND day = ? AND "
                              "ticket_id = ?", key).fetchone()
-            kind = "" if row is None else _kind_of(
-                report, str(row[0]), (row[1], row[2], row[3], row[4], row[5]), row[6])
+            kind = "" if row is None else _kind_of(report, str(row[0]), tuple(row[1:6]),
+                                                   row[6])
             first = "" if row is None or kind == "same" else str(row[0])
             table, other = (_CONFLICT, _FIRST) if first else (_FIRST, _CONFLICT)
             me = (*key, report.device, variant(report, kind)) if first else key

@@ -302,6 +302,5 @@ class RedisStore:
             for branch, events in read.items():
                 events.sort(key=lambda ev: ev.id)
                 self._watched[branch] = f"{events[-1].id}-0"
-            for branch, events in read.items():
                 self._saw_epoch(events[-1].epoch)
                 self._publish(branch, events)
